@@ -1,0 +1,189 @@
+/**
+ * The signaling protocol, version 1: every frame that crosses a room's WebSocket, defined once.
+ *
+ * The Worker validates client frames with `parseClientFrame` (see ./validate.ts) and sends only the
+ * server frames typed here; apps and the client library read the same types. Frames are JSON text.
+ */
+
+/** The subprotocol a client may offer; the server echoes it when offered (see `tokenSubprotocol`). */
+export const SIGNALING_SUBPROTOCOL = "relaykit.v1";
+
+/** Any value JSON can carry. `data` of signals and broadcasts is passed through untouched. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** A peer's app-defined description (display name, role…): a JSON object of bounded size. */
+export type PeerMeta = { [key: string]: JsonValue };
+
+export interface PeerInfo {
+  id: string;
+  meta: PeerMeta;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client → server
+
+/** Deliver `data` to one peer of the room (an SDP offer or answer, an ICE candidate…). */
+export interface SignalRequest {
+  type: "signal";
+  to: string;
+  data: JsonValue;
+}
+
+/** Deliver `data` to every other peer of the room. */
+export interface BroadcastRequest {
+  type: "broadcast";
+  data: JsonValue;
+}
+
+/** Replace the sender's metadata; the others are told with `peer-updated`. */
+export interface MetaRequest {
+  type: "meta";
+  data: PeerMeta;
+}
+
+/** Leave for good: the others see `peer-left` at once and the resume token stops working. */
+export interface LeaveRequest {
+  type: "leave";
+}
+
+/**
+ * Keep the connection alive. The exact text `{"type":"ping"}` is answered `{"type":"pong"}` by the
+ * runtime without waking the room; any other spelling of a ping is answered by the room itself.
+ */
+export interface PingRequest {
+  type: "ping";
+}
+
+export type ClientFrame = SignalRequest | BroadcastRequest | MetaRequest | LeaveRequest | PingRequest;
+
+/** The ping text the runtime answers on its own; clients should send exactly this. */
+export const PING_FRAME = '{"type":"ping"}';
+export const PONG_FRAME = '{"type":"pong"}';
+
+// ---------------------------------------------------------------------------------------------
+// Server → client
+
+export interface WelcomeFrame {
+  type: "welcome";
+  /** This connection's peer id: the join token's `sub`, or a random id in an open room. */
+  peerId: string;
+  /** Everyone else in the room, including peers that dropped and may still resume. */
+  peers: PeerInfo[];
+  /** Reconnect with `?resume=<resumeToken>` within `resumeGraceMs` to keep `peerId`. Single use. */
+  resumeToken: string;
+  /** True when this connection took over an earlier one of the same peer (no leave/join was seen). */
+  resumed: boolean;
+  /** Send a ping at least this often or the room closes the connection as stale. */
+  idleTimeoutMs: number;
+  /** How long a dropped peer may take to resume before the others are told it left. */
+  resumeGraceMs: number;
+}
+
+export interface PeerJoinedFrame {
+  type: "peer-joined";
+  peer: PeerInfo;
+}
+
+export interface PeerLeftFrame {
+  type: "peer-left";
+  peerId: string;
+}
+
+export interface PeerUpdatedFrame {
+  type: "peer-updated";
+  peer: PeerInfo;
+}
+
+export interface SignalFrame {
+  type: "signal";
+  /** Set by the room from the sender's connection; a client cannot choose it. */
+  from: string;
+  data: JsonValue;
+}
+
+export interface BroadcastFrame {
+  type: "broadcast";
+  from: string;
+  data: JsonValue;
+}
+
+export interface PongFrame {
+  type: "pong";
+}
+
+/** Stable error codes; `message` says in words what went wrong and what to do. */
+export const ERROR_CODES = [
+  /** The frame is not JSON, has an unknown type, or misses a field. The connection stays. */
+  "bad-message",
+  /** A signal named a peer that is not in the room. */
+  "peer-not-found",
+  /** A frame or the metadata is over its size limit. Oversized frames also close the connection (1009). */
+  "too-large",
+  /** The connection sends faster than its rate limit; the frame was dropped. */
+  "rate-limited",
+  /** The room is at capacity; the connection is closed with `CLOSE_CODES.roomFull`. */
+  "room-full",
+  /** Join refused for want of a valid token. Over HTTP this is a 401 before the upgrade. */
+  "unauthorized",
+  /** The target peer is away and its queue of pending signals is full; the signal was dropped. */
+  "queue-full",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface ErrorFrame {
+  type: "error";
+  code: ErrorCode;
+  message: string;
+}
+
+export type ServerFrame =
+  | WelcomeFrame
+  | PeerJoinedFrame
+  | PeerLeftFrame
+  | PeerUpdatedFrame
+  | SignalFrame
+  | BroadcastFrame
+  | PongFrame
+  | ErrorFrame;
+
+/** WebSocket close codes the room uses, so clients can tell why they were closed. */
+export const CLOSE_CODES = {
+  /** After `leave`. */
+  normal: 1000,
+  /** A flood of bad or rate-limited frames. Reconnecting right away is pointless. */
+  policyViolation: 1008,
+  /** A frame over the size limit. */
+  tooLarge: 1009,
+  /** A newer connection of the same peer took over (resume or the same token `sub`). Do not reconnect. */
+  replaced: 4001,
+  /** No frame and no ping within the idle timeout. The peer may resume within the grace period. */
+  stale: 4002,
+  /** The room is at capacity. */
+  roomFull: 4003,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Joining
+
+/** Room names: 1-64 characters of A-Z a-z 0-9 _ . - */
+export const ROOM_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+export function isValidRoomName(name: string): boolean {
+  return ROOM_NAME_PATTERN.test(name);
+}
+
+/**
+ * Browsers cannot set headers on a WebSocket, so a join token may ride in `Sec-WebSocket-Protocol`
+ * instead of the URL (where it would land in access logs): offer
+ * `[SIGNALING_SUBPROTOCOL, tokenSubprotocol(jwt)]` and the server answers with `SIGNALING_SUBPROTOCOL`.
+ */
+export const TOKEN_SUBPROTOCOL_PREFIX = "token.";
+
+export function tokenSubprotocol(token: string): string {
+  return TOKEN_SUBPROTOCOL_PREFIX + token;
+}
+
+/** The JSON body of every HTTP error the Worker answers. */
+export interface HttpErrorBody {
+  error: { code: string; message: string };
+}

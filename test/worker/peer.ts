@@ -1,0 +1,124 @@
+/**
+ * A test peer: a real WebSocket to the Worker running in workerd, with bounded waits for frames.
+ */
+import { exports } from "cloudflare:workers";
+import type { ServerFrame, WelcomeFrame } from "../../shared/signaling/protocol.js";
+
+export const WAIT_MS = 3_000;
+
+export interface Closed {
+  code: number;
+  reason: string;
+}
+
+export function roomUrl(room: string, query: Record<string, string> = {}): string {
+  const search = new URLSearchParams(query).toString();
+  return `http://relaykit.test/v1/rooms/${room}${search ? `?${search}` : ""}`;
+}
+
+/** Opens the upgrade request; the caller checks the response (101, 401, 426…). */
+export async function upgrade(url: string, headers: Record<string, string> = {}): Promise<Response> {
+  return exports.default.fetch(url, { headers: { Upgrade: "websocket", ...headers } });
+}
+
+export class TestPeer {
+  /** Every frame received, in order. */
+  readonly frames: ServerFrame[] = [];
+  private cursor = 0;
+  private wake: (() => void) | null = null;
+  closedWith: Closed | null = null;
+  readonly closed: Promise<Closed>;
+
+  private constructor(readonly ws: WebSocket, readonly response: Response) {
+    let resolveClosed!: (closed: Closed) => void;
+    this.closed = new Promise((resolve) => (resolveClosed = resolve));
+    ws.addEventListener("message", (event) => {
+      this.frames.push(JSON.parse(event.data as string) as ServerFrame);
+      this.wake?.();
+    });
+    ws.addEventListener("close", (event) => {
+      this.closedWith = { code: event.code, reason: event.reason };
+      resolveClosed(this.closedWith);
+      this.wake?.();
+    });
+    ws.accept();
+  }
+
+  static async connect(room: string, query: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<TestPeer> {
+    const response = await upgrade(roomUrl(room, query), headers);
+    if (response.status !== 101 || response.webSocket === null) {
+      throw new Error(`expected 101, got ${response.status}: ${await response.text()}`);
+    }
+    return new TestPeer(response.webSocket, response);
+  }
+
+  /** Connects and reads the welcome frame. */
+  static async join(room: string, query: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<{ peer: TestPeer; welcome: WelcomeFrame }> {
+    const peer = await TestPeer.connect(room, query, headers);
+    const welcome = await peer.next("welcome");
+    return { peer, welcome };
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  }
+
+  /** The next frame not yet read (optionally of one type, skipping none), waiting at most `timeoutMs`. */
+  async next<T extends ServerFrame["type"]>(type?: T, timeoutMs = WAIT_MS): Promise<Extract<ServerFrame, { type: T }>> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.cursor >= this.frames.length) {
+      if (this.closedWith !== null) throw new Error(`socket closed (${this.closedWith.code} ${this.closedWith.reason}) while waiting for ${type ?? "a frame"}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no ${type ?? "frame"} within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+    const frame = this.frames[this.cursor++]!;
+    if (type !== undefined && frame.type !== type) {
+      throw new Error(`expected a ${type} frame, got ${JSON.stringify(frame)}`);
+    }
+    return frame as Extract<ServerFrame, { type: T }>;
+  }
+
+  /** Asserts that nothing arrives for `ms`. */
+  async expectSilence(ms = 300): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    if (this.cursor < this.frames.length) {
+      throw new Error(`expected no frame, got ${JSON.stringify(this.frames.slice(this.cursor))}`);
+    }
+  }
+
+  /** Waits for the server to close the socket, at most `timeoutMs`. */
+  async waitClosed(timeoutMs = WAIT_MS): Promise<Closed> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`socket not closed within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.closed, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(code = 1000, reason = "bye"): void {
+    try {
+      this.ws.close(code, reason);
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** A fresh room name per test, so tests never share a room. */
+let roomCounter = 0;
+export function freshRoom(prefix = "room"): string {
+  roomCounter += 1;
+  return `${prefix}-${Date.now().toString(36)}-${roomCounter}`;
+}

@@ -1,0 +1,46 @@
+/**
+ * Every suite, one command (`npm test`):
+ * - `worker`: the signaling Worker in real workerd (vitest-pool-workers), with the production defaults
+ *   except a short resume grace period so presence tests need not wait 30 s.
+ * - `worker-idle`: the same Worker with a short idle timeout, for the stale-connection sweep. It is a
+ *   project of its own because a short timeout keeps waking the room, which the eviction test in
+ *   `worker` must not have.
+ * - `node`: Node-side tests (the local stack through `npm start`, and later the relay).
+ */
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+const wrangler = { configPath: "./wrangler.toml" };
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler,
+            miniflare: { bindings: { RESUME_GRACE_SECONDS: "2", PEER_IDLE_TIMEOUT_SECONDS: "60" } },
+          }),
+        ],
+        test: {
+          name: "worker",
+          include: ["test/worker/**/*.test.ts"],
+          exclude: ["test/worker/idle/**"],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler,
+            miniflare: { bindings: { RESUME_GRACE_SECONDS: "1", PEER_IDLE_TIMEOUT_SECONDS: "1.5" } },
+          }),
+        ],
+        test: { name: "worker-idle", include: ["test/worker/idle/**/*.test.ts"], testTimeout: 30_000 },
+      },
+      {
+        test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts"], testTimeout: 60_000 },
+      },
+    ],
+  },
+});

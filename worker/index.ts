@@ -1,0 +1,24 @@
+/**
+ * The Worker: a Hono app for the HTTP edge, and the Durable Object class that runs each room.
+ */
+import { Hono } from "hono";
+import { ConfigError } from "./config.js";
+import type { Env } from "./env.js";
+import { httpError } from "./http-error.js";
+import { rooms } from "./routes/rooms.js";
+
+export { SignalingRoom } from "./room/signaling-room.js";
+
+const app = new Hono<{ Bindings: Env }>();
+
+app.route("/", rooms);
+
+app.notFound((c) => httpError(c, 404, "not-found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}; rooms are at /v1/rooms/:room`));
+
+app.onError((error, c) => {
+  if (error instanceof ConfigError) return httpError(c, 500, "bad-config", error.message);
+  console.error(error);
+  return httpError(c, 500, "internal", "the Worker failed to handle this request; see its logs");
+});
+
+export default app;

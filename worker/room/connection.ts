@@ -1,0 +1,52 @@
+/**
+ * What the room remembers about one WebSocket, kept in its attachment so that it survives the
+ * object's eviction (fields of the object do not). Small by design: the runtime caps it at 16 KiB.
+ */
+import type { RoomConfig } from "../config.js";
+import { STRIKES_FORGIVEN_PER_SECOND } from "../config.js";
+import { fullBucket, takeToken, type TokenBucket } from "./token-bucket.js";
+
+export interface Connection {
+  peerId: string;
+  /** Which of the peer's connections this is: the roster names the current one. */
+  connId: string;
+  /** When the last frame reached the room (pings answered by the runtime are tracked by the runtime). */
+  lastFrameAt: number;
+  /** Frames the connection may still send right now. */
+  rate: TokenBucket;
+  /** Bad or rate-limited frames still tolerated before the connection is closed. */
+  patience: TokenBucket;
+}
+
+export function newConnection(peerId: string, connId: string, now: number, config: RoomConfig): Connection {
+  return {
+    peerId,
+    connId,
+    lastFrameAt: now,
+    rate: fullBucket(config.rateBurst, now),
+    patience: fullBucket(config.strikeLimit, now),
+  };
+}
+
+export function readConnection(ws: WebSocket): Connection | null {
+  return (ws.deserializeAttachment() as Connection | null) ?? null;
+}
+
+/** Spends one frame of the rate limit; false when the frame must be dropped. */
+export function spendRate(conn: Connection, now: number, config: RoomConfig): boolean {
+  const result = takeToken(conn.rate, now, config.rateBurst, config.ratePerSecond);
+  conn.rate = result.bucket;
+  return result.allowed;
+}
+
+/** Records a bad or rate-limited frame; false when patience has run out and the connection must close. */
+export function spendPatience(conn: Connection, now: number, config: RoomConfig): boolean {
+  const result = takeToken(conn.patience, now, config.strikeLimit, STRIKES_FORGIVEN_PER_SECOND);
+  conn.patience = result.bucket;
+  return result.allowed;
+}
+
+/** The last sign of life: a frame the room saw, or a ping the runtime answered while the room slept. */
+export function lastActivity(conn: Connection, autoResponseAt: Date | null): number {
+  return Math.max(conn.lastFrameAt, autoResponseAt?.getTime() ?? 0);
+}

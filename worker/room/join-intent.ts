@@ -1,0 +1,37 @@
+/**
+ * What the Worker has established about a join before handing the upgrade to the room: the
+ * verified identity (if any), the resume token offered, and the subprotocol to echo. It travels in
+ * one internal header on a request the Worker builds itself, so a client can never set it.
+ */
+import type { PeerMeta } from "../../shared/signaling/protocol.js";
+
+export interface JoinIntent {
+  /** The join token's `sub`; absent in open rooms, where the room picks a random id. */
+  peerId?: string;
+  /** The join token's `meta` claim. */
+  meta?: PeerMeta;
+  /** `?resume=`: the token from an earlier welcome. */
+  resumeToken?: string;
+  /** The subprotocol to answer with, when the client offered it. */
+  subprotocol?: string;
+}
+
+const JOIN_INTENT_HEADER = "X-Relaykit-Join";
+
+/** The request the Worker sends to the room's object: only the upgrade and the intent. */
+export function joinRequest(intent: JoinIntent): Request {
+  return new Request("https://room.internal/join", {
+    headers: { Upgrade: "websocket", [JOIN_INTENT_HEADER]: JSON.stringify(intent) },
+  });
+}
+
+export function readJoinIntent(request: Request): JoinIntent | null {
+  const header = request.headers.get(JOIN_INTENT_HEADER);
+  if (header === null || request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return null;
+  try {
+    const value: unknown = JSON.parse(header);
+    return typeof value === "object" && value !== null ? (value as JoinIntent) : null;
+  } catch {
+    return null;
+  }
+}

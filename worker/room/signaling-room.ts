@@ -1,0 +1,276 @@
+/**
+ * One signaling room: a Durable Object holding the room's WebSockets through the Hibernation API.
+ *
+ * Written as if memory could vanish between any two events, because it does: the runtime evicts an
+ * idle object while its sockets stay open. Who is in the room lives in SQLite (./roster.ts), what a
+ * socket is lives in its attachment (./connection.ts), and each socket is tagged with its peer id.
+ * The object keeps no state of its own beyond the parsed config and the storage handle.
+ */
+import { DurableObject } from "cloudflare:workers";
+import {
+  CLOSE_CODES,
+  PING_FRAME,
+  PONG_FRAME,
+  type ErrorCode,
+  type ServerFrame,
+} from "../../shared/signaling/protocol.js";
+import { MAX_PEER_ID_LENGTH } from "../../shared/signaling/join-token.js";
+import { parseClientFrame, utf8ByteLength, type FrameLimits } from "../../shared/signaling/validate.js";
+import { readRoomConfig, type RoomConfig } from "../config.js";
+import type { Env } from "../env.js";
+import { lastActivity, newConnection, readConnection, spendPatience, spendRate, type Connection } from "./connection.js";
+import { readJoinIntent, type JoinIntent } from "./join-intent.js";
+import { Roster, type PeerRecord } from "./roster.js";
+
+const OPEN = 1; // WebSocket.READY_STATE_OPEN
+
+function send(ws: WebSocket, frame: ServerFrame | string): void {
+  try {
+    ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  } catch {
+    // The socket closed under us; its close event does the bookkeeping.
+  }
+}
+
+function sendError(ws: WebSocket, code: ErrorCode, message: string): void {
+  send(ws, { type: "error", code, message });
+}
+
+function closeSocket(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // Already closed.
+  }
+}
+
+/** A resume token: 128 random bits, base64url. */
+function newResumeToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function upgradeResponse(client: WebSocket, subprotocol: string | undefined): Response {
+  const headers = subprotocol ? { "Sec-WebSocket-Protocol": subprotocol } : undefined;
+  return new Response(null, { status: 101, webSocket: client, headers });
+}
+
+export class SignalingRoom extends DurableObject<Env> {
+  private readonly config: RoomConfig;
+  private readonly limits: FrameLimits;
+  private readonly roster: Roster;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.config = readRoomConfig(env);
+    this.limits = { maxMetaBytes: this.config.maxMetaBytes, maxPeerIdLength: MAX_PEER_ID_LENGTH };
+    this.roster = new Roster(ctx.storage.sql);
+    // Pings are answered by the runtime, so a quiet room can stay evicted while its peers keep alive.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Lifecycle: join, frame, close, sweep
+
+  override async fetch(request: Request): Promise<Response> {
+    const intent = readJoinIntent(request);
+    if (intent === null) return new Response("rooms are joined through the Worker's /v1/rooms/:room", { status: 400 });
+
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    const now = Date.now();
+    const returning = this.findReturningPeer(intent);
+    if (returning === null && this.roster.count() >= this.config.capacity) {
+      // Accepted only to say why, then closed: nobody in the room notices.
+      server.accept();
+      sendError(server, "room-full", `the room is full (${this.config.capacity} peers); try again later or use another room`);
+      closeSocket(server, CLOSE_CODES.roomFull, "room full");
+      return upgradeResponse(client, intent.subprotocol);
+    }
+
+    const peerId = returning?.id ?? intent.peerId ?? crypto.randomUUID();
+    const connId = crypto.randomUUID();
+    const resumeToken = newResumeToken();
+    if (returning !== null) {
+      for (const old of this.ctx.getWebSockets(peerId)) {
+        closeSocket(old, CLOSE_CODES.replaced, "replaced by a newer connection of this peer");
+      }
+      this.roster.reconnect(peerId, connId, resumeToken);
+    } else {
+      this.roster.add({ id: peerId, meta: intent.meta ?? {}, resumeToken, connId });
+    }
+
+    this.ctx.acceptWebSocket(server, [peerId]);
+    server.serializeAttachment(newConnection(peerId, connId, now, this.config));
+    send(server, {
+      type: "welcome",
+      peerId,
+      peers: this.roster.list().filter((peer) => peer.id !== peerId),
+      resumeToken,
+      resumed: returning !== null,
+      idleTimeoutMs: this.config.idleTimeoutMs,
+      resumeGraceMs: this.config.resumeGraceMs,
+    });
+    if (returning === null) {
+      this.sendToOthers(peerId, { type: "peer-joined", peer: { id: peerId, meta: intent.meta ?? {} } });
+    } else {
+      // Signals that arrived while the peer was away, oldest first, before anything new.
+      for (const frame of this.roster.takePending(peerId, now - this.config.resumeGraceMs)) send(server, frame);
+    }
+    await this.scheduleSweep(now);
+    return upgradeResponse(client, intent.subprotocol);
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const conn = readConnection(ws);
+    if (conn === null) return;
+    const now = Date.now();
+    conn.lastFrameAt = now;
+
+    const size = typeof message === "string" ? utf8ByteLength(message) : message.byteLength;
+    if (size > this.config.maxFrameBytes) {
+      sendError(ws, "too-large", `a frame of ${size} bytes is over the ${this.config.maxFrameBytes}-byte limit`);
+      return this.drop(ws, conn, CLOSE_CODES.tooLarge, "frame too large", now);
+    }
+    if (!spendRate(conn, now, this.config)) {
+      return this.strike(ws, conn, now, "rate-limited", `slow down: at most ${this.config.ratePerSecond} frames per second (bursts of ${this.config.rateBurst})`);
+    }
+    if (typeof message !== "string") {
+      return this.strike(ws, conn, now, "bad-message", "frames must be JSON text, not binary");
+    }
+    const parsed = parseClientFrame(message, this.limits);
+    if (!parsed.ok && parsed.code === "bad-message") return this.strike(ws, conn, now, parsed.code, parsed.message);
+    ws.serializeAttachment(conn);
+    if (!parsed.ok) return sendError(ws, parsed.code, parsed.message);
+
+    const frame = parsed.frame;
+    switch (frame.type) {
+      case "ping":
+        return send(ws, PONG_FRAME);
+      case "signal":
+        return this.relaySignal(ws, conn, frame.to, JSON.stringify({ type: "signal", from: conn.peerId, data: frame.data }), now);
+      case "broadcast":
+        return this.sendToOthers(conn.peerId, { type: "broadcast", from: conn.peerId, data: frame.data });
+      case "meta":
+        this.roster.setMeta(conn.peerId, frame.data);
+        return this.sendToOthers(conn.peerId, { type: "peer-updated", peer: { id: conn.peerId, meta: frame.data } });
+      case "leave":
+        this.roster.remove(conn.peerId);
+        closeSocket(ws, CLOSE_CODES.normal, "left");
+        this.sendToOthers(conn.peerId, { type: "peer-left", peerId: conn.peerId });
+        return this.scheduleSweep(now);
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Complete the closing handshake; 1005/1006 describe a close without a code and cannot be sent.
+    closeSocket(ws, code === 1005 || code === 1006 ? CLOSE_CODES.normal : code, reason);
+    await this.connectionEnded(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    await this.connectionEnded(ws);
+  }
+
+  /** The sweep: close stale connections, and announce peers whose grace period is over. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    for (const ws of this.ctx.getWebSockets()) {
+      const conn = readConnection(ws);
+      if (conn === null || ws.readyState !== OPEN) continue;
+      if (now - lastActivity(conn, this.ctx.getWebSocketAutoResponseTimestamp(ws)) >= this.config.idleTimeoutMs) {
+        this.markAway(conn, now);
+        closeSocket(ws, CLOSE_CODES.stale, "idle timeout: no frame or ping");
+      }
+    }
+    for (const peerId of this.roster.awaySinceAtOrBefore(now - this.config.resumeGraceMs)) {
+      this.roster.remove(peerId);
+      this.sendToOthers(peerId, { type: "peer-left", peerId });
+    }
+    await this.scheduleSweep(now);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Helpers
+
+  /** The roster entry a join takes over: by resume token, or by the token's subject. */
+  private findReturningPeer(intent: JoinIntent): PeerRecord | null {
+    if (intent.resumeToken) {
+      const byToken = this.roster.byResumeToken(intent.resumeToken);
+      if (byToken !== null && (intent.peerId === undefined || byToken.id === intent.peerId)) return byToken;
+    }
+    return intent.peerId === undefined ? null : this.roster.get(intent.peerId);
+  }
+
+  /** Open sockets of other peers; a replaced or closing socket is never a recipient. */
+  private sendToOthers(exceptPeerId: string, frame: ServerFrame): void {
+    const text = JSON.stringify(frame);
+    for (const ws of this.ctx.getWebSockets()) {
+      if (ws.readyState !== OPEN) continue;
+      const conn = readConnection(ws);
+      if (conn !== null && conn.peerId !== exceptPeerId) send(ws, text);
+    }
+  }
+
+  /** The peer's current connection, if it is open. */
+  private currentSocket(peer: PeerRecord): WebSocket | null {
+    if (peer.connId === null) return null;
+    for (const ws of this.ctx.getWebSockets(peer.id)) {
+      if (ws.readyState === OPEN && readConnection(ws)?.connId === peer.connId) return ws;
+    }
+    return null;
+  }
+
+  private relaySignal(ws: WebSocket, conn: Connection, to: string, frame: string, now: number): void {
+    const target = to === conn.peerId ? null : this.roster.get(to);
+    if (target === null) {
+      return sendError(ws, "peer-not-found", `no peer ${JSON.stringify(to)} in this room; the welcome and peer-joined frames list who is here`);
+    }
+    const socket = this.currentSocket(target);
+    if (socket !== null) return send(socket, frame);
+    // Away: keep it for the resume, in order, up to the limit.
+    if (this.roster.pendingCount(to) >= this.config.resumeQueueLimit) {
+      return sendError(ws, "queue-full", `peer ${JSON.stringify(to)} is reconnecting and already has ${this.config.resumeQueueLimit} signals waiting; this one was dropped`);
+    }
+    this.roster.enqueue(to, frame, now);
+  }
+
+  /** A bad or rate-limited frame: say so, and close the connection once patience runs out. */
+  private async strike(ws: WebSocket, conn: Connection, now: number, code: ErrorCode, message: string): Promise<void> {
+    sendError(ws, code, message);
+    if (spendPatience(conn, now, this.config)) return ws.serializeAttachment(conn);
+    return this.drop(ws, conn, CLOSE_CODES.policyViolation, "too many bad or rate-limited frames", now);
+  }
+
+  /** The room closes a connection; the peer may still resume within its grace period. */
+  private async drop(ws: WebSocket, conn: Connection, code: number, reason: string, now: number): Promise<void> {
+    this.markAway(conn, now);
+    closeSocket(ws, code, reason);
+    await this.scheduleSweep(now);
+  }
+
+  private markAway(conn: Connection, now: number): void {
+    this.roster.markAway(conn.peerId, conn.connId, now);
+  }
+
+  private async connectionEnded(ws: WebSocket): Promise<void> {
+    const conn = readConnection(ws);
+    if (conn === null) return;
+    const now = Date.now();
+    this.markAway(conn, now);
+    await this.scheduleSweep(now);
+  }
+
+  /** Sets the alarm to the next moment something may be due: a connection going stale or a grace period ending. */
+  private async scheduleSweep(now: number): Promise<void> {
+    let next = Number.POSITIVE_INFINITY;
+    for (const ws of this.ctx.getWebSockets()) {
+      const conn = readConnection(ws);
+      if (conn === null || ws.readyState !== OPEN) continue;
+      next = Math.min(next, lastActivity(conn, this.ctx.getWebSocketAutoResponseTimestamp(ws)) + this.config.idleTimeoutMs);
+    }
+    const earliestAway = this.roster.earliestAway();
+    if (earliestAway !== null) next = Math.min(next, earliestAway + this.config.resumeGraceMs);
+    if (next === Number.POSITIVE_INFINITY) return this.ctx.storage.deleteAlarm();
+    return this.ctx.storage.setAlarm(Math.max(next, now + 1));
+  }
+}

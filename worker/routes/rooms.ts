@@ -1,0 +1,64 @@
+/**
+ * `GET /v1/rooms/:room` with `Upgrade: websocket`: checks the room name, the upgrade and the join
+ * token here at the edge, then hands the upgrade to the room's Durable Object. Nothing reaches a
+ * room that the Worker has not vetted: refusals happen before any socket is accepted.
+ */
+import { Hono } from "hono";
+import { verifyJoinToken } from "../../shared/signaling/join-token.js";
+import {
+  SIGNALING_SUBPROTOCOL,
+  TOKEN_SUBPROTOCOL_PREFIX,
+  isValidRoomName,
+} from "../../shared/signaling/protocol.js";
+import { readRoomConfig } from "../config.js";
+import type { Env } from "../env.js";
+import { httpError } from "../http-error.js";
+import { joinRequest, type JoinIntent } from "../room/join-intent.js";
+
+export const rooms = new Hono<{ Bindings: Env }>();
+
+/** Splits `Sec-WebSocket-Protocol` into the token carrier (if any) and the subprotocols offered. */
+function readSubprotocols(header: string | undefined): { offered: string[]; token?: string } {
+  const offered = (header ?? "").split(",").map((p) => p.trim()).filter((p) => p.length > 0);
+  const carrier = offered.find((p) => p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
+  return carrier === undefined ? { offered } : { offered, token: carrier.slice(TOKEN_SUBPROTOCOL_PREFIX.length) };
+}
+
+rooms.get("/v1/rooms/:room", async (c) => {
+  const room = c.req.param("room");
+  if (!isValidRoomName(room)) {
+    return httpError(c, 400, "bad-room", "room names are 1-64 characters of A-Z a-z 0-9 _ . -");
+  }
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+    return httpError(c, 426, "upgrade-required", "this endpoint is a WebSocket: connect with Upgrade: websocket");
+  }
+  const config = readRoomConfig(c.env);
+
+  const protocols = readSubprotocols(c.req.header("Sec-WebSocket-Protocol"));
+  const intent: JoinIntent = {};
+  if (protocols.offered.length > 0) {
+    // A browser fails the connection unless the server picks one of the subprotocols it offered.
+    if (!protocols.offered.includes(SIGNALING_SUBPROTOCOL)) {
+      return httpError(c, 400, "bad-subprotocol", `offer the subprotocol ${SIGNALING_SUBPROTOCOL} (with the token, if any, as ${TOKEN_SUBPROTOCOL_PREFIX}<jwt>)`);
+    }
+    intent.subprotocol = SIGNALING_SUBPROTOCOL;
+  }
+
+  const secret = c.env.JOIN_SECRET;
+  if (secret) {
+    const token = c.req.query("token") ?? protocols.token;
+    if (!token) {
+      return httpError(c, 401, "unauthorized", `this room needs a join token: pass ?token=<jwt> or offer the subprotocol ${TOKEN_SUBPROTOCOL_PREFIX}<jwt>`);
+    }
+    const checked = await verifyJoinToken(token, secret, room, config.maxMetaBytes);
+    if (!checked.ok) return httpError(c, 401, "unauthorized", checked.message);
+    intent.peerId = checked.claims.sub;
+    if (checked.claims.meta !== undefined) intent.meta = checked.claims.meta;
+  }
+
+  const resume = c.req.query("resume");
+  if (resume) intent.resumeToken = resume;
+
+  const stub = c.env.ROOMS.get(c.env.ROOMS.idFromName(room));
+  return stub.fetch(joinRequest(intent));
+});
