@@ -34,7 +34,7 @@ export const ROOM_DEFAULTS: RoomConfig = {
   resumeGraceMs: 30_000,
   resumeQueueLimit: 64,
   rateBurst: 100,
-  ratePerSecond: 20,
+  ratePerSecond: 25,
   strikeLimit: 20,
 };
 

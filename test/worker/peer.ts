@@ -1,8 +1,11 @@
 /**
  * A test peer: a real WebSocket to the Worker running in workerd, with bounded waits for frames.
  */
-import { exports } from "cloudflare:workers";
+import { createExecutionContext } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
 import type { ServerFrame, WelcomeFrame } from "../../shared/signaling/protocol.js";
+import worker from "../../worker/index.js";
+import type { Env } from "../../worker/env.js";
 
 export const WAIT_MS = 3_000;
 
@@ -16,9 +19,22 @@ export function roomUrl(room: string, query: Record<string, string> = {}): strin
   return `http://relaykit.test/v1/rooms/${room}${search ? `?${search}` : ""}`;
 }
 
-/** Opens the upgrade request; the caller checks the response (101, 401, 426…). */
-export async function upgrade(url: string, headers: Record<string, string> = {}): Promise<Response> {
-  return exports.default.fetch(url, { headers: { Upgrade: "websocket", ...headers } });
+export interface ConnectOptions {
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  /**
+   * Variables to set for the Worker's edge only (e.g. JOIN_SECRET). The request then goes to the
+   * Worker's Hono app with the real bindings plus these; the room objects are the same real ones.
+   */
+  vars?: Partial<Env>;
+}
+
+/** Sends the upgrade request; the caller checks the response (101, 401, 426…). */
+export async function upgrade(room: string, options: ConnectOptions = {}): Promise<Response> {
+  const init = { headers: { Upgrade: "websocket", ...options.headers } };
+  const url = roomUrl(room, options.query);
+  if (options.vars === undefined) return exports.default.fetch(url, init);
+  return worker.fetch(new Request(url, init), { ...(env as Env), ...options.vars }, createExecutionContext());
 }
 
 export class TestPeer {
@@ -44,8 +60,8 @@ export class TestPeer {
     ws.accept();
   }
 
-  static async connect(room: string, query: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<TestPeer> {
-    const response = await upgrade(roomUrl(room, query), headers);
+  static async connect(room: string, options: ConnectOptions = {}): Promise<TestPeer> {
+    const response = await upgrade(room, options);
     if (response.status !== 101 || response.webSocket === null) {
       throw new Error(`expected 101, got ${response.status}: ${await response.text()}`);
     }
@@ -53,8 +69,8 @@ export class TestPeer {
   }
 
   /** Connects and reads the welcome frame. */
-  static async join(room: string, query: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<{ peer: TestPeer; welcome: WelcomeFrame }> {
-    const peer = await TestPeer.connect(room, query, headers);
+  static async join(room: string, options: ConnectOptions = {}): Promise<{ peer: TestPeer; welcome: WelcomeFrame }> {
+    const peer = await TestPeer.connect(room, options);
     const welcome = await peer.next("welcome");
     return { peer, welcome };
   }
