@@ -1,7 +1,11 @@
-// `env` from "cloudflare:workers" in tests is the Worker's own Env.
-declare namespace Cloudflare {
-  interface Env extends import("../../worker/env.js").Env {}
-  interface GlobalProps {
-    mainModule: typeof import("../../worker/index.js");
+// Types for "cloudflare:workers" in tests: `env` is the Worker's Env, `exports` its main module.
+import type { Env as WorkerEnv } from "../../worker/env.js";
+
+declare global {
+  namespace Cloudflare {
+    interface Env extends WorkerEnv {}
+    interface GlobalProps {
+      mainModule: typeof import("../../worker/index.js");
+    }
   }
 }

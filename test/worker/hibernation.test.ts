@@ -13,9 +13,14 @@ describe("hibernation", () => {
     const b = await TestPeer.join(room);
     await a.peer.next("peer-joined");
     const stub = env.ROOMS.get(env.ROOMS.idFromName(room));
+    const marked = (instance: unknown) => (instance as Record<symbol, boolean>)[EVICTED] === true;
     await runInDurableObject(stub, (instance) => {
       (instance as unknown as Record<symbol, boolean>)[EVICTED] = true;
     });
+    // Control: while the room is busy the instance, and so the mark, stays.
+    a.peer.send({ type: "broadcast", data: "before" });
+    expect((await b.peer.next("broadcast")).data).toBe("before");
+    expect(await runInDurableObject(stub, marked)).toBe(true);
 
     // Keep both peers alive with pings the runtime answers itself, for longer than the ~10 s idle eviction.
     for (let i = 0; i < 13; i++) {
@@ -25,10 +30,21 @@ describe("hibernation", () => {
       expect(await a.peer.next("pong")).toEqual({ type: "pong" });
       expect(await b.peer.next("pong")).toEqual({ type: "pong" });
     }
-    const sameInstance = await runInDurableObject(stub, (instance) => (instance as unknown as Record<symbol, boolean>)[EVICTED] === true);
-    expect(sameInstance).toBe(false);
+    // A fresh instance: the old one, and every field it had, is gone.
+    expect(await runInDurableObject(stub, marked)).toBe(false);
 
+    // Roster, peer ids and per-connection state came back from storage and attachments.
     a.peer.send({ type: "signal", to: b.welcome.peerId, data: "after eviction" });
     expect(await b.peer.next("signal")).toEqual({ type: "signal", from: a.welcome.peerId, data: "after eviction" });
+    b.peer.send({ type: "meta", data: { name: "Bea" } });
+    expect(await a.peer.next("peer-updated")).toEqual({ type: "peer-updated", peer: { id: b.welcome.peerId, meta: { name: "Bea" } } });
+    const c = await TestPeer.join(room);
+    expect(c.welcome.peers).toEqual([
+      { id: a.welcome.peerId, meta: {} },
+      { id: b.welcome.peerId, meta: { name: "Bea" } },
+    ]);
+    expect(await a.peer.next("peer-joined")).toMatchObject({ peer: { id: c.welcome.peerId } });
+    b.peer.send({ type: "leave" });
+    expect(await a.peer.next("peer-left")).toEqual({ type: "peer-left", peerId: b.welcome.peerId });
   }, 40_000);
 });

@@ -79,7 +79,7 @@ export class TestPeer {
     this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
   }
 
-  /** The next frame not yet read (optionally of one type, skipping none), waiting at most `timeoutMs`. */
+  /** The next frame not yet read, which must be of `type` if given, waiting at most `timeoutMs`. */
   async next<T extends ServerFrame["type"]>(type?: T, timeoutMs = WAIT_MS): Promise<Extract<ServerFrame, { type: T }>> {
     const deadline = Date.now() + timeoutMs;
     while (this.cursor >= this.frames.length) {
@@ -96,6 +96,8 @@ export class TestPeer {
       this.wake = null;
     }
     const frame = this.frames[this.cursor++]!;
+    // Pongs are keep-alive noise unless a pong is what the test waits for.
+    if (frame.type === "pong" && type !== "pong") return this.next(type, Math.max(1, deadline - Date.now()));
     if (type !== undefined && frame.type !== type) {
       throw new Error(`expected a ${type} frame, got ${JSON.stringify(frame)}`);
     }
@@ -105,21 +107,22 @@ export class TestPeer {
   /** Asserts that nothing arrives for `ms`. */
   async expectSilence(ms = 300): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, ms));
-    if (this.cursor < this.frames.length) {
-      throw new Error(`expected no frame, got ${JSON.stringify(this.frames.slice(this.cursor))}`);
+    const unread = this.frames.slice(this.cursor).filter((frame) => frame.type !== "pong");
+    if (unread.length > 0) {
+      throw new Error(`expected no frame, got ${JSON.stringify(unread)}`);
     }
   }
 
   /** Waits for the server to close the socket, at most `timeoutMs`. */
   async waitClosed(timeoutMs = WAIT_MS): Promise<Closed> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: ReturnType<typeof setTimeout> | null = null;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`socket not closed within ${timeoutMs} ms`)), timeoutMs);
     });
     try {
       return await Promise.race([this.closed, timeout]);
     } finally {
-      clearTimeout(timer);
+      if (timer !== null) clearTimeout(timer);
     }
   }
 

@@ -1,0 +1,126 @@
+/**
+ * Reconnecting: a dropped peer keeps its id and its pending signals for the grace period (2 s in
+ * this suite), and a second connection of the same peer replaces the first.
+ */
+import { describe, expect, it } from "vitest";
+import { mintJoinToken } from "../../shared/signaling/join-token.js";
+import { CLOSE_CODES } from "../../shared/signaling/protocol.js";
+import { TestPeer, freshRoom } from "./peer.js";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function roomWithTwo() {
+  const room = freshRoom("resume");
+  const a = await TestPeer.join(room);
+  const b = await TestPeer.join(room);
+  await a.peer.next("peer-joined");
+  return { room, a, b };
+}
+
+describe("resume", () => {
+  it("gives a returning peer its id back and delivers what was sent meanwhile, in order, with no leave or join seen", async () => {
+    const { room, a, b } = await roomWithTwo();
+    b.peer.close(4000, "network changed");
+    await sleep(300);
+    for (let i = 1; i <= 3; i++) {
+      a.peer.send({ type: "signal", to: b.welcome.peerId, data: { candidate: i } });
+      await sleep(50);
+    }
+    await a.peer.expectSilence(200); // queued, not refused
+
+    const back = await TestPeer.join(room, { query: { resume: b.welcome.resumeToken } });
+    expect(back.welcome.peerId).toBe(b.welcome.peerId);
+    expect(back.welcome.resumed).toBe(true);
+    expect(back.welcome.peers).toEqual([{ id: a.welcome.peerId, meta: {} }]);
+    expect(back.welcome.resumeToken).not.toBe(b.welcome.resumeToken);
+    for (let i = 1; i <= 3; i++) {
+      expect(await back.peer.next("signal")).toEqual({ type: "signal", from: a.welcome.peerId, data: { candidate: i } });
+    }
+    // Nothing more was queued, and the others never saw the peer leave or join.
+    await back.peer.expectSilence(300);
+    await a.peer.expectSilence(2_200);
+    a.peer.send({ type: "signal", to: b.welcome.peerId, data: "live again" });
+    expect((await back.peer.next("signal")).data).toBe("live again");
+  });
+
+  it("makes each resume token single-use", async () => {
+    const { room, b } = await roomWithTwo();
+    b.peer.close(4000, "drop");
+    await sleep(200);
+    const back = await TestPeer.join(room, { query: { resume: b.welcome.resumeToken } });
+    expect(back.welcome.resumed).toBe(true);
+    const replay = await TestPeer.join(room, { query: { resume: b.welcome.resumeToken } });
+    expect(replay.welcome.resumed).toBe(false);
+    expect(replay.welcome.peerId).not.toBe(b.welcome.peerId);
+    // The replay joined as somebody new; the resumed connection was not replaced.
+    expect(await back.peer.next("peer-joined")).toMatchObject({ peer: { id: replay.welcome.peerId } });
+    await back.peer.expectSilence(200);
+    expect(back.peer.closedWith).toBeNull();
+  });
+
+  it("treats a token presented after the grace period as a new peer, after the others saw the old one leave", async () => {
+    const { room, a, b } = await roomWithTwo();
+    b.peer.close(4000, "drop");
+    expect(await a.peer.next("peer-left", 4_000)).toEqual({ type: "peer-left", peerId: b.welcome.peerId });
+    const late = await TestPeer.join(room, { query: { resume: b.welcome.resumeToken } });
+    expect(late.welcome.resumed).toBe(false);
+    expect(late.welcome.peerId).not.toBe(b.welcome.peerId);
+    expect((await a.peer.next("peer-joined")).peer.id).toBe(late.welcome.peerId);
+    // Signals to the departed peer are now refused.
+    a.peer.send({ type: "signal", to: b.welcome.peerId, data: 1 });
+    expect((await a.peer.next("error")).code).toBe("peer-not-found");
+  });
+
+  it("keeps at most RESUME_QUEUE_LIMIT (64) signals for an away peer and says queue-full beyond", async () => {
+    const { room, a, b } = await roomWithTwo();
+    b.peer.close(4000, "drop");
+    await sleep(300);
+    for (let i = 0; i < 66; i++) a.peer.send({ type: "signal", to: b.welcome.peerId, data: i });
+    const errors = [await a.peer.next("error"), await a.peer.next("error")];
+    expect(errors.map((e) => e.code)).toEqual(["queue-full", "queue-full"]);
+    await a.peer.expectSilence(200);
+    const back = await TestPeer.join(room, { query: { resume: b.welcome.resumeToken } });
+    for (let i = 0; i < 64; i++) await back.peer.next("signal");
+    await back.peer.expectSilence(300);
+  });
+
+  it("ignores a resume token from another room", async () => {
+    const { b } = await roomWithTwo();
+    const elsewhere = await TestPeer.join(freshRoom("other"), { query: { resume: b.welcome.resumeToken } });
+    expect(elsewhere.welcome.resumed).toBe(false);
+    expect(elsewhere.welcome.peerId).not.toBe(b.welcome.peerId);
+  });
+});
+
+describe("a second connection of the same peer", () => {
+  it("replaces the first when it resumes while the first is still open", async () => {
+    const { room, a, b } = await roomWithTwo();
+    const second = await TestPeer.join(room, { query: { resume: b.welcome.resumeToken } });
+    expect(second.welcome.peerId).toBe(b.welcome.peerId);
+    expect(second.welcome.resumed).toBe(true);
+    const closed = await b.peer.waitClosed();
+    expect(closed.code).toBe(CLOSE_CODES.replaced);
+    a.peer.send({ type: "signal", to: b.welcome.peerId, data: "to the new one" });
+    a.peer.send({ type: "broadcast", data: "to all" });
+    expect((await second.peer.next("signal")).data).toBe("to the new one");
+    expect((await second.peer.next("broadcast")).data).toBe("to all");
+    expect(b.peer.frames.filter((f) => f.type === "signal" || f.type === "broadcast")).toEqual([]);
+    await a.peer.expectSilence(2_200);
+  });
+
+  it("replaces the first when the same token subject joins again", async () => {
+    const SECRET = "replacement-secret";
+    const vars = { JOIN_SECRET: SECRET };
+    const room = freshRoom("dup");
+    const first = await TestPeer.join(room, { vars, query: { token: await mintJoinToken(SECRET, { room, sub: "dana" }) } });
+    const other = await TestPeer.join(room, { vars, query: { token: await mintJoinToken(SECRET, { room, sub: "eli" }) } });
+    await first.peer.next("peer-joined");
+    const second = await TestPeer.join(room, { vars, query: { token: await mintJoinToken(SECRET, { room, sub: "dana" }) } });
+    expect(second.welcome).toMatchObject({ peerId: "dana", resumed: true, peers: [{ id: "eli", meta: {} }] });
+    expect((await first.peer.waitClosed()).code).toBe(CLOSE_CODES.replaced);
+    other.peer.send({ type: "signal", to: "dana", data: "hi" });
+    expect(await second.peer.next("signal")).toEqual({ type: "signal", from: "eli", data: "hi" });
+    // The replaced connection's close is not a departure.
+    await other.peer.expectSilence(2_200);
+  });
+});
