@@ -1,0 +1,133 @@
+/**
+ * Processes the Node suites start: `npm start` (the local Worker in workerd) on a free port, and
+ * short commands run to completion. Every wait is bounded and everything started is stopped by PID.
+ */
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+
+const STARTUP_TIMEOUT_MS = 60_000;
+const POLL_INTERVAL_MS = 200;
+const STOP_TIMEOUT_MS = 5_000;
+
+/** Keeps wrangler offline and quiet. */
+export const quietWrangler = {
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  WRANGLER_SEND_METRICS: "false",
+  WRANGLER_HIDE_BANNER: "true",
+};
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A port nothing listens on right now: bind port 0 on 127.0.0.1, read the port, release it. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error("could not read the bound port"))));
+    });
+  });
+}
+
+/** Sends `signal` to the process group led by `pid`; false when no process of the group is left. */
+function signalGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false; // ESRCH: the whole group is gone
+  }
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion, killing it after `timeoutMs`. */
+export function run(command: string, args: string[], timeoutMs: number): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export interface LocalWorker {
+  port: number;
+  /** The status and body of the first answer to a plain GET on a room (426 when all is well). */
+  firstResponse: { status: number; body: string };
+  /** Everything `npm start` printed so far, for failure messages. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `npm start -- --port <free port>` exactly as the README does and waits until it answers.
+ * Detached, so wrangler and the workerd it starts share a process group that `stop` ends as one.
+ */
+export async function startLocalWorker(): Promise<LocalWorker> {
+  const port = await freePort();
+  const child = spawn("npm", ["start", "--", "--port", String(port)], {
+    cwd: repoRoot,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...quietWrangler },
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  let exited: string | undefined;
+  child.once("exit", (code, signal) => (exited = `exited early (code ${code}, signal ${signal})`));
+
+  const stop = async () => {
+    const pid = child.pid;
+    if (pid === undefined) return;
+    // Drop our ends of the pipes so a lingering child cannot keep this process busy.
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+    if (!signalGroup(pid, "SIGTERM")) return;
+    const deadline = Date.now() + STOP_TIMEOUT_MS;
+    while (signalGroup(pid, 0) && Date.now() < deadline) await sleep(100);
+    signalGroup(pid, "SIGKILL"); // a no-op when SIGTERM was enough
+  };
+
+  const url = `http://127.0.0.1:${port}/v1/rooms/x`;
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  try {
+    for (;;) {
+      if (exited !== undefined) throw new Error(`npm start ${exited}. Output:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`npm start did not answer ${url} within ${STARTUP_TIMEOUT_MS} ms. Output:\n${output}`);
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+        return { port, firstResponse: { status: res.status, body: await res.text() }, output: () => output, stop };
+      } catch {
+        await sleep(POLL_INTERVAL_MS); // not listening yet
+      }
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** How long a suite may take to start and stop the local Worker. */
+export const LOCAL_WORKER_HOOK_TIMEOUT_MS = STARTUP_TIMEOUT_MS + 10_000;
