@@ -122,7 +122,8 @@ export class SignalingRoom extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const conn = readConnection(ws);
-    if (conn === null) return;
+    // Frames still in flight on a connection that left or was replaced must not speak for the peer.
+    if (conn === null || this.roster.get(conn.peerId)?.connId !== conn.connId) return;
     const now = Date.now();
     conn.lastFrameAt = now;
 
