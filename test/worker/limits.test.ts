@@ -4,14 +4,11 @@
  */
 import { describe, expect, it } from "vitest";
 import { CLOSE_CODES } from "../../shared/signaling/protocol.js";
-import { TestPeer, freshRoom } from "./peer.js";
+import { TestPeer, freshRoom, roomOf } from "./peer.js";
 
 async function pair() {
-  const room = freshRoom("limits");
-  const a = await TestPeer.join(room);
-  const b = await TestPeer.join(room);
-  await a.peer.next("peer-joined");
-  return { room, a, b };
+  const { room, peers } = await roomOf(2, "limits");
+  return { room, a: peers[0]!, b: peers[1]! };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

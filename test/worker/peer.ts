@@ -37,6 +37,12 @@ export async function upgrade(room: string, options: ConnectOptions = {}): Promi
   return worker.fetch(new Request(url, init), { ...(env as Env), ...options.vars }, createExecutionContext());
 }
 
+/** A peer that has joined, with the welcome it got. */
+export interface Joined {
+  peer: TestPeer;
+  welcome: WelcomeFrame;
+}
+
 export class TestPeer {
   /** Every frame received, in order. */
   readonly frames: ServerFrame[] = [];
@@ -69,7 +75,7 @@ export class TestPeer {
   }
 
   /** Connects and reads the welcome frame. */
-  static async join(room: string, options: ConnectOptions = {}): Promise<{ peer: TestPeer; welcome: WelcomeFrame }> {
+  static async join(room: string, options: ConnectOptions = {}): Promise<Joined> {
     const peer = await TestPeer.connect(room, options);
     const welcome = await peer.next("welcome");
     return { peer, welcome };
@@ -140,4 +146,18 @@ let roomCounter = 0;
 export function freshRoom(prefix = "room"): string {
   roomCounter += 1;
   return `${prefix}-${Date.now().toString(36)}-${roomCounter}`;
+}
+
+/**
+ * Joins `count` peers to a fresh room and reads the peer-joined frames each one saw, so every peer
+ * starts with nothing unread.
+ */
+export async function roomOf(count: number, prefix = "room"): Promise<{ room: string; peers: Joined[] }> {
+  const room = freshRoom(prefix);
+  const peers: Joined[] = [];
+  for (let i = 0; i < count; i++) peers.push(await TestPeer.join(room));
+  for (let i = 0; i < count; i++) {
+    for (let j = i + 1; j < count; j++) await peers[i]!.peer.next("peer-joined");
+  }
+  return { room, peers };
 }

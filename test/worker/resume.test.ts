@@ -5,16 +5,13 @@
 import { describe, expect, it } from "vitest";
 import { mintJoinToken } from "../../shared/signaling/join-token.js";
 import { CLOSE_CODES } from "../../shared/signaling/protocol.js";
-import { TestPeer, freshRoom } from "./peer.js";
+import { TestPeer, freshRoom, roomOf } from "./peer.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function roomWithTwo() {
-  const room = freshRoom("resume");
-  const a = await TestPeer.join(room);
-  const b = await TestPeer.join(room);
-  await a.peer.next("peer-joined");
-  return { room, a, b };
+  const { room, peers } = await roomOf(2, "resume");
+  return { room, a: peers[0]!, b: peers[1]! };
 }
 
 describe("resume", () => {

@@ -5,7 +5,7 @@
  * in-process WebSockets of this pool can hand a burst to the room out of order by themselves.
  */
 import { describe, expect, it } from "vitest";
-import { TestPeer, freshRoom } from "./peer.js";
+import { TestPeer, freshRoom, roomOf, type Joined } from "./peer.js";
 
 describe("joining a room", () => {
   it("welcomes each peer with an id, the peers already there and a resume token, and tells the others", async () => {
@@ -30,13 +30,7 @@ describe("joining a room", () => {
 
 describe("signals", () => {
   it("carry offer, answer and candidates between three peers, each only to its target, with a from the sender cannot forge", async () => {
-    const room = freshRoom();
-    const a = await TestPeer.join(room);
-    const b = await TestPeer.join(room);
-    const c = await TestPeer.join(room);
-    await a.peer.next("peer-joined");
-    await a.peer.next("peer-joined");
-    await b.peer.next("peer-joined");
+    const [a, b, c] = (await roomOf(3)).peers as [Joined, Joined, Joined];
     const [ida, idb, idc] = [a.welcome.peerId, b.welcome.peerId, c.welcome.peerId];
 
     // A negotiates with B and with C; B negotiates with C. A tries to forge "from".
@@ -88,13 +82,7 @@ describe("signals", () => {
 
 describe("broadcast", () => {
   it("reaches every other peer of the room, not the sender", async () => {
-    const room = freshRoom();
-    const a = await TestPeer.join(room);
-    const b = await TestPeer.join(room);
-    const c = await TestPeer.join(room);
-    await a.peer.next("peer-joined");
-    await a.peer.next("peer-joined");
-    await b.peer.next("peer-joined");
+    const [a, b, c] = (await roomOf(3)).peers as [Joined, Joined, Joined];
     b.peer.send({ type: "broadcast", data: { hello: "all" } });
     const expected = { type: "broadcast", from: b.welcome.peerId, data: { hello: "all" } };
     expect(await a.peer.next("broadcast")).toEqual(expected);
