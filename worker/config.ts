@@ -3,6 +3,8 @@
  * checked once, with every default named here. A bad value fails the request with a message that
  * names the variable, rather than running with a limit nobody chose.
  */
+import { DEFAULT_MAX_TTL_SECONDS, TurnKeyring } from "../shared/turn/credentials.js";
+import { isStunUrl, isTurnUrl, stunUrlsFromTurnUrls } from "../shared/turn/ice-servers.js";
 import type { Env } from "./env.js";
 
 export interface RoomConfig {
@@ -79,5 +81,72 @@ export function readRoomConfig(env: Env): RoomConfig {
     rateBurst: readNumber(env, { variable: "RATE_LIMIT_BURST", min: 1, max: 10_000, integer: true }, d.rateBurst),
     ratePerSecond: readNumber(env, { variable: "RATE_LIMIT_PER_SECOND", min: 0.1, max: 10_000, integer: false }, d.ratePerSecond),
     strikeLimit: readNumber(env, { variable: "ABUSE_STRIKE_LIMIT", min: 1, max: 10_000, integer: true }, d.strikeLimit),
+  };
+}
+
+// -----------------------------------------------------------------------------------------------
+// TURN credentials
+
+export interface TurnConfig {
+  /** TURN_SECRETS */
+  keyring: TurnKeyring;
+  /** TURN_URLS */
+  turnUrls: string[];
+  /** STUN_URLS, or the `turn:` hosts as `stun:` URLs */
+  stunUrls: string[];
+  /** TURN_TTL: lifetime of a credential when the caller does not ask for one. */
+  ttlSeconds: number;
+  /** TURN_MAX_TTL: the longest lifetime a caller may ask for. */
+  maxTtlSeconds: number;
+}
+
+export const DEFAULT_TURN_TTL_SECONDS = 86_400;
+
+/** Splits a comma-separated setting; empty entries are dropped. */
+export function readList(value: string | undefined): string[] {
+  return (value ?? "").split(",").map((item) => item.trim()).filter((item) => item.length > 0);
+}
+
+/** The TURN settings, or null when TURN is not configured (no secrets and no URLs). */
+export function readTurnConfig(env: Env): TurnConfig | null {
+  const secrets = readList(env.TURN_SECRETS);
+  const turnUrls = readList(env.TURN_URLS);
+  if (secrets.length === 0 && turnUrls.length === 0) return null;
+  if (secrets.length === 0) throw new ConfigError("TURN_URLS is set but TURN_SECRETS is not: run `wrangler secret put TURN_SECRETS` with the relay's shared secret");
+  if (turnUrls.length === 0) throw new ConfigError("TURN_SECRETS is set but TURN_URLS is not: list the relay's turn:/turns: URLs, comma-separated");
+  const badTurn = turnUrls.find((url) => !isTurnUrl(url));
+  if (badTurn !== undefined) throw new ConfigError(`TURN_URLS has ${JSON.stringify(badTurn)}; each entry must start with turn: or turns:`);
+  const stunUrls = env.STUN_URLS === undefined ? stunUrlsFromTurnUrls(turnUrls) : readList(env.STUN_URLS);
+  const badStun = stunUrls.find((url) => !isStunUrl(url));
+  if (badStun !== undefined) throw new ConfigError(`STUN_URLS has ${JSON.stringify(badStun)}; each entry must start with stun: or stuns:`);
+  const maxTtlSeconds = readNumber(env, { variable: "TURN_MAX_TTL", min: 60, max: 30 * 86_400, integer: true }, DEFAULT_MAX_TTL_SECONDS);
+  const ttlSeconds = readNumber(env, { variable: "TURN_TTL", min: 60, max: maxTtlSeconds, integer: true }, Math.min(DEFAULT_TURN_TTL_SECONDS, maxTtlSeconds));
+  return { keyring: new TurnKeyring(secrets), turnUrls, stunUrls, ttlSeconds, maxTtlSeconds };
+}
+
+// -----------------------------------------------------------------------------------------------
+// Who may ask for credentials
+
+export interface AccessConfig {
+  /** API_KEYS: app backends present one as `Authorization: Bearer <key>`. */
+  apiKeys: string[];
+  /** JOIN_SECRET: browsers present a room's join token as `Authorization: Bearer <jwt>`. */
+  joinSecret: string | null;
+  /** AUTH_MODE=open: anyone may ask, without a key or token. */
+  open: boolean;
+  /** ALLOWED_ORIGINS: browser origins allowed by CORS. */
+  allowedOrigins: string[];
+}
+
+export function readAccessConfig(env: Env): AccessConfig {
+  const mode = (env.AUTH_MODE ?? "").trim();
+  if (mode !== "" && mode !== "open") {
+    throw new ConfigError(`AUTH_MODE is ${JSON.stringify(mode)}; it is either unset (keys and tokens required) or "open" (development only)`);
+  }
+  return {
+    apiKeys: readList(env.API_KEYS),
+    joinSecret: env.JOIN_SECRET ? env.JOIN_SECRET : null,
+    open: mode === "open",
+    allowedOrigins: readList(env.ALLOWED_ORIGINS),
   };
 }

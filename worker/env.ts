@@ -20,4 +20,21 @@ export interface Env {
   RATE_LIMIT_BURST?: Setting;
   RATE_LIMIT_PER_SECOND?: Setting;
   ABUSE_STRIKE_LIMIT?: Setting;
+
+  /** Comma-separated TURN shared secrets (a secret): the first signs, all are accepted by the relays. */
+  TURN_SECRETS?: string;
+  /** Comma-separated `turn:` / `turns:` URLs handed to clients. */
+  TURN_URLS?: string;
+  /** Comma-separated `stun:` URLs; unset: derived from the `turn:` URLs. */
+  STUN_URLS?: string;
+  TURN_TTL?: Setting;
+  TURN_MAX_TTL?: Setting;
+  /** Comma-separated API keys for app backends (a secret). */
+  API_KEYS?: string;
+  /** `open`: credentials for anyone, no key or token (local development only). */
+  AUTH_MODE?: string;
+  /** Comma-separated origins allowed to call the credential endpoints from a browser. */
+  ALLOWED_ORIGINS?: string;
+  /** Workers rate-limiting binding for credential issuance, per caller. */
+  ISSUE_RATE_LIMITER?: RateLimit;
 }

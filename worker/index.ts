@@ -5,6 +5,7 @@ import { Hono } from "hono";
 import { ConfigError } from "./config.js";
 import type { Env } from "./env.js";
 import { httpError } from "./http-error.js";
+import { credentials } from "./routes/credentials.js";
 import { rooms } from "./routes/rooms.js";
 
 export { SignalingRoom } from "./room/signaling-room.js";
@@ -12,8 +13,9 @@ export { SignalingRoom } from "./room/signaling-room.js";
 const app = new Hono<{ Bindings: Env }>();
 
 app.route("/", rooms);
+app.route("/", credentials);
 
-app.notFound((c) => httpError(c, 404, "not-found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}; rooms are at /v1/rooms/:room`));
+app.notFound((c) => httpError(c, 404, "not-found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}; the API is /v1/rooms/:room, /v1/ice-servers and /v1/turn-credentials`));
 
 app.onError((error, c) => {
   if (error instanceof ConfigError) return httpError(c, 500, "bad-config", error.message);

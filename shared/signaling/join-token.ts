@@ -7,6 +7,7 @@
  * optional `meta` (the peer's initial metadata), and the usual optional `nbf` / `iat`.
  */
 import { sign, verify } from "hono/jwt";
+import { USER_ID_RULE, isValidUserId } from "../ids.js";
 import type { PeerMeta } from "./protocol.js";
 import { checkMeta } from "./validate.js";
 
@@ -17,9 +18,6 @@ export interface JoinTokenClaims {
   meta?: PeerMeta;
 }
 
-/** Peer ids are also WebSocket tags and appear in every frame: keep them short and printable. */
-export const PEER_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
-export const MAX_PEER_ID_LENGTH = 128;
 
 export type JoinTokenCheck = { ok: true; claims: JoinTokenClaims } | { ok: false; message: string };
 
@@ -35,8 +33,8 @@ export interface MintJoinTokenOptions {
 }
 
 export async function mintJoinToken(secret: string, options: MintJoinTokenOptions): Promise<string> {
-  if (!PEER_ID_PATTERN.test(options.sub)) {
-    throw new Error(`sub ${JSON.stringify(options.sub)} is not a valid peer id: use 1-128 of A-Z a-z 0-9 _ . : @ -`);
+  if (!isValidUserId(options.sub)) {
+    throw new Error(`sub ${JSON.stringify(options.sub)} is not a valid peer id: use ${USER_ID_RULE}`);
   }
   const now = options.now ?? Math.floor(Date.now() / 1000);
   const claims: Record<string, unknown> = {
@@ -69,11 +67,14 @@ function describeJwtError(error: unknown): string {
   }
 }
 
-/** Verifies signature, time claims and the room; returns the claims or a reason. Never throws. */
+/**
+ * Verifies signature, time claims and the room (any room when `room` is null, as for the TURN
+ * credentials a room's member may fetch); returns the claims or a reason. Never throws.
+ */
 export async function verifyJoinToken(
   token: string,
   secret: string,
-  room: string,
+  room: string | null,
   maxMetaBytes: number,
 ): Promise<JoinTokenCheck> {
   let payload: Record<string, unknown>;
@@ -83,13 +84,13 @@ export async function verifyJoinToken(
     return { ok: false, message: describeJwtError(error) };
   }
   if (typeof payload.exp !== "number") return { ok: false, message: "the join token needs an exp claim" };
-  if (payload.room !== room) {
+  if (typeof payload.room !== "string" || (room !== null && payload.room !== room)) {
     return { ok: false, message: `the join token is for another room, not ${JSON.stringify(room)}` };
   }
-  if (typeof payload.sub !== "string" || !PEER_ID_PATTERN.test(payload.sub)) {
-    return { ok: false, message: "the join token's sub must be a peer id: 1-128 of A-Z a-z 0-9 _ . : @ -" };
+  if (typeof payload.sub !== "string" || !isValidUserId(payload.sub)) {
+    return { ok: false, message: `the join token's sub must be a peer id: ${USER_ID_RULE}` };
   }
-  const claims: JoinTokenClaims = { room, sub: payload.sub, exp: payload.exp };
+  const claims: JoinTokenClaims = { room: payload.room, sub: payload.sub, exp: payload.exp };
   if (payload.meta !== undefined) {
     const meta = checkMeta(payload.meta, maxMetaBytes);
     if (!meta.ok) return { ok: false, message: `the join token's meta claim: ${meta.message}` };

@@ -4,6 +4,7 @@
  * The Worker validates client frames with `parseClientFrame` (see ./validate.ts) and sends only the
  * server frames typed here; apps and the client library read the same types. Frames are JSON text.
  */
+import type { IceServer } from "../turn/ice-servers.js";
 
 /** The subprotocol a client may offer; the server echoes it when offered (see `tokenSubprotocol`). */
 export const SIGNALING_SUBPROTOCOL = "relaykit.v1";
@@ -77,6 +78,10 @@ export interface WelcomeFrame {
   idleTimeoutMs: number;
   /** How long a dropped peer may take to resume before the others are told it left. */
   resumeGraceMs: number;
+  /** STUN and TURN servers with fresh credentials, when the Worker has a relay configured. */
+  iceServers?: IceServer[];
+  /** ISO 8601 time the TURN credentials in `iceServers` expire: fetch /v1/ice-servers before then. */
+  expiresAt?: string;
 }
 
 export interface PeerJoinedFrame {

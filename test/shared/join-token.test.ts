@@ -10,15 +10,16 @@ const now = () => Math.floor(Date.now() / 1000);
 
 describe("mintJoinToken + verifyJoinToken", () => {
   it("round-trips room, sub, exp and meta", async () => {
-    const token = await mintJoinToken(SECRET, { room: "r1", sub: "user:42", ttlSeconds: 60, meta: { role: "host" } });
+    const token = await mintJoinToken(SECRET, { room: "r1", sub: "user-42", ttlSeconds: 60, meta: { role: "host" } });
     const result = await verifyJoinToken(token, SECRET, "r1", 1024);
-    expect(result).toEqual({ ok: true, claims: { room: "r1", sub: "user:42", exp: expect.any(Number), meta: { role: "host" } } });
+    expect(result).toEqual({ ok: true, claims: { room: "r1", sub: "user-42", exp: expect.any(Number), meta: { role: "host" } } });
     if (result.ok) expect(result.claims.exp - now()).toBeGreaterThan(55);
   });
 
   it("refuses to mint a sub that cannot be a peer id", async () => {
     await expect(mintJoinToken(SECRET, { room: "r1", sub: "" })).rejects.toThrow(/peer id/);
     await expect(mintJoinToken(SECRET, { room: "r1", sub: "a b" })).rejects.toThrow(/peer id/);
+    await expect(mintJoinToken(SECRET, { room: "r1", sub: "user:42" })).rejects.toThrow(/no ':'/);
   });
 
   it.each([

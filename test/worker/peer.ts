@@ -22,19 +22,22 @@ export function roomUrl(room: string, query: Record<string, string> = {}): strin
 export interface ConnectOptions {
   query?: Record<string, string>;
   headers?: Record<string, string>;
-  /**
-   * Variables to set for the Worker's edge only (e.g. JOIN_SECRET). The request then goes to the
-   * Worker's Hono app with the real bindings plus these; the room objects are the same real ones.
-   */
+  /** Variables to set for the Worker's edge only (e.g. JOIN_SECRET); see `fetchWorker`. */
   vars?: Partial<Env>;
+}
+
+/**
+ * A request to the Worker. With `vars`, it goes to the Worker's Hono app with the real bindings plus
+ * these variables; the room objects and the rate limiter are the same real ones.
+ */
+export async function fetchWorker(url: string, init: RequestInit = {}, vars?: Partial<Env>): Promise<Response> {
+  if (vars === undefined) return exports.default.fetch(url, init);
+  return worker.fetch(new Request(url, init), { ...(env as Env), ...vars }, createExecutionContext());
 }
 
 /** Sends the upgrade request; the caller checks the response (101, 401, 426…). */
 export async function upgrade(room: string, options: ConnectOptions = {}): Promise<Response> {
-  const init = { headers: { Upgrade: "websocket", ...options.headers } };
-  const url = roomUrl(room, options.query);
-  if (options.vars === undefined) return exports.default.fetch(url, init);
-  return worker.fetch(new Request(url, init), { ...(env as Env), ...options.vars }, createExecutionContext());
+  return fetchWorker(roomUrl(room, options.query), { headers: { Upgrade: "websocket", ...options.headers } }, options.vars);
 }
 
 /** A peer that has joined, with the welcome it got. */

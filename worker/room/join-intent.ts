@@ -4,6 +4,7 @@
  * one internal header on a request the Worker builds itself, so a client can never set it.
  */
 import type { PeerMeta } from "../../shared/signaling/protocol.js";
+import type { IceServersResponse } from "../../shared/turn/ice-servers.js";
 
 export interface JoinIntent {
   /** The join token's `sub`; absent in open rooms, where the room picks a random id. */
@@ -14,6 +15,13 @@ export interface JoinIntent {
   resumeToken?: string;
   /** The subprotocol to answer with, when the client offered it. */
   subprotocol?: string;
+  /**
+   * In an open room, the id the peer gets if it is new (the Worker picks it so that the TURN
+   * credentials below can name it). A resuming peer keeps its old id.
+   */
+  newPeerId?: string;
+  /** TURN credentials for the welcome, when the Worker has a relay configured. */
+  ice?: IceServersResponse;
 }
 
 const JOIN_INTENT_HEADER = "X-Relaykit-Join";

@@ -14,7 +14,7 @@ import {
   type ErrorCode,
   type ServerFrame,
 } from "../../shared/signaling/protocol.js";
-import { MAX_PEER_ID_LENGTH } from "../../shared/signaling/join-token.js";
+import { MAX_USER_ID_LENGTH } from "../../shared/ids.js";
 import { parseClientFrame, utf8ByteLength, type FrameLimits } from "../../shared/signaling/validate.js";
 import { readRoomConfig, type RoomConfig } from "../config.js";
 import type { Env } from "../env.js";
@@ -63,7 +63,7 @@ export class SignalingRoom extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = readRoomConfig(env);
-    this.limits = { maxMetaBytes: this.config.maxMetaBytes, maxPeerIdLength: MAX_PEER_ID_LENGTH };
+    this.limits = { maxMetaBytes: this.config.maxMetaBytes, maxPeerIdLength: MAX_USER_ID_LENGTH };
     this.roster = new Roster(ctx.storage.sql);
     // Pings are answered by the runtime, so a quiet room can stay evicted while its peers keep alive.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
@@ -87,7 +87,7 @@ export class SignalingRoom extends DurableObject<Env> {
       return upgradeResponse(client, intent.subprotocol);
     }
 
-    const peerId = returning?.id ?? intent.peerId ?? crypto.randomUUID();
+    const peerId = returning?.id ?? intent.peerId ?? intent.newPeerId ?? crypto.randomUUID();
     const connId = crypto.randomUUID();
     const resumeToken = newResumeToken();
     if (returning !== null) {
@@ -109,6 +109,7 @@ export class SignalingRoom extends DurableObject<Env> {
       resumed: returning !== null,
       idleTimeoutMs: this.config.idleTimeoutMs,
       resumeGraceMs: this.config.resumeGraceMs,
+      ...(intent.ice && { iceServers: intent.ice.iceServers, expiresAt: intent.ice.expiresAt }),
     });
     if (returning === null) {
       this.sendToOthers(peerId, { type: "peer-joined", peer: { id: peerId, meta: intent.meta ?? {} } });

@@ -10,7 +10,8 @@ import {
   TOKEN_SUBPROTOCOL_PREFIX,
   isValidRoomName,
 } from "../../shared/signaling/protocol.js";
-import { readRoomConfig } from "../config.js";
+import { iceServersResponse } from "../../shared/turn/ice-servers.js";
+import { readRoomConfig, readTurnConfig } from "../config.js";
 import type { Env } from "../env.js";
 import { httpError } from "../http-error.js";
 import { joinRequest, type JoinIntent } from "../room/join-intent.js";
@@ -58,6 +59,14 @@ rooms.get("/v1/rooms/:room", async (c) => {
 
   const resume = c.req.query("resume");
   if (resume) intent.resumeToken = resume;
+
+  // The welcome carries TURN credentials, so a browser needs one round trip to start a call.
+  const turn = readTurnConfig(c.env);
+  if (intent.peerId === undefined) intent.newPeerId = crypto.randomUUID();
+  if (turn !== null) {
+    const credential = await turn.keyring.mint(intent.peerId ?? intent.newPeerId!, turn.ttlSeconds);
+    intent.ice = iceServersResponse(credential, turn.turnUrls, turn.stunUrls);
+  }
 
   const stub = c.env.ROOMS.get(c.env.ROOMS.idFromName(room));
   return stub.fetch(joinRequest(intent));

@@ -1,0 +1,239 @@
+/**
+ * The credentials API: who may ask, what they get, and how it fits RTCPeerConnection and the TURN
+ * REST draft. Each test sets the Worker's variables it needs; the rate limiter is the real binding.
+ */
+import { describe, expect, it } from "vitest";
+import { mintJoinToken } from "../../shared/signaling/join-token.js";
+import { TurnKeyring, checkTurnUsername, turnPassword } from "../../shared/turn/credentials.js";
+import type { IceServersResponse, TurnRestResponse } from "../../shared/turn/ice-servers.js";
+import type { Env } from "../../worker/env.js";
+import { TestPeer, fetchWorker, freshRoom } from "./peer.js";
+
+const SECRET = "relay-shared-secret";
+const TURN_URLS = "turn:relay.example.com:3478?transport=udp,turn:relay.example.com:3478?transport=tcp,turns:relay.example.com:443?transport=tcp";
+const turnVars: Partial<Env> = { TURN_SECRETS: SECRET, TURN_URLS };
+const open: Partial<Env> = { ...turnVars, AUTH_MODE: "open" };
+let keyCounter = 0;
+/** A fresh API key per test, so the per-caller rate limit of one test never touches another. */
+const freshKey = () => `key-${Date.now()}-${++keyCounter}`;
+
+async function get(path: string, vars: Partial<Env>, headers: Record<string, string> = {}) {
+  return fetchWorker(`http://relaykit.test${path}`, { headers }, vars);
+}
+
+async function errorOf(response: Response) {
+  return ((await response.json()) as { error: { code: string; message: string } }).error;
+}
+
+describe("GET /v1/ice-servers", () => {
+  it("returns an RTCIceServer list with a STUN entry and every TURN URL carrying a working credential", async () => {
+    const response = await get("/v1/ice-servers", open);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Cache-Control")).toBe("no-store");
+    const body = (await response.json()) as IceServersResponse;
+    expect(body.iceServers[0]).toEqual({ urls: ["stun:relay.example.com:3478"] });
+    const turn = body.iceServers[1]!;
+    expect(turn.urls).toEqual(TURN_URLS.split(","));
+    expect(body.ttl).toBe(86_400);
+
+    const [expiry, userId] = turn.username!.split(":");
+    expect(Number(expiry)).toBe(Math.floor(Date.parse(body.expiresAt) / 1000));
+    expect(Number(expiry) - Date.now() / 1000).toBeGreaterThan(86_400 - 5);
+    expect(userId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(turn.credential).toBe(await turnPassword(SECRET, turn.username!));
+  });
+
+  it("takes explicit STUN_URLS instead of deriving them", async () => {
+    const body = (await (await get("/v1/ice-servers", { ...open, STUN_URLS: "stun:stun.example.net:3478" })).json()) as IceServersResponse;
+    expect(body.iceServers[0]).toEqual({ urls: ["stun:stun.example.net:3478"] });
+  });
+
+  it("signs with the first of several secrets, for rotation", async () => {
+    const body = (await (await get("/v1/ice-servers", { ...open, TURN_SECRETS: "new-secret, old-secret" })).json()) as IceServersResponse;
+    const { username, credential } = body.iceServers[1]!;
+    expect((await new TurnKeyring(["new-secret"]).verify(username!, credential!)).ok).toBe(true);
+    expect((await new TurnKeyring(["old-secret"]).verify(username!, credential!)).ok).toBe(false);
+  });
+});
+
+describe("GET /v1/turn-credentials", () => {
+  it("answers the TURN REST draft's shape", async () => {
+    const response = await get("/v1/turn-credentials?ttl=600", open);
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as TurnRestResponse;
+    expect(Object.keys(body).sort()).toEqual(["password", "ttl", "uris", "username"]);
+    expect(body.ttl).toBe(600);
+    expect(body.uris).toEqual(TURN_URLS.split(","));
+    expect(checkTurnUsername(body.username)).toMatchObject({ ok: true });
+    expect((await new TurnKeyring([SECRET]).verify(body.username, body.password)).ok).toBe(true);
+  });
+});
+
+describe("lifetime", () => {
+  it.each([
+    ["?ttl=600", {}, 600],
+    ["?ttl=999999", {}, 172_800],
+    ["?ttl=7200", { TURN_MAX_TTL: "3600", TURN_TTL: "600" }, 3600],
+    ["", { TURN_TTL: "3600" }, 3600],
+  ])("%s with %j gives %i s", async (query, extra, ttl) => {
+    const body = (await (await get(`/v1/turn-credentials${query}`, { ...open, ...extra })).json()) as TurnRestResponse;
+    expect(body.ttl).toBe(ttl);
+    expect(Number(body.username.split(":")[0]) - Math.floor(Date.now() / 1000)).toBeGreaterThanOrEqual(ttl - 2);
+  });
+
+  it.each(["abc", "0", "-5", "1.5", ""])("refuses ttl=%j with 400", async (ttl) => {
+    const response = await get(`/v1/turn-credentials?ttl=${ttl}`, open);
+    expect(response.status).toBe(400);
+    expect((await errorOf(response)).message).toContain("ttl");
+  });
+});
+
+describe("who may ask", () => {
+  it("refuses everyone, saying why, when neither API keys nor a join secret is configured", async () => {
+    const response = await get("/v1/ice-servers", turnVars);
+    expect(response.status).toBe(503);
+    const error = await errorOf(response);
+    expect(error.code).toBe("auth-not-configured");
+    expect(error.message).toMatch(/API_KEYS.*JOIN_SECRET.*AUTH_MODE=open/);
+  });
+
+  it("answers 503 when no relay is configured", async () => {
+    const response = await get("/v1/ice-servers", { AUTH_MODE: "open" });
+    expect(response.status).toBe(503);
+    expect((await errorOf(response)).code).toBe("turn-not-configured");
+  });
+
+  it("admits any of several API keys and lets an API-key caller choose the user", async () => {
+    const [first, second] = [freshKey(), freshKey()];
+    const vars = { ...turnVars, API_KEYS: `${first},${second}` };
+    for (const key of [first, second]) {
+      const response = await get("/v1/turn-credentials?user=alice", vars, { Authorization: `Bearer ${key}` });
+      expect(response.status).toBe(200);
+      expect(((await response.json()) as TurnRestResponse).username).toMatch(/^\d+:alice$/);
+    }
+  });
+
+  it.each([
+    ["no header", {}],
+    ["an unknown key", { Authorization: "Bearer not-a-key" }],
+    ["a key of another scheme", { Authorization: "Basic dXNlcjpwYXNz" }],
+    ["an empty bearer", { Authorization: "Bearer " }],
+  ])("refuses %s with 401", async (_, headers) => {
+    const response = await get("/v1/ice-servers", { ...turnVars, API_KEYS: freshKey() }, headers);
+    expect(response.status).toBe(401);
+    expect((await errorOf(response)).code).toBe("unauthorized");
+  });
+
+  it("refuses a user id that is not allowed, instead of rewriting it", async () => {
+    const key = freshKey();
+    const response = await get("/v1/turn-credentials?user=a:b", { ...turnVars, API_KEYS: key }, { Authorization: `Bearer ${key}` });
+    expect(response.status).toBe(400);
+    expect((await errorOf(response)).message).toContain("no ':'");
+  });
+
+  it("admits a room's join token; the TURN user is its sub and cannot be overridden", async () => {
+    const vars = { ...turnVars, JOIN_SECRET: "join-secret" };
+    const token = await mintJoinToken("join-secret", { room: "standup", sub: "bob" });
+    const response = await get("/v1/turn-credentials", vars, { Authorization: `Bearer ${token}` });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as TurnRestResponse).username).toMatch(/^\d+:bob$/);
+    expect((await get("/v1/turn-credentials?user=mallory", vars, { Authorization: `Bearer ${token}` })).status).toBe(400);
+  });
+
+  it("refuses an expired or forged join token with 401", async () => {
+    const vars = { ...turnVars, JOIN_SECRET: "join-secret" };
+    const expired = await mintJoinToken("join-secret", { room: "r", sub: "bob", now: Math.floor(Date.now() / 1000) - 900, ttlSeconds: 60 });
+    const forged = await mintJoinToken("other-secret", { room: "r", sub: "bob" });
+    for (const token of [expired, forged]) {
+      const response = await get("/v1/turn-credentials", vars, { Authorization: `Bearer ${token}` });
+      expect(response.status).toBe(401);
+    }
+  });
+
+  it("names the variable when the TURN configuration is incomplete or wrong", async () => {
+    const cases: [Partial<Env>, RegExp][] = [
+      [{ TURN_URLS, AUTH_MODE: "open" }, /TURN_SECRETS/],
+      [{ TURN_SECRETS: SECRET, AUTH_MODE: "open" }, /TURN_URLS/],
+      [{ ...open, TURN_URLS: "http://relay.example.com" }, /TURN_URLS/],
+      [{ ...open, TURN_TTL: "999999" }, /TURN_TTL/],
+      [{ ...turnVars, AUTH_MODE: "opne" }, /AUTH_MODE/],
+    ];
+    for (const [vars, variable] of cases) {
+      const response = await get("/v1/ice-servers", vars);
+      expect(response.status).toBe(500);
+      expect((await errorOf(response)).message).toMatch(variable);
+    }
+  });
+});
+
+describe("CORS", () => {
+  const vars = { ...open, ALLOWED_ORIGINS: "https://app.example, https://other.example" };
+
+  it("answers a preflight from an allowed origin", async () => {
+    const response = await fetchWorker(
+      "http://relaykit.test/v1/ice-servers",
+      { method: "OPTIONS", headers: { Origin: "https://app.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization" } },
+      vars,
+    );
+    expect(response.status).toBe(204);
+    expect(response.headers.get("Access-Control-Allow-Origin")).toBe("https://app.example");
+    expect(response.headers.get("Access-Control-Allow-Headers")?.toLowerCase()).toContain("authorization");
+  });
+
+  it("allows a GET from an allowed origin and not from others", async () => {
+    const allowed = await get("/v1/ice-servers", vars, { Origin: "https://other.example" });
+    expect(allowed.headers.get("Access-Control-Allow-Origin")).toBe("https://other.example");
+    const refused = await get("/v1/ice-servers", vars, { Origin: "https://evil.example" });
+    expect(refused.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+
+  it("allows no origin by default", async () => {
+    const response = await get("/v1/ice-servers", open, { Origin: "https://app.example" });
+    expect(response.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+});
+
+describe("rate limit", () => {
+  it("lets a backend burst 20 requests, then answers 429 with Retry-After, per caller", async () => {
+    const [busy, other] = [freshKey(), freshKey()];
+    const vars = { ...turnVars, API_KEYS: `${busy},${other}` };
+    const statuses: number[] = [];
+    let retryAfter: string | null = null;
+    for (let i = 0; i < 70; i++) {
+      const response = await get("/v1/turn-credentials", vars, { Authorization: `Bearer ${busy}` });
+      statuses.push(response.status);
+      if (response.status === 429) {
+        retryAfter = response.headers.get("Retry-After");
+        expect((await errorOf(response)).code).toBe("rate-limited");
+      }
+    }
+    expect(statuses.slice(0, 20).every((s) => s === 200)).toBe(true);
+    expect(statuses).toContain(429);
+    expect(Number(retryAfter)).toBeGreaterThan(0);
+    // Another caller is not affected.
+    expect((await get("/v1/turn-credentials", vars, { Authorization: `Bearer ${other}` })).status).toBe(200);
+  });
+});
+
+describe("the welcome frame", () => {
+  it("carries iceServers and expiresAt for the joining peer when a relay is configured", async () => {
+    const vars = { ...turnVars, JOIN_SECRET: "join-secret" };
+    const room = freshRoom("ice");
+    const token = await mintJoinToken("join-secret", { room, sub: "carol" });
+    const { welcome } = await TestPeer.join(room, { vars, query: { token } });
+    expect(welcome.iceServers?.[1]?.username).toMatch(/^\d+:carol$/);
+    expect(welcome.iceServers?.[1]?.credential).toBe(await turnPassword(SECRET, welcome.iceServers![1]!.username!));
+    expect(Date.parse(welcome.expiresAt!)).toBeGreaterThan(Date.now() + 86_000_000);
+  });
+
+  it("names the peer in the TURN username in an open room too", async () => {
+    const { welcome } = await TestPeer.join(freshRoom("ice-open"), { vars: turnVars });
+    expect(welcome.iceServers?.[1]?.username).toBe(`${Math.floor(Date.parse(welcome.expiresAt!) / 1000)}:${welcome.peerId}`);
+  });
+
+  it("has no iceServers without a relay", async () => {
+    const { welcome } = await TestPeer.join(freshRoom("no-ice"));
+    expect(welcome.iceServers).toBeUndefined();
+    expect(welcome.expiresAt).toBeUndefined();
+  });
+});
