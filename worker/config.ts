@@ -116,7 +116,8 @@ export function readTurnConfig(env: Env): TurnConfig | null {
   if (turnUrls.length === 0) throw new ConfigError("TURN_SECRETS is set but TURN_URLS is not: list the relay's turn:/turns: URLs, comma-separated");
   const badTurn = turnUrls.find((url) => !isTurnUrl(url));
   if (badTurn !== undefined) throw new ConfigError(`TURN_URLS has ${JSON.stringify(badTurn)}; each entry must start with turn: or turns:`);
-  const stunUrls = env.STUN_URLS === undefined ? stunUrlsFromTurnUrls(turnUrls) : readList(env.STUN_URLS);
+  const explicitStun = readList(env.STUN_URLS);
+  const stunUrls = explicitStun.length > 0 ? explicitStun : stunUrlsFromTurnUrls(turnUrls);
   const badStun = stunUrls.find((url) => !isStunUrl(url));
   if (badStun !== undefined) throw new ConfigError(`STUN_URLS has ${JSON.stringify(badStun)}; each entry must start with stun: or stuns:`);
   const maxTtlSeconds = readNumber(env, { variable: "TURN_MAX_TTL", min: 60, max: 30 * 86_400, integer: true }, DEFAULT_MAX_TTL_SECONDS);

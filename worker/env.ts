@@ -25,7 +25,7 @@ export interface Env {
   TURN_SECRETS?: string;
   /** Comma-separated `turn:` / `turns:` URLs handed to clients. */
   TURN_URLS?: string;
-  /** Comma-separated `stun:` URLs; unset: derived from the `turn:` URLs. */
+  /** Comma-separated `stun:` URLs; unset or empty: derived from the `turn:` URLs. */
   STUN_URLS?: string;
   TURN_TTL?: Setting;
   TURN_MAX_TTL?: Setting;
