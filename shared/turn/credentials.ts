@@ -43,7 +43,7 @@ function toBase64(bytes: Uint8Array): string {
 const encoder = new TextEncoder();
 
 /** HMAC-SHA1(key, message) as raw bytes. */
-export async function hmacSha1(key: string | Uint8Array, message: string | Uint8Array): Promise<Uint8Array> {
+export async function hmacSha1(key: string | Uint8Array<ArrayBuffer>, message: string | Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
   const keyBytes = typeof key === "string" ? encoder.encode(key) : key;
   const cryptoKey = await crypto.subtle.importKey("raw", keyBytes, { name: "HMAC", hash: "SHA-1" }, false, ["sign"]);
   const data = typeof message === "string" ? encoder.encode(message) : message;
