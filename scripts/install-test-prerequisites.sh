@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use. The signaling suites need none; coturn's tools, chromium and
-# iptables join this list with the suites that use them (credentials, relay, end-to-end).
-DEBIAN_PACKAGES=()
+# Debian packages the tests use. The signaling suites need none. coturn gives `turnserver` and
+# `turnutils_uclient`, which prove a real relay accepts our TURN REST credentials; chromium and
+# iptables join this list with the suites that use them (relay, end-to-end).
+DEBIAN_PACKAGES=(coturn)
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do
@@ -18,6 +19,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "Installing Debian packages: ${missing[*]}"
   $sudo apt-get update
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+  # The tests start their own turnserver on loopback. Under systemd, Debian's coturn package enables
+  # and starts a system relay on every interface (its unit ignores TURNSERVER_ENABLED in
+  # /etc/default/coturn), so one installed here is stopped and disabled again. A coturn that was
+  # already installed is someone's own and is left alone.
+  if [[ " ${missing[*]} " == *" coturn "* ]] && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now coturn.service
+  fi
 fi
 
 npm ci --no-audit --no-fund
