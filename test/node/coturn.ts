@@ -10,7 +10,7 @@ import { createSocket } from "node:dgram";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, run, sleep, type RunResult } from "./processes.js";
+import { freePort, run, signalGroup, sleep, type RunResult } from "./processes.js";
 import { findExecutable } from "./stun-capture.js";
 
 const STARTUP_TIMEOUT_MS = 10_000;
@@ -86,16 +86,6 @@ export interface Coturn {
   /** The server's log lines that name `username`, waiting up to `timeoutMs` for one matching `pattern`. */
   linesFor(username: string, pattern: RegExp, timeoutMs?: number): Promise<string[]>;
   stop(): Promise<void>;
-}
-
-/** Sends `signal` to the process group led by `pid`; false when no process of the group is left. */
-function signalGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
-  try {
-    process.kill(-pid, signal);
-    return true;
-  } catch {
-    return false; // ESRCH: the whole group is gone
-  }
 }
 
 /**
