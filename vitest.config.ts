@@ -44,7 +44,7 @@ export default defineConfig({
         test: { name: "worker-idle", include: ["test/worker/idle/**/*.test.ts"], testTimeout: 30_000 },
       },
       {
-        test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts", "test/shared/**/*.test.ts"], testTimeout: 60_000 },
+        test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts", "test/shared/**/*.test.ts", "test/relay/**/*.test.ts"], testTimeout: 60_000 },
       },
     ],
   },
