@@ -226,9 +226,14 @@ describe("the welcome frame", () => {
     expect(Date.parse(welcome.expiresAt!)).toBeGreaterThan(Date.now() + 86_000_000);
   });
 
-  it("names the peer in the TURN username in an open room too", async () => {
-    const { welcome } = await TestPeer.join(freshRoom("ice-open"), { vars: turnVars });
+  it("names the peer in the TURN username in an open room under AUTH_MODE=open", async () => {
+    const { welcome } = await TestPeer.join(freshRoom("ice-open"), { vars: open });
     expect(welcome.iceServers?.[1]?.username).toBe(`${Math.floor(Date.parse(welcome.expiresAt!) / 1000)}:${welcome.peerId}`);
+  });
+
+  it("gives no credentials to an open room's peers when credentials need a key or token", async () => {
+    const { welcome } = await TestPeer.join(freshRoom("ice-closed"), { vars: { ...turnVars, API_KEYS: freshKey() } });
+    expect(welcome.iceServers).toBeUndefined();
   });
 
   it("has no iceServers without a relay", async () => {

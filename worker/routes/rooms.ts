@@ -11,7 +11,7 @@ import {
   isValidRoomName,
 } from "../../shared/signaling/protocol.js";
 import { iceServersResponse } from "../../shared/turn/ice-servers.js";
-import { readRoomConfig, readTurnConfig } from "../config.js";
+import { readAccessConfig, readRoomConfig, readTurnConfig } from "../config.js";
 import type { Env } from "../env.js";
 import { httpError } from "../http-error.js";
 import { joinRequest, type JoinIntent } from "../room/join-intent.js";
@@ -60,10 +60,12 @@ rooms.get("/v1/rooms/:room", async (c) => {
   const resume = c.req.query("resume");
   if (resume) intent.resumeToken = resume;
 
-  // The welcome carries TURN credentials, so a browser needs one round trip to start a call.
+  // The welcome carries TURN credentials, so a browser needs one round trip to start a call; but
+  // only to whom /v1/ice-servers would give them: a token holder, or anyone under AUTH_MODE=open.
+  // An open room is no back door to the relay.
   const turn = readTurnConfig(c.env);
   if (intent.peerId === undefined) intent.newPeerId = crypto.randomUUID();
-  if (turn !== null) {
+  if (turn !== null && (intent.peerId !== undefined || readAccessConfig(c.env).open)) {
     const credential = await turn.keyring.mint(intent.peerId ?? intent.newPeerId!, turn.ttlSeconds);
     intent.ice = iceServersResponse(credential, turn.turnUrls, turn.stunUrls);
   }
