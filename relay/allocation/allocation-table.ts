@@ -1,0 +1,51 @@
+/**
+ * Every live allocation, findable by its client's 5-tuple, with the counts the quotas need. UDP
+ * clients are also indexed by (address, port) so the data path finds them without a key string.
+ */
+import type { Allocation } from "./allocation.js";
+import { AddressPortMap } from "./peer-map.js";
+
+export class AllocationTable {
+  private readonly byClientKey = new Map<string, Allocation>();
+  private readonly udpClients = new AddressPortMap<Allocation>();
+  private readonly perUser = new Map<string, number>();
+
+  get size(): number {
+    return this.byClientKey.size;
+  }
+
+  byKey(clientKey: string): Allocation | undefined {
+    return this.byClientKey.get(clientKey);
+  }
+
+  /** The data path's lookup for a UDP client. */
+  udpClient(address: string, port: number): Allocation | undefined {
+    return this.udpClients.get(address, port);
+  }
+
+  /** Allocations held by one TURN user id (user-quota). */
+  countForUser(userId: string): number {
+    return this.perUser.get(userId) ?? 0;
+  }
+
+  add(allocation: Allocation): void {
+    const client = allocation.client;
+    this.byClientKey.set(client.key, allocation);
+    if (client.transport === "udp") this.udpClients.set(client.address.address, client.address.port, allocation);
+    this.perUser.set(allocation.owner.userId, this.countForUser(allocation.owner.userId) + 1);
+  }
+
+  remove(allocation: Allocation): void {
+    const client = allocation.client;
+    if (this.byClientKey.get(client.key) !== allocation) return;
+    this.byClientKey.delete(client.key);
+    if (client.transport === "udp") this.udpClients.delete(client.address.address, client.address.port);
+    const left = this.countForUser(allocation.owner.userId) - 1;
+    if (left > 0) this.perUser.set(allocation.owner.userId, left);
+    else this.perUser.delete(allocation.owner.userId);
+  }
+
+  values(): IterableIterator<Allocation> {
+    return this.byClientKey.values();
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * One TURN allocation (RFC 8656 §2.2): a relay socket on the relay's address, bound to one client
+ * 5-tuple, with the permissions and channels the client installed. The data path in both
+ * directions lives here: receive, look up, check, send, with no promise, closure or copy per packet.
+ */
+import type { Socket } from "node:dgram";
+import type { CoarseClock } from "../clock.js";
+import { AttributeType, StunClass, StunMethod } from "../stun/constants.js";
+import { buildStunMessage } from "../stun/builder.js";
+import { encodeData, encodeXorAddress, type TransportAddress } from "../stun/attributes.js";
+import { newTransactionId } from "../stun/builder.js";
+import { AddressPortMap } from "./peer-map.js";
+
+/** How the relay reaches a client: its transport address and how to send it STUN or ChannelData. */
+export interface ClientLink {
+  readonly transport: "udp" | "tcp" | "tls";
+  readonly address: TransportAddress;
+  /** The 5-tuple as text ("udp:192.0.2.1:5000"), for maps that are not on the data path. */
+  readonly key: string;
+  sendStun(message: Buffer): void;
+  sendChannelData(channel: number, data: Buffer): void;
+}
+
+export interface ChannelBinding {
+  readonly number: number;
+  readonly peer: TransportAddress;
+  expiresAt: number;
+}
+
+/** What the allocation counts, for logs and metrics. */
+export interface TrafficCounters {
+  packetsToPeers: number;
+  bytesToPeers: number;
+  packetsToClient: number;
+  bytesToClient: number;
+  /** Datagrams from peers without a permission, dropped. */
+  droppedFromPeers: number;
+}
+
+export interface AllocationOwner {
+  username: string;
+  userId: string;
+  /** The long-term key that authenticated the Allocate; responses are signed with it. */
+  key: Buffer;
+  /** Unix seconds when the credential expires (for strict expiry). */
+  credentialExpiresAt: number;
+}
+
+export class Allocation {
+  /** Peer IP → permission expiry (ms). Permissions are per IP address, not per port (RFC 8656 §9). */
+  readonly permissions = new Map<string, number>();
+  readonly channelsByNumber = new Map<number, ChannelBinding>();
+  readonly channelsByPeer = new AddressPortMap<ChannelBinding>();
+  readonly traffic: TrafficCounters = { packetsToPeers: 0, bytesToPeers: 0, packetsToClient: 0, bytesToClient: 0, droppedFromPeers: 0 };
+  readonly createdAt: number;
+  expiresAt: number;
+  closed = false;
+
+  constructor(
+    readonly client: ClientLink,
+    readonly owner: AllocationOwner,
+    /** The address the relay socket is bound to. */
+    readonly relaySocket: Socket,
+    /** What clients are told (XOR-RELAYED-ADDRESS): the bound address, or its external-ip mapping. */
+    readonly relayedAddress: TransportAddress,
+    private readonly clock: CoarseClock,
+    /** The Allocate's transaction id: a retransmitted Allocate gets the same answer. */
+    readonly allocateTransactionId: string,
+    lifetimeMs: number,
+  ) {
+    this.createdAt = Date.now();
+    this.expiresAt = this.createdAt + lifetimeMs;
+    relaySocket.on("message", (data, from) => this.fromPeer(data, from.address, from.port));
+  }
+
+  hasPermission(peerAddress: string, now: number): boolean {
+    return (this.permissions.get(peerAddress) ?? 0) > now;
+  }
+
+  /** Client → peer: the payload of a Send indication or a ChannelData message. */
+  toPeer(data: Buffer, offset: number, length: number, peerAddress: string, peerPort: number): void {
+    this.traffic.packetsToPeers++;
+    this.traffic.bytesToPeers += length;
+    this.relaySocket.send(data, offset, length, peerPort, peerAddress);
+  }
+
+  /** Client → peer over a bound channel; false when the channel is unknown or expired. */
+  toChannel(channel: number, data: Buffer, offset: number, length: number): boolean {
+    const binding = this.channelsByNumber.get(channel);
+    const now = this.clock.now;
+    if (binding === undefined || binding.expiresAt <= now || !this.hasPermission(binding.peer.address, now)) return false;
+    this.toPeer(data, offset, length, binding.peer.address, binding.peer.port);
+    return true;
+  }
+
+  /** Peer → client: over the peer's channel when one is bound, else in a Data indication. */
+  private fromPeer(data: Buffer, address: string, port: number): void {
+    const now = this.clock.now;
+    if (!this.hasPermission(address, now)) {
+      this.traffic.droppedFromPeers++;
+      return;
+    }
+    this.traffic.packetsToClient++;
+    this.traffic.bytesToClient += data.length;
+    const binding = this.channelsByPeer.get(address, port);
+    if (binding !== undefined && binding.expiresAt > now) {
+      this.client.sendChannelData(binding.number, data);
+      return;
+    }
+    const family = address.includes(":") ? 6 : 4;
+    const transactionId = newTransactionId();
+    this.client.sendStun(
+      buildStunMessage({
+        method: StunMethod.Data,
+        messageClass: StunClass.Indication,
+        transactionId,
+        attributes: [encodeXorAddress(AttributeType.XorPeerAddress, { family, address, port }, transactionId), encodeData(data)],
+      }),
+    );
+  }
+
+  /** Installs or refreshes a permission for the peer's IP. */
+  permit(peerAddress: string, lifetimeMs: number, now: number): void {
+    this.permissions.set(peerAddress, now + lifetimeMs);
+  }
+
+  /** Binds or refreshes a channel; the caller has checked the rebinding rules. */
+  bindChannel(number: number, peer: TransportAddress, lifetimeMs: number, now: number): void {
+    const existing = this.channelsByNumber.get(number);
+    if (existing !== undefined) {
+      existing.expiresAt = now + lifetimeMs;
+      return;
+    }
+    const binding: ChannelBinding = { number, peer, expiresAt: now + lifetimeMs };
+    this.channelsByNumber.set(number, binding);
+    this.channelsByPeer.set(peer.address, peer.port, binding);
+  }
+
+  /** Drops permissions and channels that have run out. */
+  sweep(now: number): void {
+    for (const [address, expiresAt] of this.permissions) if (expiresAt <= now) this.permissions.delete(address);
+    for (const [number, binding] of this.channelsByNumber) {
+      if (binding.expiresAt <= now) {
+        this.channelsByNumber.delete(number);
+        this.channelsByPeer.delete(binding.peer.address, binding.peer.port);
+      }
+    }
+  }
+
+  /** Closes the relay socket; `onClosed` runs once the port is really free. */
+  close(onClosed: () => void): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.relaySocket.close(onClosed);
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * The server side of STUN's long-term credential mechanism (RFC 8489 §9.2.4) for TURN REST credentials
+ * (shared/turn/credentials.ts): the username says when it expires and for whom, the password is recomputed from
+ * it under each configured secret, and nothing is asked of the Worker that issued it.
+ *
+ * Order of checks, as in §9.2.4:
+ *   no MESSAGE-INTEGRITY(-SHA256)                       → 401, answer with REALM and a fresh NONCE (`challenge`)
+ *   USERNAME, REALM or NONCE missing or not valid text  → 400
+ *   NONCE stale, or not ours for this client address    → 438, answer with REALM and a fresh NONCE
+ *   REALM not ours; username malformed, expired or
+ *   further ahead than any issued one                   → 401
+ *   PASSWORD-ALGORITHM other than MD5, or malformed     → 400
+ *   MESSAGE-INTEGRITY(-SHA256) wrong under every secret → 401
+ *
+ * Keys that verified are cached per username (a bounded Map, oldest use evicted first), so the Refresh,
+ * CreatePermission and ChannelBind requests of a live allocation cost two HMACs per secret rather than
+ * a Web Crypto round trip and an MD5 as well. Usernames are only ever Map keys, never property names, so
+ * `__proto__`, `constructor` or `toString` are just strings that fail the username check.
+ */
+import { type ExpiryPolicy, type TurnKeyring, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_TTL_SECONDS, checkTurnUsername } from "../../shared/turn/credentials.js";
+import { encodeText, readText } from "../stun/attributes.js";
+import { AttributeType } from "../stun/constants.js";
+import { PasswordAlgorithm, longTermKey, verifyMessageIntegrity, verifyMessageIntegritySha256 } from "../stun/integrity.js";
+import { type StunAttributeRef, type StunMessage, findAttribute } from "../stun/message.js";
+import type { NonceIssuer } from "./nonce.js";
+
+/** How many usernames' keys are kept by default: one entry is a few dozen bytes per secret. */
+export const DEFAULT_KEY_CACHE_SIZE = 10_000;
+
+export interface LongTermAuthenticatorOptions {
+  /** The secrets TURN REST passwords are computed under; every one is tried. */
+  readonly keyring: TurnKeyring;
+  /** Our REALM: sent in challenges, required in requests, part of the key. Fewer than 128 characters. */
+  readonly realm: string;
+  readonly nonces: NonceIssuer;
+  /** Defaults to shared/turn's DEFAULT_CLOCK_SKEW_SECONDS (30). */
+  readonly clockSkewSeconds?: number;
+  /** Defaults to shared/turn's DEFAULT_MAX_TTL_SECONDS (48 h). */
+  readonly maxTtlSeconds?: number;
+  /** Usernames whose derived keys are cached; 0 turns the cache off. Defaults to DEFAULT_KEY_CACHE_SIZE. */
+  readonly keyCacheSize?: number;
+}
+
+export interface AuthSuccess {
+  readonly ok: true;
+  readonly username: string;
+  readonly userId: string;
+  /** Unix seconds, from the username. */
+  readonly expiresAt: number;
+  /** The long-term key that verified the request (a copy): sign the response with it. */
+  readonly key: Buffer;
+  /** Which integrity attribute was checked; RFC 8489 §9.2.4 has the response carry the same one. */
+  readonly integrity: "message-integrity" | "message-integrity-sha256";
+}
+
+export interface AuthFailure {
+  readonly ok: false;
+  /** 400 Bad Request, 401 Unauthenticated, 438 Stale Nonce. For 401 and 438 answer with `challenge()`'s REALM and NONCE. */
+  readonly code: 400 | 401 | 438;
+  /** Short ASCII text (under 128 characters, no client-supplied content), fit for the ERROR-CODE reason phrase. */
+  readonly reason: string;
+}
+
+export type AuthResult = AuthSuccess | AuthFailure;
+
+export interface Challenge {
+  readonly realm: string;
+  readonly nonce: string;
+}
+
+function fail(code: 400 | 401 | 438, reason: string): AuthFailure {
+  return { ok: false, code, reason };
+}
+
+export class LongTermAuthenticator {
+  private readonly keyring: TurnKeyring;
+  private readonly realm: string;
+  private readonly nonces: NonceIssuer;
+  private readonly policy: Required<Pick<ExpiryPolicy, "clockSkewSeconds" | "maxTtlSeconds">>;
+  private readonly keyCacheSize: number;
+  /** username → one long-term key per secret, in keyring order. Only usernames that verified get in. */
+  private readonly keyCache = new Map<string, readonly Buffer[]>();
+
+  /** Throws RangeError on a realm that cannot be sent or a bad cache size: both come from our own configuration. */
+  constructor(options: LongTermAuthenticatorOptions) {
+    encodeText(AttributeType.Realm, options.realm);
+    if (options.realm.length === 0) throw new RangeError("the realm must not be empty");
+    const keyCacheSize = options.keyCacheSize ?? DEFAULT_KEY_CACHE_SIZE;
+    if (!Number.isInteger(keyCacheSize) || keyCacheSize < 0) {
+      throw new RangeError(`keyCacheSize must be a whole number from 0 up, got ${keyCacheSize}`);
+    }
+    this.keyring = options.keyring;
+    this.realm = options.realm;
+    this.nonces = options.nonces;
+    this.policy = {
+      clockSkewSeconds: options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS,
+      maxTtlSeconds: options.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS,
+    };
+    this.keyCacheSize = keyCacheSize;
+  }
+
+  /** How many usernames have cached keys (at most `keyCacheSize`). */
+  get cachedKeyCount(): number {
+    return this.keyCache.size;
+  }
+
+  /** REALM and a fresh NONCE for a 401 or 438 response to `clientKey`. Keeps no state. */
+  challenge(clientKey: string, nowMs: number): Challenge {
+    return { realm: this.realm, nonce: this.nonces.issue(clientKey, nowMs) };
+  }
+
+  /**
+   * Judges a request from `clientKey` (the transport address its nonce was issued to) at `nowMs`.
+   * Never throws; never rejects.
+   */
+  async authenticate(message: StunMessage, clientKey: string, nowMs: number): Promise<AuthResult> {
+    try {
+      return await this.check(message, clientKey, nowMs);
+    } catch {
+      // Nothing above should throw; if something does, fail closed and let the client retry.
+      return fail(401, "Unauthenticated: the credentials could not be checked");
+    }
+  }
+
+  private async check(message: StunMessage, clientKey: string, nowMs: number): Promise<AuthResult> {
+    const integrity = message.messageIntegritySha256 !== undefined ? "message-integrity-sha256" : "message-integrity";
+    if (message.messageIntegritySha256 === undefined && message.messageIntegrity === undefined) {
+      return fail(401, "Unauthenticated: send USERNAME, REALM, NONCE and MESSAGE-INTEGRITY");
+    }
+
+    const username = textAttribute(message, AttributeType.Username, "USERNAME");
+    if (!username.ok) return username.failure;
+    const realm = textAttribute(message, AttributeType.Realm, "REALM");
+    if (!realm.ok) return realm.failure;
+    const nonce = textAttribute(message, AttributeType.Nonce, "NONCE");
+    if (!nonce.ok) return nonce.failure;
+
+    const nonceCheck = this.nonces.check(nonce.value, clientKey, nowMs);
+    if (nonceCheck === "stale") return fail(438, "Stale Nonce: retry with the new NONCE");
+    if (nonceCheck !== "valid") return fail(438, "Stale Nonce: the NONCE is not one this server gave this client; retry with the new one");
+
+    if (realm.value !== this.realm) return fail(401, "Unauthenticated: wrong REALM; use the one in this response");
+
+    const checked = checkTurnUsername(username.value, { now: Math.floor(nowMs / 1000), ...this.policy });
+    if (!checked.ok) {
+      switch (checked.reason) {
+        case "expired":
+          return fail(401, "Unauthenticated: the TURN credential has expired; fetch a new one");
+        case "too-far-ahead":
+          return fail(401, "Unauthenticated: the TURN credential expires later than any issued one");
+        default:
+          return fail(401, "Unauthenticated: USERNAME is not a TURN REST username (<unix-expiry>:<user-id>)");
+      }
+    }
+
+    const algorithmProblem = passwordAlgorithmProblem(message);
+    if (algorithmProblem !== undefined) return fail(400, algorithmProblem);
+
+    const cached = this.keyCache.get(username.value);
+    const keys = cached ?? (await this.deriveKeys(username.value));
+    const verify = integrity === "message-integrity-sha256" ? verifyMessageIntegritySha256 : verifyMessageIntegrity;
+    let matched: Buffer | undefined;
+    // Every key is tried, so the time taken does not tell which secret (if any) matched.
+    for (const key of keys) {
+      if (verify(message, key) && matched === undefined) matched = key;
+    }
+    if (matched === undefined) return fail(401, "Unauthenticated: MESSAGE-INTEGRITY does not match; check the TURN credential");
+
+    this.remember(username.value, keys, cached !== undefined);
+    return {
+      ok: true,
+      username: username.value,
+      userId: checked.userId,
+      expiresAt: checked.expiresAt,
+      key: Buffer.from(matched),
+      integrity,
+    };
+  }
+
+  private async deriveKeys(username: string): Promise<readonly Buffer[]> {
+    const passwords = await this.keyring.passwords(username);
+    return passwords.map((password) => longTermKey(username, this.realm, password));
+  }
+
+  /** Marks `username` as most recently used, evicting the least recently used beyond the bound. */
+  private remember(username: string, keys: readonly Buffer[], wasCached: boolean): void {
+    if (this.keyCacheSize === 0) return;
+    if (wasCached) this.keyCache.delete(username);
+    this.keyCache.set(username, keys);
+    while (this.keyCache.size > this.keyCacheSize) {
+      const oldest = this.keyCache.keys().next();
+      if (oldest.done === true) break;
+      this.keyCache.delete(oldest.value);
+    }
+  }
+}
+
+type TextAttribute = { readonly ok: true; readonly value: string } | { readonly ok: false; readonly failure: AuthFailure };
+
+function textAttribute(message: StunMessage, type: number, name: string): TextAttribute {
+  const attribute = findAttribute(message, type);
+  if (attribute === undefined) {
+    const hint = type === AttributeType.Username ? " (USERHASH is not supported)" : "";
+    return { ok: false, failure: fail(400, `Bad Request: MESSAGE-INTEGRITY without ${name}${hint}`) };
+  }
+  const text = readText(message, attribute);
+  if (!text.ok) return { ok: false, failure: fail(400, `Bad Request: ${name} is not valid UTF-8 text within the RFC limits`) };
+  return { ok: true, value: text.value };
+}
+
+/** PASSWORD-ALGORITHM value: 2-byte algorithm, 2-byte parameters length, parameters (RFC 8489 §14.11). */
+const PASSWORD_ALGORITHM_HEADER_LENGTH = 4;
+
+/** Why the request's PASSWORD-ALGORITHM cannot be honoured, or undefined if it is absent or MD5. */
+function passwordAlgorithmProblem(message: StunMessage): string | undefined {
+  const attribute: StunAttributeRef | undefined = findAttribute(message, AttributeType.PasswordAlgorithm);
+  if (attribute === undefined) return undefined;
+  if (attribute.length < PASSWORD_ALGORITHM_HEADER_LENGTH) return "Bad Request: PASSWORD-ALGORITHM is too short";
+  const algorithm = message.buffer.readUInt16BE(attribute.offset);
+  const parametersLength = message.buffer.readUInt16BE(attribute.offset + 2);
+  if (PASSWORD_ALGORITHM_HEADER_LENGTH + parametersLength !== attribute.length) {
+    return "Bad Request: PASSWORD-ALGORITHM parameters length does not match the attribute";
+  }
+  if (algorithm !== PasswordAlgorithm.Md5) {
+    return `Bad Request: PASSWORD-ALGORITHM 0x${algorithm.toString(16).padStart(4, "0")} is not supported; use MD5 (0x0001) or omit it`;
+  }
+  return undefined;
+}

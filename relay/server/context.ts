@@ -1,0 +1,40 @@
+/**
+ * What the method handlers see of the server: settings, the allocation table, the peer policy and
+ * the clock, plus the two operations that touch sockets. Handlers stay small and testable.
+ */
+import type { Allocation, AllocationOwner, ClientLink } from "../allocation/allocation.js";
+import type { AllocationTable } from "../allocation/allocation-table.js";
+import type { AuthSuccess } from "../auth/long-term.js";
+import type { CoarseClock } from "../clock.js";
+import type { RelayConfig } from "../config.js";
+import type { StunMessage } from "../stun/message.js";
+import type { Answer } from "./responses.js";
+
+export interface PeerPolicy {
+  isAllowed(address: string): boolean;
+}
+
+export interface RelayRequest {
+  readonly message: StunMessage;
+  readonly link: ClientLink;
+  readonly auth: AuthSuccess;
+  /** Milliseconds since the epoch. */
+  readonly now: number;
+}
+
+export interface AllocationRequest {
+  family: 4 | 6;
+  evenPort: boolean;
+  lifetimeMs: number;
+  transactionId: string;
+}
+
+export interface TurnContext {
+  readonly config: RelayConfig;
+  readonly table: AllocationTable;
+  readonly peers: PeerPolicy;
+  readonly clock: CoarseClock;
+  /** Binds a relay socket and registers the allocation, or answers why not (508, 440). */
+  openAllocation(link: ClientLink, owner: AllocationOwner, request: AllocationRequest): Promise<Allocation | Answer>;
+  closeAllocation(allocation: Allocation, reason: string): void;
+}

@@ -1,0 +1,103 @@
+/**
+ * Allocate (RFC 8656 §7): a UDP relay address for this client 5-tuple.
+ */
+import { AttributeType } from "../../stun/constants.js";
+import {
+  encodeLifetime,
+  encodeXorAddress,
+  readEvenPort,
+  readLifetime,
+  readRequestedAddressFamily,
+  readRequestedTransport,
+  TRANSPORT_PROTOCOL_UDP,
+  encodeUnknownAttributes,
+} from "../../stun/attributes.js";
+import { findAttribute } from "../../stun/message.js";
+import { DEFAULT_ALLOCATION_LIFETIME_SECONDS } from "../../config.js";
+import type { Allocation } from "../../allocation/allocation.js";
+import type { RelayRequest, TurnContext } from "../context.js";
+import { failure, success, type Answer } from "../responses.js";
+
+/** The answer to a successful Allocate, also resent for a retransmission of it. */
+export function allocateSuccess(allocation: Allocation, request: RelayRequest): Answer {
+  const id = request.message.transactionId;
+  return success([
+    encodeXorAddress(AttributeType.XorRelayedAddress, allocation.relayedAddress, id),
+    encodeLifetime(Math.max(0, Math.round((allocation.expiresAt - request.now) / 1000))),
+    encodeXorAddress(AttributeType.XorMappedAddress, allocation.client.address, id),
+  ]);
+}
+
+/** Seconds a client gets: what it asked for, or the default, never more than the maximum. */
+export function grantedLifetime(requested: number | undefined, maxSeconds: number): number {
+  return Math.min(requested ?? DEFAULT_ALLOCATION_LIFETIME_SECONDS, maxSeconds);
+}
+
+export async function handleAllocate(ctx: TurnContext, request: RelayRequest): Promise<Answer> {
+  const { message, link, auth } = request;
+  const transactionId = message.transactionId.toString("hex");
+  const existing = ctx.table.byKey(link.key);
+  if (existing !== undefined) {
+    // A retransmission whose cached answer is gone gets the same answer again; anything else is 437.
+    if (existing.allocateTransactionId === transactionId && existing.owner.username === auth.username) return allocateSuccess(existing, request);
+    return failure(437, "Allocation Mismatch: this client already has an allocation");
+  }
+
+  const transport = findAttribute(message, AttributeType.RequestedTransport);
+  if (transport === undefined) return failure(400, "Bad Request: REQUESTED-TRANSPORT is missing");
+  const protocol = readRequestedTransport(message, transport);
+  if (!protocol.ok) return failure(400, `Bad Request: ${protocol.reason}`);
+  if (protocol.value !== TRANSPORT_PROTOCOL_UDP) return failure(442, "Unsupported Transport Protocol: only UDP relaying is offered");
+
+  // Node cannot set the DF bit on a socket, so DONT-FRAGMENT is refused as RFC 8656 §7.2 asks.
+  if (findAttribute(message, AttributeType.DontFragment) !== undefined) {
+    return failure(420, "Unknown Attribute: DONT-FRAGMENT is not supported", [encodeUnknownAttributes([AttributeType.DontFragment])]);
+  }
+  const evenPortAttribute = findAttribute(message, AttributeType.EvenPort);
+  const reservation = findAttribute(message, AttributeType.ReservationToken);
+  if (reservation !== undefined && evenPortAttribute !== undefined) {
+    return failure(400, "Bad Request: RESERVATION-TOKEN and EVEN-PORT together");
+  }
+  if (reservation !== undefined) return failure(508, "Insufficient Capacity: this relay keeps no port reservations");
+  let evenPort = false;
+  if (evenPortAttribute !== undefined) {
+    const even = readEvenPort(message, evenPortAttribute);
+    if (!even.ok) return failure(400, `Bad Request: ${even.reason}`);
+    // A reservation of the next port (R bit) is not offered: answer as RFC 8656 §7.2 says when it cannot be met.
+    if (even.value.reserveNextPort) return failure(508, "Insufficient Capacity: reserving the next port is not offered");
+    evenPort = true;
+  }
+
+  let family: 4 | 6 = 4;
+  const familyAttribute = findAttribute(message, AttributeType.RequestedAddressFamily);
+  if (familyAttribute !== undefined) {
+    const requested = readRequestedAddressFamily(message, familyAttribute);
+    if (!requested.ok) return failure(440, `Address Family not Supported: ${requested.reason}`);
+    family = requested.value;
+  }
+
+  let requestedLifetime: number | undefined;
+  const lifetimeAttribute = findAttribute(message, AttributeType.Lifetime);
+  if (lifetimeAttribute !== undefined) {
+    const lifetime = readLifetime(message, lifetimeAttribute);
+    if (!lifetime.ok) return failure(400, `Bad Request: ${lifetime.reason}`);
+    requestedLifetime = lifetime.value;
+  }
+  const lifetimeSeconds = grantedLifetime(requestedLifetime, ctx.config.maxAllocateLifetime);
+  if (lifetimeSeconds === 0) return failure(400, "Bad Request: an allocation needs a lifetime above 0");
+
+  if (ctx.config.userQuota > 0 && ctx.table.countForUser(auth.userId) >= ctx.config.userQuota) {
+    return failure(486, "Allocation Quota Reached: this user holds the most allocations allowed");
+  }
+  if (ctx.config.totalQuota > 0 && ctx.table.size >= ctx.config.totalQuota) {
+    return failure(508, "Insufficient Capacity: the relay holds the most allocations allowed");
+  }
+
+  const opened = await ctx.openAllocation(
+    link,
+    { username: auth.username, userId: auth.userId, key: auth.key, credentialExpiresAt: auth.expiresAt },
+    { family, evenPort, lifetimeMs: lifetimeSeconds * 1000, transactionId },
+  );
+  if ("ok" in opened) return opened;
+  return allocateSuccess(opened, request);
+}

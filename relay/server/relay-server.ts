@@ -1,0 +1,265 @@
+/**
+ * The relay: listeners in, one handler per STUN method, allocations out. It owns every socket it
+ * opens and closes every one of them on `stop()`, so no relay port outlives its allocation.
+ */
+import { createSocket, type Socket } from "node:dgram";
+import { TurnKeyring } from "../../shared/turn/credentials.js";
+import { Allocation, type AllocationOwner, type ClientLink } from "../allocation/allocation.js";
+import { AllocationTable } from "../allocation/allocation-table.js";
+import { PortPool } from "../allocation/port-pool.js";
+import { LongTermAuthenticator, type AuthSuccess } from "../auth/long-term.js";
+import { NonceIssuer, newNonceSecret } from "../auth/nonce.js";
+import { CoarseClock } from "../clock.js";
+import { NONCE_LIFETIME_SECONDS, type RelayConfig } from "../config.js";
+import { compilePeerFilter } from "../policy/peer-filter.js";
+import { AttributeType, StunClass, StunMethod } from "../stun/constants.js";
+import { encodeText, encodeUnknownAttributes, type TransportAddress } from "../stun/attributes.js";
+import { decodeStunMessage, type StunMessage } from "../stun/message.js";
+import { CHANNEL_DATA_HEADER_LENGTH, channelDataLength, startsChannelData } from "../turn/channel-data.js";
+import type { AllocationRequest, TurnContext } from "./context.js";
+import { handleAllocate } from "./handlers/allocate.js";
+import { handleBinding } from "./handlers/binding.js";
+import { handleChannelBind } from "./handlers/channel-bind.js";
+import { handleCreatePermission } from "./handlers/create-permission.js";
+import { handleRefresh } from "./handlers/refresh.js";
+import { handleSendIndication } from "./handlers/send.js";
+import { buildResponse, failure, type Answer } from "./responses.js";
+import { TransactionCache } from "./transaction-cache.js";
+import { udpClientLink } from "../transport/udp.js";
+
+/** How often expired allocations, permissions and channels are swept: one timer for all of them. */
+export const SWEEP_INTERVAL_MS = 1_000;
+/** Ports tried before an Allocate gives up with 508 when ports in the range are taken by other programs. */
+const BIND_ATTEMPTS = 8;
+
+export interface RelayEvent {
+  event: "allocation-start" | "allocation-end" | "request-failed";
+  [field: string]: unknown;
+}
+
+export interface ListenerAddress {
+  transport: "udp";
+  address: string;
+  port: number;
+}
+
+export class RelayServer implements TurnContext {
+  readonly table = new AllocationTable();
+  readonly clock = new CoarseClock();
+  readonly peers;
+  private readonly ports: PortPool;
+  private readonly auth: LongTermAuthenticator;
+  private readonly transactions = new TransactionCache();
+  private readonly listeners: Socket[] = [];
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly config: RelayConfig,
+    private readonly onEvent: (event: RelayEvent) => void = () => {},
+  ) {
+    this.peers = compilePeerFilter({
+      allowLoopback: config.allowLoopbackPeers,
+      allowedPeers: config.allowedPeerIps,
+      deniedPeers: config.deniedPeerIps,
+    });
+    this.ports = new PortPool(config.minPort, config.maxPort);
+    this.auth = new LongTermAuthenticator({
+      keyring: new TurnKeyring(config.secrets),
+      realm: config.realm,
+      nonces: new NonceIssuer({ secret: newNonceSecret(), lifetimeSeconds: NONCE_LIFETIME_SECONDS }),
+    });
+  }
+
+  get allocationCount(): number {
+    return this.table.size;
+  }
+
+  get freePorts(): number {
+    return this.ports.available;
+  }
+
+  /** Binds every listener; resolves with their addresses (port 0 in the config picks a free one). */
+  async start(): Promise<ListenerAddress[]> {
+    this.clock.start();
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
+    const bound: ListenerAddress[] = [];
+    for (const ip of this.config.listeningIps) {
+      const socket = createSocket({ type: ip.includes(":") ? "udp6" : "udp4", ipv6Only: ip.includes(":") });
+      socket.on("message", (data, from) => this.fromUdpClient(socket, data, from.address, from.port));
+      // A send error (e.g. ICMP port unreachable surfacing as ECONNREFUSED) must not crash the relay.
+      socket.on("error", () => {});
+      await new Promise<void>((resolve, reject) => {
+        socket.once("error", reject);
+        socket.bind(this.config.listeningPort, ip, () => {
+          socket.off("error", reject);
+          resolve();
+        });
+      });
+      this.listeners.push(socket);
+      const address = socket.address();
+      bound.push({ transport: "udp", address: address.address, port: address.port });
+    }
+    return bound;
+  }
+
+  /** Closes every allocation (their ports go back to the pool) and every listener. */
+  async stop(): Promise<void> {
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    this.clock.stop();
+    const closing = [...this.table.values()].map((allocation) => new Promise<void>((resolve) => this.closeAllocation(allocation, "relay stopping", resolve)));
+    closing.push(...this.listeners.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
+    this.listeners.length = 0;
+    await Promise.all(closing);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Transports in
+
+  private fromUdpClient(socket: Socket, data: Buffer, address: string, port: number): void {
+    const first = data[0];
+    if (first === undefined) return;
+    if (startsChannelData(first)) {
+      // ChannelData: the hot path. Look up, check, send; nothing built.
+      const allocation = this.table.udpClient(address, port);
+      const length = channelDataLength(data);
+      if (allocation === undefined || length < 0 || CHANNEL_DATA_HEADER_LENGTH + length > data.length) return;
+      allocation.toChannel(data.readUInt16BE(0), data, CHANNEL_DATA_HEADER_LENGTH, length);
+      return;
+    }
+    if (first > 0x03) return; // neither STUN nor ChannelData
+    const decoded = decodeStunMessage(data);
+    if (!decoded.ok) return;
+    const message = decoded.message;
+    if (message.messageClass === StunClass.Indication) {
+      const allocation = this.table.udpClient(address, port);
+      if (allocation !== undefined && message.method === StunMethod.Send) handleSendIndication(allocation, message, this.clock.now);
+      return;
+    }
+    if (message.messageClass !== StunClass.Request) return;
+    void this.handleRequest(udpClientLink(socket, address, port), message);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Requests
+
+  private async handleRequest(link: ClientLink, message: StunMessage): Promise<void> {
+    const now = Date.now();
+    const transactionKey = `${link.key}/${message.transactionId.toString("hex")}`;
+    const cached = this.transactions.lookup(transactionKey, now);
+    if (cached === "pending") return;
+    if (cached !== undefined) return link.sendStun(cached);
+
+    const respond = (answer: Answer, key?: Buffer) => buildResponse(message, answer, { software: this.config.software, ...(key !== undefined && { key }) });
+
+    if (message.unknownComprehensionRequired.length > 0) {
+      return link.sendStun(respond(failure(420, "Unknown Attribute", [encodeUnknownAttributes(message.unknownComprehensionRequired)])));
+    }
+    if (message.method === StunMethod.Binding) return link.sendStun(respond(handleBinding(message, link)));
+    if (!TURN_METHODS.has(message.method)) return link.sendStun(respond(failure(400, "Bad Request: unknown method")));
+
+    this.transactions.markPending(transactionKey, now);
+    let response: Buffer;
+    try {
+      const auth = await this.auth.authenticate(message, link.key, now);
+      if (!auth.ok) {
+        this.transactions.forget(transactionKey);
+        const challenge = auth.code === 400 ? [] : this.challengeAttributes(link.key, now);
+        return link.sendStun(respond(failure(auth.code, auth.reason, challenge)));
+      }
+      response = respond(await this.dispatch(link, message, auth, now), auth.key);
+    } catch (error) {
+      this.transactions.forget(transactionKey);
+      this.onEvent({ event: "request-failed", method: message.method, error: String(error) });
+      return link.sendStun(respond(failure(500, "Server Error")));
+    }
+    this.transactions.store(transactionKey, response, Date.now());
+    link.sendStun(response);
+  }
+
+  private challengeAttributes(clientKey: string, now: number) {
+    const { realm, nonce } = this.auth.challenge(clientKey, now);
+    return [encodeText(AttributeType.Realm, realm), encodeText(AttributeType.Nonce, nonce)];
+  }
+
+  private dispatch(link: ClientLink, message: StunMessage, auth: AuthSuccess, now: number): Answer | Promise<Answer> {
+    const request = { message, link, auth, now };
+    switch (message.method) {
+      case StunMethod.Allocate:
+        return handleAllocate(this, request);
+      case StunMethod.Refresh:
+        return handleRefresh(this, request);
+      case StunMethod.CreatePermission:
+        return handleCreatePermission(this, request);
+      default:
+        return handleChannelBind(this, request);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Allocations
+
+  async openAllocation(link: ClientLink, owner: AllocationOwner, request: AllocationRequest): Promise<Allocation | Answer> {
+    const relayIp = this.config.relayIps.find((ip) => (ip.includes(":") ? 6 : 4) === request.family);
+    if (relayIp === undefined) return failure(440, `Address Family not Supported: this relay has no IPv${request.family} relay address`);
+    for (let attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
+      const port = this.ports.take(request.evenPort);
+      if (port === null) return failure(508, "Insufficient Capacity: no relay port is free");
+      const socket = createSocket({ type: request.family === 6 ? "udp6" : "udp4", ipv6Only: request.family === 6 });
+      const bound = await new Promise<boolean>((resolve) => {
+        socket.once("error", () => resolve(false));
+        socket.bind(port, relayIp, () => resolve(true));
+      });
+      if (!bound) {
+        // Taken by another program: keep it out of the pool for now and try another port.
+        socket.close();
+        continue;
+      }
+      socket.on("error", () => {});
+      const allocation = new Allocation(link, owner, socket, this.advertised(relayIp, port, request.family), this.clock, request.transactionId, request.lifetimeMs);
+      this.table.add(allocation);
+      this.onEvent({ event: "allocation-start", client: link.key, relayed: `${allocation.relayedAddress.address}:${port}`, user: owner.userId });
+      return allocation;
+    }
+    return failure(508, "Insufficient Capacity: could not bind a relay port");
+  }
+
+  closeAllocation(allocation: Allocation, reason: string, onClosed?: () => void): void {
+    if (allocation.closed) return onClosed?.();
+    this.table.remove(allocation);
+    const port = allocation.relaySocket.address().port;
+    allocation.close(() => {
+      this.ports.release(port);
+      onClosed?.();
+    });
+    this.onEvent({
+      event: "allocation-end",
+      client: allocation.client.key,
+      user: allocation.owner.userId,
+      reason,
+      seconds: Math.round((Date.now() - allocation.createdAt) / 1000),
+      ...allocation.traffic,
+    });
+  }
+
+  /** The relayed address clients are told: the bound one, or its external-ip mapping. */
+  private advertised(relayIp: string, port: number, family: 4 | 6): TransportAddress {
+    const mapping = this.config.externalIps.find((external) =>
+      external.private !== undefined ? external.private === relayIp : (external.public.includes(":") ? 6 : 4) === family,
+    );
+    const address = mapping?.public ?? relayIp;
+    return { family, address, port };
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const allocation of this.table.values()) {
+      if (allocation.expiresAt <= now) this.closeAllocation(allocation, "expired");
+      else allocation.sweep(now);
+    }
+    this.transactions.prune(now);
+  }
+}
+
+const TURN_METHODS: ReadonlySet<number> = new Set([StunMethod.Allocate, StunMethod.Refresh, StunMethod.CreatePermission, StunMethod.ChannelBind]);

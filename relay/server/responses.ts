@@ -1,0 +1,41 @@
+/**
+ * Building the answer to a request: success or error, signed with the long-term key when the
+ * request was authenticated, with FINGERPRINT when the client used it, and SOFTWARE only when the
+ * operator asked for it (it helps nobody but fingerprinters and amplifiers).
+ */
+import { AttributeType, StunClass } from "../stun/constants.js";
+import { buildStunMessage, type StunAttributeValue } from "../stun/builder.js";
+import { encodeErrorCode, encodeText } from "../stun/attributes.js";
+import type { StunMessage } from "../stun/message.js";
+
+/** What a method handler decides; the server turns it into bytes. */
+export type Answer =
+  | { ok: true; attributes: StunAttributeValue[] }
+  | { ok: false; code: number; reason: string; attributes?: StunAttributeValue[] };
+
+export function success(attributes: StunAttributeValue[] = []): Answer {
+  return { ok: true, attributes };
+}
+
+export function failure(code: number, reason: string, attributes?: StunAttributeValue[]): Answer {
+  return attributes === undefined ? { ok: false, code, reason } : { ok: false, code, reason, attributes };
+}
+
+export interface ResponseOptions {
+  /** Signs the response (MESSAGE-INTEGRITY): every answer to an authenticated request. */
+  key?: Buffer;
+  software: string | null;
+}
+
+export function buildResponse(request: StunMessage, answer: Answer, options: ResponseOptions): Buffer {
+  const attributes = answer.ok ? [...answer.attributes] : [encodeErrorCode(answer.code, answer.reason), ...(answer.attributes ?? [])];
+  if (options.software !== null) attributes.push(encodeText(AttributeType.Software, options.software));
+  return buildStunMessage({
+    method: request.method,
+    messageClass: answer.ok ? StunClass.SuccessResponse : StunClass.ErrorResponse,
+    transactionId: request.transactionId,
+    attributes,
+    ...(options.key !== undefined && { messageIntegrityKey: options.key }),
+    fingerprint: request.fingerprint !== undefined,
+  });
+}
