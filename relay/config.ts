@@ -5,6 +5,7 @@
  */
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
+import { DEFAULT_CLOCK_SKEW_SECONDS } from "../shared/turn/credentials.js";
 
 export interface ExternalAddress {
   /** Advertised to clients in XOR-RELAYED-ADDRESS. */
@@ -33,8 +34,10 @@ export interface RelayConfig {
   totalQuota: number;
   /** Seconds: the longest lifetime a client may ask for. */
   maxAllocateLifetime: number;
-  /** Refuse Refresh once the credential that created the allocation has expired. */
+  /** Refuse requests on an allocation once the credential that created it has expired. */
   strictExpiry: boolean;
+  /** Seconds a credential's expiry may be off between the Worker's clock and this host's. */
+  credentialClockSkew: number;
   /** SOFTWARE attribute in responses; none by default (it only helps fingerprinting and amplification). */
   software: string | null;
 }
@@ -79,7 +82,8 @@ Options (coturn's names; repeat the ones marked * to give several):
   --user-quota N               allocations per user at once (default 0: no limit)
   --total-quota N              allocations at once (default 0: the port range)
   --max-allocate-lifetime N    longest allocation lifetime in seconds (default 3600)
-  --strict-expiry              refuse Refresh once the credential has expired
+  --strict-expiry              refuse Refresh, CreatePermission and ChannelBind once the credential has expired
+  --credential-clock-skew N    seconds of clock difference allowed on credential expiry (default 30)
   --software TEXT              SOFTWARE attribute in responses (default: none)
   --help                       this text`;
 
@@ -133,6 +137,7 @@ export function parseRelayArgs(argv: readonly string[], env: Readonly<Record<str
         "total-quota": { type: "string" },
         "max-allocate-lifetime": { type: "string" },
         "strict-expiry": { type: "boolean" },
+        "credential-clock-skew": { type: "string" },
         software: { type: "string" },
         help: { type: "boolean" },
       },
@@ -179,6 +184,7 @@ export function parseRelayArgs(argv: readonly string[], env: Readonly<Record<str
       totalQuota: integer("total-quota", values["total-quota"], RELAY_DEFAULTS.totalQuota, 0, 1_000_000),
       maxAllocateLifetime: integer("max-allocate-lifetime", values["max-allocate-lifetime"], RELAY_DEFAULTS.maxAllocateLifetime, 60, 86_400),
       strictExpiry: values["strict-expiry"] ?? false,
+      credentialClockSkew: integer("credential-clock-skew", values["credential-clock-skew"], DEFAULT_CLOCK_SKEW_SECONDS, 0, 3600),
       software: values.software ?? null,
     },
   };

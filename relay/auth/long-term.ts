@@ -63,6 +63,11 @@ export interface AuthFailure {
 
 export type AuthResult = AuthSuccess | AuthFailure;
 
+export interface AuthenticateOptions {
+  /** Let an expired (but otherwise valid) credential through: for requests on an existing allocation. */
+  readonly acceptExpiredCredential?: boolean;
+}
+
 export interface Challenge {
   readonly realm: string;
   readonly nonce: string;
@@ -113,16 +118,16 @@ export class LongTermAuthenticator {
    * Judges a request from `clientKey` (the transport address its nonce was issued to) at `nowMs`.
    * Never throws; never rejects.
    */
-  async authenticate(message: StunMessage, clientKey: string, nowMs: number): Promise<AuthResult> {
+  async authenticate(message: StunMessage, clientKey: string, nowMs: number, options: AuthenticateOptions = {}): Promise<AuthResult> {
     try {
-      return await this.check(message, clientKey, nowMs);
+      return await this.check(message, clientKey, nowMs, options);
     } catch {
       // Nothing above should throw; if something does, fail closed and let the client retry.
       return fail(401, "Unauthenticated: the credentials could not be checked");
     }
   }
 
-  private async check(message: StunMessage, clientKey: string, nowMs: number): Promise<AuthResult> {
+  private async check(message: StunMessage, clientKey: string, nowMs: number, options: AuthenticateOptions): Promise<AuthResult> {
     const integrity = message.messageIntegritySha256 !== undefined ? "message-integrity-sha256" : "message-integrity";
     if (message.messageIntegritySha256 === undefined && message.messageIntegrity === undefined) {
       return fail(401, "Unauthenticated: send USERNAME, REALM, NONCE and MESSAGE-INTEGRITY");
@@ -141,7 +146,11 @@ export class LongTermAuthenticator {
 
     if (realm.value !== this.realm) return fail(401, "Unauthenticated: wrong REALM; use the one in this response");
 
-    const checked = checkTurnUsername(username.value, { now: Math.floor(nowMs / 1000), ...this.policy });
+    const checked = checkTurnUsername(username.value, {
+      now: Math.floor(nowMs / 1000),
+      ...this.policy,
+      acceptExpired: options.acceptExpiredCredential === true,
+    });
     if (!checked.ok) {
       switch (checked.reason) {
         case "expired":

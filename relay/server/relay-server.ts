@@ -66,6 +66,7 @@ export class RelayServer implements TurnContext {
     this.auth = new LongTermAuthenticator({
       keyring: new TurnKeyring(config.secrets),
       realm: config.realm,
+      clockSkewSeconds: config.credentialClockSkew,
       nonces: new NonceIssuer({ secret: newNonceSecret(), lifetimeSeconds: NONCE_LIFETIME_SECONDS }),
     });
   }
@@ -151,7 +152,8 @@ export class RelayServer implements TurnContext {
     if (cached === "pending") return;
     if (cached !== undefined) return link.sendStun(cached);
 
-    const respond = (answer: Answer, key?: Buffer) => buildResponse(message, answer, { software: this.config.software, ...(key !== undefined && { key }) });
+    const respond = (answer: Answer, auth?: AuthSuccess) =>
+      buildResponse(message, answer, { software: this.config.software, ...(auth !== undefined && { signature: auth }) });
 
     if (message.unknownComprehensionRequired.length > 0) {
       return link.sendStun(respond(failure(420, "Unknown Attribute", [encodeUnknownAttributes(message.unknownComprehensionRequired)])));
@@ -162,13 +164,16 @@ export class RelayServer implements TurnContext {
     this.transactions.markPending(transactionKey, now);
     let response: Buffer;
     try {
-      const auth = await this.auth.authenticate(message, link.key, now);
+      // Like coturn, an allocation outlives its credential while it is refreshed; --strict-expiry ends that.
+      const acceptExpiredCredential =
+        !this.config.strictExpiry && message.method !== StunMethod.Allocate && this.table.byKey(link.key) !== undefined;
+      const auth = await this.auth.authenticate(message, link.key, now, { acceptExpiredCredential });
       if (!auth.ok) {
         this.transactions.forget(transactionKey);
         const challenge = auth.code === 400 ? [] : this.challengeAttributes(link.key, now);
         return link.sendStun(respond(failure(auth.code, auth.reason, challenge)));
       }
-      response = respond(await this.dispatch(link, message, auth, now), auth.key);
+      response = respond(await this.dispatch(link, message, auth, now), auth);
     } catch (error) {
       this.transactions.forget(transactionKey);
       this.onEvent({ event: "request-failed", method: message.method, error: String(error) });

@@ -22,8 +22,8 @@ export function failure(code: number, reason: string, attributes?: StunAttribute
 }
 
 export interface ResponseOptions {
-  /** Signs the response (MESSAGE-INTEGRITY): every answer to an authenticated request. */
-  key?: Buffer;
+  /** Signs the response: every answer to an authenticated request, with the integrity attribute the request used. */
+  signature?: { key: Buffer; integrity: "message-integrity" | "message-integrity-sha256" };
   software: string | null;
 }
 
@@ -35,7 +35,8 @@ export function buildResponse(request: StunMessage, answer: Answer, options: Res
     messageClass: answer.ok ? StunClass.SuccessResponse : StunClass.ErrorResponse,
     transactionId: request.transactionId,
     attributes,
-    ...(options.key !== undefined && { messageIntegrityKey: options.key }),
+    ...(options.signature?.integrity === "message-integrity" && { messageIntegrityKey: options.signature.key }),
+    ...(options.signature?.integrity === "message-integrity-sha256" && { messageIntegritySha256Key: options.signature.key }),
     fingerprint: request.fingerprint !== undefined,
   });
 }

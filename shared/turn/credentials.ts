@@ -76,6 +76,12 @@ export interface ExpiryPolicy {
   clockSkewSeconds?: number;
   /** Expiries further out than this (plus skew) are refused: nobody issued them. */
   maxTtlSeconds?: number;
+  /**
+   * Accept an expired username (shape and maximum TTL still checked). Relays use this for requests
+   * on an allocation that already exists: like coturn, an allocation lives as long as it is
+   * refreshed, unless the operator asks for strict expiry.
+   */
+  acceptExpired?: boolean;
 }
 
 /** Reads and judges a REST username without any secret: shape, expiry, and how far out it is. */
@@ -88,7 +94,7 @@ export function checkTurnUsername(username: string, policy: ExpiryPolicy = {}): 
     return { ok: false, reason: "malformed", message: "a TURN REST username is <unix-expiry>:<user-id>" };
   }
   const expiresAt = Number(match[1]);
-  if (expiresAt + skew < now) {
+  if (expiresAt + skew < now && policy.acceptExpired !== true) {
     return { ok: false, reason: "expired", message: `the credential expired at ${new Date(expiresAt * 1000).toISOString()}; fetch a new one` };
   }
   if (expiresAt - now > maxTtl + skew) {

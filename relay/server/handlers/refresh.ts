@@ -25,9 +25,6 @@ export function handleRefresh(ctx: TurnContext, request: RelayRequest): Answer {
     ctx.closeAllocation(own.allocation, "deleted by the client");
     return success([encodeLifetime(0)]);
   }
-  if (ctx.config.strictExpiry && auth.expiresAt * 1000 <= now) {
-    return failure(401, "Unauthenticated: the credential has expired; the relay runs with --strict-expiry");
-  }
   const seconds = grantedLifetime(requested, ctx.config.maxAllocateLifetime);
   own.allocation.expiresAt = now + seconds * 1000;
   return success([encodeLifetime(seconds)]);
