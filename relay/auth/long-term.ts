@@ -130,7 +130,8 @@ export class LongTermAuthenticator {
   private async check(message: StunMessage, clientKey: string, nowMs: number, options: AuthenticateOptions): Promise<AuthResult> {
     const integrity = message.messageIntegritySha256 !== undefined ? "message-integrity-sha256" : "message-integrity";
     if (message.messageIntegritySha256 === undefined && message.messageIntegrity === undefined) {
-      return fail(401, "Unauthenticated: send USERNAME, REALM, NONCE and MESSAGE-INTEGRITY");
+      // The answer to an unsigned request is sent to anyone who asks: keep it short (amplification).
+      return fail(401, "Unauthenticated");
     }
 
     const username = textAttribute(message, AttributeType.Username, "USERNAME");

@@ -27,6 +27,11 @@ export interface AllocationRequest {
   evenPort: boolean;
   lifetimeMs: number;
   transactionId: string;
+  /**
+   * Checked again once the relay socket is bound, right before the allocation is registered: other
+   * requests may have run while the bind was under way (quotas, a second Allocate of this client).
+   */
+  admit(): Answer | null;
 }
 
 export interface TurnContext {

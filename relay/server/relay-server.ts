@@ -13,8 +13,8 @@ import { CoarseClock } from "../clock.js";
 import { NONCE_LIFETIME_SECONDS, type RelayConfig } from "../config.js";
 import { compilePeerFilter } from "../policy/peer-filter.js";
 import { AttributeType, StunClass, StunMethod } from "../stun/constants.js";
-import { encodeText, encodeUnknownAttributes, type TransportAddress } from "../stun/attributes.js";
-import { decodeStunMessage, type StunMessage } from "../stun/message.js";
+import { encodeText, encodeUnknownAttributes, readLifetime, type TransportAddress } from "../stun/attributes.js";
+import { decodeStunMessage, findAttribute, type StunMessage } from "../stun/message.js";
 import { CHANNEL_DATA_HEADER_LENGTH, channelDataLength, startsChannelData } from "../turn/channel-data.js";
 import type { AllocationRequest, TurnContext } from "./context.js";
 import { handleAllocate } from "./handlers/allocate.js";
@@ -52,6 +52,7 @@ export class RelayServer implements TurnContext {
   private readonly transactions = new TransactionCache();
   private readonly listeners: Socket[] = [];
   private sweepTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
 
   constructor(
     readonly config: RelayConfig,
@@ -106,6 +107,7 @@ export class RelayServer implements TurnContext {
 
   /** Closes every allocation (their ports go back to the pool) and every listener. */
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
     this.clock.stop();
@@ -165,8 +167,11 @@ export class RelayServer implements TurnContext {
     let response: Buffer;
     try {
       // Like coturn, an allocation outlives its credential while it is refreshed; --strict-expiry ends that.
+      // A client may always delete its own allocation, strict or not.
       const acceptExpiredCredential =
-        !this.config.strictExpiry && message.method !== StunMethod.Allocate && this.table.byKey(link.key) !== undefined;
+        message.method !== StunMethod.Allocate &&
+        this.table.byKey(link.key) !== undefined &&
+        (!this.config.strictExpiry || isDeletion(message));
       const auth = await this.auth.authenticate(message, link.key, now, { acceptExpiredCredential });
       if (!auth.ok) {
         this.transactions.forget(transactionKey);
@@ -208,26 +213,37 @@ export class RelayServer implements TurnContext {
   async openAllocation(link: ClientLink, owner: AllocationOwner, request: AllocationRequest): Promise<Allocation | Answer> {
     const relayIp = this.config.relayIps.find((ip) => (ip.includes(":") ? 6 : 4) === request.family);
     if (relayIp === undefined) return failure(440, `Address Family not Supported: this relay has no IPv${request.family} relay address`);
-    for (let attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
-      const port = this.ports.take(request.evenPort);
-      if (port === null) return failure(508, "Insufficient Capacity: no relay port is free");
-      const socket = createSocket({ type: request.family === 6 ? "udp6" : "udp4", ipv6Only: request.family === 6 });
-      const bound = await new Promise<boolean>((resolve) => {
-        socket.once("error", () => resolve(false));
-        socket.bind(port, relayIp, () => resolve(true));
-      });
-      if (!bound) {
-        // Taken by another program: keep it out of the pool for now and try another port.
-        socket.close();
-        continue;
+    // Ports another program holds are skipped for this request and go back to the pool afterwards.
+    const busy: number[] = [];
+    try {
+      for (let attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
+        const port = this.ports.take(request.evenPort);
+        if (port === null) return failure(508, "Insufficient Capacity: no relay port is free");
+        const socket = createSocket({ type: request.family === 6 ? "udp6" : "udp4", ipv6Only: request.family === 6 });
+        const bound = await new Promise<boolean>((resolve) => {
+          socket.once("error", () => resolve(false));
+          socket.bind(port, relayIp, () => resolve(true));
+        });
+        if (!bound) {
+          busy.push(port);
+          socket.close();
+          continue;
+        }
+        const refused = this.stopped ? failure(508, "Insufficient Capacity: the relay is stopping") : request.admit();
+        if (refused !== null) {
+          socket.close(() => this.ports.release(port));
+          return refused;
+        }
+        socket.on("error", () => {});
+        const allocation = new Allocation(link, owner, socket, this.advertised(relayIp, port, request.family), this.clock, request.transactionId, request.lifetimeMs);
+        this.table.add(allocation);
+        this.onEvent({ event: "allocation-start", client: link.key, relayed: `${allocation.relayedAddress.address}:${port}`, user: owner.userId });
+        return allocation;
       }
-      socket.on("error", () => {});
-      const allocation = new Allocation(link, owner, socket, this.advertised(relayIp, port, request.family), this.clock, request.transactionId, request.lifetimeMs);
-      this.table.add(allocation);
-      this.onEvent({ event: "allocation-start", client: link.key, relayed: `${allocation.relayedAddress.address}:${port}`, user: owner.userId });
-      return allocation;
+      return failure(508, "Insufficient Capacity: could not bind a relay port");
+    } finally {
+      for (const port of busy) this.ports.release(port);
     }
-    return failure(508, "Insufficient Capacity: could not bind a relay port");
   }
 
   closeAllocation(allocation: Allocation, reason: string, onClosed?: () => void): void {
@@ -265,6 +281,15 @@ export class RelayServer implements TurnContext {
     }
     this.transactions.prune(now);
   }
+}
+
+/** A Refresh with LIFETIME 0. */
+function isDeletion(message: StunMessage): boolean {
+  if (message.method !== StunMethod.Refresh) return false;
+  const attribute = findAttribute(message, AttributeType.Lifetime);
+  if (attribute === undefined) return false;
+  const lifetime = readLifetime(message, attribute);
+  return lifetime.ok && lifetime.value === 0;
 }
 
 const TURN_METHODS: ReadonlySet<number> = new Set([StunMethod.Allocate, StunMethod.Refresh, StunMethod.CreatePermission, StunMethod.ChannelBind]);

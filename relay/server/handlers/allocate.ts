@@ -28,6 +28,18 @@ export function allocateSuccess(allocation: Allocation, request: RelayRequest): 
   ]);
 }
 
+/** Whether one more allocation for this client and user fits: no allocation yet, and within the quotas. */
+function admission(ctx: TurnContext, clientKey: string, userId: string): Answer | null {
+  if (ctx.table.byKey(clientKey) !== undefined) return failure(437, "Allocation Mismatch: this client already has an allocation");
+  if (ctx.config.userQuota > 0 && ctx.table.countForUser(userId) >= ctx.config.userQuota) {
+    return failure(486, "Allocation Quota Reached: this user holds the most allocations allowed");
+  }
+  if (ctx.config.totalQuota > 0 && ctx.table.size >= ctx.config.totalQuota) {
+    return failure(508, "Insufficient Capacity: the relay holds the most allocations allowed");
+  }
+  return null;
+}
+
 /** Seconds a client gets: what it asked for, or the default, never more than the maximum. */
 export function grantedLifetime(requested: number | undefined, maxSeconds: number): number {
   return Math.min(requested ?? DEFAULT_ALLOCATION_LIFETIME_SECONDS, maxSeconds);
@@ -86,17 +98,13 @@ export async function handleAllocate(ctx: TurnContext, request: RelayRequest): P
   const lifetimeSeconds = grantedLifetime(requestedLifetime, ctx.config.maxAllocateLifetime);
   if (lifetimeSeconds === 0) return failure(400, "Bad Request: an allocation needs a lifetime above 0");
 
-  if (ctx.config.userQuota > 0 && ctx.table.countForUser(auth.userId) >= ctx.config.userQuota) {
-    return failure(486, "Allocation Quota Reached: this user holds the most allocations allowed");
-  }
-  if (ctx.config.totalQuota > 0 && ctx.table.size >= ctx.config.totalQuota) {
-    return failure(508, "Insufficient Capacity: the relay holds the most allocations allowed");
-  }
-
+  const admit = () => admission(ctx, link.key, auth.userId);
+  const refused = admit();
+  if (refused !== null) return refused;
   const opened = await ctx.openAllocation(
     link,
     { username: auth.username, userId: auth.userId, key: auth.key, credentialExpiresAt: auth.expiresAt },
-    { family, evenPort, lifetimeMs: lifetimeSeconds * 1000, transactionId },
+    { family, evenPort, lifetimeMs: lifetimeSeconds * 1000, transactionId, admit },
   );
   if ("ok" in opened) return opened;
   return allocateSuccess(opened, request);

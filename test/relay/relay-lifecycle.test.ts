@@ -1,0 +1,413 @@
+/**
+ * An allocation's life and the relay's limits, over real UDP on loopback: Refresh extends, clamps and
+ * deletes; expiry frees the port; quotas and the port range refuse what is over them and give back
+ * what is freed; credentials that expire under a live allocation; stop() frees everything; and a flood
+ * of unauthenticated requests costs the relay no state and gets only small answers.
+ *
+ * Every relay gets a port range of its own (45000-45999, no other suite uses it), so a port being
+ * free or taken here is about this relay alone. Every wait is bounded.
+ */
+import { createSocket } from "node:dgram";
+import { afterEach, describe, expect, it } from "vitest";
+import type { TurnCredential } from "../../shared/turn/credentials.js";
+import type { RelayServer } from "../../relay/server/relay-server.js";
+import { encodeLifetime, encodeRequestedTransport, readLifetime, readXorAddress, type TransportAddress } from "../../relay/stun/attributes.js";
+import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
+import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
+import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
+import { TurnTestClient, errorCodeOf, mint, startRelay } from "./turn-client.js";
+
+const UDP = encodeRequestedTransport(17);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Relays and sockets opened by a test, closed after it whatever happened.
+
+const relays: RelayServer[] = [];
+const clients: TurnTestClient[] = [];
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) {
+    try {
+      client.close();
+    } catch {
+      // already closed by the test
+    }
+  }
+  await Promise.all(relays.splice(0).map((relay) => relay.stop()));
+});
+
+/** A relay on 127.0.0.1 with the relay ports `minPort`..`maxPort` and `flags`. */
+async function relayWith(minPort: number, maxPort: number, flags: string[] = []) {
+  const started = await startRelay([`--min-port=${minPort}`, `--max-port=${maxPort}`, ...flags]);
+  relays.push(started.relay);
+  return { ...started, rangeSize: maxPort - minPort + 1 };
+}
+
+async function clientOf(port: number): Promise<TurnTestClient> {
+  const client = await TurnTestClient.open(port);
+  clients.push(client);
+  return client;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading answers.
+
+function isSuccess(message: StunMessage): boolean {
+  return message.messageClass === StunClass.SuccessResponse;
+}
+
+function lifetimeOf(message: StunMessage): number | undefined {
+  const attribute = findAttribute(message, AttributeType.Lifetime);
+  if (attribute === undefined) return undefined;
+  const read = readLifetime(message, attribute);
+  return read.ok ? read.value : undefined;
+}
+
+function relayedAddressOf(message: StunMessage): TransportAddress | undefined {
+  const attribute = findAttribute(message, AttributeType.XorRelayedAddress);
+  if (attribute === undefined) return undefined;
+  const read = readXorAddress(message, attribute);
+  return read.ok ? read.value : undefined;
+}
+
+/** What an answer was, for assertion messages: "success" or "error 437". */
+function outcome(message: StunMessage): string {
+  return isSuccess(message) ? "success" : `error ${errorCodeOf(message)}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Requests.
+
+function allocate(client: TurnTestClient, credential: TurnCredential, extra: StunAttributeValue[] = []): Promise<StunMessage> {
+  return client.request(StunMethod.Allocate, [UDP, ...extra], credential);
+}
+
+function refresh(client: TurnTestClient, credential: TurnCredential, lifetime?: number): Promise<StunMessage> {
+  return client.request(StunMethod.Refresh, lifetime === undefined ? [] : [encodeLifetime(lifetime)], credential);
+}
+
+/** Allocates and checks that it worked; returns the relayed address. */
+async function allocated(client: TurnTestClient, credential: TurnCredential, extra: StunAttributeValue[] = []): Promise<TransportAddress> {
+  const answer = await allocate(client, credential, extra);
+  expect(outcome(answer)).toBe("success");
+  const relayed = relayedAddressOf(answer);
+  expect(relayed).toBeDefined();
+  return relayed!;
+}
+
+/** The answer to the request with `transactionId`, skipping any other datagram; fails after `timeoutMs`. */
+async function answerTo(client: TurnTestClient, transactionId: Buffer, timeoutMs = 2_000): Promise<StunMessage> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = deadline - Date.now();
+    const raw = left > 0 ? await client.receive(left) : null;
+    if (raw === null) throw new Error(`no answer to transaction ${transactionId.toString("hex")} within ${timeoutMs} ms`);
+    const decoded = decodeStunMessage(raw);
+    if (decoded.ok && decoded.message.transactionId.equals(transactionId)) return decoded.message;
+  }
+}
+
+/** Polls `condition` every 20 ms for at most `timeoutMs`; returns whether it came true. */
+async function eventually(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
+
+/** Whether this process can bind 127.0.0.1:`port` right now (the relay socket there is really closed). */
+async function canBind(port: number): Promise<boolean> {
+  const socket = createSocket("udp4");
+  const bound = await new Promise<boolean>((resolve) => {
+    socket.once("error", () => resolve(false));
+    socket.bind(port, "127.0.0.1", () => resolve(true));
+  });
+  await new Promise<void>((resolve) => (bound ? socket.close(() => resolve()) : resolve()));
+  return bound;
+}
+
+function bindingRequest(): Buffer {
+  return buildStunMessage({ method: StunMethod.Binding, messageClass: StunClass.Request, transactionId: newTransactionId() });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("Refresh", () => {
+  it("with LIFETIME 0 deletes the allocation: LIFETIME 0 back, the allocation gone, its port back in the pool; a later Refresh gets 437", async () => {
+    const { relay, port } = await relayWith(45000, 45009);
+    const client = await clientOf(port);
+    const credential = await mint("alice");
+    const freeBefore = relay.freePorts;
+
+    await allocated(client, credential);
+    expect(relay.allocationCount).toBe(1);
+    expect(relay.freePorts).toBe(freeBefore - 1);
+
+    const deleted = await refresh(client, credential, 0);
+    expect(outcome(deleted)).toBe("success");
+    expect(lifetimeOf(deleted)).toBe(0);
+    expect(relay.allocationCount).toBe(0);
+    // The port goes back once the relay socket has closed.
+    expect(await eventually(() => relay.freePorts === freeBefore, 1_000), `freePorts ${relay.freePorts}, expected ${freeBefore}`).toBe(true);
+
+    const after = await refresh(client, credential, 600);
+    expect(outcome(after)).toBe("error 437");
+  });
+
+  it("grants the LIFETIME asked for, but never more than --max-allocate-lifetime; Allocate is clamped the same way", async () => {
+    const { port } = await relayWith(45010, 45019, ["--max-allocate-lifetime=300"]);
+    const client = await clientOf(port);
+    const credential = await mint("alice");
+
+    const allocation = await allocate(client, credential, [encodeLifetime(5000)]);
+    expect(outcome(allocation)).toBe("success");
+    expect(lifetimeOf(allocation)).toBe(300);
+
+    const asked120 = await refresh(client, credential, 120);
+    expect(outcome(asked120)).toBe("success");
+    expect(lifetimeOf(asked120)).toBe(120);
+
+    const asked99999 = await refresh(client, credential, 99_999);
+    expect(outcome(asked99999)).toBe("success");
+    expect(lifetimeOf(asked99999)).toBe(300);
+  });
+
+  it("signed with another user's credential on the same 5-tuple gets 441, and the allocation is untouched", async () => {
+    const { relay, port } = await relayWith(45020, 45029);
+    const client = await clientOf(port);
+    const alice = await mint("alice");
+    const mallory = await mint("mallory");
+    await allocated(client, alice);
+
+    const hijack = await refresh(client, mallory, 0);
+    expect(outcome(hijack)).toBe("error 441");
+    expect(relay.allocationCount).toBe(1);
+
+    const own = await refresh(client, alice, 600);
+    expect(outcome(own)).toBe("success");
+  });
+});
+
+describe("expiry", () => {
+  it("an allocation that is not refreshed is swept within a few seconds and its port goes back to the pool", async () => {
+    const { relay, port } = await relayWith(45030, 45039);
+    const client = await clientOf(port);
+    const freeBefore = relay.freePorts;
+
+    const answer = await allocate(client, await mint("alice"), [encodeLifetime(1)]);
+    expect(outcome(answer)).toBe("success");
+    expect(lifetimeOf(answer)).toBe(1);
+    expect(relay.allocationCount).toBe(1);
+    const relayed = relayedAddressOf(answer)!;
+
+    // Lifetime 1 s, the sweep runs every second: gone within 3 s, port and socket both released.
+    const gone = await eventually(() => relay.allocationCount === 0 && relay.freePorts === freeBefore, 3_000);
+    expect(gone, `allocations ${relay.allocationCount}, freePorts ${relay.freePorts} (expected 0 and ${freeBefore})`).toBe(true);
+    expect(await canBind(relayed.port)).toBe(true);
+  });
+});
+
+describe("quotas and the port range", () => {
+  it("--user-quota: a user at the quota gets 486 from another socket; another user still gets an allocation", async () => {
+    const { relay, port } = await relayWith(45040, 45049, ["--user-quota=1"]);
+    const alice = await mint("alice");
+    await allocated(await clientOf(port), alice);
+
+    const secondForAlice = await allocate(await clientOf(port), await mint("alice"));
+    expect(outcome(secondForAlice)).toBe("error 486");
+
+    await allocated(await clientOf(port), await mint("bob"));
+    expect(relay.allocationCount).toBe(2);
+  });
+
+  it("--total-quota: the allocation over the quota gets 508, whoever asks", async () => {
+    const { relay, port } = await relayWith(45050, 45059, ["--total-quota=1"]);
+    await allocated(await clientOf(port), await mint("alice"));
+
+    const second = await allocate(await clientOf(port), await mint("bob"));
+    expect(outcome(second)).toBe("error 508");
+    expect(relay.allocationCount).toBe(1);
+  });
+
+  it("a port range of two: the third allocation gets 508; once one is deleted its port comes back and a new one succeeds", async () => {
+    const { relay, port } = await relayWith(45060, 45061);
+    const credential = await mint("alice");
+    const first = await clientOf(port);
+    const second = await clientOf(port);
+    const third = await clientOf(port);
+    await allocated(first, credential);
+    await allocated(second, credential);
+    expect(relay.freePorts).toBe(0);
+
+    const refused = await allocate(third, credential);
+    expect(outcome(refused)).toBe("error 508");
+
+    expect(outcome(await refresh(first, credential, 0))).toBe("success");
+    expect(await eventually(() => relay.freePorts === 1, 1_000), `freePorts ${relay.freePorts}`).toBe(true);
+
+    await allocated(third, credential);
+    expect(relay.allocationCount).toBe(2);
+    expect(relay.freePorts).toBe(0);
+  });
+
+  it("--total-quota holds when Allocates from two clients arrive at the same time (10 rounds)", async () => {
+    const { relay, port, rangeSize } = await relayWith(45070, 45079, ["--total-quota=1"]);
+    for (let round = 0; round < 10; round++) {
+      const pair = [
+        { client: await clientOf(port), credential: await mint("alice"), id: newTransactionId() },
+        { client: await clientOf(port), credential: await mint("bob"), id: newTransactionId() },
+      ];
+      // Signed up front (each client learns its NONCE first), then sent back to back.
+      const requests = await Promise.all(pair.map(({ client, credential, id }) => client.signedRequest(StunMethod.Allocate, [UDP], credential, id)));
+      pair.forEach(({ client }, i) => client.sendRaw(requests[i]!));
+      const answers = await Promise.all(pair.map(({ client, id }) => answerTo(client, id)));
+
+      expect(answers.map(outcome).sort(), `round ${round}`).toEqual(["error 508", "success"]);
+      expect(relay.allocationCount, `round ${round}`).toBe(1);
+
+      const winner = pair[answers.findIndex(isSuccess)]!;
+      expect(outcome(await refresh(winner.client, winner.credential, 0))).toBe("success");
+      expect(await eventually(() => relay.freePorts === rangeSize, 1_000), `round ${round}: freePorts ${relay.freePorts}`).toBe(true);
+    }
+  });
+
+  it("one client sending two different Allocates at once ends up with one allocation, and no port outlives it", async () => {
+    const { relay, port, rangeSize } = await relayWith(45080, 45089);
+    const client = await clientOf(port);
+    const credential = await mint("alice");
+    const firstId = newTransactionId();
+    const secondId = newTransactionId();
+    const first = await client.signedRequest(StunMethod.Allocate, [UDP], credential, firstId);
+    const second = await client.signedRequest(StunMethod.Allocate, [UDP], credential, secondId);
+    client.sendRaw(first);
+    client.sendRaw(second);
+    const outcomes = [outcome(await answerTo(client, firstId)), outcome(await answerTo(client, secondId))].sort();
+
+    // RFC 8656 §7.2: a second Allocate on a 5-tuple that has an allocation is 437.
+    expect(outcomes).toEqual(["error 437", "success"]);
+    expect(relay.allocationCount).toBe(1);
+    expect(relay.freePorts).toBe(rangeSize - 1);
+
+    expect(outcome(await refresh(client, credential, 0))).toBe("success");
+    const released = await eventually(() => relay.freePorts === rangeSize, 1_000);
+    expect(released, `freePorts ${relay.freePorts} of ${rangeSize} after the only allocation was deleted`).toBe(true);
+  });
+
+  it("a relay port another program held goes back to the pool once that program lets go of it", async () => {
+    const { relay, port, rangeSize } = await relayWith(45090, 45090);
+    const client = await clientOf(port);
+    const credential = await mint("alice");
+    const squatter = createSocket("udp4");
+    try {
+      await new Promise<void>((resolve) => squatter.bind(45090, "127.0.0.1", resolve));
+      expect(outcome(await allocate(client, credential))).toBe("error 508");
+    } finally {
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    }
+
+    // The port is free again: the pool should offer it, not have lost it for good.
+    const retry = await allocate(client, credential);
+    expect(outcome(retry), `freePorts ${relay.freePorts} of ${rangeSize}`).toBe("success");
+  });
+});
+
+describe("a credential that expires under a live allocation (--credential-clock-skew=0)", () => {
+  /** Allocates with a 2-second credential, then waits (at most ~3 s) until the relay sees it as expired. */
+  async function allocateThenOutliveCredential(port: number) {
+    const client = await clientOf(port);
+    const credential = await mint("alice", 2);
+    await allocated(client, credential);
+    // Expired once the relay's whole-second clock is past expiresAt (no skew allowed).
+    const expiredAtMs = (credential.expiresAt + 1) * 1000 + 50;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiredAtMs - Date.now())));
+    return { client, credential };
+  }
+
+  it("by default (coturn's behaviour) the allocation can still be refreshed and lives on", async () => {
+    const { relay, port } = await relayWith(45100, 45109, ["--credential-clock-skew=0"]);
+    const { client, credential } = await allocateThenOutliveCredential(port);
+
+    // A fresh request, signed again; the NONCE (10 minutes) is still good, only the credential has expired.
+    const refreshed = await refresh(client, credential, 600);
+    expect(outcome(refreshed)).toBe("success");
+    expect(lifetimeOf(refreshed)).toBe(600);
+    expect(relay.allocationCount).toBe(1);
+  });
+
+  it("with --strict-expiry the same Refresh gets 401", async () => {
+    const { relay, port } = await relayWith(45110, 45119, ["--credential-clock-skew=0", "--strict-expiry"]);
+    const { client, credential } = await allocateThenOutliveCredential(port);
+
+    const refreshed = await refresh(client, credential, 600);
+    expect(outcome(refreshed)).toBe("error 401");
+    expect(relay.allocationCount).toBe(1);
+  });
+
+  it.each([
+    ["by default", [] as string[]],
+    ["with --strict-expiry", ["--strict-expiry"]],
+  ])("an Allocate with an already-expired credential gets 401 %s", async (_name, flags) => {
+    const { relay, port } = await relayWith(45120, 45129, ["--credential-clock-skew=0", ...flags]);
+    const client = await clientOf(port);
+    const expired = await mint("alice", 60, Math.floor(Date.now() / 1000) - 120);
+
+    expect(outcome(await allocate(client, expired))).toBe("error 401");
+    expect(relay.allocationCount).toBe(0);
+  });
+});
+
+describe("stop()", () => {
+  it("with live allocations frees every relay port and stops answering", async () => {
+    const { relay, port, rangeSize } = await relayWith(45130, 45139);
+    const relayedPorts: number[] = [];
+    for (const user of ["alice", "bob", "carol"]) relayedPorts.push((await allocated(await clientOf(port), await mint(user))).port);
+    expect(relay.allocationCount).toBe(3);
+    expect(relay.freePorts).toBe(rangeSize - 3);
+
+    const prober = await clientOf(port);
+    prober.sendRaw(bindingRequest());
+    expect(await prober.receive(1_000), "a Binding request is answered while the relay runs").not.toBeNull();
+
+    await relay.stop();
+    expect(relay.allocationCount).toBe(0);
+    expect(relay.freePorts).toBe(rangeSize);
+    for (const relayed of relayedPorts) expect(await canBind(relayed), `relay port ${relayed} is still bound`).toBe(true);
+
+    prober.sendRaw(bindingRequest());
+    expect(await prober.receive(300), "the listener answered after stop()").toBeNull();
+  });
+});
+
+describe("unauthenticated Allocates (amplification)", () => {
+  const FLOOD = 200;
+
+  function unauthenticatedAllocate(): Buffer {
+    return buildStunMessage({ method: StunMethod.Allocate, messageClass: StunClass.Request, transactionId: newTransactionId(), attributes: [UDP] });
+  }
+
+  it(`${FLOOD} from one client each get a 401 and leave no state behind`, async () => {
+    const { relay, port } = await relayWith(45140, 45149);
+    const client = await clientOf(port);
+    for (let i = 0; i < FLOOD; i++) {
+      const { message } = await client.exchange(unauthenticatedAllocate());
+      expect(outcome(message), `request ${i}`).toBe("error 401");
+      expect(findAttribute(message, AttributeType.Nonce), `request ${i}`).toBeDefined();
+    }
+    expect(relay.allocationCount).toBe(0);
+    // No transaction is remembered for a request that was never authenticated.
+    expect(relay["transactions"].size).toBe(0);
+  });
+
+  it("the 401 is small (under 120 bytes) and carries no SOFTWARE", async () => {
+    const { port } = await relayWith(45150, 45159);
+    const client = await clientOf(port);
+    const request = unauthenticatedAllocate();
+    const { raw, message } = await client.exchange(request);
+
+    expect(outcome(message)).toBe("error 401");
+    expect(findAttribute(message, AttributeType.Software)).toBeUndefined();
+    expect(raw.length, `a ${request.length}-byte request got a ${raw.length}-byte 401 (x${(raw.length / request.length).toFixed(1)})`).toBeLessThan(120);
+  });
+});
