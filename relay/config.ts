@@ -1,11 +1,32 @@
 /**
  * The relay's settings, named as coturn names them so operators can carry their habits over
  * (`listening-port`, `realm`, `static-auth-secret`, `min-port`, `max-port`, `external-ip`, …).
- * Parsing is pure: flags and environment in, a checked config or an error naming the option out.
+ *
+ * Where a setting comes from, for each option on its own:
+ *
+ *   command-line flag  >  environment variable  >  default
+ *
+ * Every option (except --help) can be given as an environment variable named `RELAY_` + the option
+ * in upper snake case: `--min-port` → `RELAY_MIN_PORT`, `--static-auth-secret-file` →
+ * `RELAY_STATIC_AUTH_SECRET_FILE`. Switches take `true`, `false`, `1` or `0`
+ * (`RELAY_ALLOW_LOOPBACK_PEERS=1`, `RELAY_NO_TCP=true`); options that may be repeated take a
+ * comma-separated list (`RELAY_LISTENING_IP=127.0.0.1,::1`). An empty variable counts as unset (as
+ * `VAR=` in a compose file means). A flag given on the command line replaces the variable entirely:
+ * lists are not merged. `RELAY_SECRETS` (comma-separated) is kept as another name for
+ * `RELAY_STATIC_AUTH_SECRET`; when both are set, both lists are used.
+ *
+ * Parsing reads nothing but its arguments and the files the options name: `--cert` and `--pkey` must
+ * be readable files, and `--static-auth-secret-file` files (Docker secrets) are read here, one secret
+ * per line. A checked config or a `RelayConfigError` naming the option (or variable) comes out; no
+ * error message ever contains a secret.
  */
+import { accessSync, constants as fsConstants, readFileSync, statSync } from "node:fs";
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { DEFAULT_CLOCK_SKEW_SECONDS } from "../shared/turn/credentials.js";
+import { parseCidr } from "./policy/peer-filter.js";
+import { encodeText } from "./stun/attributes.js";
+import { AttributeType } from "./stun/constants.js";
 
 export interface ExternalAddress {
   /** Advertised to clients in XOR-RELAYED-ADDRESS. */
@@ -16,14 +37,29 @@ export interface ExternalAddress {
 
 export interface RelayConfig {
   listeningIps: string[];
+  /** UDP and TCP (each unless turned off by `udp` / `tcp`); 0 picks a free port. */
   listeningPort: number;
+  /** Listen for STUN/TURN over UDP on listening-port [coturn: no-udp turns it off]. */
+  udp: boolean;
+  /** Listen for STUN/TURN over TCP on listening-port [coturn: no-tcp turns it off]. */
+  tcp: boolean;
+  /** TLS (turns:) port; set exactly when certFile and keyFile are (5349 by default, 443 to get through firewalls). */
+  tlsListeningPort: number | null;
+  /** PEM certificate chain for TLS; checked readable at parse time. Null with keyFile. */
+  certFile: string | null;
+  /** PEM private key for TLS; checked readable at parse time. Null with certFile. */
+  keyFile: string | null;
   /** Addresses relay sockets bind to, at most one per family. */
   relayIps: string[];
   externalIps: ExternalAddress[];
   minPort: number;
   maxPort: number;
   realm: string;
-  /** The Worker's TURN_SECRETS: the first is the Worker's signing secret, all are accepted. */
+  /**
+   * The Worker's TURN_SECRETS: the first is the Worker's signing secret, all are accepted. From
+   * --static-auth-secret (or RELAY_STATIC_AUTH_SECRET / RELAY_SECRETS), then from the lines of the
+   * --static-auth-secret-file files (or RELAY_STATIC_AUTH_SECRET_FILE); trimmed, no blanks, no repeats.
+   */
   secrets: string[];
   allowLoopbackPeers: boolean;
   allowedPeerIps: string[];
@@ -32,8 +68,25 @@ export interface RelayConfig {
   userQuota: number;
   /** Allocations the relay holds at once; 0: as many as the port range allows. */
   totalQuota: number;
+  /** Permissions (peer addresses) one allocation may hold at once [max-permissions]. */
+  maxPermissionsPerAllocation: number;
+  /** Channel bindings one allocation may hold at once [max-channels]. */
+  maxChannelsPerAllocation: number;
+  /** Bytes per second relayed for one allocation, both directions together; 0: no limit [max-bps]. */
+  maxBps: number;
+  /** Bytes per second relayed for all allocations together; 0: no limit [bps-capacity]. */
+  bpsCapacity: number;
   /** Seconds: the longest lifetime a client may ask for. */
   maxAllocateLifetime: number;
+  /** Seconds a nonce stays fresh before the client is asked to retry with a new one (438) [stale-nonce]. */
+  staleNonceSeconds: number;
+  /**
+   * Answers per second to one source IP for requests that carry no valid credential (Binding, 401 and
+   * 438 challenges); 0: no limit [unauthenticated-rate]. A token bucket of `unauthenticatedBurst`.
+   */
+  unauthenticatedRate: number;
+  /** How many such answers one source IP may get at once before the rate applies [unauthenticated-burst]. */
+  unauthenticatedBurst: number;
   /** Refuse requests on an allocation once the credential that created it has expired. */
   strictExpiry: boolean;
   /** Seconds a credential's expiry may be off between the Worker's clock and this host's. */
@@ -42,150 +95,497 @@ export interface RelayConfig {
   software: string | null;
 }
 
-export const RELAY_DEFAULTS = {
-  listeningIps: ["0.0.0.0"],
-  listeningPort: 3478,
-  minPort: 49152,
-  maxPort: 65535,
-  realm: "relaykit",
-  userQuota: 0,
-  totalQuota: 0,
-  maxAllocateLifetime: 3600,
-} as const;
-
 /** RFC 8656 §7.2: an allocation without a LIFETIME request lives 10 minutes. */
 export const DEFAULT_ALLOCATION_LIFETIME_SECONDS = 600;
 /** RFC 8656 §9: permissions last 5 minutes. */
 export const PERMISSION_LIFETIME_SECONDS = 300;
 /** RFC 8656 §12: channel bindings last 10 minutes. */
 export const CHANNEL_LIFETIME_SECONDS = 600;
-/** How long a nonce stays fresh before a client is asked to retry with a new one (438). */
+/** How long a nonce stays fresh before a client is asked to retry with a new one (438); the default of --stale-nonce. */
 export const NONCE_LIFETIME_SECONDS = 600;
+
+export const RELAY_DEFAULTS = {
+  listeningIps: ["0.0.0.0"],
+  listeningPort: 3478,
+  /** Used when --cert and --pkey are given; 443 is the usual alternative. */
+  tlsListeningPort: 5349,
+  minPort: 49152,
+  maxPort: 65535,
+  realm: "relaykit",
+  userQuota: 0,
+  totalQuota: 0,
+  maxAllocateLifetime: 3600,
+  maxPermissionsPerAllocation: 32,
+  maxChannelsPerAllocation: 32,
+  maxBps: 0,
+  bpsCapacity: 0,
+  staleNonceSeconds: NONCE_LIFETIME_SECONDS,
+  unauthenticatedRate: 20,
+  unauthenticatedBurst: 40,
+  credentialClockSkew: DEFAULT_CLOCK_SKEW_SECONDS,
+} as const;
 
 export class RelayConfigError extends Error {
   override name = "RelayConfigError";
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// The options: one table drives parseArgs, the environment variables and --help.
+
+interface OptionSpec {
+  readonly name: string;
+  /** value: one string; list: repeatable flag, comma-separated variable; switch: a flag with no value. */
+  readonly kind: "value" | "list" | "switch";
+  /** Placeholder for the value in --help. */
+  readonly arg?: string;
+  readonly help: string;
+  /** What applies when neither the flag nor the variable is given. */
+  readonly fallback: string;
+  /** Other variables read for this option, after its own. */
+  readonly aliases?: readonly string[];
+}
+
+const CHANNEL_NUMBERS = 0x4fff - 0x4000 + 1;
+const MAX_BYTES_PER_SECOND = 100_000_000_000;
+
+const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
+  [
+    "Listening",
+    [
+      { name: "listening-ip", kind: "list", arg: "IP", help: "addresses to listen on", fallback: "0.0.0.0" },
+      { name: "listening-port", kind: "value", arg: "N", help: "UDP and TCP port for STUN/TURN (0: any free port)", fallback: String(RELAY_DEFAULTS.listeningPort) },
+      { name: "no-udp", kind: "switch", help: "do not listen on UDP", fallback: "UDP on" },
+      { name: "no-tcp", kind: "switch", help: "do not listen on TCP", fallback: "TCP on" },
+      {
+        name: "tls-listening-port",
+        kind: "value",
+        arg: "N",
+        help: "TLS (turns:) port; needs --cert and --pkey; 443 gets through most firewalls",
+        fallback: `${RELAY_DEFAULTS.tlsListeningPort} with --cert and --pkey, else no TLS`,
+      },
+      { name: "cert", kind: "value", arg: "FILE", help: "PEM certificate chain for TLS (with --pkey; must be readable)", fallback: "none" },
+      { name: "pkey", kind: "value", arg: "FILE", help: "PEM private key for TLS (with --cert; must be readable)", fallback: "none" },
+    ],
+  ],
+  [
+    "Relaying",
+    [
+      { name: "relay-ip", kind: "list", arg: "IP", help: "address relay sockets bind to, one per family", fallback: "the listening IPs" },
+      { name: "external-ip", kind: "list", arg: "PUBLIC[/PRIVATE]", help: "address advertised for a relay IP behind 1:1 NAT", fallback: "none" },
+      { name: "min-port", kind: "value", arg: "N", help: "lowest relay port", fallback: String(RELAY_DEFAULTS.minPort) },
+      { name: "max-port", kind: "value", arg: "N", help: "highest relay port", fallback: String(RELAY_DEFAULTS.maxPort) },
+      { name: "allow-loopback-peers", kind: "switch", help: "allow relaying to 127.0.0.0/8 and ::1 (development only)", fallback: "off" },
+      { name: "allowed-peer-ip", kind: "list", arg: "CIDR", help: "allow these peers even inside the default denied ranges", fallback: "none" },
+      { name: "denied-peer-ip", kind: "list", arg: "CIDR", help: "refuse these peers too", fallback: "none" },
+    ],
+  ],
+  [
+    "Authentication",
+    [
+      { name: "realm", kind: "value", arg: "TEXT", help: "authentication realm", fallback: RELAY_DEFAULTS.realm },
+      {
+        name: "static-auth-secret",
+        kind: "list",
+        arg: "TEXT",
+        help: "the Worker's TURN secret(s)",
+        fallback: "none (a secret or a secret file is required)",
+        aliases: ["RELAY_SECRETS"],
+      },
+      {
+        name: "static-auth-secret-file",
+        kind: "list",
+        arg: "FILE",
+        help: "read secrets from a file, one per line (Docker secrets)",
+        fallback: "none",
+      },
+      { name: "stale-nonce", kind: "value", arg: "N", help: "seconds a nonce stays fresh (30-86400)", fallback: String(RELAY_DEFAULTS.staleNonceSeconds) },
+      { name: "strict-expiry", kind: "switch", help: "refuse Refresh, CreatePermission and ChannelBind once the credential has expired", fallback: "off" },
+      { name: "credential-clock-skew", kind: "value", arg: "N", help: "seconds of clock difference allowed on credential expiry", fallback: String(RELAY_DEFAULTS.credentialClockSkew) },
+    ],
+  ],
+  [
+    "Limits",
+    [
+      { name: "user-quota", kind: "value", arg: "N", help: "allocations per user at once (0: no limit)", fallback: "0" },
+      { name: "total-quota", kind: "value", arg: "N", help: "allocations at once (0: as many as the port range allows)", fallback: "0" },
+      { name: "max-allocate-lifetime", kind: "value", arg: "N", help: "longest allocation lifetime in seconds (60-86400)", fallback: String(RELAY_DEFAULTS.maxAllocateLifetime) },
+      { name: "max-permissions", kind: "value", arg: "N", help: "permissions per allocation (1-10000)", fallback: String(RELAY_DEFAULTS.maxPermissionsPerAllocation) },
+      { name: "max-channels", kind: "value", arg: "N", help: `channel bindings per allocation (1-${CHANNEL_NUMBERS})`, fallback: String(RELAY_DEFAULTS.maxChannelsPerAllocation) },
+      { name: "max-bps", kind: "value", arg: "N", help: "bytes per second per allocation (0: no limit)", fallback: "0" },
+      { name: "bps-capacity", kind: "value", arg: "N", help: "bytes per second for all allocations together (0: no limit)", fallback: "0" },
+      {
+        name: "unauthenticated-rate",
+        kind: "value",
+        arg: "N",
+        help: "answers per second per source IP to requests without a valid credential (Binding, 401/438 challenges; 0: no limit)",
+        fallback: String(RELAY_DEFAULTS.unauthenticatedRate),
+      },
+      { name: "unauthenticated-burst", kind: "value", arg: "N", help: "such answers one source IP may get at once", fallback: String(RELAY_DEFAULTS.unauthenticatedBurst) },
+    ],
+  ],
+  [
+    "Other",
+    [{ name: "software", kind: "value", arg: "TEXT", help: "SOFTWARE attribute in responses", fallback: "none" }],
+  ],
+];
+
+const OPTIONS: readonly OptionSpec[] = OPTION_GROUPS.flatMap(([, options]) => options);
+
+/** The environment variable for an option: `RELAY_` + its name in upper snake case. */
+export function relayEnvName(option: string): string {
+  return `RELAY_${option.toUpperCase().replace(/-/g, "_")}`;
+}
+
+function usageLine(option: OptionSpec): string {
+  const flag = `--${option.name}${option.arg === undefined ? "" : ` ${option.arg}`}${option.kind === "list" ? " *" : ""}`;
+  const env = [relayEnvName(option.name), ...(option.aliases ?? [])].join(" or ");
+  const column = 36;
+  const pad = " ".repeat(column);
+  const head = `  ${flag}`;
+  const first = head.length < column ? `${head.padEnd(column)}${option.help}` : `${head}\n${pad}${option.help}`;
+  return `${first}\n${pad}default: ${option.fallback}; env: ${env}`;
+}
+
 export const RELAY_USAGE = `relaykit relay: a STUN/TURN server (RFC 8489, RFC 8656) for the Worker's TURN REST credentials
 
-Options (coturn's names; repeat the ones marked * to give several):
-  --listening-ip IP *          addresses to listen on (default 0.0.0.0)
-  --listening-port N           UDP and TCP port for STUN/TURN (default 3478)
-  --relay-ip IP *              address relay sockets bind to, one per family (default: the listening IP)
-  --external-ip PUBLIC[/PRIVATE] *  address advertised for a relay IP behind 1:1 NAT
-  --min-port N, --max-port N   relay port range (default 49152-65535)
-  --realm TEXT                 authentication realm (default relaykit)
-  --static-auth-secret TEXT *  the Worker's TURN secret(s); also RELAY_SECRETS (comma-separated)
-  --allow-loopback-peers       allow relaying to 127.0.0.0/8 and ::1 (development only)
-  --allowed-peer-ip CIDR *     allow these peers even inside the default denied ranges
-  --denied-peer-ip CIDR *      refuse these peers too
-  --user-quota N               allocations per user at once (default 0: no limit)
-  --total-quota N              allocations at once (default 0: the port range)
-  --max-allocate-lifetime N    longest allocation lifetime in seconds (default 3600)
-  --strict-expiry              refuse Refresh, CreatePermission and ChannelBind once the credential has expired
-  --credential-clock-skew N    seconds of clock difference allowed on credential expiry (default 30)
-  --software TEXT              SOFTWARE attribute in responses (default: none)
-  --help                       this text`;
+Usage: relay [options]    (options use coturn's names; write --name VALUE or --name=VALUE)
 
-function integer(option: string, raw: string | undefined, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!/^\d+$/.test(raw) || value < min || value > max) {
-    throw new RelayConfigError(`--${option} is ${JSON.stringify(raw)}; it must be a whole number from ${min} to ${max}`);
+Every option can also be set in the environment as RELAY_ + its name in upper snake case
+(--min-port 50000 is RELAY_MIN_PORT=50000). Switches take true, false, 1 or 0 there
+(RELAY_ALLOW_LOOPBACK_PEERS=1); options marked * may be repeated on the command line and take a
+comma-separated list there (RELAY_LISTENING_IP=127.0.0.1,::1). An empty variable counts as unset.
+Precedence, option by option: command-line flag > environment variable > default.
+
+${OPTION_GROUPS.map(([title, options]) => `${title}:\n${options.map(usageLine).join("\n")}`).join("\n\n")}
+
+  --help                            this text`;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading one option from the flags or the environment.
+
+type Env = Readonly<Record<string, string | undefined>>;
+type FlagValues = Readonly<Record<string, string | boolean | (string | boolean)[] | undefined>>;
+
+/** A value and where it came from: `--min-port` or `RELAY_MIN_PORT`, for error messages. */
+interface Given<T> {
+  readonly value: T;
+  readonly from: string;
+}
+
+class OptionReader {
+  constructor(
+    private readonly flags: FlagValues,
+    private readonly env: Env,
+  ) {}
+
+  private envValue(variable: string): string | undefined {
+    const raw = this.env[variable];
+    return raw === undefined || raw.trim() === "" ? undefined : raw;
+  }
+
+  value(name: string): Given<string> | undefined {
+    const flag = this.flags[name];
+    if (typeof flag === "string") return { value: flag, from: `--${name}` };
+    const variable = relayEnvName(name);
+    const raw = this.envValue(variable);
+    return raw === undefined ? undefined : { value: raw.trim(), from: variable };
+  }
+
+  list(name: string): Given<string[]> | undefined {
+    const flag = this.flags[name];
+    if (Array.isArray(flag) && flag.length > 0) return { value: flag.map(String), from: `--${name}` };
+    const variables = [relayEnvName(name), ...(OPTIONS.find((option) => option.name === name)?.aliases ?? [])];
+    const set = variables.filter((variable) => this.envValue(variable) !== undefined);
+    if (set.length === 0) return undefined;
+    const value = set.flatMap((variable) =>
+      (this.envValue(variable) ?? "")
+        .split(",")
+        .map((item) => item.trim())
+        .filter((item) => item.length > 0),
+    );
+    return { value, from: set.join(" and ") };
+  }
+
+  switch(name: string): Given<boolean> | undefined {
+    if (this.flags[name] === true) return { value: true, from: `--${name}` };
+    const variable = relayEnvName(name);
+    const raw = this.envValue(variable);
+    if (raw === undefined) return undefined;
+    const text = raw.trim().toLowerCase();
+    if (text === "true" || text === "1") return { value: true, from: variable };
+    if (text === "false" || text === "0") return { value: false, from: variable };
+    throw new RelayConfigError(`${variable} is ${JSON.stringify(raw)}; it must be true, false, 1 or 0`);
+  }
+
+  integer(name: string, fallback: number, min: number, max: number, unit = ""): number {
+    const given = this.value(name);
+    return given === undefined ? fallback : wholeNumber(given, min, max, unit);
+  }
+}
+
+function wholeNumber(given: Given<string>, min: number, max: number, unit: string): number {
+  const value = Number(given.value);
+  if (!/^\d+$/.test(given.value) || value < min || value > max) {
+    throw new RelayConfigError(`${given.from} is ${JSON.stringify(given.value)}; it must be a whole number${unit === "" ? "" : ` of ${unit}`} from ${min} to ${max}`);
   }
   return value;
 }
 
-function ipList(option: string, values: string[] | undefined, fallback: readonly string[]): string[] {
-  const list = values && values.length > 0 ? values : [...fallback];
-  for (const ip of list) {
-    if (isIP(ip) === 0) throw new RelayConfigError(`--${option} ${JSON.stringify(ip)} is not an IP address`);
+function ipList(given: Given<string[]> | undefined, fallback: readonly string[]): string[] {
+  if (given === undefined) return [...fallback];
+  if (given.value.length === 0) throw new RelayConfigError(`${given.from} is empty; it must list IP addresses`);
+  for (const ip of given.value) {
+    if (isIP(ip) === 0) throw new RelayConfigError(`${given.from} ${JSON.stringify(ip)} is not an IP address`);
   }
-  return list;
+  return given.value;
 }
 
-function externalAddress(raw: string): ExternalAddress {
+function cidrList(given: Given<string[]> | undefined): string[] {
+  if (given === undefined) return [];
+  for (const entry of given.value) {
+    const parsed = parseCidr(entry);
+    if (!parsed.ok) throw new RelayConfigError(`${given.from} ${parsed.reason}`);
+  }
+  return given.value;
+}
+
+function externalAddress(from: string, raw: string): ExternalAddress {
   const [publicIp, privateIp, extra] = raw.split("/");
   if (extra !== undefined || publicIp === undefined || isIP(publicIp) === 0 || (privateIp !== undefined && isIP(privateIp) === 0)) {
-    throw new RelayConfigError(`--external-ip ${JSON.stringify(raw)} must be PUBLIC or PUBLIC/PRIVATE, both IP addresses`);
+    throw new RelayConfigError(`${from} ${JSON.stringify(raw)} must be PUBLIC or PUBLIC/PRIVATE, both IP addresses`);
   }
   return privateIp === undefined ? { public: publicIp } : { public: publicIp, private: privateIp };
 }
 
+function text(given: Given<string> | undefined, type: typeof AttributeType.Realm | typeof AttributeType.Software): string | null {
+  if (given === undefined) return null;
+  if (given.value.length === 0) throw new RelayConfigError(`${given.from} is empty; it must be 1 to 127 characters`);
+  try {
+    encodeText(type, given.value);
+  } catch (error) {
+    throw new RelayConfigError(`${given.from} is too long: ${(error as Error).message}`);
+  }
+  return given.value;
+}
+
+function fsReason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") return "there is no such file";
+  if (code === "EACCES" || code === "EPERM") return "permission denied";
+  return code ?? (error as Error).message;
+}
+
+/** Checks that `given` names a regular file this process may read; returns the path. */
+function readableFile(given: Given<string>, what: string): string {
+  const path = given.value;
+  try {
+    if (!statSync(path).isFile()) throw new RelayConfigError(`${given.from} ${JSON.stringify(path)} is not a file; it must be ${what}`);
+    accessSync(path, fsConstants.R_OK);
+  } catch (error) {
+    if (error instanceof RelayConfigError) throw error;
+    throw new RelayConfigError(`${given.from} ${JSON.stringify(path)} cannot be read (${fsReason(error)}); it must be ${what}`);
+  }
+  return path;
+}
+
+/** The secrets in a secret file: one per line, trimmed, blank lines ignored. */
+function secretsFromFile(from: string, path: string, known: string[]): string[] {
+  let content: string;
+  try {
+    if (!statSync(path).isFile()) throw new RelayConfigError(`${from} ${JSON.stringify(path)} is not a file; it must be a readable file with one secret per line`);
+    content = readFileSync(path, "utf8");
+  } catch (error) {
+    if (error instanceof RelayConfigError) throw error;
+    throw new RelayConfigError(`${from} ${JSON.stringify(path)} cannot be read (${fsReason(error)}); it must be a readable file with one secret per line`);
+  }
+  const secrets = content
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line.length > 0);
+  known.push(...secrets);
+  if (secrets.length === 0) throw new RelayConfigError(`${from} ${JSON.stringify(path)} has no secret in it; it must hold one secret per line`);
+  return secrets;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Parsing.
+
 export type ParsedArgs = { help: true } | { help: false; config: RelayConfig };
 
-export function parseRelayArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): ParsedArgs {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        "listening-ip": { type: "string", multiple: true },
-        "listening-port": { type: "string" },
-        "relay-ip": { type: "string", multiple: true },
-        "external-ip": { type: "string", multiple: true },
-        "min-port": { type: "string" },
-        "max-port": { type: "string" },
-        realm: { type: "string" },
-        "static-auth-secret": { type: "string", multiple: true },
-        "allow-loopback-peers": { type: "boolean" },
-        "allowed-peer-ip": { type: "string", multiple: true },
-        "denied-peer-ip": { type: "string", multiple: true },
-        "user-quota": { type: "string" },
-        "total-quota": { type: "string" },
-        "max-allocate-lifetime": { type: "string" },
-        "strict-expiry": { type: "boolean" },
-        "credential-clock-skew": { type: "string" },
-        software: { type: "string" },
-        help: { type: "boolean" },
-      },
-    }));
-  } catch (error) {
-    throw new RelayConfigError(`${(error as Error).message}; see --help`);
-  }
-  if (values.help) return { help: true };
+const PARSE_OPTIONS = Object.fromEntries([
+  ...OPTIONS.map((option) => [option.name, option.kind === "switch" ? { type: "boolean" } : option.kind === "list" ? { type: "string", multiple: true } : { type: "string" }] as const),
+  ["help", { type: "boolean" }] as const,
+]) as Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
 
-  const listeningIps = ipList("listening-ip", values["listening-ip"], RELAY_DEFAULTS.listeningIps);
-  const relayIps = ipList("relay-ip", values["relay-ip"], listeningIps.filter((ip) => ip !== "0.0.0.0" && ip !== "::"));
-  const externalIps = (values["external-ip"] ?? []).map(externalAddress);
+/** parseArgs' complaint in one line of our own, never quoting a value (it might be a secret). */
+function argumentError(error: unknown, argv: readonly string[]): RelayConfigError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const message = (error as Error).message;
+  const quoted = /'([^']*)'/.exec(message)?.[1];
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && quoted !== undefined) {
+    return new RelayConfigError(`unknown option ${quoted}; see --help for the options`);
+  }
+  if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
+    const position = quoted === undefined ? -1 : argv.indexOf(quoted);
+    const where = position === -1 ? "an argument" : `argument ${position + 1}`;
+    return new RelayConfigError(`unexpected ${where} that is not an option (not shown, it might be a secret): write --name VALUE or --name=VALUE; see --help`);
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && quoted !== undefined && message.includes("ambiguous")) {
+    return new RelayConfigError(`${quoted} needs a value; to give one that starts with a dash write ${quoted}=-VALUE; see --help`);
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && quoted !== undefined) {
+    const option = quoted.split(" ")[0] ?? quoted;
+    return new RelayConfigError(message.includes("argument missing") ? `${option} needs a value; see --help` : `${option} does not take a value; see --help`);
+  }
+  return new RelayConfigError(`${message.split("\n")[0] ?? message}; see --help`);
+}
+
+/** Secret text given inline, so that an error message quoting it by accident can be scrubbed. */
+function inlineSecrets(argv: readonly string[], env: Env): string[] {
+  const found: string[] = [];
+  argv.forEach((arg, index) => {
+    if (arg === "--static-auth-secret") found.push(argv[index + 1] ?? "");
+    else if (arg.startsWith("--static-auth-secret=")) found.push(arg.slice("--static-auth-secret=".length));
+  });
+  for (const variable of [relayEnvName("static-auth-secret"), "RELAY_SECRETS"]) {
+    const raw = env[variable];
+    if (raw !== undefined) found.push(raw, ...raw.split(","));
+  }
+  return found;
+}
+
+function redact(message: string, secrets: readonly string[]): string {
+  const sorted = [...new Set(secrets.map((secret) => secret.trim()).filter((secret) => secret.length > 0))].sort((a, b) => b.length - a.length);
+  return sorted.reduce((scrubbed, secret) => scrubbed.split(secret).join("<secret>"), message);
+}
+
+export function parseRelayArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): ParsedArgs {
+  const known = inlineSecrets(argv, env);
+  try {
+    return parse(argv, env, known);
+  } catch (error) {
+    if (error instanceof RelayConfigError) throw new RelayConfigError(redact(error.message, known));
+    throw error;
+  }
+}
+
+function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
+  let values: FlagValues;
+  try {
+    ({ values } = parseArgs({ args: [...argv], strict: true, allowPositionals: false, options: PARSE_OPTIONS }));
+  } catch (error) {
+    throw argumentError(error, argv);
+  }
+  if (values.help === true) return { help: true };
+  const read = new OptionReader(values, env);
+
+  // Listening.
+  const listeningIps = ipList(read.list("listening-ip"), RELAY_DEFAULTS.listeningIps);
+  const listeningPortGiven = read.value("listening-port");
+  const listeningPort = listeningPortGiven === undefined ? RELAY_DEFAULTS.listeningPort : wholeNumber(listeningPortGiven, 0, 65535, "");
+  const noUdp = read.switch("no-udp");
+  const noTcp = read.switch("no-tcp");
+  const udp = !(noUdp?.value ?? false);
+  const tcp = !(noTcp?.value ?? false);
+
+  const cert = read.value("cert");
+  const pkey = read.value("pkey");
+  if ((cert === undefined) !== (pkey === undefined)) {
+    const [given, missing] = cert === undefined ? [pkey!.from, "--cert"] : [cert.from, "--pkey"];
+    throw new RelayConfigError(`${given} is given without ${missing}: TLS needs both a certificate (--cert) and its private key (--pkey), or neither`);
+  }
+  const certFile = cert === undefined ? null : readableFile(cert, "a readable PEM certificate file");
+  const keyFile = pkey === undefined ? null : readableFile(pkey, "a readable PEM private key file");
+  const tlsPortGiven = read.value("tls-listening-port");
+  if (tlsPortGiven !== undefined && certFile === null) {
+    throw new RelayConfigError(`${tlsPortGiven.from} is given without --cert and --pkey: TLS needs a certificate and its private key`);
+  }
+  const tlsListeningPort =
+    certFile === null ? null : tlsPortGiven === undefined ? RELAY_DEFAULTS.tlsListeningPort : wholeNumber(tlsPortGiven, 0, 65535, "");
+  if (tlsListeningPort !== null && tcp && tlsListeningPort !== 0 && tlsListeningPort === listeningPort) {
+    throw new RelayConfigError(
+      `${tlsPortGiven?.from ?? "--tls-listening-port"} ${tlsListeningPort} is also ${listeningPortGiven?.from ?? "--listening-port"}, where TCP listens: give TLS a port of its own, or --no-tcp`,
+    );
+  }
+  if (!udp && !tcp && tlsListeningPort === null) {
+    throw new RelayConfigError(`${noUdp!.from} and ${noTcp!.from} together leave nothing to listen on: keep one, or give --cert and --pkey for TLS`);
+  }
+
+  // Relaying.
+  const relayIpsGiven = read.list("relay-ip");
+  const relayIps = ipList(relayIpsGiven, listeningIps.filter((ip) => ip !== "0.0.0.0" && ip !== "::"));
+  if (relayIpsGiven !== undefined) {
+    for (const family of [4, 6]) {
+      if (relayIps.filter((ip) => isIP(ip) === family).length > 1) {
+        throw new RelayConfigError(`${relayIpsGiven.from} gives more than one IPv${family} address; relay sockets bind to at most one per family`);
+      }
+    }
+  }
+  const externalGiven = read.list("external-ip");
+  const externalIps = (externalGiven?.value ?? []).map((raw) => externalAddress(externalGiven!.from, raw));
   if (relayIps.length === 0 && externalIps.length === 0) {
     throw new RelayConfigError("--relay-ip is needed when listening on every address (0.0.0.0 or ::): clients must be told a concrete relay address (or give --external-ip)");
   }
-  const minPort = integer("min-port", values["min-port"], RELAY_DEFAULTS.minPort, 1, 65535);
-  const maxPort = integer("max-port", values["max-port"], RELAY_DEFAULTS.maxPort, 1, 65535);
-  if (minPort > maxPort) throw new RelayConfigError(`--min-port ${minPort} is above --max-port ${maxPort}`);
-
-  const secrets = [...(values["static-auth-secret"] ?? []), ...(env.RELAY_SECRETS ?? "").split(",")]
-    .map((secret) => secret.trim())
-    .filter((secret) => secret.length > 0);
-  if (secrets.length === 0) {
-    throw new RelayConfigError("no --static-auth-secret (or RELAY_SECRETS) given: the relay needs the Worker's TURN_SECRETS to check credentials");
+  const minPortGiven = read.value("min-port");
+  const maxPortGiven = read.value("max-port");
+  const minPort = minPortGiven === undefined ? RELAY_DEFAULTS.minPort : wholeNumber(minPortGiven, 1, 65535, "");
+  const maxPort = maxPortGiven === undefined ? RELAY_DEFAULTS.maxPort : wholeNumber(maxPortGiven, 1, 65535, "");
+  if (minPort > maxPort) {
+    throw new RelayConfigError(`${minPortGiven?.from ?? "--min-port"} ${minPort} is above ${maxPortGiven?.from ?? "--max-port"} ${maxPort}`);
   }
-  const realm = values.realm ?? RELAY_DEFAULTS.realm;
-  if (realm.length === 0 || realm.length > 127) throw new RelayConfigError("--realm must be 1-127 characters");
+  const allowLoopbackPeers = read.switch("allow-loopback-peers")?.value ?? false;
+  const allowedPeerIps = cidrList(read.list("allowed-peer-ip"));
+  const deniedPeerIps = cidrList(read.list("denied-peer-ip"));
+
+  // Authentication.
+  const realm = text(read.value("realm"), AttributeType.Realm) ?? RELAY_DEFAULTS.realm;
+  const inline = (read.list("static-auth-secret")?.value ?? []).map((secret) => secret.trim()).filter((secret) => secret.length > 0);
+  const files = read.list("static-auth-secret-file");
+  const fromFiles = (files?.value ?? []).flatMap((path) => secretsFromFile(files!.from, path, known));
+  const secrets = [...new Set([...inline, ...fromFiles])];
+  if (secrets.length === 0) {
+    throw new RelayConfigError(
+      "no secret given: the relay needs the Worker's TURN_SECRETS to check credentials; give --static-auth-secret or --static-auth-secret-file " +
+        "(or RELAY_STATIC_AUTH_SECRET, RELAY_SECRETS or RELAY_STATIC_AUTH_SECRET_FILE)",
+    );
+  }
+
+  // Limits.
+  const unauthenticatedRate = read.integer("unauthenticated-rate", RELAY_DEFAULTS.unauthenticatedRate, 0, 1_000_000, "answers per second");
+  const unauthenticatedBurst = read.integer("unauthenticated-burst", RELAY_DEFAULTS.unauthenticatedBurst, 1, 1_000_000, "answers");
 
   return {
     help: false,
     config: {
       listeningIps,
-      listeningPort: integer("listening-port", values["listening-port"], RELAY_DEFAULTS.listeningPort, 0, 65535),
+      listeningPort,
+      udp,
+      tcp,
+      tlsListeningPort,
+      certFile,
+      keyFile,
       relayIps: relayIps.length > 0 ? relayIps : ["0.0.0.0"],
       externalIps,
       minPort,
       maxPort,
       realm,
       secrets,
-      allowLoopbackPeers: values["allow-loopback-peers"] ?? false,
-      allowedPeerIps: values["allowed-peer-ip"] ?? [],
-      deniedPeerIps: values["denied-peer-ip"] ?? [],
-      userQuota: integer("user-quota", values["user-quota"], RELAY_DEFAULTS.userQuota, 0, 1_000_000),
-      totalQuota: integer("total-quota", values["total-quota"], RELAY_DEFAULTS.totalQuota, 0, 1_000_000),
-      maxAllocateLifetime: integer("max-allocate-lifetime", values["max-allocate-lifetime"], RELAY_DEFAULTS.maxAllocateLifetime, 60, 86_400),
-      strictExpiry: values["strict-expiry"] ?? false,
-      credentialClockSkew: integer("credential-clock-skew", values["credential-clock-skew"], DEFAULT_CLOCK_SKEW_SECONDS, 0, 3600),
-      software: values.software ?? null,
+      allowLoopbackPeers,
+      allowedPeerIps,
+      deniedPeerIps,
+      userQuota: read.integer("user-quota", RELAY_DEFAULTS.userQuota, 0, 1_000_000, "allocations"),
+      totalQuota: read.integer("total-quota", RELAY_DEFAULTS.totalQuota, 0, 1_000_000, "allocations"),
+      maxPermissionsPerAllocation: read.integer("max-permissions", RELAY_DEFAULTS.maxPermissionsPerAllocation, 1, 10_000, "permissions"),
+      maxChannelsPerAllocation: read.integer("max-channels", RELAY_DEFAULTS.maxChannelsPerAllocation, 1, CHANNEL_NUMBERS, "channels"),
+      maxBps: read.integer("max-bps", RELAY_DEFAULTS.maxBps, 0, MAX_BYTES_PER_SECOND, "bytes per second"),
+      bpsCapacity: read.integer("bps-capacity", RELAY_DEFAULTS.bpsCapacity, 0, MAX_BYTES_PER_SECOND, "bytes per second"),
+      maxAllocateLifetime: read.integer("max-allocate-lifetime", RELAY_DEFAULTS.maxAllocateLifetime, 60, 86_400, "seconds"),
+      staleNonceSeconds: read.integer("stale-nonce", RELAY_DEFAULTS.staleNonceSeconds, 30, 86_400, "seconds"),
+      unauthenticatedRate,
+      unauthenticatedBurst,
+      strictExpiry: read.switch("strict-expiry")?.value ?? false,
+      credentialClockSkew: read.integer("credential-clock-skew", RELAY_DEFAULTS.credentialClockSkew, 0, 3600, "seconds"),
+      software: text(read.value("software"), AttributeType.Software),
     },
   };
 }

@@ -11,6 +11,12 @@ import { encodeData, encodeXorAddress, type TransportAddress } from "../stun/att
 import { newTransactionId } from "../stun/builder.js";
 import { AddressPortMap } from "./peer-map.js";
 
+/**
+ * The largest datagram a Data indication can carry: the 16-bit body holds XOR-PEER-ADDRESS (24 bytes
+ * for IPv6) and DATA's 4-byte header, and DATA is padded to 4 bytes.
+ */
+export const MAX_DATA_INDICATION_PAYLOAD = 0xffff - 24 - 4 - 3;
+
 /** How the relay reaches a client: its transport address and how to send it STUN or ChannelData. */
 export interface ClientLink {
   readonly transport: "udp" | "tcp" | "tls";
@@ -70,7 +76,14 @@ export class Allocation {
   ) {
     this.createdAt = Date.now();
     this.expiresAt = this.createdAt + lifetimeMs;
-    relaySocket.on("message", (data, from) => this.fromPeer(data, from.address, from.port));
+    relaySocket.on("message", (data, from) => {
+      try {
+        this.fromPeer(data, from.address, from.port);
+      } catch {
+        // No datagram may take the relay down; one that trips an unforeseen error is dropped.
+        this.traffic.droppedFromPeers++;
+      }
+    });
   }
 
   hasPermission(peerAddress: string, now: number): boolean {
@@ -79,6 +92,8 @@ export class Allocation {
 
   /** Client → peer: the payload of a Send indication or a ChannelData message. */
   toPeer(data: Buffer, offset: number, length: number, peerAddress: string, peerPort: number): void {
+    // Port 0 is no destination (and dgram throws on it): a client's mistake or probe, dropped.
+    if (peerPort === 0) return;
     this.traffic.packetsToPeers++;
     this.traffic.bytesToPeers += length;
     this.relaySocket.send(data, offset, length, peerPort, peerAddress);
@@ -105,6 +120,11 @@ export class Allocation {
     const binding = this.channelsByPeer.get(address, port);
     if (binding !== undefined && binding.expiresAt > now) {
       this.client.sendChannelData(binding.number, data);
+      return;
+    }
+    if (data.length > MAX_DATA_INDICATION_PAYLOAD) {
+      // Too big to wrap in a Data indication (the STUN length field is 16 bits): only a channel carries it.
+      this.traffic.droppedFromPeers++;
       return;
     }
     const family = address.includes(":") ? 6 : 4;

@@ -88,7 +88,14 @@ export class RelayServer implements TurnContext {
     const bound: ListenerAddress[] = [];
     for (const ip of this.config.listeningIps) {
       const socket = createSocket({ type: ip.includes(":") ? "udp6" : "udp4", ipv6Only: ip.includes(":") });
-      socket.on("message", (data, from) => this.fromUdpClient(socket, data, from.address, from.port));
+      socket.on("message", (data, from) => {
+      try {
+        this.fromUdpClient(socket, data, from.address, from.port);
+      } catch (error) {
+        // No datagram may take the relay down; one that trips an unforeseen error is dropped and reported.
+        this.onEvent({ event: "request-failed", client: `udp:${from.address}:${from.port}`, error: String(error) });
+      }
+    });
       // A send error (e.g. ICMP port unreachable surfacing as ECONNREFUSED) must not crash the relay.
       socket.on("error", () => {});
       await new Promise<void>((resolve, reject) => {

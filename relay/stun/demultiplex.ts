@@ -12,10 +12,19 @@ export const PacketKind = {
 } as const;
 export type PacketKind = (typeof PacketKind)[keyof typeof PacketKind];
 
-/** RFC 7983: STUN's first byte is 0..3 (top two bits zero); ChannelData's is 64..79 (channel numbers 0x4000..0x4FFF). */
+/**
+ * ChannelData's first byte: RFC 8656 and RFC 7983 give it 64..79 (channels 0x4000..0x4FFF), but RFC
+ * 5766 allowed channels up to 0x7FFF and coturn's own client still uses them; coturn accepts them and
+ * so does this relay, so 64..127 is ChannelData here.
+ */
+export function startsChannelData(firstByte: number): boolean {
+  return firstByte >= 0x40 && firstByte <= 0x7f;
+}
+
+/** STUN's first byte is 0..3: the top two bits are zero. */
 export function classifyFirstByte(firstByte: number): PacketKind {
   if (firstByte >= 0 && firstByte <= 3) return PacketKind.Stun;
-  if (firstByte >= 0x40 && firstByte <= 0x4f) return PacketKind.ChannelData;
+  if (startsChannelData(firstByte)) return PacketKind.ChannelData;
   return PacketKind.Other;
 }
 

@@ -10,7 +10,7 @@ export const CHANNEL_DATA_HEADER_LENGTH = 4;
 /**
  * RFC 8656 narrowed channels to 0x4000-0x4FFF, but RFC 5766 allowed up to 0x7FFF and coturn's own
  * client still picks numbers there; coturn accepts them, and so do we, so those clients work.
- * Browsers use the low range. First bytes 0x40-0x7F therefore mean ChannelData.
+ * Browsers use the low range. (`startsChannelData` in stun/demultiplex.ts follows the same rule.)
  */
 export const MAX_ACCEPTED_CHANNEL_NUMBER = 0x7fff;
 
@@ -18,10 +18,7 @@ export function isChannelNumber(value: number): boolean {
   return value >= MIN_CHANNEL_NUMBER && value <= MAX_ACCEPTED_CHANNEL_NUMBER;
 }
 
-/** Whether a datagram's first byte starts ChannelData (rather than STUN, 0x00-0x03). */
-export function startsChannelData(firstByte: number): boolean {
-  return firstByte >= 0x40 && firstByte <= 0x7f;
-}
+export { startsChannelData } from "../stun/demultiplex.js";
 
 /** The length of the data a ChannelData message carries, or -1 when the header does not fit in `bytes`. */
 export function channelDataLength(bytes: Buffer, offset = 0): number {

@@ -312,7 +312,8 @@ describe("decoder rules", () => {
 describe("demultiplexing and stream framing", () => {
   it("tells STUN from ChannelData by the first byte", () => {
     for (let byte = 0; byte < 256; byte++) {
-      const expected = byte <= 3 ? PacketKind.Stun : byte >= 0x40 && byte <= 0x4f ? PacketKind.ChannelData : PacketKind.Other;
+      // ChannelData up to 0x7F: RFC 5766's channel range, which coturn's client still uses.
+      const expected = byte <= 3 ? PacketKind.Stun : byte >= 0x40 && byte <= 0x7f ? PacketKind.ChannelData : PacketKind.Other;
       expect(classifyFirstByte(byte)).toBe(expected);
     }
     expect(classifyPacket(Buffer.alloc(0))).toBe(PacketKind.Other);

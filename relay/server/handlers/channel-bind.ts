@@ -28,6 +28,9 @@ export function handleChannelBind(ctx: TurnContext, request: RelayRequest): Answ
   const checked = checkPeerAddress(message, peerAttribute, allocation, ctx.peers);
   if (!checked.ok) return checked.answer;
   const peer = checked.peer;
+  if (peer.port === 0) return failure(400, "Bad Request: XOR-PEER-ADDRESS port 0 is no peer");
+  // A binding that has run out no longer holds its number or its peer, even before the sweep.
+  allocation.sweep(now);
 
   const byNumber = allocation.channelsByNumber.get(channel.value);
   if (byNumber !== undefined && (byNumber.peer.address !== peer.address || byNumber.peer.port !== peer.port)) {
