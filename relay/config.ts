@@ -25,7 +25,7 @@ import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { DEFAULT_CLOCK_SKEW_SECONDS } from "../shared/turn/credentials.js";
 import { parseCidr } from "./policy/peer-filter.js";
-import { encodeText } from "./stun/attributes.js";
+import { encodeText, type TextAttributeType } from "./stun/attributes.js";
 import { AttributeType } from "./stun/constants.js";
 
 export interface ExternalAddress {
@@ -357,7 +357,7 @@ function externalAddress(from: string, raw: string): ExternalAddress {
   return privateIp === undefined ? { public: publicIp } : { public: publicIp, private: privateIp };
 }
 
-function text(given: Given<string> | undefined, type: typeof AttributeType.Realm | typeof AttributeType.Software): string | null {
+function text(given: Given<string> | undefined, type: TextAttributeType): string | null {
   if (given === undefined) return null;
   if (given.value.length === 0) throw new RelayConfigError(`${given.from} is empty; it must be 1 to 127 characters`);
   try {
@@ -444,7 +444,8 @@ function argumentError(error: unknown, argv: readonly string[]): RelayConfigErro
 function inlineSecrets(argv: readonly string[], env: Env): string[] {
   const found: string[] = [];
   argv.forEach((arg, index) => {
-    if (arg === "--static-auth-secret") found.push(argv[index + 1] ?? "");
+    const next = argv[index + 1];
+    if (arg === "--static-auth-secret" && next !== undefined && !next.startsWith("-")) found.push(next);
     else if (arg.startsWith("--static-auth-secret=")) found.push(arg.slice("--static-auth-secret=".length));
   });
   for (const variable of [relayEnvName("static-auth-secret"), "RELAY_SECRETS"]) {
@@ -454,9 +455,17 @@ function inlineSecrets(argv: readonly string[], env: Env): string[] {
   return found;
 }
 
+/**
+ * Scrubs known secrets from an error message. Messages quote values with JSON.stringify, so a quoted
+ * secret is always replaced; bare text only for secrets of 4 characters or more, so that a silly
+ * one-letter secret does not garble the message.
+ */
 function redact(message: string, secrets: readonly string[]): string {
   const sorted = [...new Set(secrets.map((secret) => secret.trim()).filter((secret) => secret.length > 0))].sort((a, b) => b.length - a.length);
-  return sorted.reduce((scrubbed, secret) => scrubbed.split(secret).join("<secret>"), message);
+  return sorted.reduce((scrubbed, secret) => {
+    const quoted = scrubbed.split(JSON.stringify(secret)).join('"<secret>"');
+    return secret.length >= 4 ? quoted.split(secret).join("<secret>") : quoted;
+  }, message);
 }
 
 export function parseRelayArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): ParsedArgs {

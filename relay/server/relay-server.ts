@@ -3,6 +3,9 @@
  * opens and closes every one of them on `stop()`, so no relay port outlives its allocation.
  */
 import { createSocket, type Socket } from "node:dgram";
+import { readFileSync } from "node:fs";
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket as NetSocket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { TurnKeyring } from "../../shared/turn/credentials.js";
 import { Allocation, type AllocationOwner, type ClientLink } from "../allocation/allocation.js";
 import { AllocationTable } from "../allocation/allocation-table.js";
@@ -25,6 +28,8 @@ import { handleRefresh } from "./handlers/refresh.js";
 import { handleSendIndication } from "./handlers/send.js";
 import { buildResponse, failure, type Answer } from "./responses.js";
 import { TransactionCache } from "./transaction-cache.js";
+import { streamClientLink } from "../transport/stream.js";
+import { StreamFramer } from "../transport/stream-framer.js";
 import { udpClientLink } from "../transport/udp.js";
 
 /** How often expired allocations, permissions and channels are swept: one timer for all of them. */
@@ -38,10 +43,15 @@ export interface RelayEvent {
 }
 
 export interface ListenerAddress {
-  transport: "udp";
+  transport: "udp" | "tcp" | "tls";
   address: string;
   port: number;
 }
+
+/** Connections a stream listener accepts at once; each costs a file descriptor. */
+export const MAX_STREAM_CONNECTIONS = 10_000;
+/** A TCP/TLS connection with no allocation and no traffic for this long is closed. */
+export const IDLE_STREAM_TIMEOUT_MS = 60_000;
 
 export class RelayServer implements TurnContext {
   readonly table = new AllocationTable();
@@ -51,6 +61,8 @@ export class RelayServer implements TurnContext {
   private readonly auth: LongTermAuthenticator;
   private readonly transactions = new TransactionCache();
   private readonly listeners: Socket[] = [];
+  private readonly streamListeners: NetServer[] = [];
+  private readonly connections = new Set<NetSocket>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private stopped = false;
 
@@ -86,9 +98,28 @@ export class RelayServer implements TurnContext {
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
     const bound: ListenerAddress[] = [];
+    const tls = this.config.certFile !== null && this.config.keyFile !== null
+      ? { cert: readFileSync(this.config.certFile), key: readFileSync(this.config.keyFile) }
+      : null;
     for (const ip of this.config.listeningIps) {
-      const socket = createSocket({ type: ip.includes(":") ? "udp6" : "udp4", ipv6Only: ip.includes(":") });
-      socket.on("message", (data, from) => {
+      // Port 0 (tests) picks a free UDP port, and TCP then takes the same number.
+      let port = this.config.listeningPort;
+      if (this.config.udp) {
+        const address = await this.listenUdp(ip, port);
+        port = address.port;
+        bound.push(address);
+      }
+      if (this.config.tcp) bound.push(await this.listenStream(createNetServer(), "tcp", ip, port));
+      if (tls !== null && this.config.tlsListeningPort !== null) {
+        bound.push(await this.listenStream(createTlsServer(tls), "tls", ip, this.config.tlsListeningPort));
+      }
+    }
+    return bound;
+  }
+
+  private async listenUdp(ip: string, port: number): Promise<ListenerAddress> {
+    const socket = createSocket({ type: ip.includes(":") ? "udp6" : "udp4", ipv6Only: ip.includes(":") });
+    socket.on("message", (data, from) => {
       try {
         this.fromUdpClient(socket, data, from.address, from.port);
       } catch (error) {
@@ -96,20 +127,36 @@ export class RelayServer implements TurnContext {
         this.onEvent({ event: "request-failed", client: `udp:${from.address}:${from.port}`, error: String(error) });
       }
     });
-      // A send error (e.g. ICMP port unreachable surfacing as ECONNREFUSED) must not crash the relay.
-      socket.on("error", () => {});
-      await new Promise<void>((resolve, reject) => {
-        socket.once("error", reject);
-        socket.bind(this.config.listeningPort, ip, () => {
-          socket.off("error", reject);
-          resolve();
-        });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind(port, ip, () => {
+        socket.off("error", reject);
+        resolve();
       });
-      this.listeners.push(socket);
-      const address = socket.address();
-      bound.push({ transport: "udp", address: address.address, port: address.port });
-    }
-    return bound;
+    });
+    // A send error (e.g. ICMP port unreachable surfacing as ECONNREFUSED) must not crash the relay.
+    socket.on("error", () => {});
+    this.listeners.push(socket);
+    const address = socket.address();
+    return { transport: "udp", address: address.address, port: address.port };
+  }
+
+  private async listenStream(server: NetServer, transport: "tcp" | "tls", ip: string, port: number): Promise<ListenerAddress> {
+    server.maxConnections = MAX_STREAM_CONNECTIONS;
+    server.on(transport === "tls" ? "secureConnection" : "connection", (socket: NetSocket) => this.fromStreamClient(socket, transport));
+    // A failed TLS handshake or a reset before it must not crash the relay.
+    server.on("tlsClientError", (_error: Error, socket: NetSocket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ port, host: ip, ipv6Only: ip.includes(":") }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    server.on("error", () => {});
+    this.streamListeners.push(server);
+    const address = server.address() as AddressInfo;
+    return { transport, address: address.address, port: address.port };
   }
 
   /** Closes every allocation (their ports go back to the pool) and every listener. */
@@ -120,7 +167,10 @@ export class RelayServer implements TurnContext {
     this.clock.stop();
     const closing = [...this.table.values()].map((allocation) => new Promise<void>((resolve) => this.closeAllocation(allocation, "relay stopping", resolve)));
     closing.push(...this.listeners.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
+    closing.push(...this.streamListeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    for (const connection of this.connections) connection.destroy();
     this.listeners.length = 0;
+    this.streamListeners.length = 0;
     await Promise.all(closing);
   }
 
@@ -149,6 +199,49 @@ export class RelayServer implements TurnContext {
     }
     if (message.messageClass !== StunClass.Request) return;
     void this.handleRequest(udpClientLink(socket, address, port), message);
+  }
+
+  private fromStreamClient(socket: NetSocket, transport: "tcp" | "tls"): void {
+    this.connections.add(socket);
+    const link = streamClientLink(socket, transport);
+    socket.setNoDelay(true);
+    socket.setTimeout(IDLE_STREAM_TIMEOUT_MS, () => {
+      if (this.table.byKey(link.key) === undefined) socket.destroy();
+    });
+    const framer = new StreamFramer((frame) => {
+      try {
+        this.fromStreamFrame(link, frame);
+      } catch (error) {
+        this.onEvent({ event: "request-failed", client: link.key, error: String(error) });
+      }
+    });
+    socket.on("data", (chunk: Buffer) => {
+      if (!framer.push(chunk)) socket.destroy();
+    });
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      this.connections.delete(socket);
+      // Over TCP and TLS the connection is the 5-tuple: when it goes, so does the allocation.
+      const allocation = this.table.byKey(link.key);
+      if (allocation !== undefined) this.closeAllocation(allocation, "client connection closed");
+    });
+  }
+
+  /** One STUN message or ChannelData frame cut from a TCP/TLS stream. */
+  private fromStreamFrame(link: ClientLink, frame: Buffer): void {
+    if (startsChannelData(frame[0]!)) {
+      this.table.byKey(link.key)?.toChannel(frame.readUInt16BE(0), frame, CHANNEL_DATA_HEADER_LENGTH, frame.length - CHANNEL_DATA_HEADER_LENGTH);
+      return;
+    }
+    const decoded = decodeStunMessage(frame);
+    if (!decoded.ok) return;
+    const message = decoded.message;
+    if (message.messageClass === StunClass.Indication) {
+      const allocation = this.table.byKey(link.key);
+      if (allocation !== undefined && message.method === StunMethod.Send) handleSendIndication(allocation, message, this.clock.now);
+    } else if (message.messageClass === StunClass.Request) {
+      void this.handleRequest(link, message);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

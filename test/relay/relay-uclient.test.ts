@@ -1,53 +1,98 @@
 /**
- * coturn's own client, `turnutils_uclient`, against our relay on loopback: it allocates, installs
- * permissions and channels, and echoes messages through the relay with credentials the Worker's
- * keyring minted.
+ * Clients we did not write, against our relay on loopback: coturn's `turnutils_stunclient` and
+ * `turnutils_uclient` in its main modes (channels, Send indications, client-to-client, TCP, TLS),
+ * with credentials the Worker's keyring minted. Every message must come back: zero loss.
  */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TurnKeyring } from "../../shared/turn/credentials.js";
-import { RelayServer } from "../../relay/server/relay-server.js";
-import { parseRelayArgs, type RelayConfig } from "../../relay/config.js";
-import { UCLIENT_TEST_TIMEOUT_MS, runUclient, uclientTotals } from "../node/coturn.js";
+import type { RelayServer } from "../../relay/server/relay-server.js";
+import { requireCoturn, uclientTotals } from "../node/coturn.js";
+import { run } from "../node/processes.js";
+import { mint, startRelay } from "./turn-client.js";
 
-const SECRET = "relay-test-secret";
+const UCLIENT_TIMEOUT_MS = 30_000;
 
-function config(extra: string[] = []): RelayConfig {
-  const parsed = parseRelayArgs([
-    "--listening-ip=127.0.0.1",
-    "--listening-port=0",
-    "--min-port=41000",
-    "--max-port=41199",
-    `--static-auth-secret=${SECRET}`,
-    "--realm=relaykit.test",
-    "--allow-loopback-peers",
-    ...extra,
-  ]);
-  if (parsed.help) throw new Error("unexpected --help");
-  return parsed.config;
-}
-
-describe("turnutils_uclient against the relay", () => {
+describe("coturn's clients against the relay", () => {
   let relay: RelayServer;
   let port: number;
+  let tlsPort: number;
+  let certDir: string;
   const events: unknown[] = [];
 
   beforeAll(async () => {
-    relay = new RelayServer(config(), (event) => events.push(event));
-    port = (await relay.start())[0]!.port;
+    requireCoturn();
+    certDir = mkdtempSync(join(tmpdir(), "relaykit-tls-"));
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+      "-keyout", join(certDir, "key.pem"), "-out", join(certDir, "cert.pem"),
+    ], { stdio: "ignore" });
+    let listeners;
+    ({ relay } = await startRelay(
+      [
+        "--allow-loopback-peers",
+        "--min-port=41000",
+        "--max-port=41199",
+        `--cert=${join(certDir, "cert.pem")}`,
+        `--pkey=${join(certDir, "key.pem")}`,
+        "--tls-listening-port=0",
+      ],
+      (event) => events.push(event),
+      (bound) => (listeners = bound),
+    ));
+    port = listeners!.find((l: { transport: string }) => l.transport === "udp")!.port;
+    tlsPort = listeners!.find((l: { transport: string }) => l.transport === "tls")!.port;
   });
 
   afterAll(async () => {
     await relay?.stop();
+    if (certDir) rmSync(certDir, { recursive: true, force: true });
   });
 
-  it("allocates and relays with minted credentials", async () => {
-    const credential = await new TurnKeyring([SECRET]).mint("uclient", 600);
-    const run = await runUclient(port, credential.username, credential.password);
-    const report = `${run.args.join(" ")}\nexit ${run.code}\n${run.stdout}\n${run.stderr}\nevents: ${JSON.stringify(events)}`;
-    expect(run.code, report).toBe(0);
-    const totals = uclientTotals(run.stdout + run.stderr);
+  it("answers turnutils_stunclient's Binding with the client's address", async () => {
+    const result = await run("turnutils_stunclient", ["-p", String(port), "127.0.0.1"], 10_000);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout + result.stderr).toMatch(/UDP reflexive addr: 127\.0\.0\.1:\d+/);
+  });
+
+  const modes: [string, string[]][] = [
+    ["channels, client to client", ["-y"]],
+    ["Send and Data indications, client to client", ["-y", "-s"]],
+    ["ten clients at once", ["-y", "-m", "10"]],
+    ["1000-byte messages", ["-y", "-l", "1000"]],
+    ["TCP", ["-y", "-t"]],
+    ["TCP with Send indications", ["-y", "-t", "-s"]],
+  ];
+  // uclient waits a random 1-6 s before sending, so the modes run side by side.
+  it.concurrent.each(modes)("relays every message: %s", async (_, flags) => {
+    const credential = await mint("uclient", 600);
+    const args = [...flags, "-c", "-n", "20", "-u", credential.username, "-w", credential.password, "-p", String(port), "127.0.0.1"];
+    const result = await run("turnutils_uclient", args, UCLIENT_TIMEOUT_MS);
+    const report = `turnutils_uclient ${args.join(" ")}\nexit ${result.code}\n${result.stdout}\n${result.stderr}`;
+    expect(result.code, report).toBe(0);
+    const totals = uclientTotals(result.stdout + result.stderr);
     expect(totals, report).toBeDefined();
+    expect(totals!.sent, report).toBeGreaterThan(0);
+    expect(totals!.received, report).toBe(totals!.sent);
+  }, UCLIENT_TIMEOUT_MS + 5_000);
+
+  it.concurrent("relays every message over TLS (turns:)", async () => {
+    const credential = await mint("uclient-tls", 600);
+    const args = ["-y", "-t", "-S", "-c", "-n", "20", "-u", credential.username, "-w", credential.password, "-p", String(tlsPort), "127.0.0.1"];
+    const result = await run("turnutils_uclient", args, UCLIENT_TIMEOUT_MS);
+    const report = `turnutils_uclient ${args.join(" ")}\nexit ${result.code}\n${result.stdout}\n${result.stderr}`;
+    expect(result.code, report).toBe(0);
+    const totals = uclientTotals(result.stdout + result.stderr);
     expect(totals!.received, report).toBe(totals!.sent);
     expect(totals!.sent, report).toBeGreaterThan(0);
-  }, UCLIENT_TEST_TIMEOUT_MS);
+  }, UCLIENT_TIMEOUT_MS + 5_000);
+
+  it("is refused with a credential signed by another secret", async () => {
+    const args = ["-y", "-c", "-n", "1", "-u", `${Math.floor(Date.now() / 1000) + 600}:eve`, "-w", "bm90LXRoZS1wYXNzd29yZA==", "-p", String(port), "127.0.0.1"];
+    const result = await run("turnutils_uclient", args, UCLIENT_TIMEOUT_MS);
+    expect(result.code).not.toBe(0);
+    expect(result.stdout + result.stderr).toMatch(/Cannot complete Allocation/);
+  }, UCLIENT_TIMEOUT_MS + 5_000);
 });

@@ -5,7 +5,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import { TurnKeyring, type TurnCredential } from "../../shared/turn/credentials.js";
 import { parseRelayArgs, type RelayConfig } from "../../relay/config.js";
-import { RelayServer, type RelayEvent } from "../../relay/server/relay-server.js";
+import { RelayServer, type ListenerAddress, type RelayEvent } from "../../relay/server/relay-server.js";
 import { encodeText, readErrorCode, readText } from "../../relay/stun/attributes.js";
 import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass } from "../../relay/stun/constants.js";
@@ -17,7 +17,11 @@ export const REALM = "relaykit.test";
 const WAIT_MS = 2_000;
 
 /** A relay on 127.0.0.1 with a free listening port; `extra` adds or overrides flags. */
-export async function startRelay(extra: string[] = [], onEvent?: (event: RelayEvent) => void): Promise<{ relay: RelayServer; port: number; config: RelayConfig }> {
+export async function startRelay(
+  extra: string[] = [],
+  onEvent?: (event: RelayEvent) => void,
+  onListening?: (listeners: ListenerAddress[]) => void,
+): Promise<{ relay: RelayServer; port: number; config: RelayConfig }> {
   const parsed = parseRelayArgs([
     "--listening-ip=127.0.0.1",
     "--listening-port=0",
@@ -29,7 +33,9 @@ export async function startRelay(extra: string[] = [], onEvent?: (event: RelayEv
   ]);
   if (parsed.help) throw new Error("unexpected --help");
   const relay = new RelayServer(parsed.config, onEvent);
-  const port = (await relay.start())[0]!.port;
+  const listeners = await relay.start();
+  onListening?.(listeners);
+  const port = listeners[0]!.port;
   return { relay, port, config: parsed.config };
 }
 
