@@ -42,4 +42,6 @@ export interface TurnContext {
   /** Binds a relay socket and registers the allocation, or answers why not (508, 440). */
   openAllocation(link: ClientLink, owner: AllocationOwner, request: AllocationRequest): Promise<Allocation | Answer>;
   closeAllocation(allocation: Allocation, reason: string): void;
+  /** Whether a transport address is one of the relay's own listeners. */
+  isOwnListener(address: string, port: number): boolean;
 }

@@ -15,6 +15,7 @@ import { NonceIssuer, newNonceSecret } from "../auth/nonce.js";
 import { CoarseClock } from "../clock.js";
 import { NONCE_LIFETIME_SECONDS, type RelayConfig } from "../config.js";
 import { compilePeerFilter } from "../policy/peer-filter.js";
+import { SelfGuard } from "../policy/self-guard.js";
 import { AttributeType, StunClass, StunMethod } from "../stun/constants.js";
 import { encodeText, encodeUnknownAttributes, readLifetime, type TransportAddress } from "../stun/attributes.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../stun/message.js";
@@ -65,6 +66,8 @@ export class RelayServer implements TurnContext {
   private readonly connections = new Set<NetSocket>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** Set once the listeners are bound and their ports known. */
+  private self = new SelfGuard([], [], []);
 
   constructor(
     readonly config: RelayConfig,
@@ -114,7 +117,17 @@ export class RelayServer implements TurnContext {
         bound.push(await this.listenStream(createTlsServer(tls), "tls", ip, this.config.tlsListeningPort));
       }
     }
+    this.self = new SelfGuard(
+      bound.map((listener) => listener.port),
+      this.config.listeningIps,
+      this.config.externalIps.map((external) => external.public),
+    );
     return bound;
+  }
+
+  /** Whether `address:port` is one of this relay's listeners (no peer may be). */
+  isOwnListener(address: string, port: number): boolean {
+    return this.self.isListener(address, port);
   }
 
   private async listenUdp(ip: string, port: number): Promise<ListenerAddress> {
@@ -335,7 +348,7 @@ export class RelayServer implements TurnContext {
           return refused;
         }
         socket.on("error", () => {});
-        const allocation = new Allocation(link, owner, socket, this.advertised(relayIp, port, request.family), this.clock, request.transactionId, request.lifetimeMs);
+        const allocation = new Allocation(link, owner, socket, this.advertised(relayIp, port, request.family), this.clock, this.self, request.transactionId, request.lifetimeMs);
         this.table.add(allocation);
         this.onEvent({ event: "allocation-start", client: link.key, relayed: `${allocation.relayedAddress.address}:${port}`, user: owner.userId });
         return allocation;

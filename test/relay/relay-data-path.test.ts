@@ -663,3 +663,34 @@ describe("relay data path: IPv6 allocations", () => {
     expect(thrown.map(String), "the relay threw out of its socket handler (an uncaught exception in the relay process)").toEqual([]);
   });
 });
+
+describe("relay data path: the relay's own listeners are no peers", () => {
+  let relay: RelayServer;
+  let port: number;
+
+  beforeAll(async () => {
+    ({ relay, port } = await startRelay(["--allow-loopback-peers", "--min-port=45300", "--max-port=45399"]));
+  });
+
+  afterAll(async () => {
+    await relay?.stop();
+  });
+
+  it("refuses ChannelBind to its own listener with 403", async () => {
+    const client = await openClient(port);
+    const credential = await mint("self-bind");
+    await allocate(client, credential);
+    expectError(await channelBind(client, credential, CHANNEL, peerAt(port)), 403);
+  });
+
+  it("drops a Send indication to its own listener, so no answer comes back through the relay", async () => {
+    const client = await openClient(port);
+    const credential = await mint("self-send");
+    await allocate(client, credential);
+    expectSignedSuccess(await createPermission(client, credential, [peerAt(port)]), client, credential);
+    // A Binding request bounced off the relay's own listener would come back as a Data indication.
+    const binding = buildStunMessage({ method: StunMethod.Binding, messageClass: StunClass.Request, transactionId: newTransactionId() });
+    client.sendRaw(sendIndication(peerAt(port), binding));
+    expect(await client.receive(QUIET_MS)).toBeNull();
+  });
+});

@@ -29,6 +29,7 @@ export function handleChannelBind(ctx: TurnContext, request: RelayRequest): Answ
   if (!checked.ok) return checked.answer;
   const peer = checked.peer;
   if (peer.port === 0) return failure(400, "Bad Request: XOR-PEER-ADDRESS port 0 is no peer");
+  if (ctx.isOwnListener(peer.address, peer.port)) return failure(403, "Forbidden: the relay does not relay to its own listeners");
   // A binding that has run out no longer holds its number or its peer, even before the sweep.
   allocation.sweep(now);
 
