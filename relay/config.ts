@@ -24,6 +24,7 @@ import { accessSync, constants as fsConstants, readFileSync, statSync } from "no
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { DEFAULT_CLOCK_SKEW_SECONDS } from "../shared/turn/credentials.js";
+import { DEFAULT_NONCE_LIFETIME_SECONDS } from "./auth/nonce.js";
 import { parseCidr } from "./policy/peer-filter.js";
 import { encodeText, type TextAttributeType } from "./stun/attributes.js";
 import { AttributeType } from "./stun/constants.js";
@@ -101,8 +102,6 @@ export const DEFAULT_ALLOCATION_LIFETIME_SECONDS = 600;
 export const PERMISSION_LIFETIME_SECONDS = 300;
 /** RFC 8656 §12: channel bindings last 10 minutes. */
 export const CHANNEL_LIFETIME_SECONDS = 600;
-/** How long a nonce stays fresh before a client is asked to retry with a new one (438); the default of --stale-nonce. */
-export const NONCE_LIFETIME_SECONDS = 600;
 
 export const RELAY_DEFAULTS = {
   listeningIps: ["0.0.0.0"],
@@ -119,7 +118,7 @@ export const RELAY_DEFAULTS = {
   maxChannelsPerAllocation: 32,
   maxBps: 0,
   bpsCapacity: 0,
-  staleNonceSeconds: NONCE_LIFETIME_SECONDS,
+  staleNonceSeconds: DEFAULT_NONCE_LIFETIME_SECONDS,
   unauthenticatedRate: 20,
   unauthenticatedBurst: 40,
   credentialClockSkew: DEFAULT_CLOCK_SKEW_SECONDS,

@@ -5,6 +5,7 @@
  */
 import type { Socket } from "node:dgram";
 import type { CoarseClock } from "../clock.js";
+import type { SelfGuard } from "../policy/self-guard.js";
 import { AttributeType, StunClass, StunMethod } from "../stun/constants.js";
 import { buildStunMessage } from "../stun/builder.js";
 import { encodeData, encodeXorAddress, type TransportAddress } from "../stun/attributes.js";
@@ -70,6 +71,7 @@ export class Allocation {
     /** What clients are told (XOR-RELAYED-ADDRESS): the bound address, or its external-ip mapping. */
     readonly relayedAddress: TransportAddress,
     private readonly clock: CoarseClock,
+    private readonly self: SelfGuard,
     /** The Allocate's transaction id: a retransmitted Allocate gets the same answer. */
     readonly allocateTransactionId: string,
     lifetimeMs: number,
@@ -92,8 +94,8 @@ export class Allocation {
 
   /** Client → peer: the payload of a Send indication or a ChannelData message. */
   toPeer(data: Buffer, offset: number, length: number, peerAddress: string, peerPort: number): void {
-    // Port 0 is no destination (and dgram throws on it): a client's mistake or probe, dropped.
-    if (peerPort === 0) return;
+    // Port 0 is no destination (and dgram throws on it); the relay's own listeners are no peers.
+    if (peerPort === 0 || this.self.isListener(peerAddress, peerPort)) return;
     this.traffic.packetsToPeers++;
     this.traffic.bytesToPeers += length;
     this.relaySocket.send(data, offset, length, peerPort, peerAddress);

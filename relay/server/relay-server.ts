@@ -13,7 +13,7 @@ import { PortPool } from "../allocation/port-pool.js";
 import { LongTermAuthenticator, type AuthSuccess } from "../auth/long-term.js";
 import { NonceIssuer, newNonceSecret } from "../auth/nonce.js";
 import { CoarseClock } from "../clock.js";
-import { NONCE_LIFETIME_SECONDS, type RelayConfig } from "../config.js";
+import type { RelayConfig } from "../config.js";
 import { compilePeerFilter } from "../policy/peer-filter.js";
 import { SelfGuard } from "../policy/self-guard.js";
 import { AttributeType, StunClass, StunMethod } from "../stun/constants.js";
@@ -83,7 +83,7 @@ export class RelayServer implements TurnContext {
       keyring: new TurnKeyring(config.secrets),
       realm: config.realm,
       clockSkewSeconds: config.credentialClockSkew,
-      nonces: new NonceIssuer({ secret: newNonceSecret(), lifetimeSeconds: NONCE_LIFETIME_SECONDS }),
+      nonces: new NonceIssuer({ secret: newNonceSecret(), lifetimeSeconds: config.staleNonceSeconds }),
     });
   }
 

@@ -41,6 +41,12 @@ export function handleChannelBind(ctx: TurnContext, request: RelayRequest): Answ
   if (byPeer !== undefined && byPeer.number !== channel.value) {
     return failure(400, "Bad Request: that peer is bound to another channel");
   }
+  if (byNumber === undefined && allocation.channelsByNumber.size >= ctx.config.maxChannelsPerAllocation) {
+    return failure(508, `Insufficient Capacity: an allocation holds at most ${ctx.config.maxChannelsPerAllocation} channels`);
+  }
+  if (!allocation.permissions.has(peer.address) && allocation.permissions.size >= ctx.config.maxPermissionsPerAllocation) {
+    return failure(508, `Insufficient Capacity: an allocation holds at most ${ctx.config.maxPermissionsPerAllocation} permissions`);
+  }
   allocation.bindChannel(channel.value, peer, CHANNEL_LIFETIME_SECONDS * 1000, now);
   allocation.permit(peer.address, PERMISSION_LIFETIME_SECONDS * 1000, now);
   return success();

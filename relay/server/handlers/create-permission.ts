@@ -22,6 +22,11 @@ export function handleCreatePermission(ctx: TurnContext, request: RelayRequest):
     if (!checked.ok) return checked.answer;
     peers.push(checked.peer);
   }
+  own.allocation.sweep(now);
+  const added = new Set(peers.map((peer) => peer.address).filter((address) => !own.allocation.permissions.has(address)));
+  if (own.allocation.permissions.size + added.size > ctx.config.maxPermissionsPerAllocation) {
+    return failure(508, `Insufficient Capacity: an allocation holds at most ${ctx.config.maxPermissionsPerAllocation} permissions`);
+  }
   for (const peer of peers) own.allocation.permit(peer.address, PERMISSION_LIFETIME_SECONDS * 1000, now);
   return success();
 }
