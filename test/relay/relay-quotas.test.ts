@@ -1,0 +1,61 @@
+/**
+ * Per-allocation quotas: permissions (--max-permissions) and channels (--max-channels).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RelayServer } from "../../relay/server/relay-server.js";
+import { encodeChannelNumber, encodeRequestedTransport, encodeXorAddress, type TransportAddress } from "../../relay/stun/attributes.js";
+import { newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
+import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
+import { TurnTestClient, errorCodeOf, mint, startRelay } from "./turn-client.js";
+
+const peer = (address: string, port = 5000): TransportAddress => ({ family: 4, address, port });
+
+async function send(client: TurnTestClient, method: number, userId: string, attributes: (id: Buffer) => StunAttributeValue[]) {
+  const id = newTransactionId();
+  const credential = await mint(userId);
+  return (await client.exchange(await client.signedRequest(method, attributes(id), credential, id))).message;
+}
+
+describe("per-allocation quotas", () => {
+  let relay: RelayServer;
+  let port: number;
+  const clients: TurnTestClient[] = [];
+
+  beforeAll(async () => {
+    ({ relay, port } = await startRelay(["--allowed-peer-ip=198.51.100.0/24", "--max-permissions=2", "--max-channels=1", "--min-port=45400", "--max-port=45499"]));
+  });
+
+  afterAll(async () => {
+    for (const client of clients) client.close();
+    await relay?.stop();
+  });
+
+  async function allocated(userId: string) {
+    const client = await TurnTestClient.open(port);
+    clients.push(client);
+    const answer = await send(client, StunMethod.Allocate, userId, () => [encodeRequestedTransport(17)]);
+    expect(answer.messageClass).toBe(StunClass.SuccessResponse);
+    return client;
+  }
+
+  const permit = (client: TurnTestClient, userId: string, addresses: string[]) =>
+    send(client, StunMethod.CreatePermission, userId, (id) => addresses.map((a) => encodeXorAddress(AttributeType.XorPeerAddress, peer(a), id)));
+
+  it("holds at most --max-permissions peer addresses, all or nothing per request", async () => {
+    const client = await allocated("perm");
+    expect(errorCodeOf(await permit(client, "perm", ["198.51.100.1", "198.51.100.2", "198.51.100.3"]))).toBe(508);
+    expect((await permit(client, "perm", ["198.51.100.1", "198.51.100.2"])).messageClass).toBe(StunClass.SuccessResponse);
+    // Refreshing the ones held is fine; a third is not.
+    expect((await permit(client, "perm", ["198.51.100.2"])).messageClass).toBe(StunClass.SuccessResponse);
+    expect(errorCodeOf(await permit(client, "perm", ["198.51.100.3"]))).toBe(508);
+  });
+
+  it("holds at most --max-channels channels", async () => {
+    const client = await allocated("chan");
+    const bind = (channel: number, address: string) =>
+      send(client, StunMethod.ChannelBind, "chan", (id) => [encodeChannelNumber(channel), encodeXorAddress(AttributeType.XorPeerAddress, peer(address), id)]);
+    expect((await bind(0x4000, "198.51.100.1")).messageClass).toBe(StunClass.SuccessResponse);
+    expect((await bind(0x4000, "198.51.100.1")).messageClass).toBe(StunClass.SuccessResponse); // a refresh
+    expect(errorCodeOf(await bind(0x4001, "198.51.100.2"))).toBe(508);
+  });
+});
