@@ -5,6 +5,7 @@
  */
 import type { Socket } from "node:dgram";
 import type { CoarseClock } from "../clock.js";
+import { takeBoth, type ByteBucket } from "../policy/bandwidth.js";
 import type { SelfGuard } from "../policy/self-guard.js";
 import { AttributeType, StunClass, StunMethod } from "../stun/constants.js";
 import { buildStunMessage } from "../stun/builder.js";
@@ -42,6 +43,8 @@ export interface TrafficCounters {
   bytesToClient: number;
   /** Datagrams from peers without a permission, dropped. */
   droppedFromPeers: number;
+  /** Datagrams over max-bps or bps-capacity, dropped. */
+  droppedOverBandwidth: number;
 }
 
 export interface AllocationOwner {
@@ -53,12 +56,23 @@ export interface AllocationOwner {
   credentialExpiresAt: number;
 }
 
+/** What every datagram of an allocation is checked against, shared with the server. */
+export interface AllocationLimits {
+  readonly clock: CoarseClock;
+  /** The relay's own listeners, which are no peers. */
+  readonly self: SelfGuard;
+  /** max-bps for this allocation, both directions together; null: unlimited. */
+  readonly bandwidth: ByteBucket | null;
+  /** bps-capacity for the whole relay; null: unlimited. */
+  readonly sharedBandwidth: ByteBucket | null;
+}
+
 export class Allocation {
   /** Peer IP → permission expiry (ms). Permissions are per IP address, not per port (RFC 8656 §9). */
   readonly permissions = new Map<string, number>();
   readonly channelsByNumber = new Map<number, ChannelBinding>();
   readonly channelsByPeer = new AddressPortMap<ChannelBinding>();
-  readonly traffic: TrafficCounters = { packetsToPeers: 0, bytesToPeers: 0, packetsToClient: 0, bytesToClient: 0, droppedFromPeers: 0 };
+  readonly traffic: TrafficCounters = { packetsToPeers: 0, bytesToPeers: 0, packetsToClient: 0, bytesToClient: 0, droppedFromPeers: 0, droppedOverBandwidth: 0 };
   readonly createdAt: number;
   expiresAt: number;
   closed = false;
@@ -70,8 +84,7 @@ export class Allocation {
     readonly relaySocket: Socket,
     /** What clients are told (XOR-RELAYED-ADDRESS): the bound address, or its external-ip mapping. */
     readonly relayedAddress: TransportAddress,
-    private readonly clock: CoarseClock,
-    private readonly self: SelfGuard,
+    private readonly limits: AllocationLimits,
     /** The Allocate's transaction id: a retransmitted Allocate gets the same answer. */
     readonly allocateTransactionId: string,
     lifetimeMs: number,
@@ -95,7 +108,11 @@ export class Allocation {
   /** Client → peer: the payload of a Send indication or a ChannelData message. */
   toPeer(data: Buffer, offset: number, length: number, peerAddress: string, peerPort: number): void {
     // Port 0 is no destination (and dgram throws on it); the relay's own listeners are no peers.
-    if (peerPort === 0 || this.self.isListener(peerAddress, peerPort)) return;
+    if (peerPort === 0 || this.limits.self.isListener(peerAddress, peerPort)) return;
+    if (!takeBoth(this.limits.bandwidth, this.limits.sharedBandwidth, length, this.limits.clock.now)) {
+      this.traffic.droppedOverBandwidth++;
+      return;
+    }
     this.traffic.packetsToPeers++;
     this.traffic.bytesToPeers += length;
     this.relaySocket.send(data, offset, length, peerPort, peerAddress);
@@ -104,7 +121,7 @@ export class Allocation {
   /** Client → peer over a bound channel; false when the channel is unknown or expired. */
   toChannel(channel: number, data: Buffer, offset: number, length: number): boolean {
     const binding = this.channelsByNumber.get(channel);
-    const now = this.clock.now;
+    const now = this.limits.clock.now;
     if (binding === undefined || binding.expiresAt <= now || !this.hasPermission(binding.peer.address, now)) return false;
     this.toPeer(data, offset, length, binding.peer.address, binding.peer.port);
     return true;
@@ -112,9 +129,13 @@ export class Allocation {
 
   /** Peer → client: over the peer's channel when one is bound, else in a Data indication. */
   private fromPeer(data: Buffer, address: string, port: number): void {
-    const now = this.clock.now;
+    const now = this.limits.clock.now;
     if (!this.hasPermission(address, now)) {
       this.traffic.droppedFromPeers++;
+      return;
+    }
+    if (!takeBoth(this.limits.bandwidth, this.limits.sharedBandwidth, data.length, now)) {
+      this.traffic.droppedOverBandwidth++;
       return;
     }
     this.traffic.packetsToClient++;

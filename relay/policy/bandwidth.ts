@@ -89,9 +89,11 @@ export class ByteBucket {
   private refill(nowMs: number): void {
     const elapsedMs = nowMs - this.lastMs;
     if (elapsedMs > 0) {
-      // The first call (lastMs -Infinity) leaves the full bucket full and starts counting from this reading.
-      const tokens = this.tokens + elapsedMs * this.bytesPerMs;
-      this.tokens = tokens < this.burstBytes ? tokens : this.burstBytes;
+      // Infinite elapsed time: the first reading (lastMs -Infinity; the bucket starts full) or an infinite one.
+      if (elapsedMs !== Infinity) {
+        const tokens = this.tokens + elapsedMs * this.bytesPerMs;
+        this.tokens = tokens < this.burstBytes ? tokens : this.burstBytes;
+      }
       this.lastMs = nowMs;
     } else if (elapsedMs < 0) {
       this.lastMs = nowMs;

@@ -15,6 +15,8 @@ import { NonceIssuer, newNonceSecret } from "../auth/nonce.js";
 import { CoarseClock } from "../clock.js";
 import type { RelayConfig } from "../config.js";
 import { compilePeerFilter } from "../policy/peer-filter.js";
+import { ByteBucket } from "../policy/bandwidth.js";
+import { SourceRateLimiter } from "../policy/rate-limit.js";
 import { SelfGuard } from "../policy/self-guard.js";
 import { AttributeType, StunClass, StunMethod } from "../stun/constants.js";
 import { encodeText, encodeUnknownAttributes, readLifetime, type TransportAddress } from "../stun/attributes.js";
@@ -66,6 +68,10 @@ export class RelayServer implements TurnContext {
   private readonly connections = new Set<NetSocket>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** Answers to requests without a valid credential, per source IP: the relay is no amplifier. */
+  private readonly unauthenticated: SourceRateLimiter;
+  /** bps-capacity: all allocations together; null when unlimited. */
+  private readonly bandwidth: ByteBucket | null;
   /** Set once the listeners are bound and their ports known. */
   private self = new SelfGuard([], [], []);
 
@@ -79,6 +85,8 @@ export class RelayServer implements TurnContext {
       deniedPeers: config.deniedPeerIps,
     });
     this.ports = new PortPool(config.minPort, config.maxPort);
+    this.unauthenticated = new SourceRateLimiter({ ratePerSecond: config.unauthenticatedRate, burst: config.unauthenticatedBurst });
+    this.bandwidth = config.bpsCapacity > 0 ? new ByteBucket(config.bpsCapacity) : null;
     this.auth = new LongTermAuthenticator({
       keyring: new TurnKeyring(config.secrets),
       realm: config.realm,
@@ -269,12 +277,17 @@ export class RelayServer implements TurnContext {
 
     const respond = (answer: Answer, auth?: AuthSuccess) =>
       buildResponse(message, answer, { software: this.config.software, ...(auth !== undefined && { signature: auth }) });
+    // An answer to a request without a valid credential goes to whoever the source address claims
+    // to be: over UDP that may be a spoofed victim, so such answers are rate-limited per source.
+    const answerUnauthenticated = (answer: Answer) => {
+      if (link.transport !== "udp" || this.unauthenticated.allow(link.address.address, now)) link.sendStun(respond(answer));
+    };
 
     if (message.unknownComprehensionRequired.length > 0) {
-      return link.sendStun(respond(failure(420, "Unknown Attribute", [encodeUnknownAttributes(message.unknownComprehensionRequired)])));
+      return answerUnauthenticated(failure(420, "Unknown Attribute", [encodeUnknownAttributes(message.unknownComprehensionRequired)]));
     }
-    if (message.method === StunMethod.Binding) return link.sendStun(respond(handleBinding(message, link)));
-    if (!TURN_METHODS.has(message.method)) return link.sendStun(respond(failure(400, "Bad Request: unknown method")));
+    if (message.method === StunMethod.Binding) return answerUnauthenticated(handleBinding(message, link));
+    if (!TURN_METHODS.has(message.method)) return answerUnauthenticated(failure(400, "Bad Request: unknown method"));
 
     this.transactions.markPending(transactionKey, now);
     let response: Buffer;
@@ -289,7 +302,7 @@ export class RelayServer implements TurnContext {
       if (!auth.ok) {
         this.transactions.forget(transactionKey);
         const challenge = auth.code === 400 ? [] : this.challengeAttributes(link.key, now);
-        return link.sendStun(respond(failure(auth.code, auth.reason, challenge)));
+        return answerUnauthenticated(failure(auth.code, auth.reason, challenge));
       }
       response = respond(await this.dispatch(link, message, auth, now), auth);
     } catch (error) {
@@ -348,7 +361,12 @@ export class RelayServer implements TurnContext {
           return refused;
         }
         socket.on("error", () => {});
-        const allocation = new Allocation(link, owner, socket, this.advertised(relayIp, port, request.family), this.clock, this.self, request.transactionId, request.lifetimeMs);
+        const allocation = new Allocation(link, owner, socket, this.advertised(relayIp, port, request.family), {
+        clock: this.clock,
+        self: this.self,
+        bandwidth: this.config.maxBps > 0 ? new ByteBucket(this.config.maxBps) : null,
+        sharedBandwidth: this.bandwidth,
+      }, request.transactionId, request.lifetimeMs);
         this.table.add(allocation);
         this.onEvent({ event: "allocation-start", client: link.key, relayed: `${allocation.relayedAddress.address}:${port}`, user: owner.userId });
         return allocation;

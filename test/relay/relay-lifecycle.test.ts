@@ -388,7 +388,8 @@ describe("unauthenticated Allocates (amplification)", () => {
   }
 
   it(`${FLOOD} from one client each get a 401 and leave no state behind`, async () => {
-    const { relay, port } = await relayWith(45140, 45149);
+    // Without the per-source limit, so every request is answered and can be checked.
+    const { relay, port } = await relayWith(45140, 45149, ["--unauthenticated-rate=0"]);
     const client = await clientOf(port);
     for (let i = 0; i < FLOOD; i++) {
       const { message } = await client.exchange(unauthenticatedAllocate());
@@ -409,5 +410,40 @@ describe("unauthenticated Allocates (amplification)", () => {
     expect(outcome(message)).toBe("error 401");
     expect(findAttribute(message, AttributeType.Software)).toBeUndefined();
     expect(raw.length, `a ${request.length}-byte request got a ${raw.length}-byte 401 (x${(raw.length / request.length).toFixed(1)})`).toBeLessThan(120);
+  });
+});
+
+describe("the per-source limit on unauthenticated answers", () => {
+  it("answers a one-source flood only up to the burst and the rate, and recovers", async () => {
+    const { port } = await relayWith(45160, 45169, ["--unauthenticated-rate=20", "--unauthenticated-burst=40"]);
+    const flooder = await clientOf(port);
+    const started = Date.now();
+    for (let i = 0; i < 500; i++) {
+      flooder.sendRaw(buildStunMessage({ method: StunMethod.Binding, messageClass: StunClass.Request, transactionId: newTransactionId() }));
+    }
+    let answers = 0;
+    while ((await flooder.receive(300)) !== null) answers++;
+    const elapsedSeconds = (Date.now() - started) / 1000;
+    expect(answers).toBeGreaterThanOrEqual(40);
+    expect(answers).toBeLessThanOrEqual(40 + Math.ceil(20 * elapsedSeconds) + 1);
+    // A second later the source is answered again.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const again = await flooder.exchange(buildStunMessage({ method: StunMethod.Binding, messageClass: StunClass.Request, transactionId: newTransactionId() }));
+    expect(again.message.messageClass).toBe(StunClass.SuccessResponse);
+  });
+
+  it("does not limit requests that carry a valid credential", async () => {
+    const { relay, port } = await relayWith(45170, 45179, ["--unauthenticated-rate=1", "--unauthenticated-burst=1"]);
+    const client = await clientOf(port);
+    const credential = await mint("steady");
+    // The one unauthenticated answer this source gets is the 401 that carries the nonce.
+    const allocate = await client.signedRequest(StunMethod.Allocate, [UDP], credential);
+    for (let i = 0; i < 20; i++) client.sendRaw(buildStunMessage({ method: StunMethod.Binding, messageClass: StunClass.Request, transactionId: newTransactionId() }));
+    while ((await client.receive(200)) !== null) {
+      // drain whatever Binding answers got through
+    }
+    const { message } = await client.exchange(allocate);
+    expect(message.messageClass).toBe(StunClass.SuccessResponse);
+    expect(relay.allocationCount).toBe(1);
   });
 });

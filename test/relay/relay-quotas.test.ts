@@ -6,7 +6,9 @@ import type { RelayServer } from "../../relay/server/relay-server.js";
 import { encodeChannelNumber, encodeRequestedTransport, encodeXorAddress, type TransportAddress } from "../../relay/stun/attributes.js";
 import { newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
-import { TurnTestClient, errorCodeOf, mint, startRelay } from "./turn-client.js";
+import { encodeData } from "../../relay/stun/attributes.js";
+import { buildStunMessage } from "../../relay/stun/builder.js";
+import { TurnTestClient, UdpPeer, errorCodeOf, mint, startRelay } from "./turn-client.js";
 
 const peer = (address: string, port = 5000): TransportAddress => ({ family: 4, address, port });
 
@@ -57,5 +59,36 @@ describe("per-allocation quotas", () => {
     expect((await bind(0x4000, "198.51.100.1")).messageClass).toBe(StunClass.SuccessResponse);
     expect((await bind(0x4000, "198.51.100.1")).messageClass).toBe(StunClass.SuccessResponse); // a refresh
     expect(errorCodeOf(await bind(0x4001, "198.51.100.2"))).toBe(508);
+  });
+});
+
+describe("bandwidth limits", () => {
+  it.each([
+    ["--max-bps (per allocation)", "--max-bps=10000", 45500],
+    ["--bps-capacity (the whole relay)", "--bps-capacity=10000", 45510],
+  ])("%s: beyond the burst, excess datagrams are dropped", async (_, flag, minPort) => {
+    const { relay, port } = await startRelay(["--allow-loopback-peers", flag, `--min-port=${minPort}`, `--max-port=${minPort + 9}`]);
+    const client = await TurnTestClient.open(port);
+    const farPeer = await UdpPeer.open();
+    try {
+      expect((await send(client, StunMethod.Allocate, "bulk", () => [encodeRequestedTransport(17)])).messageClass).toBe(StunClass.SuccessResponse);
+      const target = { family: 4 as const, address: "127.0.0.1", port: farPeer.port };
+      expect((await send(client, StunMethod.CreatePermission, "bulk", (id) => [encodeXorAddress(AttributeType.XorPeerAddress, target, id)])).messageClass).toBe(
+        StunClass.SuccessResponse,
+      );
+      // 200 KB at once against 10 KB/s with the default 64 KiB burst: about 65 of 200 get through.
+      const payload = Buffer.alloc(1000, 7);
+      for (let i = 0; i < 200; i++) {
+        const id = newTransactionId();
+        client.sendRaw(buildStunMessage({ method: StunMethod.Send, messageClass: StunClass.Indication, transactionId: id, attributes: [encodeXorAddress(AttributeType.XorPeerAddress, target, id), encodeData(payload)] }));
+      }
+      await farPeer.waitFor(200, 1_000);
+      expect(farPeer.received.length).toBeGreaterThanOrEqual(60);
+      expect(farPeer.received.length).toBeLessThanOrEqual(90);
+    } finally {
+      client.close();
+      farPeer.close();
+      await relay.stop();
+    }
   });
 });
