@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use. The signaling suites need none. coturn gives `turnserver` and
-# `turnutils_uclient`, which prove a real relay accepts our TURN REST credentials; chromium and
-# iptables join this list with the suites that use them (relay, end-to-end).
-DEBIAN_PACKAGES=(coturn)
+# Debian packages the tests use: coturn (turnserver, turnutils_uclient, turnutils_stunclient: real
+# clients and servers to prove interop), iproute2 and util-linux (ip and unshare: the WebRTC tests run
+# in a loopback-only network namespace), openssl (a throwaway certificate for the TURN/TLS tests).
+# chromium and iptables join this list with the end-to-end suites.
+DEBIAN_PACKAGES=(coturn iproute2 openssl util-linux)
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do

@@ -3,6 +3,8 @@
  * `node scripts/signal-demo.mjs` against it. Proves the README's quick start works end to end.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { IceServersResponse } from "../../shared/turn/ice-servers.js";
+import { requireCoturn, uclientTotals } from "./coturn.js";
 import { LOCAL_WORKER_HOOK_TIMEOUT_MS, run, startLocalWorker, type LocalWorker } from "./processes.js";
 
 const DEMO_TIMEOUT_MS = 15_000;
@@ -37,4 +39,23 @@ describe("local stack: npm start + scripts/signal-demo.mjs", () => {
     expect(demo.stdout, report).toContain(`B received signal from ${peerA}:`);
     expect(demo.stdout, report).toContain('"kind":"offer"');
   });
+
+  it("hands out ICE servers whose TURN credential the local relay accepts", async () => {
+    requireCoturn();
+    const response = await fetch(`http://127.0.0.1:${worker.port}/v1/ice-servers`);
+    expect(response.status, worker.output()).toBe(200);
+    const body = (await response.json()) as IceServersResponse;
+    const turn = body.iceServers.find((server) => server.username !== undefined)!;
+    expect(turn.urls).toEqual([
+      `turn:127.0.0.1:${worker.relayPort}?transport=udp`,
+      `turn:127.0.0.1:${worker.relayPort}?transport=tcp`,
+    ]);
+    const args = ["-y", "-c", "-n", "5", "-u", turn.username!, "-w", turn.credential!, "-p", String(worker.relayPort), "127.0.0.1"];
+    const result = await run("turnutils_uclient", args, 30_000);
+    const report = `turnutils_uclient ${args.join(" ")}\nexit ${result.code}\n${result.stdout}\n${result.stderr}\n${worker.output()}`;
+    expect(result.code, report).toBe(0);
+    const totals = uclientTotals(result.stdout + result.stderr);
+    expect(totals!.received, report).toBe(totals!.sent);
+    expect(totals!.sent, report).toBeGreaterThan(0);
+  }, 40_000);
 });

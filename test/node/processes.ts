@@ -73,6 +73,8 @@ export function run(command: string, args: string[], timeoutMs: number): Promise
 
 export interface LocalWorker {
   port: number;
+  /** The relay `npm start` runs beside the Worker (UDP and TCP). */
+  relayPort: number;
   /** The status and body of the first answer to a plain GET on a room (426 when all is well). */
   firstResponse: { status: number; body: string };
   /** Everything `npm start` printed so far, for failure messages. */
@@ -81,12 +83,14 @@ export interface LocalWorker {
 }
 
 /**
- * Runs `npm start -- --port <free port>` exactly as the README does and waits until it answers.
+ * Runs `npm start -- --port <free port> --relay-port <free port>` as the README does (Worker and
+ * relay) and waits until the Worker answers.
  * Detached, so wrangler and the workerd it starts share a process group that `stop` ends as one.
  */
 export async function startLocalWorker(): Promise<LocalWorker> {
   const port = await freePort();
-  const child = spawn("npm", ["start", "--", "--port", String(port)], {
+  const relayPort = await freePort();
+  const child = spawn("npm", ["start", "--", "--port", String(port), "--relay-port", String(relayPort)], {
     cwd: repoRoot,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
@@ -118,7 +122,7 @@ export async function startLocalWorker(): Promise<LocalWorker> {
       if (Date.now() > deadline) throw new Error(`npm start did not answer ${url} within ${STARTUP_TIMEOUT_MS} ms. Output:\n${output}`);
       try {
         const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-        return { port, firstResponse: { status: res.status, body: await res.text() }, output: () => output, stop };
+        return { port, relayPort, firstResponse: { status: res.status, body: await res.text() }, output: () => output, stop };
       } catch {
         await sleep(POLL_INTERVAL_MS); // not listening yet
       }
