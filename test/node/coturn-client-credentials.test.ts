@@ -8,19 +8,12 @@
  * it used: it verifies only under MD5(username ":" realm ":" password) for that password.
  */
 import { beforeAll, describe, expect, it } from "vitest";
+import { readText } from "../../relay/stun/attributes.js";
+import { AttributeType } from "../../relay/stun/constants.js";
+import { longTermKey, verifyMessageIntegrity } from "../../relay/stun/integrity.js";
+import { type StunMessage, decodeStunMessage, findAttribute } from "../../relay/stun/message.js";
 import { TurnKeyring, checkTurnUsername, nowSeconds } from "../../shared/turn/credentials.js";
-import {
-  ATTR,
-  type AllocateCapture,
-  type StunMessage,
-  attribute,
-  captureAuthenticatedAllocate,
-  findExecutable,
-  longTermKey,
-  messageIntegrityMatches,
-  parseStun,
-  textAttribute,
-} from "./stun-capture.js";
+import { type AllocateCapture, captureAuthenticatedAllocate, findExecutable } from "./stun-capture.js";
 
 const SECRET = "coturn-client-shared-secret";
 const OTHER_SECRET = "a-different-shared-secret";
@@ -29,11 +22,27 @@ const REALM = "relaykit.test";
 const NONCE = "4f1e2d3c5b6a7980";
 const CAPTURE_TIMEOUT_MS = 10_000;
 
+/** Decodes one STUN message with the relay's codec; throws, with the decoder's reason, on anything else. */
+function decode(bytes: Buffer): StunMessage {
+  const decoded = decodeStunMessage(bytes);
+  if (!decoded.ok) throw new Error(`not a STUN message (${decoded.reason}): ${bytes.toString("hex")}`);
+  return decoded.message;
+}
+
+/** A text attribute's value (USERNAME, REALM, NONCE), or undefined if absent; throws if it is not valid text. */
+function textAttribute(message: StunMessage, type: number): string | undefined {
+  const attribute = findAttribute(message, type);
+  if (attribute === undefined) return undefined;
+  const text = readText(message, attribute);
+  if (!text.ok) throw new Error(text.reason);
+  return text.value;
+}
+
 /** Whether `message` carries MESSAGE-INTEGRITY made with `password` for its own USERNAME and REALM. */
 function integrityWith(message: StunMessage, password: string): boolean {
-  const username = textAttribute(message, ATTR.USERNAME)!;
-  const realm = textAttribute(message, ATTR.REALM)!;
-  return messageIntegrityMatches(message, longTermKey(username, realm, password));
+  const username = textAttribute(message, AttributeType.Username)!;
+  const realm = textAttribute(message, AttributeType.Realm)!;
+  return verifyMessageIntegrity(message, longTermKey(username, realm, password));
 }
 
 describe("STUN long-term MESSAGE-INTEGRITY check", () => {
@@ -50,14 +59,14 @@ describe("STUN long-term MESSAGE-INTEGRITY check", () => {
         .replaceAll(" ", ""),
       "hex",
     );
-    const message = parseStun(sample);
-    const username = textAttribute(message, ATTR.USERNAME)!;
+    const message = decode(sample);
+    const username = textAttribute(message, AttributeType.Username)!;
     expect(username).toBe("\u30DE\u30C8\u30EA\u30C3\u30AF\u30B9");
-    expect(textAttribute(message, ATTR.NONCE)).toBe("f//499k954d6OL34oL9FSTvy64sA");
-    expect(textAttribute(message, ATTR.REALM)).toBe("example.org");
+    expect(textAttribute(message, AttributeType.Nonce)).toBe("f//499k954d6OL34oL9FSTvy64sA");
+    expect(textAttribute(message, AttributeType.Realm)).toBe("example.org");
     // "TheMatrIX" is the password after SASLprep, as the RFC gives it.
-    expect(messageIntegrityMatches(message, longTermKey(username, "example.org", "TheMatrIX"))).toBe(true);
-    expect(messageIntegrityMatches(message, longTermKey(username, "example.org", "TheMatrix"))).toBe(false);
+    expect(verifyMessageIntegrity(message, longTermKey(username, "example.org", "TheMatrIX"))).toBe(true);
+    expect(verifyMessageIntegrity(message, longTermKey(username, "example.org", "TheMatrix"))).toBe(false);
   });
 });
 
@@ -82,25 +91,30 @@ describe("turnutils_uclient -W (coturn's TURN REST client)", () => {
 
   it("sends an Allocate without credentials, then retries with USERNAME, REALM, NONCE and MESSAGE-INTEGRITY", () => {
     const { challenged, authenticated } = capture;
-    expect(attributeTypes(challenged)).not.toContain(ATTR.USERNAME);
-    expect(attributeTypes(challenged)).not.toContain(ATTR.MESSAGE_INTEGRITY);
-    expect(attributeTypes(authenticated)).toEqual(expect.arrayContaining([ATTR.USERNAME, ATTR.REALM, ATTR.NONCE, ATTR.MESSAGE_INTEGRITY]));
-    expect(textAttribute(authenticated, ATTR.REALM)).toBe(REALM);
-    expect(textAttribute(authenticated, ATTR.NONCE)).toBe(NONCE);
-    // Only FINGERPRINT may follow MESSAGE-INTEGRITY.
-    const types = attributeTypes(authenticated);
-    expect(types.slice(types.indexOf(ATTR.MESSAGE_INTEGRITY) + 1).every((type) => type === ATTR.FINGERPRINT)).toBe(true);
+    expect(attributeTypes(challenged)).not.toContain(AttributeType.Username);
+    expect(attributeTypes(challenged)).not.toContain(AttributeType.MessageIntegrity);
+    expect(attributeTypes(authenticated)).toEqual(
+      expect.arrayContaining([AttributeType.Username, AttributeType.Realm, AttributeType.Nonce, AttributeType.MessageIntegrity]),
+    );
+    expect(textAttribute(authenticated, AttributeType.Realm)).toBe(REALM);
+    expect(textAttribute(authenticated, AttributeType.Nonce)).toBe(NONCE);
+    // Only FINGERPRINT may follow MESSAGE-INTEGRITY. The decoder drops what it must ignore after
+    // MESSAGE-INTEGRITY, so count bytes: none follow it, or exactly FINGERPRINT's 8 (the decoder only
+    // accepts FINGERPRINT as the last attribute).
+    const integrity = authenticated.messageIntegrity!;
+    const after = authenticated.buffer.length - (integrity.offset + integrity.length);
+    expect(after).toBe(authenticated.fingerprint === undefined ? 0 : 8);
   });
 
   it("uses a REST username our checkTurnUsername accepts, for the -u user", () => {
-    const username = textAttribute(capture.authenticated, ATTR.USERNAME)!;
+    const username = textAttribute(capture.authenticated, AttributeType.Username)!;
     const checked = checkTurnUsername(username);
     expect(checked, username).toMatchObject({ ok: true, userId: USER_ID });
     if (checked.ok) expect(checked.expiresAt).toBeGreaterThan(startedAt);
   });
 
   it("signs with the password our keyring derives from the same secret, which verify() accepts", async () => {
-    const username = textAttribute(capture.authenticated, ATTR.USERNAME)!;
+    const username = textAttribute(capture.authenticated, AttributeType.Username)!;
     const keyring = new TurnKeyring([SECRET]);
     const [password] = await keyring.passwords(username);
     expect(integrityWith(capture.authenticated, password!)).toBe(true);
@@ -108,7 +122,7 @@ describe("turnutils_uclient -W (coturn's TURN REST client)", () => {
   });
 
   it("does not verify under a keyring of a different secret", async () => {
-    const username = textAttribute(capture.authenticated, ATTR.USERNAME)!;
+    const username = textAttribute(capture.authenticated, AttributeType.Username)!;
     const other = new TurnKeyring([OTHER_SECRET]);
     const [wrong] = await other.passwords(username);
     expect(integrityWith(capture.authenticated, wrong!)).toBe(false);
@@ -117,20 +131,20 @@ describe("turnutils_uclient -W (coturn's TURN REST client)", () => {
   });
 
   it("verifies during a rotation, under the secret that is not first", async () => {
-    const username = textAttribute(capture.authenticated, ATTR.USERNAME)!;
+    const username = textAttribute(capture.authenticated, AttributeType.Username)!;
     const rotating = new TurnKeyring([OTHER_SECRET, SECRET]);
     const matches = (await rotating.passwords(username)).map((password) => integrityWith(capture.authenticated, password));
     expect(matches).toEqual([false, true]);
   });
 
   it("does not verify once a byte of the signed message changes", async () => {
-    const username = textAttribute(capture.authenticated, ATTR.USERNAME)!;
+    const username = textAttribute(capture.authenticated, AttributeType.Username)!;
     const [password] = await new TurnKeyring([SECRET]).passwords(username);
     const key = longTermKey(username, REALM, password!);
-    expect(messageIntegrityMatches(capture.authenticated, key)).toBe(true);
-    const tampered = Buffer.from(capture.authenticated.bytes);
-    tampered[attribute(capture.authenticated, ATTR.USERNAME)!.offset + 4]! ^= 0x01; // the expiry's first digit
-    expect(messageIntegrityMatches(parseStun(tampered), key)).toBe(false);
+    expect(verifyMessageIntegrity(capture.authenticated, key)).toBe(true);
+    const tampered = Buffer.from(capture.authenticated.buffer);
+    tampered[findAttribute(capture.authenticated, AttributeType.Username)!.offset]! ^= 0x01; // the expiry's first digit
+    expect(verifyMessageIntegrity(decode(tampered), key)).toBe(false);
   });
 });
 

@@ -1,136 +1,26 @@
 /**
- * Just enough STUN (RFC 8489) to watch a TURN client authenticate: parse a message and its
- * attributes, build an error response, check a long-term-credential MESSAGE-INTEGRITY, and a
- * one-socket responder on 127.0.0.1 that challenges an Allocate with 401 and captures the
- * authenticated retry. Nothing here relays anything; it exists so a test can see the password a
- * client derived without the client ever printing it.
+ * A one-socket STUN responder on 127.0.0.1 that watches a TURN client authenticate: it challenges an
+ * Allocate with 401 and captures the authenticated retry. Decoding, encoding and integrity checks are
+ * the relay's own STUN codec (relay/stun/). Nothing here relays anything; it exists so a test can see
+ * the password a client derived without the client ever printing it.
  */
 import { spawn } from "node:child_process";
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
-
-export const MAGIC_COOKIE = 0x2112a442;
-const HEADER_BYTES = 20;
-
-export const ALLOCATE_REQUEST = 0x0003;
-export const ALLOCATE_ERROR_RESPONSE = 0x0113;
-
-export const ATTR = {
-  USERNAME: 0x0006,
-  MESSAGE_INTEGRITY: 0x0008,
-  ERROR_CODE: 0x0009,
-  REALM: 0x0014,
-  NONCE: 0x0015,
-  FINGERPRINT: 0x8028,
-} as const;
-
-export interface StunAttribute {
-  type: number;
-  /** Where the attribute's 4-byte header starts in the message. */
-  offset: number;
-  value: Buffer;
-}
-
-export interface StunMessage {
-  type: number;
-  transactionId: Buffer;
-  attributes: StunAttribute[];
-  /** The whole datagram, as received. */
-  bytes: Buffer;
-}
-
-const padded = (length: number) => (length + 3) & ~3;
-
-/** Parses one STUN message; throws on anything that is not one (wrong cookie, lengths that do not add up). */
-export function parseStun(bytes: Buffer): StunMessage {
-  if (bytes.length < HEADER_BYTES) throw new Error(`a STUN message is at least 20 bytes, got ${bytes.length}`);
-  if ((bytes[0]! & 0xc0) !== 0) throw new Error("the first two bits of a STUN message are zero");
-  if (bytes.readUInt32BE(4) !== MAGIC_COOKIE) throw new Error(`no STUN magic cookie: 0x${bytes.readUInt32BE(4).toString(16)}`);
-  const length = bytes.readUInt16BE(2);
-  if (length !== bytes.length - HEADER_BYTES || length % 4 !== 0) {
-    throw new Error(`STUN length field ${length} does not match the ${bytes.length - HEADER_BYTES} bytes after the header`);
-  }
-  const attributes: StunAttribute[] = [];
-  let offset = HEADER_BYTES;
-  while (offset < bytes.length) {
-    if (offset + 4 > bytes.length) throw new Error(`truncated attribute header at byte ${offset}`);
-    const type = bytes.readUInt16BE(offset);
-    const valueLength = bytes.readUInt16BE(offset + 2);
-    if (offset + 4 + valueLength > bytes.length) throw new Error(`attribute 0x${type.toString(16)} at byte ${offset} overruns the message`);
-    attributes.push({ type, offset, value: bytes.subarray(offset + 4, offset + 4 + valueLength) });
-    offset += 4 + padded(valueLength);
-  }
-  return { type: bytes.readUInt16BE(0), transactionId: bytes.subarray(8, 20), attributes, bytes };
-}
-
-export function attribute(message: StunMessage, type: number): StunAttribute | undefined {
-  return message.attributes.find((a) => a.type === type);
-}
-
-/** An attribute's value as UTF-8 text (USERNAME, REALM, NONCE). */
-export function textAttribute(message: StunMessage, type: number): string | undefined {
-  return attribute(message, type)?.value.toString("utf8");
-}
-
-/** Builds a message: header, then each attribute padded to 4 bytes with zeros. */
-export function encodeStun(type: number, transactionId: Buffer, attributes: ReadonlyArray<readonly [number, Buffer]>): Buffer {
-  const parts = attributes.map(([attrType, value]) => {
-    const part = Buffer.alloc(4 + padded(value.length));
-    part.writeUInt16BE(attrType, 0);
-    part.writeUInt16BE(value.length, 2);
-    value.copy(part, 4);
-    return part;
-  });
-  const body = Buffer.concat(parts);
-  const header = Buffer.alloc(HEADER_BYTES);
-  header.writeUInt16BE(type, 0);
-  header.writeUInt16BE(body.length, 2);
-  header.writeUInt32BE(MAGIC_COOKIE, 4);
-  transactionId.copy(header, 8);
-  return Buffer.concat([header, body]);
-}
-
-/** ERROR-CODE's value: 2 reserved zero bytes, the class (hundreds), the number (code mod 100), a reason. */
-export function errorCodeValue(code: number, reason: string): Buffer {
-  const value = Buffer.alloc(4);
-  value[2] = Math.floor(code / 100);
-  value[3] = code % 100;
-  return Buffer.concat([value, Buffer.from(reason, "utf8")]);
-}
+import { encodeErrorCode, encodeText } from "../../relay/stun/attributes.js";
+import { buildStunMessage } from "../../relay/stun/builder.js";
+import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
+import { type StunMessage, decodeStunMessage } from "../../relay/stun/message.js";
 
 /** The 401 challenge to an Allocate: ERROR-CODE, REALM and NONCE, under the request's transaction id. */
-export function unauthorizedAllocateResponse(request: StunMessage, realm: string, nonce: string): Buffer {
-  return encodeStun(ALLOCATE_ERROR_RESPONSE, request.transactionId, [
-    [ATTR.ERROR_CODE, errorCodeValue(401, "Unauthorized")],
-    [ATTR.REALM, Buffer.from(realm, "utf8")],
-    [ATTR.NONCE, Buffer.from(nonce, "utf8")],
-  ]);
-}
-
-/** The long-term credential key (RFC 8489 §9.2.2, MD5 algorithm): MD5(username ":" realm ":" password). */
-export function longTermKey(username: string, realm: string, password: string): Buffer {
-  return createHash("md5").update(`${username}:${realm}:${password}`, "utf8").digest();
-}
-
-/**
- * The HMAC-SHA1 MESSAGE-INTEGRITY must hold (RFC 8489 §14.5): over the message up to the attribute,
- * with the header's length rewritten as if MESSAGE-INTEGRITY were the last attribute.
- */
-export function expectedMessageIntegrity(message: StunMessage, key: Buffer): Buffer {
-  const integrity = attribute(message, ATTR.MESSAGE_INTEGRITY);
-  if (integrity === undefined) throw new Error("the message has no MESSAGE-INTEGRITY");
-  const covered = Buffer.from(message.bytes.subarray(0, integrity.offset));
-  covered.writeUInt16BE(integrity.offset + 4 + 20 - HEADER_BYTES, 2);
-  return createHmac("sha1", key).update(covered).digest();
-}
-
-/** Whether the message's MESSAGE-INTEGRITY is the one `key` gives. */
-export function messageIntegrityMatches(message: StunMessage, key: Buffer): boolean {
-  const integrity = attribute(message, ATTR.MESSAGE_INTEGRITY);
-  if (integrity === undefined || integrity.value.length !== 20) return false;
-  return timingSafeEqual(integrity.value, expectedMessageIntegrity(message, key));
+function unauthorizedAllocateResponse(request: StunMessage, realm: string, nonce: string): Buffer {
+  return buildStunMessage({
+    method: StunMethod.Allocate,
+    messageClass: StunClass.ErrorResponse,
+    transactionId: request.transactionId,
+    attributes: [encodeErrorCode(401, "Unauthorized"), encodeText(AttributeType.Realm, realm), encodeText(AttributeType.Nonce, nonce)],
+  });
 }
 
 /** The absolute path of `name` on PATH, or undefined. */
@@ -203,15 +93,15 @@ export async function captureAuthenticatedAllocate(command: string, options: Cap
         fail(new Error(`${command} exited (code ${code}, signal ${signal}) before sending an authenticated Allocate. Its output:\n${output}`));
       });
       socket.on("message", (datagram, from) => {
-        let message: StunMessage;
-        try {
-          message = parseStun(datagram);
-        } catch (error) {
-          fail(new Error(`${command} sent something that is not STUN (${(error as Error).message}): ${datagram.toString("hex")}`));
+        const decoded = decodeStunMessage(datagram);
+        if (!decoded.ok) {
+          fail(new Error(`${command} sent something that is not STUN (${decoded.reason}): ${datagram.toString("hex")}`));
           return;
         }
-        if (message.type !== ALLOCATE_REQUEST) return; // nothing else is expected before an allocation exists
-        if (attribute(message, ATTR.MESSAGE_INTEGRITY) === undefined) {
+        const message = decoded.message;
+        // Nothing but Allocate requests is expected before an allocation exists.
+        if (message.method !== StunMethod.Allocate || message.messageClass !== StunClass.Request) return;
+        if (message.messageIntegrity === undefined) {
           challenged ??= message;
           socket.send(unauthorizedAllocateResponse(message, options.realm, options.nonce), from.port, from.address);
           return;
