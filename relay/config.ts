@@ -416,6 +416,16 @@ const PARSE_OPTIONS = Object.fromEntries([
   ["help", { type: "boolean" }] as const,
 ]) as Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
 
+/** Where the first argument that is not an option (nor an option's value) stands, or -1. */
+function firstPositionalIndex(argv: readonly string[]): number {
+  try {
+    const { tokens } = parseArgs({ args: [...argv], strict: false, allowPositionals: true, tokens: true, options: PARSE_OPTIONS });
+    return tokens.find((token) => token.kind === "positional")?.index ?? -1;
+  } catch {
+    return -1;
+  }
+}
+
 /** parseArgs' complaint in one line of our own, never quoting a value (it might be a secret). */
 function argumentError(error: unknown, argv: readonly string[]): RelayConfigError {
   const code = (error as NodeJS.ErrnoException).code;
@@ -425,7 +435,7 @@ function argumentError(error: unknown, argv: readonly string[]): RelayConfigErro
     return new RelayConfigError(`unknown option ${quoted}; see --help for the options`);
   }
   if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
-    const position = quoted === undefined ? -1 : argv.indexOf(quoted);
+    const position = firstPositionalIndex(argv);
     const where = position === -1 ? "an argument" : `argument ${position + 1}`;
     return new RelayConfigError(`unexpected ${where} that is not an option (not shown, it might be a secret): write --name VALUE or --name=VALUE; see --help`);
   }

@@ -25,7 +25,16 @@ async function main(): Promise<void> {
     return;
   }
   const server = new RelayServer(parsed.config, (event) => log({ level: "info", ...event }));
-  const listeners = await server.start();
+  let listeners;
+  try {
+    listeners = await server.start();
+  } catch (error) {
+    // A port in use or an address this host does not have: say which, without a stack trace.
+    const { code, address, port } = error as NodeJS.ErrnoException & { address?: string; port?: number };
+    process.stderr.write(`relay: cannot listen on ${address ?? "?"}:${port ?? "?"} (${code ?? String(error)}); check --listening-ip and the ports\n`);
+    await server.stop();
+    process.exit(1);
+  }
   log({ level: "info", event: "listening", listeners, relayPorts: `${parsed.config.minPort}-${parsed.config.maxPort}`, realm: parsed.config.realm });
   let stopping = false;
   const stop = (signal: string) => {

@@ -279,15 +279,16 @@ export class RelayServer implements TurnContext {
       buildResponse(message, answer, { software: this.config.software, ...(auth !== undefined && { signature: auth }) });
     // An answer to a request without a valid credential goes to whoever the source address claims
     // to be: over UDP that may be a spoofed victim, so such answers are rate-limited per source.
-    const answerUnauthenticated = (answer: Answer) => {
-      if (link.transport !== "udp" || this.unauthenticated.allow(link.address.address, now)) link.sendStun(respond(answer));
+    // The answer is built only once the limit allows it, so a throttled flood costs no work.
+    const answerUnauthenticated = (answer: () => Answer) => {
+      if (link.transport !== "udp" || this.unauthenticated.allow(link.address.address, now)) link.sendStun(respond(answer()));
     };
 
     if (message.unknownComprehensionRequired.length > 0) {
-      return answerUnauthenticated(failure(420, "Unknown Attribute", [encodeUnknownAttributes(message.unknownComprehensionRequired)]));
+      return answerUnauthenticated(() => failure(420, "Unknown Attribute", [encodeUnknownAttributes(message.unknownComprehensionRequired)]));
     }
-    if (message.method === StunMethod.Binding) return answerUnauthenticated(handleBinding(message, link));
-    if (!TURN_METHODS.has(message.method)) return answerUnauthenticated(failure(400, "Bad Request: unknown method"));
+    if (message.method === StunMethod.Binding) return answerUnauthenticated(() => handleBinding(message, link));
+    if (!TURN_METHODS.has(message.method)) return answerUnauthenticated(() => failure(400, "Bad Request: unknown method"));
 
     this.transactions.markPending(transactionKey, now);
     let response: Buffer;
@@ -301,8 +302,7 @@ export class RelayServer implements TurnContext {
       const auth = await this.auth.authenticate(message, link.key, now, { acceptExpiredCredential });
       if (!auth.ok) {
         this.transactions.forget(transactionKey);
-        const challenge = auth.code === 400 ? [] : this.challengeAttributes(link.key, now);
-        return answerUnauthenticated(failure(auth.code, auth.reason, challenge));
+        return answerUnauthenticated(() => failure(auth.code, auth.reason, auth.code === 400 ? [] : this.challengeAttributes(link.key, now)));
       }
       response = respond(await this.dispatch(link, message, auth, now), auth);
     } catch (error) {

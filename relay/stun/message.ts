@@ -51,6 +51,9 @@ export interface StunMessage {
   readonly unknownComprehensionRequired: readonly number[];
 }
 
+/** The most unknown comprehension-required types one decode reports (for a 420's UNKNOWN-ATTRIBUTES). */
+export const MAX_UNKNOWN_ATTRIBUTES = 16;
+
 export type DecodeStunResult = { readonly ok: true; readonly message: StunMessage } | { readonly ok: false; readonly reason: string };
 
 function failure(reason: string): DecodeStunResult {
@@ -148,9 +151,13 @@ export function decodeStunMessage(buffer: Buffer, understood: ReadonlySet<number
       messageIntegrity = ref;
       attributes.push(ref);
     } else {
+      // Listed once each and at most MAX_UNKNOWN_ATTRIBUTES of them: a datagram full of distinct
+      // unknown types must cost linear time (it arrives before any authentication), and one is
+      // enough for a 420.
       if (
         isComprehensionRequired(attributeType) &&
         !understood.has(attributeType) &&
+        unknownComprehensionRequired.length < MAX_UNKNOWN_ATTRIBUTES &&
         !unknownComprehensionRequired.includes(attributeType)
       ) {
         unknownComprehensionRequired.push(attributeType);

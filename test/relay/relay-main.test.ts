@@ -1,0 +1,327 @@
+/**
+ * The relay as operators run it: `npx tsx relay/main.ts` with coturn-style flags and `RELAY_*`
+ * variables, JSON log lines on stdout, coturn's `turnutils_uclient` relaying through it with
+ * credentials the Worker's keyring minted, and SIGTERM stopping it cleanly (exit 0). Bad
+ * configurations exit 2 with one `relay: …` line naming the option, never a stack trace, and no
+ * secret or password ever reaches the output.
+ *
+ * Each relay runs detached, so npx, tsx and the relay share a process group that afterAll ends by
+ * PID. Every wait is bounded. Relay ports 47000-47149 are this suite's own.
+ */
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { TurnKeyring } from "../../shared/turn/credentials.js";
+import { requireCoturn, uclientTotals } from "../node/coturn.js";
+import { freePort, repoRoot, run, signalGroup, sleep } from "../node/processes.js";
+
+const STARTUP_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 10_000;
+const UCLIENT_TIMEOUT_MS = 30_000;
+const SHORT_RUN_TIMEOUT_MS = 30_000;
+
+/** The environment without any RELAY_* variable a developer may have set: each test sets its own. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith("RELAY_")) env[name] = value;
+  return { ...env, ...extra };
+}
+
+interface RelayProcess {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Code and signal once the npx process exited; undefined while it runs. */
+  exit(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** The JSON lines of stdout, parsed (lines that are not JSON are skipped). */
+  events(): Record<string, unknown>[];
+}
+
+const started: RelayProcess[] = [];
+const tempDirs: string[] = [];
+
+function spawnRelay(args: string[], env: NodeJS.ProcessEnv): RelayProcess {
+  const child = spawn("npx", ["tsx", "relay/main.ts", ...args], { cwd: repoRoot, detached: true, stdio: ["ignore", "pipe", "pipe"], env });
+  let stdout = "";
+  let stderr = "";
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  // "close", not "exit": by then both pipes are drained, so the output is complete.
+  child.once("close", (code, signal) => (exited = { code, signal }));
+  child.once("error", (error) => {
+    stderr += `\nspawn error: ${error.message}`;
+    exited = { code: null, signal: null };
+  });
+  const relay: RelayProcess = {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exit: () => exited,
+    events: () =>
+      stdout
+        .split("\n")
+        .filter((line) => line.startsWith("{"))
+        .flatMap((line) => {
+          try {
+            return [JSON.parse(line) as Record<string, unknown>];
+          } catch {
+            return [];
+          }
+        }),
+  };
+  started.push(relay);
+  return relay;
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await sleep(50);
+  return condition();
+}
+
+function report(relay: RelayProcess): string {
+  return `exit: ${JSON.stringify(relay.exit())}\n--- stdout ---\n${relay.stdout()}\n--- stderr ---\n${relay.stderr()}`;
+}
+
+/**
+ * The relay's own process: npx runs `sh -c tsx …`, tsx runs node with its loader on relay/main.ts.
+ * SIGTERM goes to that process alone, as `docker stop` sends it to a relay run as `node`: tsx and npm
+ * then exit with the relay's code, so npx's exit code is the relay's.
+ */
+function relayPid(leader: number): number | undefined {
+  const rows = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" })
+    .split("\n")
+    .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
+    .filter((match): match is RegExpExecArray => match !== null)
+    .map((match) => ({ pid: Number(match[1]), ppid: Number(match[2]), args: match[3]! }));
+  let current = leader;
+  for (let depth = 0; depth < 10; depth++) {
+    const children = rows.filter((row) => row.ppid === current);
+    if (children.length === 0) break;
+    current = children[0]!.pid;
+  }
+  const leaf = rows.find((row) => row.pid === current);
+  return leaf !== undefined && leaf !== rows.find((row) => row.pid === leader) && leaf.args.includes("relay/main.ts") ? leaf.pid : undefined;
+}
+
+/** Ends a relay's whole process group: SIGTERM, a bounded wait, then SIGKILL. */
+async function killGroup(relay: RelayProcess): Promise<void> {
+  const pid = relay.child.pid;
+  if (pid !== undefined && signalGroup(pid, "SIGTERM")) {
+    const deadline = Date.now() + STOP_TIMEOUT_MS;
+    while (signalGroup(pid, 0) && Date.now() < deadline) await sleep(50);
+    signalGroup(pid, "SIGKILL"); // a no-op when SIGTERM was enough
+  }
+  relay.child.stdout?.destroy();
+  relay.child.stderr?.destroy();
+}
+
+afterAll(async () => {
+  await Promise.all(started.splice(0).map(killGroup));
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}, STOP_TIMEOUT_MS + 5_000);
+
+/** A port free on 127.0.0.1 for TCP and UDP both: the relay listens on both. */
+async function freeTcpAndUdpPort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await freePort();
+    const udpFree = await new Promise<boolean>((resolve) => {
+      const socket = createSocket("udp4");
+      socket.once("error", () => resolve(false));
+      socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error("no port free for both TCP and UDP on 127.0.0.1 after 20 tries");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("relay/main.ts under turnutils_uclient, stopped with SIGTERM", () => {
+  const runs: [string, number, (secret: string) => { args: string[]; env: Record<string, string> }][] = [
+    ["the secret in RELAY_STATIC_AUTH_SECRET", 47000, (secret) => ({ args: [], env: { RELAY_STATIC_AUTH_SECRET: secret } })],
+    [
+      "the secret in --static-auth-secret-file",
+      47100,
+      (secret) => {
+        const dir = mkdtempSync(join(tmpdir(), "relaykit-main-"));
+        tempDirs.push(dir);
+        const file = join(dir, "turn-secret");
+        writeFileSync(file, `\n  ${secret}  \n\n`, { mode: 0o600 });
+        return { args: [`--static-auth-secret-file=${file}`], env: {} };
+      },
+    ],
+  ];
+
+  it.each(runs)(
+    "relays and logs every allocation: %s",
+    async (_, minPort, secretSource) => {
+      requireCoturn();
+      const secret = `main-test-secret-${minPort}-${Math.random().toString(36).slice(2)}`;
+      const userId = `operator-${minPort}`;
+      const port = await freeTcpAndUdpPort();
+      const { args: secretArgs, env } = secretSource(secret);
+      const relay = spawnRelay(
+        [
+          "--listening-ip=127.0.0.1",
+          `--listening-port=${port}`,
+          `--min-port=${minPort}`,
+          `--max-port=${minPort + 49}`,
+          "--realm=relaykit.main.test",
+          // uclient -y relays client to client, between two relay addresses on 127.0.0.1.
+          "--allow-loopback-peers",
+          ...secretArgs,
+        ],
+        cleanEnv(env),
+      );
+      const listening = await waitUntil(() => relay.exit() !== undefined || relay.events().some((event) => event.event === "listening"), STARTUP_TIMEOUT_MS);
+      expect(listening && relay.exit() === undefined, `no "listening" line within ${STARTUP_TIMEOUT_MS} ms\n${report(relay)}`).toBe(true);
+      const listeningEvent = relay.events().find((event) => event.event === "listening")!;
+      expect(listeningEvent.listeners).toEqual(
+        expect.arrayContaining([
+          { transport: "udp", address: "127.0.0.1", port },
+          { transport: "tcp", address: "127.0.0.1", port },
+        ]),
+      );
+      expect(listeningEvent.relayPorts).toBe(`${minPort}-${minPort + 49}`);
+
+      const credential = await new TurnKeyring([secret]).mint(userId, 600);
+      const uclientArgs = ["-y", "-c", "-n", "5", "-u", credential.username, "-w", credential.password, "-p", String(port), "127.0.0.1"];
+      const uclient = await run("turnutils_uclient", uclientArgs, UCLIENT_TIMEOUT_MS);
+      const uclientReport = `turnutils_uclient ${uclientArgs.join(" ")}\nexit ${uclient.code}\n${uclient.stdout}\n${uclient.stderr}\n${report(relay)}`;
+      expect(uclient.code, uclientReport).toBe(0);
+      const totals = uclientTotals(uclient.stdout + uclient.stderr);
+      expect(totals, uclientReport).toBeDefined();
+      expect(totals!.sent, uclientReport).toBeGreaterThan(0);
+      expect(totals!.received, uclientReport).toBe(totals!.sent);
+
+      const pid = relayPid(relay.child.pid!);
+      expect(pid, `the relay's node process was not found under npx (pid ${relay.child.pid})`).toBeDefined();
+      process.kill(pid!, "SIGTERM");
+      const stopped = await waitUntil(() => relay.exit() !== undefined, STOP_TIMEOUT_MS);
+      expect(stopped, `the relay did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM\n${report(relay)}`).toBe(true);
+      expect(relay.exit(), report(relay)).toEqual({ code: 0, signal: null });
+      expect(signalGroup(relay.child.pid!, 0), "a process of the relay's group outlived it").toBe(false);
+
+      const events = relay.events();
+      expect(events.filter((event) => event.event === "stopping"), report(relay)).toEqual([expect.objectContaining({ signal: "SIGTERM", level: "info" })]);
+      for (const event of events) expect(typeof event.time === "string" && !Number.isNaN(Date.parse(event.time)), JSON.stringify(event)).toBe(true);
+
+      const starts = events.filter((event) => event.event === "allocation-start");
+      const ends = events.filter((event) => event.event === "allocation-end");
+      // -y: two clients, one allocation each.
+      expect(starts.length, report(relay)).toBeGreaterThanOrEqual(2);
+      for (const start of starts) {
+        expect(start.user, JSON.stringify(start)).toBe(userId);
+        expect(start.client, JSON.stringify(start)).toMatch(/^udp:127\.0\.0\.1:\d+$/);
+        const relayed = /^127\.0\.0\.1:(\d+)$/.exec(String(start.relayed));
+        expect(relayed, JSON.stringify(start)).not.toBeNull();
+        expect(Number(relayed![1])).toBeGreaterThanOrEqual(minPort);
+        expect(Number(relayed![1])).toBeLessThanOrEqual(minPort + 49);
+      }
+      // Every allocation ended and was logged once: deleted by uclient, or closed by the stop.
+      expect(ends.map((end) => end.client).sort(), report(relay)).toEqual(starts.map((start) => start.client).sort());
+      const counters = ["packetsToPeers", "bytesToPeers", "packetsToClient", "bytesToClient"] as const;
+      for (const end of ends) {
+        expect(end.user, JSON.stringify(end)).toBe(userId);
+        expect(end.reason, JSON.stringify(end)).toMatch(/^(deleted by the client|relay stopping)$/);
+        expect(typeof end.seconds === "number" && Number.isInteger(end.seconds) && end.seconds >= 0, JSON.stringify(end)).toBe(true);
+        for (const counter of [...counters, "droppedFromPeers", "droppedOverBandwidth"]) expect(typeof end[counter], `${counter} in ${JSON.stringify(end)}`).toBe("number");
+      }
+      // uclient opens a third allocation it never uses nor deletes (the stop closes it); the two it
+      // relays through carry every message, counted both ways, and are deleted by uclient.
+      const used = ends.filter((end) => end.reason === "deleted by the client");
+      expect(used.length, report(relay)).toBe(2);
+      for (const end of used) {
+        for (const counter of counters) expect(end[counter], `${counter} in ${JSON.stringify(end)}`).toBeGreaterThan(0);
+        expect(end.droppedFromPeers, JSON.stringify(end)).toBe(0);
+      }
+      const sum = (counter: string) => ends.reduce((total, end) => total + Number(end[counter]), 0);
+      expect(sum("packetsToPeers"), report(relay)).toBe(totals!.sent);
+      expect(sum("packetsToClient"), report(relay)).toBe(totals!.received);
+      expect(sum("bytesToPeers"), report(relay)).toBe(sum("bytesToClient"));
+      for (const end of ends.filter((end) => end.reason === "relay stopping")) {
+        expect(events.indexOf(end), "an allocation the stop closed is logged after \"stopping\"").toBeGreaterThan(events.findIndex((event) => event.event === "stopping"));
+      }
+      // The "stopping" line comes before the allocations the stop closed, and after the listening line.
+      const lines = events.map((event) => event.event);
+      expect(lines[0]).toBe("listening");
+      expect(lines.indexOf("stopping")).toBeGreaterThan(lines.lastIndexOf("allocation-start"));
+
+      const output = relay.stdout() + relay.stderr();
+      expect(output.includes(secret), "the secret appears in the relay's output").toBe(false);
+      expect(output.includes(credential.password), "the password appears in the relay's output").toBe(false);
+      // Only npm's own warnings may be on stderr: no relay error, no stack trace.
+      expect(relay.stderr().split("\n").filter((line) => line.trim() !== "" && !line.startsWith("npm warn")), report(relay)).toEqual([]);
+    },
+    STARTUP_TIMEOUT_MS + UCLIENT_TIMEOUT_MS + STOP_TIMEOUT_MS + 10_000,
+  );
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Runs relay/main.ts to completion (it must exit by itself within the bound). */
+async function runToExit(args: string[], env: NodeJS.ProcessEnv): Promise<RelayProcess> {
+  const relay = spawnRelay(args, env);
+  const exited = await waitUntil(() => relay.exit() !== undefined, SHORT_RUN_TIMEOUT_MS);
+  expect(exited, `relay/main.ts ${args.join(" ")} did not exit within ${SHORT_RUN_TIMEOUT_MS} ms\n${report(relay)}`).toBe(true);
+  return relay;
+}
+
+/** stderr without npm's own warnings. */
+function relayStderr(relay: RelayProcess): string[] {
+  return relay
+    .stderr()
+    .split("\n")
+    .filter((line) => line.trim() !== "" && !line.startsWith("npm warn"));
+}
+
+describe("relay/main.ts command line", () => {
+  it(
+    "--help prints the options and exits 0",
+    async () => {
+      const relay = await runToExit(["--help"], cleanEnv());
+      expect(relay.exit(), report(relay)).toEqual({ code: 0, signal: null });
+      const help = relay.stdout();
+      for (const option of ["--listening-ip", "--listening-port", "--relay-ip", "--external-ip", "--min-port", "--max-port", "--realm", "--static-auth-secret", "--static-auth-secret-file", "--help"]) {
+        expect(help, option).toContain(option);
+      }
+      expect(help).toContain("RELAY_MIN_PORT");
+      expect(relayStderr(relay), report(relay)).toEqual([]);
+    },
+    SHORT_RUN_TIMEOUT_MS + 5_000,
+  );
+
+  const secret = "cli-test-secret-d41d8cd98f00";
+  const bad: [string, string[], Record<string, string>, RegExp][] = [
+    ["a port above 65535", ["--listening-ip=127.0.0.1", `--static-auth-secret=${secret}`, "--min-port=70000"], {}, /--min-port is "70000"; it must be a whole number from 1 to 65535/],
+    ["an unknown option", ["--listening-ip=127.0.0.1", "--bogus", `--static-auth-secret=${secret}`], {}, /unknown option --bogus/],
+    ["no secret at all", ["--listening-ip=127.0.0.1"], {}, /no secret given.*--static-auth-secret/],
+    ["a bad variable", ["--listening-ip=127.0.0.1"], { RELAY_STATIC_AUTH_SECRET: secret, RELAY_MAX_PORT: "65536" }, /RELAY_MAX_PORT is "65536"/],
+    ["a missing secret file", ["--listening-ip=127.0.0.1", "--static-auth-secret-file=/nonexistent/relaykit-secret"], {}, /--static-auth-secret-file "\/nonexistent\/relaykit-secret" cannot be read \(there is no such file\)/],
+    // BUG (relay/config.ts argumentError): the position comes from argv.indexOf(the stray text), which
+    // finds the same text earlier as --static-auth-secret's value: the message names argument 3.
+    ["a stray argument equal to the secret before it (BUG: names argument 3)", ["--listening-ip=127.0.0.1", "--static-auth-secret", secret, secret], {}, /unexpected argument 4 that is not an option/],
+    ["a stray argument", ["--listening-ip=127.0.0.1", `--static-auth-secret=${secret}`, "stray-text"], {}, /unexpected argument 3 that is not an option \(not shown/],
+  ];
+
+  it.concurrent.each(bad)(
+    "exits 2 with one line naming the option: %s",
+    async (_, args, env, message) => {
+      const relay = await runToExit(args, cleanEnv(env));
+      expect(relay.exit(), report(relay)).toEqual({ code: 2, signal: null });
+      const lines = relayStderr(relay);
+      expect(lines, report(relay)).toHaveLength(1);
+      expect(lines[0], report(relay)).toMatch(/^relay: /);
+      expect(lines[0], report(relay)).toMatch(message);
+      expect(relay.stderr(), "a stack trace").not.toMatch(/^\s+at /m);
+      expect(relay.stderr() + relay.stdout(), "the secret appears in the output").not.toContain(secret);
+      expect(relay.stdout(), "nothing is logged before the config is valid").toBe("");
+    },
+    SHORT_RUN_TIMEOUT_MS + 5_000,
+  );
+});
