@@ -210,16 +210,23 @@ export class RelayServer implements TurnContext {
       return;
     }
     if (first > 0x03) return; // neither STUN nor ChannelData
+    const request = this.fromClientStun(data, this.table.udpClient(address, port));
+    if (request !== null) void this.handleRequest(udpClientLink(socket, address, port), request);
+  }
+
+  /**
+   * A STUN message from a client, on any transport: a Send indication is relayed at once (data
+   * path); a request is returned for the caller to answer; anything else is dropped.
+   */
+  private fromClientStun(data: Buffer, allocation: Allocation | undefined): StunMessage | null {
     const decoded = decodeStunMessage(data);
-    if (!decoded.ok) return;
+    if (!decoded.ok) return null;
     const message = decoded.message;
     if (message.messageClass === StunClass.Indication) {
-      const allocation = this.table.udpClient(address, port);
       if (allocation !== undefined && message.method === StunMethod.Send) handleSendIndication(allocation, message, this.clock.now);
-      return;
+      return null;
     }
-    if (message.messageClass !== StunClass.Request) return;
-    void this.handleRequest(udpClientLink(socket, address, port), message);
+    return message.messageClass === StunClass.Request ? message : null;
   }
 
   private fromStreamClient(socket: NetSocket, transport: "tcp" | "tls"): void {
@@ -254,15 +261,8 @@ export class RelayServer implements TurnContext {
       this.table.byKey(link.key)?.toChannel(frame.readUInt16BE(0), frame, CHANNEL_DATA_HEADER_LENGTH, frame.length - CHANNEL_DATA_HEADER_LENGTH);
       return;
     }
-    const decoded = decodeStunMessage(frame);
-    if (!decoded.ok) return;
-    const message = decoded.message;
-    if (message.messageClass === StunClass.Indication) {
-      const allocation = this.table.byKey(link.key);
-      if (allocation !== undefined && message.method === StunMethod.Send) handleSendIndication(allocation, message, this.clock.now);
-    } else if (message.messageClass === StunClass.Request) {
-      void this.handleRequest(link, message);
-    }
+    const request = this.fromClientStun(frame, this.table.byKey(link.key));
+    if (request !== null) void this.handleRequest(link, request);
   }
 
   // ---------------------------------------------------------------------------------------------
