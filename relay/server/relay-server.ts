@@ -37,6 +37,8 @@ import { udpClientLink } from "../transport/udp.js";
 
 /** How often expired allocations, permissions and channels are swept: one timer for all of them. */
 export const SWEEP_INTERVAL_MS = 1_000;
+/** Tries at a shared UDP+TCP port when the listening port is 0 (tests). */
+const PORT_ZERO_ATTEMPTS = 5;
 /** Ports tried before an Allocate gives up with 508 when ports in the range are taken by other programs. */
 const BIND_ATTEMPTS = 8;
 
@@ -113,14 +115,7 @@ export class RelayServer implements TurnContext {
       ? { cert: readFileSync(this.config.certFile), key: readFileSync(this.config.keyFile) }
       : null;
     for (const ip of this.config.listeningIps) {
-      // Port 0 (tests) picks a free UDP port, and TCP then takes the same number.
-      let port = this.config.listeningPort;
-      if (this.config.udp) {
-        const address = await this.listenUdp(ip, port);
-        port = address.port;
-        bound.push(address);
-      }
-      if (this.config.tcp) bound.push(await this.listenStream(createNetServer(), "tcp", ip, port));
+      bound.push(...(await this.listenUdpAndTcp(ip)));
       if (tls !== null && this.config.tlsListeningPort !== null) {
         bound.push(await this.listenStream(createTlsServer(tls), "tls", ip, this.config.tlsListeningPort));
       }
@@ -136,6 +131,32 @@ export class RelayServer implements TurnContext {
   /** Whether `address:port` is one of this relay's listeners (no peer may be). */
   isOwnListener(address: string, port: number): boolean {
     return this.self.isListener(address, port);
+  }
+
+  /**
+   * UDP and TCP on the same port. With port 0 (tests) UDP picks a free port and TCP takes the same
+   * number, which another program may hold on TCP alone: then both are tried again elsewhere.
+   */
+  private async listenUdpAndTcp(ip: string): Promise<ListenerAddress[]> {
+    const attempts = this.config.listeningPort === 0 && this.config.udp && this.config.tcp ? PORT_ZERO_ATTEMPTS : 1;
+    for (let attempt = 1; ; attempt++) {
+      const bound: ListenerAddress[] = [];
+      let port = this.config.listeningPort;
+      if (this.config.udp) {
+        const address = await this.listenUdp(ip, port);
+        port = address.port;
+        bound.push(address);
+      }
+      if (!this.config.tcp) return bound;
+      try {
+        bound.push(await this.listenStream(createNetServer(), "tcp", ip, port));
+        return bound;
+      } catch (error) {
+        if (attempt >= attempts || (error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+        const udp = this.listeners.pop()!;
+        await new Promise<void>((resolve) => udp.close(() => resolve()));
+      }
+    }
   }
 
   private async listenUdp(ip: string, port: number): Promise<ListenerAddress> {

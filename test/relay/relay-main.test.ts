@@ -1,14 +1,15 @@
 /**
- * The relay as operators run it: `npx tsx relay/main.ts` with coturn-style flags and `RELAY_*`
+ * The relay as operators run it: `node --import tsx relay/main.ts` (what `npm run relay` and
+ * `npm start` run) with coturn-style flags and `RELAY_*`
  * variables, JSON log lines on stdout, coturn's `turnutils_uclient` relaying through it with
  * credentials the Worker's keyring minted, and SIGTERM stopping it cleanly (exit 0). Bad
  * configurations exit 2 with one `relay: …` line naming the option, never a stack trace, and no
  * secret or password ever reaches the output.
  *
- * Each relay runs detached, so npx, tsx and the relay share a process group that afterAll ends by
- * PID. Every wait is bounded. Relay ports 47000-47149 are this suite's own.
+ * Each relay runs detached, leading its own process group that afterAll ends by PID; the spawned
+ * process is the relay itself, so SIGTERM reaches it as `docker stop` would. Every wait is bounded. Relay ports 47000-47149 are this suite's own.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -34,7 +35,7 @@ interface RelayProcess {
   child: ChildProcess;
   stdout(): string;
   stderr(): string;
-  /** Code and signal once the npx process exited; undefined while it runs. */
+  /** Code and signal once the relay exited; undefined while it runs. */
   exit(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
   /** The JSON lines of stdout, parsed (lines that are not JSON are skipped). */
   events(): Record<string, unknown>[];
@@ -44,7 +45,7 @@ const started: RelayProcess[] = [];
 const tempDirs: string[] = [];
 
 function spawnRelay(args: string[], env: NodeJS.ProcessEnv): RelayProcess {
-  const child = spawn("npx", ["tsx", "relay/main.ts", ...args], { cwd: repoRoot, detached: true, stdio: ["ignore", "pipe", "pipe"], env });
+  const child = spawn(process.execPath, ["--import", "tsx", "relay/main.ts", ...args], { cwd: repoRoot, detached: true, stdio: ["ignore", "pipe", "pipe"], env });
   let stdout = "";
   let stderr = "";
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -85,27 +86,6 @@ async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<b
 
 function report(relay: RelayProcess): string {
   return `exit: ${JSON.stringify(relay.exit())}\n--- stdout ---\n${relay.stdout()}\n--- stderr ---\n${relay.stderr()}`;
-}
-
-/**
- * The relay's own process: npx runs `sh -c tsx …`, tsx runs node with its loader on relay/main.ts.
- * SIGTERM goes to that process alone, as `docker stop` sends it to a relay run as `node`: tsx and npm
- * then exit with the relay's code, so npx's exit code is the relay's.
- */
-function relayPid(leader: number): number | undefined {
-  const rows = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" })
-    .split("\n")
-    .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
-    .filter((match): match is RegExpExecArray => match !== null)
-    .map((match) => ({ pid: Number(match[1]), ppid: Number(match[2]), args: match[3]! }));
-  let current = leader;
-  for (let depth = 0; depth < 10; depth++) {
-    const children = rows.filter((row) => row.ppid === current);
-    if (children.length === 0) break;
-    current = children[0]!.pid;
-  }
-  const leaf = rows.find((row) => row.pid === current);
-  return leaf !== undefined && leaf !== rows.find((row) => row.pid === leader) && leaf.args.includes("relay/main.ts") ? leaf.pid : undefined;
 }
 
 /** Ends a relay's whole process group: SIGTERM, a bounded wait, then SIGKILL. */
@@ -199,9 +179,7 @@ describe("relay/main.ts under turnutils_uclient, stopped with SIGTERM", () => {
       expect(totals!.sent, uclientReport).toBeGreaterThan(0);
       expect(totals!.received, uclientReport).toBe(totals!.sent);
 
-      const pid = relayPid(relay.child.pid!);
-      expect(pid, `the relay's node process was not found under npx (pid ${relay.child.pid})`).toBeDefined();
-      process.kill(pid!, "SIGTERM");
+      process.kill(relay.child.pid!, "SIGTERM");
       const stopped = await waitUntil(() => relay.exit() !== undefined, STOP_TIMEOUT_MS);
       expect(stopped, `the relay did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM\n${report(relay)}`).toBe(true);
       expect(relay.exit(), report(relay)).toEqual({ code: 0, signal: null });

@@ -1,8 +1,11 @@
 /**
- * A small TURN client over a real UDP socket, built on the relay's own codec, for protocol tests.
+ * A small TURN client over a real UDP socket, or one TCP or TLS connection, built on the relay's own codec,
+ * for protocol tests.
  * It does the long-term dance (401 → REALM + NONCE → signed retry), and every wait is bounded.
  */
-import { createSocket, type Socket } from "node:dgram";
+import { createSocket, type Socket as DgramSocket } from "node:dgram";
+import { connect as netConnect, Socket as NetSocket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { TurnKeyring, type TurnCredential } from "../../shared/turn/credentials.js";
 import { parseRelayArgs, type RelayConfig } from "../../relay/config.js";
 import { RelayServer, type ListenerAddress, type RelayEvent } from "../../relay/server/relay-server.js";
@@ -11,10 +14,13 @@ import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../
 import { AttributeType, StunClass } from "../../relay/stun/constants.js";
 import { longTermKey } from "../../relay/stun/integrity.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
+import { StreamFramer } from "../../relay/transport/stream-framer.js";
 
 export const SECRET = "relay-protocol-test-secret";
 export const REALM = "relaykit.test";
 const WAIT_MS = 2_000;
+/** Tries at a free listening port (see startRelay). */
+const START_ATTEMPTS = 5;
 
 /** A relay on 127.0.0.1 with a free listening port; `extra` adds or overrides flags. */
 export async function startRelay(
@@ -32,11 +38,22 @@ export async function startRelay(
     ...extra,
   ]);
   if (parsed.help) throw new Error("unexpected --help");
-  const relay = new RelayServer(parsed.config, onEvent);
-  const listeners = await relay.start();
-  onListening?.(listeners);
-  const port = listeners[0]!.port;
-  return { relay, port, config: parsed.config };
+  for (let attempt = 1; ; attempt++) {
+    const relay = new RelayServer(parsed.config, onEvent);
+    let listeners: ListenerAddress[];
+    try {
+      listeners = await relay.start();
+    } catch (error) {
+      await relay.stop();
+      // With --listening-port=0 the relay takes a free UDP port and then TCP on the same number, which
+      // another program's TCP socket (any test's client connection, say) may hold: pick another port.
+      if (parsed.config.listeningPort === 0 && (error as NodeJS.ErrnoException).code === "EADDRINUSE" && attempt < START_ATTEMPTS) continue;
+      throw error;
+    }
+    onListening?.(listeners);
+    const port = listeners[0]!.port;
+    return { relay, port, config: parsed.config };
+  }
 }
 
 export function mint(userId = "alice", ttlSeconds = 600, now?: number): Promise<TurnCredential> {
@@ -57,42 +74,123 @@ export function textOf(message: StunMessage, type: number): string | undefined {
   return text.ok ? text.value : undefined;
 }
 
+/** How a TurnTestClient reaches the relay: UDP datagrams, or one TCP or TLS connection (RFC 8656 §12.5 framing). */
+export type ClientTransport = "udp" | "tcp" | "tls";
+
+const STREAM_PADDING = Buffer.alloc(3);
+
 export class TurnTestClient {
-  private readonly inbox: { data: Buffer; address: string; port: number }[] = [];
+  private readonly inbox: Buffer[] = [];
   private wake: (() => void) | null = null;
+  /** The socket closed (or the stream ended): `receive` stops waiting. */
+  private ended = false;
+  /** Bytes read from a TCP/TLS stream so far, ChannelData padding included; 0 over UDP. */
+  streamBytesReceived = 0;
+  /** Set when the relay sent bytes on the stream that are neither STUN nor ChannelData. */
+  streamError: string | undefined;
   realm: string | undefined;
   nonce: string | undefined;
 
   private constructor(
-    readonly socket: Socket,
+    /** The UDP socket, or the TCP/TLS connection for `openStream` clients. */
+    readonly socket: DgramSocket | NetSocket,
     readonly serverPort: number,
-  ) {
-    socket.on("message", (data, from) => {
-      this.inbox.push({ data, address: from.address, port: from.port });
-      this.wake?.();
-    });
-  }
+    readonly transport: ClientTransport,
+  ) {}
 
+  /** A client on its own UDP socket on 127.0.0.1, talking to the relay's UDP listener on `serverPort`. */
   static async open(serverPort: number): Promise<TurnTestClient> {
     const socket = createSocket("udp4");
     await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
-    return new TurnTestClient(socket, serverPort);
+    const client = new TurnTestClient(socket, serverPort, "udp");
+    socket.on("message", (data) => client.deliver(data));
+    socket.on("close", () => client.end());
+    return client;
   }
 
+  /**
+   * A client on one TCP or TLS connection to 127.0.0.1:`serverPort` (the self-signed test certificate is
+   * accepted). Received bytes are cut into whole STUN messages and ChannelData frames (padding dropped).
+   */
+  static async openStream(serverPort: number, transport: "tcp" | "tls", timeoutMs = WAIT_MS): Promise<TurnTestClient> {
+    const socket =
+      transport === "tls"
+        ? tlsConnect({ host: "127.0.0.1", port: serverPort, rejectUnauthorized: false })
+        : netConnect({ host: "127.0.0.1", port: serverPort });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error(`no ${transport} connection to port ${serverPort} within ${timeoutMs} ms`)), timeoutMs);
+      const connected = () => {
+        clearTimeout(timer);
+        socket.off("error", fail);
+        resolve();
+      };
+      function fail(error: Error) {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(error);
+      }
+      socket.once(transport === "tls" ? "secureConnect" : "connect", connected);
+      socket.once("error", fail);
+    });
+    socket.setNoDelay(true);
+    const client = new TurnTestClient(socket, serverPort, transport);
+    const framer = new StreamFramer((frame) => client.deliver(Buffer.from(frame)));
+    socket.on("data", (chunk: Buffer) => {
+      client.streamBytesReceived += chunk.length;
+      if (!framer.push(chunk)) {
+        client.streamError = `the relay sent bytes that are not TURN: ${chunk.subarray(0, 8).toString("hex")}`;
+        socket.destroy();
+      }
+    });
+    socket.on("error", () => {});
+    socket.on("close", () => client.end());
+    return client;
+  }
+
+  private deliver(data: Buffer): void {
+    this.inbox.push(data);
+    this.wake?.();
+  }
+
+  private end(): void {
+    this.ended = true;
+    this.wake?.();
+  }
+
+  /** Whether this client talks over a TCP or TLS connection (ChannelData is padded there). */
+  get isStream(): boolean {
+    return this.transport !== "udp";
+  }
+
+  /** The client's own (local) port: what the relay sees as its source port. */
   get port(): number {
-    return this.socket.address().port;
+    return isDgram(this.socket) ? this.socket.address().port : this.socket.localPort!;
   }
 
+  /** One datagram over UDP; over TCP/TLS, bytes written to the stream as they are. */
   sendRaw(bytes: Buffer): void {
-    this.socket.send(bytes, this.serverPort, "127.0.0.1");
+    if (isDgram(this.socket)) this.socket.send(bytes, this.serverPort, "127.0.0.1");
+    else if (this.socket.writable) this.socket.write(bytes);
   }
 
-  /** The next datagram from the server, or null after `timeoutMs`. */
+  /** ChannelData for `channel`: padded to a multiple of 4 bytes on TCP/TLS (RFC 8656 §12.5), unpadded on UDP. */
+  sendChannelData(channel: number, data: Buffer): void {
+    const header = Buffer.alloc(4);
+    header.writeUInt16BE(channel, 0);
+    header.writeUInt16BE(data.length, 2);
+    const padding = this.isStream ? (4 - (data.length % 4)) % 4 : 0;
+    this.sendRaw(Buffer.concat([header, data, STREAM_PADDING.subarray(0, padding)]));
+  }
+
+  /**
+   * The next datagram (UDP) or whole frame (TCP/TLS: one STUN message or one ChannelData without its
+   * padding) from the server, or null after `timeoutMs` or once the socket has closed.
+   */
   async receive(timeoutMs = WAIT_MS): Promise<Buffer | null> {
     const deadline = Date.now() + timeoutMs;
     while (this.inbox.length === 0) {
       const left = deadline - Date.now();
-      if (left <= 0) return null;
+      if (left <= 0 || this.ended) return null;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.wake = () => {
@@ -102,7 +200,7 @@ export class TurnTestClient {
       });
       this.wake = null;
     }
-    return this.inbox.shift()!.data;
+    return this.inbox.shift()!;
   }
 
   /** The next STUN message from the server; fails the test after `timeoutMs`. */
@@ -152,16 +250,27 @@ export class TurnTestClient {
     return (await this.exchange(await this.signedRequest(method, attributes, credential))).message;
   }
 
+  /** Closes the UDP socket, or ends the TCP/TLS connection (and destroys it if the relay does not close its side soon). */
   close(): void {
-    this.socket.close();
+    if (isDgram(this.socket)) {
+      this.socket.close();
+      return;
+    }
+    const socket = this.socket;
+    socket.end();
+    setTimeout(() => socket.destroy(), WAIT_MS).unref();
   }
+}
+
+function isDgram(socket: DgramSocket | NetSocket): socket is DgramSocket {
+  return !(socket instanceof NetSocket);
 }
 
 /** A plain UDP socket standing in for the far peer. */
 export class UdpPeer {
   readonly received: { data: Buffer; address: string; port: number }[] = [];
 
-  private constructor(readonly socket: Socket) {
+  private constructor(readonly socket: DgramSocket) {
     socket.on("message", (data, from) => this.received.push({ data, address: from.address, port: from.port }));
   }
 
