@@ -10,7 +10,7 @@ import { createSocket } from "node:dgram";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, run, signalGroup, sleep, type RunResult } from "./processes.js";
+import { freeTcpAndUdpPort, run, signalGroup, sleep, type RunResult } from "./processes.js";
 import { findExecutable } from "./stun-capture.js";
 
 const STARTUP_TIMEOUT_MS = 10_000;
@@ -35,19 +35,6 @@ export function requireCoturn(): void {
   if (missing.length > 0) throw new Error(`${missing.join(" and ")} not found on PATH: ${INSTALL_HINT}`);
 }
 
-/** A port free on 127.0.0.1 for both TCP and UDP: coturn listens on both. */
-async function freeTcpAndUdpPort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await freePort();
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const socket = createSocket("udp4");
-      socket.once("error", () => resolve(false));
-      socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
-  }
-  throw new Error("no port free for both TCP and UDP on 127.0.0.1 after 20 tries");
-}
 
 /** One STUN Binding request over UDP; true when any STUN success response comes back in time. */
 function stunBindingAnswers(port: number, timeoutMs: number): Promise<boolean> {

@@ -3,6 +3,7 @@
  * short commands run to completion. Every wait is bounded and everything started is stopped by PID.
  */
 import { spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 
@@ -32,6 +33,20 @@ export function freePort(): Promise<number> {
       server.close(() => (port > 0 ? resolve(port) : reject(new Error("could not read the bound port"))));
     });
   });
+}
+
+/** A port free on 127.0.0.1 for both TCP and UDP, for servers that listen on both (coturn, the relay). */
+export async function freeTcpAndUdpPort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await freePort();
+    const udpFree = await new Promise<boolean>((resolve) => {
+      const socket = createSocket("udp4");
+      socket.once("error", () => resolve(false));
+      socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error("no port free for both TCP and UDP on 127.0.0.1 after 20 tries");
 }
 
 /** Sends `signal` to the process group led by `pid`; false when no process of the group is left. */

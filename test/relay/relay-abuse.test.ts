@@ -34,17 +34,16 @@ import {
   encodeRequestedTransport,
   encodeText,
   encodeXorAddress,
-  readXorAddress,
   type TransportAddress,
 } from "../../relay/stun/attributes.js";
 import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { longTermKey } from "../../relay/stun/integrity.js";
-import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
+import { decodeStunMessage, type StunMessage } from "../../relay/stun/message.js";
 import { channelDataHeader } from "../../relay/turn/channel-data.js";
 import { StreamFramer } from "../../relay/transport/stream-framer.js";
 import { Rng, mutate, randomDatagram, seedFromEnv } from "./abuse/fuzz.js";
-import { REALM, TurnTestClient, errorCodeOf, mint, startRelay, textOf } from "./turn-client.js";
+import { TurnTestClient, errorCodeOf, mint, startRelay, textOf, xorAddressOf } from "./turn-client.js";
 
 const UDP = encodeRequestedTransport(17);
 const SEED = seedFromEnv();
@@ -105,12 +104,6 @@ function transactionCacheSize(relay: RelayServer): number {
 
 const MB = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(2)} MB`;
 
-function relayedAddressOf(message: StunMessage): TransportAddress | undefined {
-  const attribute = findAttribute(message, AttributeType.XorRelayedAddress);
-  if (attribute === undefined) return undefined;
-  const read = readXorAddress(message, attribute);
-  return read.ok ? read.value : undefined;
-}
 
 function outcome(message: StunMessage): string {
   return message.messageClass === StunClass.SuccessResponse ? "success" : `error ${errorCodeOf(message)}`;
@@ -257,7 +250,7 @@ describe("relay abuse", () => {
           try {
             const allocated = await client.exchange(await client.signedRequest(StunMethod.Allocate, [UDP], credential));
             if (outcome(allocated.message) !== "success") throw new Error(`Allocate: ${outcome(allocated.message)}`);
-            const port = relayedAddressOf(allocated.message)?.port ?? -1;
+            const port = xorAddressOf(allocated.message)?.port ?? -1;
             if (port < 46000 || port > 46003) throw new Error(`relayed port ${port} outside 46000-46003`);
             const deleted = await client.exchange(await client.signedRequest(StunMethod.Refresh, [encodeLifetime(0)], credential));
             if (outcome(deleted.message) !== "success") throw new Error(`Refresh(0): ${outcome(deleted.message)}`);
@@ -501,7 +494,7 @@ describe("relay abuse", () => {
       while (udpRead < udpSent + 500 && Date.now() < until) await tick();
 
       // ---- Relay port: the stateful client's allocation, hit from the peer and from a second loopback socket.
-      const relayed = relayedAddressOf(allocatedStateful)!;
+      const relayed = xorAddressOf(allocatedStateful)!;
       let relayPortSent = 0;
       for (let i = 0; i < 4_000; i++) {
         const size = rng.chance(0.02) ? rng.pick([65_507, 65_504, 65_505, 9_000]) : rng.int(1501);
@@ -596,7 +589,7 @@ describe("relay abuse", () => {
       const roundTrip = await udpClient(port);
       const allocated = await roundTrip.request(StunMethod.Allocate, [UDP], credential);
       expect(outcome(allocated)).toBe("success");
-      const roundTripRelayed = relayedAddressOf(allocated)!;
+      const roundTripRelayed = xorAddressOf(allocated)!;
       const echoPeer = createSocket("udp4");
       await new Promise<void>((resolve) => echoPeer.bind(0, "127.0.0.1", resolve));
       closers.push(() => echoPeer.close());

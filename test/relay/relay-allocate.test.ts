@@ -12,22 +12,15 @@ import {
   encodeText,
   readLifetime,
   readUnknownAttributes,
-  readXorAddress,
 } from "../../relay/stun/attributes.js";
 import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { longTermKey, verifyMessageIntegrity, verifyMessageIntegritySha256 } from "../../relay/stun/integrity.js";
 import { findAttribute, type StunMessage } from "../../relay/stun/message.js";
-import { REALM, TurnTestClient, errorCodeOf, mint, startRelay, textOf } from "./turn-client.js";
+import { REALM, TurnTestClient, errorCodeOf, mint, startRelay, textOf, xorAddressOf } from "./turn-client.js";
 
 const UDP = encodeRequestedTransport(17);
 
-function address(message: StunMessage, type: number) {
-  const attribute = findAttribute(message, type);
-  if (attribute === undefined) return undefined;
-  const read = readXorAddress(message, attribute);
-  return read.ok ? read.value : undefined;
-}
 
 function lifetime(message: StunMessage): number | undefined {
   const attribute = findAttribute(message, AttributeType.Lifetime);
@@ -61,7 +54,7 @@ describe("the relay's front door", () => {
       const request = buildStunMessage({ method: StunMethod.Binding, messageClass: StunClass.Request, transactionId: newTransactionId() });
       const { raw, message } = await c.exchange(request);
       expect(message.messageClass).toBe(StunClass.SuccessResponse);
-      expect(address(message, AttributeType.XorMappedAddress)).toEqual({ family: 4, address: "127.0.0.1", port: c.port });
+      expect(xorAddressOf(message, AttributeType.XorMappedAddress)).toEqual({ family: 4, address: "127.0.0.1", port: c.port });
       expect(findAttribute(message, AttributeType.Software)).toBeUndefined();
       // 20-byte header + XOR-MAPPED-ADDRESS: a 20-byte request buys at most 32 bytes.
       expect(raw.length).toBe(32);
@@ -143,12 +136,12 @@ describe("the relay's front door", () => {
       const credential = await mint("carol");
       const answer = await c.request(StunMethod.Allocate, [UDP], credential);
       expect(answer.messageClass).toBe(StunClass.SuccessResponse);
-      const relayed = address(answer, AttributeType.XorRelayedAddress)!;
+      const relayed = xorAddressOf(answer, AttributeType.XorRelayedAddress)!;
       expect(relayed.address).toBe("127.0.0.1");
       expect(relayed.port).toBeGreaterThanOrEqual(44000);
       expect(relayed.port).toBeLessThanOrEqual(44099);
       expect(lifetime(answer)).toBe(600);
-      expect(address(answer, AttributeType.XorMappedAddress)).toEqual({ family: 4, address: "127.0.0.1", port: c.port });
+      expect(xorAddressOf(answer, AttributeType.XorMappedAddress)).toEqual({ family: 4, address: "127.0.0.1", port: c.port });
       expect(verifyMessageIntegrity(answer, longTermKey(credential.username, REALM, credential.password))).toBe(true);
       expect(findAttribute(answer, AttributeType.Software)).toBeUndefined();
     });
@@ -174,7 +167,7 @@ describe("the relay's front door", () => {
       for (let i = 0; i < 5; i++) {
         const c = await client();
         const answer = await c.request(StunMethod.Allocate, [UDP, encodeEvenPort(false)], await mint(`even${i}`));
-        expect(address(answer, AttributeType.XorRelayedAddress)!.port % 2).toBe(0);
+        expect(xorAddressOf(answer, AttributeType.XorRelayedAddress)!.port % 2).toBe(0);
       }
     });
 

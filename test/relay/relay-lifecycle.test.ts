@@ -11,11 +11,11 @@ import { createSocket } from "node:dgram";
 import { afterEach, describe, expect, it } from "vitest";
 import type { TurnCredential } from "../../shared/turn/credentials.js";
 import type { RelayServer } from "../../relay/server/relay-server.js";
-import { encodeLifetime, encodeRequestedTransport, readLifetime, readXorAddress, type TransportAddress } from "../../relay/stun/attributes.js";
+import { encodeLifetime, encodeRequestedTransport, readLifetime, type TransportAddress } from "../../relay/stun/attributes.js";
 import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
-import { TurnTestClient, errorCodeOf, mint, startRelay } from "./turn-client.js";
+import { TurnTestClient, errorCodeOf, mint, startRelay, xorAddressOf } from "./turn-client.js";
 
 const UDP = encodeRequestedTransport(17);
 
@@ -63,12 +63,6 @@ function lifetimeOf(message: StunMessage): number | undefined {
   return read.ok ? read.value : undefined;
 }
 
-function relayedAddressOf(message: StunMessage): TransportAddress | undefined {
-  const attribute = findAttribute(message, AttributeType.XorRelayedAddress);
-  if (attribute === undefined) return undefined;
-  const read = readXorAddress(message, attribute);
-  return read.ok ? read.value : undefined;
-}
 
 /** What an answer was, for assertion messages: "success" or "error 437". */
 function outcome(message: StunMessage): string {
@@ -90,7 +84,7 @@ function refresh(client: TurnTestClient, credential: TurnCredential, lifetime?: 
 async function allocated(client: TurnTestClient, credential: TurnCredential, extra: StunAttributeValue[] = []): Promise<TransportAddress> {
   const answer = await allocate(client, credential, extra);
   expect(outcome(answer)).toBe("success");
-  const relayed = relayedAddressOf(answer);
+  const relayed = xorAddressOf(answer);
   expect(relayed).toBeDefined();
   return relayed!;
 }
@@ -200,7 +194,7 @@ describe("expiry", () => {
     expect(outcome(answer)).toBe("success");
     expect(lifetimeOf(answer)).toBe(1);
     expect(relay.allocationCount).toBe(1);
-    const relayed = relayedAddressOf(answer)!;
+    const relayed = xorAddressOf(answer)!;
 
     // Lifetime 1 s, the sweep runs every second: gone within 3 s, port and socket both released.
     const gone = await eventually(() => relay.allocationCount === 0 && relay.freePorts === freeBefore, 3_000);

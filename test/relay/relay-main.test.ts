@@ -10,14 +10,13 @@
  * process is the relay itself, so SIGTERM reaches it as `docker stop` would. Every wait is bounded. Relay ports 47000-47149 are this suite's own.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { TurnKeyring } from "../../shared/turn/credentials.js";
 import { requireCoturn, uclientTotals } from "../node/coturn.js";
-import { freePort, repoRoot, run, signalGroup, sleep } from "../node/processes.js";
+import { freeTcpAndUdpPort, repoRoot, run, signalGroup, sleep } from "../node/processes.js";
 
 const STARTUP_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
@@ -105,19 +104,6 @@ afterAll(async () => {
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }, STOP_TIMEOUT_MS + 5_000);
 
-/** A port free on 127.0.0.1 for TCP and UDP both: the relay listens on both. */
-async function freeTcpAndUdpPort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await freePort();
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const socket = createSocket("udp4");
-      socket.once("error", () => resolve(false));
-      socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
-  }
-  throw new Error("no port free for both TCP and UDP on 127.0.0.1 after 20 tries");
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 

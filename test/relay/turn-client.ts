@@ -9,7 +9,7 @@ import { connect as tlsConnect } from "node:tls";
 import { TurnKeyring, type TurnCredential } from "../../shared/turn/credentials.js";
 import { parseRelayArgs, type RelayConfig } from "../../relay/config.js";
 import { RelayServer, type ListenerAddress, type RelayEvent } from "../../relay/server/relay-server.js";
-import { encodeText, readErrorCode, readText } from "../../relay/stun/attributes.js";
+import { encodeText, readErrorCode, readText, readXorAddress, type TransportAddress } from "../../relay/stun/attributes.js";
 import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass } from "../../relay/stun/constants.js";
 import { longTermKey } from "../../relay/stun/integrity.js";
@@ -65,6 +65,14 @@ export function errorCodeOf(message: StunMessage): number | undefined {
   if (attribute === undefined) return undefined;
   const code = readErrorCode(message, attribute);
   return code.ok ? code.value.code : undefined;
+}
+
+/** An XOR-*-ADDRESS attribute of `message` (XOR-RELAYED-ADDRESS by default), or undefined. */
+export function xorAddressOf(message: StunMessage, type: number = AttributeType.XorRelayedAddress): TransportAddress | undefined {
+  const attribute = findAttribute(message, type);
+  if (attribute === undefined) return undefined;
+  const read = readXorAddress(message, attribute);
+  return read.ok ? read.value : undefined;
 }
 
 export function textOf(message: StunMessage, type: number): string | undefined {
