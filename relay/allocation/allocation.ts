@@ -7,10 +7,8 @@ import type { Socket } from "node:dgram";
 import type { CoarseClock } from "../clock.js";
 import { takeBoth, type ByteBucket } from "../policy/bandwidth.js";
 import type { SelfGuard } from "../policy/self-guard.js";
-import { AttributeType, StunClass, StunMethod } from "../stun/constants.js";
-import { buildStunMessage } from "../stun/builder.js";
-import { encodeData, encodeXorAddress, type TransportAddress } from "../stun/attributes.js";
-import { newTransactionId } from "../stun/builder.js";
+import type { TransportAddress } from "../stun/attributes.js";
+import { encodeDataIndication } from "../turn/indications.js";
 import { AddressPortMap } from "./peer-map.js";
 
 /**
@@ -150,16 +148,8 @@ export class Allocation {
       this.traffic.droppedFromPeers++;
       return;
     }
-    const family = address.includes(":") ? 6 : 4;
-    const transactionId = newTransactionId();
-    this.client.sendStun(
-      buildStunMessage({
-        method: StunMethod.Data,
-        messageClass: StunClass.Indication,
-        transactionId,
-        attributes: [encodeXorAddress(AttributeType.XorPeerAddress, { family, address, port }, transactionId), encodeData(data)],
-      }),
-    );
+    const indication = encodeDataIndication(address, port, data);
+    if (indication !== null) this.client.sendStun(indication);
   }
 
   /** Installs or refreshes a permission for the peer's IP. */

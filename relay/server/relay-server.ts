@@ -22,6 +22,7 @@ import { AttributeType, StunClass, StunMethod } from "../stun/constants.js";
 import { encodeText, encodeUnknownAttributes, readLifetime, type TransportAddress } from "../stun/attributes.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../stun/message.js";
 import { CHANNEL_DATA_HEADER_LENGTH, channelDataLength, startsChannelData } from "../turn/channel-data.js";
+import { isSendIndication } from "../turn/indications.js";
 import type { AllocationRequest, TurnContext } from "./context.js";
 import { handleAllocate } from "./handlers/allocate.js";
 import { handleBinding } from "./handlers/binding.js";
@@ -240,14 +241,12 @@ export class RelayServer implements TurnContext {
    * path); a request is returned for the caller to answer; anything else is dropped.
    */
   private fromClientStun(data: Buffer, allocation: Allocation | undefined): StunMessage | null {
-    const decoded = decodeStunMessage(data);
-    if (!decoded.ok) return null;
-    const message = decoded.message;
-    if (message.messageClass === StunClass.Indication) {
-      if (allocation !== undefined && message.method === StunMethod.Send) handleSendIndication(allocation, message, this.clock.now);
+    if (isSendIndication(data)) {
+      if (allocation !== undefined) handleSendIndication(allocation, data, this.clock.now);
       return null;
     }
-    return message.messageClass === StunClass.Request ? message : null;
+    const decoded = decodeStunMessage(data);
+    return decoded.ok && decoded.message.messageClass === StunClass.Request ? decoded.message : null;
   }
 
   private fromStreamClient(socket: NetSocket, transport: "tcp" | "tls"): void {

@@ -1,18 +1,16 @@
 /**
  * Send indication (RFC 8656 §10.2): relay DATA to XOR-PEER-ADDRESS if a permission exists.
- * Indications get no answer; anything wrong is dropped silently, as the RFC asks.
+ * Indications get no answer; anything wrong is dropped silently, as the RFC asks. This is the
+ * data path, so the datagram is read in place (turn/indications.ts), not through the full decoder.
  */
 import type { Allocation } from "../../allocation/allocation.js";
-import { AttributeType } from "../../stun/constants.js";
-import { readXorAddress } from "../../stun/attributes.js";
-import { findAttribute, type StunMessage } from "../../stun/message.js";
+import { readSendIndication, type SendIndication } from "../../turn/indications.js";
 
-export function handleSendIndication(allocation: Allocation, message: StunMessage, now: number): boolean {
-  const peerAttribute = findAttribute(message, AttributeType.XorPeerAddress);
-  const dataAttribute = findAttribute(message, AttributeType.Data);
-  if (peerAttribute === undefined || dataAttribute === undefined) return false;
-  const peer = readXorAddress(message, peerAttribute);
-  if (!peer.ok || !allocation.hasPermission(peer.value.address, now)) return false;
-  allocation.toPeer(message.buffer, dataAttribute.offset, dataAttribute.length, peer.value.address, peer.value.port);
+/** Reused for every Send indication: the data path builds no object per datagram. */
+const scratch: SendIndication = { peerAddress: "", peerPort: 0, dataOffset: 0, dataLength: 0 };
+
+export function handleSendIndication(allocation: Allocation, datagram: Buffer, now: number): boolean {
+  if (!readSendIndication(datagram, scratch) || !allocation.hasPermission(scratch.peerAddress, now)) return false;
+  allocation.toPeer(datagram, scratch.dataOffset, scratch.dataLength, scratch.peerAddress, scratch.peerPort);
   return true;
 }
