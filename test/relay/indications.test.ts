@@ -7,22 +7,13 @@ import { buildStunMessage, newTransactionId } from "../../relay/stun/builder.js"
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { decodeStunMessage, findAttribute } from "../../relay/stun/message.js";
 import { encodeDataIndication, readSendIndication, type SendIndication } from "../../relay/turn/indications.js";
+import { sendIndication } from "./turn-client.js";
 
 const peers = [
   { family: 4 as const, address: "192.0.2.1", port: 32853 },
   { family: 6 as const, address: "2001:db8:1234:5678:11:2233:4455:6677", port: 1 },
   { family: 6 as const, address: "::1", port: 65535 },
 ];
-
-function sendIndication(peer: (typeof peers)[number], payload: Buffer): Buffer {
-  const id = newTransactionId();
-  return buildStunMessage({
-    method: StunMethod.Send,
-    messageClass: StunClass.Indication,
-    transactionId: id,
-    attributes: [encodeXorAddress(AttributeType.XorPeerAddress, peer, id), encodeData(payload)],
-  });
-}
 
 describe("encodeDataIndication", () => {
   it.each(peers)("writes what the full decoder reads back: %o", (peer) => {

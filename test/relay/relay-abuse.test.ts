@@ -14,11 +14,9 @@
  * come from a seeded PRNG; the seed is printed, and ABUSE_SEED=<seed> replays a run. Peers the fuzz can make
  * the relay send to are confined to 127.0.0.2 (our own peer socket) and to addresses denied by policy.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
-import { mkdtempSync, rmSync } from "node:fs";
 import { connect as netConnect, type Socket as NetSocket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect as tlsConnect } from "node:tls";
@@ -29,7 +27,6 @@ import type { TurnCredential } from "../../shared/turn/credentials.js";
 import type { RelayEvent, RelayServer } from "../../relay/server/relay-server.js";
 import {
   encodeChannelNumber,
-  encodeData,
   encodeLifetime,
   encodeRequestedTransport,
   encodeText,
@@ -43,7 +40,7 @@ import { decodeStunMessage, type StunMessage } from "../../relay/stun/message.js
 import { channelDataHeader } from "../../relay/turn/channel-data.js";
 import { StreamFramer } from "../../relay/transport/stream-framer.js";
 import { Rng, mutate, randomDatagram, seedFromEnv } from "./abuse/fuzz.js";
-import { TurnTestClient, errorCodeOf, mint, startRelay, textOf, xorAddressOf } from "./turn-client.js";
+import { TurnTestClient, errorCodeOf, mint, sendIndication, startRelay, testCertificate, textOf, xorAddressOf } from "./turn-client.js";
 
 const UDP = encodeRequestedTransport(17);
 const SEED = seedFromEnv();
@@ -204,15 +201,6 @@ function bindingRequest(extra: StunAttributeValue[] = []): Buffer {
   return buildStunMessage({ method: StunMethod.Binding, messageClass: StunClass.Request, transactionId: newTransactionId(), attributes: extra, fingerprint: true });
 }
 
-function sendIndication(peer: TransportAddress, data: Buffer): Buffer {
-  const transactionId = newTransactionId();
-  return buildStunMessage({
-    method: StunMethod.Send,
-    messageClass: StunClass.Indication,
-    transactionId,
-    attributes: [encodeXorAddress(AttributeType.XorPeerAddress, peer, transactionId), encodeData(data)],
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // 1. Allocate / delete cycles.
@@ -303,19 +291,14 @@ describe("relay abuse", () => {
   // 2. Fuzz on every listener and on a relay port.
 
   describe("fuzz", () => {
-    let certDir: string;
+    let certificate: ReturnType<typeof testCertificate> | undefined;
 
     beforeAll(() => {
-      certDir = mkdtempSync(join(tmpdir(), "relaykit-abuse-tls-"));
-      execFileSync(
-        "openssl",
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", join(certDir, "key.pem"), "-out", join(certDir, "cert.pem")],
-        { stdio: "ignore" },
-      );
+      certificate = testCertificate();
     });
 
     afterAll(() => {
-      if (certDir) rmSync(certDir, { recursive: true, force: true });
+      certificate?.remove();
     });
 
     it("keeps answering and relaying after fuzz on UDP, TCP, TLS and a relay port", async () => {
@@ -332,8 +315,7 @@ describe("relay abuse", () => {
           "--denied-peer-ip=::/0",
           // Unlimited: every fuzzed request gets its full answer built, and the checks afterwards are not throttled.
           "--unauthenticated-rate=0",
-          `--cert=${join(certDir, "cert.pem")}`,
-          `--pkey=${join(certDir, "key.pem")}`,
+          ...certificate!.flags,
           "--tls-listening-port=0",
         ],
         (event) => events.push(event),

@@ -12,7 +12,6 @@ import type { TurnCredential } from "../../shared/turn/credentials.js";
 import type { RelayServer } from "../../relay/server/relay-server.js";
 import {
   dataView,
-  encodeData,
   encodeRequestedAddressFamily,
   encodeRequestedTransport,
   encodeXorAddress,
@@ -23,7 +22,7 @@ import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { longTermKey, verifyMessageIntegrity } from "../../relay/stun/integrity.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
-import { TurnTestClient, UdpPeer, errorCodeOf, mint, startRelay, textOf } from "./turn-client.js";
+import { TurnTestClient, UdpPeer, errorCodeOf, mint, sendIndication, startRelay, textOf } from "./turn-client.js";
 
 /** How long a datagram that must not arrive is waited for. */
 const QUIET_MS = 300;
@@ -181,16 +180,6 @@ async function allocate(client: TurnTestClient, credential: TurnCredential, fami
 // ---------------------------------------------------------------------------------------------------
 // Data path messages.
 
-/** Send indication: no authentication, XOR-PEER-ADDRESS and DATA. */
-function sendIndication(peer: TransportAddress, payload: Buffer): Buffer {
-  const transactionId = newTransactionId();
-  return buildStunMessage({
-    method: StunMethod.Send,
-    messageClass: StunClass.Indication,
-    transactionId,
-    attributes: [encodeXorAddress(AttributeType.XorPeerAddress, peer, transactionId), encodeData(payload)],
-  });
-}
 
 /** ChannelData over UDP: channel, length, data, no padding. */
 function channelData(channel: number, payload: Buffer): Buffer {

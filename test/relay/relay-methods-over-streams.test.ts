@@ -4,10 +4,6 @@
  * the transport, and over TCP/TLS ChannelData padded to 4 bytes both ways (RFC 8656 §12.5).
  * Every wait is bounded.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { TurnCredential } from "../../shared/turn/credentials.js";
 import type { ListenerAddress, RelayEvent, RelayServer } from "../../relay/server/relay-server.js";
@@ -27,7 +23,7 @@ import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { longTermKey, verifyMessageIntegrity } from "../../relay/stun/integrity.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
-import { REALM, TurnTestClient, UdpPeer, errorCodeOf, mint, startRelay, textOf, type ClientTransport } from "./turn-client.js";
+import { REALM, TurnTestClient, UdpPeer, errorCodeOf, mint, startRelay, testCertificate, textOf, type ClientTransport } from "./turn-client.js";
 
 const MIN_PORT = 48000;
 const MAX_PORT = 48199;
@@ -99,26 +95,21 @@ async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<b
 describe("TURN methods over UDP, TCP and TLS", () => {
   let relay: RelayServer;
   let listeners: ListenerAddress[] = [];
-  let certDir: string;
+  let certificate: ReturnType<typeof testCertificate> | undefined;
   const events: RelayEvent[] = [];
   const clients: TurnTestClient[] = [];
   const peers: UdpPeer[] = [];
   let users = 0;
 
   beforeAll(async () => {
-    certDir = mkdtempSync(join(tmpdir(), "relaykit-streams-"));
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-      "-keyout", join(certDir, "key.pem"), "-out", join(certDir, "cert.pem"),
-    ], { stdio: "ignore" });
+    certificate = testCertificate();
     ({ relay } = await startRelay(
       [
         "--allow-loopback-peers",
         `--min-port=${MIN_PORT}`,
         `--max-port=${MAX_PORT}`,
         "--denied-peer-ip=198.51.100.0/24",
-        `--cert=${join(certDir, "cert.pem")}`,
-        `--pkey=${join(certDir, "key.pem")}`,
+        ...certificate!.flags,
         "--tls-listening-port=0",
       ],
       (event) => events.push(event),
@@ -136,7 +127,7 @@ describe("TURN methods over UDP, TCP and TLS", () => {
 
   afterAll(async () => {
     await relay?.stop();
-    if (certDir) rmSync(certDir, { recursive: true, force: true });
+    certificate?.remove();
   });
 
   describe.each<ClientTransport>(["udp", "tcp", "tls"])("over %s", (transport) => {

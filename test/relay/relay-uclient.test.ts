@@ -3,15 +3,11 @@
  * `turnutils_uclient` in its main modes (channels, Send indications, client-to-client, TCP, TLS),
  * with credentials the Worker's keyring minted. Every message must come back: zero loss.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RelayServer } from "../../relay/server/relay-server.js";
 import { requireCoturn, uclientTotals } from "../node/coturn.js";
 import { run } from "../node/processes.js";
-import { mint, startRelay } from "./turn-client.js";
+import { mint, startRelay, testCertificate } from "./turn-client.js";
 
 const UCLIENT_TIMEOUT_MS = 30_000;
 
@@ -19,24 +15,19 @@ describe("coturn's clients against the relay", () => {
   let relay: RelayServer;
   let port: number;
   let tlsPort: number;
-  let certDir: string;
+  let certificate: ReturnType<typeof testCertificate> | undefined;
   const events: unknown[] = [];
 
   beforeAll(async () => {
     requireCoturn();
-    certDir = mkdtempSync(join(tmpdir(), "relaykit-tls-"));
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-      "-keyout", join(certDir, "key.pem"), "-out", join(certDir, "cert.pem"),
-    ], { stdio: "ignore" });
+    certificate = testCertificate();
     let listeners;
     ({ relay } = await startRelay(
       [
         "--allow-loopback-peers",
         "--min-port=41000",
         "--max-port=41199",
-        `--cert=${join(certDir, "cert.pem")}`,
-        `--pkey=${join(certDir, "key.pem")}`,
+        ...certificate!.flags,
         "--tls-listening-port=0",
       ],
       (event) => events.push(event),
@@ -48,7 +39,7 @@ describe("coturn's clients against the relay", () => {
 
   afterAll(async () => {
     await relay?.stop();
-    if (certDir) rmSync(certDir, { recursive: true, force: true });
+    certificate?.remove();
   });
 
   it("answers turnutils_stunclient's Binding with the client's address", async () => {

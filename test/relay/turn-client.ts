@@ -3,15 +3,19 @@
  * for protocol tests.
  * It does the long-term dance (401 → REALM + NONCE → signed retry), and every wait is bounded.
  */
+import { execFileSync } from "node:child_process";
 import { createSocket, type Socket as DgramSocket } from "node:dgram";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect as netConnect, Socket as NetSocket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { TurnKeyring, type TurnCredential } from "../../shared/turn/credentials.js";
 import { parseRelayArgs, type RelayConfig } from "../../relay/config.js";
 import { RelayServer, type ListenerAddress, type RelayEvent } from "../../relay/server/relay-server.js";
-import { encodeText, readErrorCode, readText, readXorAddress, type TransportAddress } from "../../relay/stun/attributes.js";
+import { encodeData, encodeText, encodeXorAddress, readErrorCode, readText, readXorAddress, type TransportAddress } from "../../relay/stun/attributes.js";
 import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
-import { AttributeType, StunClass } from "../../relay/stun/constants.js";
+import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { longTermKey } from "../../relay/stun/integrity.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
 import { StreamFramer } from "../../relay/transport/stream-framer.js";
@@ -54,6 +58,31 @@ export async function startRelay(
     const port = listeners[0]!.port;
     return { relay, port, config: parsed.config };
   }
+}
+
+/** A throwaway self-signed certificate for the TLS listener: the relay's flags, and a clean-up. */
+export function testCertificate(): { flags: string[]; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), "relaykit-tls-"));
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")],
+    { stdio: "ignore" },
+  );
+  return {
+    flags: [`--cert=${join(dir, "cert.pem")}`, `--pkey=${join(dir, "key.pem")}`],
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A Send indication: no authentication, XOR-PEER-ADDRESS and DATA. */
+export function sendIndication(peer: TransportAddress, payload: Buffer): Buffer {
+  const transactionId = newTransactionId();
+  return buildStunMessage({
+    method: StunMethod.Send,
+    messageClass: StunClass.Indication,
+    transactionId,
+    attributes: [encodeXorAddress(AttributeType.XorPeerAddress, peer, transactionId), encodeData(payload)],
+  });
 }
 
 export function mint(userId = "alice", ttlSeconds = 600, now?: number): Promise<TurnCredential> {
