@@ -15,6 +15,8 @@
  * that any single packet can pass a bucket that has had time to fill.
  */
 
+import { refill, type TokenState } from "./token-refill.js";
+
 /** The smallest default burst: 64 KiB, larger than any one packet the relay forwards. */
 export const MIN_DEFAULT_BURST_BYTES = 64 * 1024;
 
@@ -25,10 +27,8 @@ export class ByteBucket {
   readonly burstBytes: number;
   private readonly unlimited: boolean;
   private readonly bytesPerMs: number;
-  /** Bytes that may pass now (fractional between refills). Starts full. */
-  private tokens: number;
-  /** The clock reading `tokens` was last brought up to date at; -Infinity: not yet. */
-  private lastMs = -Infinity;
+  /** Bytes that may pass now, as of the last reading. Starts full. */
+  private readonly state: TokenState;
   private droppedBytes = 0;
   private droppedCount = 0;
 
@@ -48,7 +48,7 @@ export class ByteBucket {
     this.burstBytes = burstBytes ?? Math.max(bytesPerSecond, MIN_DEFAULT_BURST_BYTES);
     this.unlimited = bytesPerSecond === 0;
     this.bytesPerMs = bytesPerSecond / 1000;
-    this.tokens = this.burstBytes;
+    this.state = { tokens: this.burstBytes, lastMs: -Infinity };
   }
 
   /** Bytes refused so far (0 when unlimited). */
@@ -69,9 +69,9 @@ export class ByteBucket {
    */
   take(bytes: number, nowMs: number): boolean {
     if (this.unlimited) return true;
-    this.refill(nowMs);
-    if (bytes >= 0 && this.tokens >= bytes) {
-      this.tokens -= bytes;
+    refill(this.state, nowMs, this.bytesPerMs, this.burstBytes);
+    if (bytes >= 0 && this.state.tokens >= bytes) {
+      this.state.tokens -= bytes;
       return true;
     }
     this.droppedCount++;
@@ -82,23 +82,11 @@ export class ByteBucket {
   /** Whether `take(bytes, nowMs)` would let the packet through; charges and counts nothing. */
   canTake(bytes: number, nowMs: number): boolean {
     if (this.unlimited) return true;
-    this.refill(nowMs);
-    return bytes >= 0 && this.tokens >= bytes;
+    refill(this.state, nowMs, this.bytesPerMs, this.burstBytes);
+    return bytes >= 0 && this.state.tokens >= bytes;
   }
 
-  private refill(nowMs: number): void {
-    const elapsedMs = nowMs - this.lastMs;
-    if (elapsedMs > 0) {
-      // Infinite elapsed time: the first reading (lastMs -Infinity; the bucket starts full) or an infinite one.
-      if (elapsedMs !== Infinity) {
-        const tokens = this.tokens + elapsedMs * this.bytesPerMs;
-        this.tokens = tokens < this.burstBytes ? tokens : this.burstBytes;
-      }
-      this.lastMs = nowMs;
-    } else if (elapsedMs < 0) {
-      this.lastMs = nowMs;
-    }
-  }
+
 }
 
 /**

@@ -30,6 +30,8 @@
  * with evictions.
  */
 
+import { refill, type TokenState } from "./token-refill.js";
+
 /** How many sources the limiter remembers at once unless told otherwise. */
 export const DEFAULT_MAX_TRACKED_SOURCES = 10_000;
 
@@ -43,7 +45,7 @@ export interface SourceRateLimiterOptions {
 }
 
 /** One source's bucket: plain numbers, reused when its source is evicted. */
-class SourceBucket {
+class SourceBucket implements TokenState {
   /** The clock reading the tokens were last brought up to date at; -Infinity: not yet (a new bucket is full). */
   lastMs = -Infinity;
 
@@ -109,17 +111,7 @@ export class SourceRateLimiter {
       this.buckets.set(sourceIp, bucket);
       this.newestSource = sourceIp;
     }
-    const elapsedMs = nowMs - bucket.lastMs;
-    if (elapsedMs > 0) {
-      // Infinite elapsed time: a new bucket's first reading (lastMs -Infinity; it starts full) or an infinite one.
-      if (elapsedMs !== Infinity) {
-        const tokens = bucket.tokens + elapsedMs * this.tokensPerMs;
-        bucket.tokens = tokens < this.burst ? tokens : this.burst;
-      }
-      bucket.lastMs = nowMs;
-    } else if (elapsedMs < 0) {
-      bucket.lastMs = nowMs;
-    }
+    refill(bucket, nowMs, this.tokensPerMs, this.burst);
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
       return true;
