@@ -3,7 +3,7 @@
  * STUN says its length in its header; ChannelData says its data length and is padded to 4 bytes.
  * Anything else means the stream is not TURN, and the connection is closed.
  */
-import { STUN_HEADER_LENGTH } from "../stun/constants.js";
+import { stunMessageLengthFromStreamHeader } from "../stun/demultiplex.js";
 import { CHANNEL_DATA_HEADER_LENGTH, channelDataStreamLength, startsChannelData } from "../turn/channel-data.js";
 
 const EMPTY = Buffer.alloc(0);
@@ -29,8 +29,8 @@ export class StreamFramer {
         frameLength = channelDataStreamLength(dataLength);
         usefulLength = CHANNEL_DATA_HEADER_LENGTH + dataLength;
       } else if (first <= 0x03) {
-        // STUN: the body length is bytes 2-3; wait for the whole header first.
-        frameLength = STUN_HEADER_LENGTH + data.readUInt16BE(offset + 2);
+        // STUN: the header says the body length (the loop guarantees its first 4 bytes are here).
+        frameLength = stunMessageLengthFromStreamHeader(data, offset)!;
         usefulLength = frameLength;
       } else {
         return false;
