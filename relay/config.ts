@@ -102,6 +102,11 @@ export const DEFAULT_ALLOCATION_LIFETIME_SECONDS = 600;
 export const PERMISSION_LIFETIME_SECONDS = 300;
 /** RFC 8656 §12: channel bindings last 10 minutes. */
 export const CHANNEL_LIFETIME_SECONDS = 600;
+/**
+ * The shortest --max-allocate-lifetime. Clients refresh at half a short lifetime (Chromium does
+ * below two minutes), so a few seconds lets a test watch a call survive several refreshes.
+ */
+export const MIN_ALLOCATE_LIFETIME_SECONDS = 10;
 
 export const RELAY_DEFAULTS = {
   listeningIps: ["0.0.0.0"],
@@ -207,7 +212,7 @@ const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
     [
       { name: "user-quota", kind: "value", arg: "N", help: "allocations per user at once (0: no limit)", fallback: "0" },
       { name: "total-quota", kind: "value", arg: "N", help: "allocations at once (0: as many as the port range allows)", fallback: "0" },
-      { name: "max-allocate-lifetime", kind: "value", arg: "N", help: "longest allocation lifetime in seconds (60-86400)", fallback: String(RELAY_DEFAULTS.maxAllocateLifetime) },
+      { name: "max-allocate-lifetime", kind: "value", arg: "N", help: "longest allocation lifetime in seconds (10-86400; below 60 only for tests: clients refresh at half the lifetime)", fallback: String(RELAY_DEFAULTS.maxAllocateLifetime) },
       { name: "max-permissions", kind: "value", arg: "N", help: "permissions per allocation (1-10000)", fallback: String(RELAY_DEFAULTS.maxPermissionsPerAllocation) },
       { name: "max-channels", kind: "value", arg: "N", help: `channel bindings per allocation (1-${CHANNEL_NUMBERS})`, fallback: String(RELAY_DEFAULTS.maxChannelsPerAllocation) },
       { name: "max-bps", kind: "value", arg: "N", help: "bytes per second per allocation (0: no limit)", fallback: "0" },
@@ -597,7 +602,7 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
       maxChannelsPerAllocation: read.integer("max-channels", RELAY_DEFAULTS.maxChannelsPerAllocation, 1, CHANNEL_NUMBERS, "channels"),
       maxBps: read.integer("max-bps", RELAY_DEFAULTS.maxBps, 0, MAX_BYTES_PER_SECOND, "bytes per second"),
       bpsCapacity: read.integer("bps-capacity", RELAY_DEFAULTS.bpsCapacity, 0, MAX_BYTES_PER_SECOND, "bytes per second"),
-      maxAllocateLifetime: read.integer("max-allocate-lifetime", RELAY_DEFAULTS.maxAllocateLifetime, 60, 86_400, "seconds"),
+      maxAllocateLifetime: read.integer("max-allocate-lifetime", RELAY_DEFAULTS.maxAllocateLifetime, MIN_ALLOCATE_LIFETIME_SECONDS, 86_400, "seconds"),
       staleNonceSeconds: read.integer("stale-nonce", RELAY_DEFAULTS.staleNonceSeconds, 30, 86_400, "seconds"),
       unauthenticatedRate,
       unauthenticatedBurst,

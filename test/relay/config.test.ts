@@ -117,11 +117,14 @@ describe("new options", () => {
       unauthenticatedBurst: 1,
     });
     expect(config([...BASE, "--stale-nonce", "86400"]).staleNonceSeconds).toBe(86_400);
+    // Short lifetimes exist for tests that watch clients refresh (they refresh at half the lifetime).
+    expect(config([...BASE, "--max-allocate-lifetime=10"]).maxAllocateLifetime).toBe(10);
   });
 
   it.each([
     ["--stale-nonce=29", /--stale-nonce is "29"; it must be a whole number of seconds from 30 to 86400/],
     ["--stale-nonce=86401", /--stale-nonce is "86401"/],
+    ["--max-allocate-lifetime=9", /--max-allocate-lifetime is "9"; it must be a whole number of seconds from 10 to 86400/],
     ["--max-permissions=0", /--max-permissions is "0"; it must be a whole number of permissions from 1 to 10000/],
     ["--max-channels=4097", /--max-channels is "4097"; it must be a whole number of channels from 1 to 4096/],
     ["--max-bps=1k", /--max-bps is "1k"; it must be a whole number of bytes per second from 0/],
