@@ -5,7 +5,9 @@
  * - `worker-idle`: the same Worker with a short idle timeout, for the stale-connection sweep. It is a
  *   project of its own because a short timeout keeps waking the room, which the eviction test in
  *   `worker` must not have.
- * - `node`: Node-side tests (the local stack through `npm start`, and later the relay).
+ * - `node`: Node-side tests (the local stack through `npm start`, the relay, shared code).
+ * - `e2e`: real WebRTC stacks (werift, headless Chromium) through the Worker and the relay, each run
+ *   inside a network namespace the test makes; files run one at a time, as each starts a whole stack.
  */
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
@@ -45,6 +47,9 @@ export default defineConfig({
       },
       {
         test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts", "test/shared/**/*.test.ts", "test/relay/**/*.test.ts"], testTimeout: 60_000 },
+      },
+      {
+        test: { name: "e2e", environment: "node", include: ["test/e2e/**/*.test.ts"], testTimeout: 180_000, hookTimeout: 120_000, fileParallelism: false },
       },
     ],
   },
