@@ -8,6 +8,7 @@
  * killed by its PID, so nothing it started (npx → tsx → node) outlives it.
  */
 import { spawn } from "node:child_process";
+import { ISOLATED_NETNS_MARK } from "../e2e/isolation.js";
 import { repoRoot, signalGroup, type RunResult } from "./processes.js";
 
 const PROBE_TIMEOUT_MS = 10_000;
@@ -34,6 +35,7 @@ export function runInNetns(script: string, args: string[], timeoutMs: number): P
       cwd: repoRoot,
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, [ISOLATED_NETNS_MARK]: "1" },
     });
     let stdout = "";
     let stderr = "";

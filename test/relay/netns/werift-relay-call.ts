@@ -25,6 +25,7 @@ import { RelayServer, type RelayEvent } from "../../../relay/server/relay-server
 import { readErrorCode } from "../../../relay/stun/attributes.js";
 import { AttributeType, StunClass } from "../../../relay/stun/constants.js";
 import { decodeStunMessage, findAttribute } from "../../../relay/stun/message.js";
+import { selectedPair } from "../../e2e/werift-stats.js";
 
 const MESSAGES = 20;
 const SECRET = "werift-relay-secret";
@@ -140,32 +141,6 @@ async function startUdpTap(relayPort: number): Promise<{ port: number; seen: Rec
       front.close();
       for (const back of upstream.values()) back.close();
     },
-  };
-}
-
-interface StatLike {
-  type: string;
-  id: string;
-  [field: string]: unknown;
-}
-
-/** The selected pair as getStats() reports it: transport.selectedCandidatePairId → pair → candidates. */
-async function selectedPair(pc: RTCPeerConnection): Promise<{ local: string; remote: string; localProtocol: string; pairState: string; localTypes: string[] }> {
-  const report = (await pc.getStats()) as unknown as Map<string, StatLike>;
-  const stats = [...report.values()];
-  const transport = stats.find((stat) => stat.type === "transport" && typeof stat["selectedCandidatePairId"] === "string");
-  if (transport === undefined) throw new Error("getStats() has no transport with a selectedCandidatePairId");
-  const pair = report.get(transport["selectedCandidatePairId"] as string);
-  if (pair === undefined) throw new Error("getStats() names a selected pair it does not report");
-  const local = report.get(pair["localCandidateId"] as string);
-  const remote = report.get(pair["remoteCandidateId"] as string);
-  if (local === undefined || remote === undefined) throw new Error("getStats() lacks a candidate of the selected pair");
-  return {
-    local: String(local["candidateType"]),
-    remote: String(remote["candidateType"]),
-    localProtocol: String(local["protocol"]),
-    pairState: String(pair["state"]),
-    localTypes: [...new Set(stats.filter((stat) => stat.type === "local-candidate").map((stat) => String(stat["candidateType"])))],
   };
 }
 

@@ -1,0 +1,13 @@
+/**
+ * relaykit's client library, for browsers and Node: join a room, keep ICE servers fresh, and run a
+ * mesh of peer connections with perfect negotiation. See README.md ("The client library").
+ */
+export { RoomClient, roomSocketUrl } from "./room-client.js";
+export type { RoomClientEvents, RoomClientOptions, RoomError, RoomState, WebSocketConstructor, WebSocketLike } from "./room-client.js";
+export { Mesh, isPolite, readMeshSignal } from "./mesh.js";
+export type { MeshEvents, MeshOptions, MeshSignal, PeerLink } from "./mesh.js";
+export { fetchIceServers, IceServersError, parseIceServersResponse, refreshDelayMs } from "./ice-servers.js";
+export type { FetchIceServersOptions, FetchLike } from "./ice-servers.js";
+export type { IceTransportPolicy, PeerConnectionConfig, PeerConnectionLike } from "./webrtc.js";
+export type { IceServer, IceServersResponse } from "../turn/ice-servers.js";
+export type { JsonValue, PeerInfo, PeerMeta, WelcomeFrame } from "../signaling/protocol.js";

@@ -1,0 +1,334 @@
+/**
+ * A full mesh of peer connections over one room: a connection to every other peer, negotiated with
+ * "perfect negotiation" (the W3C pattern), so either side may add tracks or channels at any time and
+ * simultaneous offers ("glare") resolve themselves. In each pair one side is polite (it yields and
+ * rolls back its own offer on a collision) and the other impolite (it ignores the colliding offer);
+ * both sides derive the roles from the two peer ids, so no coordination is needed.
+ *
+ * The mesh also keeps every connection on the room's current ICE servers: when the Worker's TURN
+ * credentials are refreshed it applies them with `setConfiguration` and restarts ICE on calls that
+ * are up, so new allocations use the fresh credential.
+ */
+import type { JsonValue } from "../signaling/protocol.js";
+import type { IceServer } from "../turn/ice-servers.js";
+import { Emitter } from "./emitter.js";
+import type { RoomClient } from "./room-client.js";
+import type {
+  IceCandidateEventLike,
+  IceCandidateInit,
+  IceTransportPolicy,
+  PeerConnectionConfig,
+  PeerConnectionLike,
+  SessionDescriptionInit,
+} from "./webrtc.js";
+
+export interface PeerLink<PC extends PeerConnectionLike = PeerConnectionLike> {
+  readonly peerId: string;
+  readonly pc: PC;
+  /** The polite side yields on an offer collision. */
+  readonly polite: boolean;
+}
+
+export interface MeshEvents<PC extends PeerConnectionLike> {
+  [name: string]: unknown[];
+  /** A connection to a peer was created (after `setup` ran). */
+  peer: [link: PeerLink<PC>];
+  /** The connection to a peer was closed (it left, or its session was replaced). */
+  "peer-closed": [peerId: string];
+  "connection-state": [peerId: string, state: string];
+  error: [peerId: string, error: Error];
+}
+
+export interface MeshOptions<PC extends PeerConnectionLike> {
+  room: RoomClient;
+  /** `(config) => new RTCPeerConnection(config)`; werift's RTCPeerConnection works as well. */
+  createPeerConnection: (config: PeerConnectionConfig) => PC;
+  /** `"relay"` sends everything through TURN (hides addresses, works through any NAT). Default `"all"`. */
+  iceTransportPolicy?: IceTransportPolicy;
+  /** Add tracks and create data channels here; it runs before any negotiation of the link. */
+  setup?: (link: PeerLink<PC>) => void;
+  /** Choose which of the room's ICE servers to use (e.g. STUN only). */
+  filterIceServers?: (servers: IceServer[]) => IceServer[];
+  /** ICE restarts after a failure before the mesh gives up on a link. Default 3. */
+  maxIceRestarts?: number;
+}
+
+/** What the mesh puts in a room signal's `data`. `session` tells a reloaded peer from its old self. */
+export interface MeshSignal {
+  mesh: {
+    session: string;
+    description?: { type: "offer" | "answer" | "pranswer"; sdp: string };
+    candidate?: IceCandidateInit;
+  };
+}
+
+/** The mesh part of a signal, or null when the signal is the app's own. */
+export function readMeshSignal(data: JsonValue): MeshSignal["mesh"] | null {
+  if (typeof data !== "object" || data === null || Array.isArray(data)) return null;
+  const mesh = data["mesh"];
+  if (typeof mesh !== "object" || mesh === null || Array.isArray(mesh) || typeof mesh["session"] !== "string") return null;
+  const out: MeshSignal["mesh"] = { session: mesh["session"] };
+  const description = mesh["description"];
+  if (typeof description === "object" && description !== null && !Array.isArray(description)) {
+    const { type, sdp } = description;
+    if ((type === "offer" || type === "answer" || type === "pranswer") && typeof sdp === "string") out.description = { type, sdp };
+    else return null;
+  }
+  const candidate = mesh["candidate"];
+  if (typeof candidate === "object" && candidate !== null && !Array.isArray(candidate)) {
+    if (typeof candidate["candidate"] !== "string") return null;
+    const sdpMid = candidate["sdpMid"];
+    const sdpMLineIndex = candidate["sdpMLineIndex"];
+    const usernameFragment = candidate["usernameFragment"];
+    out.candidate = {
+      candidate: candidate["candidate"],
+      sdpMid: typeof sdpMid === "string" ? sdpMid : null,
+      sdpMLineIndex: typeof sdpMLineIndex === "number" ? sdpMLineIndex : null,
+      ...(typeof usernameFragment === "string" ? { usernameFragment } : {}),
+    };
+  }
+  return out.description === undefined && out.candidate === undefined ? null : out;
+}
+
+/** Both sides of a pair agree on who is polite without talking: the greater peer id is. */
+export function isPolite(localPeerId: string, remotePeerId: string): boolean {
+  return localPeerId > remotePeerId;
+}
+
+interface LinkState<PC extends PeerConnectionLike> extends PeerLink<PC> {
+  remoteSession: string | null;
+  makingOffer: boolean;
+  ignoreOffer: boolean;
+  /** Signal handling and offers run one at a time per link, in arrival order. */
+  chain: Promise<void>;
+  iceRestarts: number;
+  closed: boolean;
+}
+
+function randomSession(): string {
+  const bytes = new Uint8Array(8);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Emitter<MeshEvents<PC>> {
+  private readonly options: MeshOptions<PC>;
+  private readonly room: RoomClient;
+  private readonly state = new Map<string, LinkState<PC>>();
+  private readonly session = randomSession();
+  private readonly unsubscribe: (() => void)[] = [];
+  private policy: IceTransportPolicy;
+  private closed = false;
+
+  constructor(options: MeshOptions<PC>) {
+    super();
+    this.options = options;
+    this.room = options.room;
+    this.policy = options.iceTransportPolicy ?? "all";
+    const room = this.room;
+    this.unsubscribe.push(
+      room.on("welcome", (welcome) => {
+        // A session that was not resumed starts over: the others dropped their links to us.
+        if (!welcome.resumed) for (const peerId of [...this.state.keys()]) this.closeLink(peerId);
+        for (const peer of welcome.peers) this.ensureLink(peer.id);
+      }),
+      room.on("peer-joined", (peer) => this.ensureLink(peer.id)),
+      room.on("peer-left", (peerId) => this.closeLink(peerId)),
+      room.on("signal", (from, data) => this.onSignal(from, data)),
+      room.on("ice-servers", () => this.applyConfiguration(true)),
+    );
+    // A mesh made after the welcome picks up the peers already there.
+    if (room.peerId !== null) for (const peerId of room.peers.keys()) this.ensureLink(peerId);
+  }
+
+  /** The live links, by peer id. */
+  get links(): ReadonlyMap<string, PeerLink<PC>> {
+    return this.state;
+  }
+
+  get iceTransportPolicy(): IceTransportPolicy {
+    return this.policy;
+  }
+
+  /** Switches every link between relay-only and all candidates (an ICE restart on each). */
+  setIceTransportPolicy(policy: IceTransportPolicy): void {
+    if (policy === this.policy) return;
+    this.policy = policy;
+    this.applyConfiguration(true);
+  }
+
+  /** Closes every peer connection and stops following the room (the room stays connected). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const off of this.unsubscribe) off();
+    for (const peerId of [...this.state.keys()]) this.closeLink(peerId);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private configuration(): PeerConnectionConfig {
+    const servers = this.room.iceServers;
+    return { iceServers: this.options.filterIceServers ? this.options.filterIceServers(servers) : servers, iceTransportPolicy: this.policy };
+  }
+
+  private applyConfiguration(restart: boolean): void {
+    const configuration = this.configuration();
+    for (const link of this.state.values()) {
+      try {
+        link.pc.setConfiguration(configuration);
+        // Only a call that is up needs new candidates now; one still starting gathers with the new
+        // configuration when it next negotiates.
+        if (restart && link.pc.connectionState !== "new" && link.pc.connectionState !== "closed") link.pc.restartIce();
+      } catch (error) {
+        this.emit("error", link.peerId, asError(error));
+      }
+    }
+  }
+
+  private send(link: LinkState<PC>, body: Omit<MeshSignal["mesh"], "session">): void {
+    const signal: MeshSignal = { mesh: { session: this.session, ...body } };
+    this.room.signal(link.peerId, signal as unknown as JsonValue);
+  }
+
+  private enqueue(link: LinkState<PC>, task: () => Promise<void>): void {
+    link.chain = link.chain.then(async () => {
+      if (link.closed) return;
+      try {
+        await task();
+      } catch (error) {
+        if (!link.closed) this.emit("error", link.peerId, asError(error));
+      }
+    });
+  }
+
+  private ensureLink(peerId: string): LinkState<PC> | null {
+    if (this.closed || this.room.peerId === null || peerId === this.room.peerId) return null;
+    const existing = this.state.get(peerId);
+    if (existing !== undefined) return existing;
+
+    const pc = this.options.createPeerConnection(this.configuration());
+    const link: LinkState<PC> = {
+      peerId,
+      pc,
+      polite: isPolite(this.room.peerId, peerId),
+      remoteSession: null,
+      makingOffer: false,
+      ignoreOffer: false,
+      chain: Promise.resolve(),
+      iceRestarts: 0,
+      closed: false,
+    };
+    this.state.set(peerId, link);
+
+    pc.onnegotiationneeded = () => {
+      this.enqueue(link, async () => {
+        // Negotiation waits its turn behind signals being handled; by then it may be moot.
+        if (pc.signalingState !== "stable") return;
+        link.makingOffer = true;
+        try {
+          await pc.setLocalDescription();
+          const description = pc.localDescription;
+          if (description !== null && (description.type === "offer" || description.type === "answer")) {
+            this.send(link, { description: { type: description.type, sdp: description.sdp } });
+          }
+        } finally {
+          link.makingOffer = false;
+        }
+      });
+    };
+    pc.onicecandidate = (event: IceCandidateEventLike) => {
+      const candidate = event.candidate;
+      // The end-of-candidates marker (null or an empty candidate) needs no signal: trickle ends on its own.
+      if (candidate === null || candidate === undefined || candidate.candidate === "") return;
+      this.send(link, {
+        candidate: {
+          candidate: candidate.candidate,
+          sdpMid: candidate.sdpMid ?? null,
+          sdpMLineIndex: candidate.sdpMLineIndex ?? null,
+          ...(typeof candidate.usernameFragment === "string" ? { usernameFragment: candidate.usernameFragment } : {}),
+        },
+      });
+    };
+    pc.onconnectionstatechange = () => {
+      const state = pc.connectionState;
+      this.emit("connection-state", peerId, state);
+      if (state === "connected") link.iceRestarts = 0;
+      if (state === "failed" && !link.closed && link.iceRestarts < (this.options.maxIceRestarts ?? 3)) {
+        link.iceRestarts++;
+        pc.restartIce();
+      }
+    };
+
+    try {
+      this.options.setup?.(link);
+    } catch (error) {
+      this.emit("error", peerId, asError(error));
+    }
+    this.emit("peer", link);
+    return link;
+  }
+
+  private closeLink(peerId: string): void {
+    const link = this.state.get(peerId);
+    if (link === undefined) return;
+    link.closed = true;
+    this.state.delete(peerId);
+    link.pc.onnegotiationneeded = null;
+    link.pc.onicecandidate = null;
+    link.pc.onconnectionstatechange = null;
+    try {
+      void Promise.resolve(link.pc.close()).catch(() => {});
+    } catch {
+      // already closed
+    }
+    this.emit("peer-closed", peerId);
+  }
+
+  private onSignal(from: string, data: JsonValue): void {
+    if (this.closed) return;
+    const signal = readMeshSignal(data);
+    if (signal === null) return; // the app's own signal
+    let link = this.state.get(from) ?? (this.room.peers.has(from) ? this.ensureLink(from) : null);
+    if (link === null) return;
+    if (link.remoteSession !== null && link.remoteSession !== signal.session) {
+      // The peer reloaded (same id, new mesh): its old connection is gone; start a fresh one.
+      this.closeLink(from);
+      link = this.ensureLink(from);
+      if (link === null) return;
+    }
+    link.remoteSession = signal.session;
+    const target = link;
+    this.enqueue(target, () => this.handleSignal(target, signal));
+  }
+
+  private async handleSignal(link: LinkState<PC>, signal: MeshSignal["mesh"]): Promise<void> {
+    const { pc } = link;
+    if (signal.description !== undefined) {
+      const description: SessionDescriptionInit = signal.description;
+      const offerCollision = description.type === "offer" && (link.makingOffer || pc.signalingState !== "stable");
+      link.ignoreOffer = !link.polite && offerCollision;
+      if (link.ignoreOffer) return;
+      // The polite side drops its own offer; an explicit rollback works in every stack.
+      if (offerCollision) await pc.setLocalDescription({ type: "rollback" });
+      await pc.setRemoteDescription(description);
+      if (description.type === "offer") {
+        await pc.setLocalDescription();
+        const answer = pc.localDescription;
+        if (answer !== null && answer.type === "answer") this.send(link, { description: { type: "answer", sdp: answer.sdp } });
+      }
+    }
+    if (signal.candidate !== undefined) {
+      try {
+        await pc.addIceCandidate(signal.candidate);
+      } catch (error) {
+        // Candidates of an offer we ignored fail to apply; that is expected.
+        if (!link.ignoreOffer) throw error;
+      }
+    }
+  }
+}

@@ -1,0 +1,451 @@
+/**
+ * A connection to one signaling room, for browsers and Node alike.
+ *
+ * - Joins `/v1/rooms/:room` (the join token, if any, rides in `Sec-WebSocket-Protocol`, never in
+ *   the URL), and keeps the connection alive with the ping the runtime answers while the room sleeps.
+ * - When the connection drops it reconnects with backoff and resumes with the welcome's single-use
+ *   resume token, so the peer keeps its id and the others never see it leave.
+ * - Frames sent while reconnecting wait in a bounded queue and go out in order once the session is
+ *   resumed, so each peer still receives this client's signals in the order they were sent.
+ * - It keeps the roster (`peers`) and the ICE servers, refreshing the TURN credentials from
+ *   `/v1/ice-servers` before they expire.
+ */
+import { CLOSE_CODES, PING_FRAME, SIGNALING_SUBPROTOCOL, isValidRoomName, tokenSubprotocol } from "../signaling/protocol.js";
+import type { ErrorCode, JsonValue, PeerInfo, PeerMeta, ServerFrame, WelcomeFrame } from "../signaling/protocol.js";
+import { parseServerFrame } from "../signaling/parse-server-frame.js";
+import type { IceServer } from "../turn/ice-servers.js";
+import { backoffDelayMs, type BackoffOptions } from "./backoff.js";
+import { Emitter } from "./emitter.js";
+import { fetchIceServers, normalizeServerUrl, refreshDelayMs, type FetchLike } from "./ice-servers.js";
+
+/** The part of the WebSocket API the client uses: the browser's, and the `ws` package's, both fit. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  readonly protocol: string;
+  onopen: ((event: never) => unknown) | null;
+  onmessage: ((event: never) => unknown) | null;
+  onclose: ((event: never) => unknown) | null;
+  onerror: ((event: never) => unknown) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+export type RoomState = "connecting" | "open" | "reconnecting" | "closed";
+
+/** Why the client stopped for good, or what went wrong on the way. */
+export interface RoomError {
+  /** A server error code, or one of the client's own. */
+  code: ErrorCode | "connection" | "closed" | "dropped" | "ice-servers";
+  message: string;
+}
+
+export interface RoomClientEvents {
+  [name: string]: unknown[];
+  welcome: [welcome: WelcomeFrame];
+  "peer-joined": [peer: PeerInfo];
+  "peer-left": [peerId: string];
+  "peer-updated": [peer: PeerInfo];
+  signal: [from: string, data: JsonValue];
+  broadcast: [from: string, data: JsonValue];
+  state: [state: RoomState];
+  error: [error: RoomError];
+  "ice-servers": [update: { iceServers: IceServer[]; expiresAt: string | null }];
+}
+
+export interface RoomClientOptions {
+  /** The Worker's origin, e.g. `https://relaykit.example.workers.dev`; `ws(s)://` is derived. */
+  server: string;
+  room: string;
+  /** A join token, or a function that gets a fresh one for each (re)connection. */
+  token?: string | (() => string | Promise<string>);
+  /** Default: `globalThis.WebSocket`. Node 20 has none: pass the `ws` package's `WebSocket`. */
+  WebSocket?: WebSocketConstructor;
+  fetch?: FetchLike;
+  reconnect?: BackoffOptions & {
+    /** Give up after this many failed attempts in a row. Default: never. */
+    maxAttempts?: number;
+  };
+  /** ICE servers of your own instead of the Worker's (no refresh then). */
+  iceServers?: IceServer[];
+  /** Frames kept while reconnecting; beyond this they are dropped with an `error` event. Default 256. */
+  maxQueuedFrames?: number;
+}
+
+/** A connection that sends nothing for this long past its ping is taken for dead and replaced. */
+const PONG_GRACE_MS = 10_000;
+/** Ping at this share of the room's idle timeout, so one lost ping does not make us stale. */
+const PING_SHARE_OF_IDLE_TIMEOUT = 1 / 3;
+const MAX_PING_INTERVAL_MS = 20_000;
+export const DEFAULT_MAX_QUEUED_FRAMES = 256;
+
+/** Close codes after which reconnecting is pointless or wrong. */
+const FINAL_CLOSE_CODES = new Set<number>([CLOSE_CODES.normal, CLOSE_CODES.policyViolation, CLOSE_CODES.tooLarge, CLOSE_CODES.replaced, CLOSE_CODES.roomFull]);
+
+const OPEN = 1;
+
+/** ws(s)://host/base/v1/rooms/<room>[?resume=…] from the Worker's http(s) origin. */
+export function roomSocketUrl(server: string, room: string, resumeToken?: string): string {
+  const base = normalizeServerUrl(server).replace(/^http/, "ws");
+  const url = `${base}/v1/rooms/${encodeURIComponent(room)}`;
+  return resumeToken === undefined ? url : `${url}?resume=${encodeURIComponent(resumeToken)}`;
+}
+
+export class RoomClient extends Emitter<RoomClientEvents> {
+  /** This client's peer id in the room, once welcomed. */
+  peerId: string | null = null;
+  state: RoomState = "connecting";
+  /** ICE servers to use now: the app's own, or the Worker's latest (with fresh TURN credentials). */
+  iceServers: IceServer[];
+  /** When the TURN credentials in `iceServers` expire (ISO 8601), if they came from the Worker. */
+  iceServersExpireAt: string | null = null;
+
+  private readonly options: RoomClientOptions;
+  private readonly WebSocketImpl: WebSocketConstructor;
+  private readonly roster = new Map<string, PeerInfo>();
+  private socket: WebSocketLike | null = null;
+  private welcome: WelcomeFrame | null = null;
+  private resumeToken: string | undefined;
+  private failedAttempts = 0;
+  private readonly queue: string[] = [];
+  private pingTimer: ReturnType<typeof setInterval> | undefined;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private refreshFailures = 0;
+  private lastHeardAt = 0;
+  private started = false;
+  private firstWelcome: { resolve(welcome: WelcomeFrame): void; reject(error: Error): void } | null = null;
+
+  constructor(options: RoomClientOptions) {
+    super();
+    normalizeServerUrl(options.server); // throws a clear TypeError now rather than at connect time
+    if (!isValidRoomName(options.room)) throw new TypeError(`room must be 1-64 characters of A-Z a-z 0-9 _ . -; got ${JSON.stringify(options.room)}`);
+    const WebSocketImpl = options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (WebSocketImpl === undefined) throw new TypeError("this runtime has no WebSocket: pass one, e.g. new RoomClient({ WebSocket: (await import('ws')).WebSocket, ... })");
+    this.options = options;
+    this.WebSocketImpl = WebSocketImpl;
+    this.iceServers = options.iceServers ?? [];
+  }
+
+  /** Everyone else in the room (including peers that dropped and may still resume). */
+  get peers(): ReadonlyMap<string, PeerInfo> {
+    return this.roster;
+  }
+
+  /** Joins the room; resolves with the first welcome, rejects if the client stops before one. */
+  connect(): Promise<WelcomeFrame> {
+    if (this.started) {
+      if (this.welcome !== null) return Promise.resolve(this.welcome);
+      return Promise.reject(new Error("connect() was already called; wait for its promise or the welcome event"));
+    }
+    this.started = true;
+    const welcomed = new Promise<WelcomeFrame>((resolve, reject) => (this.firstWelcome = { resolve, reject }));
+    void this.open();
+    return welcomed;
+  }
+
+  /** Sends `data` to one peer. Queued (in order) while reconnecting. */
+  signal(to: string, data: JsonValue): void {
+    this.send(JSON.stringify({ type: "signal", to, data }));
+  }
+
+  /** Sends `data` to every other peer. */
+  broadcast(data: JsonValue): void {
+    this.send(JSON.stringify({ type: "broadcast", data }));
+  }
+
+  /** Replaces this peer's metadata; the others get `peer-updated`. */
+  setMeta(meta: PeerMeta): void {
+    this.send(JSON.stringify({ type: "meta", data: meta }));
+  }
+
+  /** Leaves for good: the others see `peer-left` at once. */
+  leave(): void {
+    if (this.socket !== null && this.socket.readyState === OPEN) this.socket.send(JSON.stringify({ type: "leave" }));
+    this.stop({ code: "closed", message: "left the room" }, CLOSE_CODES.normal, false);
+  }
+
+  /** Closes without leaving: the others see this peer as away until the resume grace runs out. */
+  close(): void {
+    this.stop({ code: "closed", message: "closed by the app" }, CLOSE_CODES.normal, false);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** A method, not a field test, so TypeScript does not narrow `state` across awaits and callbacks. */
+  private isClosed(): boolean {
+    return this.state === "closed";
+  }
+
+  private setState(state: RoomState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit("state", state);
+  }
+
+  private send(text: string): void {
+    if (this.isClosed()) {
+      this.emit("error", { code: "closed", message: "the room client is closed; create a new one to rejoin" });
+      return;
+    }
+    if (this.state === "open" && this.socket !== null && this.socket.readyState === OPEN && this.queue.length === 0) {
+      this.socket.send(text);
+      return;
+    }
+    const max = this.options.maxQueuedFrames ?? DEFAULT_MAX_QUEUED_FRAMES;
+    if (this.queue.length >= max) {
+      this.emit("error", { code: "dropped", message: `not connected and ${max} frames already wait; this one was dropped` });
+      return;
+    }
+    this.queue.push(text);
+  }
+
+  private async open(): Promise<void> {
+    if (this.isClosed()) return;
+    let token: string | undefined;
+    try {
+      token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
+    } catch (error) {
+      this.emit("error", { code: "connection", message: `could not get a join token: ${error instanceof Error ? error.message : String(error)}` });
+      this.scheduleReconnect();
+      return;
+    }
+    if (this.isClosed()) return;
+    const protocols = token === undefined ? [SIGNALING_SUBPROTOCOL] : [SIGNALING_SUBPROTOCOL, tokenSubprotocol(token)];
+    let socket: WebSocketLike;
+    try {
+      socket = new this.WebSocketImpl(roomSocketUrl(this.options.server, this.options.room, this.resumeToken), protocols);
+    } catch (error) {
+      this.emit("error", { code: "connection", message: `could not open a WebSocket: ${error instanceof Error ? error.message : String(error)}` });
+      this.scheduleReconnect();
+      return;
+    }
+    // A resume token is single use: whatever happens to this attempt, the next one must not reuse it.
+    this.resumeToken = undefined;
+    this.socket = socket;
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+      this.lastHeardAt = Date.now();
+    };
+    socket.onmessage = (event: { data: unknown }) => {
+      if (this.socket !== socket) return;
+      this.lastHeardAt = Date.now();
+      if (typeof event.data !== "string") return; // the room only sends text
+      const frame = parseServerFrame(event.data);
+      if (frame !== null) this.handleFrame(frame);
+    };
+    socket.onerror = () => {
+      // The close event that follows says more; nothing to do here but not crash.
+    };
+    socket.onclose = (event: { code: number; reason: string }) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.stopPinging();
+      this.onClosed(event.code, event.reason, opened);
+    };
+  }
+
+  private onClosed(code: number, reason: string, opened: boolean): void {
+    if (this.isClosed()) return;
+    if (FINAL_CLOSE_CODES.has(code)) {
+      const why = reason || `closed with code ${code}`;
+      const message =
+        code === CLOSE_CODES.replaced
+          ? "another connection of this peer took over (the same token, or a resume elsewhere)"
+          : code === CLOSE_CODES.roomFull
+            ? "the room is full"
+            : code === CLOSE_CODES.normal
+              ? "the room closed the connection"
+              : `the room closed the connection for abuse or an oversized frame: ${why}`;
+      this.stop({ code: "closed", message }, undefined);
+      return;
+    }
+    if (!opened) {
+      this.emit("error", { code: "connection", message: `could not connect to ${roomSocketUrl(this.options.server, this.options.room)} (code ${code}${reason ? `: ${reason}` : ""})` });
+    }
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.isClosed()) return;
+    const maxAttempts = this.options.reconnect?.maxAttempts ?? Number.POSITIVE_INFINITY;
+    if (this.failedAttempts >= maxAttempts) {
+      this.stop({ code: "connection", message: `gave up after ${this.failedAttempts} failed connection attempts` }, undefined);
+      return;
+    }
+    // The resume token from the last welcome is still good within the grace period.
+    if (this.welcome !== null && this.resumeToken === undefined) this.resumeToken = this.welcome.resumeToken;
+    this.setState(this.welcome === null ? "connecting" : "reconnecting");
+    const delay = backoffDelayMs(this.failedAttempts, this.options.reconnect);
+    this.failedAttempts++;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.open();
+    }, delay);
+  }
+
+  private handleFrame(frame: ServerFrame): void {
+    switch (frame.type) {
+      case "welcome":
+        return this.onWelcome(frame);
+      case "peer-joined":
+        this.roster.set(frame.peer.id, frame.peer);
+        return this.emit("peer-joined", frame.peer);
+      case "peer-left":
+        if (!this.roster.delete(frame.peerId)) return;
+        return this.emit("peer-left", frame.peerId);
+      case "peer-updated":
+        this.roster.set(frame.peer.id, frame.peer);
+        return this.emit("peer-updated", frame.peer);
+      case "signal":
+        return this.emit("signal", frame.from, frame.data);
+      case "broadcast":
+        return this.emit("broadcast", frame.from, frame.data);
+      case "pong":
+        return;
+      case "error":
+        return this.emit("error", { code: frame.code, message: frame.message });
+    }
+  }
+
+  private onWelcome(welcome: WelcomeFrame): void {
+    const previous = this.welcome;
+    this.welcome = welcome;
+    this.peerId = welcome.peerId;
+    this.failedAttempts = 0;
+
+    // The roster is whatever the room says now; tell listeners what changed while we were away.
+    const before = new Map(this.roster);
+    this.roster.clear();
+    for (const peer of welcome.peers) this.roster.set(peer.id, peer);
+    const continued = previous !== null && welcome.resumed;
+    if (!continued) {
+      // A new session: the others saw us leave, and signals queued for the old one mean nothing now.
+      if (this.queue.length > 0) {
+        this.emit("error", { code: "dropped", message: `the session could not be resumed; ${this.queue.length} queued frames were dropped` });
+        this.queue.length = 0;
+      }
+    }
+
+    if (welcome.iceServers !== undefined && this.options.iceServers === undefined) {
+      this.updateIceServers(welcome.iceServers, welcome.expiresAt ?? null);
+    }
+    this.startPinging(welcome.idleTimeoutMs);
+    this.setState("open");
+    this.emit("welcome", welcome);
+    if (continued) {
+      for (const [id] of before) if (!this.roster.has(id)) this.emit("peer-left", id);
+      for (const [id, peer] of this.roster) {
+        const old = before.get(id);
+        if (old === undefined) this.emit("peer-joined", peer);
+        else if (JSON.stringify(old.meta) !== JSON.stringify(peer.meta)) this.emit("peer-updated", peer);
+      }
+    }
+    // Whatever was said while away goes out now, in the order it was said.
+    const socket = this.socket;
+    while (this.queue.length > 0 && socket !== null && socket.readyState === OPEN) socket.send(this.queue.shift()!);
+
+    if (this.firstWelcome !== null) {
+      this.firstWelcome.resolve(welcome);
+      this.firstWelcome = null;
+    }
+  }
+
+  private updateIceServers(iceServers: IceServer[], expiresAt: string | null): void {
+    this.iceServers = iceServers;
+    this.iceServersExpireAt = expiresAt;
+    this.refreshFailures = 0;
+    this.emit("ice-servers", { iceServers, expiresAt });
+    this.scheduleIceRefresh();
+  }
+
+  private scheduleIceRefresh(): void {
+    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    const expiresAt = this.iceServersExpireAt;
+    if (expiresAt === null || this.isClosed()) return;
+    const now = Date.now();
+    let delay = refreshDelayMs(expiresAt, now);
+    if (this.refreshFailures > 0) {
+      // Retry sooner than the next regular refresh, but back off while the Worker keeps failing.
+      delay = Math.min(delay, backoffDelayMs(this.refreshFailures - 1, { initialDelayMs: 1_000, maxDelayMs: 30_000 }));
+    }
+    this.refreshTimer = setTimeout(() => void this.refreshIceServers(), delay);
+  }
+
+  private async refreshIceServers(): Promise<void> {
+    this.refreshTimer = undefined;
+    if (this.isClosed()) return;
+    try {
+      const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
+      const fresh = await fetchIceServers({
+        server: this.options.server,
+        ...(token === undefined ? {} : { token }),
+        ...(this.options.fetch === undefined ? {} : { fetch: this.options.fetch }),
+      });
+      if (this.isClosed()) return;
+      this.updateIceServers(fresh.iceServers, fresh.expiresAt);
+    } catch (error) {
+      if (this.isClosed()) return;
+      this.refreshFailures++;
+      this.emit("error", { code: "ice-servers", message: `could not refresh the TURN credentials: ${error instanceof Error ? error.message : String(error)}` });
+      this.scheduleIceRefresh();
+    }
+  }
+
+  private startPinging(idleTimeoutMs: number): void {
+    this.stopPinging();
+    const interval = Math.max(1_000, Math.min(MAX_PING_INTERVAL_MS, Math.floor(idleTimeoutMs * PING_SHARE_OF_IDLE_TIMEOUT)));
+    const socket = this.socket;
+    this.pingTimer = setInterval(() => {
+      if (socket === null || this.socket !== socket) return;
+      // Nothing heard (not even the last pong) for too long: the path is dead even if TCP has not
+      // noticed. Drop this socket and resume on a new one.
+      if (Date.now() - this.lastHeardAt > interval + PONG_GRACE_MS) {
+        this.socket = null;
+        this.stopPinging();
+        socket.onclose = null;
+        try {
+          socket.close();
+        } catch {
+          // already closing
+        }
+        this.onClosed(4000, "no answer to ping", true);
+        return;
+      }
+      if (socket.readyState === OPEN) socket.send(PING_FRAME);
+    }, interval);
+  }
+
+  private stopPinging(): void {
+    if (this.pingTimer !== undefined) clearInterval(this.pingTimer);
+    this.pingTimer = undefined;
+  }
+
+  /** Stops for good; `report` is false when the app asked for it (no `error` event then). */
+  private stop(error: RoomError, closeCode: number | undefined, report = true): void {
+    if (this.isClosed()) return;
+    this.setState("closed");
+    this.stopPinging();
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
+    this.reconnectTimer = this.refreshTimer = undefined;
+    this.queue.length = 0;
+    const socket = this.socket;
+    this.socket = null;
+    if (socket !== null) {
+      socket.onclose = null;
+      try {
+        socket.close(closeCode ?? CLOSE_CODES.normal);
+      } catch {
+        // already closed
+      }
+    }
+    if (report) this.emit("error", error);
+    if (this.firstWelcome !== null) {
+      this.firstWelcome.reject(new Error(error.message));
+      this.firstWelcome = null;
+    }
+  }
+}
