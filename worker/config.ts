@@ -101,6 +101,8 @@ export interface TurnConfig {
 }
 
 export const DEFAULT_TURN_TTL_SECONDS = 86_400;
+/** As short as `?ttl=` would allow in practice: below a minute only makes sense in tests of refresh. */
+export const MIN_TURN_TTL_SECONDS = 10;
 
 /** Splits a comma-separated setting; empty entries are dropped. */
 export function readList(value: string | undefined): string[] {
@@ -121,7 +123,7 @@ export function readTurnConfig(env: Env): TurnConfig | null {
   const badStun = stunUrls.find((url) => !isStunUrl(url));
   if (badStun !== undefined) throw new ConfigError(`STUN_URLS has ${JSON.stringify(badStun)}; each entry must start with stun: or stuns:`);
   const maxTtlSeconds = readNumber(env, { variable: "TURN_MAX_TTL", min: 60, max: 30 * 86_400, integer: true }, DEFAULT_MAX_TTL_SECONDS);
-  const ttlSeconds = readNumber(env, { variable: "TURN_TTL", min: 60, max: maxTtlSeconds, integer: true }, Math.min(DEFAULT_TURN_TTL_SECONDS, maxTtlSeconds));
+  const ttlSeconds = readNumber(env, { variable: "TURN_TTL", min: MIN_TURN_TTL_SECONDS, max: maxTtlSeconds, integer: true }, Math.min(DEFAULT_TURN_TTL_SECONDS, maxTtlSeconds));
   return { keyring: new TurnKeyring(secrets), turnUrls, stunUrls, ttlSeconds, maxTtlSeconds };
 }
 

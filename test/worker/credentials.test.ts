@@ -75,6 +75,7 @@ describe("lifetime", () => {
     ["?ttl=999999", {}, 172_800],
     ["?ttl=7200", { TURN_MAX_TTL: "3600", TURN_TTL: "600" }, 3600],
     ["", { TURN_TTL: "3600" }, 3600],
+    ["", { TURN_TTL: "10" }, 10],
   ])("%s with %j gives %i s", async (query, extra, ttl) => {
     const body = (await (await get(`/v1/turn-credentials${query}`, { ...open, ...extra })).json()) as TurnRestResponse;
     expect(body.ttl).toBe(ttl);
@@ -156,6 +157,7 @@ describe("who may ask", () => {
       [{ TURN_SECRETS: SECRET, AUTH_MODE: "open" }, /TURN_URLS/],
       [{ ...open, TURN_URLS: "http://relay.example.com" }, /TURN_URLS/],
       [{ ...open, TURN_TTL: "999999" }, /TURN_TTL/],
+      [{ ...open, TURN_TTL: "9" }, /TURN_TTL/],
       [{ ...turnVars, AUTH_MODE: "opne" }, /AUTH_MODE/],
     ];
     for (const [vars, variable] of cases) {
