@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: coturn (turnserver, turnutils_uclient, turnutils_stunclient: real
 # clients and servers to prove interop), iproute2 and util-linux (ip and unshare: the WebRTC tests run
-# in a loopback-only network namespace), openssl (a throwaway certificate for the TURN/TLS tests).
-# chromium and iptables join this list with the end-to-end suites.
-DEBIAN_PACKAGES=(coturn iproute2 openssl util-linux)
+# in network namespaces they make), openssl (a throwaway certificate for the TURN/TLS tests),
+# chromium (headless browser calls, driven by playwright-core; no browser is ever downloaded) and
+# iptables (the NAT lab's symmetric and cone NATs).
+DEBIAN_PACKAGES=(chromium coturn iproute2 iptables openssl util-linux)
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do
