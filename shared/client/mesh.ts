@@ -105,6 +105,9 @@ interface LinkState<PC extends PeerConnectionLike> extends PeerLink<PC> {
   closed: boolean;
 }
 
+/** The longest one negotiation step (applying a description, making an offer) may take. */
+const NEGOTIATION_STEP_TIMEOUT_MS = 15_000;
+
 function randomSession(): string {
   const bytes = new Uint8Array(8);
   crypto.getRandomValues(bytes);
@@ -198,10 +201,17 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
   private enqueue(link: LinkState<PC>, task: () => Promise<void>): void {
     link.chain = link.chain.then(async () => {
       if (link.closed) return;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      // A WebRTC stack that never settles a promise must not wedge every later signal of the link.
+      const stuck = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`a negotiation step took over ${NEGOTIATION_STEP_TIMEOUT_MS} ms; moving on`)), NEGOTIATION_STEP_TIMEOUT_MS);
+      });
       try {
-        await task();
+        await Promise.race([task(), stuck]);
       } catch (error) {
         if (!link.closed) this.emit("error", link.peerId, asError(error));
+      } finally {
+        if (timer !== undefined) clearTimeout(timer);
       }
     });
   }
