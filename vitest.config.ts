@@ -9,8 +9,13 @@
  * - `e2e`: real WebRTC stacks (werift, headless Chromium) through the Worker and the relay, each run
  *   inside a network namespace the test makes; files run one at a time, as each starts a whole stack.
  */
+import { execFileSync } from "node:child_process";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+
+// wrangler.toml serves dist/web as static assets, and the workerd pool refuses to start without it:
+// build the pages first (well under a second), so `npx vitest` works on a fresh clone too.
+execFileSync(process.execPath, ["scripts/build-web.mjs", "--quiet"], { stdio: "inherit" });
 
 const wrangler = { configPath: "./wrangler.toml" };
 /**

@@ -63,6 +63,8 @@ start("Worker", process.execPath, ["node_modules/wrangler/bin/wrangler.js", "dev
 
 console.log(`
 relaykit is starting locally:
+  demo room     http://127.0.0.1:${port}/  (open the room link in two tabs to make a call)
+  ICE test      http://127.0.0.1:${port}/ice-test
   signaling     ws://127.0.0.1:${port}/v1/rooms/<room>
   ICE servers   http://127.0.0.1:${port}/v1/ice-servers
   STUN/TURN     127.0.0.1:${relayPort} (UDP and TCP)

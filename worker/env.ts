@@ -37,4 +37,6 @@ export interface Env {
   ALLOWED_ORIGINS?: string;
   /** Workers rate-limiting binding for credential issuance, per caller. */
   ISSUE_RATE_LIMITER?: RateLimit;
+  /** The built pages in dist/web/ (wrangler.toml `[assets]`); the room page is served through it. */
+  ASSETS: Fetcher;
 }
