@@ -114,6 +114,13 @@ function randomSession(): string {
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
+/** The `a=ice-ufrag:` values of a session description. */
+export function remoteUfrags(sdp: string): Set<string> {
+  const ufrags = new Set<string>();
+  for (const match of sdp.matchAll(/^a=ice-ufrag:(\S+)/gm)) ufrags.add(match[1]!);
+  return ufrags;
+}
+
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
@@ -333,6 +340,10 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       }
     }
     if (signal.candidate !== undefined) {
+      // A candidate of an ICE generation the remote side has since restarted away from (it was
+      // sent before the new offer, and arrives after it) belongs to no current m-section.
+      const ufrag = signal.candidate.usernameFragment;
+      if (typeof ufrag === "string" && pc.remoteDescription !== null && !remoteUfrags(pc.remoteDescription.sdp).has(ufrag)) return;
       try {
         await pc.addIceCandidate(signal.candidate);
       } catch (error) {

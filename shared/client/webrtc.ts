@@ -33,6 +33,7 @@ export interface PeerConnectionLike {
   readonly signalingState: string;
   readonly connectionState: string;
   readonly localDescription: { type: string; sdp: string } | null;
+  readonly remoteDescription: { type: string; sdp: string } | null;
   onnegotiationneeded: ((event: never) => unknown) | null | undefined;
   onicecandidate: ((event: never) => unknown) | null | undefined;
   onconnectionstatechange: ((event: never) => unknown) | null | undefined;

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { backoffDelayMs } from "../../../shared/client/backoff.js";
 import { normalizeServerUrl, parseIceServersResponse, refreshDelayMs } from "../../../shared/client/ice-servers.js";
 import { isPolite, readMeshSignal, roomSocketUrl } from "../../../shared/client/index.js";
+import { remoteUfrags } from "../../../shared/client/mesh.js";
 import { parseServerFrame } from "../../../shared/signaling/parse-server-frame.js";
 
 describe("backoffDelayMs", () => {
@@ -87,6 +88,14 @@ describe("readMeshSignal", () => {
     for (const data of [null, "text", [1], { chat: "hi" }, { mesh: "x" }, { mesh: { description: { type: "offer", sdp: "v=0" } } }, { mesh: { session: "s" } }, { mesh: { session: "s", description: { type: "rollback", sdp: "" } } }, { mesh: { session: "s", candidate: { candidate: 1 } } }]) {
       expect(readMeshSignal(data as never), JSON.stringify(data)).toBeNull();
     }
+  });
+});
+
+describe("remoteUfrags", () => {
+  it("lists the ICE username fragments of a description, so candidates of an abandoned generation can be told apart", () => {
+    const sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:abcd\r\na=ice-pwd:x\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=ice-ufrag:efgh\r\n";
+    expect(remoteUfrags(sdp)).toEqual(new Set(["abcd", "efgh"]));
+    expect(remoteUfrags("v=0\r\n")).toEqual(new Set());
   });
 });
 
