@@ -5,7 +5,7 @@
  * Everything runs in a fresh loopback-only network namespace (test/node/netns.ts).
  */
 import { describe, expect, it } from "vitest";
-import { netnsUnavailableReason, runInNetns, type NetnsRunResult } from "../node/netns.js";
+import { netnsSuiteUnavailable, runInNetns, type NetnsRunResult } from "../node/netns.js";
 import type { PeerSummary } from "./peer-process.js";
 import type { RelayLogLine } from "./stack.js";
 
@@ -33,16 +33,7 @@ function summaryOf(result: NetnsRunResult): CallSummary {
   return JSON.parse(line) as CallSummary;
 }
 
-const unavailable = await netnsUnavailableReason();
-if (unavailable !== null && process.env["CI"]) {
-  describe("werift ↔ werift", () => {
-    it("needs a loopback-only network namespace", () => {
-      throw new Error(`cannot create a network namespace on this machine: ${unavailable}`);
-    });
-  });
-} else if (unavailable !== null) {
-  console.warn(`werift-call.test.ts skipped: cannot create a network namespace: ${unavailable}`);
-}
+const unavailable = await netnsSuiteUnavailable("werift ↔ werift");
 
 describe.skipIf(unavailable !== null)("werift ↔ werift through the local Worker and the relay", () => {
   for (const transport of ["udp", "tcp"] as const) {

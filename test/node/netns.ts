@@ -8,6 +8,7 @@
  * killed by its PID, so nothing it started (npx → tsx → node) outlives it.
  */
 import { spawn } from "node:child_process";
+import { describe, it } from "vitest";
 import { ISOLATED_NETNS_MARK } from "../e2e/isolation.js";
 import { repoRoot, signalGroup, type RunResult } from "./processes.js";
 
@@ -71,4 +72,24 @@ export async function netnsUnavailableReason(): Promise<string | null> {
   } catch (error) {
     return `could not run unshare: ${error instanceof Error ? error.message : String(error)}`;
   }
+}
+
+/**
+ * For suites that need namespaces: null when the machine can make them (and `extra`, if given, finds
+ * nothing missing). Otherwise the reason, and in CI a failing test that says it — outside CI the
+ * suite is skipped with the reason printed, so a developer without namespaces still sees why.
+ */
+export async function netnsSuiteUnavailable(suite: string, extra?: () => Promise<string | null>): Promise<string | null> {
+  const reason = (await netnsUnavailableReason()) ?? (extra === undefined ? null : await extra());
+  if (reason === null) return null;
+  if (process.env["CI"]) {
+    describe(suite, () => {
+      it("needs what this suite runs on", () => {
+        throw new Error(`${suite} cannot run on this machine: ${reason}`);
+      });
+    });
+  } else {
+    console.warn(`${suite} skipped: ${reason}`);
+  }
+  return reason;
 }

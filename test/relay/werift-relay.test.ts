@@ -9,7 +9,7 @@
  * Where namespaces cannot be made the suite fails in CI and is skipped, with the reason, elsewhere.
  */
 import { describe, expect, it } from "vitest";
-import { netnsUnavailableReason, runInNetns, type NetnsRunResult } from "../node/netns.js";
+import { netnsSuiteUnavailable, runInNetns, type NetnsRunResult } from "../node/netns.js";
 
 const SCRIPT = "npx tsx test/relay/netns/werift-relay-call.ts";
 /** The script's own global timeout for a call that should work, and the bound on the whole process. */
@@ -43,18 +43,7 @@ function summaryOf(result: NetnsRunResult): Summary {
   return JSON.parse(line) as Summary;
 }
 
-const unavailable = await netnsUnavailableReason();
-if (unavailable !== null) {
-  if (process.env["CI"]) {
-    describe("werift through the relay", () => {
-      it("needs a loopback-only network namespace", () => {
-        throw new Error(`cannot create a network namespace on this machine: ${unavailable}`);
-      });
-    });
-  } else {
-    console.warn(`werift-relay.test.ts skipped: cannot create a network namespace: ${unavailable}`);
-  }
-}
+const unavailable = await netnsSuiteUnavailable("werift through the relay");
 
 describe.skipIf(unavailable !== null)("werift through the relay (loopback-only network namespace)", () => {
   for (const transport of ["udp", "tcp"] as const) {
