@@ -4,7 +4,7 @@
  *
  * Where a setting comes from, for each option on its own:
  *
- *   command-line flag  >  environment variable  >  default
+ *   command-line flag  >  environment variable  >  config file  >  default
  *
  * Every option (except --help) can be given as an environment variable named `RELAY_` + the option
  * in upper snake case: `--min-port` → `RELAY_MIN_PORT`, `--static-auth-secret-file` →
@@ -25,6 +25,7 @@ import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { DEFAULT_CLOCK_SKEW_SECONDS } from "../shared/turn/credentials.js";
 import { DEFAULT_NONCE_LIFETIME_SECONDS } from "./auth/nonce.js";
+import { ConfigFileError, readConfigFile, type ConfigFileOptions, type OptionKind } from "./config-file.js";
 import { parseCidr } from "./policy/peer-filter.js";
 import { encodeText, type TextAttributeType } from "./stun/attributes.js";
 import { AttributeType } from "./stun/constants.js";
@@ -94,7 +95,36 @@ export interface RelayConfig {
   credentialClockSkew: number;
   /** SOFTWARE attribute in responses; none by default (it only helps fingerprinting and amplification). */
   software: string | null;
+  /** The config file the options were read from, if any (read again on SIGHUP). */
+  configFile: string | null;
+  /** The lowest level of log line written [log-level]. */
+  logLevel: LogLevel;
+  /** The metrics and health listener (`--prometheus`); null: none. */
+  prometheus: PrometheusConfig | null;
+  /**
+   * Seconds SIGTERM waits for live allocations to end before closing them [drain-timeout]; new
+   * allocations are refused meanwhile. 0: close them at once.
+   */
+  drainTimeoutSeconds: number;
+  /** A STUN server asked at start which public address each relay IP maps to [external-ip-stun-server]. */
+  externalIpStunServer: StunServerAddress | null;
 }
+
+export interface PrometheusConfig {
+  address: string;
+  port: number;
+  /** Bearer token /metrics asks for, read from --prometheus-token-file; null: none asked. */
+  token: string | null;
+}
+
+export interface StunServerAddress {
+  /** An IP address or a host name (resolved at start). */
+  host: string;
+  port: number;
+}
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** RFC 8656 §7.2: an allocation without a LIFETIME request lives 10 minutes. */
 export const DEFAULT_ALLOCATION_LIFETIME_SECONDS = 600;
@@ -127,7 +157,17 @@ export const RELAY_DEFAULTS = {
   unauthenticatedRate: 20,
   unauthenticatedBurst: 40,
   credentialClockSkew: DEFAULT_CLOCK_SKEW_SECONDS,
+  /** coturn's Prometheus port. */
+  prometheusPort: 9641,
+  /** Loopback: metrics tell a lot about the traffic, so publishing them is a choice. */
+  prometheusAddress: "127.0.0.1",
+  drainTimeoutSeconds: 0,
+  logLevel: "info",
+  stunPort: 3478,
 } as const;
+
+/** The longest --drain-timeout: a day, as the longest allocation lifetime. */
+export const MAX_DRAIN_TIMEOUT_SECONDS = 86_400;
 
 export class RelayConfigError extends Error {
   override name = "RelayConfigError";
@@ -228,12 +268,41 @@ const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
     ],
   ],
   [
-    "Other",
-    [{ name: "software", kind: "value", arg: "TEXT", help: "SOFTWARE attribute in responses", fallback: "none" }],
+    "Operations",
+    [
+      { name: "config", kind: "value", arg: "FILE", help: "read options from this file: name=value lines, coturn's turnserver.conf format", fallback: "none" },
+      { name: "log-level", kind: "value", arg: "LEVEL", help: `lowest level logged: ${LOG_LEVELS.join(", ")}`, fallback: RELAY_DEFAULTS.logLevel },
+      { name: "prometheus", kind: "switch", help: "serve /metrics (Prometheus), /livez and /readyz over HTTP", fallback: "off" },
+      { name: "prometheus-port", kind: "value", arg: "N", help: "port of the metrics and health listener", fallback: String(RELAY_DEFAULTS.prometheusPort) },
+      { name: "prometheus-address", kind: "value", arg: "IP", help: "address of the metrics and health listener", fallback: RELAY_DEFAULTS.prometheusAddress },
+      {
+        name: "prometheus-token-file",
+        kind: "value",
+        arg: "FILE",
+        help: "/metrics asks for Authorization: Bearer <the token in this file>; read again on SIGHUP",
+        fallback: "no token asked",
+      },
+      {
+        name: "drain-timeout",
+        kind: "value",
+        arg: "N",
+        help: `on SIGTERM, seconds to refuse new allocations and wait for live ones to end (0-${MAX_DRAIN_TIMEOUT_SECONDS}; 0: close them at once)`,
+        fallback: String(RELAY_DEFAULTS.drainTimeoutSeconds),
+      },
+      {
+        name: "external-ip-stun-server",
+        kind: "value",
+        arg: "HOST[:PORT]",
+        help: "at start, ask this STUN server the public address of each relay IP and advertise it (instead of --external-ip)",
+        fallback: "none",
+      },
+      { name: "software", kind: "value", arg: "TEXT", help: "SOFTWARE attribute in responses", fallback: "none" },
+    ],
   ],
 ];
 
 const OPTIONS: readonly OptionSpec[] = OPTION_GROUPS.flatMap(([, options]) => options);
+const OPTION_KINDS: ReadonlyMap<string, OptionKind> = new Map(OPTIONS.map((option) => [option.name, option.kind]));
 
 /** The environment variable for an option: `RELAY_` + its name in upper snake case. */
 export function relayEnvName(option: string): string {
@@ -258,7 +327,10 @@ Every option can also be set in the environment as RELAY_ + its name in upper sn
 (--min-port 50000 is RELAY_MIN_PORT=50000). Switches take true, false, 1 or 0 there
 (RELAY_ALLOW_LOOPBACK_PEERS=1); options marked * may be repeated on the command line and take a
 comma-separated list there (RELAY_LISTENING_IP=127.0.0.1,::1). An empty variable counts as unset.
-Precedence, option by option: command-line flag > environment variable > default.
+Precedence, option by option: command-line flag > environment variable > config file > default.
+The config file (--config) has one option per line: name=value, or a bare name for a switch; lines
+starting with # are comments; options marked * are repeated on several lines. Send SIGHUP to read
+the secrets, the TLS certificate and the metrics token again.
 
 ${OPTION_GROUPS.map(([title, options]) => `${title}:\n${options.map(usageLine).join("\n")}`).join("\n\n")}
 
@@ -280,6 +352,7 @@ class OptionReader {
   constructor(
     private readonly flags: FlagValues,
     private readonly env: Env,
+    private readonly file: ConfigFileOptions = new Map(),
   ) {}
 
   private envValue(variable: string): string | undefined {
@@ -292,7 +365,9 @@ class OptionReader {
     if (typeof flag === "string") return { value: flag, from: `--${name}` };
     const variable = relayEnvName(name);
     const raw = this.envValue(variable);
-    return raw === undefined ? undefined : { value: raw.trim(), from: variable };
+    if (raw !== undefined) return { value: raw.trim(), from: variable };
+    const inFile = this.file.get(name);
+    return inFile === undefined || inFile.values[0] === undefined ? undefined : { value: inFile.values[0], from: inFile.from };
   }
 
   list(name: string): Given<string[]> | undefined {
@@ -300,7 +375,10 @@ class OptionReader {
     if (Array.isArray(flag) && flag.length > 0) return { value: flag.map(String), from: `--${name}` };
     const variables = [relayEnvName(name), ...(OPTIONS.find((option) => option.name === name)?.aliases ?? [])];
     const set = variables.filter((variable) => this.envValue(variable) !== undefined);
-    if (set.length === 0) return undefined;
+    if (set.length === 0) {
+      const inFile = this.file.get(name);
+      return inFile === undefined ? undefined : { value: inFile.values.filter((item) => item.length > 0), from: inFile.from };
+    }
     const value = set.flatMap((variable) =>
       (this.envValue(variable) ?? "")
         .split(",")
@@ -314,11 +392,13 @@ class OptionReader {
     if (this.flags[name] === true) return { value: true, from: `--${name}` };
     const variable = relayEnvName(name);
     const raw = this.envValue(variable);
-    if (raw === undefined) return undefined;
-    const text = raw.trim().toLowerCase();
-    if (text === "true" || text === "1") return { value: true, from: variable };
-    if (text === "false" || text === "0") return { value: false, from: variable };
-    throw new RelayConfigError(`${variable} is ${JSON.stringify(raw)}; it must be true, false, 1 or 0`);
+    const inFile = this.file.get(name);
+    const given = raw !== undefined ? { text: raw, from: variable } : inFile?.values[0] !== undefined ? { text: inFile.values[0], from: inFile.from } : undefined;
+    if (given === undefined) return undefined;
+    const text = given.text.trim().toLowerCase();
+    if (text === "true" || text === "1") return { value: true, from: given.from };
+    if (text === "false" || text === "0") return { value: false, from: given.from };
+    throw new RelayConfigError(`${given.from} is ${JSON.stringify(given.text)}; it must be true, false, 1 or 0`);
   }
 
   integer(name: string, fallback: number, min: number, max: number, unit = ""): number {
@@ -500,7 +580,19 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
     throw argumentError(error, argv);
   }
   if (values.help === true) return { help: true };
-  const read = new OptionReader(values, env);
+  const configGiven = new OptionReader(values, env).value("config");
+  let file: ConfigFileOptions = new Map();
+  if (configGiven !== undefined) {
+    try {
+      file = readConfigFile(configGiven.value, configGiven.from, OPTION_KINDS);
+    } catch (error) {
+      if (error instanceof ConfigFileError) throw new RelayConfigError(error.message);
+      throw error;
+    }
+    // Secrets written in the file are scrubbed from any later error, as inline ones are.
+    known.push(...(file.get("static-auth-secret")?.values ?? []));
+  }
+  const read = new OptionReader(values, env, file);
 
   // Listening.
   const listeningIps = ipList(read.list("listening-ip"), RELAY_DEFAULTS.listeningIps);
@@ -573,6 +665,25 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
     );
   }
 
+  // Operations.
+  const prometheus = (read.switch("prometheus")?.value ?? false)
+    ? {
+        address: singleIp(read.value("prometheus-address")) ?? RELAY_DEFAULTS.prometheusAddress,
+        port: read.integer("prometheus-port", RELAY_DEFAULTS.prometheusPort, 0, 65535),
+        token: tokenFromFile(read.value("prometheus-token-file"), known),
+      }
+    : null;
+  if (prometheus === null) {
+    for (const name of ["prometheus-port", "prometheus-address", "prometheus-token-file"]) {
+      const given = read.value(name);
+      if (given !== undefined) throw new RelayConfigError(`${given.from} is given without --prometheus: turn the metrics listener on with --prometheus (or RELAY_PROMETHEUS=1)`);
+    }
+  }
+  const stunServerGiven = read.value("external-ip-stun-server");
+  if (stunServerGiven !== undefined && externalGiven !== undefined) {
+    throw new RelayConfigError(`${stunServerGiven.from} and ${externalGiven.from} are both given: advertise a known address with --external-ip, or discover it with --external-ip-stun-server, not both`);
+  }
+
   // Limits.
   const unauthenticatedRate = read.integer("unauthenticated-rate", RELAY_DEFAULTS.unauthenticatedRate, 0, 1_000_000, "answers per second");
   const unauthenticatedBurst = read.integer("unauthenticated-burst", RELAY_DEFAULTS.unauthenticatedBurst, 1, 1_000_000, "answers");
@@ -609,6 +720,52 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
       strictExpiry: read.switch("strict-expiry")?.value ?? false,
       credentialClockSkew: read.integer("credential-clock-skew", RELAY_DEFAULTS.credentialClockSkew, 0, 3600, "seconds"),
       software: text(read.value("software"), AttributeType.Software),
+      configFile: configGiven?.value ?? null,
+      logLevel: logLevel(read.value("log-level")),
+      prometheus,
+      drainTimeoutSeconds: read.integer("drain-timeout", RELAY_DEFAULTS.drainTimeoutSeconds, 0, MAX_DRAIN_TIMEOUT_SECONDS, "seconds"),
+      externalIpStunServer: stunServerGiven === undefined ? null : stunServerAddress(stunServerGiven),
     },
   };
+}
+
+function singleIp(given: Given<string> | undefined): string | undefined {
+  if (given === undefined) return undefined;
+  if (isIP(given.value) === 0) throw new RelayConfigError(`${given.from} ${JSON.stringify(given.value)} is not an IP address`);
+  return given.value;
+}
+
+function logLevel(given: Given<string> | undefined): LogLevel {
+  if (given === undefined) return RELAY_DEFAULTS.logLevel;
+  const level = LOG_LEVELS.find((name) => name === given.value.toLowerCase());
+  if (level === undefined) throw new RelayConfigError(`${given.from} is ${JSON.stringify(given.value)}; it must be one of ${LOG_LEVELS.join(", ")}`);
+  return level;
+}
+
+/** The bearer token in a token file: its content, trimmed; it must not be empty. */
+function tokenFromFile(given: Given<string> | undefined, known: string[]): string | null {
+  if (given === undefined) return null;
+  const path = readableFile(given, "a readable file holding the metrics bearer token");
+  const token = readFileSync(path, "utf8").trim();
+  known.push(token);
+  if (token.length === 0) throw new RelayConfigError(`${given.from} ${JSON.stringify(path)} is empty; it must hold the metrics bearer token`);
+  if (/\s/.test(token)) throw new RelayConfigError(`${given.from} ${JSON.stringify(path)} holds more than one word; the bearer token is one line without spaces`);
+  return token;
+}
+
+/** HOST, HOST:PORT, IPv6 or [IPv6]:PORT; the port defaults to STUN's 3478. */
+export function stunServerAddress(given: Given<string>): StunServerAddress {
+  const text = given.value;
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  let host: string;
+  let port: string | undefined;
+  if (bracketed !== null) [, host = "", port] = bracketed;
+  else if (isIP(text) === 6) host = text;
+  else [host = "", port] = text.split(/:(?=[^:]*$)/);
+  const portNumber = port === undefined ? RELAY_DEFAULTS.stunPort : Number(port);
+  const validHost = isIP(host) !== 0 || /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(host);
+  if (!validHost || (port !== undefined && (!/^\d+$/.test(port) || portNumber < 1 || portNumber > 65535))) {
+    throw new RelayConfigError(`${given.from} ${JSON.stringify(text)} must be HOST or HOST:PORT (an IPv6 address with a port in brackets: [2001:db8::1]:3478)`);
+  }
+  return { host, port: portNumber };
 }

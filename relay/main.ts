@@ -1,50 +1,148 @@
 /**
- * `node relay/main.ts` (through tsx or the built image): parse the coturn-style flags, start the
- * relay, log one JSON line per event, and stop cleanly on SIGINT/SIGTERM.
+ * `node relay/main.ts` (through tsx, or the bundle the container runs): parse the coturn-style
+ * options, start the relay, log one JSON line per event, and handle the signals an orchestrator
+ * sends:
+ *
+ *   SIGTERM, SIGINT  drain: refuse new allocations, /readyz answers 503, wait up to --drain-timeout
+ *                    for live allocations to end, close the rest, exit 0
+ *   the same again   exit 1 at once, without waiting
+ *   SIGHUP           read the options again and take the new secrets, TLS certificate and metrics
+ *                    token; live allocations are not touched; a bad file is logged and changes nothing
+ *
+ * Start-up problems (a bad option, a port in use, a STUN server that does not answer) are one
+ * `relay: …` line on stderr and a non-zero exit, never a stack trace.
  */
-import { RELAY_USAGE, RelayConfigError, parseRelayArgs } from "./config.js";
-import { RelayServer } from "./server/relay-server.js";
+import { RELAY_USAGE, RelayConfigError, parseRelayArgs, type RelayConfig } from "./config.js";
+import { DiscoveryError, discoverRelayAddresses, externalAddressesFrom } from "./ops/discovery.js";
+import { startOpsListener, type OpsListener } from "./ops/http.js";
+import { createRelayLogger, type RelayLogger } from "./ops/log.js";
+import { createRelayMetrics, type RelayMetrics } from "./ops/metrics.js";
+import { RelayServer, type ListenerAddress } from "./server/relay-server.js";
 
-function log(fields: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...fields })}\n`);
+/** Exit codes: 2 for a configuration the operator must fix, 1 for anything else that stops the start. */
+const EXIT_BAD_CONFIG = 2;
+const EXIT_START_FAILED = 1;
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`relay: ${message}\n`);
+  process.exit(code);
 }
 
-async function main(): Promise<void> {
-  let parsed;
+function parse(argv: readonly string[]): RelayConfig | null {
   try {
-    parsed = parseRelayArgs(process.argv.slice(2), process.env);
+    const parsed = parseRelayArgs(argv, process.env);
+    return parsed.help ? null : parsed.config;
   } catch (error) {
-    if (error instanceof RelayConfigError) {
-      process.stderr.write(`relay: ${error.message}\n`);
-      process.exit(2);
-    }
+    if (error instanceof RelayConfigError) fail(error.message, EXIT_BAD_CONFIG);
     throw error;
   }
-  if (parsed.help) {
-    process.stdout.write(`${RELAY_USAGE}\n`);
-    return;
-  }
-  const server = new RelayServer(parsed.config, (event) => log({ level: "info", ...event }));
-  let listeners;
+}
+
+/** The config with --external-ip-stun-server's answers in place of --external-ip. */
+async function withDiscoveredAddresses(config: RelayConfig, log: RelayLogger): Promise<RelayConfig> {
+  const stunServer = config.externalIpStunServer;
+  if (stunServer === null) return config;
   try {
-    listeners = await server.start();
+    const discovered = await discoverRelayAddresses(stunServer, config.relayIps);
+    const externalIps = externalAddressesFrom(discovered);
+    log.info({ event: "external-ip-discovered", stunServer: `${stunServer.host}:${stunServer.port}`, discovered, externalIps });
+    return { ...config, externalIps };
+  } catch (error) {
+    if (error instanceof DiscoveryError) fail(error.message, EXIT_START_FAILED);
+    throw error;
+  }
+}
+
+async function startListeners(server: RelayServer): Promise<ListenerAddress[]> {
+  try {
+    return await server.start();
   } catch (error) {
     // A port in use or an address this host does not have: say which, without a stack trace.
     const { code, address, port } = error as NodeJS.ErrnoException & { address?: string; port?: number };
-    process.stderr.write(`relay: cannot listen on ${address ?? "?"}:${port ?? "?"} (${code ?? String(error)}); check --listening-ip and the ports\n`);
     await server.stop();
-    process.exit(1);
+    fail(`cannot listen on ${address ?? "?"}:${port ?? "?"} (${code ?? String(error)}); check --listening-ip and the ports`, EXIT_START_FAILED);
   }
-  log({ level: "info", event: "listening", listeners, relayPorts: `${parsed.config.minPort}-${parsed.config.maxPort}`, realm: parsed.config.realm });
+}
+
+async function startMetrics(config: RelayConfig, server: RelayServer, token: () => string | null): Promise<{ metrics: RelayMetrics; listener: OpsListener } | null> {
+  if (config.prometheus === null) return null;
+  const metrics = createRelayMetrics(server);
+  try {
+    const listener = await startOpsListener({
+      address: config.prometheus.address,
+      port: config.prometheus.port,
+      token,
+      readiness: () => server.readiness(),
+      metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+    });
+    return { metrics, listener };
+  } catch (error) {
+    const { code } = error as NodeJS.ErrnoException;
+    await server.stop();
+    fail(
+      `cannot listen for metrics on ${config.prometheus.address}:${config.prometheus.port} (${code ?? String(error)}); check --prometheus-address and --prometheus-port`,
+      EXIT_START_FAILED,
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const parsed = parse(argv);
+  if (parsed === null) {
+    process.stdout.write(`${RELAY_USAGE}\n`);
+    return;
+  }
+  const log = createRelayLogger(parsed.logLevel);
+  const config = await withDiscoveredAddresses(parsed, log);
+  const server = new RelayServer(config, (event) => (event.event === "request-failed" ? log.warn(event) : log.info(event)));
+  const listeners = await startListeners(server);
+  let metricsToken = config.prometheus?.token ?? null;
+  const ops = await startMetrics(config, server, () => metricsToken);
+  log.info({
+    event: "listening",
+    listeners,
+    relayPorts: `${config.minPort}-${config.maxPort}`,
+    realm: config.realm,
+    ...(ops !== null && { metrics: { address: ops.listener.address, port: ops.listener.port } }),
+  });
+
   let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) process.exit(1);
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ event: "stopping-now", signal, allocations: server.allocationCount });
+      process.exit(1);
+    }
     stopping = true;
-    log({ level: "info", event: "stopping", signal });
-    void server.stop().then(() => process.exit(0));
+    server.drain();
+    const live = server.allocationCount;
+    log.info({ event: "stopping", signal, allocations: live, drainTimeoutSeconds: config.drainTimeoutSeconds });
+    if (config.drainTimeoutSeconds > 0 && live > 0) {
+      const idle = await server.whenIdle(config.drainTimeoutSeconds * 1000);
+      log.info({ event: "drained", reason: idle ? "every allocation ended" : "drain timeout", allocations: server.allocationCount });
+    }
+    await server.stop();
+    await ops?.listener.close();
+    process.exit(0);
   };
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGTERM", () => stop("SIGTERM"));
+  const reload = () => {
+    try {
+      const next = parseRelayArgs(argv, process.env);
+      if (next.help) return;
+      const applied = server.reload(next.config);
+      // The metrics listener itself stays where it is; only its token can change without a restart.
+      if (ops !== null) metricsToken = next.config.prometheus?.token ?? null;
+      ops?.metrics.countReload("ok");
+      log.info({ event: "reloaded", secretCount: applied.secrets, tls: applied.tls, metricsToken: metricsToken !== null });
+    } catch (error) {
+      ops?.metrics.countReload("failed");
+      // RelayConfigError messages never quote a secret; file errors name paths only.
+      log.error({ event: "reload-failed", error: error instanceof Error ? error.message : String(error), keeping: "the running secrets and certificate" });
+    }
+  };
+  process.on("SIGINT", (signal) => void stop(signal));
+  process.on("SIGTERM", (signal) => void stop(signal));
+  process.on("SIGHUP", reload);
 }
 
 void main();

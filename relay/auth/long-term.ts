@@ -53,8 +53,23 @@ export interface AuthSuccess {
   readonly integrity: "message-integrity" | "message-integrity-sha256";
 }
 
+/**
+ * Why a credential was refused, for metrics (a small fixed set: never the username):
+ * no-credentials is the first, unsigned request of every client's dance, not an attack.
+ */
+export type AuthFailureKind =
+  | "no-credentials"
+  | "bad-request"
+  | "stale-nonce"
+  | "wrong-realm"
+  | "expired"
+  | "bad-username"
+  | "bad-integrity"
+  | "internal-error";
+
 export interface AuthFailure {
   readonly ok: false;
+  readonly kind: AuthFailureKind;
   /** 400 Bad Request, 401 Unauthenticated, 438 Stale Nonce. For 401 and 438 answer with `challenge()`'s REALM and NONCE. */
   readonly code: 400 | 401 | 438;
   /** Short ASCII text (under 128 characters, no client-supplied content), fit for the ERROR-CODE reason phrase. */
@@ -73,12 +88,12 @@ export interface Challenge {
   readonly nonce: string;
 }
 
-function fail(code: 400 | 401 | 438, reason: string): AuthFailure {
-  return { ok: false, code, reason };
+function fail(kind: AuthFailureKind, code: 400 | 401 | 438, reason: string): AuthFailure {
+  return { ok: false, kind, code, reason };
 }
 
 export class LongTermAuthenticator {
-  private readonly keyring: TurnKeyring;
+  private keyring: TurnKeyring;
   private readonly realm: string;
   private readonly nonces: NonceIssuer;
   private readonly policy: Required<Pick<ExpiryPolicy, "clockSkewSeconds" | "maxTtlSeconds">>;
@@ -104,6 +119,20 @@ export class LongTermAuthenticator {
     this.keyCacheSize = keyCacheSize;
   }
 
+  /** How many secrets credentials are checked against. */
+  get secretCount(): number {
+    return this.keyring.secrets.length;
+  }
+
+  /**
+   * Checks credentials against new secrets from now on (SIGHUP after a secret rotation). Cached keys
+   * were derived from the old secrets, so they go; live allocations keep the key they were made with.
+   */
+  replaceKeyring(keyring: TurnKeyring): void {
+    this.keyring = keyring;
+    this.keyCache.clear();
+  }
+
   /** How many usernames have cached keys (at most `keyCacheSize`). */
   get cachedKeyCount(): number {
     return this.keyCache.size;
@@ -123,7 +152,7 @@ export class LongTermAuthenticator {
       return await this.check(message, clientKey, nowMs, options);
     } catch {
       // Nothing above should throw; if something does, fail closed and let the client retry.
-      return fail(401, "Unauthenticated: the credentials could not be checked");
+      return fail("internal-error", 401, "Unauthenticated: the credentials could not be checked");
     }
   }
 
@@ -131,7 +160,7 @@ export class LongTermAuthenticator {
     const integrity = message.messageIntegritySha256 !== undefined ? "message-integrity-sha256" : "message-integrity";
     if (message.messageIntegritySha256 === undefined && message.messageIntegrity === undefined) {
       // The answer to an unsigned request is sent to anyone who asks: keep it short (amplification).
-      return fail(401, "Unauthenticated");
+      return fail("no-credentials", 401, "Unauthenticated");
     }
 
     const username = textAttribute(message, AttributeType.Username, "USERNAME");
@@ -142,10 +171,10 @@ export class LongTermAuthenticator {
     if (!nonce.ok) return nonce.failure;
 
     const nonceCheck = this.nonces.check(nonce.value, clientKey, nowMs);
-    if (nonceCheck === "stale") return fail(438, "Stale Nonce: retry with the new NONCE");
-    if (nonceCheck !== "valid") return fail(438, "Stale Nonce: the NONCE is not one this server gave this client; retry with the new one");
+    if (nonceCheck === "stale") return fail("stale-nonce", 438, "Stale Nonce: retry with the new NONCE");
+    if (nonceCheck !== "valid") return fail("stale-nonce", 438, "Stale Nonce: the NONCE is not one this server gave this client; retry with the new one");
 
-    if (realm.value !== this.realm) return fail(401, "Unauthenticated: wrong REALM; use the one in this response");
+    if (realm.value !== this.realm) return fail("wrong-realm", 401, "Unauthenticated: wrong REALM; use the one in this response");
 
     const checked = checkTurnUsername(username.value, {
       now: Math.floor(nowMs / 1000),
@@ -155,28 +184,30 @@ export class LongTermAuthenticator {
     if (!checked.ok) {
       switch (checked.reason) {
         case "expired":
-          return fail(401, "Unauthenticated: the TURN credential has expired; fetch a new one");
+          return fail("expired", 401, "Unauthenticated: the TURN credential has expired; fetch a new one");
         case "too-far-ahead":
-          return fail(401, "Unauthenticated: the TURN credential expires later than any issued one");
+          return fail("bad-username", 401, "Unauthenticated: the TURN credential expires later than any issued one");
         default:
-          return fail(401, "Unauthenticated: USERNAME is not a TURN REST username (<unix-expiry>:<user-id>)");
+          return fail("bad-username", 401, "Unauthenticated: USERNAME is not a TURN REST username (<unix-expiry>:<user-id>)");
       }
     }
 
     const algorithmProblem = passwordAlgorithmProblem(message);
-    if (algorithmProblem !== undefined) return fail(400, algorithmProblem);
+    if (algorithmProblem !== undefined) return fail("bad-request", 400, algorithmProblem);
 
     const cached = this.keyCache.get(username.value);
-    const keys = cached ?? (await this.deriveKeys(username.value));
+    const keyring = this.keyring;
+    const keys = cached ?? (await this.deriveKeys(keyring, username.value));
     const verify = integrity === "message-integrity-sha256" ? verifyMessageIntegritySha256 : verifyMessageIntegrity;
     let matched: Buffer | undefined;
     // Every key is tried, so the time taken does not tell which secret (if any) matched.
     for (const key of keys) {
       if (verify(message, key) && matched === undefined) matched = key;
     }
-    if (matched === undefined) return fail(401, "Unauthenticated: MESSAGE-INTEGRITY does not match; check the TURN credential");
+    if (matched === undefined) return fail("bad-integrity", 401, "Unauthenticated: MESSAGE-INTEGRITY does not match; check the TURN credential");
 
-    this.remember(username.value, keys, cached !== undefined);
+    // Keys derived from secrets a reload replaced meanwhile are not kept.
+    if (keyring === this.keyring) this.remember(username.value, keys, cached !== undefined);
     return {
       ok: true,
       username: username.value,
@@ -187,8 +218,8 @@ export class LongTermAuthenticator {
     };
   }
 
-  private async deriveKeys(username: string): Promise<readonly Buffer[]> {
-    const passwords = await this.keyring.passwords(username);
+  private async deriveKeys(keyring: TurnKeyring, username: string): Promise<readonly Buffer[]> {
+    const passwords = await keyring.passwords(username);
     return passwords.map((password) => longTermKey(username, this.realm, password));
   }
 
@@ -211,10 +242,10 @@ function textAttribute(message: StunMessage, type: number, name: string): TextAt
   const attribute = findAttribute(message, type);
   if (attribute === undefined) {
     const hint = type === AttributeType.Username ? " (USERHASH is not supported)" : "";
-    return { ok: false, failure: fail(400, `Bad Request: MESSAGE-INTEGRITY without ${name}${hint}`) };
+    return { ok: false, failure: fail("bad-request", 400, `Bad Request: MESSAGE-INTEGRITY without ${name}${hint}`) };
   }
   const text = readText(message, attribute);
-  if (!text.ok) return { ok: false, failure: fail(400, `Bad Request: ${name} is not valid UTF-8 text within the RFC limits`) };
+  if (!text.ok) return { ok: false, failure: fail("bad-request", 400, `Bad Request: ${name} is not valid UTF-8 text within the RFC limits`) };
   return { ok: true, value: text.value };
 }
 

@@ -5,7 +5,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket as NetSocket } from "node:net";
-import { createServer as createTlsServer } from "node:tls";
+import { createSecureContext, createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import { TurnKeyring } from "../../shared/turn/credentials.js";
 import { Allocation, type AllocationOwner, type ClientLink } from "../allocation/allocation.js";
 import { AllocationTable } from "../allocation/allocation-table.js";
@@ -30,7 +30,8 @@ import { handleChannelBind } from "./handlers/channel-bind.js";
 import { handleCreatePermission } from "./handlers/create-permission.js";
 import { handleRefresh } from "./handlers/refresh.js";
 import { handleSendIndication } from "./handlers/send.js";
-import { buildResponse, failure, type Answer } from "./responses.js";
+import { buildResponse, failure, refused, type Answer } from "./responses.js";
+import { RelayStats } from "./stats.js";
 import { TransactionCache } from "./transaction-cache.js";
 import { streamClientLink } from "../transport/stream.js";
 import { StreamFramer } from "../transport/stream-framer.js";
@@ -54,6 +55,20 @@ export interface ListenerAddress {
   port: number;
 }
 
+/** What /readyz reports: ready, or why not. */
+export interface Readiness {
+  ready: boolean;
+  /** Empty when ready; otherwise what an operator should look at. */
+  problems: string[];
+}
+
+/** What SIGHUP re-reads: the secrets and the TLS files (the paths may have changed too). */
+export interface ReloadableSettings {
+  secrets: readonly string[];
+  certFile: string | null;
+  keyFile: string | null;
+}
+
 /** Connections a stream listener accepts at once; each costs a file descriptor. */
 export const MAX_STREAM_CONNECTIONS = 10_000;
 /** A TCP/TLS connection with no allocation and no traffic for this long is closed. */
@@ -69,8 +84,16 @@ export class RelayServer implements TurnContext {
   private readonly listeners: Socket[] = [];
   private readonly streamListeners: NetServer[] = [];
   private readonly connections = new Set<NetSocket>();
+  private readonly tlsServers: TlsServer[] = [];
   private sweepTimer: NodeJS.Timeout | null = null;
+  private started = false;
   private stopped = false;
+  /** Set by `drain()`: new allocations are refused, live ones carry on. */
+  private draining = false;
+  /** Called whenever an allocation ends while someone waits for the table to empty. */
+  private readonly idleWaiters = new Set<() => void>();
+  /** Counters for the metrics; plain integers, nothing per packet. */
+  readonly stats = new RelayStats();
   /** Answers to requests without a valid credential, per source IP: the relay is no amplifier. */
   private readonly unauthenticated: SourceRateLimiter;
   /** bps-capacity: all allocations together; null when unlimited. */
@@ -118,9 +141,12 @@ export class RelayServer implements TurnContext {
     for (const ip of this.config.listeningIps) {
       bound.push(...(await this.listenUdpAndTcp(ip)));
       if (tls !== null && this.config.tlsListeningPort !== null) {
-        bound.push(await this.listenStream(createTlsServer(tls), "tls", ip, this.config.tlsListeningPort));
+        const server = createTlsServer(tls);
+        bound.push(await this.listenStream(server, "tls", ip, this.config.tlsListeningPort));
+        this.tlsServers.push(server);
       }
     }
+    this.started = true;
     this.self = new SelfGuard(
       bound.map((listener) => listener.port),
       this.config.listeningIps,
@@ -202,6 +228,70 @@ export class RelayServer implements TurnContext {
     return { transport, address: address.address, port: address.port };
   }
 
+  /** Whether the relay is serving and taking new allocations, or what stands in the way (/readyz). */
+  readiness(): Readiness {
+    const problems: string[] = [];
+    if (!this.started) problems.push("the listeners are not bound yet");
+    if (this.draining) problems.push("draining: new allocations are refused");
+    if (this.stopped) problems.push("stopped");
+    if (this.auth.secretCount === 0) problems.push("no secret loaded");
+    return { ready: problems.length === 0, problems };
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /**
+   * Stops taking new allocations (an Allocate is answered 508, so clients move on to another relay)
+   * while live allocations carry on relaying until they end. Listeners stay open: a UDP client's
+   * Refresh, permissions and data come through them.
+   */
+  drain(): void {
+    this.draining = true;
+  }
+
+  /** Resolves true once no allocation is left, or false after `timeoutMs` with some still live. */
+  whenIdle(timeoutMs: number): Promise<boolean> {
+    if (this.table.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let settled = false;
+      const finish = (idle: boolean) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.idleWaiters.delete(check);
+        resolve(idle);
+      };
+      // The last allocation often ends inside a request (a Refresh with LIFETIME 0): its answer is
+      // sent later in this tick, so the waiter is told on the next turn, before anything stops.
+      const check = () => {
+        if (this.table.size === 0) setImmediate(() => finish(this.table.size === 0));
+      };
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      this.idleWaiters.add(check);
+    });
+  }
+
+  /**
+   * Takes new secrets and TLS files without touching live allocations (SIGHUP). Everything is read
+   * and checked first, so a bad file throws and leaves the running settings as they were.
+   */
+  reload(settings: ReloadableSettings): { secrets: number; tls: boolean } {
+    const keyring = new TurnKeyring(settings.secrets);
+    let context = null;
+    if (this.tlsServers.length > 0) {
+      if (settings.certFile === null || settings.keyFile === null) throw new Error("TLS is listening, so --cert and --pkey cannot be taken away by a reload; restart the relay to turn TLS off");
+      const files = { cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) };
+      // Throws when the key does not match the certificate, before anything is swapped.
+      createSecureContext(files);
+      context = files;
+    }
+    this.auth.replaceKeyring(keyring);
+    if (context !== null) for (const server of this.tlsServers) server.setSecureContext(context);
+    return { secrets: keyring.secrets.length, tls: context !== null };
+  }
+
   /** Closes every allocation (their ports go back to the pool) and every listener. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -214,6 +304,7 @@ export class RelayServer implements TurnContext {
     for (const connection of this.connections) connection.destroy();
     this.listeners.length = 0;
     this.streamListeners.length = 0;
+    this.tlsServers.length = 0;
     await Promise.all(closing);
   }
 
@@ -295,13 +386,16 @@ export class RelayServer implements TurnContext {
     if (cached === "pending") return;
     if (cached !== undefined) return link.sendStun(cached);
 
-    const respond = (answer: Answer, auth?: AuthSuccess) =>
-      buildResponse(message, answer, { software: this.config.software, ...(auth !== undefined && { signature: auth }) });
+    const respond = (answer: Answer, auth?: AuthSuccess) => {
+      this.stats.countAnswer(message.method, answer);
+      return buildResponse(message, answer, { software: this.config.software, ...(auth !== undefined && { signature: auth }) });
+    };
     // An answer to a request without a valid credential goes to whoever the source address claims
     // to be: over UDP that may be a spoofed victim, so such answers are rate-limited per source.
     // The answer is built only once the limit allows it, so a throttled flood costs no work.
     const answerUnauthenticated = (answer: () => Answer) => {
       if (link.transport !== "udp" || this.unauthenticated.allow(link.address.address, now)) link.sendStun(respond(answer()));
+      else this.stats.rateLimitedAnswers++;
     };
 
     if (message.unknownComprehensionRequired.length > 0) {
@@ -321,6 +415,7 @@ export class RelayServer implements TurnContext {
         (!this.config.strictExpiry || isDeletion(message));
       const auth = await this.auth.authenticate(message, link.key, now, { acceptExpiredCredential });
       if (!auth.ok) {
+        this.stats.countAuthFailure(auth.kind);
         this.transactions.forget(transactionKey);
         return answerUnauthenticated(() => failure(auth.code, auth.reason, auth.code === 400 ? [] : this.challengeAttributes(link.key, now)));
       }
@@ -363,8 +458,9 @@ export class RelayServer implements TurnContext {
     const busy: number[] = [];
     try {
       for (let attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
+        if (this.draining) return refused("draining", 508, "Insufficient Capacity: the relay is draining; use another relay");
         const port = this.ports.take(request.evenPort);
-        if (port === null) return failure(508, "Insufficient Capacity: no relay port is free");
+        if (port === null) return refused("no-relay-port", 508, "Insufficient Capacity: no relay port is free");
         const socket = createSocket({ type: request.family === 6 ? "udp6" : "udp4", ipv6Only: request.family === 6 });
         const bound = await new Promise<boolean>((resolve) => {
           socket.once("error", () => resolve(false));
@@ -375,10 +471,15 @@ export class RelayServer implements TurnContext {
           socket.close();
           continue;
         }
-        const refused = this.stopped ? failure(508, "Insufficient Capacity: the relay is stopping") : request.admit();
-        if (refused !== null) {
+        // Checked again after the bind: a drain or another request may have come meanwhile.
+        const refusal = this.stopped
+          ? failure(508, "Insufficient Capacity: the relay is stopping")
+          : this.draining
+            ? refused("draining", 508, "Insufficient Capacity: the relay is draining; use another relay")
+            : request.admit();
+        if (refusal !== null) {
           socket.close(() => this.ports.release(port));
-          return refused;
+          return refusal;
         }
         socket.on("error", () => {});
         const allocation = new Allocation(link, owner, socket, this.advertised(relayIp, port, request.family), {
@@ -388,10 +489,11 @@ export class RelayServer implements TurnContext {
         sharedBandwidth: this.bandwidth,
       }, request.transactionId, request.lifetimeMs);
         this.table.add(allocation);
+        this.stats.allocationsOpened[link.transport]++;
         this.onEvent({ event: "allocation-start", client: link.key, relayed: `${allocation.relayedAddress.address}:${port}`, user: owner.userId });
         return allocation;
       }
-      return failure(508, "Insufficient Capacity: could not bind a relay port");
+      return refused("no-relay-port", 508, "Insufficient Capacity: could not bind a relay port");
     } finally {
       for (const port of busy) this.ports.release(port);
     }
@@ -400,6 +502,7 @@ export class RelayServer implements TurnContext {
   closeAllocation(allocation: Allocation, reason: string, onClosed?: () => void): void {
     if (allocation.closed) return onClosed?.();
     this.table.remove(allocation);
+    this.stats.addEndedTraffic(allocation.traffic);
     const port = allocation.relaySocket.address().port;
     allocation.close(() => {
       this.ports.release(port);
@@ -413,6 +516,7 @@ export class RelayServer implements TurnContext {
       seconds: Math.round((Date.now() - allocation.createdAt) / 1000),
       ...allocation.traffic,
     });
+    for (const waiter of [...this.idleWaiters]) waiter();
   }
 
   /** The relayed address clients are told: the bound one, or its external-ip mapping. */

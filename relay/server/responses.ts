@@ -8,10 +8,16 @@ import { buildStunMessage, type StunAttributeValue } from "../stun/builder.js";
 import { encodeErrorCode, encodeText } from "../stun/attributes.js";
 import type { StunMessage } from "../stun/message.js";
 
+/**
+ * Why a request was refused when the reason is one operators watch (a metric counts each):
+ * a quota, the port range, the peer policy, or a drain in progress.
+ */
+export type RefusalKind = "user-quota" | "total-quota" | "no-relay-port" | "peer-denied" | "draining";
+
 /** What a method handler decides; the server turns it into bytes. */
 export type Answer =
   | { ok: true; attributes: StunAttributeValue[] }
-  | { ok: false; code: number; reason: string; attributes?: StunAttributeValue[] };
+  | { ok: false; code: number; reason: string; attributes?: StunAttributeValue[]; refusal?: RefusalKind };
 
 export function success(attributes: StunAttributeValue[] = []): Answer {
   return { ok: true, attributes };
@@ -19,6 +25,11 @@ export function success(attributes: StunAttributeValue[] = []): Answer {
 
 export function failure(code: number, reason: string, attributes?: StunAttributeValue[]): Answer {
   return attributes === undefined ? { ok: false, code, reason } : { ok: false, code, reason, attributes };
+}
+
+/** A failure operators count (see RefusalKind). */
+export function refused(refusal: RefusalKind, code: number, reason: string): Answer {
+  return { ok: false, code, reason, refusal };
 }
 
 export interface ResponseOptions {

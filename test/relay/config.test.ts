@@ -85,6 +85,11 @@ describe("defaults", () => {
       strictExpiry: false,
       credentialClockSkew: 30,
       software: null,
+      configFile: null,
+      logLevel: "info",
+      prometheus: null,
+      drainTimeoutSeconds: 0,
+      externalIpStunServer: null,
     } satisfies RelayConfig);
   });
 
@@ -264,6 +269,11 @@ describe("environment variables", () => {
       strictExpiry: true,
       credentialClockSkew: 5,
       software: "relaykit",
+      configFile: null,
+      logLevel: "info",
+      prometheus: null,
+      drainTimeoutSeconds: 0,
+      externalIpStunServer: null,
     } satisfies RelayConfig);
   });
 
@@ -423,6 +433,14 @@ describe("--help", () => {
     "unauthenticated-rate",
     "unauthenticated-burst",
     "software",
+    "config",
+    "log-level",
+    "prometheus",
+    "prometheus-port",
+    "prometheus-address",
+    "prometheus-token-file",
+    "drain-timeout",
+    "external-ip-stun-server",
   ];
 
   it("is asked for with --help, whatever else is in the environment", () => {
@@ -434,10 +452,11 @@ describe("--help", () => {
     for (const option of OPTIONS) {
       const line = RELAY_USAGE.split("\n").findIndex((text) => text.startsWith(`  --${option} `) || text === `  --${option}` || new RegExp(`^  --${option}\\s`).test(text));
       expect(line, option).toBeGreaterThan(-1);
-      const next = RELAY_USAGE.split("\n")[line + 1] ?? "";
+      // A long flag has its help on a line of its own; the default comes on the line after the help.
+      const next = RELAY_USAGE.split("\n").slice(line + 1, line + 3).find((text) => text.trim().startsWith("default:")) ?? "";
       expect(next, option).toMatch(new RegExp(`default: .+; env: RELAY_${option.toUpperCase().replace(/-/g, "_")}\\b`));
     }
-    expect(RELAY_USAGE).toContain("command-line flag > environment variable > default");
+    expect(RELAY_USAGE).toContain("command-line flag > environment variable > config file > default");
     expect(RELAY_USAGE).toContain("RELAY_SECRETS");
     expect(RELAY_USAGE).toMatch(/--tls-listening-port N .*443/);
     expect(RELAY_USAGE).toMatch(/default: 5349 with --cert and --pkey/);
@@ -452,5 +471,116 @@ describe("--help", () => {
     // And nothing the parser accepts is missing from the list above.
     const listed = [...RELAY_USAGE.matchAll(/^ {2}--([a-z-]+)/gm)].map((match) => match[1]).filter((name) => name !== "help");
     expect(listed.sort()).toEqual([...OPTIONS].sort());
+  });
+});
+
+describe("config file", () => {
+  it("reads coturn's name=value format: switches, repeated lists, comments, a tolerated leading --", async () => {
+    const path = await secretFile(
+      "relay.conf",
+      [
+        "# the relay on a cloud VM",
+        "listening-ip=127.0.0.1",
+        "listening-ip = ::1",
+        "",
+        "  realm=from-file  ",
+        "--min-port=50000",
+        "max-port=50100",
+        "allow-loopback-peers",
+        "strict-expiry=false",
+        `static-auth-secret=${SECRET}#with-a-hash`,
+        "external-ip=198.51.100.1/127.0.0.1",
+        "log-level=warn",
+        "drain-timeout=120",
+      ].join("\n"),
+    );
+    expect(config([`--config=${path}`])).toMatchObject({
+      listeningIps: ["127.0.0.1", "::1"],
+      realm: "from-file",
+      minPort: 50000,
+      maxPort: 50100,
+      allowLoopbackPeers: true,
+      strictExpiry: false,
+      secrets: [`${SECRET}#with-a-hash`],
+      externalIps: [{ public: "198.51.100.1", private: "127.0.0.1" }],
+      logLevel: "warn",
+      drainTimeoutSeconds: 120,
+      configFile: path,
+    });
+    expect(config([], { RELAY_CONFIG: path }).realm).toBe("from-file");
+  });
+
+  it("ranks below flags and the environment, above the defaults, option by option", async () => {
+    const path = await secretFile("ranked.conf", `listening-ip=127.0.0.1\nstatic-auth-secret=${SECRET}\nrealm=file\nmin-port=50000\nmax-port=50100\nlistening-port=4000\nno-udp=true\n`);
+    const parsed = config([`--config=${path}`, "--realm=flag", "--listening-ip=::1"], { RELAY_MIN_PORT: "50050", RELAY_REALM: "env", RELAY_NO_UDP: "false" });
+    expect(parsed).toMatchObject({ realm: "flag", minPort: 50050, maxPort: 50100, listeningPort: 4000, udp: true, listeningIps: ["::1"], maxBps: 0 });
+    // A list from the environment replaces the file's list entirely, as a flag replaces the variable.
+    expect(config([`--config=${path}`], { RELAY_LISTENING_IP: "::1" }).listeningIps).toEqual(["::1"]);
+  });
+
+  it("names the option, the file and the line in errors, and never quotes a secret", async () => {
+    const bad = async (name: string, text: string) => failure([`--config=${await secretFile(name, text)}`, "--listening-ip=127.0.0.1", `--static-auth-secret=${SECRET}`]);
+    const dirPath = (name: string) => join(dir, name);
+    expect(await bad("port.conf", "# ports\nmin-port=70000\n")).toBe(`min-port in ${dirPath("port.conf")} line 2 is "70000"; it must be a whole number from 1 to 65535`);
+    expect(await bad("unknown.conf", "listening-port=3478\nbogus-option=1\n")).toBe(`${dirPath("unknown.conf")} line 2: unknown option "bogus-option"; write name=value with an option from --help`);
+    expect(await bad("twice.conf", "realm=a\nrealm=b\n")).toBe(`${dirPath("twice.conf")} line 2: realm is given again (first on line 1); it takes one value`);
+    expect(await bad("bare.conf", "realm\n")).toBe(`${dirPath("bare.conf")} line 1: realm needs a value; write realm=VALUE`);
+    expect(await bad("switch.conf", "strict-expiry=maybe\n")).toBe(`strict-expiry in ${dirPath("switch.conf")} line 1 is "maybe"; it must be true, false, 1 or 0`);
+    expect(await bad("nested.conf", "config=/etc/other.conf\n")).toMatch(/line 1: config cannot be set in a config file/);
+    // A line that is only a secret (a mistake) is not echoed back.
+    const straySecret = "Zq9+bare/Secret";
+    const stray = await bad("stray.conf", `${straySecret}\n`);
+    expect(stray).toMatch(/line 1: unknown option \(not shown\)/);
+    expect(stray).not.toContain(straySecret);
+    // One that looks like an option name is quoted, unless it is a known secret.
+    expect(await bad("stray-known.conf", `${SECRET}\n`)).toMatch(/line 1: unknown option "<secret>"/);
+    // A secret given in the file is scrubbed from a later error that quotes it.
+    const fileSecret = "file-secret-0b5e9d";
+    expect(failure([`--config=${await secretFile("secret.conf", `static-auth-secret=${fileSecret}\nlistening-ip=127.0.0.1\nrealm=${fileSecret}${"x".repeat(130)}\n`)}`])).not.toContain(fileSecret);
+    expect(failure(["--config=/nonexistent/relay.conf"])).toBe('--config "/nonexistent/relay.conf" cannot be read (there is no such file); it must be a readable config file');
+    expect(failure([], { RELAY_CONFIG: dir })).toBe(`RELAY_CONFIG ${JSON.stringify(dir)} is not a file; it must be a readable config file`);
+  });
+});
+
+describe("operations options", () => {
+  it("turns on the metrics listener with its defaults, or where it is told", async () => {
+    expect(config([...BASE, "--prometheus"]).prometheus).toEqual({ address: "127.0.0.1", port: 9641, token: null });
+    const tokenFile = await secretFile("metrics-token", "\n  s3cr3t-metrics-token \n");
+    expect(config([...BASE, "--prometheus", "--prometheus-port=9100", "--prometheus-address=::", `--prometheus-token-file=${tokenFile}`]).prometheus).toEqual({
+      address: "::",
+      port: 9100,
+      token: "s3cr3t-metrics-token",
+    });
+    expect(config(BASE, { RELAY_PROMETHEUS: "1", RELAY_PROMETHEUS_PORT: "9000" }).prometheus).toEqual({ address: "127.0.0.1", port: 9000, token: null });
+  });
+
+  it("refuses metrics options without --prometheus, bad addresses and empty token files, naming the option", async () => {
+    expect(failure([...BASE, "--prometheus-port=9000"])).toBe("--prometheus-port is given without --prometheus: turn the metrics listener on with --prometheus (or RELAY_PROMETHEUS=1)");
+    expect(failure([...BASE, "--prometheus", "--prometheus-address=localhost"])).toBe('--prometheus-address "localhost" is not an IP address');
+    expect(failure([...BASE], { RELAY_PROMETHEUS: "1", RELAY_PROMETHEUS_PORT: "65536" })).toBe('RELAY_PROMETHEUS_PORT is "65536"; it must be a whole number from 0 to 65535');
+    const empty = await secretFile("empty-token", "\n");
+    expect(failure([...BASE, "--prometheus", `--prometheus-token-file=${empty}`])).toBe(`--prometheus-token-file ${JSON.stringify(empty)} is empty; it must hold the metrics bearer token`);
+    const twoWords = await secretFile("two-word-token", "one-token-secret another");
+    const message = failure([...BASE, "--prometheus", `--prometheus-token-file=${twoWords}`]);
+    expect(message).toMatch(/--prometheus-token-file .* holds more than one word/);
+    expect(message).not.toContain("one-token-secret");
+  });
+
+  it("reads the drain timeout, the log level and the STUN server for discovery", () => {
+    expect(config([...BASE, "--drain-timeout=300"]).drainTimeoutSeconds).toBe(300);
+    expect(failure([...BASE, "--drain-timeout=-1"])).toMatch(/^--drain-timeout/);
+    expect(failure([...BASE, "--drain-timeout=86401"])).toBe('--drain-timeout is "86401"; it must be a whole number of seconds from 0 to 86400');
+    expect(config([...BASE, "--log-level=DEBUG"]).logLevel).toBe("debug");
+    expect(failure([...BASE, "--log-level=verbose"])).toBe('--log-level is "verbose"; it must be one of trace, debug, info, warn, error, fatal, silent');
+    const stun = (value: string) => config([...BASE, `--external-ip-stun-server=${value}`]).externalIpStunServer;
+    expect(stun("stun.example.com")).toEqual({ host: "stun.example.com", port: 3478 });
+    expect(stun("192.0.2.1:19302")).toEqual({ host: "192.0.2.1", port: 19302 });
+    expect(stun("2001:db8::1")).toEqual({ host: "2001:db8::1", port: 3478 });
+    expect(stun("[2001:db8::1]:3479")).toEqual({ host: "2001:db8::1", port: 3479 });
+    expect(failure([...BASE, "--external-ip-stun-server=host:99999"])).toMatch(/^--external-ip-stun-server "host:99999" must be HOST or HOST:PORT/);
+    expect(failure([...BASE, "--external-ip-stun-server=bad host"])).toMatch(/^--external-ip-stun-server "bad host" must be HOST/);
+    expect(failure([...BASE, "--external-ip-stun-server=192.0.2.1", "--external-ip=198.51.100.1"])).toMatch(
+      /^--external-ip-stun-server and --external-ip are both given/,
+    );
   });
 });

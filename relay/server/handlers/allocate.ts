@@ -16,7 +16,7 @@ import { findAttribute } from "../../stun/message.js";
 import { DEFAULT_ALLOCATION_LIFETIME_SECONDS } from "../../config.js";
 import type { Allocation } from "../../allocation/allocation.js";
 import type { RelayRequest, TurnContext } from "../context.js";
-import { failure, success, type Answer } from "../responses.js";
+import { failure, refused, success, type Answer } from "../responses.js";
 
 /** The answer to a successful Allocate, also resent for a retransmission of it. */
 export function allocateSuccess(allocation: Allocation, request: RelayRequest): Answer {
@@ -32,10 +32,10 @@ export function allocateSuccess(allocation: Allocation, request: RelayRequest): 
 function admission(ctx: TurnContext, clientKey: string, userId: string): Answer | null {
   if (ctx.table.byKey(clientKey) !== undefined) return failure(437, "Allocation Mismatch: this client already has an allocation");
   if (ctx.config.userQuota > 0 && ctx.table.countForUser(userId) >= ctx.config.userQuota) {
-    return failure(486, "Allocation Quota Reached: this user holds the most allocations allowed");
+    return refused("user-quota", 486, "Allocation Quota Reached: this user holds the most allocations allowed");
   }
   if (ctx.config.totalQuota > 0 && ctx.table.size >= ctx.config.totalQuota) {
-    return failure(508, "Insufficient Capacity: the relay holds the most allocations allowed");
+    return refused("total-quota", 508, "Insufficient Capacity: the relay holds the most allocations allowed");
   }
   return null;
 }

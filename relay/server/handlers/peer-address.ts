@@ -6,7 +6,7 @@ import type { Allocation } from "../../allocation/allocation.js";
 import { readXorAddress, type TransportAddress } from "../../stun/attributes.js";
 import type { StunAttributeRef, StunMessage } from "../../stun/message.js";
 import type { PeerPolicy } from "../context.js";
-import { failure, type Answer } from "../responses.js";
+import { failure, refused, type Answer } from "../responses.js";
 
 export function checkPeerAddress(
   message: StunMessage,
@@ -20,7 +20,7 @@ export function checkPeerAddress(
   if (peer.family !== allocation.relayedAddress.family) {
     return { ok: false, answer: failure(443, "Peer Address Family Mismatch") };
   }
-  if (!peers.isAllowed(peer.address)) return { ok: false, answer: failure(403, "Forbidden: the relay does not relay to that peer address") };
+  if (!peers.isAllowed(peer.address)) return { ok: false, answer: refused("peer-denied", 403, "Forbidden: the relay does not relay to that peer address") };
   return { ok: true, peer };
 }
 

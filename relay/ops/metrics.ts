@@ -1,0 +1,203 @@
+/**
+ * The relay's Prometheus metrics (prom-client), read from the server when scraped: every relay
+ * metric is a collect callback over the server's plain counters (RelayStats, the allocation
+ * table), so the data path pays nothing for them. Labels come from small fixed sets (transport,
+ * direction, method, result code, reason): never a user, an address or a port.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { TrafficCounters } from "../allocation/allocation.js";
+import type { AuthFailureKind } from "../auth/long-term.js";
+import type { RefusalKind } from "../server/responses.js";
+import type { RelayServer } from "../server/relay-server.js";
+import { TRANSPORTS, type ClientTransport } from "../server/stats.js";
+
+/** Every metric of the relay's own starts with this; process and Node metrics keep their standard names. */
+export const METRIC_PREFIX = "relay_";
+
+const AUTH_FAILURE_KINDS: readonly AuthFailureKind[] = [
+  "no-credentials",
+  "bad-request",
+  "stale-nonce",
+  "wrong-realm",
+  "expired",
+  "bad-username",
+  "bad-integrity",
+  "internal-error",
+];
+
+/** Label values are snake_case, as Prometheus conventions have them. */
+function label(kind: string): string {
+  return kind.replace(/-/g, "_");
+}
+
+export interface RelayMetrics {
+  readonly registry: Registry;
+  /** Counts a SIGHUP reload, done or refused. */
+  countReload(result: "ok" | "failed"): void;
+}
+
+/** Live allocations' traffic plus the ended ones': never goes down, as a counter must not. */
+function totalTraffic(server: RelayServer): TrafficCounters {
+  const total = { ...server.stats.endedTraffic };
+  for (const allocation of server.table.values()) {
+    const traffic = allocation.traffic;
+    total.packetsToPeers += traffic.packetsToPeers;
+    total.bytesToPeers += traffic.bytesToPeers;
+    total.packetsToClient += traffic.packetsToClient;
+    total.bytesToClient += traffic.bytesToClient;
+    total.droppedFromPeers += traffic.droppedFromPeers;
+    total.droppedOverBandwidth += traffic.droppedOverBandwidth;
+  }
+  return total;
+}
+
+export function createRelayMetrics(server: RelayServer): RelayMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const stats = server.stats;
+
+  new Gauge({
+    name: `${METRIC_PREFIX}allocations_active`,
+    help: "Allocations live now, by the client's transport to the relay.",
+    labelNames: ["transport"],
+    registers,
+    collect() {
+      const active: Record<ClientTransport, number> = { udp: 0, tcp: 0, tls: 0 };
+      for (const allocation of server.table.values()) active[allocation.client.transport]++;
+      for (const transport of TRANSPORTS) this.set({ transport }, active[transport]);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}allocations_total`,
+    help: "Allocations opened since start, by the client's transport to the relay.",
+    labelNames: ["transport"],
+    registers,
+    collect() {
+      this.reset();
+      for (const transport of TRANSPORTS) this.inc({ transport }, stats.allocationsOpened[transport]);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}relayed_bytes_total`,
+    help: "Payload bytes relayed: to_peer (client to peer) and to_client (peer to client).",
+    labelNames: ["direction"],
+    registers,
+    collect() {
+      const scrapeTraffic = totalTraffic(server);
+      this.reset();
+      this.inc({ direction: "to_peer" }, scrapeTraffic.bytesToPeers);
+      this.inc({ direction: "to_client" }, scrapeTraffic.bytesToClient);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}relayed_packets_total`,
+    help: "Datagrams relayed: to_peer (client to peer) and to_client (peer to client).",
+    labelNames: ["direction"],
+    registers,
+    collect() {
+      const scrapeTraffic = totalTraffic(server);
+      this.reset();
+      this.inc({ direction: "to_peer" }, scrapeTraffic.packetsToPeers);
+      this.inc({ direction: "to_client" }, scrapeTraffic.packetsToClient);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}dropped_packets_total`,
+    help: "Datagrams dropped: no_permission (from a peer the client did not permit), bandwidth (over --max-bps or --bps-capacity).",
+    labelNames: ["reason"],
+    registers,
+    collect() {
+      const scrapeTraffic = totalTraffic(server);
+      this.reset();
+      this.inc({ reason: "no_permission" }, scrapeTraffic.droppedFromPeers);
+      this.inc({ reason: "bandwidth" }, scrapeTraffic.droppedOverBandwidth);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}requests_total`,
+    help: "STUN/TURN requests answered, by method and result (success, or the error code).",
+    labelNames: ["method", "result"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [key, count] of stats.requests) {
+        const [method = "other", result = "unknown"] = key.split(" ");
+        this.inc({ method, result }, count);
+      }
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}auth_failures_total`,
+    help: "Requests whose credential was refused, by reason (no_credentials is every client's first, unsigned try).",
+    labelNames: ["reason"],
+    registers,
+    collect() {
+      this.reset();
+      for (const kind of AUTH_FAILURE_KINDS) this.inc({ reason: label(kind) }, stats.authFailures.get(kind) ?? 0);
+    },
+  });
+  const refusals = (kind: RefusalKind) => stats.refusals.get(kind) ?? 0;
+  new Counter({
+    name: `${METRIC_PREFIX}peers_refused_total`,
+    help: "CreatePermission and ChannelBind requests refused because the peer address is denied (private, loopback, metadata, --denied-peer-ip).",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(refusals("peer-denied"));
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}quota_refusals_total`,
+    help: "Allocate requests refused for capacity: user (--user-quota), total (--total-quota), ports (no relay port free), draining.",
+    labelNames: ["quota"],
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ quota: "user" }, refusals("user-quota"));
+      this.inc({ quota: "total" }, refusals("total-quota"));
+      this.inc({ quota: "ports" }, refusals("no-relay-port"));
+      this.inc({ quota: "draining" }, refusals("draining"));
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}rate_limited_total`,
+    help: "Answers to unauthenticated requests not sent: their source went over --unauthenticated-rate.",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(stats.rateLimitedAnswers);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}draining`,
+    help: "1 while the relay drains (SIGTERM with --drain-timeout): new allocations are refused.",
+    registers,
+    collect() {
+      this.set(server.isDraining ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}ports_free`,
+    help: "Relay ports (--min-port..--max-port) not held by an allocation.",
+    registers,
+    collect() {
+      this.set(server.freePorts);
+    },
+  });
+  const reloads = new Counter({
+    name: `${METRIC_PREFIX}reloads_total`,
+    help: "SIGHUP reloads of secrets, TLS certificate and metrics token, by result.",
+    labelNames: ["result"],
+    registers,
+  });
+  const reloadOk = reloads.labels({ result: "ok" });
+  const reloadFailed = reloads.labels({ result: "failed" });
+  reloadOk.inc(0);
+  reloadFailed.inc(0);
+  collectDefaultMetrics({ register: registry });
+
+  return {
+    registry,
+    countReload: (result) => (result === "ok" ? reloadOk : reloadFailed).inc(),
+  };
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// Builds the relay as the container image runs it (relay/Dockerfile's build stage runs exactly this):
+//   OUTDIR/relay.mjs        relay/main.ts and every dependency (pino, prom-client) in one ES module
+//   OUTDIR/healthcheck.mjs  relay/healthcheck.ts, the image's HEALTHCHECK
+//   OUTDIR/package.json     {"type": "module"} and the version: nothing to install
+// No node_modules are needed next to it: `node OUTDIR/relay.mjs --help` runs anywhere Node runs.
+//
+// Usage: node scripts/build-relay.mjs [OUTDIR]   (default dist/relay)
+import { build } from "esbuild";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const outDir = resolve(process.argv[2] ?? join(root, "dist", "relay"));
+const pkg = JSON.parse(await readFile(join(root, "package.json"), "utf8"));
+/** The Node version the image runs; the bundle may use what it has. */
+const TARGET = "node24";
+
+await rm(outDir, { recursive: true, force: true });
+await mkdir(outDir, { recursive: true });
+await build({
+  absWorkingDir: root,
+  entryPoints: { relay: "relay/main.ts", healthcheck: "relay/healthcheck.ts" },
+  outdir: outDir,
+  outExtension: { ".js": ".mjs" },
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: TARGET,
+  // pino and prom-client are CommonJS and require() Node's own modules; an ES module has no require.
+  banner: { js: 'import { createRequire as __relayCreateRequire } from "node:module"; const require = __relayCreateRequire(import.meta.url);' },
+  legalComments: "eof",
+  logLevel: "warning",
+});
+await writeFile(
+  join(outDir, "package.json"),
+  `${JSON.stringify({ name: "relaykit-relay", version: pkg.version, private: true, type: "module", license: pkg.license }, null, 2)}\n`,
+);
