@@ -5,9 +5,18 @@
  * rolls back its own offer on a collision) and the other impolite (it ignores the colliding offer);
  * both sides derive the roles from the two peer ids, so no coordination is needed.
  *
+ * Perfect negotiation resolves glare, but the first exchange of a pair is where both sides always
+ * have something to offer at the same moment, and browsers handle that collision badly (Chromium can
+ * fail the answer after its rollback with "Failed to start SCTP transport"). So the first offer of a
+ * pair comes from one side only: the peer that was already in the room offers as soon as it sees the
+ * newcomer, and the newcomer holds its own until that offer arrives (or `firstOfferWaitMs` passes,
+ * for a peer with nothing to offer). Later renegotiations may collide and are resolved as usual.
+ *
  * The mesh also keeps every connection on the room's current ICE servers: when the Worker's TURN
- * credentials are refreshed it applies them with `setConfiguration` and restarts ICE on calls that
- * are up, so new allocations use the fresh credential.
+ * credentials are refreshed it applies them with `setConfiguration`, and on calls that are up one
+ * side restarts ICE so new allocations use the fresh credentials: the impolite side at once, the
+ * polite side only if no restart from the other side came within a few seconds (the other side's
+ * restart makes it gather anew with its new configuration too).
  */
 import type { JsonValue } from "../signaling/protocol.js";
 import type { IceServer } from "../turn/ice-servers.js";
@@ -51,7 +60,13 @@ export interface MeshOptions<PC extends PeerConnectionLike> {
   filterIceServers?: (servers: IceServer[]) => IceServer[];
   /** ICE restarts after a failure before the mesh gives up on a link. Default 3. */
   maxIceRestarts?: number;
+  /** How long a newcomer waits for the first offer before making its own. Default 5 s. */
+  firstOfferWaitMs?: number;
 }
+
+export const DEFAULT_FIRST_OFFER_WAIT_MS = 5_000;
+/** How long the polite side waits for the other side's ICE restart after new credentials. */
+const POLITE_RESTART_DELAY_MS = 3_000;
 
 /** What the mesh puts in a room signal's `data`. `session` tells a reloaded peer from its old self. */
 export interface MeshSignal {
@@ -103,6 +118,14 @@ interface LinkState<PC extends PeerConnectionLike> extends PeerLink<PC> {
   chain: Promise<void>;
   iceRestarts: number;
   closed: boolean;
+  /** A newcomer's link holds its first offer until the other side's arrives (see the top). */
+  holdingFirstOffer: boolean;
+  /** negotiationneeded fired while the first offer was held. */
+  negotiationHeld: boolean;
+  holdTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Remote descriptions applied so far; tells the polite side whether the other restarted ICE. */
+  remoteDescriptions: number;
+  restartTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
 /** The longest one negotiation step (applying a description, making an offer) may take. */
@@ -144,7 +167,8 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       room.on("welcome", (welcome) => {
         // A session that was not resumed starts over: the others dropped their links to us.
         if (!welcome.resumed) for (const peerId of [...this.state.keys()]) this.closeLink(peerId);
-        for (const peer of welcome.peers) this.ensureLink(peer.id);
+        // We are the newcomer to everyone in the welcome: they offer first.
+        for (const peer of welcome.peers) this.ensureLink(peer.id, true);
       }),
       room.on("peer-joined", (peer) => this.ensureLink(peer.id)),
       room.on("peer-left", (peerId) => this.closeLink(peerId)),
@@ -152,7 +176,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       room.on("ice-servers", () => this.applyConfiguration(true)),
     );
     // A mesh made after the welcome picks up the peers already there.
-    if (room.peerId !== null) for (const peerId of room.peers.keys()) this.ensureLink(peerId);
+    if (room.peerId !== null) for (const peerId of room.peers.keys()) this.ensureLink(peerId, true);
   }
 
   /** The live links, by peer id. */
@@ -191,12 +215,23 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     for (const link of this.state.values()) {
       try {
         link.pc.setConfiguration(configuration);
-        // Only a call that is up needs new candidates now; one still starting gathers with the new
-        // configuration when it next negotiates.
-        if (restart && link.pc.connectionState !== "new" && link.pc.connectionState !== "closed") link.pc.restartIce();
       } catch (error) {
         this.emit("error", link.peerId, asError(error));
+        continue;
       }
+      // Only a call that is up needs new candidates now; one still starting gathers with the new
+      // configuration when it next negotiates.
+      if (!restart || link.pc.connectionState === "new" || link.pc.connectionState === "closed") continue;
+      if (!link.polite) {
+        link.pc.restartIce();
+        continue;
+      }
+      if (link.restartTimer !== undefined) clearTimeout(link.restartTimer);
+      const seen = link.remoteDescriptions;
+      link.restartTimer = setTimeout(() => {
+        link.restartTimer = undefined;
+        if (!link.closed && link.remoteDescriptions === seen) link.pc.restartIce();
+      }, POLITE_RESTART_DELAY_MS);
     }
   }
 
@@ -223,7 +258,8 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     });
   }
 
-  private ensureLink(peerId: string): LinkState<PC> | null {
+  /** `newcomer`: we learned of this peer from our welcome, so it makes the first offer. */
+  private ensureLink(peerId: string, newcomer = false): LinkState<PC> | null {
     if (this.closed || this.room.peerId === null || peerId === this.room.peerId) return null;
     const existing = this.state.get(peerId);
     if (existing !== undefined) return existing;
@@ -239,24 +275,23 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       chain: Promise.resolve(),
       iceRestarts: 0,
       closed: false,
+      holdingFirstOffer: newcomer,
+      negotiationHeld: false,
+      holdTimer: undefined,
+      remoteDescriptions: 0,
+      restartTimer: undefined,
     };
     this.state.set(peerId, link);
+    if (newcomer) {
+      link.holdTimer = setTimeout(() => this.releaseFirstOffer(link), this.options.firstOfferWaitMs ?? DEFAULT_FIRST_OFFER_WAIT_MS);
+    }
 
     pc.onnegotiationneeded = () => {
-      this.enqueue(link, async () => {
-        // Negotiation waits its turn behind signals being handled; by then it may be moot.
-        if (pc.signalingState !== "stable") return;
-        link.makingOffer = true;
-        try {
-          await pc.setLocalDescription();
-          const description = pc.localDescription;
-          if (description !== null && (description.type === "offer" || description.type === "answer")) {
-            this.send(link, { description: { type: description.type, sdp: description.sdp } });
-          }
-        } finally {
-          link.makingOffer = false;
-        }
-      });
+      if (link.holdingFirstOffer) {
+        link.negotiationHeld = true;
+        return;
+      }
+      this.negotiate(link);
     };
     pc.onicecandidate = (event: IceCandidateEventLike) => {
       const candidate = event.candidate;
@@ -275,7 +310,8 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       const state = pc.connectionState;
       this.emit("connection-state", peerId, state);
       if (state === "connected") link.iceRestarts = 0;
-      if (state === "failed" && !link.closed && link.iceRestarts < (this.options.maxIceRestarts ?? 3)) {
+      // Both sides see the failure; the impolite one restarts, so the two restarts cannot collide.
+      if (state === "failed" && !link.polite && !link.closed && link.iceRestarts < (this.options.maxIceRestarts ?? 3)) {
         link.iceRestarts++;
         pc.restartIce();
       }
@@ -290,11 +326,48 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     return link;
   }
 
+  /** Makes an offer when the link is stable (the first one, or a renegotiation). */
+  private negotiate(link: LinkState<PC>): void {
+    const { pc } = link;
+    this.enqueue(link, async () => {
+      // Negotiation waits its turn behind signals being handled; by then it may be moot.
+      if (pc.signalingState !== "stable") return;
+      link.makingOffer = true;
+      try {
+        await pc.setLocalDescription();
+        const description = pc.localDescription;
+        if (description !== null && (description.type === "offer" || description.type === "answer")) {
+          this.send(link, { description: { type: description.type, sdp: description.sdp } });
+        }
+      } finally {
+        link.makingOffer = false;
+      }
+    });
+  }
+
+  /**
+   * Ends a newcomer's wait for the first offer. A negotiationneeded swallowed meanwhile does not
+   * fire again by itself (the flag was already set), so the held offer is made now; after answering
+   * the other side's offer it is a cheap no-change round trip at worst.
+   */
+  private releaseFirstOffer(link: LinkState<PC>): void {
+    if (!link.holdingFirstOffer) return;
+    link.holdingFirstOffer = false;
+    if (link.holdTimer !== undefined) clearTimeout(link.holdTimer);
+    link.holdTimer = undefined;
+    if (link.negotiationHeld && !link.closed) {
+      link.negotiationHeld = false;
+      this.negotiate(link);
+    }
+  }
+
   private closeLink(peerId: string): void {
     const link = this.state.get(peerId);
     if (link === undefined) return;
     link.closed = true;
     this.state.delete(peerId);
+    if (link.holdTimer !== undefined) clearTimeout(link.holdTimer);
+    if (link.restartTimer !== undefined) clearTimeout(link.restartTimer);
     link.pc.onnegotiationneeded = null;
     link.pc.onicecandidate = null;
     link.pc.onconnectionstatechange = null;
@@ -333,11 +406,14 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       // The polite side drops its own offer; an explicit rollback works in every stack.
       if (offerCollision) await pc.setLocalDescription({ type: "rollback" });
       await pc.setRemoteDescription(description);
+      link.remoteDescriptions++;
       if (description.type === "offer") {
         await pc.setLocalDescription();
         const answer = pc.localDescription;
         if (answer !== null && answer.type === "answer") this.send(link, { description: { type: "answer", sdp: answer.sdp } });
       }
+      // The first offer came from the other side, as arranged: now this side may offer too.
+      this.releaseFirstOffer(link);
     }
     if (signal.candidate !== undefined) {
       // A candidate of an ICE generation the remote side has since restarted away from (it was
