@@ -50,6 +50,8 @@ const PROCESS_TIMEOUT_MS = 90_000;
 const SHORT_LIFETIME_S = 10;
 const HOLD_MS = 30_000;
 const REFRESH_TIMEOUT_MS = 100_000;
+/** The credential case: the Worker's TURN credentials live 15 s; the client refreshes at about 12 s. */
+const SHORT_TTL_S = 15;
 
 const SIDES = ["a", "b"] as const;
 
@@ -147,6 +149,48 @@ describe.skipIf(unavailable !== null)("Chromium ↔ Chromium on the demo page, r
       const start = whileUp.find((line) => line.event === "allocation-start" && line.client === carrier.client);
       expect(start?.ageSeconds, JSON.stringify(whileUp)).toBeGreaterThanOrEqual(2.5 * SHORT_LIFETIME_S);
       expect(whileUp.filter((line) => line.event === "allocation-end" && line.client === carrier.client)).toEqual([]);
+    }
+  }, REFRESH_TIMEOUT_MS + 5_000);
+
+  it(`a call outlives its TURN credentials (TTL ${SHORT_TTL_S} s, relay --strict-expiry, call held ${HOLD_MS / 1000} s): the pages fetch fresh ones and restart ICE`, async () => {
+    const { summary, details } = await runBrowserScript<DemoCallSummary>(
+      SCRIPT,
+      ["--transport=udp", `--max-allocate-lifetime=${SHORT_LIFETIME_S}`, `--turn-ttl=${SHORT_TTL_S}`, "--strict-expiry", `--hold-ms=${HOLD_MS}`, `--timeout-ms=${REFRESH_TIMEOUT_MS - 15_000}`],
+      REFRESH_TIMEOUT_MS,
+    );
+    expectRelayOnlyCall(summary, "udp", details);
+    // Still decoding video at the very end of the hold, long after the first credentials expired
+    // (and with them every allocation made with them: the relay refuses to refresh those).
+    const end = summary.framesAtEndOfHold!;
+    expect(end.windowMs, details).not.toBeNull();
+    for (const side of SIDES) expect(end.after[side]!, `${side} frames at the end of the hold`).toBeGreaterThan(end.before[side]!);
+    // The restarts happened while the call was up, before the old credentials died: no connection
+    // ever left "connected" (without them the call drops when the first allocations expire).
+    for (const side of SIDES) {
+      const log = summary.peerConnectionLog?.[side] ?? [];
+      const states = statesOf(log, log[0]?.pc ?? -1, "connection");
+      expect(leftConnectedAfterUp(states), `${side}'s connection states: ${states.join(" → ")}`).toBe(false);
+    }
+    for (const sample of summary.watched ?? []) {
+      expect(sample.a?.state, JSON.stringify(sample)).toBe("connected");
+      expect(sample.b?.state, JSON.stringify(sample)).toBe("connected");
+    }
+    // New allocations were made with the fresh credentials (an ICE restart gathers anew), and the
+    // ones carrying the call at the end were made well after the first credentials were issued.
+    const whileUp = summary.allocationsWhileUp ?? [];
+    const starts = whileUp.filter((line) => line.event === "allocation-start");
+    expect(starts.length, JSON.stringify(whileUp)).toBeGreaterThanOrEqual(4);
+    // Those still up when the pages closed (deleted by the client, not expired) carried the call to the end.
+    const carriers = callAllocations(summary).filter((line) => line.reason === "deleted by the client");
+    expect(carriers.length, JSON.stringify(summary.allocationsAfterClose)).toBeGreaterThanOrEqual(1);
+    // The first allocations could not be refreshed once their credential expired, and ended.
+    expect(callAllocations(summary).filter((line) => line.reason === "expired").length, JSON.stringify(summary.allocationsAfterClose)).toBeGreaterThanOrEqual(1);
+    const oldest = Math.max(...starts.map((line) => line.ageSeconds ?? 0));
+    for (const carrier of carriers) {
+      // The latest start from that address: Chromium may reuse a local port for a later allocation.
+      const start = whileUp.findLast((line) => line.event === "allocation-start" && line.client === carrier.client);
+      expect(start, JSON.stringify(whileUp)).toBeDefined();
+      expect(oldest - start!.ageSeconds!, `${carrier.client} started after the first refresh`).toBeGreaterThanOrEqual(0.7 * SHORT_TTL_S);
     }
   }, REFRESH_TIMEOUT_MS + 5_000);
 });

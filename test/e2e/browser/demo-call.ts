@@ -3,7 +3,7 @@
  * INSIDE a fresh network namespace (browser-call.test.ts starts it through runInNetns):
  *
  *   node --import tsx test/e2e/browser/demo-call.ts --transport=udp|tcp|tls
- *        [--hold-ms=N] [--max-allocate-lifetime=S] [--timeout-ms=N]
+ *        [--hold-ms=N] [--max-allocate-lifetime=S] [--turn-ttl=S --strict-expiry] [--timeout-ms=N]
  *
  * It starts the relay and the Worker (test/e2e/stack.ts) with the Worker handing out one TURN URL of
  * the given transport, opens `/r/<room>?relay=1` in two browser contexts, waits until each page
@@ -11,6 +11,11 @@
  * checks the frame counters keep rising, sends a chat line each way, optionally keeps the call up
  * for `--hold-ms` while watching it, and closes the pages. The relay's allocation log is read at the
  * end of the hold (which allocations are still up, and since when) and after the pages closed.
+ *
+ * `--turn-ttl` makes the Worker issue credentials that live S seconds, and `--strict-expiry` makes the
+ * relay refuse to refresh anything allocated with an expired credential (no clock skew allowed): a
+ * call held past the TTL then survives only if the pages fetched fresh credentials and restarted ICE
+ * with them (the client library's job).
  *
  * The last stdout line is the JSON summary the test asserts on; see harness.ts.
  */
@@ -39,12 +44,14 @@ const FRAME_WINDOW_MS = 2_000;
 const WATCH_INTERVAL_MS = 1_000;
 const ALLOCATION_END_WAIT_MS = 5_000;
 
-const flags = parseFlags(process.argv.slice(2), ["transport", "hold-ms", "max-allocate-lifetime", "timeout-ms"]);
+const flags = parseFlags(process.argv.slice(2), ["transport", "hold-ms", "max-allocate-lifetime", "turn-ttl", "strict-expiry", "timeout-ms"]);
 const transport = flags.get("transport") ?? "udp";
 if (transport !== "udp" && transport !== "tcp" && transport !== "tls") throw new Error(`--transport must be udp, tcp or tls, not ${transport}`);
 const holdMs = flags.has("hold-ms") ? numberFlag(flags, "hold-ms", 0) : 0;
 const maxAllocateLifetime = flags.has("max-allocate-lifetime") ? numberFlag(flags, "max-allocate-lifetime", 0) : undefined;
 const timeoutMs = numberFlag(flags, "timeout-ms", 60_000);
+const turnTtlSeconds = flags.has("turn-ttl") ? numberFlag(flags, "turn-ttl", 0) : undefined;
+const strictExpiry = flags.has("strict-expiry");
 
 /** What the page shows about the other peer once the call is fully up. */
 function callIsUp(peer: DemoPeer | undefined): boolean {
@@ -79,7 +86,12 @@ runScript("demo-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
   summary["pageErrors"] = pageErrors;
 
   phase("start relay and Worker");
-  const stack = await startStack({ turnTransports: [transport as TurnTransport], ...(maxAllocateLifetime !== undefined ? { maxAllocateLifetime } : {}) });
+  const stack = await startStack({
+    turnTransports: [transport as TurnTransport],
+    ...(maxAllocateLifetime !== undefined ? { maxAllocateLifetime } : {}),
+    ...(turnTtlSeconds !== undefined ? { turnTtlSeconds } : {}),
+    ...(strictExpiry ? { relayArgs: ["--strict-expiry", "--credential-clock-skew=0"] } : {}),
+  });
   onCleanup(() => stack.stop());
   summary["turnUrls"] = stack.turnUrls;
   const relayAllocations = () => stack.relayEvents().filter((event) => event.event === "allocation-start" || event.event === "allocation-end");
