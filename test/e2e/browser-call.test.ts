@@ -106,6 +106,26 @@ describe.skipIf(unavailable !== null)("Chromium ↔ Chromium on the demo page, r
     }, PROCESS_TIMEOUT_MS + 5_000);
   }
 
+  it("`npm start`, then two tabs on a room link: a newcomer's call, video and chat both ways", async () => {
+    const { summary, details } = await runBrowserScript<DemoCallSummary>(SCRIPT, ["--npm-start", `--timeout-ms=${CALL_TIMEOUT_MS}`], PROCESS_TIMEOUT_MS);
+    expect(summary.ok, details).toBe(true);
+    // The README's first command hands out TURN over UDP and TCP on the local relay.
+    expect(summary.turnUrls, details).toHaveLength(2);
+    expect(summary.aJoined, details).toMatchObject({ relayOnly: false, localMedia: "camera" });
+    expect(summary.bJoined, details).toMatchObject({ relayOnly: false, localMedia: "camera" });
+    for (const side of SIDES) {
+      const peer = summary.final?.[side];
+      expect(peer, `${side} sees the other peer\n${details}`).toBeTruthy();
+      expect(peer!.connectionState).toBe("connected");
+      expect(peer!.pair, `${side}'s selected pair`).not.toBeNull();
+      expect(peer!.chatState).toBe("open");
+      expect(summary.framesDecoded!.after[side]!, `${side} frames keep rising`).toBeGreaterThan(summary.framesDecoded!.before[side]!);
+      expect(summary.errorsShown?.[side] ?? null, `${side} shows no error`).toBeNull();
+    }
+    expect(summary.chat!.received["b"]).toContain(summary.chat!.sent["a"]);
+    expect(summary.chat!.received["a"]).toContain(summary.chat!.sent["b"]);
+  }, PROCESS_TIMEOUT_MS + 5_000);
+
   it(`a call stays up across allocation refreshes (relay lifetime ${SHORT_LIFETIME_S} s, call held ${HOLD_MS / 1000} s)`, async () => {
     const { summary, details } = await runBrowserScript<DemoCallSummary>(
       SCRIPT,

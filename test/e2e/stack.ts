@@ -91,7 +91,8 @@ async function stopGroup(started: Started): Promise<void> {
   started.child.stderr?.destroy();
 }
 
-function parseLines(text: string): RelayLogLine[] {
+/** The relay's JSON log lines in `text` (anything else in it is skipped). */
+export function parseRelayLog(text: string): RelayLogLine[] {
   const lines: RelayLogLine[] = [];
   for (const line of text.split("\n")) {
     if (!line.startsWith("{")) continue;
@@ -142,7 +143,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const listening = await waitFor(RELAY_START_TIMEOUT_MS, () => {
       const exited = relay.exited();
       if (exited !== undefined) throw new Error(`the relay ${exited}:\n${relay.output()}`);
-      return parseLines(relay.output()).find((line) => line.event === "listening");
+      return parseRelayLog(relay.output()).find((line) => line.event === "listening");
     }, () => `the relay did not log "listening" within ${RELAY_START_TIMEOUT_MS} ms:\n${relay.output()}`);
     const listeners = (listening["listeners"] ?? []) as { transport: string; address: string; port: number }[];
     const portOf = (transport: string) => listeners.find((listener) => listener.transport === transport)?.port;
@@ -190,7 +191,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       workerUrl,
       relay: { host, ...relayPorts },
       turnUrls,
-      relayEvents: () => parseLines(relay.output()),
+      relayEvents: () => parseRelayLog(relay.output()),
       output: () => `--- relay ---\n${relay.output()}\n--- worker ---\n${worker.output()}`,
       stop,
     };

@@ -12,6 +12,9 @@
  * for `--hold-ms` while watching it, and closes the pages. The relay's allocation log is read at the
  * end of the hold (which allocations are still up, and since when) and after the pages closed.
  *
+ * `--npm-start` runs the stack the way the README's first command does (`npm start`: relay and Worker,
+ * TURN over UDP and TCP) and opens the room without `?relay=1`, as a newcomer would: any path goes.
+ *
  * `--turn-ttl` makes the Worker issue credentials that live S seconds, and `--strict-expiry` makes the
  * relay refuse to refresh anything allocated with an expired credential (no clock skew allowed): a
  * call held past the TTL then survives only if the pages fetched fresh credentials and restarted ICE
@@ -22,8 +25,8 @@
 import { randomBytes } from "node:crypto";
 import type { Page } from "playwright-core";
 import { launchChromium, trustTlsKeyArgs } from "../chromium.js";
-import { startStack, type RelayLogLine, type TurnTransport } from "../stack.js";
-import { sleep } from "../../node/processes.js";
+import { parseRelayLog, startStack, type RelayLogLine, type Stack, type TurnTransport } from "../stack.js";
+import { sleep, startLocalWorker } from "../../node/processes.js";
 import { numberFlag, parseFlags, pollUntil, runScript } from "./harness.js";
 import {
   collectPageErrors,
@@ -44,7 +47,7 @@ const FRAME_WINDOW_MS = 2_000;
 const WATCH_INTERVAL_MS = 1_000;
 const ALLOCATION_END_WAIT_MS = 5_000;
 
-const flags = parseFlags(process.argv.slice(2), ["transport", "hold-ms", "max-allocate-lifetime", "turn-ttl", "strict-expiry", "timeout-ms"]);
+const flags = parseFlags(process.argv.slice(2), ["transport", "hold-ms", "max-allocate-lifetime", "turn-ttl", "strict-expiry", "npm-start", "timeout-ms"]);
 const transport = flags.get("transport") ?? "udp";
 if (transport !== "udp" && transport !== "tcp" && transport !== "tls") throw new Error(`--transport must be udp, tcp or tls, not ${transport}`);
 const holdMs = flags.has("hold-ms") ? numberFlag(flags, "hold-ms", 0) : 0;
@@ -52,6 +55,20 @@ const maxAllocateLifetime = flags.has("max-allocate-lifetime") ? numberFlag(flag
 const timeoutMs = numberFlag(flags, "timeout-ms", 60_000);
 const turnTtlSeconds = flags.has("turn-ttl") ? numberFlag(flags, "turn-ttl", 0) : undefined;
 const strictExpiry = flags.has("strict-expiry");
+const viaNpmStart = flags.has("npm-start");
+const relayOnly = !viaNpmStart;
+
+/** `npm start` (test/node/processes.ts), seen through the same interface as startStack's. */
+async function startNpmStart(): Promise<Pick<Stack, "workerUrl" | "turnUrls" | "relay" | "relayEvents" | "stop">> {
+  const local = await startLocalWorker();
+  return {
+    workerUrl: `http://127.0.0.1:${local.port}`,
+    turnUrls: [`turn:127.0.0.1:${local.relayPort}?transport=udp`, `turn:127.0.0.1:${local.relayPort}?transport=tcp`],
+    relay: { host: "127.0.0.1", udpPort: local.relayPort, tcpPort: local.relayPort },
+    relayEvents: () => parseRelayLog(local.output()),
+    stop: local.stop,
+  };
+}
 
 /** What the page shows about the other peer once the call is fully up. */
 function callIsUp(peer: DemoPeer | undefined): boolean {
@@ -59,8 +76,7 @@ function callIsUp(peer: DemoPeer | undefined): boolean {
     peer !== undefined &&
     peer.connectionState === "connected" &&
     peer.pair !== null &&
-    peer.pair.local === "relay" &&
-    peer.pair.remote === "relay" &&
+    (!relayOnly || (peer.pair.local === "relay" && peer.pair.remote === "relay")) &&
     peer.framesDecoded > 0 &&
     peer.chatState === "open"
   );
@@ -86,7 +102,7 @@ runScript("demo-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
   summary["pageErrors"] = pageErrors;
 
   phase("start relay and Worker");
-  const stack = await startStack({
+  const stack = viaNpmStart ? await startNpmStart() : await startStack({
     turnTransports: [transport as TurnTransport],
     ...(maxAllocateLifetime !== undefined ? { maxAllocateLifetime } : {}),
     ...(turnTtlSeconds !== undefined ? { turnTtlSeconds } : {}),
@@ -103,7 +119,7 @@ runScript("demo-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
   onCleanup(() => chrome.close());
 
   const room = `call-${randomBytes(4).toString("hex")}`;
-  const roomUrl = `${stack.workerUrl}/r/${room}?relay=1`;
+  const roomUrl = `${stack.workerUrl}/r/${room}${relayOnly ? "?relay=1" : ""}`;
   summary["roomUrl"] = roomUrl;
 
   phase("open both pages");
