@@ -9,98 +9,23 @@
  * Each relay runs detached, leading its own process group that afterAll ends by PID; the spawned
  * process is the relay itself, so SIGTERM reaches it as `docker stop` would. Every wait is bounded. Relay ports 47000-47149 are this suite's own.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { TurnKeyring } from "../../shared/turn/credentials.js";
 import { requireCoturn, uclientTotals } from "../node/coturn.js";
-import { freeTcpAndUdpPort, repoRoot, run, signalGroup, sleep } from "../node/processes.js";
+import { freeTcpAndUdpPort, run, signalGroup } from "../node/processes.js";
+import { cleanEnv, spawnRelay, STOP_TIMEOUT_MS, stopAllProcesses, waitUntil, type RelayProcess } from "./ops/ops-helpers.js";
 
 const STARTUP_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 10_000;
 const UCLIENT_TIMEOUT_MS = 30_000;
 const SHORT_RUN_TIMEOUT_MS = 30_000;
 
-/** The environment without any RELAY_* variable a developer may have set: each test sets its own. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith("RELAY_")) env[name] = value;
-  return { ...env, ...extra };
-}
-
-interface RelayProcess {
-  child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  /** Code and signal once the relay exited; undefined while it runs. */
-  exit(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  /** The JSON lines of stdout, parsed (lines that are not JSON are skipped). */
-  events(): Record<string, unknown>[];
-}
-
-const started: RelayProcess[] = [];
 const tempDirs: string[] = [];
 
-function spawnRelay(args: string[], env: NodeJS.ProcessEnv): RelayProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", "relay/main.ts", ...args], { cwd: repoRoot, detached: true, stdio: ["ignore", "pipe", "pipe"], env });
-  let stdout = "";
-  let stderr = "";
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  // "close", not "exit": by then both pipes are drained, so the output is complete.
-  child.once("close", (code, signal) => (exited = { code, signal }));
-  child.once("error", (error) => {
-    stderr += `\nspawn error: ${error.message}`;
-    exited = { code: null, signal: null };
-  });
-  const relay: RelayProcess = {
-    child,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    exit: () => exited,
-    events: () =>
-      stdout
-        .split("\n")
-        .filter((line) => line.startsWith("{"))
-        .flatMap((line) => {
-          try {
-            return [JSON.parse(line) as Record<string, unknown>];
-          } catch {
-            return [];
-          }
-        }),
-  };
-  started.push(relay);
-  return relay;
-}
-
-async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition() && Date.now() < deadline) await sleep(50);
-  return condition();
-}
-
-function report(relay: RelayProcess): string {
-  return `exit: ${JSON.stringify(relay.exit())}\n--- stdout ---\n${relay.stdout()}\n--- stderr ---\n${relay.stderr()}`;
-}
-
-/** Ends a relay's whole process group: SIGTERM, a bounded wait, then SIGKILL. */
-async function killGroup(relay: RelayProcess): Promise<void> {
-  const pid = relay.child.pid;
-  if (pid !== undefined && signalGroup(pid, "SIGTERM")) {
-    const deadline = Date.now() + STOP_TIMEOUT_MS;
-    while (signalGroup(pid, 0) && Date.now() < deadline) await sleep(50);
-    signalGroup(pid, "SIGKILL"); // a no-op when SIGTERM was enough
-  }
-  relay.child.stdout?.destroy();
-  relay.child.stderr?.destroy();
-}
-
 afterAll(async () => {
-  await Promise.all(started.splice(0).map(killGroup));
+  await stopAllProcesses();
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }, STOP_TIMEOUT_MS + 5_000);
 
@@ -145,7 +70,7 @@ describe("relay/main.ts under turnutils_uclient, stopped with SIGTERM", () => {
         cleanEnv(env),
       );
       const listening = await waitUntil(() => relay.exit() !== undefined || relay.events().some((event) => event.event === "listening"), STARTUP_TIMEOUT_MS);
-      expect(listening && relay.exit() === undefined, `no "listening" line within ${STARTUP_TIMEOUT_MS} ms\n${report(relay)}`).toBe(true);
+      expect(listening && relay.exit() === undefined, `no "listening" line within ${STARTUP_TIMEOUT_MS} ms\n${relay.report()}`).toBe(true);
       const listeningEvent = relay.events().find((event) => event.event === "listening")!;
       expect(listeningEvent.listeners).toEqual(
         expect.arrayContaining([
@@ -158,7 +83,7 @@ describe("relay/main.ts under turnutils_uclient, stopped with SIGTERM", () => {
       const credential = await new TurnKeyring([secret]).mint(userId, 600);
       const uclientArgs = ["-y", "-c", "-n", "5", "-u", credential.username, "-w", credential.password, "-p", String(port), "127.0.0.1"];
       const uclient = await run("turnutils_uclient", uclientArgs, UCLIENT_TIMEOUT_MS);
-      const uclientReport = `turnutils_uclient ${uclientArgs.join(" ")}\nexit ${uclient.code}\n${uclient.stdout}\n${uclient.stderr}\n${report(relay)}`;
+      const uclientReport = `turnutils_uclient ${uclientArgs.join(" ")}\nexit ${uclient.code}\n${uclient.stdout}\n${uclient.stderr}\n${relay.report()}`;
       expect(uclient.code, uclientReport).toBe(0);
       const totals = uclientTotals(uclient.stdout + uclient.stderr);
       expect(totals, uclientReport).toBeDefined();
@@ -167,20 +92,20 @@ describe("relay/main.ts under turnutils_uclient, stopped with SIGTERM", () => {
 
       process.kill(relay.child.pid!, "SIGTERM");
       const stopped = await waitUntil(() => relay.exit() !== undefined, STOP_TIMEOUT_MS);
-      expect(stopped, `the relay did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM\n${report(relay)}`).toBe(true);
-      expect(relay.exit(), report(relay)).toEqual({ code: 0, signal: null });
+      expect(stopped, `the relay did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM\n${relay.report()}`).toBe(true);
+      expect(relay.exit(), relay.report()).toEqual({ code: 0, signal: null });
       // tsx's esbuild helper shares the group and leaves when it sees the relay gone: give it a moment.
       const groupGone = await waitUntil(() => !signalGroup(relay.child.pid!, 0), 2_000);
       expect(groupGone, "a process of the relay's group outlived it by more than 2 s").toBe(true);
 
       const events = relay.events();
-      expect(events.filter((event) => event.event === "stopping"), report(relay)).toEqual([expect.objectContaining({ signal: "SIGTERM", level: "info" })]);
+      expect(events.filter((event) => event.event === "stopping"), relay.report()).toEqual([expect.objectContaining({ signal: "SIGTERM", level: "info" })]);
       for (const event of events) expect(typeof event.time === "string" && !Number.isNaN(Date.parse(event.time)), JSON.stringify(event)).toBe(true);
 
       const starts = events.filter((event) => event.event === "allocation-start");
       const ends = events.filter((event) => event.event === "allocation-end");
       // -y: two clients, one allocation each.
-      expect(starts.length, report(relay)).toBeGreaterThanOrEqual(2);
+      expect(starts.length, relay.report()).toBeGreaterThanOrEqual(2);
       for (const start of starts) {
         expect(start.user, JSON.stringify(start)).toBe(userId);
         expect(start.client, JSON.stringify(start)).toMatch(/^udp:127\.0\.0\.1:\d+$/);
@@ -190,7 +115,7 @@ describe("relay/main.ts under turnutils_uclient, stopped with SIGTERM", () => {
         expect(Number(relayed![1])).toBeLessThanOrEqual(minPort + 49);
       }
       // Every allocation ended and was logged once: deleted by uclient, or closed by the stop.
-      expect(ends.map((end) => end.client).sort(), report(relay)).toEqual(starts.map((start) => start.client).sort());
+      expect(ends.map((end) => end.client).sort(), relay.report()).toEqual(starts.map((start) => start.client).sort());
       const counters = ["packetsToPeers", "bytesToPeers", "packetsToClient", "bytesToClient"] as const;
       for (const end of ends) {
         expect(end.user, JSON.stringify(end)).toBe(userId);
@@ -201,15 +126,15 @@ describe("relay/main.ts under turnutils_uclient, stopped with SIGTERM", () => {
       // uclient opens a third allocation it never uses nor deletes (the stop closes it); the two it
       // relays through carry every message, counted both ways, and are deleted by uclient.
       const used = ends.filter((end) => end.reason === "deleted by the client");
-      expect(used.length, report(relay)).toBe(2);
+      expect(used.length, relay.report()).toBe(2);
       for (const end of used) {
         for (const counter of counters) expect(end[counter], `${counter} in ${JSON.stringify(end)}`).toBeGreaterThan(0);
         expect(end.droppedFromPeers, JSON.stringify(end)).toBe(0);
       }
       const sum = (counter: string) => ends.reduce((total, end) => total + Number(end[counter]), 0);
-      expect(sum("packetsToPeers"), report(relay)).toBe(totals!.sent);
-      expect(sum("packetsToClient"), report(relay)).toBe(totals!.received);
-      expect(sum("bytesToPeers"), report(relay)).toBe(sum("bytesToClient"));
+      expect(sum("packetsToPeers"), relay.report()).toBe(totals!.sent);
+      expect(sum("packetsToClient"), relay.report()).toBe(totals!.received);
+      expect(sum("bytesToPeers"), relay.report()).toBe(sum("bytesToClient"));
       for (const end of ends.filter((end) => end.reason === "relay stopping")) {
         expect(events.indexOf(end), "an allocation the stop closed is logged after \"stopping\"").toBeGreaterThan(events.findIndex((event) => event.event === "stopping"));
       }
@@ -222,7 +147,7 @@ describe("relay/main.ts under turnutils_uclient, stopped with SIGTERM", () => {
       expect(output.includes(secret), "the secret appears in the relay's output").toBe(false);
       expect(output.includes(credential.password), "the password appears in the relay's output").toBe(false);
       // Only npm's own warnings may be on stderr: no relay error, no stack trace.
-      expect(relay.stderr().split("\n").filter((line) => line.trim() !== "" && !line.startsWith("npm warn")), report(relay)).toEqual([]);
+      expect(relay.stderr().split("\n").filter((line) => line.trim() !== "" && !line.startsWith("npm warn")), relay.report()).toEqual([]);
     },
     STARTUP_TIMEOUT_MS + UCLIENT_TIMEOUT_MS + STOP_TIMEOUT_MS + 10_000,
   );
@@ -234,7 +159,7 @@ describe("relay/main.ts under turnutils_uclient, stopped with SIGTERM", () => {
 async function runToExit(args: string[], env: NodeJS.ProcessEnv): Promise<RelayProcess> {
   const relay = spawnRelay(args, env);
   const exited = await waitUntil(() => relay.exit() !== undefined, SHORT_RUN_TIMEOUT_MS);
-  expect(exited, `relay/main.ts ${args.join(" ")} did not exit within ${SHORT_RUN_TIMEOUT_MS} ms\n${report(relay)}`).toBe(true);
+  expect(exited, `relay/main.ts ${args.join(" ")} did not exit within ${SHORT_RUN_TIMEOUT_MS} ms\n${relay.report()}`).toBe(true);
   return relay;
 }
 
@@ -251,13 +176,13 @@ describe("relay/main.ts command line", () => {
     "--help prints the options and exits 0",
     async () => {
       const relay = await runToExit(["--help"], cleanEnv());
-      expect(relay.exit(), report(relay)).toEqual({ code: 0, signal: null });
+      expect(relay.exit(), relay.report()).toEqual({ code: 0, signal: null });
       const help = relay.stdout();
       for (const option of ["--listening-ip", "--listening-port", "--relay-ip", "--external-ip", "--min-port", "--max-port", "--realm", "--static-auth-secret", "--static-auth-secret-file", "--help"]) {
         expect(help, option).toContain(option);
       }
       expect(help).toContain("RELAY_MIN_PORT");
-      expect(relayStderr(relay), report(relay)).toEqual([]);
+      expect(relayStderr(relay), relay.report()).toEqual([]);
     },
     SHORT_RUN_TIMEOUT_MS + 5_000,
   );
@@ -279,11 +204,11 @@ describe("relay/main.ts command line", () => {
     "exits 2 with one line naming the option: %s",
     async (_, args, env, message) => {
       const relay = await runToExit(args, cleanEnv(env));
-      expect(relay.exit(), report(relay)).toEqual({ code: 2, signal: null });
+      expect(relay.exit(), relay.report()).toEqual({ code: 2, signal: null });
       const lines = relayStderr(relay);
-      expect(lines, report(relay)).toHaveLength(1);
-      expect(lines[0], report(relay)).toMatch(/^relay: /);
-      expect(lines[0], report(relay)).toMatch(message);
+      expect(lines, relay.report()).toHaveLength(1);
+      expect(lines[0], relay.report()).toMatch(/^relay: /);
+      expect(lines[0], relay.report()).toMatch(message);
       expect(relay.stderr(), "a stack trace").not.toMatch(/^\s+at /m);
       expect(relay.stderr() + relay.stdout(), "the secret appears in the output").not.toContain(secret);
       expect(relay.stdout(), "nothing is logged before the config is valid").toBe("");
