@@ -511,9 +511,8 @@ describe("relay data path (loopback peers allowed)", () => {
   });
 
   describe("9. peer port 0 from an authenticated client", () => {
-    // BUG (relay/server/handlers/send.ts:16, relay/allocation/allocation.ts:84): port 0 reaches
-    // dgram's send(), which throws ERR_SOCKET_BAD_PORT synchronously inside the listener's "message"
-    // handler, i.e. an uncaught exception that ends the relay process. Expected: dropped silently.
+    // Regression: port 0 once reached dgram's send(), which throws ERR_SOCKET_BAD_PORT synchronously
+    // inside the listener's "message" handler: an uncaught exception that ended the relay process.
     it("drops a Send indication to port 0 of a permitted IP instead of throwing", async () => {
       const { client, credential } = await allocated();
       const peer = await openPeer();
@@ -527,8 +526,7 @@ describe("relay data path (loopback peers allowed)", () => {
       expect(thrown.map(String), "the relay threw out of its socket handler (an uncaught exception in the relay process)").toEqual([]);
     });
 
-    // BUG (relay/server/handlers/channel-bind.ts:28-40 binds port 0; allocation.ts:84 then throws).
-    // Expected: ChannelBind to port 0 refused with 400, or at least ChannelData on it dropped.
+    // Regression: ChannelBind once bound port 0, and ChannelData on that channel then threw.
     it("refuses ChannelBind to port 0, or at least drops ChannelData on such a channel instead of throwing", async () => {
       const { client, credential } = await allocated();
       const allocation = relay.table.udpClient(LOOPBACK, client.port);
@@ -626,11 +624,9 @@ describe("relay data path: IPv6 allocations", () => {
     expect(indication.data.equals(inbound)).toBe(true);
   });
 
-  // BUG (relay/allocation/allocation.ts:110-119, fromPeer): a Data indication for an IPv6 peer has
-  // 24 bytes of XOR-PEER-ADDRESS, so a datagram of 65505 bytes or more makes a body over 65535 and
-  // buildStunMessage throws RangeError inside the relay socket's "message" handler: an uncaught
-  // exception that ends the relay process. Any peer the client permitted can send one. Expected:
-  // the datagram is dropped (it cannot be carried in a Data indication) and the relay goes on.
+  // Regression: a Data indication for an IPv6 peer has 24 bytes of XOR-PEER-ADDRESS, so a datagram
+  // of 65505 bytes or more makes a body over 65535; building it once threw inside the relay socket's
+  // "message" handler and ended the process. Such a datagram cannot be carried and is dropped.
   it("drops a datagram from a permitted IPv6 peer too big for a Data indication instead of throwing", async () => {
     const client = await openClient(port);
     const credential = await mint("dave");

@@ -194,9 +194,9 @@ describe("relay/main.ts command line", () => {
     ["no secret at all", ["--listening-ip=127.0.0.1"], {}, /no secret given.*--static-auth-secret/],
     ["a bad variable", ["--listening-ip=127.0.0.1"], { RELAY_STATIC_AUTH_SECRET: secret, RELAY_MAX_PORT: "65536" }, /RELAY_MAX_PORT is "65536"/],
     ["a missing secret file", ["--listening-ip=127.0.0.1", "--static-auth-secret-file=/nonexistent/relaykit-secret"], {}, /--static-auth-secret-file "\/nonexistent\/relaykit-secret" cannot be read \(there is no such file\)/],
-    // BUG (relay/config.ts argumentError): the position comes from argv.indexOf(the stray text), which
-    // finds the same text earlier as --static-auth-secret's value: the message names argument 3.
-    ["a stray argument equal to the secret before it (BUG: names argument 3)", ["--listening-ip=127.0.0.1", "--static-auth-secret", secret, secret], {}, /unexpected argument 4 that is not an option/],
+    // Regression: the position once came from argv.indexOf(the stray text), which found the same
+    // text earlier as --static-auth-secret's value and named argument 3.
+    ["a stray argument equal to the secret before it", ["--listening-ip=127.0.0.1", "--static-auth-secret", secret, secret], {}, /unexpected argument 4 that is not an option/],
     ["a stray argument", ["--listening-ip=127.0.0.1", `--static-auth-secret=${secret}`, "stray-text"], {}, /unexpected argument 3 that is not an option \(not shown/],
   ];
 
