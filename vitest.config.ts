@@ -51,7 +51,7 @@ export default defineConfig({
         test: { name: "worker-idle", include: ["test/worker/idle/**/*.test.ts"], testTimeout: 30_000 },
       },
       {
-        test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts", "test/shared/**/*.test.ts", "test/relay/**/*.test.ts"], testTimeout: 60_000 },
+        test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts", "test/shared/**/*.test.ts", "test/relay/**/*.test.ts", "test/bench/**/*.test.ts"], testTimeout: 60_000 },
       },
       {
         test: { name: "e2e", environment: "node", include: ["test/e2e/**/*.test.ts"], testTimeout: 180_000, hookTimeout: 120_000, fileParallelism: false },

@@ -1,0 +1,486 @@
+/**
+ * Our own TURN load generator (run as its own process, bench/gen.ts, pinned to the load core).
+ *
+ * Opens N allocations over UDP, each from its own socket, with long-term credentials (the 401 challenge,
+ * then a signed Allocate: every allocation pays for its own authentication). Then, by mode:
+ * - `channel`: ChannelBind to the echo peer, then ChannelData;
+ * - `send`: CreatePermission for the echo peer, then Send indications (answers come as Data indications);
+ * - `alloc`: nothing more: it measures the allocation rate and holds the allocations idle so the caller
+ *   can read the server's memory at checkpoints.
+ * Messages go out as fast as the echoes allow with `window` in flight (spread over the allocations), or at a
+ * fixed `rate`. A message not echoed within `lossTimeoutMs` is lost (its window slot is reused); its echo,
+ * if it still comes, counts as late and not as received.
+ *
+ * It talks to the caller with JSON lines on stdout ({event: "ready" | "checkpoint" | "done" | "result"})
+ * and waits for a line on stdin ("go") at each of "ready" and "checkpoint", so the caller can read the
+ * server's CPU time and memory exactly between phases.
+ */
+import { createSocket, type Socket } from "node:dgram";
+import { performance } from "node:perf_hooks";
+import { createInterface } from "node:readline";
+import { turnPassword } from "../../shared/turn/credentials.js";
+import {
+  encodeChannelNumber,
+  encodeRequestedTransport,
+  encodeText,
+  encodeXorAddress,
+  readErrorCode,
+  readText,
+  readXorAddress,
+  TRANSPORT_PROTOCOL_UDP,
+  type TransportAddress,
+} from "../../relay/stun/attributes.js";
+import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
+import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
+import { longTermKey } from "../../relay/stun/integrity.js";
+import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
+import type { ServerAuth } from "./servers.js";
+import { CHANNEL_PAYLOAD_OFFSET, channelDataTemplate, isStun, payloadOffset, SEND_PAYLOAD_OFFSET, sendIndicationTemplate, stamp } from "./wire.js";
+
+export type GeneratorMode = "channel" | "send" | "alloc";
+
+export interface GeneratorOptions {
+  serverPort: number;
+  auth: ServerAuth;
+  mode: GeneratorMode;
+  allocations: number;
+  /** Application bytes per message. */
+  size: number;
+  /** Seconds of sending. */
+  durationSeconds: number;
+  /** Messages in flight at once, over all allocations (window mode). */
+  window: number;
+  /** Messages per second over all allocations; 0: window mode. */
+  rate: number;
+  peerPort: number;
+  lossTimeoutMs: number;
+  /** Allocations set up at once. */
+  concurrency: number;
+  /** alloc mode: pause after this many allocations (ascending), for the caller to read memory. */
+  checkpoints: number[];
+  /** Bound on the whole setup phase. */
+  setupTimeoutMs: number;
+}
+
+export interface GeneratorResult {
+  mode: GeneratorMode;
+  allocated: number;
+  allocationFailures: number;
+  firstFailure: string | undefined;
+  /** Seconds spent allocating (pauses at checkpoints excluded). */
+  setupSeconds: number;
+  allocationsPerSecond: number;
+  sent: number;
+  received: number;
+  lost: number;
+  late: number;
+  sendSeconds: number;
+  messagesPerSecond: number;
+  rttMs: { p50: number; p99: number; mean: number; samples: number } | undefined;
+}
+
+const PEER_HOST = "127.0.0.1";
+const SERVER_HOST = "127.0.0.1";
+const RETRANSMIT_MS = 500;
+const MAX_TRANSMISSIONS = 5;
+const FIRST_CHANNEL = 0x4000;
+const MAX_RTT_SAMPLES = 1_000_000;
+
+interface Pending {
+  resolve(message: StunMessage): void;
+  reject(error: Error): void;
+}
+
+class Client {
+  readonly socket: Socket;
+  readonly pending = new Map<string, Pending>();
+  realm = "";
+  nonce = "";
+  relayed: TransportAddress | undefined;
+  template: Buffer | undefined;
+  payloadOffset = 0;
+  isStunData = false;
+  /** Sequence numbers in flight and their send times. */
+  readonly inFlight = new Map<number, number>();
+  nextSeq = 0;
+
+  constructor(readonly generator: Generator) {
+    this.socket = createSocket({ type: "udp4", recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+    this.socket.on("message", (data) => this.onMessage(data));
+    this.socket.on("error", () => {});
+  }
+
+  bind(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.socket.once("error", reject);
+      this.socket.bind(0, "127.0.0.1", () => {
+        this.socket.off("error", reject);
+        resolve();
+      });
+    });
+  }
+
+  private onMessage(data: Buffer): void {
+    if (this.template !== undefined) {
+      const offset = payloadOffset(data);
+      if (offset >= 0) {
+        this.generator.onEcho(this, data.readUInt32BE(offset), data.readDoubleBE(offset + 4));
+        return;
+      }
+    }
+    if (!isStun(data)) return;
+    const decoded = decodeStunMessage(data);
+    if (!decoded.ok) return;
+    const key = decoded.message.transactionId.toString("hex");
+    const pending = this.pending.get(key);
+    if (pending === undefined) return;
+    this.pending.delete(key);
+    pending.resolve(decoded.message);
+  }
+
+  /** Sends a request, retransmitting (RFC 8489's doubling, bounded) until an answer with its transaction id comes. */
+  transact(build: (transactionId: Buffer) => Buffer): Promise<StunMessage> {
+    const transactionId = newTransactionId();
+    const bytes = build(transactionId);
+    const key = transactionId.toString("hex");
+    return new Promise<StunMessage>((resolve, reject) => {
+      let sent = 0;
+      let timer: NodeJS.Timeout | undefined;
+      const transmit = () => {
+        if (sent >= MAX_TRANSMISSIONS) {
+          this.pending.delete(key);
+          reject(new Error(`no answer after ${MAX_TRANSMISSIONS} transmissions`));
+          return;
+        }
+        this.socket.send(bytes, this.generator.options.serverPort, SERVER_HOST);
+        timer = setTimeout(transmit, RETRANSMIT_MS * 2 ** sent);
+        sent += 1;
+      };
+      this.pending.set(key, {
+        resolve: (message) => {
+          clearTimeout(timer);
+          resolve(message);
+        },
+        reject,
+      });
+      transmit();
+    });
+  }
+
+  close(): void {
+    for (const pending of this.pending.values()) pending.reject(new Error("closed"));
+    this.pending.clear();
+    try {
+      this.socket.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+function errorOf(message: StunMessage): string {
+  const attribute = findAttribute(message, AttributeType.ErrorCode);
+  if (attribute === undefined) return "error response without ERROR-CODE";
+  const code = readErrorCode(message, attribute);
+  return code.ok ? `${code.value.code} ${code.value.reason}` : "unreadable ERROR-CODE";
+}
+
+function textOf(message: StunMessage, type: number): string | undefined {
+  const attribute = findAttribute(message, type);
+  if (attribute === undefined) return undefined;
+  const text = readText(message, attribute);
+  return text.ok ? text.value : undefined;
+}
+
+export class Generator {
+  private readonly clients: Client[] = [];
+  private username = "";
+  private password = "";
+  private readonly keys = new Map<string, Buffer>();
+  private readonly peer: TransportAddress;
+  private sending = false;
+  sent = 0;
+  received = 0;
+  lost = 0;
+  late = 0;
+  private readonly rtt = new Float64Array(MAX_RTT_SAMPLES);
+  private rttCount = 0;
+  private rttSum = 0;
+  private allocationFailures = 0;
+  private firstFailure: string | undefined;
+  private setupSeconds = 0;
+
+  constructor(readonly options: GeneratorOptions) {
+    this.peer = { family: 4, address: PEER_HOST, port: options.peerPort };
+  }
+
+  async credentials(): Promise<void> {
+    if (this.options.auth.kind === "static") {
+      this.username = this.options.auth.username;
+      this.password = this.options.auth.password;
+    } else {
+      this.username = `${Math.floor(Date.now() / 1000) + 3600}:bench`;
+      this.password = await turnPassword(this.options.auth.secret, this.username);
+    }
+  }
+
+  private key(realm: string): Buffer {
+    let key = this.keys.get(realm);
+    if (key === undefined) {
+      key = longTermKey(this.username, realm, this.password);
+      this.keys.set(realm, key);
+    }
+    return key;
+  }
+
+  private signed(client: Client, method: number, attributes: StunAttributeValue[]): (transactionId: Buffer) => Buffer {
+    return (transactionId) =>
+      buildStunMessage({
+        method,
+        messageClass: StunClass.Request,
+        transactionId,
+        attributes: [
+          ...attributes,
+          encodeText(AttributeType.Username, this.username),
+          encodeText(AttributeType.Realm, client.realm),
+          encodeText(AttributeType.Nonce, client.nonce),
+        ],
+        messageIntegrityKey: this.key(client.realm),
+        fingerprint: true,
+      });
+  }
+
+  /** A signed request, learning a fresh nonce once on 438 (Stale Nonce). */
+  private async signedRequest(client: Client, method: number, attributes: StunAttributeValue[]): Promise<StunMessage> {
+    let answer = await client.transact(this.signed(client, method, attributes));
+    if (answer.messageClass === StunClass.ErrorResponse && errorOf(answer).startsWith("438")) {
+      client.nonce = textOf(answer, AttributeType.Nonce) ?? client.nonce;
+      answer = await client.transact(this.signed(client, method, attributes));
+    }
+    if (answer.messageClass !== StunClass.SuccessResponse) throw new Error(`${methodName(method)}: ${errorOf(answer)}`);
+    return answer;
+  }
+
+  /** One allocation, from a fresh socket: 401 challenge, signed Allocate, then the mode's permission or channel. */
+  private async setUp(index: number): Promise<Client> {
+    const client = new Client(this);
+    try {
+      await client.bind();
+      const transport = [encodeRequestedTransport(TRANSPORT_PROTOCOL_UDP)];
+      const challenge = await client.transact((transactionId) =>
+        buildStunMessage({ method: StunMethod.Allocate, messageClass: StunClass.Request, transactionId, attributes: transport }),
+      );
+      if (challenge.messageClass !== StunClass.ErrorResponse) throw new Error("Allocate without credentials was not refused");
+      const realm = textOf(challenge, AttributeType.Realm);
+      const nonce = textOf(challenge, AttributeType.Nonce);
+      if (realm === undefined || nonce === undefined) throw new Error(`Allocate challenge without REALM or NONCE (${errorOf(challenge)})`);
+      client.realm = realm;
+      client.nonce = nonce;
+      const allocated = await this.signedRequest(client, StunMethod.Allocate, transport);
+      const relayedAttribute = findAttribute(allocated, AttributeType.XorRelayedAddress);
+      const relayed = relayedAttribute === undefined ? undefined : readXorAddress(allocated, relayedAttribute);
+      if (relayed === undefined || !relayed.ok) throw new Error("Allocate success without XOR-RELAYED-ADDRESS");
+      client.relayed = relayed.value;
+      if (this.options.mode === "channel") {
+        const channel = FIRST_CHANNEL + (index % 0x1000);
+        await this.signedRequest(client, StunMethod.ChannelBind, [
+          encodeChannelNumber(channel),
+          encodeXorAddress(AttributeType.XorPeerAddress, this.peer, newTransactionId()),
+        ]);
+        client.template = channelDataTemplate(channel, this.options.size);
+        client.payloadOffset = CHANNEL_PAYLOAD_OFFSET;
+      } else if (this.options.mode === "send") {
+        await this.signedRequest(client, StunMethod.CreatePermission, [encodeXorAddress(AttributeType.XorPeerAddress, this.peer, newTransactionId())]);
+        client.template = sendIndicationTemplate(PEER_HOST, this.options.peerPort, this.options.size);
+        client.payloadOffset = SEND_PAYLOAD_OFFSET;
+        client.isStunData = true;
+      }
+      return client;
+    } catch (error) {
+      client.close();
+      throw error;
+    }
+  }
+
+  /** Sets up allocations until `target` exist (with `concurrency` at once), bounded by the setup timeout. */
+  async allocateUpTo(target: number): Promise<void> {
+    const started = performance.now();
+    const deadline = Date.now() + this.options.setupTimeoutMs;
+    let next = this.clients.length + this.allocationFailures;
+    const want = target - this.clients.length;
+    let attempts = 0;
+    const worker = async () => {
+      while (this.clients.length < target && attempts < want * 2 && Date.now() < deadline) {
+        attempts += 1;
+        const index = next++;
+        try {
+          this.clients.push(await this.setUp(index));
+        } catch (error) {
+          this.allocationFailures += 1;
+          this.firstFailure ??= (error as Error).message;
+          if (this.allocationFailures > Math.max(20, target / 10)) return; // the server is refusing: stop trying
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(this.options.concurrency, want)) }, worker));
+    this.setupSeconds += (performance.now() - started) / 1000;
+  }
+
+  get allocated(): number {
+    return this.clients.length;
+  }
+
+  private sendOne(client: Client): void {
+    const seq = client.nextSeq++;
+    const now = performance.now();
+    client.inFlight.set(seq, now);
+    client.socket.send(stamp(client.template!, client.payloadOffset, seq, now, client.isStunData), this.options.serverPort, SERVER_HOST);
+    this.sent += 1;
+  }
+
+  onEcho(client: Client, seq: number, sentAt: number): void {
+    if (!client.inFlight.delete(seq)) {
+      this.late += 1;
+      return;
+    }
+    this.received += 1;
+    const rtt = performance.now() - sentAt;
+    this.rttSum += rtt;
+    if (this.rttCount < MAX_RTT_SAMPLES) this.rtt[this.rttCount] = rtt;
+    else {
+      const slot = Math.floor(Math.random() * (this.rttCount + 1));
+      if (slot < MAX_RTT_SAMPLES) this.rtt[slot] = rtt;
+    }
+    this.rttCount += 1;
+    if (this.sending && this.options.rate === 0) this.sendOne(client);
+  }
+
+  /** Declares messages older than the loss timeout lost; in window mode their slots send again. */
+  private expire(now: number): void {
+    for (const client of this.clients) {
+      for (const [seq, sentAt] of client.inFlight) {
+        if (now - sentAt < this.options.lossTimeoutMs) break; // in send order: the rest are younger
+        client.inFlight.delete(seq);
+        this.lost += 1;
+        if (this.sending && this.options.rate === 0) this.sendOne(client);
+      }
+    }
+  }
+
+  /** Sends for the configured duration, then waits for the last echoes (at most the loss timeout). */
+  async run(): Promise<number> {
+    const clients = this.clients;
+    if (clients.length === 0) return 0;
+    const started = performance.now();
+    const end = started + this.options.durationSeconds * 1000;
+    this.sending = true;
+    const sweep = setInterval(() => this.expire(performance.now()), 50);
+    try {
+      if (this.options.rate === 0) {
+        for (let i = 0; i < this.options.window; i++) this.sendOne(clients[i % clients.length]!);
+        while (performance.now() < end) await sleepMs(Math.min(100, end - performance.now()));
+      } else {
+        let index = 0;
+        while (performance.now() < end) {
+          const due = Math.floor(((performance.now() - started) / 1000) * this.options.rate) - this.sent;
+          for (let i = 0; i < due; i++) this.sendOne(clients[index++ % clients.length]!);
+          await sleepMs(1);
+        }
+      }
+      this.sending = false;
+      const sendSeconds = (performance.now() - started) / 1000;
+      const drainUntil = performance.now() + this.options.lossTimeoutMs + 100;
+      while (clients.some((client) => client.inFlight.size > 0) && performance.now() < drainUntil) await sleepMs(10);
+      this.expire(Number.POSITIVE_INFINITY);
+      return sendSeconds;
+    } finally {
+      this.sending = false;
+      clearInterval(sweep);
+    }
+  }
+
+  result(sendSeconds: number): GeneratorResult {
+    const samples = Math.min(this.rttCount, MAX_RTT_SAMPLES);
+    let rttMs: GeneratorResult["rttMs"];
+    if (samples > 0) {
+      const sorted = this.rtt.slice(0, samples).sort();
+      rttMs = { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), mean: this.rttSum / this.rttCount, samples: this.rttCount };
+    }
+    return {
+      mode: this.options.mode,
+      allocated: this.clients.length,
+      allocationFailures: this.allocationFailures,
+      firstFailure: this.firstFailure,
+      setupSeconds: this.setupSeconds,
+      allocationsPerSecond: this.setupSeconds > 0 ? this.clients.length / this.setupSeconds : 0,
+      sent: this.sent,
+      received: this.received,
+      lost: this.lost,
+      late: this.late,
+      sendSeconds,
+      messagesPerSecond: sendSeconds > 0 ? this.received / sendSeconds : 0,
+      rttMs,
+    };
+  }
+
+  close(): void {
+    for (const client of this.clients) client.close();
+  }
+}
+
+function percentile(sorted: Float64Array, q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+function methodName(method: number): string {
+  return Object.entries(StunMethod).find(([, value]) => value === method)?.[0] ?? `method ${method}`;
+}
+
+const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+/** The generator's main: phases separated by "go" lines on stdin. */
+export async function runGenerator(options: GeneratorOptions): Promise<void> {
+  const lines = createInterface({ input: process.stdin });
+  const waiting: (() => void)[] = [];
+  let buffered = 0;
+  lines.on("line", (line) => {
+    if (line.trim() !== "go") return;
+    const wake = waiting.shift();
+    if (wake) wake();
+    else buffered += 1;
+  });
+  lines.on("close", () => process.exit(3)); // the caller is gone
+  const go = () =>
+    new Promise<void>((resolve) => {
+      if (buffered > 0) {
+        buffered -= 1;
+        resolve();
+      } else waiting.push(resolve);
+    });
+  const emit = (fields: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(fields)}\n`);
+
+  const generator = new Generator(options);
+  await generator.credentials();
+  let sendSeconds = 0;
+  if (options.mode === "alloc") {
+    emit({ event: "ready", allocations: 0 });
+    await go();
+    for (const checkpoint of options.checkpoints) {
+      await generator.allocateUpTo(checkpoint);
+      emit({ event: "checkpoint", target: checkpoint, allocations: generator.allocated });
+      await go();
+    }
+  } else {
+    await generator.allocateUpTo(options.allocations);
+    emit({ event: "ready", allocations: generator.allocated });
+    await go();
+    sendSeconds = await generator.run();
+    emit({ event: "done" });
+    await go();
+  }
+  emit({ event: "result", result: generator.result(sendSeconds) });
+  generator.close();
+  lines.removeAllListeners("close");
+  lines.close();
+  process.exit(0);
+}

@@ -1,0 +1,382 @@
+/**
+ * The loads and how one load is measured against one running server.
+ *
+ * - `uclient-*`: coturn's `turnutils_uclient` (UDP, no RTCP pair, `-z 1`: one message per millisecond per
+ *   client) echoing through `turnutils_peer`, both on the load core. Send/Data indications (`-s`) or
+ *   channels; 10, 100 or 200 clients; 100- or 1000-byte messages.
+ * - `gen-channel`, `gen-send`: our generator (lib/generator.ts), a long run of ChannelData or Send
+ *   indications with a window in flight, echoing through `turnutils_peer`.
+ * - `alloc`: our generator allocating (each with its own 401 challenge) up to 1,000 then 10,000 idle
+ *   allocations; the rate, and the server's resident memory at 0, 1,000 and 10,000.
+ *
+ * CPU is the server's own accounting (utime + stime of every thread, /proc/<pid>/stat) over the load:
+ * for uclient the whole run (allocations included), for the generator the send phase only.
+ */
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import type { GeneratorOptions, GeneratorResult } from "./generator.js";
+import { cpuSeconds, freePort, pinned, preciseCpuSeconds, rssBytes, sleep, startProcess, type Started } from "./proc.js";
+import type { BenchServer, ServerName } from "./servers.js";
+
+export type LoadSpec =
+  | { id: string; kind: "uclient"; mode: "send" | "channel"; clients: number; messages: number; size: number }
+  | { id: string; kind: "gen"; mode: "send" | "channel"; allocations: number; size: number; durationSeconds: number; window: number }
+  | { id: string; kind: "alloc"; checkpoints: number[] };
+
+export interface Measurement {
+  server: ServerName;
+  load: string;
+  round: number;
+  status: "ok" | "n/a" | "failed";
+  note?: string;
+  sent?: number;
+  received?: number;
+  lossPercent?: number;
+  messagesPerSecond?: number;
+  cpuSeconds?: number;
+  cpuPer1k?: number;
+  rttP50Ms?: number;
+  rttP99Ms?: number;
+  rttMeanMs?: number;
+  allocationsPerSecond?: number;
+  allocated?: number;
+  rssMb?: Record<string, number>;
+  wallSeconds?: number;
+  /**
+   * UDP datagrams the kernel dropped for a full receive buffer during the load (RcvbufErrors in
+   * /proc/net/snmp: the whole network namespace, so any program's sockets; a hint at who lost what).
+   */
+  udpReceiveBufferDrops?: number;
+}
+
+/** RcvbufErrors from /proc/net/snmp (0 when unreadable). */
+export function udpReceiveBufferErrors(): number {
+  try {
+    const lines = readFileSync("/proc/net/snmp", "utf8").split("\n").filter((line) => line.startsWith("Udp:"));
+    const names = lines[0]!.split(/\s+/);
+    const values = lines[1]!.split(/\s+/);
+    return Number(values[names.indexOf("RcvbufErrors")] ?? 0) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+export interface LoadSizes {
+  quick: boolean;
+  /** Seconds of sending for the generator's long runs. */
+  durationSeconds: number;
+  /** Messages per uclient client, per client count. */
+  uclientMessages: (clients: number) => number;
+  idleCheckpoints: number[];
+}
+
+export function defineLoads(sizes: LoadSizes): LoadSpec[] {
+  const loads: LoadSpec[] = [];
+  const clientCounts = sizes.quick ? [2] : [10, 100, 200];
+  const messageSizes = sizes.quick ? [100] : [100, 1000];
+  for (const mode of sizes.quick ? (["send"] as const) : (["send", "channel"] as const)) {
+    for (const clients of clientCounts) {
+      for (const size of messageSizes) {
+        loads.push({ id: `uclient-${mode}-m${clients}-l${size}`, kind: "uclient", mode, clients, messages: sizes.uclientMessages(clients), size });
+      }
+    }
+  }
+  const allocations = sizes.quick ? 10 : 100;
+  const window = sizes.quick ? 20 : 200;
+  loads.push({ id: "gen-channel-l100", kind: "gen", mode: "channel", allocations, size: 100, durationSeconds: sizes.durationSeconds, window });
+  loads.push({ id: "gen-send-l100", kind: "gen", mode: "send", allocations, size: 100, durationSeconds: sizes.durationSeconds, window });
+  loads.push({ id: "alloc", kind: "alloc", checkpoints: sizes.idleCheckpoints });
+  return loads;
+}
+
+/** Why a server cannot run a load at all (the table says "n/a" with this), or undefined. */
+export function notApplicable(server: ServerName, load: LoadSpec): string | undefined {
+  if (server !== "node-turn") return undefined;
+  if (load.kind === "uclient") {
+    return "cannot serve turnutils_uclient: node-turn 0.0.6 drops any request with an attribute it does not know, and uclient's Allocate carries EVEN-PORT/REQUESTED-ADDRESS-FAMILY";
+  }
+  if (load.kind === "gen" && load.mode === "channel") return "cannot relay ChannelData: node-turn 0.0.6 drops ChannelData from clients";
+  return undefined;
+}
+
+const UCLIENT_BASE_TIMEOUT_MS = 60_000;
+const GENERATOR_SETUP_TIMEOUT_MS = 120_000;
+const PHASE_TIMEOUT_MS = 180_000;
+/** Activity sampling for uclient's messages per second. */
+const SAMPLE_MS = 50;
+
+async function startEchoPeer(core: number | undefined): Promise<{ port: number; process: Started }> {
+  const port = await freePort();
+  const [command, args] = pinned(core, "turnutils_peer", ["-L", "127.0.0.1", "-p", String(port)]);
+  const peer = startProcess("turnutils_peer", command, args);
+  // turnutils_peer binds at once; give it a moment and check it is still there.
+  await sleep(150);
+  const exited = peer.exited();
+  if (exited !== undefined) throw new Error(`turnutils_peer ${exited}: ${peer.output()}`);
+  return { port, process: peer };
+}
+
+function credentialArgs(server: BenchServer): string[] {
+  return server.auth.kind === "rest" ? ["-W", server.auth.secret, "-u", "bench"] : ["-u", server.auth.username, "-w", server.auth.password];
+}
+
+/**
+ * One uclient run. Messages per second: uclient starts each client at a random moment 1-6 s after
+ * connecting and reports time in whole seconds, so the rate is echoed messages over the span in which the
+ * server was busy (its CPU time sampled every 50 ms from /proc, from uclient's "Total connect time" line
+ * to its exit).
+ */
+export async function runUclient(server: BenchServer, load: Extract<LoadSpec, { kind: "uclient" }>, core: number | undefined): Promise<Omit<Measurement, "server" | "load" | "round">> {
+  const peer = await startEchoPeer(core);
+  try {
+    const args = [
+      ...(load.mode === "send" ? ["-s"] : []),
+      "-c",
+      "-m", String(load.clients),
+      "-n", String(load.messages),
+      "-l", String(load.size),
+      "-z", "1",
+      "-e", "127.0.0.1",
+      "-r", String(peer.port),
+      "-p", String(server.port),
+      ...credentialArgs(server),
+      "127.0.0.1",
+    ];
+    const timeoutMs = UCLIENT_BASE_TIMEOUT_MS + load.messages * 2;
+    const idleStart = preciseCpuSeconds(server.pid);
+    await sleep(300);
+    const idleRate = (preciseCpuSeconds(server.pid) - idleStart) / 0.3;
+    const cpuBefore = cpuSeconds(server.pid);
+    const dropsBefore = udpReceiveBufferErrors();
+    const wallStart = performance.now();
+    const [command, full] = pinned(core, "turnutils_uclient", args);
+    const uclient = startProcess("turnutils_uclient", command, full);
+    let connectedAt: number | undefined;
+    const samples: { t: number; cpu: number }[] = [];
+    const deadline = Date.now() + timeoutMs;
+    while (uclient.exited() === undefined && Date.now() < deadline) {
+      await sleep(SAMPLE_MS);
+      if (connectedAt === undefined && uclient.output().includes("Total connect time")) connectedAt = performance.now();
+      if (connectedAt !== undefined) samples.push({ t: performance.now(), cpu: preciseCpuSeconds(server.pid) });
+    }
+    const timedOut = uclient.exited() === undefined;
+    await uclient.stop();
+    const wallSeconds = (performance.now() - wallStart) / 1000;
+    const cpu = cpuSeconds(server.pid) - cpuBefore;
+    const udpReceiveBufferDrops = udpReceiveBufferErrors() - dropsBefore;
+    const output = uclient.output();
+    const totals = /start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/.exec(output);
+    const rtt = /Average round trip delay ([\d.]+) ms/.exec(output);
+    if (totals === null) {
+      return { status: "failed", note: `uclient ${timedOut ? `timed out after ${timeoutMs} ms` : "printed no totals"}: ${lastLines(output)}`, cpuSeconds: cpu, wallSeconds };
+    }
+    const sent = Number(totals[1]);
+    const received = Math.min(sent, Number(totals[2]));
+    const busy = busySpan(samples, idleRate);
+    return {
+      status: "ok",
+      sent,
+      received,
+      lossPercent: sent > 0 ? (100 * (sent - received)) / sent : 0,
+      messagesPerSecond: busy > 0 ? received / busy : undefined,
+      cpuSeconds: cpu,
+      cpuPer1k: received > 0 ? (cpu / received) * 1000 : undefined,
+      rttMeanMs: rtt ? Number(rtt[1]) : undefined,
+      wallSeconds,
+      udpReceiveBufferDrops,
+      ...(timedOut ? { note: "uclient timed out" } : {}),
+    };
+  } finally {
+    await peer.process.stop();
+  }
+}
+
+/** Seconds from the first to the last sampling interval in which the server used clearly more CPU than idle. */
+function busySpan(samples: { t: number; cpu: number }[], idleRate: number): number {
+  const threshold = Math.max(0.01, idleRate * 3 + 0.005);
+  let first: number | undefined;
+  let last: number | undefined;
+  for (let i = 1; i < samples.length; i++) {
+    const dt = (samples[i]!.t - samples[i - 1]!.t) / 1000;
+    if (dt <= 0) continue;
+    if ((samples[i]!.cpu - samples[i - 1]!.cpu) / dt > threshold) {
+      first ??= samples[i - 1]!.t;
+      last = samples[i]!.t;
+    }
+  }
+  return first !== undefined && last !== undefined ? (last - first) / 1000 : 0;
+}
+
+function lastLines(text: string, count = 5): string {
+  return text.trim().split("\n").slice(-count).join(" | ");
+}
+
+/** A running generator process and its JSON-lines conversation. */
+class GeneratorProcess {
+  private readonly events: Record<string, unknown>[] = [];
+  private wake: (() => void) | undefined;
+
+  constructor(readonly process: Started) {
+    const stdout = process.child.stdout;
+    if (stdout) {
+      createInterface({ input: stdout }).on("line", (line) => {
+        if (!line.startsWith("{")) return;
+        try {
+          this.events.push(JSON.parse(line) as Record<string, unknown>);
+          this.wake?.();
+        } catch {
+          // not ours
+        }
+      });
+    }
+  }
+
+  async next(event: string, timeoutMs: number): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const index = this.events.findIndex((fields) => fields["event"] === event);
+      if (index >= 0) return this.events.splice(index, 1)[0]!;
+      const exited = this.process.exited();
+      if (exited !== undefined) throw new Error(`the generator ${exited} before "${event}": ${lastLines(this.process.output(), 8)}`);
+      if (Date.now() > deadline) throw new Error(`the generator sent no "${event}" within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 100);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  go(): void {
+    this.process.child.stdin?.write("go\n");
+  }
+}
+
+function startGenerator(options: GeneratorOptions, core: number | undefined): GeneratorProcess {
+  const [command, args] = pinned(core, process.execPath, ["--import", "tsx", "bench/gen.ts", JSON.stringify(options)]);
+  return new GeneratorProcess(startProcess("generator", command, args, { stdin: true }));
+}
+
+export async function runGenerated(
+  server: BenchServer,
+  load: Extract<LoadSpec, { kind: "gen" }>,
+  core: number | undefined,
+  lossTimeoutMs: number,
+): Promise<Omit<Measurement, "server" | "load" | "round">> {
+  const peer = await startEchoPeer(core);
+  const generator = startGenerator(
+    {
+      serverPort: server.port,
+      auth: server.auth,
+      mode: load.mode,
+      allocations: load.allocations,
+      size: load.size,
+      durationSeconds: load.durationSeconds,
+      window: load.window,
+      rate: 0,
+      peerPort: peer.port,
+      lossTimeoutMs,
+      concurrency: 20,
+      checkpoints: [],
+      setupTimeoutMs: GENERATOR_SETUP_TIMEOUT_MS,
+    },
+    core,
+  );
+  try {
+    const ready = await generator.next("ready", GENERATOR_SETUP_TIMEOUT_MS + 10_000);
+    const allocated = Number(ready["allocations"]);
+    const cpuBefore = cpuSeconds(server.pid);
+    const dropsBefore = udpReceiveBufferErrors();
+    const wallStart = performance.now();
+    generator.go();
+    await generator.next("done", load.durationSeconds * 1000 + lossTimeoutMs + PHASE_TIMEOUT_MS);
+    const cpu = cpuSeconds(server.pid) - cpuBefore;
+    const udpReceiveBufferDrops = udpReceiveBufferErrors() - dropsBefore;
+    const wallSeconds = (performance.now() - wallStart) / 1000;
+    generator.go();
+    const result = (await generator.next("result", 10_000))["result"] as GeneratorResult;
+    if (allocated === 0) return { status: "failed", note: `no allocation: ${result.firstFailure ?? "?"}`, allocated };
+    const note = result.allocationFailures > 0 ? `${result.allocationFailures} allocations failed (${result.firstFailure})` : undefined;
+    return {
+      status: result.received > 0 ? "ok" : "failed",
+      ...(note !== undefined ? { note } : result.received > 0 ? {} : { note: "nothing echoed" }),
+      allocated,
+      sent: result.sent,
+      received: result.received,
+      lossPercent: result.sent > 0 ? (100 * result.lost) / result.sent : 0,
+      messagesPerSecond: result.messagesPerSecond,
+      cpuSeconds: cpu,
+      cpuPer1k: result.received > 0 ? (cpu / result.received) * 1000 : undefined,
+      rttP50Ms: result.rttMs?.p50,
+      rttP99Ms: result.rttMs?.p99,
+      rttMeanMs: result.rttMs?.mean,
+      wallSeconds,
+      udpReceiveBufferDrops,
+    };
+  } finally {
+    await generator.process.stop();
+    await peer.process.stop();
+  }
+}
+
+export async function runAllocations(
+  server: BenchServer,
+  load: Extract<LoadSpec, { kind: "alloc" }>,
+  core: number | undefined,
+  /** Time for the server to settle after the last allocation before its memory is read. */
+  settleMs: number,
+): Promise<Omit<Measurement, "server" | "load" | "round">> {
+  const last = load.checkpoints[load.checkpoints.length - 1] ?? 0;
+  const generator = startGenerator(
+    {
+      serverPort: server.port,
+      auth: server.auth,
+      mode: "alloc",
+      allocations: last,
+      size: 0,
+      durationSeconds: 0,
+      window: 0,
+      rate: 0,
+      peerPort: 9, // unused: no data in this mode
+      lossTimeoutMs: 0,
+      concurrency: 32,
+      checkpoints: load.checkpoints,
+      setupTimeoutMs: GENERATOR_SETUP_TIMEOUT_MS,
+    },
+    core,
+  );
+  try {
+    await generator.next("ready", 30_000);
+    await sleep(settleMs);
+    const rssMb: Record<string, number> = { "0": rssBytes(server.pid) / 2 ** 20 };
+    const wallStart = performance.now();
+    const cpuBefore = cpuSeconds(server.pid);
+    generator.go();
+    let allocated = 0;
+    for (const target of load.checkpoints) {
+      const checkpoint = await generator.next("checkpoint", GENERATOR_SETUP_TIMEOUT_MS + 10_000);
+      allocated = Number(checkpoint["allocations"]);
+      await sleep(settleMs);
+      rssMb[String(target)] = rssBytes(server.pid) / 2 ** 20;
+      generator.go();
+    }
+    const cpu = cpuSeconds(server.pid) - cpuBefore;
+    const result = (await generator.next("result", 10_000))["result"] as GeneratorResult;
+    const wanted = last;
+    const short = allocated < wanted ? `only ${allocated} of ${wanted} allocations (${result.allocationFailures} failed: ${result.firstFailure ?? "?"})` : undefined;
+    return {
+      status: allocated > 0 ? "ok" : "failed",
+      ...(short !== undefined ? { note: short } : {}),
+      allocated,
+      allocationsPerSecond: result.allocationsPerSecond,
+      rssMb,
+      cpuSeconds: cpu,
+      wallSeconds: (performance.now() - wallStart) / 1000,
+    };
+  } finally {
+    await generator.process.stop();
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * The three TURN servers under test, each started the same way: UDP on 127.0.0.1 at a free port, relay
+ * ports from one fixed range below Linux's ephemeral ports (so the load's own sockets never take them),
+ * long-term authentication, loopback peers allowed (the echo peer is on 127.0.0.1), pinned to the server
+ * core. Ready once it answers a STUN Binding request.
+ *
+ * - ours: `node --import tsx relay/main.ts` with the TURN REST secret (`--static-auth-secret`).
+ * - coturn: Debian's `turnserver` with `--use-auth-secret --static-auth-secret` (TURN REST), no config
+ *   file, database and pid file in a temporary directory.
+ * - node-turn: the devDependency, unmodified, through bench/servers/node-turn.cjs, with one static user
+ *   (it has no REST scheme).
+ */
+import { randomBytes } from "node:crypto";
+import { createSocket } from "node:dgram";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, onPath, pinned, repoRoot, sleep, startProcess, type Started } from "./proc.js";
+
+export type ServerName = "ours" | "coturn" | "node-turn";
+export const SERVER_NAMES: readonly ServerName[] = ["ours", "coturn", "node-turn"];
+
+export const REALM = "bench.relaykit";
+/** Relay ports for every server: 12,000, enough for 10,000 idle allocations, below 32768 (ephemeral ports). */
+export const RELAY_MIN_PORT = 20_000;
+export const RELAY_MAX_PORT = 31_999;
+/**
+ * Our relay answers at most --unauthenticated-rate requests per second per source IP without a valid
+ * credential, 401 challenges included (default 20/s, burst 40). Every allocation of the load starts with
+ * a 401 from 127.0.0.1, so the default would throttle the setup-rate measurement and uclient's 200 clients;
+ * coturn has no such limiter. The benchmark raises it (and says so in the notes); --ours-default-limiter
+ * keeps the default.
+ */
+export const OURS_BENCH_UNAUTHENTICATED_RATE = 1_000_000;
+
+const STARTUP_TIMEOUT_MS = 20_000;
+
+/** How a client authenticates: a TURN REST secret (it mints username and password) or a static user. */
+export type ServerAuth = { kind: "rest"; secret: string } | { kind: "static"; username: string; password: string };
+
+export interface BenchServer {
+  name: ServerName;
+  pid: number;
+  port: number;
+  auth: ServerAuth;
+  /** The command line, for the JSON. */
+  command: string[];
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export interface ServerOptions {
+  core: number | undefined;
+  /** Keep our relay's default unauthenticated rate limit. */
+  oursDefaultLimiter?: boolean;
+  /** Run our relay with `node --cpu-prof`, writing the profiles here. */
+  cpuProfileDir?: string;
+}
+
+/** True when `turnserver` answers a STUN Binding request on `port` within `timeoutMs`. */
+export function stunAnswers(port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createSocket("udp4");
+    const request = Buffer.alloc(20);
+    request.writeUInt16BE(0x0001, 0);
+    request.writeUInt32BE(0x2112a442, 4);
+    randomBytes(12).copy(request, 8);
+    const finish = (answered: boolean) => {
+      clearTimeout(timer);
+      socket.close();
+      resolve(answered);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    socket.on("message", (message) => {
+      if (message.length >= 20 && message.subarray(8, 20).equals(request.subarray(8, 20))) finish(true);
+    });
+    socket.once("error", () => finish(false));
+    socket.send(request, port, "127.0.0.1");
+  });
+}
+
+async function waitReady(started: Started, port: number, cleanup: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  for (;;) {
+    const exited = started.exited();
+    if (exited !== undefined) {
+      await cleanup();
+      throw new Error(`${started.name} ${exited}:\n${started.output().slice(-4000)}`);
+    }
+    if (Date.now() > deadline) {
+      await cleanup();
+      throw new Error(`${started.name} did not answer STUN on 127.0.0.1:${port} within ${STARTUP_TIMEOUT_MS} ms:\n${started.output().slice(-4000)}`);
+    }
+    if (await stunAnswers(port, 200)) return;
+    await sleep(100);
+  }
+}
+
+/** What each server needs installed, or a message naming the fix. */
+export function missingPrerequisite(name: ServerName): string | undefined {
+  if (name === "coturn" && !onPath("turnserver")) return "turnserver not found: apt-get install coturn";
+  return undefined;
+}
+
+export async function startServer(name: ServerName, options: ServerOptions): Promise<BenchServer> {
+  const port = await freePort();
+  const secret = randomBytes(24).toString("base64url");
+  if (name === "ours") {
+    const args = [
+      ...(options.cpuProfileDir !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : []),
+      "--import",
+      "tsx",
+      "relay/main.ts",
+      "--listening-ip=127.0.0.1",
+      `--listening-port=${port}`,
+      `--min-port=${RELAY_MIN_PORT}`,
+      `--max-port=${RELAY_MAX_PORT}`,
+      `--static-auth-secret=${secret}`,
+      `--realm=${REALM}`,
+      "--allow-loopback-peers",
+      ...(options.oursDefaultLimiter ? [] : [`--unauthenticated-rate=${OURS_BENCH_UNAUTHENTICATED_RATE}`, `--unauthenticated-burst=${OURS_BENCH_UNAUTHENTICATED_RATE}`]),
+    ];
+    const [command, full] = pinned(options.core, process.execPath, args);
+    const started = startProcess("ours", command, full);
+    await waitReady(started, port, started.stop);
+    return { name, pid: started.pid, port, auth: { kind: "rest", secret }, command: [command, ...full], output: started.output, stop: started.stop };
+  }
+  if (name === "coturn") {
+    const dir = await mkdtemp(join(tmpdir(), "relaykit-bench-coturn-"));
+    const args = [
+      "-n",
+      "--listening-ip=127.0.0.1",
+      "--relay-ip=127.0.0.1",
+      `--listening-port=${port}`,
+      `--min-port=${RELAY_MIN_PORT}`,
+      `--max-port=${RELAY_MAX_PORT}`,
+      "--use-auth-secret",
+      `--static-auth-secret=${secret}`,
+      `--realm=${REALM}`,
+      "--no-tls",
+      "--no-dtls",
+      "--no-cli",
+      "--allow-loopback-peers",
+      `--db=${join(dir, "turndb")}`,
+      `--pidfile=${join(dir, "turnserver.pid")}`,
+      "--log-file=stdout",
+      "--simple-log",
+    ];
+    const [command, full] = pinned(options.core, "turnserver", args);
+    const started = startProcess("coturn", command, full, { cwd: dir });
+    const stop = async () => {
+      await started.stop();
+      await rm(dir, { recursive: true, force: true });
+    };
+    await waitReady(started, port, stop);
+    return { name, pid: started.pid, port, auth: { kind: "rest", secret }, command: [command, ...full], output: started.output, stop };
+  }
+  const username = "bench";
+  const password = randomBytes(12).toString("base64url");
+  const args = ["bench/servers/node-turn.cjs", String(port), String(RELAY_MIN_PORT), String(RELAY_MAX_PORT), REALM, username, password];
+  const [command, full] = pinned(options.core, process.execPath, args);
+  const started = startProcess("node-turn", command, full, { cwd: repoRoot });
+  await waitReady(started, port, started.stop);
+  return { name, pid: started.pid, port, auth: { kind: "static", username, password }, command: [command, ...full], output: started.output, stop: started.stop };
+}

@@ -1,0 +1,254 @@
+/**
+ * `npm run bench`: our relay against coturn and node-turn, same settings, same loads, interleaved.
+ * See bench/README.md for what each figure means. Flags:
+ *   --quick                 the CI smoke: 1 round, tiny loads, all three servers, a few seconds each
+ *   --rounds N              rounds per load (default 3)
+ *   --duration S            seconds of sending for the generator's long runs (default 10)
+ *   --messages N            messages per uclient client (default 2000 / 1000 / 500 for 10 / 100 / 200 clients)
+ *   --idle A,B              idle-allocation checkpoints (default 1000,10000)
+ *   --servers a,b           any of ours,coturn,node-turn (default all)
+ *   --loads p,q             loads whose id starts with any of these (e.g. uclient-send,gen,alloc)
+ *   --out FILE              JSON results (default bench/results/<date>.json)
+ *   --svg FILE              the chart (default bench/results/latest.svg)
+ *   --loss-timeout MS       a message not echoed within this is lost (default 1000)
+ *   --time-limit S          stop everything after this many seconds (default 3600; quick 90)
+ *   --no-pin                do not pin server and load to separate cores
+ *   --ours-default-limiter  keep our relay's default --unauthenticated-rate (the benchmark raises it)
+ *   --profile DIR           run our relay under `node --cpu-prof`, one .cpuprofile per run in DIR
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, release } from "node:os";
+import { dirname, join } from "node:path";
+import { defineLoads, notApplicable, runAllocations, runGenerated, runUclient, type LoadSpec, type Measurement } from "./lib/loads.js";
+import { installCleanupHandlers, onPath, pinning, repoRoot, runningPids, startedProcesses, stopAll } from "./lib/proc.js";
+import { ratios, ratioTable, summarize, svgChart, table } from "./lib/report.js";
+import { missingPrerequisite, OURS_BENCH_UNAUTHENTICATED_RATE, SERVER_NAMES, startServer, type ServerName } from "./lib/servers.js";
+
+interface Options {
+  quick: boolean;
+  rounds: number;
+  durationSeconds: number;
+  messages: number | undefined;
+  idle: number[];
+  servers: ServerName[];
+  loads: string[] | undefined;
+  out: string;
+  svg: string;
+  lossTimeoutMs: number;
+  timeLimitSeconds: number;
+  pin: boolean;
+  oursDefaultLimiter: boolean;
+  profileDir: string | undefined;
+}
+
+const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--servers ours,coturn,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--profile DIR]";
+
+function parseArgs(argv: string[]): Options {
+  const values = new Map<string, string>();
+  const flags = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--help" || arg === "-h") {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    }
+    if (!arg.startsWith("--")) throw new Error(`unexpected argument ${arg}\n${USAGE}`);
+    const eq = arg.indexOf("=");
+    if (eq > 0) values.set(arg.slice(2, eq), arg.slice(eq + 1));
+    else if (["quick", "no-pin", "ours-default-limiter"].includes(arg.slice(2))) flags.add(arg.slice(2));
+    else {
+      const next = argv[++i];
+      if (next === undefined) throw new Error(`${arg} needs a value\n${USAGE}`);
+      values.set(arg.slice(2), next);
+    }
+  }
+  const known = new Set(["profile", "rounds", "duration", "messages", "idle", "servers", "loads", "out", "svg", "loss-timeout", "time-limit"]);
+  for (const key of values.keys()) if (!known.has(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
+  const quick = flags.has("quick");
+  const number = (name: string, fallback: number, min: number) => {
+    const text = values.get(name);
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!Number.isFinite(value) || value < min) throw new Error(`--${name} must be a number ≥ ${min}, got ${text}`);
+    return value;
+  };
+  const servers = (values.get("servers")?.split(",") ?? [...SERVER_NAMES]).map((name) => {
+    if (!SERVER_NAMES.includes(name as ServerName)) throw new Error(`unknown server ${name}: use ${SERVER_NAMES.join(", ")}`);
+    return name as ServerName;
+  });
+  const date = new Date().toISOString().replace(/[:]/g, "-").replace(/\..*/, "");
+  const idle = (values.get("idle") ?? (quick ? "20,100" : "1000,10000")).split(",").map(Number);
+  if (idle.some((value) => !Number.isInteger(value) || value < 1) || idle.some((value, i) => i > 0 && value <= idle[i - 1]!)) {
+    throw new Error("--idle takes ascending positive integers, e.g. 1000,10000");
+  }
+  return {
+    quick,
+    rounds: Math.floor(number("rounds", quick ? 1 : 3, 1)),
+    durationSeconds: number("duration", quick ? 0.5 : 10, 0.1),
+    messages: values.has("messages") ? Math.floor(number("messages", 1, 1)) : undefined,
+    idle,
+    servers,
+    loads: values.get("loads")?.split(","),
+    out: values.get("out") ?? join(repoRoot, "bench", "results", `${date}${quick ? "-quick" : ""}.json`),
+    svg: values.get("svg") ?? join(repoRoot, "bench", "results", quick ? "latest-quick.svg" : "latest.svg"),
+    lossTimeoutMs: number("loss-timeout", 1000, 10),
+    timeLimitSeconds: number("time-limit", quick ? 90 : 3600, 1),
+    pin: !flags.has("no-pin"),
+    oursDefaultLimiter: flags.has("ours-default-limiter"),
+    profileDir: values.get("profile"),
+  };
+}
+
+function machine(): Record<string, unknown> {
+  let coturnVersion: string | undefined;
+  try {
+    coturnVersion = execFileSync("turnserver", ["--version"], { encoding: "utf8", timeout: 5_000 }).trim().split("\n").pop();
+  } catch {
+    coturnVersion = undefined;
+  }
+  return {
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    kernel: release(),
+    node: process.version,
+    coturn: coturnVersion,
+    loadAverageAtStart: loadavg().map((value) => Number(value.toFixed(2))),
+  };
+}
+
+function uclientMessages(options: Options): (clients: number) => number {
+  if (options.messages !== undefined) return () => options.messages!;
+  if (options.quick) return () => 20;
+  return (clients) => (clients <= 10 ? 2000 : clients <= 100 ? 1000 : 500);
+}
+
+async function measure(server: ServerName, load: LoadSpec, options: Options, cores: ReturnType<typeof pinning>, round: number): Promise<Measurement> {
+  const base = { server, load: load.id, round };
+  const na = notApplicable(server, load);
+  if (na !== undefined) return { ...base, status: "n/a", note: na };
+  const started = await startServer(server, { core: cores.server, oursDefaultLimiter: options.oursDefaultLimiter, cpuProfileDir: options.profileDir });
+  try {
+    const result =
+      load.kind === "uclient"
+        ? await runUclient(started, load, cores.load)
+        : load.kind === "gen"
+          ? await runGenerated(started, load, cores.load, options.lossTimeoutMs)
+          : await runAllocations(started, load, cores.load, options.quick ? 300 : 1_000);
+    return { ...base, ...result };
+  } catch (error) {
+    return { ...base, status: "failed", note: (error as Error).message.split("\n")[0] };
+  } finally {
+    await started.stop();
+  }
+}
+
+async function main(): Promise<number> {
+  const options = parseArgs(process.argv.slice(2));
+  installCleanupHandlers();
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`bench: over the time limit of ${options.timeLimitSeconds} s, stopping everything\n`);
+    void stopAll().finally(() => process.exit(124));
+  }, options.timeLimitSeconds * 1000);
+  watchdog.unref();
+
+  for (const server of options.servers) {
+    const missing = missingPrerequisite(server);
+    if (missing !== undefined) throw new Error(missing);
+  }
+  for (const tool of ["turnutils_uclient", "turnutils_peer"]) {
+    if (!onPath(tool)) throw new Error(`${tool} not found: apt-get install coturn (it brings coturn's client tools)`);
+  }
+  const cores = pinning(!options.pin);
+  // The harness itself (sampling, pipes) runs beside the load, never on the server's core.
+  if (cores.load !== undefined) {
+    try {
+      execFileSync("taskset", ["-a", "-p", "-c", String(cores.load), String(process.pid)], { stdio: "ignore" });
+    } catch {
+      // not fatal: the harness is mostly idle
+    }
+  }
+  const allLoads = defineLoads({ quick: options.quick, durationSeconds: options.durationSeconds, uclientMessages: uclientMessages(options), idleCheckpoints: options.idle });
+  const loads = options.loads === undefined ? allLoads : allLoads.filter((load) => options.loads!.some((prefix) => load.id.startsWith(prefix)));
+  if (loads.length === 0) throw new Error(`no load matches ${options.loads?.join(",")}: loads are ${allLoads.map((load) => load.id).join(", ")}`);
+
+  const info = machine();
+  process.stderr.write(
+    `bench: ${loads.length} loads × ${options.servers.length} servers × ${options.rounds} rounds; server core ${cores.server ?? "any"}, load core ${cores.load ?? "any"}; load average ${String(info["loadAverageAtStart"])}\n`,
+  );
+  const measurements: Measurement[] = [];
+  const started = Date.now();
+  for (const load of loads) {
+    for (let round = 0; round < options.rounds; round++) {
+      // Interleaved, and the order rotates each round: A B C, B C A, C A B.
+      const order = options.servers.map((_, i) => options.servers[(i + round) % options.servers.length]!);
+      for (const server of order) {
+        const measurement = await measure(server, load, options, cores, round + 1);
+        measurements.push(measurement);
+        const brief =
+          measurement.status === "ok"
+            ? [
+                measurement.messagesPerSecond !== undefined ? `${measurement.messagesPerSecond.toFixed(0)} msg/s` : undefined,
+                measurement.lossPercent !== undefined ? `loss ${measurement.lossPercent.toFixed(2)} %` : undefined,
+                measurement.cpuPer1k !== undefined ? `CPU/1k ${measurement.cpuPer1k.toFixed(4)} s` : undefined,
+                measurement.allocationsPerSecond !== undefined ? `${measurement.allocationsPerSecond.toFixed(0)} alloc/s` : undefined,
+                measurement.rssMb !== undefined ? `RSS ${JSON.stringify(Object.fromEntries(Object.entries(measurement.rssMb).map(([k, v]) => [k, Math.round(v)])))} MB` : undefined,
+              ]
+                .filter(Boolean)
+                .join(", ")
+            : `${measurement.status}: ${measurement.note ?? ""}`.slice(0, 160);
+        process.stderr.write(`  [${((Date.now() - started) / 1000).toFixed(0)} s] ${load.id} ${server} round ${round + 1}: ${brief}\n`);
+      }
+    }
+  }
+  await stopAll();
+
+  const rows = summarize(measurements, loads, options.servers);
+  const ratioList = ratios(rows, loads);
+  const notes = [
+    options.oursDefaultLimiter
+      ? "ours ran with its default --unauthenticated-rate (20/s per source IP, burst 40)"
+      : `ours ran with --unauthenticated-rate=${OURS_BENCH_UNAUTHENTICATED_RATE}: every allocation starts with a 401 from 127.0.0.1, which the default (20/s, burst 40) throttles; coturn has no such limiter`,
+    "node-turn ran unmodified with one static user (it has no TURN REST scheme)",
+    "uclient loads: -c -z 1 (one message per ms per client); msg/s is echoed messages over the span the server was busy; CPU includes the allocations",
+    "generator loads: CPU over the send phase only",
+  ];
+  const date = new Date().toISOString();
+  const summary = { date, machine: { ...info, loadAverageAtEnd: loadavg().map((value) => Number(value.toFixed(2))) }, options, notes, rows, ratios: ratioList, measurements, processes: startedProcesses() };
+  mkdirSync(dirname(options.out), { recursive: true });
+  writeFileSync(options.out, `${JSON.stringify(summary, null, 2)}\n`);
+  mkdirSync(dirname(options.svg), { recursive: true });
+  writeFileSync(options.svg, svgChart(rows, options.servers, `relaykit bench ${date.slice(0, 10)}: ${String(info["cpu"] ?? "")}, ${String(info["cores"])} cores`));
+
+  const out = [
+    "",
+    `## relaykit bench, ${date} (${String(info["cpu"])}, ${String(info["cores"])} cores, Node ${process.version}, ${String(info["coturn"] ?? "coturn ?")}; load average ${String(info["loadAverageAtStart"])})`,
+    "",
+    table(rows),
+    "",
+    "### Ratios",
+    "",
+    ratioList.length > 0 ? ratioTable(ratioList) : "(no ratio: a server is missing)",
+    "",
+    ...notes.map((note) => `- ${note}`),
+    "",
+    `JSON: ${options.out}`,
+    `chart: ${options.svg}`,
+    "",
+  ];
+  process.stdout.write(out.join("\n"));
+  const left = runningPids();
+  if (left.length > 0) {
+    process.stderr.write(`bench: processes still registered after the run: ${left.join(", ")}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+main()
+  .then((code) => process.exit(code))
+  .catch(async (error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
+    await stopAll();
+    process.exit(1);
+  });

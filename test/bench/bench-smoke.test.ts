@@ -1,0 +1,133 @@
+/**
+ * The benchmark harness keeps working: `bench/run.ts --quick` (one round, tiny loads, all three servers)
+ * runs to completion within its bound, prints the table, writes a JSON file with a row for every server
+ * and load it attempted (finite numbers where the load ran, "n/a" with a reason where the server cannot
+ * run it) and an SVG chart, and leaves no process behind. It does not check the performance targets:
+ * the benchmark itself reports those.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+
+const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+/** The quick run takes about 30-45 s on two busy cores; it stops itself at BENCH_LIMIT_S. */
+const BENCH_LIMIT_S = 75;
+const TEST_TIMEOUT_MS = (BENCH_LIMIT_S + 15) * 1000;
+
+interface Row {
+  load: string;
+  server: string;
+  status: "ok" | "n/a" | "failed";
+  note?: string;
+  messagesPerSecond?: number;
+  lossPercent?: number;
+  cpuPer1k?: number;
+  allocationsPerSecond?: number;
+  rssMb?: Record<string, number>;
+}
+
+interface Summary {
+  options: { servers: string[] };
+  rows: Row[];
+  measurements: { load: string; server: string }[];
+  processes: { name: string; pid: number; command: string }[];
+}
+
+function run(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "bench/run.ts", ...args], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }, timeoutMs);
+    child.once("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie is dead too (waiting for its parent to reap it).
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+describe("npm run bench -- --quick", () => {
+  const dir = mkdtempSync(join(tmpdir(), "relaykit-bench-smoke-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it(
+    "prints the table, writes JSON and SVG with a row per server and load, and leaves no process behind",
+    async () => {
+      const out = join(dir, "quick.json");
+      const svg = join(dir, "quick.svg");
+      const result = await run(["--quick", "--out", out, "--svg", svg, "--time-limit", String(BENCH_LIMIT_S)], TEST_TIMEOUT_MS - 5_000);
+      const report = `exit ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
+      expect(result.code, report).toBe(0);
+      expect(existsSync(out), report).toBe(true);
+      expect(readFileSync(svg, "utf8")).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
+
+      const summary = JSON.parse(readFileSync(out, "utf8")) as Summary;
+      expect(summary.options.servers).toEqual(["ours", "coturn", "node-turn"]);
+      const loads = [...new Set(summary.measurements.map((m) => m.load))];
+      expect(loads.length, report).toBeGreaterThanOrEqual(4); // uclient, generator ChannelData and Send, allocations
+      for (const load of loads) {
+        for (const server of summary.options.servers) {
+          const row = summary.rows.find((r) => r.load === load && r.server === server);
+          expect(row, `${load} ${server}\n${report}`).toBeDefined();
+          // The table on stdout has the same row.
+          expect(result.stdout).toContain(`| ${load} | ${server} |`);
+          expect(row!.status, `${load} ${server}: ${row!.note}`).not.toBe("failed");
+          if (row!.status === "n/a") {
+            expect(server, `only node-turn lacks loads: ${load} ${server} ${row!.note}`).toBe("node-turn");
+            expect(row!.note).toMatch(/node-turn/);
+            continue;
+          }
+          if (load === "alloc") {
+            expect(Number.isFinite(row!.allocationsPerSecond), `${server} alloc/s`).toBe(true);
+            expect(row!.allocationsPerSecond!).toBeGreaterThan(0);
+            for (const mb of Object.values(row!.rssMb ?? {})) expect(Number.isFinite(mb) && mb > 0).toBe(true);
+            expect(Object.keys(row!.rssMb ?? {}).length).toBe(3); // 0 and two checkpoints
+          } else {
+            expect(Number.isFinite(row!.lossPercent), `${load} ${server} loss`).toBe(true);
+            expect(Number.isFinite(row!.cpuPer1k), `${load} ${server} CPU per 1k`).toBe(true);
+            if (load.startsWith("gen-")) expect(Number.isFinite(row!.messagesPerSecond), `${load} ${server} msg/s`).toBe(true);
+          }
+        }
+      }
+      // node-turn ran where it can: the generator's Send indications and the allocations.
+      expect(summary.rows.filter((r) => r.server === "node-turn" && r.status === "ok").map((r) => r.load).sort()).toEqual(["alloc", "gen-send-l100"]);
+      expect(result.stdout).toMatch(/### Ratios/);
+      expect(result.stdout).toMatch(/CPU\/1k ours ÷ coturn/);
+
+      // Every process it started is gone: servers, echo peers, uclients, generators.
+      expect(summary.processes.length).toBeGreaterThanOrEqual(10);
+      const left = summary.processes.filter((p) => alive(p.pid));
+      expect(left, JSON.stringify(left)).toEqual([]);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
