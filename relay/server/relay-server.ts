@@ -2,7 +2,7 @@
  * The relay: listeners in, one handler per STUN method, allocations out. It owns every socket it
  * opens and closes every one of them on `stop()`, so no relay port outlives its allocation.
  */
-import { createSocket, type Socket } from "node:dgram";
+import type { Socket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket as NetSocket } from "node:net";
 import { createSecureContext, createServer as createTlsServer, type Server as TlsServer } from "node:tls";
@@ -36,6 +36,7 @@ import { TransactionCache } from "./transaction-cache.js";
 import { streamClientLink } from "../transport/stream.js";
 import { StreamFramer } from "../transport/stream-framer.js";
 import { udpClientLink } from "../transport/udp.js";
+import { createRelayUdpSocket, LISTENER_BUFFER_BYTES, RELAY_SOCKET_BUFFER_BYTES } from "../transport/udp-socket.js";
 
 /** How often expired allocations, permissions and channels are swept: one timer for all of them. */
 export const SWEEP_INTERVAL_MS = 1_000;
@@ -187,7 +188,7 @@ export class RelayServer implements TurnContext {
   }
 
   private async listenUdp(ip: string, port: number): Promise<ListenerAddress> {
-    const socket = createSocket({ type: ip.includes(":") ? "udp6" : "udp4", ipv6Only: ip.includes(":") });
+    const socket = createRelayUdpSocket(ip.includes(":") ? 6 : 4, LISTENER_BUFFER_BYTES);
     socket.on("message", (data, from) => {
       try {
         this.fromUdpClient(socket, data, from.address, from.port);
@@ -461,7 +462,7 @@ export class RelayServer implements TurnContext {
         if (this.draining) return refused("draining", 508, "Insufficient Capacity: the relay is draining; use another relay");
         const port = this.ports.take(request.evenPort);
         if (port === null) return refused("no-relay-port", 508, "Insufficient Capacity: no relay port is free");
-        const socket = createSocket({ type: request.family === 6 ? "udp6" : "udp4", ipv6Only: request.family === 6 });
+        const socket = createRelayUdpSocket(request.family, RELAY_SOCKET_BUFFER_BYTES);
         const bound = await new Promise<boolean>((resolve) => {
           socket.once("error", () => resolve(false));
           socket.bind(port, relayIp, () => resolve(true));
