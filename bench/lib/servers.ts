@@ -4,7 +4,9 @@
  * long-term authentication, loopback peers allowed (the echo peer is on 127.0.0.1), pinned to the server
  * core. Ready once it answers a STUN Binding request.
  *
- * - ours: `node --import tsx relay/main.ts` with the TURN REST secret (`--static-auth-secret`).
+ * - ours: the production bundle the container runs (`scripts/build-relay.mjs`, built once per run into
+ *   .tmp/bench-relay, then `node relay.mjs`), with the TURN REST secret (`--static-auth-secret`). Not
+ *   through tsx: its loader thread and on-the-fly compilation cost memory and CPU no deployment pays.
  * - coturn: Debian's `turnserver` with `--use-auth-secret --static-auth-secret` (TURN REST), no config
  *   file, database and pid file in a temporary directory.
  * - node-turn: the devDependency, unmodified, through bench/servers/node-turn.cjs, with one static user
@@ -15,7 +17,19 @@ import { createSocket } from "node:dgram";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { execFileSync } from "node:child_process";
 import { freePort, onPath, pinned, repoRoot, sleep, startProcess, type Started } from "./proc.js";
+
+let relayBundle: string | undefined;
+/** Builds the relay as the image does, once per benchmark run; returns the entry file. */
+function ourRelayBundle(): string {
+  if (relayBundle === undefined) {
+    const outDir = join(repoRoot, ".tmp", "bench-relay");
+    execFileSync(process.execPath, [join(repoRoot, "scripts", "build-relay.mjs"), outDir], { cwd: repoRoot, stdio: "ignore" });
+    relayBundle = join(outDir, "relay.mjs");
+  }
+  return relayBundle;
+}
 
 export type ServerName = "ours" | "coturn" | "node-turn";
 export const SERVER_NAMES: readonly ServerName[] = ["ours", "coturn", "node-turn"];
@@ -108,9 +122,7 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
   if (name === "ours") {
     const args = [
       ...(options.cpuProfileDir !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : []),
-      "--import",
-      "tsx",
-      "relay/main.ts",
+      ourRelayBundle(),
       "--listening-ip=127.0.0.1",
       `--listening-port=${port}`,
       `--min-port=${RELAY_MIN_PORT}`,
