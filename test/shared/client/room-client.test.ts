@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { RoomClient, type RoomClientEvents, type RoomState } from "../../../shared/client/index.js";
 import type { JsonValue } from "../../../shared/signaling/protocol.js";
+import { mintJoinToken } from "../../../shared/signaling/join-token.js";
 import { startStack, type Stack } from "../../e2e/stack.js";
 
 const WAIT_MS = 10_000;
@@ -225,6 +226,38 @@ describe("RoomClient", () => {
     await expect(nobody.connect()).rejects.toThrow(/gave up after 3 failed connection attempts/);
     expect(errors.filter((code) => code === "connection").length).toBeGreaterThanOrEqual(4);
   });
+
+  it("joins with a join token (fetched afresh for each connection), and refreshes credentials with it where the Worker is not open", async () => {
+    const secret = "room-client-join-secret";
+    const guarded = await startStack({ workerVars: { JOIN_SECRET: secret, AUTH_MODE: "", TURN_TTL: "10" } });
+    try {
+      const room = newRoom();
+      let minted = 0;
+      const token = () => {
+        minted++;
+        return mintJoinToken(secret, { room, sub: "ada", meta: { name: "Ada" } });
+      };
+      const ada = client(room, guarded.workerUrl, { token });
+      const welcome = await ada.connect();
+      expect(welcome.peerId).toBe("ada");
+      expect(minted).toBe(1);
+      // The welcome carries TURN credentials for a token holder; the refresh authenticates with a
+      // fresh token too (an open Worker would not need one, this one does).
+      const [refreshed] = await next(ada, "ice-servers", () => true, 15_000);
+      expect(Date.parse(refreshed.expiresAt!)).toBeGreaterThan(Date.parse(welcome.expiresAt!));
+      expect(minted).toBe(2);
+
+      const bob = client(room, guarded.workerUrl, { token: await mintJoinToken(secret, { room, sub: "bob" }) });
+      const bobWelcome = await bob.connect();
+      expect(bobWelcome.peers).toEqual([{ id: "ada", meta: { name: "Ada" } }]);
+
+      // Without a token the Worker refuses the upgrade; the client gives up after its attempts.
+      const stranger = client(room, guarded.workerUrl, { reconnect: { initialDelayMs: 10, maxDelayMs: 20, maxAttempts: 2 } });
+      await expect(stranger.connect()).rejects.toThrow(/gave up after 2 failed connection attempts/);
+    } finally {
+      await guarded.stop();
+    }
+  }, 90_000);
 
   it("refuses bad options up front with a message that says what is wanted", () => {
     expect(() => new RoomClient({ server: "http://x", room: "bad name", WebSocket })).toThrow(/room must be 1-64 characters/);
