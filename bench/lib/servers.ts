@@ -13,12 +13,12 @@
  *   (it has no REST scheme).
  */
 import { randomBytes } from "node:crypto";
-import { createSocket } from "node:dgram";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { freePort, onPath, pinned, repoRoot, sleep, startProcess, type Started } from "./proc.js";
+import { stunBindingAnswers as stunAnswers } from "../../test/node/coturn.js";
 
 let relayBundle: string | undefined;
 /** Builds the relay as the image does, once per benchmark run; returns the entry file. */
@@ -69,28 +69,6 @@ export interface ServerOptions {
   oursDefaultLimiter?: boolean;
   /** Run our relay with `node --cpu-prof`, writing the profiles here. */
   cpuProfileDir?: string;
-}
-
-/** True when `turnserver` answers a STUN Binding request on `port` within `timeoutMs`. */
-export function stunAnswers(port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createSocket("udp4");
-    const request = Buffer.alloc(20);
-    request.writeUInt16BE(0x0001, 0);
-    request.writeUInt32BE(0x2112a442, 4);
-    randomBytes(12).copy(request, 8);
-    const finish = (answered: boolean) => {
-      clearTimeout(timer);
-      socket.close();
-      resolve(answered);
-    };
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    socket.on("message", (message) => {
-      if (message.length >= 20 && message.subarray(8, 20).equals(request.subarray(8, 20))) finish(true);
-    });
-    socket.once("error", () => finish(false));
-    socket.send(request, port, "127.0.0.1");
-  });
 }
 
 async function waitReady(started: Started, port: number, cleanup: () => Promise<void>): Promise<void> {

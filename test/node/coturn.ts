@@ -37,7 +37,7 @@ export function requireCoturn(): void {
 
 
 /** One STUN Binding request over UDP; true when any STUN success response comes back in time. */
-function stunBindingAnswers(port: number, timeoutMs: number): Promise<boolean> {
+export function stunBindingAnswers(port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createSocket("udp4");
     const request = Buffer.alloc(20);
