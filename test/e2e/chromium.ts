@@ -17,7 +17,7 @@
 import { createHash } from "node:crypto";
 import { connect } from "node:tls";
 import { chromium, type Browser, type BrowserServer } from "playwright-core";
-import { signalGroup, sleep } from "../node/processes.js";
+import { signalGroup, sleep, withTimeout } from "../node/processes.js";
 import { assertIsolatedNetwork } from "./isolation.js";
 
 export const CHROMIUM_PATH = "/usr/bin/chromium";
@@ -59,20 +59,6 @@ export interface LaunchOptions {
   launchTimeoutMs?: number;
 }
 
-async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 async function killGroup(pid: number | undefined): Promise<void> {
   if (pid === undefined) return;
   signalGroup(pid, "SIGKILL");
@@ -103,7 +89,7 @@ export async function launchChromium(options: LaunchOptions = {}): Promise<Launc
   const pid = server.process().pid;
   const launched = server;
   try {
-    const browser = await withDeadline(chromium.connect(launched.wsEndpoint(), { timeout: launchTimeoutMs }), launchTimeoutMs, "connecting to Chromium");
+    const browser = await withTimeout(chromium.connect(launched.wsEndpoint(), { timeout: launchTimeoutMs }), launchTimeoutMs, "connecting to Chromium");
     let closed = false;
     return {
       browser,
@@ -112,8 +98,8 @@ export async function launchChromium(options: LaunchOptions = {}): Promise<Launc
         if (closed) return;
         closed = true;
         try {
-          await withDeadline(browser.close(), CLOSE_TIMEOUT_MS, "browser.close()");
-          await withDeadline(launched.close(), CLOSE_TIMEOUT_MS, "closing the browser server");
+          await withTimeout(browser.close(), CLOSE_TIMEOUT_MS, "browser.close()");
+          await withTimeout(launched.close(), CLOSE_TIMEOUT_MS, "closing the browser server");
         } catch {
           // Hung or already gone: the kill below ends it either way.
         }

@@ -22,6 +22,21 @@ export const quietWrangler = {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Settles as `promise` does, or rejects after `ms` with a message naming what did not happen. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A port nothing listens on right now: bind port 0 on 127.0.0.1, read the port, release it. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -5,7 +5,7 @@
  * summary as the last stdout line (`{"ok":true,...}` or `{"ok":false,"error":...}`), exit code 0
  * only when everything was checked.
  */
-import { sleep } from "../../node/processes.js";
+import { sleep, withTimeout } from "../../node/processes.js";
 
 /** How long all cleanups together may take before the script exits anyway. */
 const CLEANUP_TIMEOUT_MS = 15_000;
@@ -19,21 +19,6 @@ export interface ScriptContext {
   phase(name: string): void;
   /** Runs when the script ends, last registered first, whatever happened. */
   onCleanup(cleanup: () => Promise<void>): void;
-}
-
-/** Rejects after `ms` with a message naming what did not happen. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**

@@ -12,7 +12,8 @@
  */
 import { launchChromium, trustTlsKeyArgs } from "../chromium.js";
 import { startStack } from "../stack.js";
-import { numberFlag, parseFlags, runScript, withTimeout } from "./harness.js";
+import { withTimeout } from "../../node/processes.js";
+import { numberFlag, parseFlags, runScript } from "./harness.js";
 import { collectPageErrors, newRecordedContext, runIceTest, waitForHook } from "./pages.js";
 
 const flags = parseFlags(process.argv.slice(2), ["wrong-secret", "gather-timeout-ms", "timeout-ms"]);

@@ -26,7 +26,8 @@ import { Mesh, RoomClient, readMeshSignal, type JsonValue, type PeerLink } from 
 import { launchChromium } from "../chromium.js";
 import { startStack } from "../stack.js";
 import { selectedPair } from "../werift-stats.js";
-import { numberFlag, parseFlags, pollUntil, runScript, withTimeout } from "./harness.js";
+import { withTimeout } from "../../node/processes.js";
+import { numberFlag, parseFlags, pollUntil, runScript } from "./harness.js";
 import { collectPageErrors, demoSnapshot, newRecordedContext, peerConnectionLog, sendChat, waitForHook, type DemoPeer, type DemoSnapshot } from "./pages.js";
 
 const CONNECT_TIMEOUT_MS = 20_000;

@@ -21,6 +21,7 @@ import { RTCPeerConnection, type RTCDataChannel } from "werift";
 import { WebSocket } from "ws";
 import { Mesh, RoomClient, readMeshSignal, type IceServer, type JsonValue, type PeerLink } from "../../../shared/client/index.js";
 import type { CandidateInfo, PeerSummary, Policy, ServerChoice } from "./cases.js";
+import { withTimeout } from "../../node/processes.js";
 
 /** The negotiated channel both homes create (same label and id on both sides, no in-band open). */
 const ECHO_CHANNEL = { label: "nat-lab-echo", id: 0 };
@@ -134,16 +135,6 @@ async function readStats(pc: RTCPeerConnection): Promise<{ selectedPair?: PeerSu
   const remote = pair === undefined ? undefined : report.get(pair["remoteCandidateId"] as string);
   if (pair === undefined || local === undefined || remote === undefined) return { pairStates };
   return { pairStates, selectedPair: { local: candidateFromStat(local), remote: candidateFromStat(remote), state: String(pair["state"]) } };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-    promise.then(
-      (value) => (clearTimeout(timer), resolve(value)),
-      (error: unknown) => (clearTimeout(timer), reject(error)),
-    );
-  });
 }
 
 const started = Date.now();

@@ -26,6 +26,7 @@ import { readErrorCode } from "../../../relay/stun/attributes.js";
 import { AttributeType, StunClass } from "../../../relay/stun/constants.js";
 import { decodeStunMessage, findAttribute } from "../../../relay/stun/message.js";
 import { selectedPair } from "../../e2e/werift-stats.js";
+import { withTimeout } from "../../node/processes.js";
 
 const MESSAGES = 20;
 const SECRET = "werift-relay-secret";
@@ -72,16 +73,6 @@ function assertLoopbackOnly(): void {
   if (!Object.values(networkInterfaces()).some((addresses) => (addresses ?? []).some((a) => a.address === "127.0.0.1"))) {
     throw new Error("loopback is not up (run `ip link set lo up` first)");
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-    promise.then(
-      (value) => (clearTimeout(timer), resolve(value)),
-      (error: unknown) => (clearTimeout(timer), reject(error)),
-    );
-  });
 }
 
 const METHOD_NAMES: Record<number, string> = { 0x001: "binding", 0x003: "allocate", 0x004: "refresh", 0x008: "create-permission", 0x009: "channel-bind" };
