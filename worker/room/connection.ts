@@ -28,8 +28,27 @@ export function newConnection(peerId: string, connId: string, now: number, confi
   };
 }
 
+/**
+ * Attachments this instance has already read or written, by socket. Deserializing the attachment on
+ * every frame was a large share of the room's time per frame; the runtime hands the room the same
+ * WebSocket object for a socket for as long as the instance lives, and a new one after an eviction,
+ * so an entry here can only miss, never be stale, provided every change goes through
+ * `writeConnection`.
+ */
+const known = new WeakMap<WebSocket, Connection>();
+
 export function readConnection(ws: WebSocket): Connection | null {
-  return (ws.deserializeAttachment() as Connection | null) ?? null;
+  const cached = known.get(ws);
+  if (cached !== undefined) return cached;
+  const stored = (ws.deserializeAttachment() as Connection | null) ?? null;
+  if (stored !== null) known.set(ws, stored);
+  return stored;
+}
+
+/** Persists the connection in its attachment (it survives eviction there) and keeps it at hand. */
+export function writeConnection(ws: WebSocket, conn: Connection): void {
+  ws.serializeAttachment(conn);
+  known.set(ws, conn);
 }
 
 /** Spends one frame of the rate limit; false when the frame must be dropped. */

@@ -6,6 +6,10 @@
  *
  * The SQL API is synchronous, so the room never yields between reading and writing the roster and
  * frames are handled strictly in arrival order.
+ *
+ * Every frame looks up its sender and its recipient, so peer rows read once are kept in memory
+ * until a write touches them (every write goes through this class, so the copy is never stale). The
+ * copy goes with the object when it is evicted; SQLite stays the source of truth.
  */
 import type { PeerInfo, PeerMeta } from "../../shared/signaling/protocol.js";
 
@@ -55,6 +59,12 @@ function toRecord(row: PeerRow): PeerRecord {
 }
 
 export class Roster {
+  /**
+   * Peer rows by id as last read; an entry is dropped by any write to its row. Misses are not kept,
+   * so frames naming made-up peers cannot grow it: it holds at most the room's peers.
+   */
+  private readonly rows = new Map<string, Readonly<PeerRecord>>();
+
   constructor(private readonly sql: SqlStorage) {
     sql.exec(SCHEMA);
   }
@@ -64,8 +74,12 @@ export class Roster {
     return rows.length > 0 ? toRecord(rows[0]!) : null;
   }
 
-  get(peerId: string): PeerRecord | null {
-    return this.one("SELECT * FROM peers WHERE id = ?", peerId);
+  get(peerId: string): Readonly<PeerRecord> | null {
+    const cached = this.rows.get(peerId);
+    if (cached !== undefined) return cached;
+    const record = this.one("SELECT * FROM peers WHERE id = ?", peerId);
+    if (record !== null) this.rows.set(peerId, record);
+    return record;
   }
 
   byResumeToken(token: string): PeerRecord | null {
@@ -85,6 +99,7 @@ export class Roster {
   }
 
   add(peer: { id: string; meta: PeerMeta; resumeToken: string; connId: string }): void {
+    this.rows.delete(peer.id);
     this.sql.exec(
       "INSERT INTO peers (id, meta, resume_token, conn_id, away_since) VALUES (?, ?, ?, ?, NULL)",
       peer.id,
@@ -96,6 +111,7 @@ export class Roster {
 
   /** A peer is back (resume, or a new connection with the same token subject). */
   reconnect(peerId: string, connId: string, resumeToken: string): void {
+    this.rows.delete(peerId);
     this.sql.exec(
       "UPDATE peers SET conn_id = ?, resume_token = ?, away_since = NULL WHERE id = ?",
       connId,
@@ -106,6 +122,7 @@ export class Roster {
 
   /** Marks the peer away if `connId` is still its current connection; true if it was. */
   markAway(peerId: string, connId: string, now: number): boolean {
+    this.rows.delete(peerId);
     const cursor = this.sql.exec(
       "UPDATE peers SET conn_id = NULL, away_since = ? WHERE id = ? AND conn_id = ?",
       now,
@@ -116,11 +133,13 @@ export class Roster {
   }
 
   setMeta(peerId: string, meta: PeerMeta): void {
+    this.rows.delete(peerId);
     this.sql.exec("UPDATE peers SET meta = ? WHERE id = ?", JSON.stringify(meta), peerId);
   }
 
   /** Forgets the peer and anything queued for it. */
   remove(peerId: string): void {
+    this.rows.delete(peerId);
     this.sql.exec("DELETE FROM pending_signals WHERE peer_id = ?", peerId);
     this.sql.exec("DELETE FROM peers WHERE id = ?", peerId);
   }

@@ -18,7 +18,7 @@ import { MAX_USER_ID_LENGTH } from "../../shared/ids.js";
 import { parseClientFrame, utf8ByteLength, type FrameLimits } from "../../shared/signaling/validate.js";
 import { readRoomConfig, type RoomConfig } from "../config.js";
 import type { Env } from "../env.js";
-import { lastActivity, newConnection, readConnection, spendPatience, spendRate, type Connection } from "./connection.js";
+import { lastActivity, newConnection, readConnection, spendPatience, spendRate, writeConnection, type Connection } from "./connection.js";
 import { readJoinIntent, type JoinIntent } from "./join-intent.js";
 import { Roster, type PeerRecord } from "./roster.js";
 
@@ -100,7 +100,7 @@ export class SignalingRoom extends DurableObject<Env> {
     }
 
     this.ctx.acceptWebSocket(server, [peerId]);
-    server.serializeAttachment(newConnection(peerId, connId, now, this.config));
+    writeConnection(server, newConnection(peerId, connId, now, this.config));
     send(server, {
       type: "welcome",
       peerId,
@@ -141,7 +141,7 @@ export class SignalingRoom extends DurableObject<Env> {
     }
     const parsed = parseClientFrame(message, this.limits);
     if (!parsed.ok && parsed.code === "bad-message") return this.strike(ws, conn, now, parsed.code, parsed.message);
-    ws.serializeAttachment(conn);
+    writeConnection(ws, conn);
     if (!parsed.ok) return sendError(ws, parsed.code, parsed.message);
 
     const frame = parsed.frame;
@@ -195,7 +195,7 @@ export class SignalingRoom extends DurableObject<Env> {
   // Helpers
 
   /** The roster entry a join takes over: by resume token, or by the token's subject. */
-  private findReturningPeer(intent: JoinIntent): PeerRecord | null {
+  private findReturningPeer(intent: JoinIntent): Readonly<PeerRecord> | null {
     if (intent.resumeToken) {
       const byToken = this.roster.byResumeToken(intent.resumeToken);
       if (byToken !== null && (intent.peerId === undefined || byToken.id === intent.peerId)) return byToken;
@@ -214,7 +214,7 @@ export class SignalingRoom extends DurableObject<Env> {
   }
 
   /** The peer's current connection, if it is open. */
-  private currentSocket(peer: PeerRecord): WebSocket | null {
+  private currentSocket(peer: Readonly<PeerRecord>): WebSocket | null {
     if (peer.connId === null) return null;
     for (const ws of this.ctx.getWebSockets(peer.id)) {
       if (ws.readyState === OPEN && readConnection(ws)?.connId === peer.connId) return ws;
@@ -239,7 +239,7 @@ export class SignalingRoom extends DurableObject<Env> {
   /** A bad or rate-limited frame: say so, and close the connection once patience runs out. */
   private async strike(ws: WebSocket, conn: Connection, now: number, code: ErrorCode, message: string): Promise<void> {
     sendError(ws, code, message);
-    if (spendPatience(conn, now, this.config)) return ws.serializeAttachment(conn);
+    if (spendPatience(conn, now, this.config)) return writeConnection(ws, conn);
     return this.drop(ws, conn, CLOSE_CODES.policyViolation, "too many bad or rate-limited frames", now);
   }
 
