@@ -7,7 +7,10 @@
  *   as fast as the window allows (a bounded number of its messages not yet delivered), for a fixed time.
  * The servers run pinned to core 0, this client to core 1 (when there are two). The Worker runs with its
  * per-connection rate limit and room capacity raised (PeerJS has neither): see `WORKER_VARS`.
- * Flags: --quick, --joins N, --duration S, --peers 2,20, --window N, --out FILE, --time-limit S.
+ * Each server is measured twice: with the client offering permessage-deflate, as every browser does, and
+ * without. Local workerd accepts the offer (so each frame is compressed and inflated on both ends) and the
+ * PeerJS server declines it, so only the second pair compares the two servers' work per frame alone.
+ * Flags: --quick, --joins N, --duration S, --peers 2,20, --window N, --deflate on,off, --out FILE, --time-limit S.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -73,10 +76,15 @@ interface Peer {
   onSignal?: (incoming: Incoming) => void;
 }
 
-function join(adapter: Adapter, room: string, index: number): Promise<Peer> {
+/** How the client connects: whether it offers permessage-deflate (browsers always do). */
+interface ClientMode {
+  deflate: boolean;
+}
+
+function join(adapter: Adapter, room: string, index: number, mode: ClientMode): Promise<Peer> {
   const requestedId = `p${index}-${Math.random().toString(36).slice(2, 10)}`;
   const started = performance.now();
-  const ws = new WebSocket(adapter.url(room, requestedId));
+  const ws = new WebSocket(adapter.url(room, requestedId), { perMessageDeflate: mode.deflate });
   return new Promise<Peer>((resolve, reject) => {
     const timer = setTimeout(() => {
       ws.terminate();
@@ -135,20 +143,22 @@ function percentile(values: number[], q: number): number | undefined {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-async function joinLatency(adapter: Adapter, room: string, joins: number): Promise<{ p50: number | undefined; p99: number | undefined; samples: number }> {
+async function joinLatency(adapter: Adapter, room: string, joins: number, mode: ClientMode): Promise<{ p50: number | undefined; p99: number | undefined; samples: number; negotiated: string }> {
   const samples: number[] = [];
+  let negotiated = "";
   for (let i = 0; i < joins + 5; i++) {
-    const peer = await join(adapter, room, i);
+    const peer = await join(adapter, room, i, mode);
     if (i >= 5) samples.push(peer.joinMs); // the first joins wake the room (a Durable Object) and warm up
+    negotiated = peer.ws.extensions || "none";
     await leave(adapter, peer);
   }
-  return { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), samples: samples.length };
+  return { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), samples: samples.length, negotiated };
 }
 
-async function relayRate(adapter: Adapter, room: string, peers: number, durationSeconds: number, window: number): Promise<{ messagesPerSecond: number; delivered: number }> {
+async function relayRate(adapter: Adapter, room: string, peers: number, durationSeconds: number, window: number, mode: ClientMode): Promise<{ messagesPerSecond: number; delivered: number }> {
   const joined: Peer[] = [];
   try {
-    for (let i = 0; i < peers; i++) joined.push(await join(adapter, room, 1000 + i));
+    for (let i = 0; i < peers; i++) joined.push(await join(adapter, room, 1000 + i, mode));
     let delivered = 0;
     let sending = true;
     // Each delivery lets its sender send one more: every peer keeps `window` messages on the way.
@@ -204,6 +214,10 @@ function parse(argv: string[]) {
     durationSeconds: Number(get("duration") ?? (quick ? 1 : 5)),
     peers: (get("peers") ?? "2,20").split(",").map(Number),
     window: Number(get("window") ?? 4),
+    deflate: (get("deflate") ?? "on,off").split(",").map((value) => {
+      if (value !== "on" && value !== "off") throw new Error(`--deflate takes on, off or on,off; got ${JSON.stringify(value)}`);
+      return value === "on";
+    }),
     out: get("out") ?? joinPath(repoRoot, "bench", "results", `signaling-${date}${quick ? "-quick" : ""}.json`),
     timeLimitSeconds: Number(get("time-limit") ?? (quick ? 120 : 900)),
   };
@@ -255,15 +269,18 @@ async function main(): Promise<number> {
   for (const [adapter, start] of servers) {
     const server = await start();
     try {
-      const room = `bench-${Date.now().toString(36)}`;
-      const latency = await joinLatency(adapter, room, options.joins);
-      const row: Record<string, unknown> = { server: adapter.name, joinP50Ms: latency.p50, joinP99Ms: latency.p99, joins: latency.samples };
-      for (const peers of options.peers) {
-        const rate = await relayRate(adapter, `${room}-relay${peers}`, peers, options.durationSeconds, options.window);
-        row[`msgPerSec${peers}`] = rate.messagesPerSecond;
+      for (const deflate of options.deflate) {
+        const mode = { deflate };
+        const room = `bench-${Date.now().toString(36)}-${deflate ? "d" : "p"}`;
+        const latency = await joinLatency(adapter, room, options.joins, mode);
+        const row: Record<string, unknown> = { server: adapter.name, deflateOffered: deflate, negotiated: latency.negotiated, joinP50Ms: latency.p50, joinP99Ms: latency.p99, joins: latency.samples };
+        for (const peers of options.peers) {
+          const rate = await relayRate(adapter, `${room}-relay${peers}`, peers, options.durationSeconds, options.window, mode);
+          row[`msgPerSec${peers}`] = rate.messagesPerSecond;
+        }
+        results.push(row);
+        process.stderr.write(`  ${JSON.stringify(row)}\n`);
       }
-      results.push(row);
-      process.stderr.write(`  ${JSON.stringify(row)}\n`);
     } finally {
       await server.stop();
     }
@@ -271,19 +288,24 @@ async function main(): Promise<number> {
   await stopAll();
 
   const fmt = (value: unknown, digits: number) => (typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : "-");
-  const header = ["server", "join p50 ms", "join p99 ms", ...options.peers.map((peers) => `msg/s, ${peers} peers`)];
+  const header = ["server", "client offers deflate", "negotiated", "join p50 ms", "join p99 ms", ...options.peers.map((peers) => `msg/s, ${peers} peers`)];
   const lines = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
   for (const row of results) {
-    lines.push(`| ${String(row["server"])} | ${fmt(row["joinP50Ms"], 2)} | ${fmt(row["joinP99Ms"], 2)} | ${options.peers.map((peers) => fmt(row[`msgPerSec${peers}`], 0)).join(" | ")} |`);
+    lines.push(`| ${String(row["server"])} | ${row["deflateOffered"] ? "yes" : "no"} | ${String(row["negotiated"])} | ${fmt(row["joinP50Ms"], 2)} | ${fmt(row["joinP99Ms"], 2)} | ${options.peers.map((peers) => fmt(row[`msgPerSec${peers}`], 0)).join(" | ")} |`);
   }
-  const ours = results[0];
-  const theirs = results[1];
   const top = options.peers[options.peers.length - 1];
-  const ratio = ours && theirs ? Number(ours[`msgPerSec${top}`]) / Number(theirs[`msgPerSec${top}`]) : undefined;
-  const targets = [
-    `msg/s with ${top} peers, Worker ÷ PeerJS: ${fmt(ratio, 2)} (target ≥ 1: ${ratio !== undefined && ratio >= 1 ? "met" : "NOT met"})`,
-    `join p50 on the Worker: ${fmt(ours?.["joinP50Ms"], 2)} ms (target < 5 ms: ${typeof ours?.["joinP50Ms"] === "number" && (ours["joinP50Ms"] as number) < 5 ? "met" : "NOT met"})`,
-  ];
+  const targets: string[] = [];
+  for (const deflate of options.deflate) {
+    const ours = results.find((row) => row["server"] === servers[0]![0].name && row["deflateOffered"] === deflate);
+    const theirs = results.find((row) => row["server"] === servers[1]![0].name && row["deflateOffered"] === deflate);
+    const ratio = ours && theirs ? Number(ours[`msgPerSec${top}`]) / Number(theirs[`msgPerSec${top}`]) : undefined;
+    const offered = deflate ? "client offering deflate" : "client without deflate";
+    const joinP50 = ours?.["joinP50Ms"];
+    targets.push(
+      `${offered}: msg/s with ${top} peers, Worker ÷ PeerJS: ${fmt(ratio, 2)} (target ≥ 1: ${ratio !== undefined && ratio >= 1 ? "met" : "NOT met"})`,
+      `${offered}: join p50 on the Worker: ${fmt(joinP50, 2)} ms (target < 5 ms: ${typeof joinP50 === "number" && joinP50 < 5 ? "met" : "NOT met"})`,
+    );
+  }
   const date = new Date().toISOString();
   mkdirSync(dirname(options.out), { recursive: true });
   writeFileSync(options.out, `${JSON.stringify({ date, machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, loadAverage: loadavg() }, options, workerVars: WORKER_VARS, results, targets }, null, 2)}\n`);

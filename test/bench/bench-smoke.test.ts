@@ -1,9 +1,9 @@
 /**
- * The benchmark harness keeps working: `bench/run.ts --quick` (one round, tiny loads, all three servers)
+ * The benchmark harnesses keep working: `bench/run.ts --quick` (one round, tiny loads, all three servers)
  * runs to completion within its bound, prints the table, writes a JSON file with a row for every server
  * and load it attempted (finite numbers where the load ran, "n/a" with a reason where the server cannot
- * run it) and an SVG chart, and leaves no process behind. It does not check the performance targets:
- * the benchmark itself reports those.
+ * run it) and an SVG chart, and leaves no process behind; `bench/signaling.ts` does the same for a tiny
+ * signaling run. They do not check the performance targets: the benchmarks themselves report those.
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -36,9 +36,9 @@ interface Summary {
   processes: { name: string; pid: number; command: string }[];
 }
 
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(script: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "bench/run.ts", ...args], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], detached: true });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -84,7 +84,7 @@ describe("npm run bench -- --quick", () => {
     async () => {
       const out = join(dir, "quick.json");
       const svg = join(dir, "quick.svg");
-      const result = await run(["--quick", "--out", out, "--svg", svg, "--time-limit", String(BENCH_LIMIT_S)], TEST_TIMEOUT_MS - 5_000);
+      const result = await run("bench/run.ts", ["--quick", "--out", out, "--svg", svg, "--time-limit", String(BENCH_LIMIT_S)], TEST_TIMEOUT_MS - 5_000);
       const report = `exit ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
       expect(result.code, report).toBe(0);
       expect(existsSync(out), report).toBe(true);
@@ -127,6 +127,50 @@ describe("npm run bench -- --quick", () => {
       expect(summary.processes.length).toBeGreaterThanOrEqual(10);
       const left = summary.processes.filter((p) => alive(p.pid));
       expect(left, JSON.stringify(left)).toEqual([]);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
+
+interface SignalingRow {
+  server: string;
+  deflateOffered: boolean;
+  negotiated: string;
+  joinP50Ms: number;
+  joinP99Ms: number;
+  joins: number;
+  msgPerSec2: number;
+}
+
+describe("npm run bench:signaling (a tiny run)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "relaykit-bench-signaling-smoke-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it(
+    "measures both servers with and without the client's deflate offer, prints the table and the targets, and exits 0 with nothing left running",
+    async () => {
+      const out = join(dir, "signaling.json");
+      const result = await run("bench/signaling.ts", ["--quick", "--joins", "3", "--duration", "1", "--peers", "2", "--out", out, "--time-limit", String(BENCH_LIMIT_S)], TEST_TIMEOUT_MS - 5_000);
+      const report = `exit ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
+      // Exit 0 also means every process it started was gone at the end (it exits 1 otherwise).
+      expect(result.code, report).toBe(0);
+      const summary = JSON.parse(readFileSync(out, "utf8")) as { results: SignalingRow[]; targets: string[] };
+      expect(summary.results.map((row) => [row.server, row.deflateOffered])).toEqual([
+        ["relaykit Worker", true],
+        ["relaykit Worker", false],
+        ["PeerJS server", true],
+        ["PeerJS server", false],
+      ]);
+      for (const row of summary.results) {
+        expect(row.joins, report).toBe(3);
+        expect(row.joinP50Ms > 0 && Number.isFinite(row.joinP50Ms), `${row.server} join p50`).toBe(true);
+        expect(row.msgPerSec2 > 0 && Number.isFinite(row.msgPerSec2), `${row.server} msg/s`).toBe(true);
+        // Without an offer nothing can be negotiated.
+        if (!row.deflateOffered) expect(row.negotiated).toBe("none");
+        expect(result.stdout).toContain(`| ${row.server} | ${row.deflateOffered ? "yes" : "no"} | ${row.negotiated} |`);
+      }
+      expect(summary.targets.length).toBe(4);
+      expect(result.stdout).toMatch(/msg\/s with 2 peers, Worker ÷ PeerJS: [0-9.]+ \(target ≥ 1: (met|NOT met)\)/);
     },
     TEST_TIMEOUT_MS,
   );
