@@ -10,6 +10,8 @@
  * Each server is measured twice: with the client offering permessage-deflate, as every browser does, and
  * without. Local workerd accepts the offer (so each frame is compressed and inflated on both ends) and the
  * PeerJS server declines it, so only the second pair compares the two servers' work per frame alone.
+ * A third server, an empty Durable Object room on the same local workerd (bench/servers/floor-room),
+ * shows how much of the Worker's time per frame is the local runtime's own.
  * Flags: --quick, --joins N, --duration S, --peers 2,20, --window N, --deflate on,off, --out FILE, --time-limit S.
  */
 import { execFileSync } from "node:child_process";
@@ -26,6 +28,8 @@ const WORKER_VARS: Record<string, string> = {
   RATE_LIMIT_PER_SECOND: "10000",
   ABUSE_STRIKE_LIMIT: "10000",
 };
+/** The third server: an empty Durable Object room on the same local workerd (bench/servers/floor-room). */
+const FLOOR_NAME = "empty DO room (floor)";
 const QUIET_WRANGLER = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true" };
 const START_TIMEOUT_MS = 60_000;
 const JOIN_TIMEOUT_MS = 5_000;
@@ -36,7 +40,7 @@ interface Incoming {
   data: unknown;
 }
 
-/** What differs between the two servers; everything else (timing, counting) is shared. */
+/** What differs between the servers; everything else (timing, counting) is shared. */
 interface Adapter {
   name: string;
   url(room: string, id: string): string;
@@ -47,9 +51,9 @@ interface Adapter {
   leave(): string | undefined;
 }
 
-function oursAdapter(base: string): Adapter {
+function oursAdapter(base: string, name = "relaykit Worker"): Adapter {
   return {
-    name: "relaykit Worker",
+    name,
     url: (room) => `${base}/v1/rooms/${room}`,
     joined: (frame) => (frame["type"] === "welcome" ? String(frame["peerId"]) : undefined),
     signal: (to, data) => JSON.stringify({ type: "signal", to, data }),
@@ -246,6 +250,10 @@ async function main(): Promise<number> {
   ]);
   const peerPort = await freePort();
   const [pCommand, pArgs] = pinned(cores.server, process.execPath, ["bench/servers/peerjs.cjs", String(peerPort)]);
+  const floorPort = await freePort();
+  const [fCommand, fArgs] = pinned(cores.server, process.execPath, [
+    "node_modules/wrangler/bin/wrangler.js", "dev", "--config", "bench/servers/floor-room/wrangler.toml", "--local", "--ip", "127.0.0.1", "--port", String(floorPort), "--inspector-port", "0",
+  ]);
 
   const results: Record<string, unknown>[] = [];
   const servers: [Adapter, () => Promise<Started>][] = [
@@ -263,6 +271,15 @@ async function main(): Promise<number> {
         const peerjs = startProcess("peerjs", pCommand, pArgs);
         await waitHttp(`http://127.0.0.1:${peerPort}/`, peerjs, (status) => status < 500);
         return peerjs;
+      },
+    ],
+    [
+      // Same wire as ours, so the same adapter; the floor of local workerd (bench/servers/floor-room).
+      oursAdapter(`ws://127.0.0.1:${floorPort}`, FLOOR_NAME),
+      async () => {
+        const floor = startProcess("wrangler dev (floor)", fCommand, fArgs, { env: QUIET_WRANGLER });
+        await waitHttp(`http://127.0.0.1:${floorPort}/v1/rooms/probe`, floor, (status) => status === 426);
+        return floor;
       },
     ],
   ];
@@ -298,12 +315,15 @@ async function main(): Promise<number> {
   for (const deflate of options.deflate) {
     const ours = results.find((row) => row["server"] === servers[0]![0].name && row["deflateOffered"] === deflate);
     const theirs = results.find((row) => row["server"] === servers[1]![0].name && row["deflateOffered"] === deflate);
+    const floor = results.find((row) => row["server"] === FLOOR_NAME && row["deflateOffered"] === deflate);
     const ratio = ours && theirs ? Number(ours[`msgPerSec${top}`]) / Number(theirs[`msgPerSec${top}`]) : undefined;
+    const ofFloor = ours && floor ? Number(ours[`msgPerSec${top}`]) / Number(floor[`msgPerSec${top}`]) : undefined;
     const offered = deflate ? "client offering deflate" : "client without deflate";
     const joinP50 = ours?.["joinP50Ms"];
     targets.push(
       `${offered}: msg/s with ${top} peers, Worker ÷ PeerJS: ${fmt(ratio, 2)} (target ≥ 1: ${ratio !== undefined && ratio >= 1 ? "met" : "NOT met"})`,
       `${offered}: join p50 on the Worker: ${fmt(joinP50, 2)} ms (target < 5 ms: ${typeof joinP50 === "number" && joinP50 < 5 ? "met" : "NOT met"})`,
+      `${offered}: msg/s with ${top} peers, Worker ÷ the empty room on the same local workerd: ${fmt(ofFloor, 2)} (how close the Worker is to what local workerd allows; no target)`,
     );
   }
   const date = new Date().toISOString();

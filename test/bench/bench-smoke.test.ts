@@ -147,7 +147,7 @@ describe("npm run bench:signaling (a tiny run)", () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it(
-    "measures both servers with and without the client's deflate offer, prints the table and the targets, and exits 0 with nothing left running",
+    "measures the Worker, PeerJS and the empty-room floor with and without the client's deflate offer, prints the table and the targets, and exits 0 with nothing left running",
     async () => {
       const out = join(dir, "signaling.json");
       const result = await run("bench/signaling.ts", ["--quick", "--joins", "3", "--duration", "1", "--peers", "2", "--out", out, "--time-limit", String(BENCH_LIMIT_S)], TEST_TIMEOUT_MS - 5_000);
@@ -160,6 +160,8 @@ describe("npm run bench:signaling (a tiny run)", () => {
         ["relaykit Worker", false],
         ["PeerJS server", true],
         ["PeerJS server", false],
+        ["empty DO room (floor)", true],
+        ["empty DO room (floor)", false],
       ]);
       for (const row of summary.results) {
         expect(row.joins, report).toBe(3);
@@ -169,7 +171,7 @@ describe("npm run bench:signaling (a tiny run)", () => {
         if (!row.deflateOffered) expect(row.negotiated).toBe("none");
         expect(result.stdout).toContain(`| ${row.server} | ${row.deflateOffered ? "yes" : "no"} | ${row.negotiated} |`);
       }
-      expect(summary.targets.length).toBe(4);
+      expect(summary.targets.length).toBe(6);
       expect(result.stdout).toMatch(/msg\/s with 2 peers, Worker ÷ PeerJS: [0-9.]+ \(target ≥ 1: (met|NOT met)\)/);
     },
     TEST_TIMEOUT_MS,
