@@ -312,10 +312,12 @@ async function main(): Promise<number> {
   }
   const top = options.peers[options.peers.length - 1];
   const targets: string[] = [];
+  const [oursName, peerjsName, floorName] = servers.map(([adapter]) => adapter.name);
+  const rowOf = (server: string | undefined, deflate: boolean) => results.find((row) => row["server"] === server && row["deflateOffered"] === deflate);
   for (const deflate of options.deflate) {
-    const ours = results.find((row) => row["server"] === servers[0]![0].name && row["deflateOffered"] === deflate);
-    const theirs = results.find((row) => row["server"] === servers[1]![0].name && row["deflateOffered"] === deflate);
-    const floor = results.find((row) => row["server"] === FLOOR_NAME && row["deflateOffered"] === deflate);
+    const ours = rowOf(oursName, deflate);
+    const theirs = rowOf(peerjsName, deflate);
+    const floor = rowOf(floorName, deflate);
     const ratio = ours && theirs ? Number(ours[`msgPerSec${top}`]) / Number(theirs[`msgPerSec${top}`]) : undefined;
     const ofFloor = ours && floor ? Number(ours[`msgPerSec${top}`]) / Number(floor[`msgPerSec${top}`]) : undefined;
     const offered = deflate ? "client offering deflate" : "client without deflate";

@@ -61,6 +61,11 @@ function run(script: string, args: string[], timeoutMs: number): Promise<{ code:
   });
 }
 
+/** What a failed assertion prints: the exit code and everything the run wrote. */
+function runReport(result: { code: number | null; stdout: string; stderr: string }): string {
+  return `exit ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -85,7 +90,7 @@ describe("npm run bench -- --quick", () => {
       const out = join(dir, "quick.json");
       const svg = join(dir, "quick.svg");
       const result = await run("bench/run.ts", ["--quick", "--out", out, "--svg", svg, "--time-limit", String(BENCH_LIMIT_S)], TEST_TIMEOUT_MS - 5_000);
-      const report = `exit ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
+      const report = runReport(result);
       expect(result.code, report).toBe(0);
       expect(existsSync(out), report).toBe(true);
       expect(readFileSync(svg, "utf8")).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
@@ -151,7 +156,7 @@ describe("npm run bench:signaling (a tiny run)", () => {
     async () => {
       const out = join(dir, "signaling.json");
       const result = await run("bench/signaling.ts", ["--quick", "--joins", "3", "--duration", "1", "--peers", "2", "--out", out, "--time-limit", String(BENCH_LIMIT_S)], TEST_TIMEOUT_MS - 5_000);
-      const report = `exit ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
+      const report = runReport(result);
       // Exit 0 also means every process it started was gone at the end (it exits 1 otherwise).
       expect(result.code, report).toBe(0);
       const summary = JSON.parse(readFileSync(out, "utf8")) as { results: SignalingRow[]; targets: string[] };

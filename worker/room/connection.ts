@@ -30,10 +30,10 @@ export function newConnection(peerId: string, connId: string, now: number, confi
 
 /**
  * Attachments this instance has already read or written, by socket. Deserializing the attachment on
- * every frame was a large share of the room's time per frame; the runtime hands the room the same
- * WebSocket object for a socket for as long as the instance lives, and a new one after an eviction,
- * so an entry here can only miss, never be stale, provided every change goes through
- * `writeConnection`.
+ * every frame was a large share of the room's time per frame. The runtime hands the room the same
+ * WebSocket object for a socket for as long as the instance lives, and a new one after an eviction, so
+ * an entry here is never older than the attachment. It may be newer: the room changes the object in
+ * place and persists it with `writeConnection`, except on the paths that close the socket anyway.
  */
 const known = new WeakMap<WebSocket, Connection>();
 
