@@ -54,6 +54,17 @@ export default defineConfig({
         test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts", "test/shared/**/*.test.ts", "test/relay/**/*.test.ts", "test/bench/**/*.test.ts"], testTimeout: 60_000 },
       },
       {
+        // The relay's UDP suites once more on Node's dgram, the fallback where the native addon is not
+        // built (the node project runs them on the addon: test/relay/turn-client.ts, TEST_UDP_IO).
+        test: {
+          name: "node-dgram",
+          environment: "node",
+          include: ["test/relay/relay-data-path.test.ts", "test/relay/relay-transports.test.ts", "test/relay/relay-allocate.test.ts", "test/relay/relay-uclient.test.ts", "test/relay/relay-lifecycle.test.ts"],
+          env: { RELAYKIT_TEST_UDP_IO: "dgram" },
+          testTimeout: 60_000,
+        },
+      },
+      {
         test: { name: "e2e", environment: "node", include: ["test/e2e/**/*.test.ts"], testTimeout: 180_000, hookTimeout: 120_000, fileParallelism: false },
       },
     ],

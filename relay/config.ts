@@ -29,6 +29,9 @@ import { ConfigFileError, readConfigFile, type ConfigFileOptions, type OptionKin
 import { parseCidr } from "./policy/peer-filter.js";
 import { encodeText, type TextAttributeType } from "./stun/attributes.js";
 import { AttributeType } from "./stun/constants.js";
+import type { UdpIo } from "./transport/udp-socket.js";
+
+const UDP_IO_CHOICES: readonly UdpIo[] = ["auto", "native", "dgram"];
 
 export interface ExternalAddress {
   /** Advertised to clients in XOR-RELAYED-ADDRESS. */
@@ -97,6 +100,11 @@ export interface RelayConfig {
   software: string | null;
   /** The config file the options were read from, if any (read again on SIGHUP). */
   configFile: string | null;
+  /**
+   * What carries UDP [udp-io]: `native` (the batched C addon, Linux; about half dgram's CPU per
+   * datagram), `dgram` (Node's sockets), or `auto`: native when the addon loads, else dgram.
+   */
+  udpIo: UdpIo;
   /** The lowest level of log line written [log-level]. */
   logLevel: LogLevel;
   /** The metrics and health listener (`--prometheus`); null: none. */
@@ -163,6 +171,7 @@ export const RELAY_DEFAULTS = {
   prometheusAddress: "127.0.0.1",
   drainTimeoutSeconds: 0,
   logLevel: "info",
+  udpIo: "auto",
   stunPort: 3478,
 } as const;
 
@@ -271,6 +280,7 @@ const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
     "Operations",
     [
       { name: "config", kind: "value", arg: "FILE", help: "read options from this file: name=value lines, coturn's turnserver.conf format", fallback: "none" },
+      { name: "udp-io", kind: "value", arg: "IO", help: `UDP I/O: ${UDP_IO_CHOICES.join(", ")} (native: batched C addon, Linux, built by npm run build:native; auto: native when it loads)`, fallback: RELAY_DEFAULTS.udpIo },
       { name: "log-level", kind: "value", arg: "LEVEL", help: `lowest level logged: ${LOG_LEVELS.join(", ")}`, fallback: RELAY_DEFAULTS.logLevel },
       { name: "prometheus", kind: "switch", help: "serve /metrics (Prometheus), /livez and /readyz over HTTP", fallback: "off" },
       { name: "prometheus-port", kind: "value", arg: "N", help: "port of the metrics and health listener", fallback: String(RELAY_DEFAULTS.prometheusPort) },
@@ -722,6 +732,7 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
       software: text(read.value("software"), AttributeType.Software),
       configFile: configGiven?.value ?? null,
       logLevel: logLevel(read.value("log-level")),
+      udpIo: udpIo(read.value("udp-io")),
       prometheus,
       drainTimeoutSeconds: read.integer("drain-timeout", RELAY_DEFAULTS.drainTimeoutSeconds, 0, MAX_DRAIN_TIMEOUT_SECONDS, "seconds"),
       externalIpStunServer: stunServerGiven === undefined ? null : stunServerAddress(stunServerGiven),
@@ -733,6 +744,13 @@ function singleIp(given: Given<string> | undefined): string | undefined {
   if (given === undefined) return undefined;
   if (isIP(given.value) === 0) throw new RelayConfigError(`${given.from} ${JSON.stringify(given.value)} is not an IP address`);
   return given.value;
+}
+
+function udpIo(given: Given<string> | undefined): UdpIo {
+  if (given === undefined) return RELAY_DEFAULTS.udpIo;
+  const io = UDP_IO_CHOICES.find((name) => name === given.value.toLowerCase());
+  if (io === undefined) throw new RelayConfigError(`${given.from} is ${JSON.stringify(given.value)}; it must be one of ${UDP_IO_CHOICES.join(", ")}`);
+  return io;
 }
 
 function logLevel(given: Given<string> | undefined): LogLevel {

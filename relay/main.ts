@@ -102,6 +102,7 @@ async function main(): Promise<void> {
   log.info({
     event: "listening",
     listeners,
+    udpIo: server.udpImplementation,
     relayPorts: `${config.minPort}-${config.maxPort}`,
     realm: config.realm,
     ...(ops !== null && { metrics: { address: ops.listener.address, port: ops.listener.port } }),

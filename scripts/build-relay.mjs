@@ -3,11 +3,14 @@
 //   OUTDIR/relay.mjs        relay/main.ts and every dependency (pino, prom-client) in one ES module
 //   OUTDIR/healthcheck.mjs  relay/healthcheck.ts, the image's HEALTHCHECK
 //   OUTDIR/package.json     {"type": "module"} and the version: nothing to install
+//   OUTDIR/native/build/udp-batch.node  the batched UDP addon, when it is built (npm run build:native);
+//                           without it the bundle runs on Node's dgram
 // No node_modules are needed next to it: `node OUTDIR/relay.mjs --help` runs anywhere Node runs.
 //
 // Usage: node scripts/build-relay.mjs [OUTDIR]   (default dist/relay)
 import { build } from "esbuild";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -37,3 +40,12 @@ await writeFile(
   join(outDir, "package.json"),
   `${JSON.stringify({ name: "relaykit-relay", version: pkg.version, private: true, type: "module", license: pkg.license }, null, 2)}\n`,
 );
+// relay/transport/native-udp.ts looks for the addon at ./native/build/ beside itself; in the bundle
+// "itself" is relay.mjs.
+const addon = join(root, "relay/transport/native/build/udp-batch.node");
+if (existsSync(addon)) {
+  await mkdir(join(outDir, "native", "build"), { recursive: true });
+  await copyFile(addon, join(outDir, "native", "build", "udp-batch.node"));
+} else {
+  console.warn("build-relay: relay/transport/native/build/udp-batch.node is not built (npm run build:native); the bundle will use dgram");
+}

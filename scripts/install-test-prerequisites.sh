@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # clients and servers to prove interop), iproute2 and util-linux (ip and unshare: the WebRTC tests run
 # in network namespaces they make), openssl (a throwaway certificate for the TURN/TLS tests),
 # chromium (headless browser calls, driven by playwright-core; no browser is ever downloaded) and
-# iptables (the NAT lab's symmetric and cone NATs).
-DEBIAN_PACKAGES=(chromium coturn iproute2 iptables openssl util-linux)
+# iptables (the NAT lab's symmetric and cone NATs); gcc and libc6-dev build the relay's batched UDP
+# addon, whose tests need it built.
+DEBIAN_PACKAGES=(chromium coturn gcc iproute2 iptables libc6-dev openssl util-linux)
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do
@@ -31,3 +32,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 npm ci --no-audit --no-fund
+# npm ci's postinstall builds the addon when it can; here it must, so a failure stops the run.
+node scripts/build-native-udp.mjs

@@ -3,11 +3,11 @@
  * 5-tuple, with the permissions and channels the client installed. The data path in both
  * directions lives here: receive, look up, check, send, with no promise, closure or copy per packet.
  */
-import type { Socket } from "node:dgram";
 import type { CoarseClock } from "../clock.js";
 import { takeBoth, type ByteBucket } from "../policy/bandwidth.js";
 import type { SelfGuard } from "../policy/self-guard.js";
 import type { TransportAddress } from "../stun/attributes.js";
+import type { RelayUdpSocket } from "../transport/udp-socket.js";
 import { encodeDataIndication } from "../turn/indications.js";
 import { AddressPortMap } from "./peer-map.js";
 
@@ -24,7 +24,8 @@ export interface ClientLink {
   /** The 5-tuple as text ("udp:192.0.2.1:5000"), for maps that are not on the data path. */
   readonly key: string;
   sendStun(message: Buffer): void;
-  sendChannelData(channel: number, data: Buffer): void;
+  /** `data[offset .. offset + length)` may be a reused receive area: send it now or copy it. */
+  sendChannelData(channel: number, data: Buffer, offset: number, length: number): void;
 }
 
 export interface ChannelBinding {
@@ -79,7 +80,7 @@ export class Allocation {
     readonly client: ClientLink,
     readonly owner: AllocationOwner,
     /** The address the relay socket is bound to. */
-    readonly relaySocket: Socket,
+    readonly relaySocket: RelayUdpSocket,
     /** What clients are told (XOR-RELAYED-ADDRESS): the bound address, or its external-ip mapping. */
     readonly relayedAddress: TransportAddress,
     private readonly limits: AllocationLimits,
@@ -89,14 +90,14 @@ export class Allocation {
   ) {
     this.createdAt = Date.now();
     this.expiresAt = this.createdAt + lifetimeMs;
-    relaySocket.on("message", (data, from) => {
+    relaySocket.onDatagram = (data, offset, length, address, port) => {
       try {
-        this.fromPeer(data, from.address, from.port);
+        this.fromPeer(data, offset, length, address, port);
       } catch {
         // No datagram may take the relay down; one that trips an unforeseen error is dropped.
         this.traffic.droppedFromPeers++;
       }
-    });
+    };
   }
 
   hasPermission(peerAddress: string, now: number): boolean {
@@ -126,29 +127,29 @@ export class Allocation {
   }
 
   /** Peer → client: over the peer's channel when one is bound, else in a Data indication. */
-  private fromPeer(data: Buffer, address: string, port: number): void {
+  private fromPeer(data: Buffer, offset: number, length: number, address: string, port: number): void {
     const now = this.limits.clock.now;
     if (!this.hasPermission(address, now)) {
       this.traffic.droppedFromPeers++;
       return;
     }
-    if (!takeBoth(this.limits.bandwidth, this.limits.sharedBandwidth, data.length, now)) {
+    if (!takeBoth(this.limits.bandwidth, this.limits.sharedBandwidth, length, now)) {
       this.traffic.droppedOverBandwidth++;
       return;
     }
     this.traffic.packetsToClient++;
-    this.traffic.bytesToClient += data.length;
+    this.traffic.bytesToClient += length;
     const binding = this.channelsByPeer.get(address, port);
     if (binding !== undefined && binding.expiresAt > now) {
-      this.client.sendChannelData(binding.number, data);
+      this.client.sendChannelData(binding.number, data, offset, length);
       return;
     }
-    if (data.length > MAX_DATA_INDICATION_PAYLOAD) {
+    if (length > MAX_DATA_INDICATION_PAYLOAD) {
       // Too big to wrap in a Data indication (the STUN length field is 16 bits): only a channel carries it.
       this.traffic.droppedFromPeers++;
       return;
     }
-    const indication = encodeDataIndication(address, port, data);
+    const indication = encodeDataIndication(address, port, data, offset, length);
     if (indication !== null) this.client.sendStun(indication);
   }
 

@@ -2,7 +2,6 @@
  * The relay: listeners in, one handler per STUN method, allocations out. It owns every socket it
  * opens and closes every one of them on `stop()`, so no relay port outlives its allocation.
  */
-import type { Socket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket as NetSocket } from "node:net";
 import { createSecureContext, createServer as createTlsServer, type Server as TlsServer } from "node:tls";
@@ -36,7 +35,7 @@ import { TransactionCache } from "./transaction-cache.js";
 import { streamClientLink } from "../transport/stream.js";
 import { StreamFramer } from "../transport/stream-framer.js";
 import { udpClientLink } from "../transport/udp.js";
-import { createRelayUdpSocket, LISTENER_BUFFER_BYTES, RELAY_SOCKET_BUFFER_BYTES } from "../transport/udp-socket.js";
+import { LISTENER_BUFFER_BYTES, openRelayUdpSocket, RELAY_SOCKET_BUFFER_BYTES, resolveUdpIo, type RelayUdpSocket } from "../transport/udp-socket.js";
 
 /** How often expired allocations, permissions and channels are swept: one timer for all of them. */
 export const SWEEP_INTERVAL_MS = 1_000;
@@ -82,7 +81,9 @@ export class RelayServer implements TurnContext {
   private readonly ports: PortPool;
   private readonly auth: LongTermAuthenticator;
   private readonly transactions = new TransactionCache();
-  private readonly listeners: Socket[] = [];
+  private readonly listeners: RelayUdpSocket[] = [];
+  /** What carries UDP, resolved from --udp-io when the relay starts. */
+  private udpIo: "native" | "dgram" = "dgram";
   private readonly streamListeners: NetServer[] = [];
   private readonly connections = new Set<NetSocket>();
   private readonly tlsServers: TlsServer[] = [];
@@ -132,6 +133,8 @@ export class RelayServer implements TurnContext {
 
   /** Binds every listener; resolves with their addresses (port 0 in the config picks a free one). */
   async start(): Promise<ListenerAddress[]> {
+    // First, so --udp-io=native without the addon fails before anything is bound.
+    this.udpIo = resolveUdpIo(this.config.udpIo);
     this.clock.start();
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
@@ -154,6 +157,11 @@ export class RelayServer implements TurnContext {
       this.config.externalIps.map((external) => external.public),
     );
     return bound;
+  }
+
+  /** What carries the relay's UDP (after `start()`): the batched native addon or Node's dgram. */
+  get udpImplementation(): "native" | "dgram" {
+    return this.udpIo;
   }
 
   /** Whether `address:port` is one of this relay's listeners (no peer may be). */
@@ -188,24 +196,15 @@ export class RelayServer implements TurnContext {
   }
 
   private async listenUdp(ip: string, port: number): Promise<ListenerAddress> {
-    const socket = createRelayUdpSocket(ip.includes(":") ? 6 : 4, LISTENER_BUFFER_BYTES);
-    socket.on("message", (data, from) => {
+    const socket = await openRelayUdpSocket(this.udpIo, ip.includes(":") ? 6 : 4, ip, port, LISTENER_BUFFER_BYTES);
+    socket.onDatagram = (data, offset, length, address, fromPort) => {
       try {
-        this.fromUdpClient(socket, data, from.address, from.port);
+        this.fromUdpClient(socket, data, offset, length, address, fromPort);
       } catch (error) {
         // No datagram may take the relay down; one that trips an unforeseen error is dropped and reported.
-        this.onEvent({ event: "request-failed", client: `udp:${from.address}:${from.port}`, error: String(error) });
+        this.onEvent({ event: "request-failed", client: `udp:${address}:${fromPort}`, error: String(error) });
       }
-    });
-    await new Promise<void>((resolve, reject) => {
-      socket.once("error", reject);
-      socket.bind(port, ip, () => {
-        socket.off("error", reject);
-        resolve();
-      });
-    });
-    // A send error (e.g. ICMP port unreachable surfacing as ECONNREFUSED) must not crash the relay.
-    socket.on("error", () => {});
+    };
     this.listeners.push(socket);
     const address = socket.address();
     return { transport: "udp", address: address.address, port: address.port };
@@ -312,31 +311,36 @@ export class RelayServer implements TurnContext {
   // ---------------------------------------------------------------------------------------------
   // Transports in
 
-  private fromUdpClient(socket: Socket, data: Buffer, address: string, port: number): void {
-    const first = data[0];
-    if (first === undefined) return;
+  /** `data[offset .. offset + length)` is only valid during the call (udp-socket.ts). */
+  private fromUdpClient(socket: RelayUdpSocket, data: Buffer, offset: number, length: number, address: string, port: number): void {
+    if (length === 0) return;
+    const first = data[offset]!;
     if (startsChannelData(first)) {
       // ChannelData: the hot path. Look up, check, send; nothing built.
       const allocation = this.table.udpClient(address, port);
-      const length = channelDataLength(data);
-      if (allocation === undefined || length < 0 || CHANNEL_DATA_HEADER_LENGTH + length > data.length) return;
-      allocation.toChannel(data.readUInt16BE(0), data, CHANNEL_DATA_HEADER_LENGTH, length);
+      const dataLength = length < CHANNEL_DATA_HEADER_LENGTH ? -1 : channelDataLength(data, offset);
+      if (allocation === undefined || dataLength < 0 || CHANNEL_DATA_HEADER_LENGTH + dataLength > length) return;
+      allocation.toChannel(data.readUInt16BE(offset), data, offset + CHANNEL_DATA_HEADER_LENGTH, dataLength);
       return;
     }
     if (first > 0x03) return; // neither STUN nor ChannelData
-    const request = this.fromClientStun(data, this.table.udpClient(address, port));
+    const datagram = data.subarray(offset, offset + length);
+    const allocation = this.table.udpClient(address, port);
+    if (this.relaySendIndication(datagram, allocation)) return;
+    // A request outlives this call (authentication is asynchronous): it gets its own copy.
+    const request = this.decodeRequest(Buffer.from(datagram));
     if (request !== null) void this.handleRequest(udpClientLink(socket, address, port), request);
   }
 
-  /**
-   * A STUN message from a client, on any transport: a Send indication is relayed at once (data
-   * path); a request is returned for the caller to answer; anything else is dropped.
-   */
-  private fromClientStun(data: Buffer, allocation: Allocation | undefined): StunMessage | null {
-    if (isSendIndication(data)) {
-      if (allocation !== undefined) handleSendIndication(allocation, data, this.clock.now);
-      return null;
-    }
+  /** A Send indication is relayed at once (data path); true when `data` was one, relayed or dropped. */
+  private relaySendIndication(data: Buffer, allocation: Allocation | undefined): boolean {
+    if (!isSendIndication(data)) return false;
+    if (allocation !== undefined) handleSendIndication(allocation, data, this.clock.now);
+    return true;
+  }
+
+  /** A STUN request to answer, or null for anything else (dropped). */
+  private decodeRequest(data: Buffer): StunMessage | null {
     const decoded = decodeStunMessage(data);
     return decoded.ok && decoded.message.messageClass === StunClass.Request ? decoded.message : null;
   }
@@ -373,7 +377,8 @@ export class RelayServer implements TurnContext {
       this.table.byKey(link.key)?.toChannel(frame.readUInt16BE(0), frame, CHANNEL_DATA_HEADER_LENGTH, frame.length - CHANNEL_DATA_HEADER_LENGTH);
       return;
     }
-    const request = this.fromClientStun(frame, this.table.byKey(link.key));
+    if (this.relaySendIndication(frame, this.table.byKey(link.key))) return;
+    const request = this.decodeRequest(frame);
     if (request !== null) void this.handleRequest(link, request);
   }
 
@@ -462,14 +467,9 @@ export class RelayServer implements TurnContext {
         if (this.draining) return refused("draining", 508, "Insufficient Capacity: the relay is draining; use another relay");
         const port = this.ports.take(request.evenPort);
         if (port === null) return refused("no-relay-port", 508, "Insufficient Capacity: no relay port is free");
-        const socket = createRelayUdpSocket(request.family, RELAY_SOCKET_BUFFER_BYTES);
-        const bound = await new Promise<boolean>((resolve) => {
-          socket.once("error", () => resolve(false));
-          socket.bind(port, relayIp, () => resolve(true));
-        });
-        if (!bound) {
+        const socket = await openRelayUdpSocket(this.udpIo, request.family, relayIp, port, RELAY_SOCKET_BUFFER_BYTES).catch(() => null);
+        if (socket === null) {
           busy.push(port);
-          socket.close();
           continue;
         }
         // Checked again after the bind: a drain or another request may have come meanwhile.
@@ -482,7 +482,6 @@ export class RelayServer implements TurnContext {
           socket.close(() => this.ports.release(port));
           return refusal;
         }
-        socket.on("error", () => {});
         const allocation = new Allocation(link, owner, socket, this.advertised(relayIp, port, request.family), {
         clock: this.clock,
         self: this.self,

@@ -4,9 +4,7 @@
  */
 import type { Socket } from "node:net";
 import type { ClientLink } from "../allocation/allocation.js";
-import { channelDataHeader } from "../turn/channel-data.js";
-
-const PADDING = Buffer.alloc(3);
+import { CHANNEL_DATA_HEADER_LENGTH, channelDataStreamLength } from "../turn/channel-data.js";
 
 export function streamClientLink(socket: Socket, transport: "tcp" | "tls"): ClientLink {
   const address = socket.remoteAddress ?? "0.0.0.0";
@@ -18,14 +16,16 @@ export function streamClientLink(socket: Socket, transport: "tcp" | "tls"): Clie
     sendStun(message) {
       if (socket.writable) socket.write(message);
     },
-    sendChannelData(channel, data) {
+    sendChannelData(channel, data, offset, length) {
       if (!socket.writable) return;
-      const padding = (4 - (data.length % 4)) % 4;
-      socket.cork();
-      socket.write(channelDataHeader(channel, data.length));
-      socket.write(data);
-      if (padding > 0) socket.write(PADDING.subarray(0, padding));
-      socket.uncork();
+      // One copy into one frame: a stream write holds its buffer until flushed, and `data` may be
+      // the relay's reused receive area.
+      const frame = Buffer.allocUnsafe(channelDataStreamLength(length));
+      frame.writeUInt16BE(channel, 0);
+      frame.writeUInt16BE(length, 2);
+      data.copy(frame, CHANNEL_DATA_HEADER_LENGTH, offset, offset + length);
+      frame.fill(0, CHANNEL_DATA_HEADER_LENGTH + length);
+      socket.write(frame);
     },
   };
 }

@@ -97,15 +97,16 @@ let randomOffset = RANDOM_POOL.length;
 const IPV6_GROUPS = new Uint16Array(8);
 
 /**
- * A Data indication carrying `data` from the peer `address:port`, ready to send; null when the
- * address is not IP text (it always is when it comes from a socket).
+ * A Data indication carrying `data[dataOffset .. dataOffset + dataLength)` from the peer
+ * `address:port`, ready to send (a new buffer: the data is copied); null when the address is not
+ * IP text (it always is when it comes from a socket).
  */
-export function encodeDataIndication(address: string, port: number, data: Buffer): Buffer | null {
+export function encodeDataIndication(address: string, port: number, data: Buffer, dataOffset = 0, dataLength = data.length - dataOffset): Buffer | null {
   const ipv6 = address.includes(":");
   const addressLength = ipv6 ? 16 : 4;
   const peerValueLength = 4 + addressLength;
-  const padding = (4 - (data.length % 4)) % 4;
-  const bodyLength = 4 + peerValueLength + 4 + data.length + padding;
+  const padding = (4 - (dataLength % 4)) % 4;
+  const bodyLength = 4 + peerValueLength + 4 + dataLength + padding;
   const message = Buffer.allocUnsafe(STUN_HEADER_LENGTH + bodyLength);
 
   message.writeUInt16BE(DATA_INDICATION, 0);
@@ -139,8 +140,8 @@ export function encodeDataIndication(address: string, port: number, data: Buffer
   // DATA, zero-padded to 4 bytes.
   offset = addressAt + addressLength;
   message.writeUInt16BE(AttributeType.Data, offset);
-  message.writeUInt16BE(data.length, offset + 2);
-  data.copy(message, offset + 4);
-  message.fill(0, offset + 4 + data.length);
+  message.writeUInt16BE(dataLength, offset + 2);
+  data.copy(message, offset + 4, dataOffset, dataOffset + dataLength);
+  message.fill(0, offset + 4 + dataLength);
   return message;
 }

@@ -15,6 +15,7 @@ import { CoarseClock } from "../../relay/clock.js";
 import { CHANNEL_LIFETIME_SECONDS, PERMISSION_LIFETIME_SECONDS } from "../../relay/config.js";
 import { SelfGuard } from "../../relay/policy/self-guard.js";
 import type { TransportAddress } from "../../relay/stun/attributes.js";
+import { openRelayUdpSocket, RELAY_SOCKET_BUFFER_BYTES, type RelayUdpSocket } from "../../relay/transport/udp-socket.js";
 
 const PERMISSION_MS = PERMISSION_LIFETIME_SECONDS * 1000;
 const CHANNEL_MS = CHANNEL_LIFETIME_SECONDS * 1000;
@@ -40,7 +41,7 @@ function stubLink(): StubLink {
     stun,
     channelData,
     sendStun: (message) => stun.push(Buffer.from(message)),
-    sendChannelData: (channel, data) => channelData.push({ channel, data: Buffer.from(data) }),
+    sendChannelData: (channel, data, offset, length) => channelData.push({ channel, data: Buffer.from(data.subarray(offset, offset + length)) }),
   };
 }
 
@@ -67,8 +68,9 @@ async function udpSocket(): Promise<Socket> {
   return socket;
 }
 
-async function newAllocation(): Promise<{ allocation: Allocation; link: StubLink; clock: CoarseClock; socket: Socket }> {
-  const socket = await udpSocket();
+/** An allocation on a relay socket of either implementation (udp-socket.ts); dgram unless asked. */
+async function newAllocation(io: "native" | "dgram" = "dgram"): Promise<{ allocation: Allocation; link: StubLink; clock: CoarseClock; socket: RelayUdpSocket }> {
+  const socket = await openRelayUdpSocket(io, 4, "127.0.0.1", 0, RELAY_SOCKET_BUFFER_BYTES);
   const link = stubLink();
   // Never started: `now` moves only when a test sets it.
   const clock = new CoarseClock();
@@ -225,9 +227,9 @@ describe("channel bindings", () => {
   });
 });
 
-describe("the data path on the allocation's clock", () => {
+for (const io of ["native", "dgram"] as const) describe(`the data path on the allocation's clock (${io} UDP)`, () => {
   it("delivers a peer's datagram while its permission lasts, on its channel, and drops it from the expiry on", async () => {
-    const { allocation, link, clock, socket } = await newAllocation();
+    const { allocation, link, clock, socket } = await newAllocation(io);
     const far = await udpSocket();
     const farPort = far.address().port;
     const relayPort = socket.address().port;
@@ -253,7 +255,7 @@ describe("the data path on the allocation's clock", () => {
   });
 
   it("sends client ChannelData while channel and permission last, and not from either's expiry on", async () => {
-    const { allocation, clock } = await newAllocation();
+    const { allocation, clock } = await newAllocation(io);
     const far = await udpSocket();
     const received: Buffer[] = [];
     far.on("message", (data) => received.push(data));
@@ -284,7 +286,7 @@ describe("the data path on the allocation's clock", () => {
   });
 
   it("closes its socket once, and calls back when the port is free", async () => {
-    const { allocation, socket } = await newAllocation();
+    const { allocation, socket } = await newAllocation(io);
     const port = socket.address().port;
     await new Promise<void>((resolve) => allocation.close(resolve));
     expect(allocation.closed).toBe(true);

@@ -87,6 +87,7 @@ describe("defaults", () => {
       software: null,
       configFile: null,
       logLevel: "info",
+      udpIo: "auto",
       prometheus: null,
       drainTimeoutSeconds: 0,
       externalIpStunServer: null,
@@ -238,6 +239,7 @@ describe("environment variables", () => {
       RELAY_UNAUTHENTICATED_RATE: "5",
       RELAY_UNAUTHENTICATED_BURST: "10",
       RELAY_SOFTWARE: "relaykit",
+      RELAY_UDP_IO: "dgram",
     });
     expect(parsed).toEqual({
       listeningIps: ["127.0.0.1", "::1"],
@@ -271,6 +273,7 @@ describe("environment variables", () => {
       software: "relaykit",
       configFile: null,
       logLevel: "info",
+      udpIo: "dgram",
       prometheus: null,
       drainTimeoutSeconds: 0,
       externalIpStunServer: null,
@@ -434,6 +437,7 @@ describe("--help", () => {
     "unauthenticated-burst",
     "software",
     "config",
+    "udp-io",
     "log-level",
     "prometheus",
     "prometheus-port",
@@ -566,12 +570,14 @@ describe("operations options", () => {
     expect(message).not.toContain("one-token-secret");
   });
 
-  it("reads the drain timeout, the log level and the STUN server for discovery", () => {
+  it("reads the drain timeout, the log level, the UDP I/O and the STUN server for discovery", () => {
     expect(config([...BASE, "--drain-timeout=300"]).drainTimeoutSeconds).toBe(300);
     expect(failure([...BASE, "--drain-timeout=-1"])).toMatch(/^--drain-timeout/);
     expect(failure([...BASE, "--drain-timeout=86401"])).toBe('--drain-timeout is "86401"; it must be a whole number of seconds from 0 to 86400');
     expect(config([...BASE, "--log-level=DEBUG"]).logLevel).toBe("debug");
     expect(failure([...BASE, "--log-level=verbose"])).toBe('--log-level is "verbose"; it must be one of trace, debug, info, warn, error, fatal, silent');
+    expect(config([...BASE, "--udp-io=Native"]).udpIo).toBe("native");
+    expect(failure([...BASE, "--udp-io=io_uring"])).toBe('--udp-io is "io_uring"; it must be one of auto, native, dgram');
     const stun = (value: string) => config([...BASE, `--external-ip-stun-server=${value}`]).externalIpStunServer;
     expect(stun("stun.example.com")).toEqual({ host: "stun.example.com", port: 3478 });
     expect(stun("192.0.2.1:19302")).toEqual({ host: "192.0.2.1", port: 19302 });

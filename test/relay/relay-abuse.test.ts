@@ -15,7 +15,7 @@
  * the relay send to are confined to 127.0.0.2 (our own peer socket) and to addresses denied by policy.
  */
 import { execFile } from "node:child_process";
-import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { createSocket } from "node:dgram";
 import { connect as netConnect, type Socket as NetSocket } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,7 +40,7 @@ import { decodeStunMessage, type StunMessage } from "../../relay/stun/message.js
 import { channelDataHeader } from "../../relay/turn/channel-data.js";
 import { StreamFramer } from "../../relay/transport/stream-framer.js";
 import { Rng, mutate, randomDatagram, seedFromEnv } from "./abuse/fuzz.js";
-import { TurnTestClient, errorCodeOf, mint, sendIndication, startRelay, testCertificate, textOf, xorAddressOf } from "./turn-client.js";
+import { TurnTestClient, countUdpReads, errorCodeOf, mint, sendIndication, startRelay, testCertificate, textOf, xorAddressOf } from "./turn-client.js";
 
 const UDP = encodeRequestedTransport(17);
 const SEED = seedFromEnv();
@@ -106,10 +106,6 @@ function outcome(message: StunMessage): string {
   return message.messageClass === StunClass.SuccessResponse ? "success" : `error ${errorCodeOf(message)}`;
 }
 
-/** The relay's UDP listener socket, to count the datagrams it reads (a second listener; the relay's own is untouched). */
-function udpListenerOf(relay: RelayServer): UdpSocket {
-  return (relay as unknown as { listeners: UdpSocket[] }).listeners[0]!;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // A STUN client over TCP or TLS, framing answers with the relay's own StreamFramer.
@@ -383,9 +379,7 @@ describe("relay abuse", () => {
       };
 
       // ---- UDP: stateless sockets get everything; one client with an allocation gets what cannot misdirect data.
-      const udpListener = udpListenerOf(relay);
-      let udpRead = 0;
-      udpListener.on("message", () => udpRead++);
+      const udpReads = countUdpReads(relay);
       const stateless = await Promise.all(Array.from({ length: 4 }, () => udpClient(port)));
       for (const client of stateless) await client.request(StunMethod.Allocate, [UDP], credential).then(() => client.request(StunMethod.Refresh, [encodeLifetime(0)], credential));
       const stateful = await udpClient(port);
@@ -464,7 +458,7 @@ describe("relay abuse", () => {
           client.sendRaw(packet);
         }
         // Let the relay read what was sent (same process), so the kernel does not drop the flood.
-        while (udpSent - udpRead > 256 && Date.now() < fuzzDeadline) await tick();
+        while (udpSent - udpReads() > 256 && Date.now() < fuzzDeadline) await tick();
       }
       // A stateful client also sends properly-formed Send indications and ChannelData with odd payload sizes.
       for (let i = 0; i < 500; i++) {
@@ -473,7 +467,7 @@ describe("relay abuse", () => {
         if (i % 32 === 0) await tick();
       }
       const until = Date.now() + 3_000;
-      while (udpRead < udpSent + 500 && Date.now() < until) await tick();
+      while (udpReads() < udpSent + 500 && Date.now() < until) await tick();
 
       // ---- Relay port: the stateful client's allocation, hit from the peer and from a second loopback socket.
       const relayed = xorAddressOf(allocatedStateful)!;
@@ -599,13 +593,13 @@ describe("relay abuse", () => {
       const heapAfter = heapAfterGc();
       const failed = events.filter((event) => event.event === "request-failed");
       console.log(
-        `fuzz (seed ${SEED}): UDP ${udpSent + 500} sent / ${udpRead} read by the relay, kinds ${JSON.stringify(kinds)}; ` +
+        `fuzz (seed ${SEED}): UDP ${udpSent + 500} sent / ${udpReads()} read by the relay, kinds ${JSON.stringify(kinds)}; ` +
           `relay port ${relayPortSent} datagrams; streams ${streamBytes} bytes over 5 TCP + 4 TLS + 3 raw-to-TLS connections; ` +
           `peer got ${peerReceived} relayed datagrams; allocations now ${relay.allocationCount}; ` +
           `heap ${MB(heapBefore)} → ${MB(heapAfter)}; request-failed ${failed.length}${failed.length > 0 ? `: ${JSON.stringify(failed.slice(0, 5))}` : ""}`,
       );
       expect(udpSent).toBe(UDP_PACKETS);
-      expect(udpRead).toBeGreaterThanOrEqual(20_000);
+      expect(udpReads()).toBeGreaterThanOrEqual(20_000);
       expect(escaped).toEqual([]);
     }, 60_000);
   });
@@ -630,17 +624,16 @@ describe("relay abuse", () => {
     for (let i = 0; i < count; i++) packet.writeUInt16BE(0x4000 + i, 20 + i * 4); // all comprehension-required, none understood
     const attacker = await udpClient(port);
     const victim = await udpClient(port);
-    let read = 0;
-    udpListenerOf(relay).on("message", () => read++);
+    const reads = countUdpReads(relay);
     const DATAGRAMS = 16;
     const startedAt = performance.now();
     // One at a time, each sent once the relay has read the one before (a 64 KB datagram fills much of a socket buffer).
     const until = Date.now() + 8_000;
     for (let i = 0; i < DATAGRAMS && Date.now() < until; i++) {
       attacker.sendRaw(packet);
-      while (read <= i && Date.now() < until) await tick();
+      while (reads() <= i && Date.now() < until) await tick();
     }
-    const attackRead = read;
+    const attackRead = reads();
     const answer = await victim.exchange(bindingRequest());
     const elapsedMs = performance.now() - startedAt;
     console.log(`unknown attributes: ${DATAGRAMS} datagrams of ${count} distinct unknown attributes read ${attackRead}, then a Binding answered after ${elapsedMs.toFixed(0)} ms`);

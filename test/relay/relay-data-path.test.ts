@@ -75,7 +75,7 @@ async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<b
 /**
  * Records what the relay throws out of an allocation's socket handlers instead of letting it escape.
  * In the relay process such a throw is an uncaught exception: it ends the process and every
- * allocation on it. Wraps the relay socket's "message" listeners (peer → client) and `toPeer`
+ * allocation on it. Wraps the relay socket's datagram handler (peer → client) and `toPeer`
  * (client → peer, reached from the listener socket's handler).
  */
 function trapThrows(allocation: Allocation): unknown[] {
@@ -89,16 +89,14 @@ function trapThrows(allocation: Allocation): unknown[] {
     }
   };
   const socket = allocation.relaySocket;
-  for (const listener of socket.listeners("message") as ((...args: unknown[]) => void)[]) {
-    socket.off("message", listener);
-    socket.on("message", (...args: unknown[]) => {
-      try {
-        listener(...args);
-      } catch (error) {
-        thrown.push(error);
-      }
-    });
-  }
+  const handler = socket.onDatagram;
+  socket.onDatagram = (...args) => {
+    try {
+      handler(...args);
+    } catch (error) {
+      thrown.push(error);
+    }
+  };
   return thrown;
 }
 

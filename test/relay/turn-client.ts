@@ -19,12 +19,35 @@ import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants
 import { longTermKey } from "../../relay/stun/integrity.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
 import { StreamFramer } from "../../relay/transport/stream-framer.js";
+import type { RelayUdpSocket } from "../../relay/transport/udp-socket.js";
 
 export const SECRET = "relay-protocol-test-secret";
 export const REALM = "relaykit.test";
 const WAIT_MS = 2_000;
 /** Tries at a free listening port (see startRelay). */
 const START_ATTEMPTS = 5;
+
+/**
+ * The UDP implementation the in-process relays of this run use: RELAYKIT_TEST_UDP_IO (dgram for the
+ * fallback pass, scripts/test-relay-dgram.sh), else native, which CI builds. Never `auto`: a missing
+ * addon must fail the run, not quietly test dgram twice.
+ */
+export const TEST_UDP_IO = process.env.RELAYKIT_TEST_UDP_IO === "dgram" ? "dgram" : "native";
+
+/**
+ * Counts the datagrams the relay's first UDP listener reads, whatever they are: the relay's own
+ * handler is wrapped, not replaced. Returns the count so far.
+ */
+export function countUdpReads(relay: RelayServer): () => number {
+  const listener = (relay as unknown as { listeners: RelayUdpSocket[] }).listeners[0]!;
+  const handler = listener.onDatagram;
+  let read = 0;
+  listener.onDatagram = (...datagram) => {
+    read++;
+    handler(...datagram);
+  };
+  return () => read;
+}
 
 /** A relay on 127.0.0.1 with a free listening port; `extra` adds or overrides flags. */
 export async function startRelay(
@@ -39,6 +62,7 @@ export async function startRelay(
     "--max-port=42999",
     `--static-auth-secret=${SECRET}`,
     `--realm=${REALM}`,
+    `--udp-io=${TEST_UDP_IO}`,
     ...extra,
   ]);
   if (parsed.help) throw new Error("unexpected --help");

@@ -1,33 +1,223 @@
 /**
- * The relay's UDP sockets: destinations that are IP literals skip dns.lookup (answered at once),
- * names still resolve, and the buffers asked for are what the kernel grants up to its cap.
+ * The relay's UDP sockets (relay/transport/udp-socket.ts), both implementations: the native batched
+ * addon and Node's dgram behave the same to the relay (what arrives, what goes out, bind errors,
+ * closing), the native one queues behind a full send buffer, and dgram destinations that are IP
+ * literals skip dns.lookup.
  */
+import { createSocket, type Socket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Socket } from "node:dgram";
-import { createRelayUdpSocket, ipLiteralLookup, LISTENER_BUFFER_BYTES, RELAY_SOCKET_BUFFER_BYTES } from "../../relay/transport/udp-socket.js";
+import { loadNativeUdp } from "../../relay/transport/native-udp.js";
+import {
+  createDgramSocket,
+  ipLiteralLookup,
+  LISTENER_BUFFER_BYTES,
+  openRelayUdpSocket,
+  RELAY_SOCKET_BUFFER_BYTES,
+  resolveUdpIo,
+  type RelayUdpSocket,
+} from "../../relay/transport/udp-socket.js";
+import { netnsSuiteUnavailable, runInNetns } from "../node/netns.js";
 
-describe("ipLiteralLookup", () => {
-  it("answers IP literals synchronously, with their family", () => {
+const ARRIVE_MS = 2_000;
+
+async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  return condition();
+}
+
+describe("which UDP implementation the relay takes", () => {
+  it("loads the native addon here (npm run build:native; the test prerequisites build it)", () => {
+    const native = loadNativeUdp();
+    expect(native.ok ? "loaded" : native.reason).toBe("loaded");
+    expect(resolveUdpIo("auto")).toBe("native");
+    expect(resolveUdpIo("native")).toBe("native");
+    expect(resolveUdpIo("dgram")).toBe("dgram");
+  });
+});
+
+interface Peer {
+  socket: Socket;
+  port: number;
+  received: { data: Buffer; address: string; port: number }[];
+}
+
+for (const io of ["native", "dgram"] as const) {
+  describe(`a relay UDP socket on ${io}`, () => {
+    const opened: RelayUdpSocket[] = [];
+    const peers: Socket[] = [];
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((socket) => new Promise<void>((resolve) => socket.close(resolve))));
+      for (const peer of peers.splice(0)) peer.close();
+    });
+
+    async function open(family: 4 | 6 = 4, ip = family === 4 ? "127.0.0.1" : "::1", port = 0): Promise<RelayUdpSocket> {
+      const socket = await openRelayUdpSocket(io, family, ip, port, RELAY_SOCKET_BUFFER_BYTES);
+      opened.push(socket);
+      return socket;
+    }
+
+    async function peer(family: 4 | 6 = 4): Promise<Peer> {
+      const socket = family === 4 ? createSocket("udp4") : createSocket({ type: "udp6", ipv6Only: true });
+      peers.push(socket);
+      const received: Peer["received"] = [];
+      socket.on("message", (data, from) => received.push({ data, address: from.address, port: from.port }));
+      await new Promise<void>((resolve) => socket.bind(0, family === 4 ? "127.0.0.1" : "::1", resolve));
+      return { socket, port: socket.address().port, received };
+    }
+
+    /** What the socket hands over, copied out of the (possibly reused) receive area. */
+    function record(socket: RelayUdpSocket): { data: Buffer; address: string; port: number }[] {
+      const received: { data: Buffer; address: string; port: number }[] = [];
+      socket.onDatagram = (data, offset, length, address, port) => received.push({ data: Buffer.from(data.subarray(offset, offset + length)), address, port });
+      return received;
+    }
+
+    it("reports its implementation and the address it is bound to", async () => {
+      const socket = await open();
+      expect(socket.io).toBe(io);
+      expect(socket.address().address).toBe("127.0.0.1");
+      expect(socket.address().port).toBeGreaterThan(0);
+    });
+
+    it("hands over each datagram with its sender, empty ones too, and sends a slice back", async () => {
+      const socket = await open();
+      const received = record(socket);
+      const far = await peer();
+      far.socket.send(Buffer.from("first"), socket.address().port, "127.0.0.1");
+      far.socket.send(Buffer.alloc(0), socket.address().port, "127.0.0.1");
+      expect(await waitUntil(() => received.length === 2, ARRIVE_MS)).toBe(true);
+      expect(received).toEqual([
+        { data: Buffer.from("first"), address: "127.0.0.1", port: far.port },
+        { data: Buffer.alloc(0), address: "127.0.0.1", port: far.port },
+      ]);
+      socket.send(Buffer.from("..slice.."), 2, 5, far.port, "127.0.0.1");
+      expect(await waitUntil(() => far.received.length === 1, ARRIVE_MS)).toBe(true);
+      expect(far.received[0]).toEqual({ data: Buffer.from("slice"), address: "127.0.0.1", port: socket.address().port });
+    });
+
+    it("puts the ChannelData header (channel, length) in front of the slice it sends", async () => {
+      const socket = await open();
+      const far = await peer();
+      socket.sendChannelData(0x4001, Buffer.from("xxpayload"), 2, 7, far.port, "127.0.0.1");
+      expect(await waitUntil(() => far.received.length === 1, ARRIVE_MS)).toBe(true);
+      expect(far.received[0]!.data).toEqual(Buffer.concat([Buffer.from([0x40, 0x01, 0x00, 0x07]), Buffer.from("payload")]));
+    });
+
+    it("works on IPv6, with the sender's address as text", async () => {
+      const socket = await open(6);
+      const received = record(socket);
+      const far = await peer(6);
+      far.socket.send(Buffer.from("v6"), socket.address().port, "::1");
+      expect(await waitUntil(() => received.length === 1, ARRIVE_MS)).toBe(true);
+      expect(received[0]).toEqual({ data: Buffer.from("v6"), address: "::1", port: far.port });
+      socket.send(Buffer.from("back"), 0, 4, far.port, "::1");
+      expect(await waitUntil(() => far.received.length === 1, ARRIVE_MS)).toBe(true);
+    });
+
+    it("delivers a burst larger than one batch, every datagram, in order", async () => {
+      const socket = await open();
+      const sequence: number[] = [];
+      socket.onDatagram = (data, offset) => sequence.push(data.readUInt32BE(offset));
+      const far = await peer();
+      const burst = 1_000; // several recvmmsg batches (64) and several readiness events (4 batches each)
+      for (let i = 0; i < burst; i++) {
+        const datagram = Buffer.alloc(100);
+        datagram.writeUInt32BE(i, 0);
+        far.socket.send(datagram, socket.address().port, "127.0.0.1");
+      }
+      expect(await waitUntil(() => sequence.length === burst, 5_000), `${sequence.length} of ${burst} arrived`).toBe(true);
+      expect(sequence).toEqual([...Array(burst).keys()]);
+    });
+
+    it("drops datagrams until a handler is set, and after close", async () => {
+      const socket = await openRelayUdpSocket(io, 4, "127.0.0.1", 0, RELAY_SOCKET_BUFFER_BYTES);
+      const far = await peer();
+      far.socket.send(Buffer.from("early"), socket.address().port, "127.0.0.1");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const received = record(socket);
+      far.socket.send(Buffer.from("late"), socket.address().port, "127.0.0.1");
+      expect(await waitUntil(() => received.length === 1, ARRIVE_MS)).toBe(true);
+      expect(received[0]!.data.toString()).toBe("late");
+      await new Promise<void>((resolve) => socket.close(resolve));
+      // Closed: sending is a no-op, not a throw; a second close still calls back.
+      socket.send(Buffer.from("x"), 0, 1, far.port, "127.0.0.1");
+      await new Promise<void>((resolve) => socket.close(resolve));
+      expect(received).toHaveLength(1);
+    });
+
+    it("rejects a bind to a taken port with EADDRINUSE, and frees its port by the time close calls back", async () => {
+      const socket = await openRelayUdpSocket(io, 4, "127.0.0.1", 0, RELAY_SOCKET_BUFFER_BYTES);
+      const port = socket.address().port;
+      await expect(openRelayUdpSocket(io, 4, "127.0.0.1", port, RELAY_SOCKET_BUFFER_BYTES)).rejects.toMatchObject({ code: "EADDRINUSE" });
+      await new Promise<void>((resolve) => socket.close(resolve));
+      const again = await open(4, "127.0.0.1", port);
+      expect(again.address().port).toBe(port);
+    });
+
+    it("drops a send to an address of the wrong family or a bad one, without throwing", async () => {
+      const socket = await open();
+      const received = record(socket);
+      const far = await peer();
+      socket.send(Buffer.from("x"), 0, 1, far.port, "::1");
+      socket.send(Buffer.from("x"), 0, 1, far.port, "999.1.1.1");
+      socket.send(Buffer.from("ok"), 0, 2, far.port, "127.0.0.1");
+      expect(await waitUntil(() => far.received.length === 1, ARRIVE_MS)).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(far.received.map((datagram) => datagram.data.toString())).toEqual(["ok"]);
+      expect(received).toEqual([]);
+    });
+  });
+}
+
+describe("the native socket's send queue", async () => {
+  const unavailable = await netnsSuiteUnavailable("the native socket's send queue", async () => {
+    try {
+      const probe = await runInNetns("tc qdisc add dev lo root tbf rate 1mbit burst 16kb latency 5s", [], 10_000);
+      return probe.code === 0 ? null : `tc could not throttle loopback in a namespace: ${probe.stderr.trim()}`;
+    } catch (error) {
+      return `could not run tc: ${String(error)}`;
+    }
+  });
+  it.skipIf(unavailable !== null)("queues what meets a full send buffer, sends it in order once writable, and drops past its bound", async () => {
+    const result = await runInNetns(
+      "sh -c 'tc qdisc add dev lo root tbf rate 1mbit burst 16kb latency 5s && exec node --import tsx test/relay/netns/native-udp-backpressure.ts'",
+      [],
+      30_000,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const outcome = JSON.parse(result.stdout.trim().split("\n").at(-1)!) as { sent: number; received: number; inOrder: boolean; queued: number; dropped: number };
+    // The throttled loopback really filled the 64 KiB buffer: some waited, some were over the bound.
+    expect(outcome.queued).toBeGreaterThan(0);
+    expect(outcome.dropped).toBeGreaterThan(0);
+    // Nothing vanished: every datagram arrived or was counted as dropped, and the order held.
+    expect(outcome.received).toBe(outcome.sent - outcome.dropped);
+    expect(outcome.inOrder).toBe(true);
+  }, 40_000);
+});
+
+describe("ipLiteralLookup (dgram's lookup)", () => {
+  it("answers IPv4 and IPv6 literals at once, in their family", () => {
     const answers: [string, number][] = [];
     ipLiteralLookup("192.0.2.7", 4, (error, address, family) => {
       expect(error).toBeNull();
       answers.push([address, family]);
     });
     ipLiteralLookup("2001:db8::1", 6, (_error, address, family) => answers.push([address, family]));
-    // Both callbacks already ran: no tick in between.
     expect(answers).toEqual([["192.0.2.7", 4], ["2001:db8::1", 6]]);
   });
 
-  it("hands names to dns.lookup", async () => {
-    const answer = await new Promise<[string, number]>((resolve, reject) =>
+  it("still resolves names through dns.lookup", async () => {
+    const [address, family] = await new Promise<[string, number]>((resolve, reject) =>
       ipLiteralLookup("localhost", 4, (error, address, family) => (error ? reject(error) : resolve([address, family]))),
     );
-    expect(answer).toEqual(["127.0.0.1", 4]);
+    expect(family).toBe(4);
+    expect(address).toMatch(/^127\./);
   });
 });
 
-describe("createRelayUdpSocket", () => {
+describe("createDgramSocket", () => {
   const sockets: Socket[] = [];
   afterEach(() => {
     for (const socket of sockets.splice(0)) socket.close();
@@ -37,18 +227,12 @@ describe("createRelayUdpSocket", () => {
   const granted = (requested: number, sysctl: string) => 2 * Math.min(requested, Number(readFileSync(`/proc/sys/net/core/${sysctl}`, "utf8")));
 
   for (const [name, bytes] of [["a listener", LISTENER_BUFFER_BYTES], ["a relay socket", RELAY_SOCKET_BUFFER_BYTES]] as const) {
-    it(`gives ${name} the buffers it asks for, up to the kernel's cap, and sends to a literal`, async () => {
-      const socket = createRelayUdpSocket(4, bytes);
+    it(`gives ${name} the buffers it asks for, up to the kernel's cap`, async () => {
+      const socket = createDgramSocket(4, bytes);
       sockets.push(socket);
-      const receiver = createRelayUdpSocket(4, bytes);
-      sockets.push(receiver);
-      await new Promise<void>((resolve) => receiver.bind(0, "127.0.0.1", resolve));
       await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
       expect(socket.getRecvBufferSize()).toBe(granted(bytes, "rmem_max"));
       expect(socket.getSendBufferSize()).toBe(granted(bytes, "wmem_max"));
-      const received = new Promise<string>((resolve) => receiver.once("message", (data) => resolve(data.toString())));
-      socket.send("hello", receiver.address().port, "127.0.0.1");
-      expect(await received).toBe("hello");
     });
   }
 });

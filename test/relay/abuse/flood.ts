@@ -9,11 +9,11 @@
  * before and after (each after a forced GC), how many datagrams the relay read, how many answers came back,
  * how long it took, and any uncaught error.
  */
-import { createSocket, type Socket } from "node:dgram";
+import { createSocket } from "node:dgram";
 import { encodeRequestedTransport, encodeText } from "../../../relay/stun/attributes.js";
 import { buildStunMessage, newTransactionId } from "../../../relay/stun/builder.js";
 import { AttributeType, StunClass, StunMethod } from "../../../relay/stun/constants.js";
-import { REALM, startRelay } from "../turn-client.js";
+import { REALM, countUdpReads, startRelay } from "../turn-client.js";
 
 const requests = Number(process.argv[2] ?? 100_000);
 const DEADLINE_MS = 40_000;
@@ -41,10 +41,8 @@ const { relay, port } = await startRelay(["--min-port=46100", "--max-port=46101"
   if (event.event === "request-failed") events.push(JSON.stringify(event));
 });
 
-// Count what the relay's UDP listener reads (a second listener on its socket; the relay's own is untouched).
-let read = 0;
-const listener = (relay as unknown as { listeners: Socket[] }).listeners[0]!;
-listener.on("message", () => read++);
+// Count what the relay's UDP listener reads (its own handler wrapped, not replaced).
+const reads = countUdpReads(relay);
 
 const client = createSocket("udp4");
 await new Promise<void>((resolve) => client.bind(0, "127.0.0.1", resolve));
@@ -88,7 +86,7 @@ async function flood(template: Buffer, count: number): Promise<number> {
     }
     sent += batch;
     done += batch;
-    while (sent - read > IN_FLIGHT && Date.now() < deadline) await tick();
+    while (sent - reads() > IN_FLIGHT && Date.now() < deadline) await tick();
   }
   return done;
 }
@@ -96,7 +94,7 @@ async function flood(template: Buffer, count: number): Promise<number> {
 /** Waits (bounded) until the relay has read everything sent, then a little for the last answers. */
 async function settle(): Promise<void> {
   const until = Date.now() + 3_000;
-  while (read < sent && Date.now() < until) await tick();
+  while (reads() < sent && Date.now() < until) await tick();
   await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
@@ -106,7 +104,7 @@ await flood(binding, 2_000);
 await settle();
 const heapBefore = heapAfterGc();
 const floodStartedAt = Date.now();
-const readBefore = read;
+const readBefore = reads();
 
 const allocates = await flood(unsignedAllocate, requests);
 const bindings = await flood(binding, requests);
@@ -135,8 +133,8 @@ console.log(
   JSON.stringify({
     requests: { allocates, bindings, stale },
     sent,
-    read,
-    readDuringFlood: read - readBefore,
+    read: reads(),
+    readDuringFlood: reads() - readBefore,
     answers: answersDuringRun,
     runMs,
     floodMs,

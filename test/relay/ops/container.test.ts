@@ -8,7 +8,7 @@
  * Relay ports 42800-42849 are this file's own.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { isBuiltin } from "node:module";
 import { isAbsolute, join } from "node:path";
@@ -157,8 +157,13 @@ describe("relay/Dockerfile", () => {
   });
 
   it("copies into the final stage exactly what the build stage's build script makes", () => {
-    const build = only(buildStage, "RUN").map((entry) => /^node scripts\/build-relay\.mjs (\/\S+)$/.exec(entry.args)).find((match) => match !== null);
+    const runs = only(buildStage, "RUN").map((entry) => entry.args);
+    const build = runs.map((args) => /^node scripts\/build-relay\.mjs (\/\S+)$/.exec(args)).find((match) => match !== null);
     expect(build, "the build stage runs node scripts/build-relay.mjs OUTDIR").toBeDefined();
+    // The batched UDP addon is built first, strictly (no --if-possible), so the bundle carries it.
+    const addonBuild = runs.indexOf("node scripts/build-native-udp.mjs");
+    expect(addonBuild, "the build stage runs node scripts/build-native-udp.mjs").toBeGreaterThanOrEqual(0);
+    expect(addonBuild).toBeLessThan(runs.findIndex((args) => args.startsWith("node scripts/build-relay.mjs")));
     const copies = only(finalStage, "COPY");
     expect(copies.map((entry) => entry.args)).toEqual([`--from=build ${build![1]}/ /app/`]);
     expect(only(finalStage, "WORKDIR").map((entry) => entry.args)).toEqual(["/app"]);
@@ -222,7 +227,7 @@ describe("the image's artifact, run as its ENTRYPOINT runs it", () => {
     // COPY --from=build /out/ /app/
     const [from, to] = only(finalStage, "COPY")[0]!.args.replace("--from=build ", "").split(" ");
     mkdirSync(inImage(to!), { recursive: true });
-    for (const file of readdirSync(inImage(from!))) writeFileSync(join(inImage(to!), file), readFileSync(join(inImage(from!), file)));
+    cpSync(inImage(from!), inImage(to!), { recursive: true });
   }, BUILD_TIMEOUT_MS + 10_000);
 
   afterAll(async () => {
@@ -231,7 +236,8 @@ describe("the image's artifact, run as its ENTRYPOINT runs it", () => {
   }, 30_000);
 
   it("holds only the production files, and loads nothing but Node's own modules", () => {
-    expect(readdirSync(inImage("/app")).sort()).toEqual(["healthcheck.mjs", "package.json", "relay.mjs"]);
+    expect(readdirSync(inImage("/app")).sort()).toEqual(["healthcheck.mjs", "native", "package.json", "relay.mjs"]);
+    expect(readdirSync(inImage("/app/native/build"))).toEqual(["udp-batch.node"]);
     expect(JSON.parse(readFileSync(inImage("/app/package.json"), "utf8"))).toMatchObject({ type: "module", private: true });
     // Everything is bundled: the only modules the files load are Node's own.
     for (const file of ["relay.mjs", "healthcheck.mjs"]) {
@@ -265,6 +271,8 @@ describe("the image's artifact, run as its ENTRYPOINT runs it", () => {
     const relay = spawnNode(args.map(inImage), env, inImage("/app"));
     const listening = await waitForListening(relay);
     expect(listening.metrics).toEqual({ address: "127.0.0.1", port: metricsPort });
+    // The bundle finds the addon beside it and carries UDP on it.
+    expect(listening.udpIo).toBe("native");
 
     const healthcheck = async () => {
       const [checkCommand, ...checkArgs] = execForm(/CMD\s+(\[.*\])$/.exec(only(finalStage, "HEALTHCHECK")[0]!.args)![1]!);

@@ -102,6 +102,7 @@ export async function waitForEvent(relay: RelayProcess, event: string, timeoutMs
 export interface ListeningLine {
   listeners: { transport: string; address: string; port: number }[];
   metrics?: { address: string; port: number };
+  udpIo?: "native" | "dgram";
 }
 
 export async function waitForListening(relay: RelayProcess, timeoutMs = 30_000): Promise<ListeningLine> {

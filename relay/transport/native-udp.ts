@@ -1,0 +1,109 @@
+/**
+ * The native implementation of `RelayUdpSocket` (udp-socket.ts): a thin layer over the C addon in
+ * native/udp-batch.c, which `npm run build:native` (scripts/build-native-udp.mjs) compiles to
+ * native/build/udp-batch.node. The bundled relay (scripts/build-relay.mjs) carries the same file at
+ * the same path beside relay.mjs.
+ *
+ * Loading never throws: a machine without the built addon (or not Linux) gets a reason, and
+ * `--udp-io=auto` falls back to dgram.
+ */
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import type { DatagramHandler, RelayUdpSocket } from "./udp-socket.js";
+
+/** The addon's functions (udp-batch.c, "JavaScript entry points"). */
+interface UdpBatchAddon {
+  open(family: 4 | 6, address: string, port: number, bufferBytes: number, onDatagram: (offset: number, length: number, address: string, port: number) => void): NativeHandle;
+  receiveArea(): Buffer;
+  localAddress(handle: NativeHandle): [string, number];
+  send(handle: NativeHandle, data: Buffer, offset: number, length: number, port: number, address: string, channel?: number): number;
+  sendCounts(handle: NativeHandle): [queued: number, dropped: number];
+  close(handle: NativeHandle, onClosed?: () => void): void;
+}
+declare const nativeHandle: unique symbol;
+type NativeHandle = { readonly [nativeHandle]: true };
+
+export type NativeUdpLoad = { ok: true; addon: UdpBatchAddon } | { ok: false; reason: string };
+
+/** Where the addon lies, relative to this module in the source tree and in the bundle alike. */
+export const NATIVE_UDP_ADDON_PATH = fileURLToPath(new URL("./native/build/udp-batch.node", import.meta.url));
+
+let loaded: NativeUdpLoad | null = null;
+
+export function loadNativeUdp(): NativeUdpLoad {
+  if (loaded !== null) return loaded;
+  if (process.platform !== "linux") {
+    loaded = { ok: false, reason: `batched UDP I/O needs Linux (recvmmsg); this is ${process.platform}` };
+    return loaded;
+  }
+  try {
+    const addon = createRequire(import.meta.url)(NATIVE_UDP_ADDON_PATH) as UdpBatchAddon;
+    loaded = { ok: true, addon };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    loaded = {
+      ok: false,
+      reason: code === "MODULE_NOT_FOUND"
+        ? `the addon is not built (${NATIVE_UDP_ADDON_PATH}); run \`npm run build:native\` (needs gcc and Node's headers)`
+        : `the addon at ${NATIVE_UDP_ADDON_PATH} does not load (${(error as Error).message}); rebuild it with \`npm run build:native\``,
+    };
+  }
+  return loaded;
+}
+
+const dropDatagram: DatagramHandler = () => {};
+
+class NativeRelaySocket implements RelayUdpSocket {
+  readonly io = "native";
+  onDatagram: DatagramHandler = dropDatagram;
+  private readonly handle: NativeHandle;
+  /** Read once at bind: the port stays the same, and the handle cannot answer after close. */
+  private readonly local: { address: string; port: number };
+  private closed = false;
+
+  constructor(private readonly addon: UdpBatchAddon, family: 4 | 6, ip: string, port: number, bufferBytes: number) {
+    const area = addon.receiveArea();
+    // One call per datagram from C, into the area every socket shares (reads are synchronous).
+    this.handle = addon.open(family, ip, port, bufferBytes, (offset, length, address, fromPort) =>
+      this.onDatagram(area, offset, length, address, fromPort),
+    );
+    const [address, boundPort] = addon.localAddress(this.handle);
+    this.local = { address, port: boundPort };
+  }
+
+  send(data: Buffer, offset: number, length: number, port: number, address: string): void {
+    if (!this.closed) this.addon.send(this.handle, data, offset, length, port, address);
+  }
+
+  sendChannelData(channel: number, data: Buffer, offset: number, length: number, port: number, address: string): void {
+    if (!this.closed) this.addon.send(this.handle, data, offset, length, port, address, channel);
+  }
+
+  address(): { address: string; port: number } {
+    return this.local;
+  }
+
+  /** Sends that met a full socket buffer and waited in the addon's queue; those dropped as it was full too. */
+  sendCounts(): { queued: number; dropped: number } {
+    if (this.closed) return { queued: 0, dropped: 0 };
+    const [queued, dropped] = this.addon.sendCounts(this.handle);
+    return { queued, dropped };
+  }
+
+  close(onClosed?: () => void): void {
+    if (this.closed) {
+      if (onClosed !== undefined) setImmediate(onClosed);
+      return;
+    }
+    this.closed = true;
+    this.onDatagram = dropDatagram;
+    this.addon.close(this.handle, onClosed);
+  }
+}
+
+/** Opens and binds a native socket; throws the bind error (with `code`) or when the addon is missing. */
+export function openNativeUdpSocket(family: 4 | 6, ip: string, port: number, bufferBytes: number): RelayUdpSocket {
+  const native = loadNativeUdp();
+  if (!native.ok) throw new Error(native.reason);
+  return new NativeRelaySocket(native.addon, family, ip, port, bufferBytes);
+}
