@@ -14,6 +14,7 @@
  *   --time-limit S          stop everything after this many seconds (default 3600; quick 90)
  *   --no-pin                do not pin server and load to separate cores
  *   --ours-default-limiter  keep our relay's default --unauthenticated-rate (the benchmark raises it)
+ *   --ours-udp-io IO        native (default: the batched addon, which must be built) or dgram
  *   --profile DIR           run our relay under `node --cpu-prof`, one .cpuprofile per run in DIR
  */
 import { execFileSync } from "node:child_process";
@@ -39,10 +40,12 @@ interface Options {
   timeLimitSeconds: number;
   pin: boolean;
   oursDefaultLimiter: boolean;
+  /** What carries our relay's UDP; native fails the start when the addon is not built. */
+  oursUdpIo: "native" | "dgram";
   profileDir: string | undefined;
 }
 
-const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--servers ours,coturn,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--profile DIR]";
+const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--servers ours,coturn,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--ours-udp-io native|dgram] [--profile DIR]";
 
 function parseArgs(argv: string[]): Options {
   const values = new Map<string, string>();
@@ -63,7 +66,7 @@ function parseArgs(argv: string[]): Options {
       values.set(arg.slice(2), next);
     }
   }
-  const known = new Set(["profile", "rounds", "duration", "messages", "idle", "servers", "loads", "out", "svg", "loss-timeout", "time-limit"]);
+  const known = new Set(["ours-udp-io", "profile", "rounds", "duration", "messages", "idle", "servers", "loads", "out", "svg", "loss-timeout", "time-limit"]);
   for (const key of values.keys()) if (!known.has(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
   const quick = flags.has("quick");
   const number = (name: string, fallback: number, min: number) => {
@@ -96,6 +99,7 @@ function parseArgs(argv: string[]): Options {
     timeLimitSeconds: number("time-limit", quick ? 90 : 3600, 1),
     pin: !flags.has("no-pin"),
     oursDefaultLimiter: flags.has("ours-default-limiter"),
+    oursUdpIo: oursUdpIo(values.get("ours-udp-io")),
     profileDir: values.get("profile"),
   };
 }
@@ -127,7 +131,7 @@ async function measure(server: ServerName, load: LoadSpec, options: Options, cor
   const base = { server, load: load.id, round };
   const na = notApplicable(server, load);
   if (na !== undefined) return { ...base, status: "n/a", note: na };
-  const started = await startServer(server, { core: cores.server, oursDefaultLimiter: options.oursDefaultLimiter, cpuProfileDir: options.profileDir });
+  const started = await startServer(server, { core: cores.server, oursDefaultLimiter: options.oursDefaultLimiter, oursUdpIo: options.oursUdpIo, cpuProfileDir: options.profileDir });
   try {
     const result =
       load.kind === "uclient"
@@ -209,6 +213,7 @@ async function main(): Promise<number> {
     options.oursDefaultLimiter
       ? "ours ran with its default --unauthenticated-rate (20/s per source IP, burst 40)"
       : `ours ran with --unauthenticated-rate=${OURS_BENCH_UNAUTHENTICATED_RATE}: every allocation starts with a 401 from 127.0.0.1, which the default (20/s, burst 40) throttles; coturn has no such limiter`,
+    `ours ran with --udp-io=${options.oursUdpIo}${options.oursUdpIo === "native" ? " (the batched recvmmsg addon)" : " (Node's dgram)"}`,
     "node-turn ran unmodified with one static user (it has no TURN REST scheme)",
     "uclient loads: -c -z 1 (one message per ms per client); msg/s is echoed messages over the span the server was busy; CPU includes the allocations",
     "generator loads: CPU over the send phase only",
@@ -252,3 +257,8 @@ main()
     await stopAll();
     process.exit(1);
   });
+
+function oursUdpIo(given: string | undefined): "native" | "dgram" {
+  if (given === undefined || given === "native" || given === "dgram") return given ?? "native";
+  throw new Error(`--ours-udp-io must be native or dgram, got ${given}\n${USAGE}`);
+}

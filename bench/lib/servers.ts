@@ -67,6 +67,8 @@ export interface ServerOptions {
   core: number | undefined;
   /** Keep our relay's default unauthenticated rate limit. */
   oursDefaultLimiter?: boolean;
+  /** What carries our relay's UDP (--udp-io); native unless asked. */
+  oursUdpIo?: "native" | "dgram";
   /** Run our relay with `node --cpu-prof`, writing the profiles here. */
   cpuProfileDir?: string;
 }
@@ -108,6 +110,7 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
       `--static-auth-secret=${secret}`,
       `--realm=${REALM}`,
       "--allow-loopback-peers",
+      `--udp-io=${options.oursUdpIo ?? "native"}`,
       ...(options.oursDefaultLimiter ? [] : [`--unauthenticated-rate=${OURS_BENCH_UNAUTHENTICATED_RATE}`, `--unauthenticated-burst=${OURS_BENCH_UNAUTHENTICATED_RATE}`]),
     ];
     const [command, full] = pinned(options.core, process.execPath, args);
