@@ -101,8 +101,8 @@ export interface RelayConfig {
   /** The config file the options were read from, if any (read again on SIGHUP). */
   configFile: string | null;
   /**
-   * What carries UDP [udp-io]: `native` (the batched C addon, Linux; about half dgram's CPU per
-   * datagram), `dgram` (Node's sockets), or `auto`: native when the addon loads, else dgram.
+   * What carries UDP [udp-io]: `native` (the batched C addon, Linux; about a third less relay CPU
+   * than dgram under uclient's loads), `dgram` (Node's sockets), or `auto`: native when the addon loads, else dgram.
    */
   udpIo: UdpIo;
   /** The lowest level of log line written [log-level]. */

@@ -22,7 +22,7 @@ const source = join(root, "relay/transport/native/udp-batch.c");
 
 function giveUp(reason) {
   if (ifPossible) {
-    console.warn(`build-native-udp: not built (${reason}); the relay will use Node's dgram, at about twice the CPU per datagram`);
+    console.warn(`build-native-udp: not built (${reason}); the relay will use Node's dgram, which costs it about 1.4 x the CPU`);
     process.exit(0);
   }
   console.error(`build-native-udp: ${reason}`);

@@ -5,7 +5,7 @@
  * - `native` (relay/transport/native-udp.ts): batched receive (recvmmsg) and direct sends from a
  *   small C addon, with nothing built per datagram but the sender's address text. Linux only, and
  *   only once `npm run build:native` has built it.
- * - `dgram`: Node's own sockets, everywhere, at about twice the CPU per datagram (README,
+ * - `dgram`: Node's own sockets, everywhere, at about 1.4 × the native path's relay CPU (README,
  *   Benchmarks, says where that goes).
  *
  * Either way a datagram is handed over as (data, offset, length, address, port). `data` is only
