@@ -9,7 +9,7 @@
  */
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import type { DatagramHandler, RelayUdpSocket } from "./udp-socket.js";
+import { RelayUdpSocketBase, type RelayUdpSocket } from "./relay-udp-socket.js";
 
 /** The addon's functions (udp-batch.c, "JavaScript entry points"). */
 interface UdpBatchAddon {
@@ -51,17 +51,14 @@ export function loadNativeUdp(): NativeUdpLoad {
   return loaded;
 }
 
-const dropDatagram: DatagramHandler = () => {};
-
-class NativeRelaySocket implements RelayUdpSocket {
+class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
   readonly io = "native";
-  onDatagram: DatagramHandler = dropDatagram;
   private readonly handle: NativeHandle;
   /** Read once at bind: the port stays the same, and the handle cannot answer after close. */
   private readonly local: { address: string; port: number };
-  private closed = false;
 
   constructor(private readonly addon: UdpBatchAddon, family: 4 | 6, ip: string, port: number, bufferBytes: number) {
+    super();
     const area = addon.receiveArea();
     // One call per datagram from C, into the area every socket shares (reads are synchronous).
     this.handle = addon.open(family, ip, port, bufferBytes, (offset, length, address, fromPort) =>
@@ -90,13 +87,7 @@ class NativeRelaySocket implements RelayUdpSocket {
     return { queued, dropped };
   }
 
-  close(onClosed?: () => void): void {
-    if (this.closed) {
-      if (onClosed !== undefined) setImmediate(onClosed);
-      return;
-    }
-    this.closed = true;
-    this.onDatagram = dropDatagram;
+  protected release(onClosed?: () => void): void {
     this.addon.close(this.handle, onClosed);
   }
 }

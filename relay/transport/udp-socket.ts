@@ -21,6 +21,9 @@ import { createSocket, type Socket, type SocketOptions } from "node:dgram";
 import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
 import { channelDataHeader } from "../turn/channel-data.js";
 import { loadNativeUdp, openNativeUdpSocket } from "./native-udp.js";
+import { RelayUdpSocketBase, type RelayUdpSocket } from "./relay-udp-socket.js";
+
+export type { DatagramHandler, RelayUdpSocket } from "./relay-udp-socket.js";
 
 /** Receive/send buffer of a listener socket (every client's traffic). */
 export const LISTENER_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -29,23 +32,6 @@ export const RELAY_SOCKET_BUFFER_BYTES = 1024 * 1024;
 
 /** Which implementation carries the relay's UDP (`--udp-io`); `auto` takes native when it loads. */
 export type UdpIo = "auto" | "native" | "dgram";
-
-/** One datagram: `data[offset .. offset + length)`, valid only during the call. */
-export type DatagramHandler = (data: Buffer, offset: number, length: number, address: string, port: number) => void;
-
-export interface RelayUdpSocket {
-  /** Which implementation this is. */
-  readonly io: "native" | "dgram";
-  /** Where received datagrams go; until it is set they are dropped. */
-  onDatagram: DatagramHandler;
-  /** Sends `data[offset .. offset + length)`; errors (a refused or unreachable destination) drop it. */
-  send(data: Buffer, offset: number, length: number, port: number, address: string): void;
-  /** Sends a ChannelData message: the 4-byte header, then `data[offset .. offset + length)`. */
-  sendChannelData(channel: number, data: Buffer, offset: number, length: number, port: number, address: string): void;
-  address(): { address: string; port: number };
-  /** Stops receiving at once; `onClosed` runs once the port is free for another bind. */
-  close(onClosed?: () => void): void;
-}
 
 /** Resolves which implementation `io` means on this machine; throws when `native` cannot load. */
 export function resolveUdpIo(io: UdpIo): "native" | "dgram" {
@@ -60,8 +46,6 @@ export function resolveUdpIo(io: UdpIo): "native" | "dgram" {
 export function openRelayUdpSocket(io: "native" | "dgram", family: 4 | 6, ip: string, port: number, bufferBytes: number): Promise<RelayUdpSocket> {
   return io === "native" ? Promise.resolve().then(() => openNativeUdpSocket(family, ip, port, bufferBytes)) : openDgramSocket(family, ip, port, bufferBytes);
 }
-
-const dropDatagram: DatagramHandler = () => {};
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string, family: number) => void;
 
@@ -89,13 +73,11 @@ export function createDgramSocket(family: 4 | 6, bufferBytes: number): Socket {
   });
 }
 
-class DgramRelaySocket implements RelayUdpSocket {
+class DgramRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
   readonly io = "dgram";
-  onDatagram: DatagramHandler = dropDatagram;
-  /** dgram throws on a send or close after close; the interface promises a no-op. */
-  private closed = false;
 
   constructor(private readonly socket: Socket) {
+    super();
     socket.on("message", (data, from) => this.onDatagram(data, 0, data.length, from.address, from.port));
     // A send error (e.g. ICMP port unreachable surfacing as ECONNREFUSED) must not crash the relay.
     socket.on("error", () => {});
@@ -115,13 +97,8 @@ class DgramRelaySocket implements RelayUdpSocket {
     return this.socket.address();
   }
 
-  close(onClosed?: () => void): void {
-    if (this.closed) {
-      if (onClosed !== undefined) setImmediate(onClosed);
-      return;
-    }
-    this.closed = true;
-    this.onDatagram = dropDatagram;
+  /** dgram throws on a send or close after close; the base class makes those no-ops. */
+  protected release(onClosed?: () => void): void {
     this.socket.close(onClosed);
   }
 }

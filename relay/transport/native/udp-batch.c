@@ -363,6 +363,15 @@ static void close_all_at_teardown(void *data) {
 
 /* ---- JavaScript entry points ------------------------------------------------------------------ */
 
+/* A two-element array, the shape the small getters answer in. */
+static napi_value make_pair(napi_env env, napi_value first, napi_value second) {
+  napi_value pair;
+  napi_create_array_with_length(env, 2, &pair);
+  napi_set_element(env, pair, 0, first);
+  napi_set_element(env, pair, 1, second);
+  return pair;
+}
+
 /* open(family: 4 | 6, address: string, port: number, bufferBytes: number, onDatagram) -> handle */
 static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t argc = 5;
@@ -460,13 +469,10 @@ static napi_value js_local_address(napi_env env, napi_callback_info info) {
     inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&local)->sin6_addr, text, sizeof text);
     port = ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
   }
-  napi_value result, address, port_value;
-  napi_create_array_with_length(env, 2, &result);
+  napi_value address, port_value;
   napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, &address);
   napi_create_uint32(env, (uint32_t)port, &port_value);
-  napi_set_element(env, result, 0, address);
-  napi_set_element(env, result, 1, port_value);
-  return result;
+  return make_pair(env, address, port_value);
 }
 
 /*
@@ -522,13 +528,10 @@ static napi_value js_send_counts(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   udp_socket *socket = argc == 1 ? socket_of(env, argv[0]) : (throw_type(env, "sendCounts(handle)"), NULL);
   if (socket == NULL) return NULL;
-  napi_value result, queued, dropped;
-  napi_create_array_with_length(env, 2, &result);
+  napi_value queued, dropped;
   napi_create_double(env, socket->send_queued, &queued);
   napi_create_double(env, socket->send_dropped, &dropped);
-  napi_set_element(env, result, 0, queued);
-  napi_set_element(env, result, 1, dropped);
-  return result;
+  return make_pair(env, queued, dropped);
 }
 
 /* close(handle, onClosed?): stops receiving now; onClosed runs once the port is free. */
