@@ -168,6 +168,17 @@ export function createRelayMetrics(server: RelayServer): RelayMetrics {
       this.inc(stats.rateLimitedAnswers);
     },
   });
+  new Counter({
+    name: `${METRIC_PREFIX}requests_dropped_total`,
+    help: "Requests dropped unanswered: bad_fingerprint (FINGERPRINT did not match, RFC 8489 §7.3), transaction_mismatch (a cached transaction id reused with other content).",
+    labelNames: ["reason"],
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ reason: "bad_fingerprint" }, stats.badFingerprints);
+      this.inc({ reason: "transaction_mismatch" }, stats.transactionMismatches);
+    },
+  });
   new Gauge({
     name: `${METRIC_PREFIX}draining`,
     help: "1 while the relay drains (SIGTERM with --drain-timeout): new allocations are refused.",

@@ -19,6 +19,7 @@ import { SourceRateLimiter } from "../policy/rate-limit.js";
 import { SelfGuard } from "../policy/self-guard.js";
 import { AttributeType, StunClass, StunMethod } from "../stun/constants.js";
 import { encodeText, encodeUnknownAttributes, readLifetime, type TransportAddress } from "../stun/attributes.js";
+import { verifyFingerprint } from "../stun/integrity.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../stun/message.js";
 import { CHANNEL_DATA_HEADER_LENGTH, channelDataLength, startsChannelData } from "../turn/channel-data.js";
 import { isSendIndication } from "../turn/indications.js";
@@ -31,7 +32,7 @@ import { handleRefresh } from "./handlers/refresh.js";
 import { handleSendIndication } from "./handlers/send.js";
 import { buildResponse, failure, refused, type Answer } from "./responses.js";
 import { RelayStats } from "./stats.js";
-import { TransactionCache } from "./transaction-cache.js";
+import { requestDigest, TransactionCache } from "./transaction-cache.js";
 import { streamClientLink } from "../transport/stream.js";
 import { StreamFramer } from "../transport/stream-framer.js";
 import { udpClientLink } from "../transport/udp.js";
@@ -339,10 +340,19 @@ export class RelayServer implements TurnContext {
     return true;
   }
 
-  /** A STUN request to answer, or null for anything else (dropped). */
+  /**
+   * A STUN request to answer, or null for anything else (dropped). A request that carries
+   * FINGERPRINT must carry the right one (RFC 8489 §7.3: otherwise it is silently discarded): a
+   * wrong one means the bytes were damaged or are not STUN at all (another protocol on the port).
+   */
   private decodeRequest(data: Buffer): StunMessage | null {
     const decoded = decodeStunMessage(data);
-    return decoded.ok && decoded.message.messageClass === StunClass.Request ? decoded.message : null;
+    if (!decoded.ok || decoded.message.messageClass !== StunClass.Request) return null;
+    if (decoded.message.fingerprint !== undefined && !verifyFingerprint(decoded.message)) {
+      this.stats.badFingerprints++;
+      return null;
+    }
+    return decoded.message;
   }
 
   private fromStreamClient(socket: NetSocket, transport: "tcp" | "tls"): void {
@@ -387,22 +397,12 @@ export class RelayServer implements TurnContext {
 
   private async handleRequest(link: ClientLink, message: StunMessage): Promise<void> {
     const now = Date.now();
-    const transactionKey = `${link.key}/${message.transactionId.toString("hex")}`;
-    const cached = this.transactions.lookup(transactionKey, now);
-    if (cached === "pending") return;
-    if (cached !== undefined) return link.sendStun(cached);
 
     const respond = (answer: Answer, auth?: AuthSuccess) => {
       this.stats.countAnswer(message.method, answer);
       return buildResponse(message, answer, { software: this.config.software, ...(auth !== undefined && { signature: auth }) });
     };
-    // An answer to a request without a valid credential goes to whoever the source address claims
-    // to be: over UDP that may be a spoofed victim, so such answers are rate-limited per source.
-    // The answer is built only once the limit allows it, so a throttled flood costs no work.
-    const answerUnauthenticated = (answer: () => Answer) => {
-      if (link.transport !== "udp" || this.unauthenticated.allow(link.address.address, now)) link.sendStun(respond(answer()));
-      else this.stats.rateLimitedAnswers++;
-    };
+    const answerUnauthenticated = (answer: () => Answer) => this.sendUnauthenticated(link, now, () => respond(answer()));
 
     if (message.unknownComprehensionRequired.length > 0) {
       return answerUnauthenticated(() => failure(420, "Unknown Attribute", [encodeUnknownAttributes(message.unknownComprehensionRequired)]));
@@ -410,7 +410,18 @@ export class RelayServer implements TurnContext {
     if (message.method === StunMethod.Binding) return answerUnauthenticated(() => handleBinding(message, link));
     if (!TURN_METHODS.has(message.method)) return answerUnauthenticated(() => failure(400, "Bad Request: unknown method"));
 
-    this.transactions.markPending(transactionKey, now);
+    const transactionKey = `${link.key}/${message.transactionId.toString("hex")}`;
+    const digest = requestDigest(message.buffer);
+    const cached = this.transactions.lookup(transactionKey, digest, now);
+    if (cached === "pending") return;
+    if (cached === "mismatch") {
+      this.stats.transactionMismatches++;
+      return;
+    }
+    // A resend is not authenticated again, so it is limited like any unauthenticated answer.
+    if (cached !== undefined) return this.sendUnauthenticated(link, now, () => cached);
+
+    this.transactions.markPending(transactionKey, digest, now);
     let response: Buffer;
     try {
       // Like coturn, an allocation outlives its credential while it is refreshed; --strict-expiry ends that.
@@ -433,6 +444,16 @@ export class RelayServer implements TurnContext {
     }
     this.transactions.store(transactionKey, response, Date.now());
     link.sendStun(response);
+  }
+
+  /**
+   * Sends an answer that was not earned by a valid credential in this request: over UDP the source
+   * may be a spoofed victim, so such answers are rate-limited per source IP. The answer is built
+   * only once the limit allows it, so a throttled flood costs no work.
+   */
+  private sendUnauthenticated(link: ClientLink, now: number, answer: () => Buffer): void {
+    if (link.transport !== "udp" || this.unauthenticated.allow(link.address.address, now)) link.sendStun(answer());
+    else this.stats.rateLimitedAnswers++;
   }
 
   private challengeAttributes(clientKey: string, now: number) {

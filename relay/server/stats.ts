@@ -45,6 +45,10 @@ export class RelayStats {
   readonly refusals = new Map<RefusalKind, number>();
   /** Answers to unauthenticated requests not sent because their source went over --unauthenticated-rate. */
   rateLimitedAnswers = 0;
+  /** Requests dropped because their FINGERPRINT was wrong (RFC 8489 §7.3). */
+  badFingerprints = 0;
+  /** Requests dropped because they reused a cached transaction id with other content (no retransmission). */
+  transactionMismatches = 0;
 
   /** Counts one answer: by method and result, and by refusal when it is one. */
   countAnswer(method: number, answer: Answer): void {
