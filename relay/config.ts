@@ -92,7 +92,11 @@ export interface RelayConfig {
   unauthenticatedRate: number;
   /** How many such answers one source IP may get at once before the rate applies [unauthenticated-burst]. */
   unauthenticatedBurst: number;
-  /** Refuse requests on an allocation once the credential that created it has expired. */
+  /**
+   * End an allocation once the credential that created it has expired (plus the clock skew): data
+   * stops and the client's next request gets 401. Off: an allocation outlives its credential while
+   * it is refreshed, as in coturn.
+   */
   strictExpiry: boolean;
   /** Seconds a credential's expiry may be off between the Worker's clock and this host's. */
   credentialClockSkew: number;
@@ -252,7 +256,7 @@ const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
         fallback: "none",
       },
       { name: "stale-nonce", kind: "value", arg: "N", help: "seconds a nonce stays fresh (30-86400)", fallback: String(RELAY_DEFAULTS.staleNonceSeconds) },
-      { name: "strict-expiry", kind: "switch", help: "refuse Refresh, CreatePermission and ChannelBind once the credential has expired", fallback: "off" },
+      { name: "strict-expiry", kind: "switch", help: "end an allocation when the credential that made it expires (without it, an allocation lives while it is refreshed, as in coturn)", fallback: "off" },
       { name: "credential-clock-skew", kind: "value", arg: "N", help: "seconds of clock difference allowed on credential expiry", fallback: String(RELAY_DEFAULTS.credentialClockSkew) },
     ],
   ],

@@ -540,6 +540,17 @@ export class RelayServer implements TurnContext {
     for (const waiter of [...this.idleWaiters]) waiter();
   }
 
+  /**
+   * Under --strict-expiry an allocation lives no longer than the credential that made it: once the
+   * relay would refuse that credential (its expiry plus the allowed clock skew has passed), the
+   * allocation ends, so a revoked or expired user stops relaying within a sweep. Without it, an
+   * allocation lives while it is refreshed, as in coturn.
+   */
+  private credentialHasRunOut(allocation: Allocation, now: number): boolean {
+    // The same whole-second comparison the credential check makes (shared/turn/credentials.ts).
+    return this.config.strictExpiry && allocation.owner.credentialExpiresAt + this.config.credentialClockSkew < Math.floor(now / 1000);
+  }
+
   /** The relayed address clients are told: the bound one, or its external-ip mapping. */
   private advertised(relayIp: string, port: number, family: 4 | 6): TransportAddress {
     const mapping = this.config.externalIps.find((external) =>
@@ -553,6 +564,7 @@ export class RelayServer implements TurnContext {
     const now = Date.now();
     for (const allocation of this.table.values()) {
       if (allocation.expiresAt <= now) this.closeAllocation(allocation, "expired");
+      else if (this.credentialHasRunOut(allocation, now)) this.closeAllocation(allocation, "credential expired");
       else allocation.sweep(now);
     }
     this.transactions.prune(now);

@@ -10,12 +10,12 @@
 import { createSocket } from "node:dgram";
 import { afterEach, describe, expect, it } from "vitest";
 import type { TurnCredential } from "../../shared/turn/credentials.js";
-import type { RelayServer } from "../../relay/server/relay-server.js";
-import { encodeLifetime, encodeRequestedTransport, readLifetime, type TransportAddress } from "../../relay/stun/attributes.js";
+import type { RelayEvent, RelayServer } from "../../relay/server/relay-server.js";
+import { encodeLifetime, encodeRequestedTransport, encodeXorAddress, readLifetime, type TransportAddress } from "../../relay/stun/attributes.js";
 import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
-import { TurnTestClient, errorCodeOf, mint, startRelay, xorAddressOf } from "./turn-client.js";
+import { TurnTestClient, UdpPeer, errorCodeOf, mint, sendIndication, startRelay, xorAddressOf } from "./turn-client.js";
 
 const UDP = encodeRequestedTransport(17);
 
@@ -71,6 +71,10 @@ function outcome(message: StunMessage): string {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Requests.
+
+function peerAt(port: number): TransportAddress {
+  return { family: 4, address: "127.0.0.1", port };
+}
 
 function allocate(client: TurnTestClient, credential: TurnCredential, extra: StunAttributeValue[] = []): Promise<StunMessage> {
   return client.request(StunMethod.Allocate, [UDP, ...extra], credential);
@@ -330,13 +334,36 @@ describe("a credential that expires under a live allocation (--credential-clock-
     expect(relay.allocationCount).toBe(1);
   });
 
-  it("with --strict-expiry the same Refresh gets 401", async () => {
-    const { relay, port } = await relayWith(45110, 45119, ["--credential-clock-skew=0", "--strict-expiry"]);
-    const { client, credential } = await allocateThenOutliveCredential(port);
+  it("with --strict-expiry the allocation ends with its credential: data stops, the port is freed, the next Refresh gets 401", async () => {
+    const ends: RelayEvent[] = [];
+    const started = await startRelay(["--min-port=45110", "--max-port=45119", "--credential-clock-skew=0", "--strict-expiry", "--allow-loopback-peers"], (event) => {
+      if (event.event === "allocation-end") ends.push(event);
+    });
+    relays.push(started.relay);
+    const { relay, port } = started;
+    const peer = await UdpPeer.open();
+    try {
+      const client = await clientOf(port);
+      const credential = await mint("alice", 2);
+      await allocated(client, credential);
+      const transactionId = newTransactionId();
+      const permission = await client.signedRequest(StunMethod.CreatePermission, [encodeXorAddress(AttributeType.XorPeerAddress, peerAt(peer.port), transactionId)], credential, transactionId);
+      expect(outcome((await client.exchange(permission)).message)).toBe("success");
+      client.sendRaw(sendIndication(peerAt(peer.port), Buffer.from("before expiry")));
+      expect(await eventually(() => peer.received.length === 1, 1_000), "relayed while the credential is good").toBe(true);
 
-    const refreshed = await refresh(client, credential, 600);
-    expect(outcome(refreshed)).toBe("error 401");
-    expect(relay.allocationCount).toBe(1);
+      // Expired once the relay's whole-second clock is past expiresAt; the sweep runs every second.
+      const ended = await eventually(() => relay.allocationCount === 0, (credential.expiresAt + 3) * 1000 - Date.now());
+      expect(ended, "the allocation still lives after its credential expired").toBe(true);
+      expect(ends.map((event) => event.reason)).toEqual(["credential expired"]);
+      expect(relay.freePorts).toBe(10);
+      client.sendRaw(sendIndication(peerAt(peer.port), Buffer.from("after expiry")));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(peer.received.length, "data relayed after the credential expired").toBe(1);
+      expect(outcome(await refresh(client, credential, 600))).toBe("error 401");
+    } finally {
+      peer.close();
+    }
   });
 
   it.each([
