@@ -23,7 +23,7 @@
 import { accessSync, constants as fsConstants, readFileSync, statSync } from "node:fs";
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
-import { DEFAULT_CLOCK_SKEW_SECONDS } from "../shared/turn/credentials.js";
+import { DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_TTL_SECONDS } from "../shared/turn/credentials.js";
 import { DEFAULT_NONCE_LIFETIME_SECONDS } from "./auth/nonce.js";
 import { ConfigFileError, readConfigFile, type ConfigFileOptions, type OptionKind } from "./config-file.js";
 import { parseCidr } from "./policy/peer-filter.js";
@@ -69,8 +69,10 @@ export interface RelayConfig {
   allowLoopbackPeers: boolean;
   allowedPeerIps: string[];
   deniedPeerIps: string[];
-  /** Allocations one TURN user may hold at once; 0: no limit. */
+  /** Allocations one TURN user may hold at once; 0: no limit [user-quota]. */
   userQuota: number;
+  /** Allocations clients at one IP address may hold at once, over every transport; 0: no limit [max-allocations-per-ip]. */
+  maxAllocationsPerIp: number;
   /** Allocations the relay holds at once; 0: as many as the port range allows. */
   totalQuota: number;
   /** Permissions (peer addresses) one allocation may hold at once [max-permissions]. */
@@ -98,6 +100,12 @@ export interface RelayConfig {
    * it is refreshed, as in coturn.
    */
   strictExpiry: boolean;
+  /**
+   * Seconds: credentials whose expiry lies further ahead are refused [max-credential-ttl]. At most
+   * shared/turn's maximum (48 h), which the Worker's TURN_MAX_TTL may not exceed either; lower it to
+   * match a Worker that issues shorter credentials.
+   */
+  maxCredentialTtl: number;
   /** Seconds a credential's expiry may be off between the Worker's clock and this host's. */
   credentialClockSkew: number;
   /** SOFTWARE attribute in responses; none by default (it only helps fingerprinting and amplification). */
@@ -158,7 +166,14 @@ export const RELAY_DEFAULTS = {
   minPort: 49152,
   maxPort: 65535,
   realm: "relaykit",
-  userQuota: 0,
+  /**
+   * Safe on a public host, never in the way of a call: one peer of a 16-peer mesh holds at most
+   * 15 connections × 3 relay URLs (UDP, TCP, TLS) × 2 local addresses × 2 (an ICE restart keeps the
+   * old allocations until the new ones work) = 180 allocations under one credential.
+   */
+  userQuota: 200,
+  /** The whole 16-peer room behind one NAT: 16 × 90 (one local address each, restarts overlapping) = 1,440. */
+  maxAllocationsPerIp: 2000,
   totalQuota: 0,
   maxAllocateLifetime: 3600,
   maxPermissionsPerAllocation: 32,
@@ -169,6 +184,7 @@ export const RELAY_DEFAULTS = {
   unauthenticatedRate: 20,
   unauthenticatedBurst: 40,
   credentialClockSkew: DEFAULT_CLOCK_SKEW_SECONDS,
+  maxCredentialTtl: DEFAULT_MAX_TTL_SECONDS,
   /** coturn's Prometheus port. */
   prometheusPort: 9641,
   /** Loopback: metrics tell a lot about the traffic, so publishing them is a choice. */
@@ -178,6 +194,9 @@ export const RELAY_DEFAULTS = {
   udpIo: "auto",
   stunPort: 3478,
 } as const;
+
+/** The shortest --max-credential-ttl: the Worker's shortest TURN_TTL is 10 s, but a minute is the least a real deployment issues. */
+export const MIN_CREDENTIAL_TTL_SECONDS = 60;
 
 /** The longest --drain-timeout: a day, as the longest allocation lifetime. */
 export const MAX_DRAIN_TIMEOUT_SECONDS = 86_400;
@@ -257,13 +276,21 @@ const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
       },
       { name: "stale-nonce", kind: "value", arg: "N", help: "seconds a nonce stays fresh (30-86400)", fallback: String(RELAY_DEFAULTS.staleNonceSeconds) },
       { name: "strict-expiry", kind: "switch", help: "end an allocation when the credential that made it expires (without it, an allocation lives while it is refreshed, as in coturn)", fallback: "off" },
+      {
+        name: "max-credential-ttl",
+        kind: "value",
+        arg: "N",
+        help: `refuse credentials that expire more than N seconds ahead (${MIN_CREDENTIAL_TTL_SECONDS}-${DEFAULT_MAX_TTL_SECONDS}: the Worker's TURN_MAX_TTL is capped at the same maximum)`,
+        fallback: String(RELAY_DEFAULTS.maxCredentialTtl),
+      },
       { name: "credential-clock-skew", kind: "value", arg: "N", help: "seconds of clock difference allowed on credential expiry", fallback: String(RELAY_DEFAULTS.credentialClockSkew) },
     ],
   ],
   [
     "Limits",
     [
-      { name: "user-quota", kind: "value", arg: "N", help: "allocations per user at once (0: no limit)", fallback: "0" },
+      { name: "user-quota", kind: "value", arg: "N", help: "allocations per user (credential user id) at once (0: no limit)", fallback: String(RELAY_DEFAULTS.userQuota) },
+      { name: "max-allocations-per-ip", kind: "value", arg: "N", help: "allocations clients at one IP address may hold at once, over every transport (0: no limit)", fallback: String(RELAY_DEFAULTS.maxAllocationsPerIp) },
       { name: "total-quota", kind: "value", arg: "N", help: "allocations at once (0: as many as the port range allows)", fallback: "0" },
       { name: "max-allocate-lifetime", kind: "value", arg: "N", help: "longest allocation lifetime in seconds (10-86400; below 60 only for tests: clients refresh at half the lifetime)", fallback: String(RELAY_DEFAULTS.maxAllocateLifetime) },
       { name: "max-permissions", kind: "value", arg: "N", help: "permissions per allocation (1-10000)", fallback: String(RELAY_DEFAULTS.maxPermissionsPerAllocation) },
@@ -722,6 +749,7 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
       allowedPeerIps,
       deniedPeerIps,
       userQuota: read.integer("user-quota", RELAY_DEFAULTS.userQuota, 0, 1_000_000, "allocations"),
+      maxAllocationsPerIp: read.integer("max-allocations-per-ip", RELAY_DEFAULTS.maxAllocationsPerIp, 0, 1_000_000, "allocations"),
       totalQuota: read.integer("total-quota", RELAY_DEFAULTS.totalQuota, 0, 1_000_000, "allocations"),
       maxPermissionsPerAllocation: read.integer("max-permissions", RELAY_DEFAULTS.maxPermissionsPerAllocation, 1, 10_000, "permissions"),
       maxChannelsPerAllocation: read.integer("max-channels", RELAY_DEFAULTS.maxChannelsPerAllocation, 1, CHANNEL_NUMBERS, "channels"),
@@ -732,6 +760,7 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
       unauthenticatedRate,
       unauthenticatedBurst,
       strictExpiry: read.switch("strict-expiry")?.value ?? false,
+      maxCredentialTtl: read.integer("max-credential-ttl", RELAY_DEFAULTS.maxCredentialTtl, MIN_CREDENTIAL_TTL_SECONDS, DEFAULT_MAX_TTL_SECONDS, "seconds"),
       credentialClockSkew: read.integer("credential-clock-skew", RELAY_DEFAULTS.credentialClockSkew, 0, 3600, "seconds"),
       software: text(read.value("software"), AttributeType.Software),
       configFile: configGiven?.value ?? null,

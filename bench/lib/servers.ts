@@ -46,6 +46,12 @@ export const RELAY_MAX_PORT = 31_999;
  * keeps the default.
  */
 export const OURS_BENCH_UNAUTHENTICATED_RATE = 1_000_000;
+/**
+ * Every client of a load is one user at 127.0.0.1 (10,000 of them in the idle-memory load), so our
+ * public-host defaults (--user-quota 200, --max-allocations-per-ip 2000) would refuse most of them;
+ * coturn has no such quotas by default. The benchmark lifts both.
+ */
+const OURS_BENCH_QUOTA_FLAGS = ["--user-quota=0", "--max-allocations-per-ip=0"];
 
 const STARTUP_TIMEOUT_MS = 20_000;
 
@@ -111,6 +117,7 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
       `--realm=${REALM}`,
       "--allow-loopback-peers",
       `--udp-io=${options.oursUdpIo ?? "native"}`,
+      ...OURS_BENCH_QUOTA_FLAGS,
       ...(options.oursDefaultLimiter ? [] : [`--unauthenticated-rate=${OURS_BENCH_UNAUTHENTICATED_RATE}`, `--unauthenticated-burst=${OURS_BENCH_UNAUTHENTICATED_RATE}`]),
     ];
     const [command, full] = pinned(options.core, process.execPath, args);

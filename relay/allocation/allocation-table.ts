@@ -9,6 +9,7 @@ export class AllocationTable {
   private readonly byClientKey = new Map<string, Allocation>();
   private readonly udpClients = new AddressPortMap<Allocation>();
   private readonly perUser = new Map<string, number>();
+  private readonly perSourceIp = new Map<string, number>();
 
   get size(): number {
     return this.byClientKey.size;
@@ -28,11 +29,17 @@ export class AllocationTable {
     return this.perUser.get(userId) ?? 0;
   }
 
+  /** Allocations held by clients at one IP address, over any transport (max-allocations-per-ip). */
+  countForSourceIp(address: string): number {
+    return this.perSourceIp.get(address) ?? 0;
+  }
+
   add(allocation: Allocation): void {
     const client = allocation.client;
     this.byClientKey.set(client.key, allocation);
     if (client.transport === "udp") this.udpClients.set(client.address.address, client.address.port, allocation);
-    this.perUser.set(allocation.owner.userId, this.countForUser(allocation.owner.userId) + 1);
+    increment(this.perUser, allocation.owner.userId);
+    increment(this.perSourceIp, client.address.address);
   }
 
   remove(allocation: Allocation): void {
@@ -40,12 +47,22 @@ export class AllocationTable {
     if (this.byClientKey.get(client.key) !== allocation) return;
     this.byClientKey.delete(client.key);
     if (client.transport === "udp") this.udpClients.delete(client.address.address, client.address.port);
-    const left = this.countForUser(allocation.owner.userId) - 1;
-    if (left > 0) this.perUser.set(allocation.owner.userId, left);
-    else this.perUser.delete(allocation.owner.userId);
+    decrement(this.perUser, allocation.owner.userId);
+    decrement(this.perSourceIp, client.address.address);
   }
 
   values(): IterableIterator<Allocation> {
     return this.byClientKey.values();
   }
+}
+
+function increment(counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+}
+
+/** Counts that reach 0 are deleted, so the maps hold only keys with live allocations. */
+function decrement(counts: Map<string, number>, key: string): void {
+  const left = (counts.get(key) ?? 0) - 1;
+  if (left > 0) counts.set(key, left);
+  else counts.delete(key);
 }

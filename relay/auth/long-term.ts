@@ -186,7 +186,7 @@ export class LongTermAuthenticator {
         case "expired":
           return fail("expired", 401, "Unauthenticated: the TURN credential has expired; fetch a new one");
         case "too-far-ahead":
-          return fail("bad-username", 401, "Unauthenticated: the TURN credential expires later than any issued one");
+          return fail("bad-username", 401, `Unauthenticated: the TURN credential expires more than ${this.policy.maxTtlSeconds} s ahead, later than this relay accepts (max-credential-ttl)`);
         default:
           return fail("bad-username", 401, "Unauthenticated: USERNAME is not a TURN REST username (<unix-expiry>:<user-id>)");
       }

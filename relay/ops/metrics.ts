@@ -148,12 +148,13 @@ export function createRelayMetrics(server: RelayServer): RelayMetrics {
   });
   new Counter({
     name: `${METRIC_PREFIX}quota_refusals_total`,
-    help: "Allocate requests refused for capacity: user (--user-quota), total (--total-quota), ports (no relay port free), draining.",
+    help: "Allocate requests refused for capacity: user (--user-quota), ip (--max-allocations-per-ip), total (--total-quota), ports (no relay port free), draining.",
     labelNames: ["quota"],
     registers,
     collect() {
       this.reset();
       this.inc({ quota: "user" }, refusals("user-quota"));
+      this.inc({ quota: "ip" }, refusals("ip-quota"));
       this.inc({ quota: "total" }, refusals("total-quota"));
       this.inc({ quota: "ports" }, refusals("no-relay-port"));
       this.inc({ quota: "draining" }, refusals("draining"));

@@ -120,6 +120,7 @@ export class RelayServer implements TurnContext {
       keyring: new TurnKeyring(config.secrets),
       realm: config.realm,
       clockSkewSeconds: config.credentialClockSkew,
+      maxTtlSeconds: config.maxCredentialTtl,
       nonces: new NonceIssuer({ secret: newNonceSecret(), lifetimeSeconds: config.staleNonceSeconds }),
     });
   }

@@ -11,7 +11,7 @@ import { createSocket } from "node:dgram";
 import { afterEach, describe, expect, it } from "vitest";
 import type { TurnCredential } from "../../shared/turn/credentials.js";
 import type { RelayEvent, RelayServer } from "../../relay/server/relay-server.js";
-import { encodeLifetime, encodeRequestedTransport, encodeXorAddress, readLifetime, type TransportAddress } from "../../relay/stun/attributes.js";
+import { encodeLifetime, encodeRequestedTransport, encodeXorAddress, readErrorCode, readLifetime, type TransportAddress } from "../../relay/stun/attributes.js";
 import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
@@ -63,6 +63,14 @@ function lifetimeOf(message: StunMessage): number | undefined {
   return read.ok ? read.value : undefined;
 }
 
+
+/** The reason phrase of an error answer. */
+function reasonOf(message: StunMessage): string | undefined {
+  const attribute = findAttribute(message, AttributeType.ErrorCode);
+  if (attribute === undefined) return undefined;
+  const code = readErrorCode(message, attribute);
+  return code.ok ? code.value.reason : undefined;
+}
 
 /** What an answer was, for assertion messages: "success" or "error 437". */
 function outcome(message: StunMessage): string {
@@ -220,6 +228,43 @@ describe("quotas and the port range", () => {
     expect(relay.allocationCount).toBe(2);
   });
 
+  it("--max-allocations-per-ip: clients at one address get 486 past the cap over UDP and TCP together; another address is still served", async () => {
+    const { relay, port } = await relayWith(45180, 45189, ["--max-allocations-per-ip=2"]);
+    const first = await clientOf(port);
+    await allocated(first, await mint("alice"));
+    const overTcp = await TurnTestClient.openStream(port, "tcp");
+    clients.push(overTcp);
+    await allocated(overTcp, await mint("bob"));
+
+    // A third allocation from 127.0.0.1, whoever the user is and whatever the transport.
+    expect(outcome(await allocate(await clientOf(port), await mint("carol")))).toBe("error 486");
+    expect(relay.stats.refusals.get("ip-quota")).toBe(1);
+    // Another client address is counted on its own.
+    const elsewhere = await TurnTestClient.open(port, "127.0.0.2");
+    clients.push(elsewhere);
+    await allocated(elsewhere, await mint("dave"));
+
+    // A deleted allocation makes room again.
+    expect(outcome(await refresh(first, await mint("alice"), 0))).toBe("success");
+    await allocated(await clientOf(port), await mint("erin"));
+    expect(relay.allocationCount).toBe(3);
+  });
+
+  it("by default one user holds at most 200 allocations (--user-quota), enough for a 16-peer mesh with TCP and TLS fallbacks", async () => {
+    // Every client's first try is answered 401 from 127.0.0.1: no limit on those, the quota is what is tested.
+    const { relay, port } = await relayWith(45600, 45899, ["--unauthenticated-rate=0"]);
+    const credential = await mint("one-credential");
+    const outcomes = await Promise.all(
+      Array.from({ length: 201 }, async () => {
+        const client = await clientOf(port);
+        return outcome(await allocate(client, credential));
+      }),
+    );
+    expect(outcomes.filter((result) => result === "success")).toHaveLength(200);
+    expect(outcomes.filter((result) => result === "error 486")).toHaveLength(1);
+    expect(relay.allocationCount).toBe(200);
+  });
+
   it("--total-quota: the allocation over the quota gets 508, whoever asks", async () => {
     const { relay, port } = await relayWith(45050, 45059, ["--total-quota=1"]);
     await allocated(await clientOf(port), await mint("alice"));
@@ -364,6 +409,16 @@ describe("a credential that expires under a live allocation (--credential-clock-
     } finally {
       peer.close();
     }
+  });
+
+  it("--max-credential-ttl: a credential that expires further ahead gets 401; one within it is served", async () => {
+    const { relay, port } = await relayWith(45190, 45199, ["--credential-clock-skew=0", "--max-credential-ttl=600"]);
+    const refused = await allocate(await clientOf(port), await mint("alice", 3600));
+    expect(outcome(refused)).toBe("error 401");
+    expect(reasonOf(refused)).toContain("max-credential-ttl");
+    expect(relay.allocationCount).toBe(0);
+    await allocated(await clientOf(port), await mint("alice", 600));
+    expect(relay.allocationCount).toBe(1);
   });
 
   it.each([

@@ -159,10 +159,10 @@ export class TurnTestClient {
     readonly transport: ClientTransport,
   ) {}
 
-  /** A client on its own UDP socket on 127.0.0.1, talking to the relay's UDP listener on `serverPort`. */
-  static async open(serverPort: number): Promise<TurnTestClient> {
+  /** A client on its own UDP socket on `localAddress`, talking to the relay's UDP listener on 127.0.0.1:`serverPort`. */
+  static async open(serverPort: number, localAddress = "127.0.0.1"): Promise<TurnTestClient> {
     const socket = createSocket("udp4");
-    await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => socket.bind(0, localAddress, resolve));
     const client = new TurnTestClient(socket, serverPort, "udp");
     socket.on("message", (data) => client.deliver(data));
     socket.on("close", () => client.end());

@@ -14,7 +14,7 @@ import {
 } from "../../stun/attributes.js";
 import { findAttribute } from "../../stun/message.js";
 import { DEFAULT_ALLOCATION_LIFETIME_SECONDS } from "../../config.js";
-import type { Allocation } from "../../allocation/allocation.js";
+import type { Allocation, ClientLink } from "../../allocation/allocation.js";
 import type { RelayRequest, TurnContext } from "../context.js";
 import { failure, refused, success, type Answer } from "../responses.js";
 
@@ -29,10 +29,13 @@ export function allocateSuccess(allocation: Allocation, request: RelayRequest): 
 }
 
 /** Whether one more allocation for this client and user fits: no allocation yet, and within the quotas. */
-function admission(ctx: TurnContext, clientKey: string, userId: string): Answer | null {
-  if (ctx.table.byKey(clientKey) !== undefined) return failure(437, "Allocation Mismatch: this client already has an allocation");
+function admission(ctx: TurnContext, link: ClientLink, userId: string): Answer | null {
+  if (ctx.table.byKey(link.key) !== undefined) return failure(437, "Allocation Mismatch: this client already has an allocation");
   if (ctx.config.userQuota > 0 && ctx.table.countForUser(userId) >= ctx.config.userQuota) {
     return refused("user-quota", 486, "Allocation Quota Reached: this user holds the most allocations allowed");
+  }
+  if (ctx.config.maxAllocationsPerIp > 0 && ctx.table.countForSourceIp(link.address.address) >= ctx.config.maxAllocationsPerIp) {
+    return refused("ip-quota", 486, "Allocation Quota Reached: this client address holds the most allocations allowed");
   }
   if (ctx.config.totalQuota > 0 && ctx.table.size >= ctx.config.totalQuota) {
     return refused("total-quota", 508, "Insufficient Capacity: the relay holds the most allocations allowed");
@@ -98,7 +101,7 @@ export async function handleAllocate(ctx: TurnContext, request: RelayRequest): P
   const lifetimeSeconds = grantedLifetime(requestedLifetime, ctx.config.maxAllocateLifetime);
   if (lifetimeSeconds === 0) return failure(400, "Bad Request: an allocation needs a lifetime above 0");
 
-  const admit = () => admission(ctx, link.key, auth.userId);
+  const admit = () => admission(ctx, link, auth.userId);
   const refused = admit();
   if (refused !== null) return refused;
   const opened = await ctx.openAllocation(
