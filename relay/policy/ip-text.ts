@@ -10,6 +10,7 @@
  *   groups; a dotted quad as the last 32 bits (`::ffff:1.2.3.4`, `64:ff9b::10.0.0.1`). No zone id (`%eth0`),
  *   no brackets, no surrounding whitespace: the callers decide what to do with those.
  */
+import { formatIpv4, formatIpv6 } from "../stun/ip-address.js";
 
 const DOT = 0x2e;
 const COLON = 0x3a;
@@ -161,4 +162,25 @@ export function parseIpAddress(text: string): IpAddressParseResult {
   const value = readIpv4(text);
   if (typeof value === "string") return { ok: false, reason: value };
   return { ok: true, family: 4, bytes: Uint8Array.of(value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff) };
+}
+
+/**
+ * One text per address, whatever spelling it came in: IPv4 as a dotted quad, IPv6 as RFC 5952 text
+ * (lowercase, no leading zeros, the longest zero run as `::`, as the codec formats what it reads off
+ * the wire), and an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4 address it stands for:
+ * a dual-stack socket sends to the one as to the other. Null when `text` is no address.
+ */
+export function canonicalIp(text: string): string | null {
+  const parsed = parseIpAddress(text);
+  if (!parsed.ok) return null;
+  const bytes = parsed.bytes;
+  if (parsed.family === 4) return formatIpv4(bytes, 0);
+  if (isIpv4Mapped(bytes)) return formatIpv4(bytes, 12);
+  return formatIpv6(bytes, 0);
+}
+
+/** ::ffff:0:0/96. */
+function isIpv4Mapped(bytes: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
+  return bytes[10] === 0xff && bytes[11] === 0xff;
 }

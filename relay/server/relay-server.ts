@@ -16,7 +16,7 @@ import type { RelayConfig } from "../config.js";
 import { compilePeerFilter } from "../policy/peer-filter.js";
 import { ByteBucket } from "../policy/bandwidth.js";
 import { SourceRateLimiter } from "../policy/rate-limit.js";
-import { SelfGuard } from "../policy/self-guard.js";
+import { INTERFACE_REFRESH_MS, SelfGuard } from "../policy/self-guard.js";
 import { AttributeType, StunClass, StunMethod } from "../stun/constants.js";
 import { encodeText, encodeUnknownAttributes, readLifetime, type TransportAddress } from "../stun/attributes.js";
 import { verifyFingerprint } from "../stun/integrity.js";
@@ -101,8 +101,9 @@ export class RelayServer implements TurnContext {
   private readonly unauthenticated: SourceRateLimiter;
   /** bps-capacity: all allocations together; null when unlimited. */
   private readonly bandwidth: ByteBucket | null;
-  /** Set once the listeners are bound and their ports known. */
+  /** Set once the listeners are bound and their ports known; refreshed by the sweep (interfaces change). */
   private self = new SelfGuard([], [], []);
+  private interfacesReadAt = Date.now();
 
   constructor(
     readonly config: RelayConfig,
@@ -569,6 +570,10 @@ export class RelayServer implements TurnContext {
       else allocation.sweep(now);
     }
     this.transactions.prune(now);
+    if (now - this.interfacesReadAt >= INTERFACE_REFRESH_MS) {
+      this.interfacesReadAt = now;
+      this.self.refresh();
+    }
   }
 }
 

@@ -9,7 +9,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Allocation } from "../../relay/allocation/allocation.js";
 import type { TurnCredential } from "../../shared/turn/credentials.js";
-import type { RelayServer } from "../../relay/server/relay-server.js";
+import type { ListenerAddress, RelayServer } from "../../relay/server/relay-server.js";
 import {
   dataView,
   encodeRequestedAddressFamily,
@@ -664,6 +664,43 @@ describe("relay data path: the relay's own listeners are no peers", () => {
     const credential = await mint("self-bind");
     await allocate(client, credential);
     expectError(await channelBind(client, credential, CHANNEL, peerAt(port)), 403);
+  });
+
+  it.each([
+    ["IPv6 loopback written in full", "0:0:0:0:0:0:0:1", "::1"],
+    ["IPv6 loopback with leading zeros", "0000:0000::0001", "::1"],
+  ])("refuses ChannelBind to its own listener given as %s (%s)", async (_name, listeningIp, peerIp) => {
+    // A second listener, besides the helper's 127.0.0.1: the client talks to that one and binds to this one.
+    let listeners: ListenerAddress[] = [];
+    const spelled = await startRelay([`--listening-ip=${listeningIp}`, "--relay-ip=127.0.0.1", "--relay-ip=::1", "--allow-loopback-peers", "--min-port=45300", "--max-port=45399"], undefined, (bound) => {
+      listeners = bound;
+    });
+    try {
+      const own = listeners.find((listener) => listener.transport === "udp" && listener.address.includes(":"))!;
+      const client = await openClient(spelled.port);
+      const credential = await mint("self-spelled");
+      await allocate(client, credential, 6);
+      expectError(await channelBind(client, credential, CHANNEL, peerAt(own.port, peerIp)), 403);
+    } finally {
+      await spelled.relay.stop();
+    }
+  });
+
+  it("refuses ChannelBind to any loopback address of a wildcard (0.0.0.0) listener", async () => {
+    let listeners: ListenerAddress[] = [];
+    const wildcard = await startRelay(["--listening-ip=0.0.0.0", "--relay-ip=127.0.0.1", "--allow-loopback-peers", "--min-port=45300", "--max-port=45399"], undefined, (bound) => {
+      listeners = bound;
+    });
+    try {
+      const own = listeners.find((listener) => listener.transport === "udp" && listener.address === "0.0.0.0")!;
+      const client = await openClient(wildcard.port);
+      const credential = await mint("self-wildcard");
+      await allocate(client, credential);
+      // 127.0.0.2 is no interface address, yet a datagram to it reaches a 0.0.0.0 listener.
+      for (const ip of ["127.0.0.1", "127.0.0.2", "0.0.0.0"]) expectError(await channelBind(client, credential, CHANNEL, peerAt(own.port, ip)), 403);
+    } finally {
+      await wildcard.relay.stop();
+    }
   });
 
   it("drops a Send indication to its own listener, so no answer comes back through the relay", async () => {
