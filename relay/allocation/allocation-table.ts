@@ -1,13 +1,15 @@
 /**
  * Every live allocation, findable by its client's 5-tuple, with the counts the quotas need. UDP
- * clients are also indexed by (address, port) so the data path finds them without a key string.
+ * clients are also indexed by (address, port), one index per listening socket (the relay's side of
+ * the 5-tuple), so the data path finds them without a key string.
  */
 import type { Allocation } from "./allocation.js";
 import { AddressPortMap } from "./peer-map.js";
 
 export class AllocationTable {
   private readonly byClientKey = new Map<string, Allocation>();
-  private readonly udpClients = new AddressPortMap<Allocation>();
+  /** Listener ("address:port") → its UDP clients' allocations. */
+  private readonly udpClientsByListener = new Map<string, AddressPortMap<Allocation>>();
   private readonly perUser = new Map<string, number>();
   private readonly perSourceIp = new Map<string, number>();
 
@@ -19,9 +21,17 @@ export class AllocationTable {
     return this.byClientKey.get(clientKey);
   }
 
-  /** The data path's lookup for a UDP client. */
-  udpClient(address: string, port: number): Allocation | undefined {
-    return this.udpClients.get(address, port);
+  /**
+   * The UDP clients of one listener, by (address, port): the data path's lookup. The map lives as
+   * long as the table, so a listener fetches it once and keeps it.
+   */
+  udpClientsAt(listener: string): AddressPortMap<Allocation> {
+    let clients = this.udpClientsByListener.get(listener);
+    if (clients === undefined) {
+      clients = new AddressPortMap<Allocation>();
+      this.udpClientsByListener.set(listener, clients);
+    }
+    return clients;
   }
 
   /** Allocations held by one TURN user id (user-quota). */
@@ -37,7 +47,7 @@ export class AllocationTable {
   add(allocation: Allocation): void {
     const client = allocation.client;
     this.byClientKey.set(client.key, allocation);
-    if (client.transport === "udp") this.udpClients.set(client.address.address, client.address.port, allocation);
+    if (client.transport === "udp") this.udpClientsAt(client.listener).set(client.address.address, client.address.port, allocation);
     increment(this.perUser, allocation.owner.userId);
     increment(this.perSourceIp, client.address.address);
   }
@@ -46,7 +56,7 @@ export class AllocationTable {
     const client = allocation.client;
     if (this.byClientKey.get(client.key) !== allocation) return;
     this.byClientKey.delete(client.key);
-    if (client.transport === "udp") this.udpClients.delete(client.address.address, client.address.port);
+    if (client.transport === "udp") this.udpClientsAt(client.listener).delete(client.address.address, client.address.port);
     decrement(this.perUser, allocation.owner.userId);
     decrement(this.perSourceIp, client.address.address);
   }

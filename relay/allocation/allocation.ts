@@ -21,7 +21,13 @@ export const MAX_DATA_INDICATION_PAYLOAD = 0xffff - 24 - 4 - 3;
 export interface ClientLink {
   readonly transport: "udp" | "tcp" | "tls";
   readonly address: TransportAddress;
-  /** The 5-tuple as text ("udp:192.0.2.1:5000"), for maps that are not on the data path. */
+  /** The relay's side of the 5-tuple: the listener's address and port ("192.0.2.9:3478"). */
+  readonly listener: string;
+  /**
+   * The whole 5-tuple as text ("udp:192.0.2.1:5000@192.0.2.9:3478"), for maps that are not on the
+   * data path. The relay's side is part of it: two clients behind one port-preserving NAT that
+   * reach two listening addresses are two clients (RFC 8656 §2.2).
+   */
   readonly key: string;
   sendStun(message: Buffer): void;
   /** `data[offset .. offset + length)` may be a reused receive area: send it now or copy it. */

@@ -35,7 +35,8 @@ import { RelayStats } from "./stats.js";
 import { requestDigest, TransactionCache } from "./transaction-cache.js";
 import { streamClientLink } from "../transport/stream.js";
 import { StreamFramer } from "../transport/stream-framer.js";
-import { udpClientLink } from "../transport/udp.js";
+import { listenerKey, udpClientLink } from "../transport/udp.js";
+import type { AddressPortMap } from "../allocation/peer-map.js";
 import { LISTENER_BUFFER_BYTES, openRelayUdpSocket, RELAY_SOCKET_BUFFER_BYTES, resolveUdpIo, type RelayUdpSocket } from "../transport/udp-socket.js";
 
 /** How often expired allocations, permissions and channels are swept: one timer for all of them. */
@@ -200,17 +201,19 @@ export class RelayServer implements TurnContext {
 
   private async listenUdp(ip: string, port: number): Promise<ListenerAddress> {
     const socket = await openRelayUdpSocket(this.udpIo, ip.includes(":") ? 6 : 4, ip, port, LISTENER_BUFFER_BYTES);
+    const bound = socket.address();
+    const listener = listenerKey(bound.address, bound.port);
+    const clients = this.table.udpClientsAt(listener);
     socket.onDatagram = (data, offset, length, address, fromPort) => {
       try {
-        this.fromUdpClient(socket, data, offset, length, address, fromPort);
+        this.fromUdpClient(socket, listener, clients, data, offset, length, address, fromPort);
       } catch (error) {
         // No datagram may take the relay down; one that trips an unforeseen error is dropped and reported.
         this.onEvent({ event: "request-failed", client: `udp:${address}:${fromPort}`, error: String(error) });
       }
     };
     this.listeners.push(socket);
-    const address = socket.address();
-    return { transport: "udp", address: address.address, port: address.port };
+    return { transport: "udp", address: bound.address, port: bound.port };
   }
 
   private async listenStream(server: NetServer, transport: "tcp" | "tls", ip: string, port: number): Promise<ListenerAddress> {
@@ -314,13 +317,25 @@ export class RelayServer implements TurnContext {
   // ---------------------------------------------------------------------------------------------
   // Transports in
 
-  /** `data[offset .. offset + length)` is only valid during the call (udp-socket.ts). */
-  private fromUdpClient(socket: RelayUdpSocket, data: Buffer, offset: number, length: number, address: string, port: number): void {
+  /**
+   * A datagram to the listener `socket` (its "address:port" is `listener`; `clients` its UDP clients'
+   * allocations). `data[offset .. offset + length)` is only valid during the call (udp-socket.ts).
+   */
+  private fromUdpClient(
+    socket: RelayUdpSocket,
+    listener: string,
+    clients: AddressPortMap<Allocation>,
+    data: Buffer,
+    offset: number,
+    length: number,
+    address: string,
+    port: number,
+  ): void {
     if (length === 0) return;
     const first = data[offset]!;
     if (startsChannelData(first)) {
       // ChannelData: the hot path. Look up, check, send; nothing built.
-      const allocation = this.table.udpClient(address, port);
+      const allocation = clients.get(address, port);
       const dataLength = length < CHANNEL_DATA_HEADER_LENGTH ? -1 : channelDataLength(data, offset);
       if (allocation === undefined || dataLength < 0 || CHANNEL_DATA_HEADER_LENGTH + dataLength > length) return;
       allocation.toChannel(data.readUInt16BE(offset), data, offset + CHANNEL_DATA_HEADER_LENGTH, dataLength);
@@ -328,11 +343,11 @@ export class RelayServer implements TurnContext {
     }
     if (first > 0x03) return; // neither STUN nor ChannelData
     const datagram = data.subarray(offset, offset + length);
-    const allocation = this.table.udpClient(address, port);
+    const allocation = clients.get(address, port);
     if (this.relaySendIndication(datagram, allocation)) return;
     // A request outlives this call (authentication is asynchronous): it gets its own copy.
     const request = this.decodeRequest(Buffer.from(datagram));
-    if (request !== null) void this.handleRequest(udpClientLink(socket, address, port), request);
+    if (request !== null) void this.handleRequest(udpClientLink(socket, listener, address, port), request);
   }
 
   /** A Send indication is relayed at once (data path); true when `data` was one, relayed or dropped. */

@@ -5,14 +5,17 @@
 import type { Socket } from "node:net";
 import type { ClientLink } from "../allocation/allocation.js";
 import { CHANNEL_DATA_HEADER_LENGTH, channelDataStreamLength } from "../turn/channel-data.js";
+import { clientKey, listenerKey } from "./udp.js";
 
 export function streamClientLink(socket: Socket, transport: "tcp" | "tls"): ClientLink {
   const address = socket.remoteAddress ?? "0.0.0.0";
   const port = socket.remotePort ?? 0;
+  const listener = listenerKey(socket.localAddress ?? "0.0.0.0", socket.localPort ?? 0);
   return {
     transport,
     address: { family: address.includes(":") ? 6 : 4, address, port },
-    key: `${transport}:${address}:${port}`,
+    listener,
+    key: clientKey(transport, address, port, listener),
     sendStun(message) {
       if (socket.writable) socket.write(message);
     },

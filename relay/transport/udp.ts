@@ -5,11 +5,23 @@
 import type { ClientLink } from "../allocation/allocation.js";
 import type { RelayUdpSocket } from "./udp-socket.js";
 
-export function udpClientLink(socket: RelayUdpSocket, address: string, port: number): ClientLink {
+/** A listener's side of the 5-tuple as text: "192.0.2.9:3478". */
+export function listenerKey(address: string, port: number): string {
+  return `${address}:${port}`;
+}
+
+/** The 5-tuple as text (ClientLink.key). */
+export function clientKey(transport: ClientLink["transport"], address: string, port: number, listener: string): string {
+  return `${transport}:${address}:${port}@${listener}`;
+}
+
+/** `listener` is the listening socket's "address:port" (listenerKey). */
+export function udpClientLink(socket: RelayUdpSocket, listener: string, address: string, port: number): ClientLink {
   return {
     transport: "udp",
     address: { family: address.includes(":") ? 6 : 4, address, port },
-    key: `udp:${address}:${port}`,
+    listener,
+    key: clientKey("udp", address, port, listener),
     sendStun(message) {
       socket.send(message, 0, message.length, port, address);
     },

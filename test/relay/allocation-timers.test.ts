@@ -37,7 +37,8 @@ function stubLink(): StubLink {
   return {
     transport: "udp",
     address: { family: 4, address: "127.0.0.1", port: 50_000 },
-    key: "udp:127.0.0.1:50000",
+    listener: "127.0.0.1:3478",
+    key: "udp:127.0.0.1:50000@127.0.0.1:3478",
     stun,
     channelData,
     sendStun: (message) => stun.push(Buffer.from(message)),

@@ -100,6 +100,11 @@ function trapThrows(allocation: Allocation): unknown[] {
   return thrown;
 }
 
+/** The relay's allocation for this UDP client (from 127.0.0.1), whichever listener it came through. */
+function allocationOf(relay: RelayServer, client: TurnTestClient) {
+  return [...relay.table.values()].find((allocation) => allocation.client.transport === "udp" && allocation.client.address.address === LOOPBACK && allocation.client.address.port === client.port);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Requests and their checks.
 
@@ -514,7 +519,7 @@ describe("relay data path (loopback peers allowed)", () => {
     it("drops a Send indication to port 0 of a permitted IP instead of throwing", async () => {
       const { client, credential } = await allocated();
       const peer = await openPeer();
-      const allocation = relay.table.udpClient(LOOPBACK, client.port);
+      const allocation = allocationOf(relay, client);
       expect(allocation).toBeDefined();
       const thrown = trapThrows(allocation!);
       expectSignedSuccess(await createPermission(client, credential, [peerAt(peer.port)]), client, credential);
@@ -527,7 +532,7 @@ describe("relay data path (loopback peers allowed)", () => {
     // Regression: ChannelBind once bound port 0, and ChannelData on that channel then threw.
     it("refuses ChannelBind to port 0, or at least drops ChannelData on such a channel instead of throwing", async () => {
       const { client, credential } = await allocated();
-      const allocation = relay.table.udpClient(LOOPBACK, client.port);
+      const allocation = allocationOf(relay, client);
       expect(allocation).toBeDefined();
       const thrown = trapThrows(allocation!);
       const bound = await channelBind(client, credential, CHANNEL, peerAt(0));
@@ -630,7 +635,7 @@ describe("relay data path: IPv6 allocations", () => {
     const credential = await mint("dave");
     const relayed = await allocate(client, credential, 6);
     const peer = await openIpv6Peer();
-    const allocation = relay.table.udpClient(LOOPBACK, client.port);
+    const allocation = allocationOf(relay, client);
     expect(allocation).toBeDefined();
     const thrown = trapThrows(allocation!);
     expectSignedSuccess(await createPermission(client, credential, [peerAt(peer.port, "::1")]), client, credential);

@@ -108,7 +108,7 @@ describe("relay/main.ts under turnutils_uclient, stopped with SIGTERM", () => {
       expect(starts.length, relay.report()).toBeGreaterThanOrEqual(2);
       for (const start of starts) {
         expect(start.user, JSON.stringify(start)).toBe(userId);
-        expect(start.client, JSON.stringify(start)).toMatch(/^udp:127\.0\.0\.1:\d+$/);
+        expect(start.client, JSON.stringify(start)).toMatch(/^udp:127\.0\.0\.1:\d+@127\.0\.0\.1:\d+$/);
         const relayed = /^127\.0\.0\.1:(\d+)$/.exec(String(start.relayed));
         expect(relayed, JSON.stringify(start)).not.toBeNull();
         expect(Number(relayed![1])).toBeGreaterThanOrEqual(minPort);

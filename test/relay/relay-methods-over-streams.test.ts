@@ -203,7 +203,7 @@ describe("TURN methods over UDP, TCP and TLS", () => {
       expect(relayed.port).toBeLessThanOrEqual(MAX_PORT);
       expect(lifetimeOf(answer)).toBe(600);
       expect(xorAddress(answer, AttributeType.XorMappedAddress)).toEqual({ family: 4, address: LOOPBACK, port: c.port });
-      expect(events).toContainEqual(expect.objectContaining({ event: "allocation-start", client: `${transport}:${LOOPBACK}:${c.port}` }));
+      expect(events).toContainEqual(expect.objectContaining({ event: "allocation-start", client: `${transport}:${LOOPBACK}:${c.port}@${LOOPBACK}:${c.serverPort}` }));
     });
 
     it("437 for a second Allocate from the same client", async () => {
@@ -331,7 +331,7 @@ describe("TURN methods over UDP, TCP and TLS", () => {
       const deleted = await signed(c, StunMethod.Refresh, cred, () => [encodeLifetime(0)]);
       expectSignedSuccess(deleted, cred);
       expect(lifetimeOf(deleted)).toBe(0);
-      expect(events).toContainEqual(expect.objectContaining({ event: "allocation-end", client: `${transport}:${LOOPBACK}:${c.port}`, reason: "deleted by the client" }));
+      expect(events).toContainEqual(expect.objectContaining({ event: "allocation-end", client: `${transport}:${LOOPBACK}:${c.port}@${LOOPBACK}:${c.serverPort}`, reason: "deleted by the client" }));
 
       expectError(await signed(c, StunMethod.Refresh, cred), 437);
     });
@@ -339,7 +339,7 @@ describe("TURN methods over UDP, TCP and TLS", () => {
     if (transport !== "udp") {
       it("closing the connection ends the allocation", async () => {
         const { c } = await allocated();
-        const key = `${transport}:${LOOPBACK}:${c.port}`;
+        const key = `${transport}:${LOOPBACK}:${c.port}@${LOOPBACK}:${c.serverPort}`;
         c.close();
         const ended = await waitUntil(
           () => events.some((event) => event.event === "allocation-end" && event.client === key && event.reason === "client connection closed"),

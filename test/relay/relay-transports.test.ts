@@ -327,7 +327,8 @@ describe("IPv6 and IPv4 listeners in one relay", () => {
   it("allocates an IPv4 relayed address by default to a client on ::1 (RFC 8656 §7.2), and it relays", async () => {
     const { relay, listeners, events } = await relayWith(FLAGS);
     const credential = await mint("v6-default");
-    const client = await UdpConversation.open(listener(listeners, "udp", "::1"));
+    const listenerPort = listener(listeners, "udp", "::1");
+    const client = await UdpConversation.open(listenerPort);
     const { relayed, mapped } = await client.allocate(credential);
     expect(mapped).toEqual({ family: 6, address: "::1", port: client.localPort });
     expect(relayed.family).toBe(4);
@@ -335,7 +336,7 @@ describe("IPv6 and IPv4 listeners in one relay", () => {
     expect(relayed.port).toBeGreaterThanOrEqual(47200);
     expect(relayed.port).toBeLessThanOrEqual(47299);
     expect(relay.allocationCount).toBe(1);
-    expect(events).toContainEqual(expect.objectContaining({ event: "allocation-start", client: `udp:::1:${client.localPort}`, relayed: `127.0.0.1:${relayed.port}` }));
+    expect(events).toContainEqual(expect.objectContaining({ event: "allocation-start", client: `udp:::1:${client.localPort}@::1:${listenerPort.port}`, relayed: `127.0.0.1:${relayed.port}` }));
     await expectRelayWorks(client, credential, relayed, await Peer.open("127.0.0.1"));
   });
 
@@ -465,7 +466,7 @@ describe("TURN over TCP", () => {
     const { relayed } = await client.allocate(credential);
     expect(relay.allocationCount).toBe(1);
     expect(relay.freePorts).toBe(freeBefore - 1);
-    const clientKey = `tcp:127.0.0.1:${client.socket.localPort}`;
+    const clientKey = `tcp:127.0.0.1:${client.socket.localPort}@127.0.0.1:${client.socket.remotePort}`;
     expect(events).toContainEqual(expect.objectContaining({ event: "allocation-start", client: clientKey }));
 
     client.close();

@@ -152,12 +152,25 @@ export class TurnTestClient {
   realm: string | undefined;
   nonce: string | undefined;
 
+  /** Where UDP datagrams go (`retarget` moves them to another listener). */
+  private serverAddress = "127.0.0.1";
+
   private constructor(
     /** The UDP socket, or the TCP/TLS connection for `openStream` clients. */
     readonly socket: DgramSocket | NetSocket,
-    readonly serverPort: number,
+    public serverPort: number,
     readonly transport: ClientTransport,
   ) {}
+
+  /**
+   * Sends further UDP datagrams from the same socket to another listener: to the relay, another
+   * 5-tuple. The nonce is forgotten (it belongs to the old one), so the next signed request asks again.
+   */
+  retarget(address: string, port: number): void {
+    this.serverAddress = address;
+    this.serverPort = port;
+    this.nonce = undefined;
+  }
 
   /** A client on its own UDP socket on `localAddress`, talking to the relay's UDP listener on 127.0.0.1:`serverPort`. */
   static async open(serverPort: number, localAddress = "127.0.0.1"): Promise<TurnTestClient> {
@@ -173,11 +186,18 @@ export class TurnTestClient {
    * A client on one TCP or TLS connection to 127.0.0.1:`serverPort` (the self-signed test certificate is
    * accepted). Received bytes are cut into whole STUN messages and ChannelData frames (padding dropped).
    */
-  static async openStream(serverPort: number, transport: "tcp" | "tls", timeoutMs = WAIT_MS): Promise<TurnTestClient> {
+  static async openStream(
+    serverPort: number,
+    transport: "tcp" | "tls",
+    timeoutMs = WAIT_MS,
+    endpoints: { host?: string; localAddress?: string; localPort?: number } = {},
+  ): Promise<TurnTestClient> {
+    const host = endpoints.host ?? "127.0.0.1";
+    const local = { ...(endpoints.localAddress !== undefined && { localAddress: endpoints.localAddress }), ...(endpoints.localPort !== undefined && { localPort: endpoints.localPort }) };
     const socket =
       transport === "tls"
-        ? tlsConnect({ host: "127.0.0.1", port: serverPort, rejectUnauthorized: false })
-        : netConnect({ host: "127.0.0.1", port: serverPort });
+        ? tlsConnect({ host, port: serverPort, rejectUnauthorized: false, ...local })
+        : netConnect({ host, port: serverPort, ...local });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error(`no ${transport} connection to port ${serverPort} within ${timeoutMs} ms`)), timeoutMs);
       const connected = () => {
@@ -230,7 +250,7 @@ export class TurnTestClient {
 
   /** One datagram over UDP; over TCP/TLS, bytes written to the stream as they are. */
   sendRaw(bytes: Buffer): void {
-    if (isDgram(this.socket)) this.socket.send(bytes, this.serverPort, "127.0.0.1");
+    if (isDgram(this.socket)) this.socket.send(bytes, this.serverPort, this.serverAddress);
     else if (this.socket.writable) this.socket.write(bytes);
   }
 
