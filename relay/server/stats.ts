@@ -45,6 +45,8 @@ export class RelayStats {
   readonly refusals = new Map<RefusalKind, number>();
   /** Answers to unauthenticated requests not sent because their source went over --unauthenticated-rate. */
   rateLimitedAnswers = 0;
+  /** Port reservations (EVEN-PORT with the R bit): made, honoured by a RESERVATION-TOKEN, or run out unused. */
+  readonly reservations = { issued: 0, used: 0, expired: 0 };
 
   /** Counts one answer: by method and result, and by refusal when it is one. */
   countAnswer(method: number, answer: Answer): void {
