@@ -194,14 +194,14 @@ export function createRelayMetrics(server: RelayServer): RelayMetrics {
   });
   new Counter({
     name: `${METRIC_PREFIX}port_reservations_total`,
-    help: "Port reservations by event: issued (EVEN-PORT with the R bit), used (an Allocate carried the token), expired (never used).",
-    labelNames: ["event"],
+    help: "Port reservations by result: issued (EVEN-PORT with the R bit), used (an Allocate carried the token), expired (never used).",
+    labelNames: ["result"],
     registers,
     collect() {
       this.reset();
-      this.inc({ event: "issued" }, stats.reservations.issued);
-      this.inc({ event: "used" }, stats.reservations.used);
-      this.inc({ event: "expired" }, stats.reservations.expired);
+      this.inc({ result: "issued" }, stats.reservations.issued);
+      this.inc({ result: "used" }, stats.reservations.used);
+      this.inc({ result: "expired" }, stats.reservations.expired);
     },
   });
   const reloads = new Counter({

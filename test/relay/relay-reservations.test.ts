@@ -150,12 +150,12 @@ describe("EVEN-PORT with the R bit and RESERVATION-TOKEN", () => {
     await reserve(await clientOf(port), credential);
     const held = await metrics.registry.metrics();
     expect(held).toMatch(/^relay_port_reservations_active 2$/m);
-    expect(held).toMatch(/^relay_port_reservations_total\{event="issued"\} 2$/m);
+    expect(held).toMatch(/^relay_port_reservations_total\{result="issued"\} 2$/m);
     expect(outcome(await allocate(await clientOf(port), credential, [tokenAttribute(token)]))).toBe("success");
     const used = await metrics.registry.metrics();
     expect(used).toMatch(/^relay_port_reservations_active 1$/m);
-    expect(used).toMatch(/^relay_port_reservations_total\{event="used"\} 1$/m);
-    expect(used).toMatch(/^relay_port_reservations_total\{event="expired"\} 0$/m);
+    expect(used).toMatch(/^relay_port_reservations_total\{result="used"\} 1$/m);
+    expect(used).toMatch(/^relay_port_reservations_total\{result="expired"\} 0$/m);
   });
 
   it("a token is honoured once: its second use gets 508", async () => {
