@@ -1,6 +1,7 @@
 /**
  * The relay ports an operator set aside (`min-port`..`max-port`). A port is taken when an allocation
- * binds its relay socket and given back when that socket has closed, so the pool never leaks.
+ * or a port reservation binds its relay socket and given back when that socket has closed, so the
+ * pool never leaks.
  */
 export class PortPool {
   private readonly free: Set<number>;
@@ -36,6 +37,28 @@ export class PortPool {
       const port = this.minPort + ((start + i) % span);
       if (this.free.has(port) && (!even || port % 2 === 0)) {
         this.free.delete(port);
+        return port;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Takes an even port P and P+1 together (EVEN-PORT with the R bit: P for the allocation, P+1 held
+   * under a reservation), from a random starting pair like `take`. Returns P; null when no such pair
+   * is free. Pairs are (even, odd), so reservations, which hold the odd one, never hold more than half
+   * the range.
+   */
+  takePair(): number | null {
+    const first = this.minPort % 2 === 0 ? this.minPort : this.minPort + 1;
+    if (first + 1 > this.maxPort) return null;
+    const pairs = Math.floor((this.maxPort - 1 - first) / 2) + 1;
+    const start = Math.floor(Math.random() * pairs);
+    for (let i = 0; i < pairs; i++) {
+      const port = first + 2 * ((start + i) % pairs);
+      if (this.free.has(port) && this.free.has(port + 1)) {
+        this.free.delete(port);
+        this.free.delete(port + 1);
         return port;
       }
     }

@@ -190,10 +190,30 @@ export function createRelayMetrics(server: RelayServer): RelayMetrics {
   });
   new Gauge({
     name: `${METRIC_PREFIX}ports_free`,
-    help: "Relay ports (--min-port..--max-port) not held by an allocation.",
+    help: "Relay ports (--min-port..--max-port) not held by an allocation or a port reservation.",
     registers,
     collect() {
       this.set(server.freePorts);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}port_reservations_active`,
+    help: "Relay ports held now for a RESERVATION-TOKEN (EVEN-PORT with the R bit), each until used or 30 s have passed.",
+    registers,
+    collect() {
+      this.set(server.reservations.size);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}port_reservations_total`,
+    help: "Port reservations by result: issued (EVEN-PORT with the R bit), used (an Allocate carried the token), expired (never used).",
+    labelNames: ["result"],
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ result: "issued" }, stats.reservations.issued);
+      this.inc({ result: "used" }, stats.reservations.used);
+      this.inc({ result: "expired" }, stats.reservations.expired);
     },
   });
   const reloads = new Counter({

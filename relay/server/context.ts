@@ -4,6 +4,7 @@
  */
 import type { Allocation, AllocationOwner, ClientLink } from "../allocation/allocation.js";
 import type { AllocationTable } from "../allocation/allocation-table.js";
+import type { ReservationTable, ReservedPort } from "../allocation/reservations.js";
 import type { AuthSuccess } from "../auth/long-term.js";
 import type { CoarseClock } from "../clock.js";
 import type { RelayConfig } from "../config.js";
@@ -25,6 +26,10 @@ export interface RelayRequest {
 export interface AllocationRequest {
   family: 4 | 6;
   evenPort: boolean;
+  /** EVEN-PORT's R bit: an even port P, with P+1 held for a later Allocate under a RESERVATION-TOKEN. */
+  reserveNextPort: boolean;
+  /** A RESERVATION-TOKEN to honour: the port it holds becomes this allocation's (its family too), or 508. */
+  reservationToken: Buffer | null;
   lifetimeMs: number;
   transactionId: string;
   /**
@@ -39,7 +44,9 @@ export interface TurnContext {
   readonly table: AllocationTable;
   readonly peers: PeerPolicy;
   readonly clock: CoarseClock;
-  /** Binds a relay socket and registers the allocation, or answers why not (508, 440). */
+  /** Ports held for RESERVATION-TOKENs (EVEN-PORT with the R bit). */
+  readonly reservations: ReservationTable<ReservedPort>;
+  /** Binds a relay socket (or takes a reserved one) and registers the allocation, or answers why not (508, 440). */
   openAllocation(link: ClientLink, owner: AllocationOwner, request: AllocationRequest): Promise<Allocation | Answer>;
   closeAllocation(allocation: Allocation, reason: string): void;
   /** Whether a transport address is one of the relay's own listeners. */

@@ -9,6 +9,7 @@ import { TurnKeyring } from "../../shared/turn/credentials.js";
 import { Allocation, type AllocationOwner, type ClientLink } from "../allocation/allocation.js";
 import { AllocationTable } from "../allocation/allocation-table.js";
 import { PortPool } from "../allocation/port-pool.js";
+import { RESERVATION_LIFETIME_MS, ReservationTable, type ReservedPort } from "../allocation/reservations.js";
 import { LongTermAuthenticator, type AuthSuccess } from "../auth/long-term.js";
 import { NonceIssuer, newNonceSecret } from "../auth/nonce.js";
 import { CoarseClock } from "../clock.js";
@@ -81,6 +82,8 @@ export class RelayServer implements TurnContext {
   readonly clock = new CoarseClock();
   readonly peers;
   private readonly ports: PortPool;
+  /** Ports held for RESERVATION-TOKENs (EVEN-PORT with the R bit); each counts in the pool until used or expired. */
+  readonly reservations: ReservationTable<ReservedPort>;
   private readonly auth: LongTermAuthenticator;
   private readonly transactions = new TransactionCache();
   private readonly listeners: RelayUdpSocket[] = [];
@@ -116,6 +119,7 @@ export class RelayServer implements TurnContext {
       deniedPeers: config.deniedPeerIps,
     });
     this.ports = new PortPool(config.minPort, config.maxPort);
+    this.reservations = new ReservationTable({ lifetimeMs: RESERVATION_LIFETIME_MS, perUser: config.userQuota });
     this.unauthenticated = new SourceRateLimiter({ ratePerSecond: config.unauthenticatedRate, burst: config.unauthenticatedBurst });
     this.bandwidth = config.bpsCapacity > 0 ? new ByteBucket(config.bpsCapacity) : null;
     this.auth = new LongTermAuthenticator({
@@ -305,6 +309,7 @@ export class RelayServer implements TurnContext {
     this.sweepTimer = null;
     this.clock.stop();
     const closing = [...this.table.values()].map((allocation) => new Promise<void>((resolve) => this.closeAllocation(allocation, "relay stopping", resolve)));
+    closing.push(...this.reservations.clear().map((held) => new Promise<void>((resolve) => this.releaseReserved(held, resolve))));
     closing.push(...this.listeners.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
     closing.push(...this.streamListeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     for (const connection of this.connections) connection.destroy();
@@ -496,45 +501,84 @@ export class RelayServer implements TurnContext {
   // Allocations
 
   async openAllocation(link: ClientLink, owner: AllocationOwner, request: AllocationRequest): Promise<Allocation | Answer> {
-    const relayIp = this.config.relayIps.find((ip) => (ip.includes(":") ? 6 : 4) === request.family);
-    if (relayIp === undefined) return failure(440, `Address Family not Supported: this relay has no IPv${request.family} relay address`);
-    // Ports another program holds are skipped for this request and go back to the pool afterwards.
-    const busy: number[] = [];
-    try {
-      for (let attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
-        if (this.draining) return refused("draining", 508, "Insufficient Capacity: the relay is draining; use another relay");
-        const port = this.ports.take(request.evenPort);
-        if (port === null) return refused("no-relay-port", 508, "Insufficient Capacity: no relay port is free");
-        const socket = await openRelayUdpSocket(this.udpIo, request.family, relayIp, port, RELAY_SOCKET_BUFFER_BYTES).catch(() => null);
-        if (socket === null) {
-          busy.push(port);
-          continue;
+    // The allocation's bound port and, with the R bit, P+1 bound too, to be held under a new token.
+    let bound: ReservedPort | undefined;
+    let next: ReservedPort | undefined;
+    if (request.reservationToken !== null) {
+      // A reservation is a socket already bound: taking it is synchronous, so no other request can take it too.
+      bound = this.reservations.take(request.reservationToken, Date.now());
+      if (bound === undefined) return failure(508, "Insufficient Capacity: the RESERVATION-TOKEN is unknown, already used or expired; allocate without it");
+      this.stats.reservations.used++;
+    } else {
+      const family = request.family;
+      const relayIp = this.config.relayIps.find((ip) => (ip.includes(":") ? 6 : 4) === family);
+      if (relayIp === undefined) return failure(440, `Address Family not Supported: this relay has no IPv${family} relay address`);
+      const bind = (port: number) => openRelayUdpSocket(this.udpIo, family, relayIp, port, RELAY_SOCKET_BUFFER_BYTES).then((socket) => ({ socket, relayIp, port, family }), () => undefined);
+      // Ports another program holds are skipped for this request and go back to the pool afterwards.
+      const busy: number[] = [];
+      try {
+        for (let attempt = 0; attempt < BIND_ATTEMPTS && bound === undefined; attempt++) {
+          if (this.draining) return refused("draining", 508, "Insufficient Capacity: the relay is draining; use another relay");
+          const port = request.reserveNextPort ? this.ports.takePair() : this.ports.take(request.evenPort);
+          if (port === null) {
+            return refused("no-relay-port", 508, request.reserveNextPort ? "Insufficient Capacity: no even relay port with a free next port is left; allocate without the R bit" : "Insufficient Capacity: no relay port is free");
+          }
+          const held = await bind(port);
+          if (held === undefined) {
+            busy.push(port);
+            if (request.reserveNextPort) busy.push(port + 1);
+            continue;
+          }
+          if (request.reserveNextPort) {
+            next = await bind(port + 1);
+            if (next === undefined) {
+              busy.push(port + 1);
+              this.releaseReserved(held);
+              continue;
+            }
+          }
+          bound = held;
         }
-        // Checked again after the bind: a drain or another request may have come meanwhile.
-        const refusal = this.stopped
-          ? failure(508, "Insufficient Capacity: the relay is stopping")
-          : this.draining
-            ? refused("draining", 508, "Insufficient Capacity: the relay is draining; use another relay")
-            : request.admit();
-        if (refusal !== null) {
-          socket.close(() => this.ports.release(port));
-          return refusal;
-        }
-        const allocation = new Allocation(link, owner, socket, this.advertised(relayIp, port, request.family), {
-        clock: this.clock,
-        self: this.self,
-        bandwidth: this.config.maxBps > 0 ? new ByteBucket(this.config.maxBps) : null,
-        sharedBandwidth: this.bandwidth,
-      }, request.transactionId, request.lifetimeMs);
-        this.table.add(allocation);
-        this.stats.allocationsOpened[link.transport]++;
-        this.onEvent({ event: "allocation-start", client: link.key, relayed: `${allocation.relayedAddress.address}:${port}`, user: owner.userId });
-        return allocation;
+      } finally {
+        for (const port of busy) this.ports.release(port);
       }
-      return refused("no-relay-port", 508, "Insufficient Capacity: could not bind a relay port");
-    } finally {
-      for (const port of busy) this.ports.release(port);
+      if (bound === undefined) return refused("no-relay-port", 508, "Insufficient Capacity: could not bind a relay port");
     }
+
+    // Checked again after the bind: a drain or another request may have come meanwhile.
+    const refusal = this.stopped
+      ? failure(508, "Insufficient Capacity: the relay is stopping")
+      : this.draining
+        ? refused("draining", 508, "Insufficient Capacity: the relay is draining; use another relay")
+        : request.admit();
+    if (refusal !== null) {
+      // Whatever this request bound or took goes back: a used token is spent, its port is not kept.
+      this.releaseReserved(bound);
+      if (next !== undefined) this.releaseReserved(next);
+      return refusal;
+    }
+    const allocation = new Allocation(link, owner, bound.socket, this.advertised(bound.relayIp, bound.port, bound.family), {
+      clock: this.clock,
+      self: this.self,
+      bandwidth: this.config.maxBps > 0 ? new ByteBucket(this.config.maxBps) : null,
+      sharedBandwidth: this.bandwidth,
+    }, request.transactionId, request.lifetimeMs);
+    this.table.add(allocation);
+    this.stats.allocationsOpened[link.transport]++;
+    if (next !== undefined) {
+      this.reservations.add(next, owner.userId, allocation, Date.now());
+      this.stats.reservations.issued++;
+    }
+    this.onEvent({ event: "allocation-start", client: link.key, relayed: `${allocation.relayedAddress.address}:${bound.port}`, user: owner.userId });
+    return allocation;
+  }
+
+  /** Closes a bound port no allocation took (a reservation that ended, or a refused request's); it rejoins the pool once closed. */
+  private releaseReserved(held: ReservedPort, onClosed?: () => void): void {
+    held.socket.close(() => {
+      this.ports.release(held.port);
+      onClosed?.();
+    });
   }
 
   closeAllocation(allocation: Allocation, reason: string, onClosed?: () => void): void {
@@ -579,6 +623,10 @@ export class RelayServer implements TurnContext {
 
   private sweep(): void {
     const now = Date.now();
+    for (const held of this.reservations.sweep(now)) {
+      this.stats.reservations.expired++;
+      this.releaseReserved(held);
+    }
     for (const allocation of this.table.values()) {
       if (allocation.expiresAt <= now) this.closeAllocation(allocation, "expired");
       else if (this.credentialHasRunOut(allocation, now)) this.closeAllocation(allocation, "credential expired");

@@ -49,6 +49,8 @@ export class RelayStats {
   badFingerprints = 0;
   /** Requests dropped because they reused a cached transaction id with other content (no retransmission). */
   transactionMismatches = 0;
+  /** Port reservations (EVEN-PORT with the R bit): made, honoured by a RESERVATION-TOKEN, or run out unused. */
+  readonly reservations = { issued: 0, used: 0, expired: 0 };
 
   /** Counts one answer: by method and result, and by refusal when it is one. */
   countAnswer(method: number, answer: Answer): void {

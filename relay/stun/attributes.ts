@@ -348,6 +348,26 @@ export function encodeEvenPort(reserveNextPort: boolean): StunAttributeValue {
   return { type: AttributeType.EvenPort, value: Buffer.from([reserveNextPort ? EVEN_PORT_RESERVE_NEXT : 0]) };
 }
 
+/** RESERVATION-TOKEN is 8 opaque bytes (RFC 8656 §18). */
+export const RESERVATION_TOKEN_LENGTH = 8;
+
+/**
+ * RESERVATION-TOKEN: names a relay port the server holds for a later Allocate. Returned as a copy, so
+ * the token outlives the request it came in.
+ */
+export function readReservationToken(message: StunMessage, attribute: StunAttributeRef): AttributeResult<Buffer> {
+  const problem = expectLength(attribute, RESERVATION_TOKEN_LENGTH);
+  if (problem !== undefined) return invalid(problem);
+  return valid(Buffer.from(message.buffer.subarray(attribute.offset, attribute.offset + RESERVATION_TOKEN_LENGTH)));
+}
+
+export function encodeReservationToken(token: Uint8Array): StunAttributeValue {
+  if (token.length !== RESERVATION_TOKEN_LENGTH) {
+    throw new RangeError(`RESERVATION-TOKEN must be ${RESERVATION_TOKEN_LENGTH} bytes, got ${token.length}`);
+  }
+  return { type: AttributeType.ReservationToken, value: Buffer.from(token) };
+}
+
 /** DATA: the application payload of a Send or Data indication, as a view into the received buffer (no copy). */
 export function dataView(message: StunMessage, attribute: StunAttributeRef): Buffer {
   return message.buffer.subarray(attribute.offset, attribute.offset + attribute.length);

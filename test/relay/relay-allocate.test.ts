@@ -171,6 +171,12 @@ describe("the relay's front door", () => {
       }
     });
 
+    it("gives an even port and a RESERVATION-TOKEN for the next one when EVEN-PORT sets the R bit", async () => {
+      const answer = await (await client()).request(StunMethod.Allocate, [UDP, encodeEvenPort(true)], await mint("pair"));
+      expect(xorAddressOf(answer, AttributeType.XorRelayedAddress)!.port % 2).toBe(0);
+      expect(findAttribute(answer, AttributeType.ReservationToken)?.length).toBe(8);
+    });
+
     it("signs with MESSAGE-INTEGRITY-SHA256 when the request did", async () => {
       const c = await client();
       const credential = await mint("sha");
@@ -192,8 +198,8 @@ describe("the relay's front door", () => {
       ["TCP as the transport (until RFC 6062)", 442, [encodeRequestedTransport(6)]],
       ["DONT-FRAGMENT", 420, [UDP, { type: AttributeType.DontFragment, value: Buffer.alloc(0) }]],
       ["an IPv6 relay address from an IPv4-only relay", 440, [UDP, encodeRequestedAddressFamily(6)]],
-      ["EVEN-PORT with the reserve bit", 508, [UDP, encodeEvenPort(true)]],
-      ["a RESERVATION-TOKEN", 508, [UDP, { type: AttributeType.ReservationToken, value: Buffer.alloc(8) }]],
+      ["a RESERVATION-TOKEN the relay never issued", 508, [UDP, { type: AttributeType.ReservationToken, value: Buffer.alloc(8) }]],
+      ["a RESERVATION-TOKEN with EVEN-PORT", 400, [UDP, encodeEvenPort(false), { type: AttributeType.ReservationToken, value: Buffer.alloc(8) }]],
     ];
     it.each(refusals)("refuses %s with %i, signed, and allocates nothing", async (_, code, attributes) => {
       const c = await client();

@@ -1,15 +1,50 @@
 /**
  * Clients we did not write, against our relay on loopback: coturn's `turnutils_stunclient` and
- * `turnutils_uclient` in its main modes (channels, Send indications, client-to-client, TCP, TLS),
+ * `turnutils_uclient` in its main modes (channels, Send indications, client-to-client, TCP, TLS), in
+ * its default RTP/RTCP-pair mode (EVEN-PORT with the R bit, then RESERVATION-TOKEN) and with `-c`,
  * with credentials the Worker's keyring minted. Every message must come back: zero loss.
  */
+import { spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RelayServer } from "../../relay/server/relay-server.js";
 import { requireCoturn, uclientTotals } from "../node/coturn.js";
-import { run } from "../node/processes.js";
+import { freePort, run, signalGroup } from "../node/processes.js";
 import { mint, startRelay, testCertificate } from "./turn-client.js";
 
 const UCLIENT_TIMEOUT_MS = 30_000;
+const PEER_START_TIMEOUT_MS = 3_000;
+
+/** Whether a UDP socket of ours can bind 127.0.0.1:`port` now (closed again at once). */
+function udpPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createSocket("udp4");
+    socket.once("error", () => {
+      socket.close();
+      resolve(false);
+    });
+    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
+  });
+}
+
+/** A UDP port P on 127.0.0.1 with P + 1 free too (turnutils_peer binds both). */
+async function freeUdpPair(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await freePort();
+    if (port < 65535 && (await udpPortFree(port)) && (await udpPortFree(port + 1))) return port;
+  }
+  throw new Error("no two consecutive UDP ports free on 127.0.0.1 after 20 tries");
+}
+
+/** Waits, at most `timeoutMs`, until something holds UDP `port` on 127.0.0.1. */
+async function udpPortTaken(port: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!(await udpPortFree(port))) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
+}
 
 describe("coturn's clients against the relay", () => {
   let relay: RelayServer;
@@ -68,6 +103,50 @@ describe("coturn's clients against the relay", () => {
     expect(totals!.sent, report).toBeGreaterThan(0);
     expect(totals!.received, report).toBe(totals!.sent);
   }, UCLIENT_TIMEOUT_MS + 5_000);
+
+  // Without -c, uclient asks for an RTP/RTCP pair: an Allocate with EVEN-PORT's R bit, then one carrying the
+  // RESERVATION-TOKEN it got back (RFC 8656 §7.2). That is its default invocation.
+  const defaultModes: [string, string[]][] = [
+    ["channels, client to client", ["-y"]],
+    ["Send and Data indications, client to client", ["-y", "-s"]],
+    ["five clients at once", ["-y", "-m", "5"]],
+    ["TCP", ["-y", "-t"]],
+  ];
+  it.concurrent.each(defaultModes)("relays every message in uclient's default mode (RTP/RTCP pair, no -c): %s", async (_, flags) => {
+    const credential = await mint("uclient-pair", 600);
+    const args = [...flags, "-n", "20", "-u", credential.username, "-w", credential.password, "-p", String(port), "127.0.0.1"];
+    const result = await run("turnutils_uclient", args, UCLIENT_TIMEOUT_MS);
+    const report = `turnutils_uclient ${args.join(" ")}\nexit ${result.code}\n${result.stdout}\n${result.stderr}`;
+    expect(result.code, report).toBe(0);
+    const totals = uclientTotals(result.stdout + result.stderr);
+    expect(totals, report).toBeDefined();
+    expect(totals!.sent, report).toBeGreaterThan(0);
+    expect(totals!.received, report).toBe(totals!.sent);
+  }, UCLIENT_TIMEOUT_MS + 5_000);
+
+  it("relays every message in uclient's plain default invocation: to turnutils_peer, RTP/RTCP pair, no flags", async () => {
+    const peerPort = await freeUdpPair();
+    // turnutils_peer echoes on peerPort (RTP) and peerPort + 1 (RTCP); it is stopped by its process group.
+    const peer = spawn("turnutils_peer", ["-p", String(peerPort), "-L", "127.0.0.1"], { stdio: "ignore", detached: true });
+    try {
+      expect(await udpPortTaken(peerPort, PEER_START_TIMEOUT_MS), "turnutils_peer did not start").toBe(true);
+      const before = { ...relay.stats.reservations };
+      const credential = await mint("uclient-default", 600);
+      const args = ["-n", "20", "-e", "127.0.0.1", "-r", String(peerPort), "-u", credential.username, "-w", credential.password, "-p", String(port), "127.0.0.1"];
+      const result = await run("turnutils_uclient", args, UCLIENT_TIMEOUT_MS);
+      const report = `turnutils_uclient ${args.join(" ")}\nexit ${result.code}\n${result.stdout}\n${result.stderr}`;
+      expect(result.code, report).toBe(0);
+      const totals = uclientTotals(result.stdout + result.stderr);
+      expect(totals, report).toBeDefined();
+      expect(totals!.sent, report).toBeGreaterThan(0);
+      expect(totals!.received, report).toBe(totals!.sent);
+      // It asked for the pair: reservations were made and one was honoured.
+      expect(relay.stats.reservations.issued - before.issued, report).toBeGreaterThan(0);
+      expect(relay.stats.reservations.used - before.used, report).toBeGreaterThan(0);
+    } finally {
+      signalGroup(peer.pid!, "SIGKILL");
+    }
+  }, UCLIENT_TIMEOUT_MS + PEER_START_TIMEOUT_MS + 5_000);
 
   it.concurrent("relays every message over TLS (turns:)", async () => {
     const credential = await mint("uclient-tls", 600);

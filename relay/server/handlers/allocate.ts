@@ -1,11 +1,14 @@
 /**
- * Allocate (RFC 8656 §7): a UDP relay address for this client 5-tuple.
+ * Allocate (RFC 8656 §7): a UDP relay address for this client 5-tuple; with EVEN-PORT's R bit, the next
+ * port held for a later Allocate under a RESERVATION-TOKEN, and with such a token, that held port.
  */
 import { AttributeType } from "../../stun/constants.js";
 import {
   encodeLifetime,
+  encodeReservationToken,
   encodeXorAddress,
   readEvenPort,
+  readReservationToken,
   readLifetime,
   readRequestedAddressFamily,
   readRequestedTransport,
@@ -18,12 +21,17 @@ import type { Allocation, ClientLink } from "../../allocation/allocation.js";
 import type { RelayRequest, TurnContext } from "../context.js";
 import { failure, refused, success, type Answer } from "../responses.js";
 
-/** The answer to a successful Allocate, also resent for a retransmission of it. */
-export function allocateSuccess(allocation: Allocation, request: RelayRequest): Answer {
+/**
+ * The answer to a successful Allocate, also resent for a retransmission of it: with the
+ * RESERVATION-TOKEN of the port it reserved, while that is still held.
+ */
+export function allocateSuccess(ctx: TurnContext, allocation: Allocation, request: RelayRequest): Answer {
   const id = request.message.transactionId;
+  const token = ctx.reservations.tokenMadeBy(allocation, request.now);
   return success([
     encodeXorAddress(AttributeType.XorRelayedAddress, allocation.relayedAddress, id),
     encodeLifetime(Math.max(0, Math.round((allocation.expiresAt - request.now) / 1000))),
+    ...(token === undefined ? [] : [encodeReservationToken(token)]),
     encodeXorAddress(AttributeType.XorMappedAddress, allocation.client.address, id),
   ]);
 }
@@ -43,6 +51,12 @@ function admission(ctx: TurnContext, link: ClientLink, userId: string): Answer |
   return null;
 }
 
+/** Whether this user may hold one more port reservation: with --user-quota, as many as the allocations it allows. */
+function reservationRoom(ctx: TurnContext, userId: string): Answer | null {
+  if (ctx.reservations.hasRoomFor(userId)) return null;
+  return refused("user-quota", 486, "Allocation Quota Reached: this user holds the most port reservations allowed; each is freed when used or after 30 s");
+}
+
 /** Seconds a client gets: what it asked for, or the default, never more than the maximum. */
 export function grantedLifetime(requested: number | undefined, maxSeconds: number): number {
   return Math.min(requested ?? DEFAULT_ALLOCATION_LIFETIME_SECONDS, maxSeconds);
@@ -54,7 +68,7 @@ export async function handleAllocate(ctx: TurnContext, request: RelayRequest): P
   const existing = ctx.table.byKey(link.key);
   if (existing !== undefined) {
     // A retransmission whose cached answer is gone gets the same answer again; anything else is 437.
-    if (existing.allocateTransactionId === transactionId && existing.owner.username === auth.username) return allocateSuccess(existing, request);
+    if (existing.allocateTransactionId === transactionId && existing.owner.username === auth.username) return allocateSuccess(ctx, existing, request);
     return failure(437, "Allocation Mismatch: this client already has an allocation");
   }
 
@@ -69,22 +83,28 @@ export async function handleAllocate(ctx: TurnContext, request: RelayRequest): P
     return failure(420, "Unknown Attribute: DONT-FRAGMENT is not supported", [encodeUnknownAttributes([AttributeType.DontFragment])]);
   }
   const evenPortAttribute = findAttribute(message, AttributeType.EvenPort);
-  const reservation = findAttribute(message, AttributeType.ReservationToken);
-  if (reservation !== undefined && evenPortAttribute !== undefined) {
-    return failure(400, "Bad Request: RESERVATION-TOKEN and EVEN-PORT together");
+  const tokenAttribute = findAttribute(message, AttributeType.ReservationToken);
+  const familyAttribute = findAttribute(message, AttributeType.RequestedAddressFamily);
+  // The reserved port fixes the port and the family, so asking for either as well is a contradiction (RFC 8656 §7.2).
+  if (tokenAttribute !== undefined && (evenPortAttribute !== undefined || familyAttribute !== undefined)) {
+    return failure(400, "Bad Request: RESERVATION-TOKEN cannot be combined with EVEN-PORT or REQUESTED-ADDRESS-FAMILY; send the token alone");
   }
-  if (reservation !== undefined) return failure(508, "Insufficient Capacity: this relay keeps no port reservations");
+  let reservationToken: Buffer | null = null;
+  if (tokenAttribute !== undefined) {
+    const token = readReservationToken(message, tokenAttribute);
+    if (!token.ok) return failure(400, `Bad Request: ${token.reason}`);
+    reservationToken = token.value;
+  }
   let evenPort = false;
+  let reserveNextPort = false;
   if (evenPortAttribute !== undefined) {
     const even = readEvenPort(message, evenPortAttribute);
     if (!even.ok) return failure(400, `Bad Request: ${even.reason}`);
-    // A reservation of the next port (R bit) is not offered: answer as RFC 8656 §7.2 says when it cannot be met.
-    if (even.value.reserveNextPort) return failure(508, "Insufficient Capacity: reserving the next port is not offered");
     evenPort = true;
+    reserveNextPort = even.value.reserveNextPort;
   }
 
   let family: 4 | 6 = 4;
-  const familyAttribute = findAttribute(message, AttributeType.RequestedAddressFamily);
   if (familyAttribute !== undefined) {
     const requested = readRequestedAddressFamily(message, familyAttribute);
     if (!requested.ok) return failure(440, `Address Family not Supported: ${requested.reason}`);
@@ -101,14 +121,15 @@ export async function handleAllocate(ctx: TurnContext, request: RelayRequest): P
   const lifetimeSeconds = grantedLifetime(requestedLifetime, ctx.config.maxAllocateLifetime);
   if (lifetimeSeconds === 0) return failure(400, "Bad Request: an allocation needs a lifetime above 0");
 
-  const admit = () => admission(ctx, link, auth.userId);
+  // With the R bit, the user's reservations count too: checked here and again once the ports are bound.
+  const admit = () => admission(ctx, link, auth.userId) ?? (reserveNextPort ? reservationRoom(ctx, auth.userId) : null);
   const refused = admit();
   if (refused !== null) return refused;
   const opened = await ctx.openAllocation(
     link,
     { username: auth.username, userId: auth.userId, key: auth.key, credentialExpiresAt: auth.expiresAt },
-    { family, evenPort, lifetimeMs: lifetimeSeconds * 1000, transactionId, admit },
+    { family, evenPort, reserveNextPort, reservationToken, lifetimeMs: lifetimeSeconds * 1000, transactionId, admit },
   );
   if ("ok" in opened) return opened;
-  return allocateSuccess(opened, request);
+  return allocateSuccess(ctx, opened, request);
 }
