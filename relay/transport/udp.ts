@@ -10,7 +10,13 @@ export function udpClientLink(socket: RelayUdpSocket, address: string, port: num
     transport: "udp",
     address: { family: address.includes(":") ? 6 : 4, address, port },
     key: `udp:${address}:${port}`,
+    // A datagram socket has no connection to lose.
+    closed: false,
     sendStun(message) {
+      socket.send(message, 0, message.length, port, address);
+    },
+    // UDP has no per-client backlog: the socket's own buffer drops what does not fit.
+    sendDataIndication(message) {
       socket.send(message, 0, message.length, port, address);
     },
     sendChannelData(channel, data, offset, length) {

@@ -40,7 +40,9 @@ function stubLink(): StubLink {
     key: "udp:127.0.0.1:50000",
     stun,
     channelData,
+    closed: false,
     sendStun: (message) => stun.push(Buffer.from(message)),
+    sendDataIndication: (message) => stun.push(Buffer.from(message)),
     sendChannelData: (channel, data, offset, length) => channelData.push({ channel, data: Buffer.from(data.subarray(offset, offset + length)) }),
   };
 }
