@@ -18,6 +18,7 @@ import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
 import type { TurnCredential } from "../../shared/turn/credentials.js";
 import { parseRelayArgs } from "../../relay/config.js";
+import { createRelayMetrics } from "../../relay/ops/metrics.js";
 import { RelayServer, connectionSource, type ListenerAddress, type StreamLimits } from "../../relay/server/relay-server.js";
 import { encodeChannelNumber, encodeRequestedTransport, encodeText, encodeXorAddress, type TransportAddress } from "../../relay/stun/attributes.js";
 import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
@@ -199,6 +200,9 @@ describe("backlog of a client that stops reading", () => {
       expect(Date.now() - startedAt, "closed long before the backlog timeout").toBeGreaterThanOrEqual(BACKLOG_TIMEOUT_MS);
       expect(await waitUntil(() => relay.allocationCount === 0 && relay.freePorts === PORTS, ARRIVE_MS)).toBe(true);
       expect(relay.stats.streamClosed.backlog).toBe(1);
+      const metrics = await createRelayMetrics(relay).registry.metrics();
+      expect(metrics).toContain(`relay_stream_backlog_dropped_total ${relay.stats.streamBacklogDropped}\n`);
+      expect(metrics).toContain('relay_stream_closed_total{reason="backlog"} 1\n');
     }, 60_000);
 
     it(`over ${transport}: still answers STUN while the backlog is full, and keeps a connection whose backlog drains in time`, async () => {
@@ -430,6 +434,7 @@ describe("--max-connections-per-ip", () => {
       expect(open, `a ${transport} connection past the cap was kept`).toBe(false);
     }
     expect(relay.stats.streamClosed.per_ip_limit).toBe(2);
+    expect(await createRelayMetrics(relay).registry.metrics()).toContain('relay_stream_closed_total{reason="per_ip_limit"} 2\n');
     // Another address is served meanwhile.
     expect(await bindingAnswered(port("tcp"), "127.0.0.2"), "127.0.0.2 got no Binding answer").toBe(true);
 
