@@ -95,6 +95,13 @@ export interface RelayConfig {
   /** How many such answers one source IP may get at once before the rate applies [unauthenticated-burst]. */
   unauthenticatedBurst: number;
   /**
+   * TCP and TLS connections one source IP may hold at once, both listeners together; 0: no limit
+   * [max-connections-per-ip; coturn has no such option]. Past it a new connection is closed at once.
+   */
+  maxConnectionsPerIp: number;
+  /** Seconds a TCP/TLS connection may stay open without an allocation [max-allocate-timeout, as coturn]. */
+  maxAllocateTimeoutSeconds: number;
+  /**
    * End an allocation once the credential that created it has expired (plus the clock skew): data
    * stops and the client's next request gets 401. Off: an allocation outlives its credential while
    * it is refreshed, as in coturn.
@@ -183,6 +190,14 @@ export const RELAY_DEFAULTS = {
   staleNonceSeconds: DEFAULT_NONCE_LIFETIME_SECONDS,
   unauthenticatedRate: 20,
   unauthenticatedBurst: 40,
+  /**
+   * A NATed office of ~100 people in calls at once, each with a TURN/TCP and a TURN/TLS connection
+   * (a browser opens one per turn: URL), fits; one host can take at most 2% of a listener's
+   * 10,000 connections, so it takes 50 addresses to lock TCP/TLS users out.
+   */
+  maxConnectionsPerIp: 200,
+  /** coturn's default: a client allocates within a round trip or two of connecting. */
+  maxAllocateTimeoutSeconds: 60,
   credentialClockSkew: DEFAULT_CLOCK_SKEW_SECONDS,
   maxCredentialTtl: DEFAULT_MAX_TTL_SECONDS,
   /** coturn's Prometheus port. */
@@ -197,6 +212,9 @@ export const RELAY_DEFAULTS = {
 
 /** The shortest --max-credential-ttl: the Worker's shortest TURN_TTL is 10 s, but a minute is the least a real deployment issues. */
 export const MIN_CREDENTIAL_TTL_SECONDS = 60;
+
+/** The longest --max-allocate-timeout: an hour; longer only lets idle connections hold file descriptors. */
+export const MAX_ALLOCATE_TIMEOUT_SECONDS = 3600;
 
 /** The longest --drain-timeout: a day, as the longest allocation lifetime. */
 export const MAX_DRAIN_TIMEOUT_SECONDS = 86_400;
@@ -305,6 +323,20 @@ const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
         fallback: String(RELAY_DEFAULTS.unauthenticatedRate),
       },
       { name: "unauthenticated-burst", kind: "value", arg: "N", help: "such answers one source IP may get at once", fallback: String(RELAY_DEFAULTS.unauthenticatedBurst) },
+      {
+        name: "max-connections-per-ip",
+        kind: "value",
+        arg: "N",
+        help: "TCP and TLS connections one source IP may hold at once, both listeners together; more are closed at once (0: no limit; coturn has no such option)",
+        fallback: String(RELAY_DEFAULTS.maxConnectionsPerIp),
+      },
+      {
+        name: "max-allocate-timeout",
+        kind: "value",
+        arg: "N",
+        help: `seconds a TCP/TLS connection may stay open without an allocation, STUN Binding or not (1-${MAX_ALLOCATE_TIMEOUT_SECONDS}; coturn's option)`,
+        fallback: String(RELAY_DEFAULTS.maxAllocateTimeoutSeconds),
+      },
     ],
   ],
   [
@@ -759,6 +791,8 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
       staleNonceSeconds: read.integer("stale-nonce", RELAY_DEFAULTS.staleNonceSeconds, 30, 86_400, "seconds"),
       unauthenticatedRate,
       unauthenticatedBurst,
+      maxConnectionsPerIp: read.integer("max-connections-per-ip", RELAY_DEFAULTS.maxConnectionsPerIp, 0, 1_000_000, "connections"),
+      maxAllocateTimeoutSeconds: read.integer("max-allocate-timeout", RELAY_DEFAULTS.maxAllocateTimeoutSeconds, 1, MAX_ALLOCATE_TIMEOUT_SECONDS, "seconds"),
       strictExpiry: read.switch("strict-expiry")?.value ?? false,
       maxCredentialTtl: read.integer("max-credential-ttl", RELAY_DEFAULTS.maxCredentialTtl, MIN_CREDENTIAL_TTL_SECONDS, DEFAULT_MAX_TTL_SECONDS, "seconds"),
       credentialClockSkew: read.integer("credential-clock-skew", RELAY_DEFAULTS.credentialClockSkew, 0, 3600, "seconds"),

@@ -29,7 +29,15 @@ export interface ClientLink {
    * reach two listening addresses are two clients (RFC 8656 §2.2).
    */
   readonly key: string;
+  /**
+   * True once the client's TCP/TLS connection is going or gone (never for UDP): no allocation is
+   * admitted on a closed link, since nothing would ever end it but its lifetime.
+   */
+  readonly closed: boolean;
+  /** A STUN message the client must get (an answer): never dropped silently. */
   sendStun(message: Buffer): void;
+  /** A Data indication: relayed data, which a stream link drops when the client's backlog is full, as UDP would. */
+  sendDataIndication(message: Buffer): void;
   /** `data[offset .. offset + length)` may be a reused receive area: send it now or copy it. */
   sendChannelData(channel: number, data: Buffer, offset: number, length: number): void;
 }
@@ -156,7 +164,7 @@ export class Allocation {
       return;
     }
     const indication = encodeDataIndication(address, port, data, offset, length);
-    if (indication !== null) this.client.sendStun(indication);
+    if (indication !== null) this.client.sendDataIndication(indication);
   }
 
   /** Installs or refreshes a permission for the peer's IP. */

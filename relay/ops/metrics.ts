@@ -10,6 +10,7 @@ import type { AuthFailureKind } from "../auth/long-term.js";
 import type { RefusalKind } from "../server/responses.js";
 import type { RelayServer } from "../server/relay-server.js";
 import { TRANSPORTS, type ClientTransport } from "../server/stats.js";
+import { STREAM_CLOSE_REASONS } from "../transport/stream.js";
 
 /** Every metric of the relay's own starts with this; process and Node metrics keep their standard names. */
 export const METRIC_PREFIX = "relay_";
@@ -167,6 +168,27 @@ export function createRelayMetrics(server: RelayServer): RelayMetrics {
     collect() {
       this.reset();
       this.inc(stats.rateLimitedAnswers);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}stream_backlog_dropped_total`,
+    help: "ChannelData and Data indications dropped because a TCP/TLS client's backlog was full: it was not reading as fast as its peers sent.",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(stats.streamBacklogDropped);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}stream_closed_total`,
+    help:
+      "TCP/TLS connections the relay closed itself, by reason: backlog (not reading), response_backlog (an answer found the backlog full), " +
+      "frame_timeout, allocate_timeout (--max-allocate-timeout), idle, not_turn, tls_handshake, per_ip_limit (refused: --max-connections-per-ip).",
+    labelNames: ["reason"],
+    registers,
+    collect() {
+      this.reset();
+      for (const reason of STREAM_CLOSE_REASONS) this.inc({ reason }, stats.streamClosed[reason]);
     },
   });
   new Counter({

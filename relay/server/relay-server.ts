@@ -14,6 +14,7 @@ import { LongTermAuthenticator, type AuthSuccess } from "../auth/long-term.js";
 import { NonceIssuer, newNonceSecret } from "../auth/nonce.js";
 import { CoarseClock } from "../clock.js";
 import type { RelayConfig } from "../config.js";
+import { IPV6_GROUPS, readIpv6 } from "../policy/ip-text.js";
 import { compilePeerFilter } from "../policy/peer-filter.js";
 import { ByteBucket } from "../policy/bandwidth.js";
 import { SourceRateLimiter } from "../policy/rate-limit.js";
@@ -34,7 +35,14 @@ import { handleSendIndication } from "./handlers/send.js";
 import { buildResponse, failure, refused, type Answer } from "./responses.js";
 import { RelayStats } from "./stats.js";
 import { requestDigest, TransactionCache } from "./transaction-cache.js";
-import { streamClientLink } from "../transport/stream.js";
+import {
+  STREAM_BACKLOG_BYTES,
+  STREAM_BACKLOG_HARD_BYTES,
+  STREAM_BACKLOG_TIMEOUT_MS,
+  StreamClientLink,
+  type StreamBacklogLimits,
+  type StreamCloseReason,
+} from "../transport/stream.js";
 import { StreamFramer } from "../transport/stream-framer.js";
 import { listenerKey, udpClientLink } from "../transport/udp.js";
 import type { AddressPortMap } from "../allocation/peer-map.js";
@@ -76,6 +84,40 @@ export interface ReloadableSettings {
 export const MAX_STREAM_CONNECTIONS = 10_000;
 /** A TCP/TLS connection with no allocation and no traffic for this long is closed. */
 export const IDLE_STREAM_TIMEOUT_MS = 60_000;
+/**
+ * A STUN message or ChannelData frame whose first byte has arrived must be complete within this
+ * time, or the connection is closed: a frame is at most ~64 KiB, which any link that can carry a
+ * call delivers in well under a second, and a frame that never completes would otherwise hold the
+ * connection (and reset the idle timer with every dribbled byte) for as long as the sender likes.
+ * One timer per connection checks it, so a frame may get up to twice this (never less).
+ */
+export const FRAME_COMPLETION_TIMEOUT_MS = 10_000;
+/** A TLS handshake must finish within this (Node's default is 120 s, long enough to hold a socket per silent client). */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * What --max-connections-per-ip counts a connection against: the IPv4 address, or the IPv6 /64. A
+ * /64 is one site's subnet and any host in it may pick any of its 2^64 addresses, so counting IPv6
+ * per address would be no cap at all. IPv4-mapped IPv6 text counts as its IPv4 address.
+ */
+export function connectionSource(ip: string): string {
+  if (!ip.includes(":")) return ip;
+  const mapped = ip.toLowerCase().startsWith("::ffff:") && ip.includes(".");
+  if (mapped) return ip.slice("::ffff:".length);
+  const groups = new Uint16Array(IPV6_GROUPS);
+  if (readIpv6(ip, groups) !== undefined) return ip;
+  return `${groups[0]!.toString(16)}:${groups[1]!.toString(16)}:${groups[2]!.toString(16)}:${groups[3]!.toString(16)}::/64`;
+}
+
+/** The bounds each TCP/TLS connection is held to (the constants above and in transport/stream.ts). */
+export interface StreamLimits extends StreamBacklogLimits {
+  backlogBytes: number;
+  backlogHardBytes: number;
+  backlogTimeoutMs: number;
+  frameTimeoutMs: number;
+  /** Read when the TLS listener is created (`start()`). */
+  tlsHandshakeTimeoutMs: number;
+}
 
 export class RelayServer implements TurnContext {
   readonly table = new AllocationTable();
@@ -90,7 +132,23 @@ export class RelayServer implements TurnContext {
   /** What carries UDP, resolved from --udp-io when the relay starts. */
   private udpIo: "native" | "dgram" = "dgram";
   private readonly streamListeners: NetServer[] = [];
+  /** The TURN connections (TCP sockets, TLS sockets once their handshake is done). */
   private readonly connections = new Set<NetSocket>();
+  /** Every accepted TCP connection, TLS handshakes under way included: `stop()` ends them all. */
+  private readonly acceptedSockets = new Set<NetSocket>();
+  /** Open TCP/TLS connections by `connectionSource`, for --max-connections-per-ip; a source leaves the map at 0. */
+  private readonly connectionsPerIp = new Map<string, number>();
+  /**
+   * Per-connection bounds on TCP/TLS: the named constants, in a field so tests can shorten the times
+   * (before `start()` for the TLS handshake).
+   */
+  readonly streamLimits: StreamLimits = {
+    backlogBytes: STREAM_BACKLOG_BYTES,
+    backlogHardBytes: STREAM_BACKLOG_HARD_BYTES,
+    backlogTimeoutMs: STREAM_BACKLOG_TIMEOUT_MS,
+    frameTimeoutMs: FRAME_COMPLETION_TIMEOUT_MS,
+    tlsHandshakeTimeoutMs: TLS_HANDSHAKE_TIMEOUT_MS,
+  };
   private readonly tlsServers: TlsServer[] = [];
   private sweepTimer: NodeJS.Timeout | null = null;
   private started = false;
@@ -153,7 +211,7 @@ export class RelayServer implements TurnContext {
     for (const ip of this.config.listeningIps) {
       bound.push(...(await this.listenUdpAndTcp(ip)));
       if (tls !== null && this.config.tlsListeningPort !== null) {
-        const server = createTlsServer(tls);
+        const server = createTlsServer({ ...tls, handshakeTimeout: this.streamLimits.tlsHandshakeTimeoutMs });
         bound.push(await this.listenStream(server, "tls", ip, this.config.tlsListeningPort));
         this.tlsServers.push(server);
       }
@@ -222,9 +280,20 @@ export class RelayServer implements TurnContext {
 
   private async listenStream(server: NetServer, transport: "tcp" | "tls", ip: string, port: number): Promise<ListenerAddress> {
     server.maxConnections = MAX_STREAM_CONNECTIONS;
-    server.on(transport === "tls" ? "secureConnection" : "connection", (socket: NetSocket) => this.fromStreamClient(socket, transport));
+    if (transport === "tls") {
+      // Counted per address on the raw TCP connection, before any handshake work is spent on it.
+      server.prependListener("connection", (socket: NetSocket) => this.admitStream(socket));
+      server.on("secureConnection", (socket: NetSocket) => this.fromStreamClient(socket, transport));
+    } else {
+      server.on("connection", (socket: NetSocket) => {
+        if (this.admitStream(socket)) this.fromStreamClient(socket, transport);
+      });
+    }
     // A failed TLS handshake or a reset before it must not crash the relay.
-    server.on("tlsClientError", (_error: Error, socket: NetSocket) => socket.destroy());
+    server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: NetSocket) => {
+      if (error.code === "ERR_TLS_HANDSHAKE_TIMEOUT") this.stats.streamClosed.tls_handshake++;
+      socket.destroy();
+    });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen({ port, host: ip, ipv6Only: ip.includes(":") }, () => {
@@ -313,6 +382,7 @@ export class RelayServer implements TurnContext {
     closing.push(...this.listeners.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
     closing.push(...this.streamListeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     for (const connection of this.connections) connection.destroy();
+    for (const socket of this.acceptedSockets) socket.destroy();
     this.listeners.length = 0;
     this.streamListeners.length = 0;
     this.tlsServers.length = 0;
@@ -377,13 +447,65 @@ export class RelayServer implements TurnContext {
     return decoded.message;
   }
 
+  /**
+   * A new TCP connection (for TLS: before its handshake), counted against --max-connections-per-ip
+   * until it closes; false when it was refused and closed. The count is taken and given back on the
+   * raw socket, whose 'close' comes exactly once whatever ends it.
+   */
+  private admitStream(socket: NetSocket): boolean {
+    const address = socket.remoteAddress;
+    if (address === undefined) {
+      // Reset before it could be looked at: nothing to serve.
+      socket.destroy();
+      return false;
+    }
+    const ip = connectionSource(address);
+    const held = this.connectionsPerIp.get(ip) ?? 0;
+    const cap = this.config.maxConnectionsPerIp;
+    if (cap > 0 && held >= cap) {
+      this.stats.streamClosed.per_ip_limit++;
+      socket.destroy();
+      return false;
+    }
+    this.connectionsPerIp.set(ip, held + 1);
+    this.acceptedSockets.add(socket);
+    socket.once("close", () => {
+      this.acceptedSockets.delete(socket);
+      const left = (this.connectionsPerIp.get(ip) ?? 1) - 1;
+      if (left > 0) this.connectionsPerIp.set(ip, left);
+      else this.connectionsPerIp.delete(ip);
+    });
+    return true;
+  }
+
+  /** Open TCP and TLS connections from `ip` (from its /64 for IPv6), as --max-connections-per-ip counts them. */
+  connectionsFrom(ip: string): number {
+    return this.connectionsPerIp.get(connectionSource(ip)) ?? 0;
+  }
+
   private fromStreamClient(socket: NetSocket, transport: "tcp" | "tls"): void {
+    // Gone before it was served (a reset during the TLS handshake): its 5-tuple is unknown.
+    if (socket.destroyed || socket.remoteAddress === undefined) {
+      socket.destroy();
+      return;
+    }
     this.connections.add(socket);
-    const link = streamClientLink(socket, transport);
+    const link = new StreamClientLink(socket, transport, this.streamLimits, this.stats);
+    const hangUp = (reason: StreamCloseReason) => {
+      if (socket.destroyed) return;
+      this.stats.streamClosed[reason]++;
+      socket.destroy();
+    };
     socket.setNoDelay(true);
     socket.setTimeout(IDLE_STREAM_TIMEOUT_MS, () => {
-      if (this.table.byKey(link.key) === undefined) socket.destroy();
+      if (this.table.byKey(link.key) === undefined) hangUp("idle");
     });
+    // Like coturn's max-allocate-timeout: a connection is for an allocation, not for holding a file
+    // descriptor with Bindings. (RFC 8656 clients allocate within a round trip of connecting, and
+    // browsers send STUN-only Bindings over UDP, not over a TURN server's TCP port.)
+    const allocateTimer = setTimeout(() => {
+      if (this.table.byKey(link.key) === undefined) hangUp("allocate_timeout");
+    }, this.config.maxAllocateTimeoutSeconds * 1000);
     const framer = new StreamFramer((frame) => {
       try {
         this.fromStreamFrame(link, frame);
@@ -391,15 +513,35 @@ export class RelayServer implements TurnContext {
         this.onEvent({ event: "request-failed", client: link.key, error: String(error) });
       }
     });
+    // The frame deadline: armed when a chunk leaves a frame unfinished and none is armed; when it
+    // fires, the same unfinished frame closes the connection, and a newer one gets its own period.
+    // Per chunk this is a flag read, never a timer.
+    let frameTimer: NodeJS.Timeout | null = null;
+    let framesAtArming = 0;
+    const checkFrame = () => {
+      frameTimer = null;
+      if (!framer.midFrame) return;
+      if (framer.framesCompleted === framesAtArming) return hangUp("frame_timeout");
+      framesAtArming = framer.framesCompleted;
+      frameTimer = setTimeout(checkFrame, this.streamLimits.frameTimeoutMs);
+    };
     socket.on("data", (chunk: Buffer) => {
-      if (!framer.push(chunk)) socket.destroy();
+      if (!framer.push(chunk)) return hangUp("not_turn");
+      if (frameTimer === null && framer.midFrame && !socket.destroyed) {
+        framesAtArming = framer.framesCompleted;
+        frameTimer = setTimeout(checkFrame, this.streamLimits.frameTimeoutMs);
+      }
     });
     socket.on("error", () => {});
     socket.on("close", () => {
+      clearTimeout(allocateTimer);
+      if (frameTimer !== null) clearTimeout(frameTimer);
+      link.dispose();
       this.connections.delete(socket);
-      // Over TCP and TLS the connection is the 5-tuple: when it goes, so does the allocation.
+      // Over TCP and TLS the connection is the 5-tuple: when it goes, so does the allocation. None can
+      // be added after this: admission refuses a closed link (openAllocation).
       const allocation = this.table.byKey(link.key);
-      if (allocation !== undefined) this.closeAllocation(allocation, "client connection closed");
+      if (allocation !== undefined && allocation.client === link) this.closeAllocation(allocation, "client connection closed");
     });
   }
 
@@ -545,8 +687,13 @@ export class RelayServer implements TurnContext {
       if (bound === undefined) return refused("no-relay-port", 508, "Insufficient Capacity: could not bind a relay port");
     }
 
-    // Checked again after the bind: a drain or another request may have come meanwhile.
-    const refusal = this.stopped
+    // Checked again after the bind: a drain or another request may have come meanwhile. And the
+    // client's connection may have closed while the request was authenticated or the port bound: an
+    // allocation admitted now would outlive it, holding its port and quota until it expired. Nothing
+    // awaits between this check and `table.add`, so a close cannot slip in between.
+    const refusal = link.closed
+      ? failure(508, "Insufficient Capacity: the client's connection closed before the allocation was made")
+      : this.stopped
       ? failure(508, "Insufficient Capacity: the relay is stopping")
       : this.draining
         ? refused("draining", 508, "Insufficient Capacity: the relay is draining; use another relay")

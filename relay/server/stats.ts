@@ -9,6 +9,7 @@
 import type { TrafficCounters } from "../allocation/allocation.js";
 import type { AuthFailureKind } from "../auth/long-term.js";
 import { StunMethod } from "../stun/constants.js";
+import { STREAM_CLOSE_REASONS, type StreamCloseReason, type StreamCounters } from "../transport/stream.js";
 import type { Answer, RefusalKind } from "./responses.js";
 
 export type ClientTransport = "udp" | "tcp" | "tls";
@@ -32,7 +33,7 @@ export function emptyTraffic(): TrafficCounters {
   return { packetsToPeers: 0, bytesToPeers: 0, packetsToClient: 0, bytesToClient: 0, droppedFromPeers: 0, droppedOverBandwidth: 0 };
 }
 
-export class RelayStats {
+export class RelayStats implements StreamCounters {
   /** Allocations opened since start, by the client's transport. */
   readonly allocationsOpened: Record<ClientTransport, number> = { udp: 0, tcp: 0, tls: 0 };
   /** The traffic counters of allocations that have ended, added up when each ends. */
@@ -51,6 +52,10 @@ export class RelayStats {
   transactionMismatches = 0;
   /** Port reservations (EVEN-PORT with the R bit): made, honoured by a RESERVATION-TOKEN, or run out unused. */
   readonly reservations = { issued: 0, used: 0, expired: 0 };
+  /** ChannelData and Data indications dropped because a TCP/TLS client's backlog was full (it was not reading). */
+  streamBacklogDropped = 0;
+  /** TCP/TLS connections the relay closed or refused itself, by why. */
+  readonly streamClosed = Object.fromEntries(STREAM_CLOSE_REASONS.map((reason) => [reason, 0])) as Record<StreamCloseReason, number>;
 
   /** Counts one answer: by method and result, and by refusal when it is one. */
   countAnswer(method: number, answer: Answer): void {

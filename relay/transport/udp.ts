@@ -22,7 +22,13 @@ export function udpClientLink(socket: RelayUdpSocket, listener: string, address:
     address: { family: address.includes(":") ? 6 : 4, address, port },
     listener,
     key: clientKey("udp", address, port, listener),
+    // A datagram socket has no connection to lose.
+    closed: false,
     sendStun(message) {
+      socket.send(message, 0, message.length, port, address);
+    },
+    // UDP has no per-client backlog: the socket's own buffer drops what does not fit.
+    sendDataIndication(message) {
       socket.send(message, 0, message.length, port, address);
     },
     sendChannelData(channel, data, offset, length) {

@@ -41,7 +41,9 @@ function stubLink(): StubLink {
     key: "udp:127.0.0.1:50000@127.0.0.1:3478",
     stun,
     channelData,
+    closed: false,
     sendStun: (message) => stun.push(Buffer.from(message)),
+    sendDataIndication: (message) => stun.push(Buffer.from(message)),
     sendChannelData: (channel, data, offset, length) => channelData.push({ channel, data: Buffer.from(data.subarray(offset, offset + length)) }),
   };
 }

@@ -83,6 +83,8 @@ describe("defaults", () => {
       staleNonceSeconds: 600,
       unauthenticatedRate: 20,
       unauthenticatedBurst: 40,
+      maxConnectionsPerIp: 200,
+      maxAllocateTimeoutSeconds: 60,
       strictExpiry: false,
       maxCredentialTtl: 172_800,
       credentialClockSkew: 30,
@@ -114,6 +116,8 @@ describe("new options", () => {
       "--max-channels=4096",
       "--unauthenticated-rate=0",
       "--unauthenticated-burst=1",
+      "--max-connections-per-ip=1000",
+      "--max-allocate-timeout=3600",
     ]);
     expect(parsed).toMatchObject({
       maxBps: 125_000,
@@ -123,7 +127,11 @@ describe("new options", () => {
       maxChannelsPerAllocation: 4096,
       unauthenticatedRate: 0,
       unauthenticatedBurst: 1,
+      maxConnectionsPerIp: 1000,
+      maxAllocateTimeoutSeconds: 3600,
     });
+    // 0 turns the per-address cap off.
+    expect(config([...BASE, "--max-connections-per-ip=0"]).maxConnectionsPerIp).toBe(0);
     expect(config([...BASE, "--stale-nonce", "86400"]).staleNonceSeconds).toBe(86_400);
     // Short lifetimes exist for tests that watch clients refresh (they refresh at half the lifetime).
     expect(config([...BASE, "--max-allocate-lifetime=10"]).maxAllocateLifetime).toBe(10);
@@ -143,6 +151,10 @@ describe("new options", () => {
     ["--bps-capacity=1.5", /--bps-capacity is "1.5"; it must be a whole number/],
     ["--unauthenticated-rate=x", /--unauthenticated-rate is "x"; it must be a whole number/],
     ["--unauthenticated-burst=0", /--unauthenticated-burst is "0"; it must be a whole number of answers from 1/],
+    ["--max-connections-per-ip=-1", /--max-connections-per-ip is "-1"; it must be a whole number of connections from 0 to 1000000/],
+    ["--max-connections-per-ip=lots", /--max-connections-per-ip is "lots"/],
+    ["--max-allocate-timeout=0", /--max-allocate-timeout is "0"; it must be a whole number of seconds from 1 to 3600/],
+    ["--max-allocate-timeout=3601", /--max-allocate-timeout is "3601"/],
     ["--listening-port=65536", /--listening-port is "65536"; it must be a whole number from 0 to 65535/],
     ["--min-port=", /--min-port is ""; it must be a whole number from 1 to 65535/],
     ["--listening-ip=localhost", /--listening-ip "localhost" is not an IP address/],
@@ -245,6 +257,8 @@ describe("environment variables", () => {
       RELAY_BPS_CAPACITY: "2000",
       RELAY_UNAUTHENTICATED_RATE: "5",
       RELAY_UNAUTHENTICATED_BURST: "10",
+      RELAY_MAX_CONNECTIONS_PER_IP: "0",
+      RELAY_MAX_ALLOCATE_TIMEOUT: "30",
       RELAY_SOFTWARE: "relaykit",
       RELAY_UDP_IO: "dgram",
     });
@@ -276,6 +290,8 @@ describe("environment variables", () => {
       staleNonceSeconds: 300,
       unauthenticatedRate: 5,
       unauthenticatedBurst: 10,
+      maxConnectionsPerIp: 0,
+      maxAllocateTimeoutSeconds: 30,
       strictExpiry: true,
       maxCredentialTtl: 3600,
       credentialClockSkew: 5,
@@ -446,6 +462,8 @@ describe("--help", () => {
     "bps-capacity",
     "unauthenticated-rate",
     "unauthenticated-burst",
+    "max-connections-per-ip",
+    "max-allocate-timeout",
     "software",
     "config",
     "udp-io",

@@ -243,7 +243,9 @@ describe("EVEN-PORT with the R bit and RESERVATION-TOKEN", () => {
       address: { family: 4, address: "127.0.0.1", port: 9 },
       listener: "127.0.0.1:3478",
       key: "udp:127.0.0.1:9@127.0.0.1:3478",
+      closed: false,
       sendStun: () => {},
+      sendDataIndication: () => {},
       sendChannelData: () => {},
     };
     const owner = { username: "late", userId: "late", key: Buffer.alloc(16), credentialExpiresAt: Math.floor(Date.now() / 1000) + 600 };
