@@ -71,7 +71,10 @@ export interface RelayConfig {
   deniedPeerIps: string[];
   /** Allocations one TURN user may hold at once; 0: no limit [user-quota]. */
   userQuota: number;
-  /** Allocations clients at one IP address may hold at once, over every transport; 0: no limit [max-allocations-per-ip]. */
+  /**
+   * Allocations clients at one IPv4 address (or IPv6 /64) may hold at once, over every transport;
+   * 0: no limit [max-allocations-per-ip].
+   */
   maxAllocationsPerIp: number;
   /** Allocations the relay holds at once; 0: as many as the port range allows. */
   totalQuota: number;
@@ -191,11 +194,11 @@ export const RELAY_DEFAULTS = {
   unauthenticatedRate: 20,
   unauthenticatedBurst: 40,
   /**
-   * A NATed office of ~100 people in calls at once, each with a TURN/TCP and a TURN/TLS connection
-   * (a browser opens one per turn: URL), fits; one host can take at most 2% of a listener's
-   * 10,000 connections, so it takes 50 addresses to lock TCP/TLS users out.
+   * Like --max-allocations-per-ip, sized for a 16-peer mesh behind one NAT falling back to TCP and
+   * TLS: 16 peers × 15 connections × 2 (turn:?transport=tcp and turns:) = 480 connections, one per
+   * allocation. One host then holds at most 5% of a listener's 10,000 connections.
    */
-  maxConnectionsPerIp: 200,
+  maxConnectionsPerIp: 500,
   /** coturn's default: a client allocates within a round trip or two of connecting. */
   maxAllocateTimeoutSeconds: 60,
   credentialClockSkew: DEFAULT_CLOCK_SKEW_SECONDS,

@@ -4,6 +4,7 @@
  * the 5-tuple), so the data path finds them without a key string.
  */
 import type { Allocation } from "./allocation.js";
+import { sourceOf } from "../policy/source-address.js";
 import { AddressPortMap } from "./peer-map.js";
 
 export class AllocationTable {
@@ -11,7 +12,8 @@ export class AllocationTable {
   /** Listener ("address:port") → its UDP clients' allocations. */
   private readonly udpClientsByListener = new Map<string, AddressPortMap<Allocation>>();
   private readonly perUser = new Map<string, number>();
-  private readonly perSourceIp = new Map<string, number>();
+  /** By `sourceOf` the client address. */
+  private readonly perSource = new Map<string, number>();
 
   get size(): number {
     return this.byClientKey.size;
@@ -39,9 +41,9 @@ export class AllocationTable {
     return this.perUser.get(userId) ?? 0;
   }
 
-  /** Allocations held by clients at one IP address, over any transport (max-allocations-per-ip). */
-  countForSourceIp(address: string): number {
-    return this.perSourceIp.get(address) ?? 0;
+  /** Allocations held by clients at this address's source (its IPv4 address or IPv6 /64), over any transport (max-allocations-per-ip). */
+  countForSource(address: string): number {
+    return this.perSource.get(sourceOf(address)) ?? 0;
   }
 
   add(allocation: Allocation): void {
@@ -49,7 +51,7 @@ export class AllocationTable {
     this.byClientKey.set(client.key, allocation);
     if (client.transport === "udp") this.udpClientsAt(client.listener).set(client.address.address, client.address.port, allocation);
     increment(this.perUser, allocation.owner.userId);
-    increment(this.perSourceIp, client.address.address);
+    increment(this.perSource, sourceOf(client.address.address));
   }
 
   remove(allocation: Allocation): void {
@@ -58,7 +60,7 @@ export class AllocationTable {
     this.byClientKey.delete(client.key);
     if (client.transport === "udp") this.udpClientsAt(client.listener).delete(client.address.address, client.address.port);
     decrement(this.perUser, allocation.owner.userId);
-    decrement(this.perSourceIp, client.address.address);
+    decrement(this.perSource, sourceOf(client.address.address));
   }
 
   values(): IterableIterator<Allocation> {

@@ -14,8 +14,8 @@ import { LongTermAuthenticator, type AuthSuccess } from "../auth/long-term.js";
 import { NonceIssuer, newNonceSecret } from "../auth/nonce.js";
 import { CoarseClock } from "../clock.js";
 import type { RelayConfig } from "../config.js";
-import { IPV6_GROUPS, readIpv6 } from "../policy/ip-text.js";
 import { compilePeerFilter } from "../policy/peer-filter.js";
+import { sourceOf } from "../policy/source-address.js";
 import { ByteBucket } from "../policy/bandwidth.js";
 import { SourceRateLimiter } from "../policy/rate-limit.js";
 import { INTERFACE_REFRESH_MS, SelfGuard } from "../policy/self-guard.js";
@@ -95,20 +95,6 @@ export const FRAME_COMPLETION_TIMEOUT_MS = 10_000;
 /** A TLS handshake must finish within this (Node's default is 120 s, long enough to hold a socket per silent client). */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
-/**
- * What --max-connections-per-ip counts a connection against: the IPv4 address, or the IPv6 /64. A
- * /64 is one site's subnet and any host in it may pick any of its 2^64 addresses, so counting IPv6
- * per address would be no cap at all. IPv4-mapped IPv6 text counts as its IPv4 address.
- */
-export function connectionSource(ip: string): string {
-  if (!ip.includes(":")) return ip;
-  const mapped = ip.toLowerCase().startsWith("::ffff:") && ip.includes(".");
-  if (mapped) return ip.slice("::ffff:".length);
-  const groups = new Uint16Array(IPV6_GROUPS);
-  if (readIpv6(ip, groups) !== undefined) return ip;
-  return `${groups[0]!.toString(16)}:${groups[1]!.toString(16)}:${groups[2]!.toString(16)}:${groups[3]!.toString(16)}::/64`;
-}
-
 /** The bounds each TCP/TLS connection is held to (the constants above and in transport/stream.ts). */
 export interface StreamLimits extends StreamBacklogLimits {
   backlogBytes: number;
@@ -136,7 +122,7 @@ export class RelayServer implements TurnContext {
   private readonly connections = new Set<NetSocket>();
   /** Every accepted TCP connection, TLS handshakes under way included: `stop()` ends them all. */
   private readonly acceptedSockets = new Set<NetSocket>();
-  /** Open TCP/TLS connections by `connectionSource`, for --max-connections-per-ip; a source leaves the map at 0. */
+  /** Open TCP/TLS connections by source (`sourceOf`), for --max-connections-per-ip; a source leaves the map at 0. */
   private readonly connectionsPerIp = new Map<string, number>();
   /**
    * Per-connection bounds on TCP/TLS: the named constants, in a field so tests can shorten the times
@@ -459,7 +445,7 @@ export class RelayServer implements TurnContext {
       socket.destroy();
       return false;
     }
-    const ip = connectionSource(address);
+    const ip = sourceOf(address);
     const held = this.connectionsPerIp.get(ip) ?? 0;
     const cap = this.config.maxConnectionsPerIp;
     if (cap > 0 && held >= cap) {
@@ -480,7 +466,7 @@ export class RelayServer implements TurnContext {
 
   /** Open TCP and TLS connections from `ip` (from its /64 for IPv6), as --max-connections-per-ip counts them. */
   connectionsFrom(ip: string): number {
-    return this.connectionsPerIp.get(connectionSource(ip)) ?? 0;
+    return this.connectionsPerIp.get(sourceOf(ip)) ?? 0;
   }
 
   private fromStreamClient(socket: NetSocket, transport: "tcp" | "tls"): void {

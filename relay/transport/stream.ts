@@ -21,8 +21,8 @@ import { clientKey, listenerKey } from "./udp.js";
  * Relayed bytes one TCP/TLS connection may have queued in the relay (beyond the kernel's socket
  * buffer) before further relayed data is dropped. 256 KiB is about 0.8 s of a 2.5 Mbit/s video
  * stream: more delay than real-time media survives, so nothing useful is lost by dropping past it,
- * while a short stall of a healthy reader is absorbed. It bounds memory: 200 connections from one
- * address (--max-connections-per-ip) hold at most ~64 MB.
+ * while a short stall of a healthy reader is absorbed. It bounds memory: the 500 connections one
+ * address may hold by default (--max-connections-per-ip) queue at most ~160 MB.
  */
 export const STREAM_BACKLOG_BYTES = 256 * 1024;
 /**

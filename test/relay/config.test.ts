@@ -83,7 +83,7 @@ describe("defaults", () => {
       staleNonceSeconds: 600,
       unauthenticatedRate: 20,
       unauthenticatedBurst: 40,
-      maxConnectionsPerIp: 200,
+      maxConnectionsPerIp: 500,
       maxAllocateTimeoutSeconds: 60,
       strictExpiry: false,
       maxCredentialTtl: 172_800,

@@ -42,8 +42,8 @@ function admission(ctx: TurnContext, link: ClientLink, userId: string): Answer |
   if (ctx.config.userQuota > 0 && ctx.table.countForUser(userId) >= ctx.config.userQuota) {
     return refused("user-quota", 486, "Allocation Quota Reached: this user holds the most allocations allowed");
   }
-  if (ctx.config.maxAllocationsPerIp > 0 && ctx.table.countForSourceIp(link.address.address) >= ctx.config.maxAllocationsPerIp) {
-    return refused("ip-quota", 486, "Allocation Quota Reached: this client address holds the most allocations allowed");
+  if (ctx.config.maxAllocationsPerIp > 0 && ctx.table.countForSource(link.address.address) >= ctx.config.maxAllocationsPerIp) {
+    return refused("ip-quota", 486, "Allocation Quota Reached: this client address (its IPv6 /64) holds the most allocations allowed");
   }
   if (ctx.config.totalQuota > 0 && ctx.table.size >= ctx.config.totalQuota) {
     return refused("total-quota", 508, "Insufficient Capacity: the relay holds the most allocations allowed");
