@@ -313,6 +313,12 @@ export class RelayServer implements TurnContext {
 
   /** `data[offset .. offset + length)` is only valid during the call (udp-socket.ts). */
   private fromUdpClient(socket: RelayUdpSocket, data: Buffer, offset: number, length: number, address: string, port: number): void {
+    // Port 0 is no address an answer or relayed data can reach (dgram throws on it): a forged or
+    // broken sender. Dropped before anything is decoded; one integer comparison on the data path.
+    if (port === 0) {
+      this.stats.udpSourcePortZero++;
+      return;
+    }
     if (length === 0) return;
     const first = data[offset]!;
     if (startsChannelData(first)) {
@@ -329,7 +335,7 @@ export class RelayServer implements TurnContext {
     if (this.relaySendIndication(datagram, allocation)) return;
     // A request outlives this call (authentication is asynchronous): it gets its own copy.
     const request = this.decodeRequest(Buffer.from(datagram));
-    if (request !== null) void this.handleRequest(udpClientLink(socket, address, port), request);
+    if (request !== null) this.handleRequest(udpClientLink(socket, address, port), request).catch((error: unknown) => this.requestFailed(`udp:${address}:${port}`, error));
   }
 
   /** A Send indication is relayed at once (data path); true when `data` was one, relayed or dropped. */
@@ -379,11 +385,16 @@ export class RelayServer implements TurnContext {
     }
     if (this.relaySendIndication(frame, this.table.byKey(link.key))) return;
     const request = this.decodeRequest(frame);
-    if (request !== null) void this.handleRequest(link, request);
+    if (request !== null) this.handleRequest(link, request).catch((error: unknown) => this.requestFailed(link.key, error));
   }
 
   // ---------------------------------------------------------------------------------------------
   // Requests
+
+  /** A request whose handling threw outside its own try (an answer that could not be sent): reported, never thrown. */
+  private requestFailed(client: string, error: unknown): void {
+    this.onEvent({ event: "request-failed", client, error: String(error) });
+  }
 
   private async handleRequest(link: ClientLink, message: StunMessage): Promise<void> {
     const now = Date.now();

@@ -45,6 +45,8 @@ export class RelayStats {
   readonly refusals = new Map<RefusalKind, number>();
   /** Answers to unauthenticated requests not sent because their source went over --unauthenticated-rate. */
   rateLimitedAnswers = 0;
+  /** Datagrams dropped at a UDP listener because their source port was 0 (no answer can reach it). */
+  udpSourcePortZero = 0;
 
   /** Counts one answer: by method and result, and by refusal when it is one. */
   countAnswer(method: number, answer: Answer): void {
