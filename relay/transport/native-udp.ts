@@ -9,7 +9,7 @@
  */
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { RelayUdpSocketBase, type RelayUdpSocket, type SendCounts, type SendTotals } from "./relay-udp-socket.js";
+import { RelayUdpSocketBase, UDP_SEND_QUEUE_TOTAL_BYTES, type RelayUdpSocket, type SendCounts, type SendTotals } from "./relay-udp-socket.js";
 
 /** The addon's functions (udp-batch.c, "JavaScript entry points"). */
 interface UdpBatchAddon {
@@ -32,7 +32,7 @@ export const NATIVE_UDP_ADDON_PATH = fileURLToPath(new URL("./native/build/udp-b
 
 let loaded: NativeUdpLoad | null = null;
 /** The addon's bound on every socket's send queue together (udp-socket.ts sets it), applied when it loads. */
-let totalQueueLimit = 64 * 1024 * 1024;
+let totalQueueLimit = UDP_SEND_QUEUE_TOTAL_BYTES;
 
 /** Sets the bound on what every native socket's send queue holds together (bytes). */
 export function setNativeSendQueueLimit(totalBytes: number): void {

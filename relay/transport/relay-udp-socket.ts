@@ -5,6 +5,13 @@
  */
 
 /**
+ * What every UDP socket's send queue may hold together, in bytes (each socket's own bound is its
+ * buffer size): without it 10,000 allocations could each queue 1 MB behind a slow network. The
+ * addon (udp-batch.c, DEFAULT_TOTAL_QUEUE_BYTES) starts with the same figure.
+ */
+export const UDP_SEND_QUEUE_TOTAL_BYTES = 64 * 1024 * 1024;
+
+/**
  * A socket's sends that met a full socket buffer and waited in a queue (`queued`), and those dropped
  * because that queue, or every socket's queues together, was already at its bound (`dropped`).
  */

@@ -27,8 +27,9 @@ import { createSocket, type Socket, type SocketOptions } from "node:dgram";
 import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
 import { channelDataHeader } from "../turn/channel-data.js";
 import { loadNativeUdp, nativeSendTotals, openNativeUdpSocket, setNativeSendQueueLimit } from "./native-udp.js";
-import { RelayUdpSocketBase, type RelayUdpSocket, type SendCounts, type SendTotals } from "./relay-udp-socket.js";
+import { RelayUdpSocketBase, UDP_SEND_QUEUE_TOTAL_BYTES, type RelayUdpSocket, type SendCounts, type SendTotals } from "./relay-udp-socket.js";
 
+export { UDP_SEND_QUEUE_TOTAL_BYTES } from "./relay-udp-socket.js";
 export type { DatagramHandler, RelayUdpSocket, SendCounts, SendTotals } from "./relay-udp-socket.js";
 
 /** Receive/send buffer of a listener socket (every client's traffic). */
@@ -36,11 +37,6 @@ export const LISTENER_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Receive/send buffer of one allocation's relay socket (its peers' traffic). */
 export const RELAY_SOCKET_BUFFER_BYTES = 1024 * 1024;
 
-/**
- * What every UDP socket's send queue may hold together, in bytes (each socket's own bound is its
- * buffer size): without it 10,000 allocations could each queue 1 MB behind a slow network.
- */
-export const UDP_SEND_QUEUE_TOTAL_BYTES = 64 * 1024 * 1024;
 /** How often, at most, the dgram total is re-read from every backlogged socket when it looks full. */
 const DGRAM_TOTAL_REFRESH_MS = 10;
 
