@@ -335,7 +335,12 @@ export class RelayServer implements TurnContext {
     if (this.relaySendIndication(datagram, allocation)) return;
     // A request outlives this call (authentication is asynchronous): it gets its own copy.
     const request = this.decodeRequest(Buffer.from(datagram));
-    if (request !== null) this.handleRequest(udpClientLink(socket, address, port), request).catch((error: unknown) => this.requestFailed(`udp:${address}:${port}`, error));
+    // What handleRequest does not catch itself (an answer that cannot be sent) is reported, never left to reject.
+    if (request !== null) {
+      this.handleRequest(udpClientLink(socket, address, port), request).catch((error: unknown) =>
+        this.onEvent({ event: "request-failed", client: `udp:${address}:${port}`, error: String(error) }),
+      );
+    }
   }
 
   /** A Send indication is relayed at once (data path); true when `data` was one, relayed or dropped. */
@@ -385,16 +390,11 @@ export class RelayServer implements TurnContext {
     }
     if (this.relaySendIndication(frame, this.table.byKey(link.key))) return;
     const request = this.decodeRequest(frame);
-    if (request !== null) this.handleRequest(link, request).catch((error: unknown) => this.requestFailed(link.key, error));
+    if (request !== null) this.handleRequest(link, request).catch((error: unknown) => this.onEvent({ event: "request-failed", client: link.key, error: String(error) }));
   }
 
   // ---------------------------------------------------------------------------------------------
   // Requests
-
-  /** A request whose handling threw outside its own try (an answer that could not be sent): reported, never thrown. */
-  private requestFailed(client: string, error: unknown): void {
-    this.onEvent({ event: "request-failed", client, error: String(error) });
-  }
 
   private async handleRequest(link: ClientLink, message: StunMessage): Promise<void> {
     const now = Date.now();

@@ -8,13 +8,15 @@
  *   ERR_SOCKET_BAD_PORT inside the asynchronous request handler, which ended the process. Now the
  *   listener drops such datagrams and counts them, and a relay socket drops them from peers.
  * - The same through the listener's handler directly (no root needed), for every message kind.
+ * - A request whose answer throws on the way out: reported as request-failed, never an unhandled
+ *   rejection (which ends a Node process by default).
  *
  * Escaped errors (uncaughtException, unhandledRejection) are recorded and fail the test that made
  * them. Relay ports 48600-48649 (native) and 48650-48699 (dgram) are this file's own.
  */
 import { execFile } from "node:child_process";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { RelayServer } from "../../relay/server/relay-server.js";
+import type { RelayEvent, RelayServer } from "../../relay/server/relay-server.js";
 import { encodeChannelNumber, encodeRequestedTransport, encodeXorAddress, type TransportAddress } from "../../relay/stun/attributes.js";
 import { buildStunMessage, newTransactionId } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
@@ -51,8 +53,8 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function relayOnLoopback(extra: string[] = []): Promise<{ relay: RelayServer; port: number }> {
-  const started = await startRelay([`--min-port=${MIN_PORT}`, `--max-port=${MIN_PORT + 49}`, ...extra]);
+async function relayOnLoopback(extra: string[] = [], onEvent?: (event: RelayEvent) => void): Promise<{ relay: RelayServer; port: number }> {
+  const started = await startRelay([`--min-port=${MIN_PORT}`, `--max-port=${MIN_PORT + 49}`, ...extra], onEvent);
   relays.push(started.relay);
   return started;
 }
@@ -184,6 +186,31 @@ describe(`the UDP listener's handler given source port 0 on ${TEST_UDP_IO}`, () 
     await sleep(SETTLE_MS);
     expect(escaped).toEqual([]);
     expect(relay.stats.udpSourcePortZero).toBe(1);
+    expect(await answersBinding(port)).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// An answer that cannot be sent.
+
+describe(`a request whose answer throws on the way out, on ${TEST_UDP_IO}`, () => {
+  it("is reported as request-failed, nothing escapes, and the next request is answered", async () => {
+    const events: RelayEvent[] = [];
+    const { relay, port } = await relayOnLoopback([], (event) => events.push(event));
+    const listener = (relay as unknown as { listeners: RelayUdpSocket[] }).listeners[0]!;
+    // Whatever might still throw in a send one day (the sockets themselves no longer do).
+    const send = listener.send.bind(listener);
+    listener.send = () => {
+      throw new Error("the send failed");
+    };
+    const asker = await client(port);
+    asker.sendRaw(binding());
+    expect(await asker.receive(SETTLE_MS)).toBeNull();
+    expect(escaped).toEqual([]);
+    expect(events.filter((event) => event.event === "request-failed")).toEqual([
+      expect.objectContaining({ event: "request-failed", client: `udp:127.0.0.1:${asker.port}`, error: "Error: the send failed" }),
+    ]);
+    listener.send = send;
     expect(await answersBinding(port)).toBe(true);
   });
 });
