@@ -59,7 +59,7 @@ export default defineConfig({
         test: {
           name: "node-dgram",
           environment: "node",
-          include: ["test/relay/relay-data-path.test.ts", "test/relay/relay-transports.test.ts", "test/relay/relay-allocate.test.ts", "test/relay/relay-uclient.test.ts", "test/relay/relay-lifecycle.test.ts"],
+          include: ["test/relay/relay-data-path.test.ts", "test/relay/relay-udp-abuse.test.ts", "test/relay/relay-transports.test.ts", "test/relay/relay-allocate.test.ts", "test/relay/relay-uclient.test.ts", "test/relay/relay-lifecycle.test.ts"],
           env: { RELAYKIT_TEST_UDP_IO: "dgram" },
           testTimeout: 60_000,
         },

@@ -11,12 +11,19 @@
  *
  * Start-up problems (a bad option, a port in use, a STUN server that does not answer) are one
  * `relay: …` line on stderr and a non-zero exit, never a stack trace.
+ *
+ * Once listening, an error nothing caught is logged ("uncaught-error", with its stack) and counted
+ * (relay_uncaught_errors_total), and the relay keeps serving (ops/process-errors.ts): no datagram,
+ * segment or TLS record may end the process. Fatal still: anything before the listeners are bound
+ * (nothing is served yet and the operator must see the start fail), a failure while stopping (the
+ * process is on its way out: exit 1), and what Node itself cannot survive (out of memory).
  */
 import { RELAY_USAGE, RelayConfigError, parseRelayArgs, type RelayConfig } from "./config.js";
 import { DiscoveryError, discoverRelayAddresses, externalAddressesFrom } from "./ops/discovery.js";
 import { startOpsListener, type OpsListener } from "./ops/http.js";
 import { createRelayLogger, type RelayLogger } from "./ops/log.js";
 import { createRelayMetrics, type RelayMetrics } from "./ops/metrics.js";
+import { handleUncaughtErrors } from "./ops/process-errors.js";
 import { RelayServer, type ListenerAddress } from "./server/relay-server.js";
 
 /** Exit codes: 2 for a configuration the operator must fix, 1 for anything else that stops the start. */
@@ -107,6 +114,10 @@ async function main(): Promise<void> {
     realm: config.realm,
     ...(ops !== null && { metrics: { address: ops.listener.address, port: ops.listener.port } }),
   });
+  handleUncaughtErrors(process, {
+    log: (line) => log.error(line),
+    count: (kind) => ops?.metrics.countUncaughtError(kind),
+  });
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
@@ -141,9 +152,15 @@ async function main(): Promise<void> {
       log.error({ event: "reload-failed", error: error instanceof Error ? error.message : String(error), keeping: "the running secrets and certificate" });
     }
   };
-  process.on("SIGINT", (signal) => void stop(signal));
-  process.on("SIGTERM", (signal) => void stop(signal));
+  const stopOrExit = (signal: NodeJS.Signals) =>
+    stop(signal).catch((error: unknown) => {
+      log.error({ event: "stop-failed", signal, error: error instanceof Error ? error.message : String(error) });
+      process.exit(1);
+    });
+  process.on("SIGINT", stopOrExit);
+  process.on("SIGTERM", stopOrExit);
   process.on("SIGHUP", reload);
 }
 
-void main();
+// Whatever the start did not foresee still ends as one line and exit 1, not a stack trace.
+main().catch((error: unknown) => fail(`could not start: ${error instanceof Error ? error.message : String(error)}`, EXIT_START_FAILED));

@@ -143,7 +143,8 @@ export class Allocation {
   /** Peer → client: over the peer's channel when one is bound, else in a Data indication. */
   private fromPeer(data: Buffer, offset: number, length: number, address: string, port: number): void {
     const now = this.limits.clock.now;
-    if (!this.hasPermission(address, now)) {
+    // Port 0 is no peer the client could answer (toPeer refuses it): a forged sender, dropped.
+    if (port === 0 || !this.hasPermission(address, now)) {
       this.traffic.droppedFromPeers++;
       return;
     }

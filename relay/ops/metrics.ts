@@ -11,6 +11,7 @@ import type { RefusalKind } from "../server/responses.js";
 import type { RelayServer } from "../server/relay-server.js";
 import { TRANSPORTS, type ClientTransport } from "../server/stats.js";
 import { STREAM_CLOSE_REASONS } from "../transport/stream.js";
+import { udpSendTotals } from "../transport/udp-socket.js";
 
 /** Every metric of the relay's own starts with this; process and Node metrics keep their standard names. */
 export const METRIC_PREFIX = "relay_";
@@ -35,7 +36,11 @@ export interface RelayMetrics {
   readonly registry: Registry;
   /** Counts a SIGHUP reload, done or refused. */
   countReload(result: "ok" | "failed"): void;
+  /** Counts an error nothing caught (process 'uncaughtException' / 'unhandledRejection') that the relay lived through. */
+  countUncaughtError(kind: UncaughtErrorKind): void;
 }
+
+export type UncaughtErrorKind = "exception" | "rejection";
 
 /** Live allocations' traffic plus the ended ones': never goes down, as a counter must not. */
 function totalTraffic(server: RelayServer): TrafficCounters {
@@ -202,6 +207,43 @@ export function createRelayMetrics(server: RelayServer): RelayMetrics {
       this.inc({ reason: "transaction_mismatch" }, stats.transactionMismatches);
     },
   });
+  new Counter({
+    name: `${METRIC_PREFIX}udp_source_port_zero_total`,
+    help: "UDP datagrams dropped at a listener because their source port was 0: no answer can reach it (a forged or broken sender).",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(stats.udpSourcePortZero);
+    },
+  });
+  // The UDP send queues, over every socket of the process (closed ones included), read from the
+  // transport's running totals at scrape time.
+  new Counter({
+    name: `${METRIC_PREFIX}udp_send_queued_total`,
+    help: "UDP sends that met a full socket buffer and waited in a send queue until the socket was writable.",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(udpSendTotals().queued);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}udp_send_dropped_total`,
+    help: "UDP sends dropped because their socket's send queue (its buffer size) or every socket's queues together (64 MiB) were full.",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(udpSendTotals().dropped);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}udp_send_queue_bytes`,
+    help: "Bytes waiting in UDP send queues now, over every socket.",
+    registers,
+    collect() {
+      this.set(udpSendTotals().queuedBytes);
+    },
+  });
   new Gauge({
     name: `${METRIC_PREFIX}draining`,
     help: "1 while the relay drains (SIGTERM with --drain-timeout): new allocations are refused.",
@@ -248,10 +290,21 @@ export function createRelayMetrics(server: RelayServer): RelayMetrics {
   const reloadFailed = reloads.labels({ result: "failed" });
   reloadOk.inc(0);
   reloadFailed.inc(0);
+  const uncaught = new Counter({
+    name: `${METRIC_PREFIX}uncaught_errors_total`,
+    help: "Errors nothing caught (exception: thrown, rejection: an unhandled promise rejection), logged while the relay kept serving; each is a bug to report.",
+    labelNames: ["kind"],
+    registers,
+  });
+  const uncaughtExceptions = uncaught.labels({ kind: "exception" });
+  const uncaughtRejections = uncaught.labels({ kind: "rejection" });
+  uncaughtExceptions.inc(0);
+  uncaughtRejections.inc(0);
   collectDefaultMetrics({ register: registry });
 
   return {
     registry,
     countReload: (result) => (result === "ok" ? reloadOk : reloadFailed).inc(),
+    countUncaughtError: (kind) => (kind === "exception" ? uncaughtExceptions : uncaughtRejections).inc(),
   };
 }

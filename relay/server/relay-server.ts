@@ -392,6 +392,12 @@ export class RelayServer implements TurnContext {
     address: string,
     port: number,
   ): void {
+    // Port 0 is no address an answer or relayed data can reach (dgram throws on it): a forged or
+    // broken sender. Dropped before anything is decoded; one integer comparison on the data path.
+    if (port === 0) {
+      this.stats.udpSourcePortZero++;
+      return;
+    }
     if (length === 0) return;
     const first = data[offset]!;
     if (startsChannelData(first)) {
@@ -408,7 +414,11 @@ export class RelayServer implements TurnContext {
     if (this.relaySendIndication(datagram, allocation)) return;
     // A request outlives this call (authentication is asynchronous): it gets its own copy.
     const request = this.decodeRequest(Buffer.from(datagram));
-    if (request !== null) void this.handleRequest(udpClientLink(socket, listener, address, port), request);
+    // What handleRequest does not catch itself (an answer that cannot be sent) is reported, never left to reject.
+    if (request !== null) {
+      const link = udpClientLink(socket, listener, address, port);
+      this.handleRequest(link, request).catch((error: unknown) => this.onEvent({ event: "request-failed", client: link.key, error: String(error) }));
+    }
   }
 
   /** A Send indication is relayed at once (data path); true when `data` was one, relayed or dropped. */
@@ -539,7 +549,7 @@ export class RelayServer implements TurnContext {
     }
     if (this.relaySendIndication(frame, this.table.byKey(link.key))) return;
     const request = this.decodeRequest(frame);
-    if (request !== null) void this.handleRequest(link, request);
+    if (request !== null) this.handleRequest(link, request).catch((error: unknown) => this.onEvent({ event: "request-failed", client: link.key, error: String(error) }));
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -56,6 +56,8 @@ export class RelayStats implements StreamCounters {
   streamBacklogDropped = 0;
   /** TCP/TLS connections the relay closed or refused itself, by why. */
   readonly streamClosed = Object.fromEntries(STREAM_CLOSE_REASONS.map((reason) => [reason, 0])) as Record<StreamCloseReason, number>;
+  /** Datagrams dropped at a UDP listener because their source port was 0 (no answer can reach it). */
+  udpSourcePortZero = 0;
 
   /** Counts one answer: by method and result, and by refusal when it is one. */
   countAnswer(method: number, answer: Answer): void {

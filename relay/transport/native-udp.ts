@@ -9,7 +9,7 @@
  */
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { RelayUdpSocketBase, type RelayUdpSocket } from "./relay-udp-socket.js";
+import { RelayUdpSocketBase, UDP_SEND_QUEUE_TOTAL_BYTES, type RelayUdpSocket, type SendCounts, type SendTotals } from "./relay-udp-socket.js";
 
 /** The addon's functions (udp-batch.c, "JavaScript entry points"). */
 interface UdpBatchAddon {
@@ -18,6 +18,8 @@ interface UdpBatchAddon {
   localAddress(handle: NativeHandle): [string, number];
   send(handle: NativeHandle, data: Buffer, offset: number, length: number, port: number, address: string, channel?: number): number;
   sendCounts(handle: NativeHandle): [queued: number, dropped: number];
+  sendTotals(): [queued: number, dropped: number, queuedBytes: number];
+  setSendQueueLimit(totalBytes: number): void;
   close(handle: NativeHandle, onClosed?: () => void): void;
 }
 declare const nativeHandle: unique symbol;
@@ -29,6 +31,21 @@ export type NativeUdpLoad = { ok: true; addon: UdpBatchAddon } | { ok: false; re
 export const NATIVE_UDP_ADDON_PATH = fileURLToPath(new URL("./native/build/udp-batch.node", import.meta.url));
 
 let loaded: NativeUdpLoad | null = null;
+/** The addon's bound on every socket's send queue together (udp-socket.ts sets it), applied when it loads. */
+let totalQueueLimit = UDP_SEND_QUEUE_TOTAL_BYTES;
+
+/** Sets the bound on what every native socket's send queue holds together (bytes). */
+export function setNativeSendQueueLimit(totalBytes: number): void {
+  totalQueueLimit = totalBytes;
+  if (loaded?.ok) loaded.addon.setSendQueueLimit(totalBytes);
+}
+
+/** What the native sockets' queues did, over every socket, closed ones included; zeros when the addon is not loaded. */
+export function nativeSendTotals(): SendTotals {
+  if (!loaded?.ok) return { queued: 0, dropped: 0, queuedBytes: 0 };
+  const [queued, dropped, queuedBytes] = loaded.addon.sendTotals();
+  return { queued, dropped, queuedBytes };
+}
 
 export function loadNativeUdp(): NativeUdpLoad {
   if (loaded !== null) return loaded;
@@ -38,6 +55,7 @@ export function loadNativeUdp(): NativeUdpLoad {
   }
   try {
     const addon = createRequire(import.meta.url)(NATIVE_UDP_ADDON_PATH) as UdpBatchAddon;
+    addon.setSendQueueLimit(totalQueueLimit);
     loaded = { ok: true, addon };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
@@ -68,6 +86,7 @@ class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
     this.local = { address, port: boundPort };
   }
 
+  /** The addon answers every problem (closed, bad port or address, slice past the buffer) with an errno, never a throw. */
   send(data: Buffer, offset: number, length: number, port: number, address: string): void {
     if (!this.closed) this.addon.send(this.handle, data, offset, length, port, address);
   }
@@ -80,8 +99,8 @@ class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
     return this.local;
   }
 
-  /** Sends that met a full socket buffer and waited in the addon's queue; those dropped as it was full too. */
-  sendCounts(): { queued: number; dropped: number } {
+  /** Sends that met a full socket buffer and waited in the addon's queue; those dropped as it (or all queues together) was full too. */
+  sendCounts(): SendCounts {
     if (this.closed) return { queued: 0, dropped: 0 };
     const [queued, dropped] = this.addon.sendCounts(this.handle);
     return { queued, dropped };

@@ -4,6 +4,27 @@
  * that drops until it is set, and a close that happens once.
  */
 
+/**
+ * What every UDP socket's send queue may hold together, in bytes (each socket's own bound is its
+ * buffer size): without it 10,000 allocations could each queue 1 MB behind a slow network. The
+ * addon (udp-batch.c, DEFAULT_TOTAL_QUEUE_BYTES) starts with the same figure.
+ */
+export const UDP_SEND_QUEUE_TOTAL_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A socket's sends that met a full socket buffer and waited in a queue (`queued`), and those dropped
+ * because that queue, or every socket's queues together, was already at its bound (`dropped`).
+ */
+export interface SendCounts {
+  queued: number;
+  dropped: number;
+}
+
+/** The same over every socket of one implementation, closed ones included, and the bytes waiting now. */
+export interface SendTotals extends SendCounts {
+  queuedBytes: number;
+}
+
 /** One datagram: `data[offset .. offset + length)`, valid only during the call. */
 export type DatagramHandler = (data: Buffer, offset: number, length: number, address: string, port: number) => void;
 
@@ -12,10 +33,15 @@ export interface RelayUdpSocket {
   readonly io: "native" | "dgram";
   /** Where received datagrams go; until it is set they are dropped. */
   onDatagram: DatagramHandler;
-  /** Sends `data[offset .. offset + length)`; errors (a refused or unreachable destination) drop it. */
+  /**
+   * Sends `data[offset .. offset + length)`. Never throws: errors (a refused or unreachable
+   * destination, port 0, a slice past the buffer, a closed socket) drop it, and so does a full queue.
+   */
   send(data: Buffer, offset: number, length: number, port: number, address: string): void;
-  /** Sends a ChannelData message: the 4-byte header, then `data[offset .. offset + length)`. */
+  /** Sends a ChannelData message: the 4-byte header, then `data[offset .. offset + length)`; never throws either. */
   sendChannelData(channel: number, data: Buffer, offset: number, length: number, port: number, address: string): void;
+  /** This socket's queued and dropped sends so far; zeros after close. */
+  sendCounts(): SendCounts;
   address(): { address: string; port: number };
   /** Stops receiving at once; `onClosed` runs once the port is free for another bind. */
   close(onClosed?: () => void): void;

@@ -16,19 +16,56 @@
  * (turnutils_uclient sends up to 50 messages per client per tick) and datagrams are lost before the
  * relay reads them. Listeners carry every client, so they get more than each relay socket. Linux
  * caps the request at net.core.rmem_max / wmem_max; raise those on a busy host.
+ *
+ * Send queues: a send that meets a full socket buffer waits in a queue (the addon's own, or libuv's
+ * under dgram) until the socket is writable. Each socket's queue holds at most its buffer size, and
+ * every socket's queues together at most UDP_SEND_QUEUE_TOTAL_BYTES; past either bound a send is
+ * dropped and counted (`sendCounts`, `udpSendTotals`, the relay_udp_send_* metrics), as a full
+ * network would drop it. A send the kernel takes at once pays nothing for this on the native path,
+ * and one getSendQueueSize() call (about 40 ns here) and two comparisons under dgram. dgram learns
+ * of a backlog only at the send after the one that met the full buffer, so there each socket may
+ * hold that one datagram beyond the bounds.
  */
 import { createSocket, type Socket, type SocketOptions } from "node:dgram";
 import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
 import { channelDataHeader } from "../turn/channel-data.js";
-import { loadNativeUdp, openNativeUdpSocket } from "./native-udp.js";
-import { RelayUdpSocketBase, type RelayUdpSocket } from "./relay-udp-socket.js";
+import { loadNativeUdp, nativeSendTotals, openNativeUdpSocket, setNativeSendQueueLimit } from "./native-udp.js";
+import { RelayUdpSocketBase, UDP_SEND_QUEUE_TOTAL_BYTES, type RelayUdpSocket, type SendCounts, type SendTotals } from "./relay-udp-socket.js";
 
-export type { DatagramHandler, RelayUdpSocket } from "./relay-udp-socket.js";
+export { UDP_SEND_QUEUE_TOTAL_BYTES } from "./relay-udp-socket.js";
+export type { DatagramHandler, RelayUdpSocket, SendCounts, SendTotals } from "./relay-udp-socket.js";
 
 /** Receive/send buffer of a listener socket (every client's traffic). */
 export const LISTENER_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Receive/send buffer of one allocation's relay socket (its peers' traffic). */
 export const RELAY_SOCKET_BUFFER_BYTES = 1024 * 1024;
+
+/** How often, at most, the dgram total is re-read from every backlogged socket when it looks full. */
+const DGRAM_TOTAL_REFRESH_MS = 10;
+
+/**
+ * Sets the bound on every socket's send queues together, for both implementations (bytes, >= 0);
+ * meant for start-up. What waits already stays queued.
+ */
+export function setUdpSendQueueLimit(totalBytes: number): void {
+  if (!Number.isSafeInteger(totalBytes) || totalBytes < 0) throw new RangeError(`the UDP send queue limit must be a whole number of bytes >= 0, not ${totalBytes}`);
+  dgramQueues.limit = totalBytes;
+  setNativeSendQueueLimit(totalBytes);
+}
+
+/**
+ * Queued and dropped sends over every UDP socket of the process, closed ones included, and the bytes
+ * waiting now (for dgram read again from each backlogged socket: scrapes are rare, sends are not).
+ */
+export function udpSendTotals(): SendTotals {
+  const native = nativeSendTotals();
+  for (const socket of dgramQueues.backlogged) socket.rereadQueue();
+  return {
+    queued: native.queued + dgramQueues.queued,
+    dropped: native.dropped + dgramQueues.dropped,
+    queuedBytes: native.queuedBytes + dgramQueues.bytes,
+  };
+}
 
 /** Which implementation carries the relay's UDP (`--udp-io`); `auto` takes native when it loads. */
 export type UdpIo = "auto" | "native" | "dgram";
@@ -73,10 +110,45 @@ export function createDgramSocket(family: 4 | 6, bufferBytes: number): Socket {
   });
 }
 
+/**
+ * The dgram sockets' queues together. libuv keeps a socket's unsent datagrams with no bound and
+ * tells nobody when they leave, so each socket remembers what it last saw waiting (`waiting`) and
+ * the total is the sum of those: exact for a socket when it sends, possibly high for one that has
+ * drained since. When the total looks full it is re-read from every backlogged socket, at most
+ * once per DGRAM_TOTAL_REFRESH_MS, so a send is never refused for room that has come free.
+ */
+const dgramQueues = {
+  limit: UDP_SEND_QUEUE_TOTAL_BYTES,
+  /** The sum of every backlogged socket's `waiting`. */
+  bytes: 0,
+  queued: 0,
+  dropped: 0,
+  backlogged: new Set<DgramRelaySocket>(),
+  refreshedAt: 0,
+};
+
+/** Whether `length` more bytes fit in the dgram total, re-reading it when it looks full. */
+function dgramTotalAdmits(length: number): boolean {
+  if (dgramQueues.bytes + length <= dgramQueues.limit) return true;
+  const now = Date.now();
+  if (now - dgramQueues.refreshedAt < DGRAM_TOTAL_REFRESH_MS) return false;
+  dgramQueues.refreshedAt = now;
+  for (const socket of dgramQueues.backlogged) socket.rereadQueue();
+  return dgramQueues.bytes + length <= dgramQueues.limit;
+}
+
 class DgramRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
   readonly io = "dgram";
+  /** Bytes libuv held for this socket when last looked at (plus what was admitted behind them). */
+  private waiting = 0;
+  private queued = 0;
+  private dropped = 0;
 
-  constructor(private readonly socket: Socket) {
+  /** `queueLimit`: what this socket's queue may hold, its buffer size as on the native path. */
+  constructor(
+    private readonly socket: Socket,
+    private readonly queueLimit: number,
+  ) {
     super();
     socket.on("message", (data, from) => this.onDatagram(data, 0, data.length, from.address, from.port));
     // A send error (e.g. ICMP port unreachable surfacing as ECONNREFUSED) must not crash the relay.
@@ -84,13 +156,64 @@ class DgramRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
   }
 
   send(data: Buffer, offset: number, length: number, port: number, address: string): void {
-    if (!this.closed) this.socket.send(data, offset, length, port, address);
+    if (this.closed || !this.admit(length)) return;
+    try {
+      this.socket.send(data, offset, length, port, address);
+    } catch {
+      // dgram throws at once on what no datagram can reach (port 0, above 65535) or a bad slice: dropped.
+    }
   }
 
   sendChannelData(channel: number, data: Buffer, offset: number, length: number, port: number, address: string): void {
-    if (this.closed) return;
-    // A fresh header each time: a send that meets a full socket buffer keeps its buffers queued.
-    this.socket.send([channelDataHeader(channel, length), offset === 0 && length === data.length ? data : data.subarray(offset, offset + length)], port, address);
+    // A slice past the buffer would go out shorter than its header says: dropped instead.
+    if (this.closed || offset + length > data.length || !this.admit(length + 4)) return;
+    try {
+      // A fresh header each time: a send that meets a full socket buffer keeps its buffers queued.
+      this.socket.send([channelDataHeader(channel, length), offset === 0 && length === data.length ? data : data.subarray(offset, offset + length)], port, address);
+    } catch {
+      // As in send: a destination dgram refuses is dropped.
+    }
+  }
+
+  /**
+   * Whether a send of `length` bytes may go. With nothing waiting (the usual case) that is one
+   * call and two comparisons; behind a queue the bounds are checked.
+   */
+  private admit(length: number): boolean {
+    const waiting = this.socket.getSendQueueSize();
+    if (waiting === 0 && this.waiting === 0) return true;
+    return this.admitBehindQueue(waiting, length);
+  }
+
+  private admitBehindQueue(waiting: number, length: number): boolean {
+    this.setWaiting(waiting);
+    if (waiting === 0) return true;
+    if (waiting + length > this.queueLimit || !dgramTotalAdmits(length)) {
+      this.dropped++;
+      dgramQueues.dropped++;
+      return false;
+    }
+    // Datagrams wait already, so libuv queues this one behind them: count it now.
+    this.setWaiting(waiting + length);
+    this.queued++;
+    dgramQueues.queued++;
+    return true;
+  }
+
+  /** Re-reads what libuv holds for this socket (the total looked full). */
+  rereadQueue(): void {
+    this.setWaiting(this.closed ? 0 : this.socket.getSendQueueSize());
+  }
+
+  private setWaiting(bytes: number): void {
+    dgramQueues.bytes += bytes - this.waiting;
+    this.waiting = bytes;
+    if (bytes === 0) dgramQueues.backlogged.delete(this);
+    else dgramQueues.backlogged.add(this);
+  }
+
+  sendCounts(): SendCounts {
+    return this.closed ? { queued: 0, dropped: 0 } : { queued: this.queued, dropped: this.dropped };
   }
 
   address(): { address: string; port: number } {
@@ -99,6 +222,8 @@ class DgramRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
 
   /** dgram throws on a send or close after close; the base class makes those no-ops. */
   protected release(onClosed?: () => void): void {
+    // libuv drops what is still queued when the socket closes.
+    this.setWaiting(0);
     this.socket.close(onClosed);
   }
 }
@@ -112,7 +237,7 @@ function openDgramSocket(family: 4 | 6, ip: string, port: number, bufferBytes: n
     });
     socket.bind(port, ip, () => {
       socket.removeAllListeners("error");
-      resolve(new DgramRelaySocket(socket));
+      resolve(new DgramRelaySocket(socket, bufferBytes));
     });
   });
 }

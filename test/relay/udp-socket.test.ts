@@ -168,6 +168,28 @@ for (const io of ["native", "dgram"] as const) {
       expect(far.received.map((datagram) => datagram.data.toString())).toEqual(["ok"]);
       expect(received).toEqual([]);
     });
+
+    it("never throws from send or sendChannelData: port 0, a port out of range, a slice past the buffer, after close", async () => {
+      const socket = await open();
+      const far = await peer();
+      const data = Buffer.from("payload");
+      const bad: [string, () => void][] = [
+        ["send to port 0", () => socket.send(data, 0, data.length, 0, "127.0.0.1")],
+        ["sendChannelData to port 0", () => socket.sendChannelData(0x4000, data, 0, data.length, 0, "127.0.0.1")],
+        ["send to port 65536", () => socket.send(data, 0, data.length, 65_536, "127.0.0.1")],
+        ["send to port -1", () => socket.send(data, 0, data.length, -1, "127.0.0.1")],
+        ["send of a slice past the buffer", () => socket.send(data, 4, 10, far.port, "127.0.0.1")],
+        ["sendChannelData of a slice past the buffer", () => socket.sendChannelData(0x4000, data, 4, 10, far.port, "127.0.0.1")],
+      ];
+      for (const [what, call] of bad) expect(call, what).not.toThrow();
+      socket.send(Buffer.from("ok"), 0, 2, far.port, "127.0.0.1");
+      expect(await waitUntil(() => far.received.length === 1, ARRIVE_MS)).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(far.received.map((datagram) => datagram.data.toString())).toEqual(["ok"]);
+      await new Promise<void>((resolve) => socket.close(resolve));
+      expect(() => socket.send(data, 0, data.length, 0, "127.0.0.1"), "send after close").not.toThrow();
+      expect(() => socket.sendChannelData(0x4000, data, 0, data.length, far.port, "127.0.0.1"), "sendChannelData after close").not.toThrow();
+    });
   });
 }
 
@@ -195,6 +217,68 @@ describe("the native socket's send queue", async () => {
     expect(outcome.received).toBe(outcome.sent - outcome.dropped);
     expect(outcome.inOrder).toBe(true);
   }, 40_000);
+});
+
+describe("every UDP socket's send queues together", async () => {
+  const unavailable = await netnsSuiteUnavailable("every UDP socket's send queues together", async () => {
+    try {
+      const probe = await runInNetns("tc qdisc add dev lo root tbf rate 1mbit burst 16kb latency 5s", [], 10_000);
+      return probe.code === 0 ? null : `tc could not throttle loopback in a namespace: ${probe.stderr.trim()}`;
+    } catch (error) {
+      return `could not run tc: ${String(error)}`;
+    }
+  });
+  interface Outcome {
+    sockets: number;
+    datagramBytes: number;
+    sent: number;
+    received: number;
+    inOrder: boolean;
+    totalLimit: number;
+    peakHeld: number;
+    peakCounted: number;
+    queued: number;
+    dropped: number;
+    perSocketQueued: number;
+    perSocketDropped: number;
+    queuedBytesAfterDrain: number;
+    heldAfterDrain: number;
+    queuedBeforeClose: number;
+    queuedBytesAfterClose: number;
+    droppedAfterClose: number;
+  }
+  for (const io of ["native", "dgram"] as const) {
+    it.skipIf(unavailable !== null)(`on ${io}: stay within the total bound, drop and count the excess, and give back what waited on drain and on close`, async () => {
+      const result = await runInNetns(
+        `sh -c 'tc qdisc add dev lo root tbf rate 1mbit burst 16kb latency 5s && exec node --import tsx test/relay/netns/udp-send-queue-bounds.ts ${io}'`,
+        [],
+        30_000,
+      );
+      expect(result.code, result.stderr).toBe(0);
+      const outcome = JSON.parse(result.stdout.trim().split("\n").at(-1)!) as Outcome;
+      const report = JSON.stringify(outcome);
+      // The total bound is below what the sockets' own bounds allow together, and it held. dgram
+      // learns of a backlog only at the send after the one that met the full buffer, so each socket
+      // may have that one datagram in libuv's queue beyond the bound.
+      const slack = io === "native" ? 0 : outcome.sockets * outcome.datagramBytes;
+      expect(outcome.peakHeld, report).toBeGreaterThan(0);
+      expect(outcome.peakHeld, report).toBeLessThanOrEqual(outcome.totalLimit + slack);
+      expect(outcome.peakCounted, report).toBeLessThanOrEqual(outcome.totalLimit + slack);
+      expect(outcome.dropped, report).toBeGreaterThan(0);
+      // The counts add up: per socket and in total, and nothing vanished uncounted or out of order.
+      expect(outcome.perSocketQueued, report).toBe(outcome.queued);
+      expect(outcome.perSocketDropped, report).toBe(outcome.dropped);
+      expect(outcome.received, report).toBe(outcome.sent - outcome.dropped);
+      expect(outcome.inOrder, report).toBe(true);
+      // Drained: nothing waits, and the total says so.
+      expect(outcome.heldAfterDrain, report).toBe(0);
+      expect(outcome.queuedBytesAfterDrain, report).toBe(0);
+      // Closed with datagrams queued: they leave the total; the running counts never go down.
+      expect(outcome.queuedBeforeClose, report).toBeGreaterThan(0);
+      expect(outcome.queuedBytesAfterClose, report).toBe(0);
+      expect(outcome.droppedAfterClose, report).toBeGreaterThanOrEqual(outcome.dropped);
+    }, 40_000);
+  }
 });
 
 describe("ipLiteralLookup (dgram's lookup)", () => {

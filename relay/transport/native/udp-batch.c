@@ -12,6 +12,9 @@
  *
  * Sends that meet a full socket buffer (EAGAIN) are copied to a bounded queue and flushed when the
  * socket is writable again, as libuv does for dgram; past the bound they are dropped and counted.
+ * Two bounds hold: each socket's queue (its buffer size), and all sockets' queues together
+ * (DEFAULT_TOTAL_QUEUE_BYTES, settable with setSendQueueLimit), so 10,000 allocations with 1 MB
+ * buffers cannot queue 10 GB between them. A send the kernel takes at once costs neither.
  *
  * The JavaScript side is relay/transport/native-udp.ts; the build is scripts/build-native-udp.mjs.
  */
@@ -33,6 +36,8 @@
 /* One receive slot holds the largest UDP payload. */
 #define SLOT_BYTES 65536
 #define ADDRESS_TEXT 64
+/* What every socket's send queue may hold together, unless JavaScript sets another figure. */
+#define DEFAULT_TOTAL_QUEUE_BYTES ((size_t)64 << 20)
 
 typedef struct queued_send {
   struct queued_send *next;
@@ -73,6 +78,10 @@ struct module_state {
   struct iovec vectors[BATCH];
   struct sockaddr_storage senders[BATCH];
   udp_socket *open; /* every open socket, closed at environment teardown */
+  size_t total_queued_bytes; /* in every socket's queue together */
+  size_t total_queue_limit;  /* the bound on total_queued_bytes */
+  double total_send_queued;  /* running totals over every socket, closed ones included */
+  double total_send_dropped;
 };
 
 /* ---- errors ----------------------------------------------------------------------------------- */
@@ -132,20 +141,26 @@ static int same_ip(const struct sockaddr_storage *a, const struct sockaddr_stora
 
 /* ---- the socket handle ------------------------------------------------------------------------ */
 
-static udp_socket *socket_of(napi_env env, napi_value handle) {
+/* The open socket behind `handle`; otherwise NULL, after throwing unless `quiet` (send never throws). */
+static udp_socket *open_socket_of(napi_env env, napi_value handle, int quiet) {
   void *data = NULL;
   if (napi_get_value_external(env, handle, &data) != napi_ok || data == NULL) {
-    throw_type(env, "expected a socket handle from open()");
+    if (!quiet) throw_type(env, "expected a socket handle from open()");
     return NULL;
   }
   udp_socket *socket = data;
   if (socket->closing) {
-    throw_errno(env, EBADF, "the socket is closed");
+    if (!quiet) throw_errno(env, EBADF, "the socket is closed");
     return NULL;
   }
   return socket;
 }
 
+static udp_socket *socket_of(napi_env env, napi_value handle) {
+  return open_socket_of(env, handle, 0);
+}
+
+/* Frees what waits in the queue (dropped unsent) and takes it off the total. */
 static void free_queue(udp_socket *socket) {
   queued_send *item = socket->queue_head;
   while (item != NULL) {
@@ -154,7 +169,14 @@ static void free_queue(udp_socket *socket) {
     item = next;
   }
   socket->queue_head = socket->queue_tail = NULL;
+  /* Only when something waited: the finalizer calls this after close too, when the state may be gone. */
+  if (socket->queued_bytes > 0) socket->state->total_queued_bytes -= socket->queued_bytes;
   socket->queued_bytes = 0;
+}
+
+static void count_dropped(udp_socket *socket) {
+  socket->send_dropped++;
+  socket->state->total_send_dropped++;
 }
 
 static void unlink_open(udp_socket *socket) {
@@ -259,15 +281,17 @@ static int send_or_queue(udp_socket *socket, const struct iovec *parts, int part
     }
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) return errno;
   }
-  /* The socket buffer is full (or earlier datagrams wait): keep order, queue a copy. */
-  if (socket->queued_bytes + total > socket->queue_limit) {
-    socket->send_dropped++;
+  /* The socket buffer is full (or earlier datagrams wait): keep order, queue a copy, within both bounds. */
+  module_state *state = socket->state;
+  if (socket->queued_bytes + total > socket->queue_limit || state->total_queued_bytes + total > state->total_queue_limit) {
+    count_dropped(socket);
     return ENOBUFS;
   }
   queued_send *item = malloc(sizeof *item + total);
   socket->send_queued++;
+  state->total_send_queued++;
   if (item == NULL) {
-    socket->send_dropped++;
+    count_dropped(socket);
     return ENOMEM;
   }
   item->next = NULL;
@@ -283,6 +307,7 @@ static int send_or_queue(udp_socket *socket, const struct iovec *parts, int part
   else socket->queue_head = item;
   socket->queue_tail = item;
   socket->queued_bytes += total;
+  state->total_queued_bytes += total;
   set_polling(socket, UV_READABLE | UV_WRITABLE);
   return 0;
 }
@@ -297,6 +322,7 @@ static void flush_queue(udp_socket *socket) {
     socket->queue_head = item->next;
     if (socket->queue_head == NULL) socket->queue_tail = NULL;
     socket->queued_bytes -= item->length;
+    socket->state->total_queued_bytes -= item->length;
     free(item);
   }
   set_polling(socket, UV_READABLE);
@@ -475,26 +501,36 @@ static napi_value js_local_address(napi_env env, napi_callback_info info) {
   return make_pair(env, address, port_value);
 }
 
+static napi_value errno_value(napi_env env, int error) {
+  napi_value result;
+  napi_create_int32(env, error, &result);
+  return result;
+}
+
 /*
  * send(handle, buffer, offset, length, port, address [, channel]) -> 0 or an errno (dropped).
  * With `channel`, a 4-byte ChannelData header (channel, length) goes in front, without a copy.
+ * Never throws: no datagram the relay is asked to send may end the process, so a closed socket
+ * (EBADF), an argument that is not what it should be (EINVAL), a slice past the buffer (ERANGE) or
+ * a destination no datagram can reach (port 0 or above 65535, a bad address: EINVAL) is an errno.
  */
 static napi_value js_send(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 6) return throw_type(env, "send(handle, buffer, offset, length, port, address[, channel])");
-  udp_socket *socket = socket_of(env, argv[0]);
-  if (socket == NULL) return NULL;
+  if (argc < 6) return errno_value(env, EINVAL);
+  udp_socket *socket = open_socket_of(env, argv[0], 1);
+  if (socket == NULL) return errno_value(env, EBADF);
   void *bytes = NULL;
   size_t byte_length = 0;
   uint32_t offset = 0, length = 0;
   int32_t port = -1;
   if (napi_get_buffer_info(env, argv[1], &bytes, &byte_length) != napi_ok || napi_get_value_uint32(env, argv[2], &offset) != napi_ok ||
       napi_get_value_uint32(env, argv[3], &length) != napi_ok || napi_get_value_int32(env, argv[4], &port) != napi_ok) {
-    return throw_type(env, "send(handle, buffer, offset, length, port, address[, channel])");
+    return errno_value(env, EINVAL);
   }
-  if ((size_t)offset + length > byte_length) return throw_errno(env, ERANGE, "offset and length run past the buffer");
+  if ((size_t)offset + length > byte_length) return errno_value(env, ERANGE);
+  if (port <= 0) return errno_value(env, EINVAL); /* port 0 is no destination; parse_address refuses the rest */
   struct sockaddr_storage to;
   socklen_t to_length;
   int error = read_address_argument(env, argv[5], socket->family, port, &to, &to_length);
@@ -516,9 +552,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     parts[part_count++].iov_len = length;
     error = send_or_queue(socket, parts, part_count, &to, to_length);
   }
-  napi_value result;
-  napi_create_int32(env, error, &result);
-  return result;
+  return errno_value(env, error);
 }
 
 /* sendCounts(handle) -> [queued, dropped]: sends that met a full socket buffer; those also over the queue's bound. */
@@ -532,6 +566,37 @@ static napi_value js_send_counts(napi_env env, napi_callback_info info) {
   napi_create_double(env, socket->send_queued, &queued);
   napi_create_double(env, socket->send_dropped, &dropped);
   return make_pair(env, queued, dropped);
+}
+
+/* sendTotals() -> [queued, dropped, queuedBytes]: over every socket, closed ones included; the bytes waiting now. */
+static napi_value js_send_totals(napi_env env, napi_callback_info info) {
+  (void)info;
+  module_state *state;
+  napi_get_instance_data(env, (void **)&state);
+  napi_value totals, value;
+  napi_create_array_with_length(env, 3, &totals);
+  napi_create_double(env, state->total_send_queued, &value);
+  napi_set_element(env, totals, 0, value);
+  napi_create_double(env, state->total_send_dropped, &value);
+  napi_set_element(env, totals, 1, value);
+  napi_create_double(env, (double)state->total_queued_bytes, &value);
+  napi_set_element(env, totals, 2, value);
+  return totals;
+}
+
+/* setSendQueueLimit(totalBytes): the bound on every socket's queue together; what waits already stays. */
+static napi_value js_set_send_queue_limit(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  double bytes = -1;
+  if (argc < 1 || napi_get_value_double(env, argv[0], &bytes) != napi_ok || !(bytes >= 0) || bytes > 9007199254740991.0) {
+    return throw_type(env, "setSendQueueLimit(totalBytes: a whole number >= 0)");
+  }
+  module_state *state;
+  napi_get_instance_data(env, (void **)&state);
+  state->total_queue_limit = (size_t)bytes;
+  return NULL;
 }
 
 /* close(handle, onClosed?): stops receiving now; onClosed runs once the port is free. */
@@ -565,6 +630,7 @@ NAPI_MODULE_INIT() {
     return NULL;
   }
   napi_create_reference(env, area, 1, &state->receive_area);
+  state->total_queue_limit = DEFAULT_TOTAL_QUEUE_BYTES;
   for (int i = 0; i < BATCH; i++) {
     state->vectors[i].iov_base = state->receive_bytes + (size_t)i * SLOT_BYTES;
     state->vectors[i].iov_len = SLOT_BYTES;
@@ -581,6 +647,8 @@ NAPI_MODULE_INIT() {
       {"localAddress", NULL, js_local_address, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
       {"sendCounts", NULL, js_send_counts, NULL, NULL, NULL, napi_default, NULL},
+      {"sendTotals", NULL, js_send_totals, NULL, NULL, NULL, napi_default, NULL},
+      {"setSendQueueLimit", NULL, js_set_send_queue_limit, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);

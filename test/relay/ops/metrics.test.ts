@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createRelayMetrics, type RelayMetrics } from "../../../relay/ops/metrics.js";
 import { startOpsListener, bearerMatches, type OpsListener } from "../../../relay/ops/http.js";
 import type { RelayServer } from "../../../relay/server/relay-server.js";
+import { udpSendTotals, type RelayUdpSocket } from "../../../relay/transport/udp-socket.js";
 import { buildStunMessage, newTransactionId } from "../../../relay/stun/builder.js";
 import { StunClass, StunMethod } from "../../../relay/stun/constants.js";
 import { TurnTestClient, UdpPeer, errorCodeOf, mint, sendIndication, startRelay } from "../turn-client.js";
@@ -169,6 +170,29 @@ describe("metrics follow the traffic", () => {
     }
   });
 
+  it("counts datagrams from source port 0, reports the UDP send queues' running totals, and counts uncaught errors", async () => {
+    const before = await scrape();
+    expect(sampleValue(before, "relay_udp_source_port_zero_total")).toBe(0);
+    // What a raw socket would deliver (relay-udp-abuse.test.ts sends real ones): a Binding from port 0.
+    const listener = (relay as unknown as { listeners: RelayUdpSocket[] }).listeners[0]!;
+    const binding = buildStunMessage({ method: StunMethod.Binding, messageClass: StunClass.Request, transactionId: newTransactionId(), attributes: [] });
+    listener.onDatagram(binding, 0, binding.length, "127.0.0.1", 0);
+    listener.onDatagram(binding, 0, binding.length, "127.0.0.1", 0);
+    const after = await scrape();
+    expect(sampleValue(after, "relay_udp_source_port_zero_total")).toBe(2);
+    // Read from the transport's totals at scrape time (test/relay/udp-socket.test.ts fills real queues).
+    const totals = udpSendTotals();
+    expect(sampleValue(after, "relay_udp_send_queued_total")).toBe(totals.queued);
+    expect(sampleValue(after, "relay_udp_send_dropped_total")).toBe(totals.dropped);
+    expect(sampleValue(after, "relay_udp_send_queue_bytes")).toBe(totals.queuedBytes);
+    expect(sampleValue(after, "relay_uncaught_errors_total", { kind: "exception" })).toBe(0);
+    expect(sampleValue(after, "relay_uncaught_errors_total", { kind: "rejection" })).toBe(0);
+    metrics.countUncaughtError("rejection");
+    const counted = await scrape();
+    expect(sampleValue(counted, "relay_uncaught_errors_total", { kind: "rejection" })).toBe(1);
+    expect(sampleValue(counted, "relay_uncaught_errors_total", { kind: "exception" })).toBe(0);
+  });
+
   it("has process metrics, and no series that names a user, an address or a port", async () => {
     const credential = await mint(USER);
     const client = await openClient();
@@ -179,7 +203,7 @@ describe("metrics follow the traffic", () => {
     expect(sampleValue(samples, "nodejs_eventloop_lag_seconds")).toBeDefined();
     const relaySeries = samples.filter((sample) => sample.name.startsWith("relay_"));
     expect(relaySeries.length).toBeGreaterThan(20);
-    const allowedLabels = new Set(["transport", "direction", "reason", "method", "result", "quota"]);
+    const allowedLabels = new Set(["transport", "direction", "reason", "method", "result", "quota", "kind"]);
     for (const sample of relaySeries) {
       for (const [name, value] of Object.entries(sample.labels)) {
         expect(allowedLabels.has(name), `${sample.name} has label ${name}`).toBe(true);
