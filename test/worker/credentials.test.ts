@@ -76,16 +76,48 @@ describe("lifetime", () => {
     ["?ttl=7200", { TURN_MAX_TTL: "3600", TURN_TTL: "600" }, 3600],
     ["", { TURN_TTL: "3600" }, 3600],
     ["", { TURN_TTL: "10" }, 10],
-  ])("%s with %j gives %i s", async (query, extra, ttl) => {
-    const body = (await (await get(`/v1/turn-credentials${query}`, { ...open, ...extra })).json()) as TurnRestResponse;
+  ])("gives an API-key caller asking %s with %j %i s (up to TURN_MAX_TTL)", async (query, extra, ttl) => {
+    const key = freshKey();
+    const response = await get(`/v1/turn-credentials${query}`, { ...turnVars, API_KEYS: key, ...extra }, { Authorization: `Bearer ${key}` });
+    const body = (await response.json()) as TurnRestResponse;
     expect(body.ttl).toBe(ttl);
     expect(Number(body.username.split(":")[0]) - Math.floor(Date.now() / 1000)).toBeGreaterThanOrEqual(ttl - 2);
+  });
+
+  it.each([
+    ["?ttl=172800", { TURN_TTL: "600" }, 600],
+    ["?ttl=999999", {}, 86_400],
+    ["?ttl=300", { TURN_TTL: "600" }, 300],
+    ["", { TURN_TTL: "600" }, 600],
+  ])("gives a join-token caller asking %s with %j at most TURN_TTL: %i s", async (query, extra, ttl) => {
+    const vars = { ...turnVars, JOIN_SECRET: "join-secret", ...extra };
+    const token = await mintJoinToken("join-secret", { room: "standup", sub: `ttl-${freshKey()}` });
+    const body = (await (await get(`/v1/turn-credentials${query}`, vars, { Authorization: `Bearer ${token}` })).json()) as TurnRestResponse;
+    expect(body.ttl).toBe(ttl);
+    expect(Number(body.username.split(":")[0]) - Math.floor(Date.now() / 1000)).toBeLessThanOrEqual(ttl + 2);
+  });
+
+  it("gives an anonymous caller (AUTH_MODE=open) at most TURN_TTL", async () => {
+    const body = (await (await get("/v1/turn-credentials?ttl=172800", { ...open, TURN_TTL: "600" })).json()) as TurnRestResponse;
+    expect(body.ttl).toBe(600);
   });
 
   it.each(["abc", "0", "-5", "1.5", ""])("refuses ttl=%j with 400", async (ttl) => {
     const response = await get(`/v1/turn-credentials?ttl=${ttl}`, open);
     expect(response.status).toBe(400);
     expect((await errorOf(response)).message).toContain("ttl");
+  });
+
+  it("refuses a TURN_MAX_TTL longer than any relay accepts, saying what to do", async () => {
+    for (const maxTtl of [String(172_801), String(30 * 86_400)]) {
+      const response = await get("/v1/ice-servers", { ...open, TURN_MAX_TTL: maxTtl });
+      expect(response.status).toBe(500);
+      const error = await errorOf(response);
+      expect(error.code).toBe("bad-config");
+      expect(error.message).toMatch(new RegExp(`^TURN_MAX_TTL is "?${maxTtl}"?.*172800 s.*--max-credential-ttl.*[Ll]ower TURN_MAX_TTL`));
+    }
+    // The shared maximum itself is fine.
+    expect((await get("/v1/ice-servers", { ...open, TURN_MAX_TTL: "172800" })).status).toBe(200);
   });
 });
 

@@ -49,13 +49,16 @@ async function issue(c: Context<{ Bindings: Env }>): Promise<Issued | Response> 
   }
   const userId = caller.kind === "join-token" ? caller.userId : (requestedUser ?? crypto.randomUUID());
 
+  // Only an app backend may ask for more than TURN_TTL: a room member's token (or, under
+  // AUTH_MODE=open, anybody) must not turn into a credential that outlives the session by days.
+  const longestTtl = caller.kind === "api-key" ? turn.maxTtlSeconds : turn.ttlSeconds;
   let ttl = turn.ttlSeconds;
   const requestedTtl = c.req.query("ttl");
   if (requestedTtl !== undefined) {
     if (!/^\d{1,9}$/.test(requestedTtl) || Number(requestedTtl) === 0) {
-      return httpError(c, 400, "bad-request", `ttl must be a whole number of seconds from 1 to ${turn.maxTtlSeconds}`);
+      return httpError(c, 400, "bad-request", `ttl must be a whole number of seconds from 1 to ${longestTtl}`);
     }
-    ttl = Math.min(Number(requestedTtl), turn.maxTtlSeconds);
+    ttl = Math.min(Number(requestedTtl), longestTtl);
   }
 
   const limiter = c.env.ISSUE_RATE_LIMITER;
