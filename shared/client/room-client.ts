@@ -11,7 +11,7 @@
  *   `/v1/ice-servers` before they expire.
  */
 import { CLOSE_CODES, PING_FRAME, SIGNALING_SUBPROTOCOL, isValidRoomName, tokenSubprotocol } from "../signaling/protocol.js";
-import type { ErrorCode, JsonValue, PeerInfo, PeerMeta, ServerFrame, WelcomeFrame } from "../signaling/protocol.js";
+import type { ErrorCode, IceServersWithheld, JsonValue, PeerInfo, PeerMeta, ServerFrame, WelcomeFrame } from "../signaling/protocol.js";
 import { parseServerFrame } from "../signaling/parse-server-frame.js";
 import type { IceServer } from "../turn/ice-servers.js";
 import { backoffDelayMs, type BackoffOptions } from "./backoff.js";
@@ -330,6 +330,8 @@ export class RoomClient extends Emitter<RoomClientEvents> {
 
     if (welcome.iceServers !== undefined && this.options.iceServers === undefined) {
       this.updateIceServers(welcome.iceServers, welcome.expiresAt ?? null);
+    } else if (welcome.iceServersWithheld !== undefined && this.options.iceServers === undefined) {
+      this.fetchWithheldIceServers(welcome.iceServersWithheld);
     }
     this.startPinging(welcome.idleTimeoutMs);
     this.setState("open");
@@ -360,13 +362,28 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     this.scheduleIceRefresh();
   }
 
+  /**
+   * The welcome came without TURN credentials because the Worker's issuance limit refused them:
+   * fetch them from /v1/ice-servers once the limit allows, unless the ones in hand (from an earlier
+   * welcome) stay good past that and their own refresh is already planned.
+   */
+  private fetchWithheldIceServers(withheld: IceServersWithheld): void {
+    this.emit("error", { code: "ice-servers", message: `the room's welcome carried no TURN credentials (${withheld.message}); fetching them from /v1/ice-servers in ${Math.round(withheld.retryAfterMs / 1000)} s` });
+    const now = Date.now();
+    if (this.refreshTimer !== undefined && this.iceServersExpireAt !== null && refreshDelayMs(this.iceServersExpireAt, now) <= withheld.retryAfterMs) return;
+    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => void this.refreshIceServers(), Math.max(0, withheld.retryAfterMs));
+  }
+
   private scheduleIceRefresh(): void {
     if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
     this.refreshTimer = undefined;
     const expiresAt = this.iceServersExpireAt;
-    if (expiresAt === null || this.isClosed()) return;
+    if (this.isClosed()) return;
+    // Without credentials in hand, only a failed fetch of withheld ones brings us here: retry it.
+    if (expiresAt === null && this.refreshFailures === 0) return;
     const now = Date.now();
-    let delay = refreshDelayMs(expiresAt, now);
+    let delay = expiresAt === null ? Number.POSITIVE_INFINITY : refreshDelayMs(expiresAt, now);
     if (this.refreshFailures > 0) {
       // Retry sooner than the next regular refresh, but back off while the Worker keeps failing.
       delay = Math.min(delay, backoffDelayMs(this.refreshFailures - 1, { initialDelayMs: 1_000, maxDelayMs: 30_000 }));

@@ -82,6 +82,21 @@ export interface WelcomeFrame {
   iceServers?: IceServer[];
   /** ISO 8601 time the TURN credentials in `iceServers` expire: fetch /v1/ice-servers before then. */
   expiresAt?: string;
+  /**
+   * Set instead of `iceServers` when this peer would get TURN credentials but the Worker did not mint
+   * them (the caller's issuance budget, shared with /v1/ice-servers, is spent). The join itself
+   * succeeded; fetch /v1/ice-servers after `retryAfterMs`.
+   */
+  iceServersWithheld?: IceServersWithheld;
+}
+
+/** Why a welcome came without the TURN credentials it would normally carry. */
+export interface IceServersWithheld {
+  /** `rate-limited`: too many credentials for this caller lately (ISSUE_RATE_LIMITER). */
+  code: "rate-limited";
+  message: string;
+  /** When asking /v1/ice-servers makes sense again. */
+  retryAfterMs: number;
 }
 
 export interface PeerJoinedFrame {

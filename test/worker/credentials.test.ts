@@ -270,6 +270,58 @@ describe("the welcome frame", () => {
     expect(welcome.iceServers).toBeUndefined();
   });
 
+  it("mints from the caller's issuance budget: once the API has refused a token holder, the welcome comes without credentials and says when to fetch them", async () => {
+    const vars = { ...turnVars, JOIN_SECRET: "join-secret" };
+    const room = freshRoom("ice-limited");
+    const token = await mintJoinToken("join-secret", { room, sub: `limited-${freshKey()}` });
+    let refused = false;
+    for (let i = 0; i < 80 && !refused; i++) {
+      refused = (await get("/v1/turn-credentials", vars, { Authorization: `Bearer ${token}` })).status === 429;
+    }
+    expect(refused).toBe(true);
+    const { peer, welcome } = await TestPeer.join(room, { vars, query: { token } });
+    expect(welcome.iceServers).toBeUndefined();
+    expect(welcome.expiresAt).toBeUndefined();
+    expect(welcome.iceServersWithheld).toMatchObject({ code: "rate-limited", retryAfterMs: 10_000 });
+    expect(welcome.iceServersWithheld?.message).toContain("/v1/ice-servers");
+    // Signaling is not held back by the credential budget.
+    peer.send({ type: "meta", data: { name: "still here" } });
+    await peer.expectSilence(200);
+    expect(peer.closedWith).toBeNull();
+    peer.close();
+  });
+
+  it("spends the same budget on every welcome: rejoining again and again stops minting, and the API then refuses too", async () => {
+    const vars = { ...turnVars, JOIN_SECRET: "join-secret" };
+    const room = freshRoom("ice-rejoin");
+    const token = await mintJoinToken("join-secret", { room, sub: `rejoin-${freshKey()}` });
+    let withheldAt = -1;
+    for (let i = 0; i < 80 && withheldAt < 0; i++) {
+      const { peer, welcome } = await TestPeer.join(room, { vars, query: { token } });
+      if (welcome.iceServers === undefined) {
+        expect(welcome.iceServersWithheld?.code).toBe("rate-limited");
+        withheldAt = i;
+      }
+      peer.close();
+    }
+    expect(withheldAt).toBeGreaterThanOrEqual(20);
+    expect((await get("/v1/turn-credentials", vars, { Authorization: `Bearer ${token}` })).status).toBe(429);
+  });
+
+  it("keys an anonymous joiner's budget by client address under AUTH_MODE=open, as the API does", async () => {
+    // The header's value is only a rate key here: a unique one per run keeps runs apart.
+    const headers = { "CF-Connecting-IP": `198.51.100.1-${freshKey()}` };
+    let refused = false;
+    for (let i = 0; i < 80 && !refused; i++) refused = (await get("/v1/ice-servers", open, headers)).status === 429;
+    expect(refused).toBe(true);
+    const limited = await TestPeer.join(freshRoom("ice-open-limited"), { vars: open, headers });
+    expect(limited.welcome.iceServersWithheld?.code).toBe("rate-limited");
+    const other = await TestPeer.join(freshRoom("ice-open-other"), { vars: open, headers: { "CF-Connecting-IP": `203.0.113.1-${freshKey()}` } });
+    expect(other.welcome.iceServers).toBeDefined();
+    limited.peer.close();
+    other.peer.close();
+  });
+
   it("has no iceServers without a relay", async () => {
     const { welcome } = await TestPeer.join(freshRoom("no-ice"));
     expect(welcome.iceServers).toBeUndefined();

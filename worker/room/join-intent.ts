@@ -3,7 +3,7 @@
  * verified identity (if any), the resume token offered, and the subprotocol to echo. It travels in
  * one internal header on a request the Worker builds itself, so a client can never set it.
  */
-import type { PeerMeta } from "../../shared/signaling/protocol.js";
+import type { IceServersWithheld, PeerMeta } from "../../shared/signaling/protocol.js";
 import type { IceServersResponse } from "../../shared/turn/ice-servers.js";
 
 export interface JoinIntent {
@@ -22,6 +22,8 @@ export interface JoinIntent {
   newPeerId?: string;
   /** TURN credentials for the welcome, when the Worker has a relay configured. */
   ice?: IceServersResponse;
+  /** Why `ice` is missing although this peer would get credentials (the issuance limit). */
+  iceWithheld?: IceServersWithheld;
 }
 
 const JOIN_INTENT_HEADER = "X-Relaykit-Join";

@@ -9,12 +9,10 @@ import { isValidUserId, USER_ID_RULE } from "../../shared/ids.js";
 import { TurnCredentialError, type TurnCredential } from "../../shared/turn/credentials.js";
 import { iceServersResponse, turnRestResponse } from "../../shared/turn/ice-servers.js";
 import { identifyCaller } from "../auth/caller.js";
+import { ISSUE_RATE_LIMIT_PERIOD_SECONDS, allowIssuance } from "../auth/issuance-limit.js";
 import { readAccessConfig, readRoomConfig, readTurnConfig, type TurnConfig } from "../config.js";
 import type { Env } from "../env.js";
 import { httpError } from "../http-error.js";
-
-/** The period of ISSUE_RATE_LIMITER in wrangler.toml: a refused caller may retry after it. */
-export const ISSUE_RATE_LIMIT_PERIOD_SECONDS = 10;
 
 export const credentials = new Hono<{ Bindings: Env }>();
 
@@ -61,8 +59,7 @@ async function issue(c: Context<{ Bindings: Env }>): Promise<Issued | Response> 
     ttl = Math.min(Number(requestedTtl), longestTtl);
   }
 
-  const limiter = c.env.ISSUE_RATE_LIMITER;
-  if (limiter !== undefined && !(await limiter.limit({ key: caller.rateKey })).success) {
+  if (!(await allowIssuance(c.env.ISSUE_RATE_LIMITER, caller.rateKey))) {
     c.header("Retry-After", String(ISSUE_RATE_LIMIT_PERIOD_SECONDS));
     return httpError(c, 429, "rate-limited", `too many credential requests from this caller; retry after ${ISSUE_RATE_LIMIT_PERIOD_SECONDS} s`);
   }

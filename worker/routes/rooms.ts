@@ -11,6 +11,8 @@ import {
   isValidRoomName,
 } from "../../shared/signaling/protocol.js";
 import { iceServersResponse } from "../../shared/turn/ice-servers.js";
+import { clientAddressRateKey, joinTokenRateKey } from "../auth/caller.js";
+import { ISSUE_RATE_LIMIT_PERIOD_SECONDS, allowIssuance } from "../auth/issuance-limit.js";
 import { readAccessConfig, readRoomConfig, readTurnConfig } from "../config.js";
 import type { Env } from "../env.js";
 import { httpError } from "../http-error.js";
@@ -62,12 +64,23 @@ rooms.get("/v1/rooms/:room", async (c) => {
 
   // The welcome carries TURN credentials, so a browser needs one round trip to start a call; but
   // only to whom /v1/ice-servers would give them: a token holder, or anyone under AUTH_MODE=open.
-  // An open room is no back door to the relay.
+  // An open room is no back door to the relay. They live TURN_TTL, as the API gives such callers, and
+  // spend the same issuance budget under the same key: a rejoin loop mints no more than the API would.
+  // Over budget, the join still goes ahead (signaling must not break) with a welcome that says so.
   const turn = readTurnConfig(c.env);
   if (intent.peerId === undefined) intent.newPeerId = crypto.randomUUID();
   if (turn !== null && (intent.peerId !== undefined || readAccessConfig(c.env).open)) {
-    const credential = await turn.keyring.mint(intent.peerId ?? intent.newPeerId!, turn.ttlSeconds);
-    intent.ice = iceServersResponse(credential, turn.turnUrls, turn.stunUrls);
+    const rateKey = intent.peerId !== undefined ? joinTokenRateKey(room, intent.peerId) : clientAddressRateKey(c.req.raw);
+    if (await allowIssuance(c.env.ISSUE_RATE_LIMITER, rateKey)) {
+      const credential = await turn.keyring.mint(intent.peerId ?? intent.newPeerId!, turn.ttlSeconds);
+      intent.ice = iceServersResponse(credential, turn.turnUrls, turn.stunUrls);
+    } else {
+      intent.iceWithheld = {
+        code: "rate-limited",
+        message: `too many TURN credentials for this caller lately, so this welcome carries none; fetch /v1/ice-servers after ${ISSUE_RATE_LIMIT_PERIOD_SECONDS} s`,
+        retryAfterMs: ISSUE_RATE_LIMIT_PERIOD_SECONDS * 1000,
+      };
+    }
   }
 
   const stub = c.env.ROOMS.get(c.env.ROOMS.idFromName(room));

@@ -59,6 +59,7 @@ describe("parseServerFrame", () => {
     const frames = [
       welcome,
       { ...welcome, iceServers: [{ urls: "stun:x" }], expiresAt: "2026-11-22T00:00:00Z" },
+      { ...welcome, iceServersWithheld: { code: "rate-limited", message: "later", retryAfterMs: 10_000 } },
       { type: "peer-joined", peer: { id: "c", meta: { name: "C" } } },
       { type: "peer-updated", peer: { id: "c", meta: {} } },
       { type: "peer-left", peerId: "c" },
@@ -69,6 +70,12 @@ describe("parseServerFrame", () => {
       { type: "error", code: "peer-not-found", message: "no such peer" },
     ];
     for (const frame of frames) expect(parseServerFrame(JSON.stringify(frame))).toEqual(frame);
+  });
+
+  it("keeps a welcome whose iceServersWithheld it does not understand, without that field", () => {
+    for (const withheld of [{ code: "from-the-future", message: "m", retryAfterMs: 1 }, { code: "rate-limited", message: "m", retryAfterMs: -1 }, { code: "rate-limited", message: "m" }, "soon"]) {
+      expect(parseServerFrame(JSON.stringify({ ...welcome, iceServersWithheld: withheld })), JSON.stringify(withheld)).toEqual(welcome);
+    }
   });
 
   it("returns null for garbage, unknown types and frames missing a field, without throwing", () => {

@@ -259,6 +259,40 @@ describe("RoomClient", () => {
     }
   }, 90_000);
 
+  it("fetches the TURN credentials a rate-limited welcome withheld, once the issuance limit allows", async () => {
+    const secret = "room-client-withheld-secret";
+    const guarded = await startStack({ workerVars: { JOIN_SECRET: secret, AUTH_MODE: "" } });
+    try {
+      const room = newRoom();
+      const token = await mintJoinToken(secret, { room, sub: "eve" });
+      // Spend eve's issuance budget through the API; the welcome shares it.
+      let refused = false;
+      for (let i = 0; i < 80 && !refused; i++) {
+        const response = await fetch(`${guarded.workerUrl}/v1/turn-credentials`, { headers: { Authorization: `Bearer ${token}` } });
+        await response.body?.cancel();
+        refused = response.status === 429;
+      }
+      expect(refused).toBe(true);
+
+      const eve = client(room, guarded.workerUrl, { token });
+      const errors: string[] = [];
+      eve.on("error", (error) => errors.push(`${error.code}: ${error.message}`));
+      const fetched = next(eve, "ice-servers", () => true, 45_000);
+      const welcome = await eve.connect();
+      expect(welcome.iceServers).toBeUndefined();
+      expect(welcome.iceServersWithheld?.code).toBe("rate-limited");
+      expect(eve.iceServers).toEqual([]);
+      expect(errors.some((error) => error.startsWith("ice-servers: the room's welcome carried no TURN credentials"))).toBe(true);
+      // After the limit's period (10 s) the client asks /v1/ice-servers itself, with its token.
+      const [update] = await fetched;
+      expect(update.iceServers.find((server) => server.username !== undefined)?.username).toMatch(/^\d+:eve$/);
+      expect(eve.iceServers).toBe(update.iceServers);
+      expect(eve.state).toBe("open");
+    } finally {
+      await guarded.stop();
+    }
+  }, 120_000);
+
   it("refuses bad options up front with a message that says what is wanted", () => {
     expect(() => new RoomClient({ server: "http://x", room: "bad name", WebSocket })).toThrow(/room must be 1-64 characters/);
     expect(() => new RoomClient({ server: "wss://x", room: "r", WebSocket })).toThrow(/http: or https:/);
