@@ -175,3 +175,20 @@ export function readAccessConfig(env: Env): AccessConfig {
     allowedOrigins: readList(env.ALLOWED_ORIGINS),
   };
 }
+
+/**
+ * Why this Worker refuses open rooms (rooms without join tokens), or null when it may run them.
+ *
+ * Without JOIN_SECRET anyone may join any room under any id. That is the point of a local demo, and
+ * a hole in production. A Worker with a relay secret (TURN_SECRETS) or app backends (API_KEYS) is
+ * taken for production: there open rooms need AUTH_MODE=open, said on purpose. A Worker with none of
+ * these (a fresh clone, `wrangler dev`) runs open rooms as before.
+ */
+export function openRoomsRefusal(env: Env): string | null {
+  if (env.JOIN_SECRET) return null;
+  const access = readAccessConfig(env);
+  if (access.open) return null;
+  const set = [readList(env.TURN_SECRETS).length > 0 && "TURN_SECRETS", access.apiKeys.length > 0 && "API_KEYS"].filter((name) => name !== false);
+  if (set.length === 0) return null;
+  return `this Worker has ${set.join(" and ")} but no JOIN_SECRET, so its rooms would be open to anyone under any peer id; it refuses them. Set JOIN_SECRET (\`wrangler secret put JOIN_SECRET\`) and join with tokens, or set AUTH_MODE=open to run open rooms on purpose (development only)`;
+}

@@ -80,9 +80,25 @@ const MAX_PING_INTERVAL_MS = 20_000;
 export const DEFAULT_MAX_QUEUED_FRAMES = 256;
 
 /** Close codes after which reconnecting is pointless or wrong. */
-const FINAL_CLOSE_CODES = new Set<number>([CLOSE_CODES.normal, CLOSE_CODES.policyViolation, CLOSE_CODES.tooLarge, CLOSE_CODES.replaced, CLOSE_CODES.roomFull]);
+const FINAL_CLOSE_CODES = new Set<number>([CLOSE_CODES.normal, CLOSE_CODES.policyViolation, CLOSE_CODES.tooLarge, CLOSE_CODES.replaced, CLOSE_CODES.roomFull, CLOSE_CODES.authNotConfigured]);
 
 const OPEN = 1;
+
+/** What a final close means, for the `error` event. */
+function finalCloseMessage(code: number, why: string): string {
+  switch (code) {
+    case CLOSE_CODES.replaced:
+      return "another connection of this peer took over (the same token, or a resume elsewhere)";
+    case CLOSE_CODES.roomFull:
+      return "the room is full";
+    case CLOSE_CODES.authNotConfigured:
+      return `the Worker refuses open rooms until its operator sets JOIN_SECRET (or AUTH_MODE=open): ${why}`;
+    case CLOSE_CODES.normal:
+      return "the room closed the connection";
+    default:
+      return `the room closed the connection for abuse or an oversized frame: ${why}`;
+  }
+}
 
 /** ws(s)://host/base/v1/rooms/<room>[?resume=…] from the Worker's http(s) origin. */
 export function roomSocketUrl(server: string, room: string, resumeToken?: string): string {
@@ -250,14 +266,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     if (this.isClosed()) return;
     if (FINAL_CLOSE_CODES.has(code)) {
       const why = reason || `closed with code ${code}`;
-      const message =
-        code === CLOSE_CODES.replaced
-          ? "another connection of this peer took over (the same token, or a resume elsewhere)"
-          : code === CLOSE_CODES.roomFull
-            ? "the room is full"
-            : code === CLOSE_CODES.normal
-              ? "the room closed the connection"
-              : `the room closed the connection for abuse or an oversized frame: ${why}`;
+      const message = finalCloseMessage(code, why);
       this.stop({ code: "closed", message }, undefined);
       return;
     }

@@ -147,6 +147,12 @@ export const ERROR_CODES = [
   "unauthorized",
   /** The target peer is away and its queue of pending signals is full; the signal was dropped. */
   "queue-full",
+  /**
+   * The Worker refuses open rooms: it has a relay secret or API keys (so it looks like production) but
+   * no JOIN_SECRET, and AUTH_MODE=open does not say open rooms are wanted. The connection is closed
+   * with `CLOSE_CODES.authNotConfigured`; only its operator can fix this.
+   */
+  "auth-not-configured",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -180,6 +186,8 @@ export const CLOSE_CODES = {
   stale: 4002,
   /** The room is at capacity. */
   roomFull: 4003,
+  /** The Worker refuses open rooms until its operator sets JOIN_SECRET (or AUTH_MODE=open). Do not reconnect. */
+  authNotConfigured: 4004,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

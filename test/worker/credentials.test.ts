@@ -265,9 +265,11 @@ describe("the welcome frame", () => {
     expect(welcome.iceServers?.[1]?.username).toBe(`${Math.floor(Date.parse(welcome.expiresAt!) / 1000)}:${welcome.peerId}`);
   });
 
-  it("gives no credentials to an open room's peers when credentials need a key or token", async () => {
-    const { welcome } = await TestPeer.join(freshRoom("ice-closed"), { vars: { ...turnVars, API_KEYS: freshKey() } });
-    expect(welcome.iceServers).toBeUndefined();
+  it("gives no credentials to anyone through an open room when credentials need a key or token: the join is refused", async () => {
+    const peer = await TestPeer.connect(freshRoom("ice-closed"), { vars: { ...turnVars, API_KEYS: freshKey() } });
+    await peer.waitClosed();
+    expect(peer.frames.map((frame) => frame.type)).toEqual(["error"]);
+    expect(JSON.stringify(peer.frames)).not.toContain("turn:");
   });
 
   it("mints from the caller's issuance budget: once the API has refused a token holder, the welcome comes without credentials and says when to fetch them", async () => {

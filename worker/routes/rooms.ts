@@ -6,14 +6,17 @@
 import { Hono } from "hono";
 import { verifyJoinToken } from "../../shared/signaling/join-token.js";
 import {
+  CLOSE_CODES,
   SIGNALING_SUBPROTOCOL,
   TOKEN_SUBPROTOCOL_PREFIX,
   isValidRoomName,
+  type ErrorCode,
+  type ErrorFrame,
 } from "../../shared/signaling/protocol.js";
 import { iceServersResponse } from "../../shared/turn/ice-servers.js";
 import { clientAddressRateKey, joinTokenRateKey } from "../auth/caller.js";
 import { ISSUE_RATE_LIMIT_PERIOD_SECONDS, allowIssuance } from "../auth/issuance-limit.js";
-import { readAccessConfig, readRoomConfig, readTurnConfig } from "../config.js";
+import { openRoomsRefusal, readAccessConfig, readRoomConfig, readTurnConfig } from "../config.js";
 import type { Env } from "../env.js";
 import { httpError } from "../http-error.js";
 import { joinRequest, type JoinIntent } from "../room/join-intent.js";
@@ -25,6 +28,20 @@ function readSubprotocols(header: string | undefined): { offered: string[]; toke
   const offered = (header ?? "").split(",").map((p) => p.trim()).filter((p) => p.length > 0);
   const carrier = offered.find((p) => p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
   return carrier === undefined ? { offered } : { offered, token: carrier.slice(TOKEN_SUBPROTOCOL_PREFIX.length) };
+}
+
+/**
+ * Refuses a join the way the room refuses one when full: accept the socket only to send an error
+ * frame and close it with a code of its own. A browser cannot read the HTTP status of a refused
+ * upgrade (it sees 1006 and nothing else), so the reason must travel inside the WebSocket. Nothing
+ * reaches a room.
+ */
+function refuseJoin(subprotocol: string | undefined, code: ErrorCode, message: string, closeCode: number, reason: string): Response {
+  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+  server.accept();
+  server.send(JSON.stringify({ type: "error", code, message } satisfies ErrorFrame));
+  server.close(closeCode, reason);
+  return new Response(null, { status: 101, webSocket: client, headers: subprotocol ? { "Sec-WebSocket-Protocol": subprotocol } : undefined });
 }
 
 rooms.get("/v1/rooms/:room", async (c) => {
@@ -45,6 +62,11 @@ rooms.get("/v1/rooms/:room", async (c) => {
       return httpError(c, 400, "bad-subprotocol", `offer the subprotocol ${SIGNALING_SUBPROTOCOL} (with the token, if any, as ${TOKEN_SUBPROTOCOL_PREFIX}<jwt>)`);
     }
     intent.subprotocol = SIGNALING_SUBPROTOCOL;
+  }
+
+  const openRefusal = openRoomsRefusal(c.env);
+  if (openRefusal !== null) {
+    return refuseJoin(intent.subprotocol, "auth-not-configured", openRefusal, CLOSE_CODES.authNotConfigured, "open rooms refused: set JOIN_SECRET, or AUTH_MODE=open on purpose");
   }
 
   const secret = c.env.JOIN_SECRET;

@@ -293,6 +293,21 @@ describe("RoomClient", () => {
     }
   }, 120_000);
 
+  it("stops at once, saying why, when the Worker refuses open rooms (a relay secret but no JOIN_SECRET and no AUTH_MODE=open)", async () => {
+    const guarded = await startStack({ workerVars: { AUTH_MODE: "" } });
+    try {
+      const stranger = client(newRoom(), guarded.workerUrl);
+      const errors: string[] = [];
+      stranger.on("error", (error) => errors.push(error.code));
+      await expect(stranger.connect()).rejects.toThrow(/refuses open rooms until its operator sets JOIN_SECRET/);
+      expect(stranger.state).toBe("closed");
+      // One attempt: the refusal is final, not a network error to retry.
+      expect(errors).toEqual(["auth-not-configured", "closed"]);
+    } finally {
+      await guarded.stop();
+    }
+  }, 90_000);
+
   it("refuses bad options up front with a message that says what is wanted", () => {
     expect(() => new RoomClient({ server: "http://x", room: "bad name", WebSocket })).toThrow(/room must be 1-64 characters/);
     expect(() => new RoomClient({ server: "wss://x", room: "r", WebSocket })).toThrow(/http: or https:/);
