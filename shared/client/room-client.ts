@@ -1,8 +1,9 @@
 /**
  * A connection to one signaling room, for browsers and Node alike.
  *
- * - Joins `/v1/rooms/:room` (the join token, if any, rides in `Sec-WebSocket-Protocol`, never in
- *   the URL), and keeps the connection alive with the ping the runtime answers while the room sleeps.
+ * - Joins `/v1/rooms/:room` (the join token and the resume token, if any, ride in
+ *   `Sec-WebSocket-Protocol`, never in the URL, which logs keep), and keeps the connection alive with
+ *   the ping the runtime answers while the room sleeps.
  * - When the connection drops it reconnects with backoff and resumes with the welcome's single-use
  *   resume token, so the peer keeps its id and the others never see it leave.
  * - Frames sent while reconnecting wait in a bounded queue and go out in order once the session is
@@ -10,7 +11,7 @@
  * - It keeps the roster (`peers`) and the ICE servers, refreshing the TURN credentials from
  *   `/v1/ice-servers` before they expire.
  */
-import { CLOSE_CODES, PING_FRAME, SIGNALING_SUBPROTOCOL, isValidRoomName, tokenSubprotocol } from "../signaling/protocol.js";
+import { CLOSE_CODES, PING_FRAME, SIGNALING_SUBPROTOCOL, isValidRoomName, resumeSubprotocol, tokenSubprotocol } from "../signaling/protocol.js";
 import type { ErrorCode, IceServersWithheld, JsonValue, PeerInfo, PeerMeta, ServerFrame, WelcomeFrame } from "../signaling/protocol.js";
 import { parseServerFrame } from "../signaling/parse-server-frame.js";
 import type { IceServer } from "../turn/ice-servers.js";
@@ -100,11 +101,18 @@ function finalCloseMessage(code: number, why: string): string {
   }
 }
 
-/** ws(s)://host/base/v1/rooms/<room>[?resume=…] from the Worker's http(s) origin. */
-export function roomSocketUrl(server: string, room: string, resumeToken?: string): string {
+/** ws(s)://host/base/v1/rooms/<room> from the Worker's http(s) origin. No credential ever goes in it. */
+export function roomSocketUrl(server: string, room: string): string {
   const base = normalizeServerUrl(server).replace(/^http/, "ws");
-  const url = `${base}/v1/rooms/${encodeURIComponent(room)}`;
-  return resumeToken === undefined ? url : `${url}?resume=${encodeURIComponent(resumeToken)}`;
+  return `${base}/v1/rooms/${encodeURIComponent(room)}`;
+}
+
+/** The subprotocols to offer: the signaling one, then the join token and the resume token, if any. */
+export function roomSubprotocols(token: string | undefined, resumeToken: string | undefined): string[] {
+  const protocols = [SIGNALING_SUBPROTOCOL];
+  if (token !== undefined) protocols.push(tokenSubprotocol(token));
+  if (resumeToken !== undefined) protocols.push(resumeSubprotocol(resumeToken));
+  return protocols;
 }
 
 export class RoomClient extends Emitter<RoomClientEvents> {
@@ -227,10 +235,9 @@ export class RoomClient extends Emitter<RoomClientEvents> {
       return;
     }
     if (this.isClosed()) return;
-    const protocols = token === undefined ? [SIGNALING_SUBPROTOCOL] : [SIGNALING_SUBPROTOCOL, tokenSubprotocol(token)];
     let socket: WebSocketLike;
     try {
-      socket = new this.WebSocketImpl(roomSocketUrl(this.options.server, this.options.room, this.resumeToken), protocols);
+      socket = new this.WebSocketImpl(roomSocketUrl(this.options.server, this.options.room), roomSubprotocols(token, this.resumeToken));
     } catch (error) {
       this.emit("error", { code: "connection", message: `could not open a WebSocket: ${error instanceof Error ? error.message : String(error)}` });
       this.scheduleReconnect();

@@ -70,7 +70,10 @@ export interface WelcomeFrame {
   peerId: string;
   /** Everyone else in the room, including peers that dropped and may still resume. */
   peers: PeerInfo[];
-  /** Reconnect with `?resume=<resumeToken>` within `resumeGraceMs` to keep `peerId`. Single use. */
+  /**
+   * Reconnect within `resumeGraceMs` offering the subprotocol `resumeSubprotocol(resumeToken)` to keep
+   * `peerId`. Single use.
+   */
   resumeToken: string;
   /** True when this connection took over an earlier one of the same peer (no leave/join was seen). */
   resumed: boolean;
@@ -210,6 +213,24 @@ export const TOKEN_SUBPROTOCOL_PREFIX = "token.";
 export function tokenSubprotocol(token: string): string {
   return TOKEN_SUBPROTOCOL_PREFIX + token;
 }
+
+/**
+ * The resume token rides in `Sec-WebSocket-Protocol` too, never in the URL: a URL is kept by access
+ * logs and proxies, and whoever holds a live resume token takes over the peer. Offer
+ * `[SIGNALING_SUBPROTOCOL, resumeSubprotocol(welcome.resumeToken)]` (plus the join token, if any).
+ * `?resume=<token>` is still read as a fallback for clients written before this, and is deprecated.
+ */
+export const RESUME_SUBPROTOCOL_PREFIX = "resume.";
+
+export function resumeSubprotocol(token: string): string {
+  return RESUME_SUBPROTOCOL_PREFIX + token;
+}
+
+/**
+ * What a resume token looks like: the room issues 128 random bits as base64url (22 characters); the
+ * range leaves room to change that. Anything else is refused before it reaches a room.
+ */
+export const RESUME_TOKEN_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
 
 /** The JSON body of every HTTP error the Worker answers. */
 export interface HttpErrorBody {

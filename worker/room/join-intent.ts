@@ -11,7 +11,7 @@ export interface JoinIntent {
   peerId?: string;
   /** The join token's `meta` claim. */
   meta?: PeerMeta;
-  /** `?resume=`: the token from an earlier welcome. */
+  /** The resume token from an earlier welcome (subprotocol `resume.<token>`, or the deprecated `?resume=`). */
   resumeToken?: string;
   /** The subprotocol to answer with, when the client offered it. */
   subprotocol?: string;

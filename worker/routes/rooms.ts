@@ -7,6 +7,8 @@ import { Hono } from "hono";
 import { verifyJoinToken } from "../../shared/signaling/join-token.js";
 import {
   CLOSE_CODES,
+  RESUME_SUBPROTOCOL_PREFIX,
+  RESUME_TOKEN_PATTERN,
   SIGNALING_SUBPROTOCOL,
   TOKEN_SUBPROTOCOL_PREFIX,
   isValidRoomName,
@@ -23,11 +25,15 @@ import { joinRequest, type JoinIntent } from "../room/join-intent.js";
 
 export const rooms = new Hono<{ Bindings: Env }>();
 
-/** Splits `Sec-WebSocket-Protocol` into the token carrier (if any) and the subprotocols offered. */
-function readSubprotocols(header: string | undefined): { offered: string[]; token?: string } {
+/**
+ * Splits `Sec-WebSocket-Protocol` into the subprotocols offered and the credentials riding in it: the
+ * join token (`token.<jwt>`) and every resume token offered (`resume.<token>`).
+ */
+function readSubprotocols(header: string | undefined): { offered: string[]; token?: string; resumeTokens: string[] } {
   const offered = (header ?? "").split(",").map((p) => p.trim()).filter((p) => p.length > 0);
   const carrier = offered.find((p) => p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
-  return carrier === undefined ? { offered } : { offered, token: carrier.slice(TOKEN_SUBPROTOCOL_PREFIX.length) };
+  const resumeTokens = offered.filter((p) => p.startsWith(RESUME_SUBPROTOCOL_PREFIX)).map((p) => p.slice(RESUME_SUBPROTOCOL_PREFIX.length));
+  return carrier === undefined ? { offered, resumeTokens } : { offered, token: carrier.slice(TOKEN_SUBPROTOCOL_PREFIX.length), resumeTokens };
 }
 
 /**
@@ -81,8 +87,21 @@ rooms.get("/v1/rooms/:room", async (c) => {
     if (checked.claims.meta !== undefined) intent.meta = checked.claims.meta;
   }
 
-  const resume = c.req.query("resume");
-  if (resume) intent.resumeToken = resume;
+  // The resume token comes as the subprotocol `resume.<token>`, out of the URL (access logs keep URLs,
+  // and a live resume token takes over the peer). `?resume=` is still read, deprecated, for clients
+  // written before; offering it both ways, or twice, is refused rather than guessed at.
+  const queryResume = c.req.query("resume");
+  const resumeTokens = queryResume ? [...protocols.resumeTokens, queryResume] : protocols.resumeTokens;
+  if (resumeTokens.length > 1) {
+    return httpError(c, 400, "bad-resume-token", `offer one resume token, as the subprotocol ${RESUME_SUBPROTOCOL_PREFIX}<token>: use the resumeToken of your last welcome`);
+  }
+  const resume = resumeTokens[0];
+  if (resume !== undefined) {
+    if (!RESUME_TOKEN_PATTERN.test(resume)) {
+      return httpError(c, 400, "bad-resume-token", "that is not a resume token this Worker issues: use the resumeToken of your last welcome, or join without one");
+    }
+    intent.resumeToken = resume;
+  }
 
   // The welcome carries TURN credentials, so a browser needs one round trip to start a call; but
   // only to whom /v1/ice-servers would give them: a token holder, or anyone under AUTH_MODE=open.

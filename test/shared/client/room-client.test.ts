@@ -37,6 +37,8 @@ class CuttableProxy {
   private readonly sockets = new Set<Socket>();
   private server: Server | undefined;
   port = 0;
+  /** The head of each HTTP request that came through (request line and headers), in order. */
+  readonly requestHeads: string[] = [];
 
   async start(targetPort: number): Promise<void> {
     this.server = createServer((client) => {
@@ -46,6 +48,7 @@ class CuttableProxy {
         socket.on("close", () => this.sockets.delete(socket));
         socket.on("error", () => {});
       }
+      client.once("data", (chunk: Buffer) => this.requestHeads.push(chunk.toString("latin1").split("\r\n\r\n")[0]!));
       client.pipe(upstream).pipe(client);
     });
     await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
@@ -185,6 +188,10 @@ describe("RoomClient", () => {
     while (received.length < 20 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(received).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(bobSaw).toEqual([]);
+    // The resume token went in Sec-WebSocket-Protocol, not in the URL that logs keep.
+    const resumeRequest = proxy.requestHeads.find((head) => head.includes(aliceWelcome.resumeToken));
+    expect(resumeRequest).toMatch(new RegExp(`^Sec-WebSocket-Protocol: .*resume\\.${aliceWelcome.resumeToken}`, "im"));
+    expect(proxy.requestHeads.every((head) => !/^GET [^\r\n]*resume/.test(head))).toBe(true);
   });
 
   it("reconnects again and again: three drops in a row, one peer id throughout", async () => {
