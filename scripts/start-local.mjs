@@ -57,6 +57,9 @@ start("relay", process.execPath, ["--import", "tsx", "relay/main.ts",
   "--listening-ip=127.0.0.1", `--listening-port=${relayPort}`, "--allow-loopback-peers", "--realm=relaykit.local",
 ], { RELAY_STATIC_AUTH_SECRET: secret });
 
+// AUTH_MODE=open on purpose: this is the local demo, with open rooms and credentials for anyone. A
+// Worker with TURN_SECRETS but neither JOIN_SECRET nor AUTH_MODE=open refuses open rooms (it looks
+// like production; worker/config.ts openRoomsRefusal).
 start("Worker", process.execPath, ["node_modules/wrangler/bin/wrangler.js", "dev", "--local", "--ip", "127.0.0.1", "--port", port,
   "--var", `TURN_SECRETS:${secret}`, "--var", `TURN_URLS:${turnUrls}`, "--var", "AUTH_MODE:open",
 ], {});

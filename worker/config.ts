@@ -3,7 +3,7 @@
  * checked once, with every default named here. A bad value fails the request with a message that
  * names the variable, rather than running with a limit nobody chose.
  */
-import { DEFAULT_MAX_TTL_SECONDS, TurnKeyring } from "../shared/turn/credentials.js";
+import { MAX_CREDENTIAL_TTL_SECONDS, TurnKeyring } from "../shared/turn/credentials.js";
 import { isStunUrl, isTurnUrl, stunUrlsFromTurnUrls } from "../shared/turn/ice-servers.js";
 import type { Env } from "./env.js";
 
@@ -94,9 +94,15 @@ export interface TurnConfig {
   turnUrls: string[];
   /** STUN_URLS, or the `turn:` hosts as `stun:` URLs */
   stunUrls: string[];
-  /** TURN_TTL: lifetime of a credential when the caller does not ask for one. */
+  /**
+   * TURN_TTL: lifetime of a credential when the caller does not ask for one, and the most a room
+   * member (join token), an anonymous caller (AUTH_MODE=open) or a welcome frame ever gets.
+   */
   ttlSeconds: number;
-  /** TURN_MAX_TTL: the longest lifetime a caller may ask for. */
+  /**
+   * TURN_MAX_TTL: the longest lifetime an app backend (API key) may ask for with `?ttl=`. At most
+   * MAX_CREDENTIAL_TTL_SECONDS, the maximum every relay enforces.
+   */
   maxTtlSeconds: number;
 }
 
@@ -107,6 +113,21 @@ export const MIN_TURN_TTL_SECONDS = 10;
 /** Splits a comma-separated setting; empty entries are dropped. */
 export function readList(value: string | undefined): string[] {
   return (value ?? "").split(",").map((item) => item.trim()).filter((item) => item.length > 0);
+}
+
+/**
+ * A TURN_MAX_TTL above the shared maximum would issue credentials that every relay refuses (ours
+ * checks MAX_CREDENTIAL_TTL_SECONDS, or its lower `--max-credential-ttl`): a call would fail at the
+ * relay, long after the mistake. Refused here with what to do instead.
+ */
+function checkMaxTtlWithinRelayLimit(raw: Env["TURN_MAX_TTL"]): void {
+  if (raw === undefined || raw === "") return;
+  const value = typeof raw === "number" ? raw : Number(String(raw).trim());
+  if (Number.isFinite(value) && value > MAX_CREDENTIAL_TTL_SECONDS) {
+    throw new ConfigError(
+      `TURN_MAX_TTL is ${JSON.stringify(raw)}, longer than relays accept: a relaykit relay refuses credentials that live longer than ${MAX_CREDENTIAL_TTL_SECONDS} s (48 h), or than its --max-credential-ttl if that is lower. Lower TURN_MAX_TTL to ${MAX_CREDENTIAL_TTL_SECONDS} or less (no more than the relays' --max-credential-ttl) in wrangler.toml [vars] or .dev.vars.`,
+    );
+  }
 }
 
 /** The TURN settings, or null when TURN is not configured (no secrets and no URLs). */
@@ -122,7 +143,8 @@ export function readTurnConfig(env: Env): TurnConfig | null {
   const stunUrls = explicitStun.length > 0 ? explicitStun : stunUrlsFromTurnUrls(turnUrls);
   const badStun = stunUrls.find((url) => !isStunUrl(url));
   if (badStun !== undefined) throw new ConfigError(`STUN_URLS has ${JSON.stringify(badStun)}; each entry must start with stun: or stuns:`);
-  const maxTtlSeconds = readNumber(env, { variable: "TURN_MAX_TTL", min: 60, max: 30 * 86_400, integer: true }, DEFAULT_MAX_TTL_SECONDS);
+  checkMaxTtlWithinRelayLimit(env.TURN_MAX_TTL);
+  const maxTtlSeconds = readNumber(env, { variable: "TURN_MAX_TTL", min: 60, max: MAX_CREDENTIAL_TTL_SECONDS, integer: true }, MAX_CREDENTIAL_TTL_SECONDS);
   const ttlSeconds = readNumber(env, { variable: "TURN_TTL", min: MIN_TURN_TTL_SECONDS, max: maxTtlSeconds, integer: true }, Math.min(DEFAULT_TURN_TTL_SECONDS, maxTtlSeconds));
   return { keyring: new TurnKeyring(secrets), turnUrls, stunUrls, ttlSeconds, maxTtlSeconds };
 }
@@ -152,4 +174,21 @@ export function readAccessConfig(env: Env): AccessConfig {
     open: mode === "open",
     allowedOrigins: readList(env.ALLOWED_ORIGINS),
   };
+}
+
+/**
+ * Why this Worker refuses open rooms (rooms without join tokens), or null when it may run them.
+ *
+ * Without JOIN_SECRET anyone may join any room under any id. That is the point of a local demo, and
+ * a hole in production. A Worker with a relay secret (TURN_SECRETS) or app backends (API_KEYS) is
+ * taken for production: there open rooms need AUTH_MODE=open, said on purpose. A Worker with none of
+ * these (a fresh clone, `wrangler dev`) runs open rooms as before.
+ */
+export function openRoomsRefusal(env: Env): string | null {
+  if (env.JOIN_SECRET) return null;
+  const access = readAccessConfig(env);
+  if (access.open) return null;
+  const set = [readList(env.TURN_SECRETS).length > 0 && "TURN_SECRETS", access.apiKeys.length > 0 && "API_KEYS"].filter((name) => name !== false);
+  if (set.length === 0) return null;
+  return `this Worker has ${set.join(" and ")} but no JOIN_SECRET, so its rooms would be open to anyone under any peer id; it refuses them. Set JOIN_SECRET (\`wrangler secret put JOIN_SECRET\`) and join with tokens, or set AUTH_MODE=open to run open rooms on purpose (development only)`;
 }

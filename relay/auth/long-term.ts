@@ -17,7 +17,7 @@
  * a Web Crypto round trip and an MD5 as well. Usernames are only ever Map keys, never property names, so
  * `__proto__`, `constructor` or `toString` are just strings that fail the username check.
  */
-import { type ExpiryPolicy, type TurnKeyring, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_TTL_SECONDS, checkTurnUsername } from "../../shared/turn/credentials.js";
+import { type ExpiryPolicy, type TurnKeyring, DEFAULT_CLOCK_SKEW_SECONDS, MAX_CREDENTIAL_TTL_SECONDS, checkTurnUsername } from "../../shared/turn/credentials.js";
 import { encodeText, readText } from "../stun/attributes.js";
 import { AttributeType } from "../stun/constants.js";
 import { PasswordAlgorithm, longTermKey, verifyMessageIntegrity, verifyMessageIntegritySha256 } from "../stun/integrity.js";
@@ -35,7 +35,7 @@ export interface LongTermAuthenticatorOptions {
   readonly nonces: NonceIssuer;
   /** Defaults to shared/turn's DEFAULT_CLOCK_SKEW_SECONDS (30). */
   readonly clockSkewSeconds?: number;
-  /** Defaults to shared/turn's DEFAULT_MAX_TTL_SECONDS (48 h). */
+  /** Defaults to shared/turn's MAX_CREDENTIAL_TTL_SECONDS (48 h). */
   readonly maxTtlSeconds?: number;
   /** Usernames whose derived keys are cached; 0 turns the cache off. Defaults to DEFAULT_KEY_CACHE_SIZE. */
   readonly keyCacheSize?: number;
@@ -114,7 +114,7 @@ export class LongTermAuthenticator {
     this.nonces = options.nonces;
     this.policy = {
       clockSkewSeconds: options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS,
-      maxTtlSeconds: options.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS,
+      maxTtlSeconds: options.maxTtlSeconds ?? MAX_CREDENTIAL_TTL_SECONDS,
     };
     this.keyCacheSize = keyCacheSize;
   }

@@ -2,7 +2,7 @@
  * relaykit's client library, for browsers and Node: join a room, keep ICE servers fresh, and run a
  * mesh of peer connections with perfect negotiation. See README.md ("The client library").
  */
-export { RoomClient, roomSocketUrl } from "./room-client.js";
+export { RoomClient, roomSocketUrl, roomSubprotocols } from "./room-client.js";
 export type { RoomClientEvents, RoomClientOptions, RoomError, RoomState, WebSocketConstructor, WebSocketLike } from "./room-client.js";
 export { Mesh, isPolite, readMeshSignal } from "./mesh.js";
 export type { MeshEvents, MeshOptions, MeshSignal, PeerLink } from "./mesh.js";

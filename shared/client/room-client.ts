@@ -1,8 +1,9 @@
 /**
  * A connection to one signaling room, for browsers and Node alike.
  *
- * - Joins `/v1/rooms/:room` (the join token, if any, rides in `Sec-WebSocket-Protocol`, never in
- *   the URL), and keeps the connection alive with the ping the runtime answers while the room sleeps.
+ * - Joins `/v1/rooms/:room` (the join token and the resume token, if any, ride in
+ *   `Sec-WebSocket-Protocol`, never in the URL, which logs keep), and keeps the connection alive with
+ *   the ping the runtime answers while the room sleeps.
  * - When the connection drops it reconnects with backoff and resumes with the welcome's single-use
  *   resume token, so the peer keeps its id and the others never see it leave.
  * - Frames sent while reconnecting wait in a bounded queue and go out in order once the session is
@@ -10,8 +11,8 @@
  * - It keeps the roster (`peers`) and the ICE servers, refreshing the TURN credentials from
  *   `/v1/ice-servers` before they expire.
  */
-import { CLOSE_CODES, PING_FRAME, SIGNALING_SUBPROTOCOL, isValidRoomName, tokenSubprotocol } from "../signaling/protocol.js";
-import type { ErrorCode, JsonValue, PeerInfo, PeerMeta, ServerFrame, WelcomeFrame } from "../signaling/protocol.js";
+import { CLOSE_CODES, PING_FRAME, SIGNALING_SUBPROTOCOL, isValidRoomName, resumeSubprotocol, tokenSubprotocol } from "../signaling/protocol.js";
+import type { ErrorCode, IceServersWithheld, JsonValue, PeerInfo, PeerMeta, ServerFrame, WelcomeFrame } from "../signaling/protocol.js";
 import { parseServerFrame } from "../signaling/parse-server-frame.js";
 import type { IceServer } from "../turn/ice-servers.js";
 import { backoffDelayMs, type BackoffOptions } from "./backoff.js";
@@ -80,15 +81,38 @@ const MAX_PING_INTERVAL_MS = 20_000;
 export const DEFAULT_MAX_QUEUED_FRAMES = 256;
 
 /** Close codes after which reconnecting is pointless or wrong. */
-const FINAL_CLOSE_CODES = new Set<number>([CLOSE_CODES.normal, CLOSE_CODES.policyViolation, CLOSE_CODES.tooLarge, CLOSE_CODES.replaced, CLOSE_CODES.roomFull]);
+const FINAL_CLOSE_CODES = new Set<number>([CLOSE_CODES.normal, CLOSE_CODES.policyViolation, CLOSE_CODES.tooLarge, CLOSE_CODES.replaced, CLOSE_CODES.roomFull, CLOSE_CODES.authNotConfigured]);
 
 const OPEN = 1;
 
-/** ws(s)://host/base/v1/rooms/<room>[?resume=…] from the Worker's http(s) origin. */
-export function roomSocketUrl(server: string, room: string, resumeToken?: string): string {
+/** What a final close means, for the `error` event. */
+function finalCloseMessage(code: number, why: string): string {
+  switch (code) {
+    case CLOSE_CODES.replaced:
+      return "another connection of this peer took over (the same token, or a resume elsewhere)";
+    case CLOSE_CODES.roomFull:
+      return "the room is full";
+    case CLOSE_CODES.authNotConfigured:
+      return `the Worker refuses open rooms until its operator sets JOIN_SECRET (or AUTH_MODE=open): ${why}`;
+    case CLOSE_CODES.normal:
+      return "the room closed the connection";
+    default:
+      return `the room closed the connection for abuse or an oversized frame: ${why}`;
+  }
+}
+
+/** ws(s)://host/base/v1/rooms/<room> from the Worker's http(s) origin. No credential ever goes in it. */
+export function roomSocketUrl(server: string, room: string): string {
   const base = normalizeServerUrl(server).replace(/^http/, "ws");
-  const url = `${base}/v1/rooms/${encodeURIComponent(room)}`;
-  return resumeToken === undefined ? url : `${url}?resume=${encodeURIComponent(resumeToken)}`;
+  return `${base}/v1/rooms/${encodeURIComponent(room)}`;
+}
+
+/** The subprotocols to offer: the signaling one, then the join token and the resume token, if any. */
+export function roomSubprotocols(token: string | undefined, resumeToken: string | undefined): string[] {
+  const protocols = [SIGNALING_SUBPROTOCOL];
+  if (token !== undefined) protocols.push(tokenSubprotocol(token));
+  if (resumeToken !== undefined) protocols.push(resumeSubprotocol(resumeToken));
+  return protocols;
 }
 
 export class RoomClient extends Emitter<RoomClientEvents> {
@@ -211,10 +235,9 @@ export class RoomClient extends Emitter<RoomClientEvents> {
       return;
     }
     if (this.isClosed()) return;
-    const protocols = token === undefined ? [SIGNALING_SUBPROTOCOL] : [SIGNALING_SUBPROTOCOL, tokenSubprotocol(token)];
     let socket: WebSocketLike;
     try {
-      socket = new this.WebSocketImpl(roomSocketUrl(this.options.server, this.options.room, this.resumeToken), protocols);
+      socket = new this.WebSocketImpl(roomSocketUrl(this.options.server, this.options.room), roomSubprotocols(token, this.resumeToken));
     } catch (error) {
       this.emit("error", { code: "connection", message: `could not open a WebSocket: ${error instanceof Error ? error.message : String(error)}` });
       this.scheduleReconnect();
@@ -250,14 +273,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     if (this.isClosed()) return;
     if (FINAL_CLOSE_CODES.has(code)) {
       const why = reason || `closed with code ${code}`;
-      const message =
-        code === CLOSE_CODES.replaced
-          ? "another connection of this peer took over (the same token, or a resume elsewhere)"
-          : code === CLOSE_CODES.roomFull
-            ? "the room is full"
-            : code === CLOSE_CODES.normal
-              ? "the room closed the connection"
-              : `the room closed the connection for abuse or an oversized frame: ${why}`;
+      const message = finalCloseMessage(code, why);
       this.stop({ code: "closed", message }, undefined);
       return;
     }
@@ -330,6 +346,8 @@ export class RoomClient extends Emitter<RoomClientEvents> {
 
     if (welcome.iceServers !== undefined && this.options.iceServers === undefined) {
       this.updateIceServers(welcome.iceServers, welcome.expiresAt ?? null);
+    } else if (welcome.iceServersWithheld !== undefined && this.options.iceServers === undefined) {
+      this.fetchWithheldIceServers(welcome.iceServersWithheld);
     }
     this.startPinging(welcome.idleTimeoutMs);
     this.setState("open");
@@ -360,13 +378,28 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     this.scheduleIceRefresh();
   }
 
+  /**
+   * The welcome came without TURN credentials because the Worker's issuance limit refused them:
+   * fetch them from /v1/ice-servers once the limit allows, unless the ones in hand (from an earlier
+   * welcome) stay good past that and their own refresh is already planned.
+   */
+  private fetchWithheldIceServers(withheld: IceServersWithheld): void {
+    this.emit("error", { code: "ice-servers", message: `the room's welcome carried no TURN credentials (${withheld.message}); fetching them from /v1/ice-servers in ${Math.round(withheld.retryAfterMs / 1000)} s` });
+    const now = Date.now();
+    if (this.refreshTimer !== undefined && this.iceServersExpireAt !== null && refreshDelayMs(this.iceServersExpireAt, now) <= withheld.retryAfterMs) return;
+    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => void this.refreshIceServers(), Math.max(0, withheld.retryAfterMs));
+  }
+
   private scheduleIceRefresh(): void {
     if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
     this.refreshTimer = undefined;
     const expiresAt = this.iceServersExpireAt;
-    if (expiresAt === null || this.isClosed()) return;
+    if (this.isClosed()) return;
+    // Without credentials in hand, only a failed fetch of withheld ones brings us here: retry it.
+    if (expiresAt === null && this.refreshFailures === 0) return;
     const now = Date.now();
-    let delay = refreshDelayMs(expiresAt, now);
+    let delay = expiresAt === null ? Number.POSITIVE_INFINITY : refreshDelayMs(expiresAt, now);
     if (this.refreshFailures > 0) {
       // Retry sooner than the next regular refresh, but back off while the Worker keeps failing.
       delay = Math.min(delay, backoffDelayMs(this.refreshFailures - 1, { initialDelayMs: 1_000, maxDelayMs: 30_000 }));

@@ -3,12 +3,43 @@
  * is ours, but a client must survive a proxy's garbage or a newer server's frame it does not know
  * without throwing inside a socket callback; unknown frame types come back as null and are ignored.
  */
-import type { PeerInfo, ServerFrame } from "./protocol.js";
+import type { IceServersWithheld, PeerInfo, ServerFrame } from "./protocol.js";
 import { ERROR_CODES } from "./protocol.js";
 import { isPlainObject } from "./validate.js";
 
 function isPeerInfo(value: unknown): value is PeerInfo {
   return isPlainObject(value) && typeof value["id"] === "string" && isPlainObject(value["meta"]);
+}
+
+function isIceServersWithheld(value: unknown): value is IceServersWithheld {
+  return (
+    isPlainObject(value) &&
+    value["code"] === "rate-limited" &&
+    typeof value["message"] === "string" &&
+    typeof value["retryAfterMs"] === "number" &&
+    Number.isFinite(value["retryAfterMs"]) &&
+    value["retryAfterMs"] >= 0
+  );
+}
+
+/**
+ * The welcome, if its required fields hold. An `iceServersWithheld` the client does not understand
+ * (a newer server's code) is dropped rather than the whole welcome: the join worked either way.
+ */
+function parseWelcome(frame: Record<string, unknown>): ServerFrame | null {
+  const valid =
+    typeof frame["peerId"] === "string" &&
+    Array.isArray(frame["peers"]) &&
+    frame["peers"].every(isPeerInfo) &&
+    typeof frame["resumeToken"] === "string" &&
+    typeof frame["resumed"] === "boolean" &&
+    typeof frame["idleTimeoutMs"] === "number" &&
+    typeof frame["resumeGraceMs"] === "number" &&
+    (frame["iceServers"] === undefined || Array.isArray(frame["iceServers"])) &&
+    (frame["expiresAt"] === undefined || typeof frame["expiresAt"] === "string");
+  if (!valid) return null;
+  if (frame["iceServersWithheld"] !== undefined && !isIceServersWithheld(frame["iceServersWithheld"])) delete frame["iceServersWithheld"];
+  return frame as unknown as ServerFrame;
 }
 
 export function parseServerFrame(text: string): ServerFrame | null {
@@ -22,17 +53,7 @@ export function parseServerFrame(text: string): ServerFrame | null {
   const frame = value as Record<string, unknown>;
   switch (frame["type"]) {
     case "welcome":
-      return typeof frame["peerId"] === "string" &&
-        Array.isArray(frame["peers"]) &&
-        frame["peers"].every(isPeerInfo) &&
-        typeof frame["resumeToken"] === "string" &&
-        typeof frame["resumed"] === "boolean" &&
-        typeof frame["idleTimeoutMs"] === "number" &&
-        typeof frame["resumeGraceMs"] === "number" &&
-        (frame["iceServers"] === undefined || Array.isArray(frame["iceServers"])) &&
-        (frame["expiresAt"] === undefined || typeof frame["expiresAt"] === "string")
-        ? (value as unknown as ServerFrame)
-        : null;
+      return parseWelcome(frame);
     case "peer-joined":
     case "peer-updated":
       return isPeerInfo(frame["peer"]) ? (value as unknown as ServerFrame) : null;

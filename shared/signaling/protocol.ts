@@ -70,7 +70,10 @@ export interface WelcomeFrame {
   peerId: string;
   /** Everyone else in the room, including peers that dropped and may still resume. */
   peers: PeerInfo[];
-  /** Reconnect with `?resume=<resumeToken>` within `resumeGraceMs` to keep `peerId`. Single use. */
+  /**
+   * Reconnect within `resumeGraceMs` offering the subprotocol `resumeSubprotocol(resumeToken)` to keep
+   * `peerId`. Single use.
+   */
   resumeToken: string;
   /** True when this connection took over an earlier one of the same peer (no leave/join was seen). */
   resumed: boolean;
@@ -82,6 +85,21 @@ export interface WelcomeFrame {
   iceServers?: IceServer[];
   /** ISO 8601 time the TURN credentials in `iceServers` expire: fetch /v1/ice-servers before then. */
   expiresAt?: string;
+  /**
+   * Set instead of `iceServers` when this peer would get TURN credentials but the Worker did not mint
+   * them (the caller's issuance budget, shared with /v1/ice-servers, is spent). The join itself
+   * succeeded; fetch /v1/ice-servers after `retryAfterMs`.
+   */
+  iceServersWithheld?: IceServersWithheld;
+}
+
+/** Why a welcome came without the TURN credentials it would normally carry. */
+export interface IceServersWithheld {
+  /** `rate-limited`: too many credentials for this caller lately (ISSUE_RATE_LIMITER). */
+  code: "rate-limited";
+  message: string;
+  /** When asking /v1/ice-servers makes sense again. */
+  retryAfterMs: number;
 }
 
 export interface PeerJoinedFrame {
@@ -132,6 +150,12 @@ export const ERROR_CODES = [
   "unauthorized",
   /** The target peer is away and its queue of pending signals is full; the signal was dropped. */
   "queue-full",
+  /**
+   * The Worker refuses open rooms: it has a relay secret or API keys (so it looks like production) but
+   * no JOIN_SECRET, and AUTH_MODE=open does not say open rooms are wanted. The connection is closed
+   * with `CLOSE_CODES.authNotConfigured`; only its operator can fix this.
+   */
+  "auth-not-configured",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -165,6 +189,8 @@ export const CLOSE_CODES = {
   stale: 4002,
   /** The room is at capacity. */
   roomFull: 4003,
+  /** The Worker refuses open rooms until its operator sets JOIN_SECRET (or AUTH_MODE=open). Do not reconnect. */
+  authNotConfigured: 4004,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -187,6 +213,24 @@ export const TOKEN_SUBPROTOCOL_PREFIX = "token.";
 export function tokenSubprotocol(token: string): string {
   return TOKEN_SUBPROTOCOL_PREFIX + token;
 }
+
+/**
+ * The resume token rides in `Sec-WebSocket-Protocol` too, never in the URL: a URL is kept by access
+ * logs and proxies, and whoever holds a live resume token takes over the peer. Offer
+ * `[SIGNALING_SUBPROTOCOL, resumeSubprotocol(welcome.resumeToken)]` (plus the join token, if any).
+ * `?resume=<token>` is still read as a fallback for clients written before this, and is deprecated.
+ */
+export const RESUME_SUBPROTOCOL_PREFIX = "resume.";
+
+export function resumeSubprotocol(token: string): string {
+  return RESUME_SUBPROTOCOL_PREFIX + token;
+}
+
+/**
+ * What a resume token looks like: the room issues 128 random bits as base64url (22 characters); the
+ * range leaves room to change that. Anything else is refused before it reaches a room.
+ */
+export const RESUME_TOKEN_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
 
 /** The JSON body of every HTTP error the Worker answers. */
 export interface HttpErrorBody {

@@ -14,8 +14,14 @@ import { USER_ID_RULE, isValidUserId } from "../ids.js";
 /** How far a relay's clock may lag or lead the issuer's before an expiry is judged. */
 export const DEFAULT_CLOCK_SKEW_SECONDS = 30;
 
-/** Cloudflare's TURN service caps credentials at 48 hours; so do we by default. */
-export const DEFAULT_MAX_TTL_SECONDS = 172_800;
+/**
+ * THE longest a TURN credential may live, for the issuer and every relay alike (48 h, as Cloudflare's
+ * TURN service caps them): the Worker refuses a `TURN_MAX_TTL` above it, and a relay refuses any
+ * username whose expiry lies further ahead (the relay's `--max-credential-ttl` may lower it, never
+ * raise it). One number in one place, so the two sides cannot drift apart: a credential the Worker
+ * issues is one every relay accepts.
+ */
+export const MAX_CREDENTIAL_TTL_SECONDS = 172_800;
 
 export interface TurnCredential {
   username: string;
@@ -88,7 +94,7 @@ export interface ExpiryPolicy {
 export function checkTurnUsername(username: string, policy: ExpiryPolicy = {}): UsernameCheck {
   const now = policy.now ?? nowSeconds();
   const skew = policy.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
-  const maxTtl = policy.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS;
+  const maxTtl = policy.maxTtlSeconds ?? MAX_CREDENTIAL_TTL_SECONDS;
   const match = /^(\d{1,12}):(.+)$/.exec(username);
   if (match === null || !isValidUserId(match[2]!)) {
     return { ok: false, reason: "malformed", message: "a TURN REST username is <unix-expiry>:<user-id>" };

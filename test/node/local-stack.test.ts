@@ -24,6 +24,27 @@ describe("local stack: npm start + scripts/signal-demo.mjs", () => {
     expect(body).toMatchObject({ error: { code: "upgrade-required", message: expect.any(String) } });
   });
 
+  it("serves every page through the asset router with its security headers (run_worker_first)", async () => {
+    for (const path of ["/", "/ice-test", "/r/local-room"]) {
+      const response = await fetch(`http://127.0.0.1:${worker.port}${path}`);
+      expect(response.status, path).toBe(200);
+      expect(response.headers.get("Content-Type"), path).toMatch(/^text\/html/);
+      expect(response.headers.get("Content-Security-Policy"), path).toContain("frame-ancestors 'none'");
+      expect(response.headers.get("Content-Security-Policy"), path).toContain(`connect-src 'self' ws://127.0.0.1:${worker.port}`);
+      expect(response.headers.get("X-Content-Type-Options"), path).toBe("nosniff");
+      expect(response.headers.get("Referrer-Policy"), path).toBe("no-referrer");
+      await response.body?.cancel();
+    }
+    // The pages' files under other names only redirect, so no copy of a page goes out without the headers.
+    for (const [path, target] of [["/index.html", "/"], ["/ice-test.html", "/ice-test"]] as const) {
+      const response = await fetch(`http://127.0.0.1:${worker.port}${path}`, { redirect: "manual" });
+      expect(response.status, path).toBeGreaterThanOrEqual(301);
+      expect(response.status, path).toBeLessThanOrEqual(308);
+      expect(response.headers.get("Location"), path).toBe(target);
+      await response.body?.cancel();
+    }
+  });
+
   it("relays a signal between two peers in the demo script", async () => {
     const room = `local-stack-${process.pid}-${Date.now()}`;
     const demo = await run(

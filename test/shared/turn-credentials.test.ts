@@ -8,7 +8,7 @@ import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   DEFAULT_CLOCK_SKEW_SECONDS,
-  DEFAULT_MAX_TTL_SECONDS,
+  MAX_CREDENTIAL_TTL_SECONDS,
   TurnCredentialError,
   TurnKeyring,
   checkTurnUsername,
@@ -168,7 +168,7 @@ describe("TurnKeyring.verify", () => {
 describe("checkTurnUsername", () => {
   it("uses a 30 s clock skew and a 48 h maximum ttl by default", () => {
     expect(DEFAULT_CLOCK_SKEW_SECONDS).toBe(30);
-    expect(DEFAULT_MAX_TTL_SECONDS).toBe(48 * 3600);
+    expect(MAX_CREDENTIAL_TTL_SECONDS).toBe(48 * 3600);
   });
 
   it("accepts a credential that expired no more than the skew ago", () => {
@@ -188,11 +188,11 @@ describe("checkTurnUsername", () => {
   });
 
   it("accepts an expiry up to the maximum ttl plus the skew ahead", () => {
-    expect(checkTurnUsername(`${NOW + DEFAULT_MAX_TTL_SECONDS + 30}:alice`, { now: NOW }).ok).toBe(true);
+    expect(checkTurnUsername(`${NOW + MAX_CREDENTIAL_TTL_SECONDS + 30}:alice`, { now: NOW }).ok).toBe(true);
   });
 
   it("refuses an expiry further ahead than the maximum ttl plus the skew: nobody issued it", () => {
-    expect(checkTurnUsername(`${NOW + DEFAULT_MAX_TTL_SECONDS + 31}:alice`, { now: NOW })).toMatchObject({ ok: false, reason: "too-far-ahead" });
+    expect(checkTurnUsername(`${NOW + MAX_CREDENTIAL_TTL_SECONDS + 31}:alice`, { now: NOW })).toMatchObject({ ok: false, reason: "too-far-ahead" });
     expect(checkTurnUsername(`${NOW + 91}:alice`, { now: NOW, maxTtlSeconds: 60 })).toMatchObject({ ok: false, reason: "too-far-ahead" });
     expect(checkTurnUsername(`${NOW + 90}:alice`, { now: NOW, maxTtlSeconds: 60 }).ok).toBe(true);
   });

@@ -76,16 +76,48 @@ describe("lifetime", () => {
     ["?ttl=7200", { TURN_MAX_TTL: "3600", TURN_TTL: "600" }, 3600],
     ["", { TURN_TTL: "3600" }, 3600],
     ["", { TURN_TTL: "10" }, 10],
-  ])("%s with %j gives %i s", async (query, extra, ttl) => {
-    const body = (await (await get(`/v1/turn-credentials${query}`, { ...open, ...extra })).json()) as TurnRestResponse;
+  ])("gives an API-key caller asking %s with %j %i s (up to TURN_MAX_TTL)", async (query, extra, ttl) => {
+    const key = freshKey();
+    const response = await get(`/v1/turn-credentials${query}`, { ...turnVars, API_KEYS: key, ...extra }, { Authorization: `Bearer ${key}` });
+    const body = (await response.json()) as TurnRestResponse;
     expect(body.ttl).toBe(ttl);
     expect(Number(body.username.split(":")[0]) - Math.floor(Date.now() / 1000)).toBeGreaterThanOrEqual(ttl - 2);
+  });
+
+  it.each([
+    ["?ttl=172800", { TURN_TTL: "600" }, 600],
+    ["?ttl=999999", {}, 86_400],
+    ["?ttl=300", { TURN_TTL: "600" }, 300],
+    ["", { TURN_TTL: "600" }, 600],
+  ])("gives a join-token caller asking %s with %j at most TURN_TTL: %i s", async (query, extra, ttl) => {
+    const vars = { ...turnVars, JOIN_SECRET: "join-secret", ...extra };
+    const token = await mintJoinToken("join-secret", { room: "standup", sub: `ttl-${freshKey()}` });
+    const body = (await (await get(`/v1/turn-credentials${query}`, vars, { Authorization: `Bearer ${token}` })).json()) as TurnRestResponse;
+    expect(body.ttl).toBe(ttl);
+    expect(Number(body.username.split(":")[0]) - Math.floor(Date.now() / 1000)).toBeLessThanOrEqual(ttl + 2);
+  });
+
+  it("gives an anonymous caller (AUTH_MODE=open) at most TURN_TTL", async () => {
+    const body = (await (await get("/v1/turn-credentials?ttl=172800", { ...open, TURN_TTL: "600" })).json()) as TurnRestResponse;
+    expect(body.ttl).toBe(600);
   });
 
   it.each(["abc", "0", "-5", "1.5", ""])("refuses ttl=%j with 400", async (ttl) => {
     const response = await get(`/v1/turn-credentials?ttl=${ttl}`, open);
     expect(response.status).toBe(400);
     expect((await errorOf(response)).message).toContain("ttl");
+  });
+
+  it("refuses a TURN_MAX_TTL longer than any relay accepts, saying what to do", async () => {
+    for (const maxTtl of [String(172_801), String(30 * 86_400)]) {
+      const response = await get("/v1/ice-servers", { ...open, TURN_MAX_TTL: maxTtl });
+      expect(response.status).toBe(500);
+      const error = await errorOf(response);
+      expect(error.code).toBe("bad-config");
+      expect(error.message).toMatch(new RegExp(`^TURN_MAX_TTL is "?${maxTtl}"?.*172800 s.*--max-credential-ttl.*[Ll]ower TURN_MAX_TTL`));
+    }
+    // The shared maximum itself is fine.
+    expect((await get("/v1/ice-servers", { ...open, TURN_MAX_TTL: "172800" })).status).toBe(200);
   });
 });
 
@@ -233,9 +265,63 @@ describe("the welcome frame", () => {
     expect(welcome.iceServers?.[1]?.username).toBe(`${Math.floor(Date.parse(welcome.expiresAt!) / 1000)}:${welcome.peerId}`);
   });
 
-  it("gives no credentials to an open room's peers when credentials need a key or token", async () => {
-    const { welcome } = await TestPeer.join(freshRoom("ice-closed"), { vars: { ...turnVars, API_KEYS: freshKey() } });
+  it("gives no credentials to anyone through an open room when credentials need a key or token: the join is refused", async () => {
+    const peer = await TestPeer.connect(freshRoom("ice-closed"), { vars: { ...turnVars, API_KEYS: freshKey() } });
+    await peer.waitClosed();
+    expect(peer.frames.map((frame) => frame.type)).toEqual(["error"]);
+    expect(JSON.stringify(peer.frames)).not.toContain("turn:");
+  });
+
+  it("mints from the caller's issuance budget: once the API has refused a token holder, the welcome comes without credentials and says when to fetch them", async () => {
+    const vars = { ...turnVars, JOIN_SECRET: "join-secret" };
+    const room = freshRoom("ice-limited");
+    const token = await mintJoinToken("join-secret", { room, sub: `limited-${freshKey()}` });
+    let refused = false;
+    for (let i = 0; i < 80 && !refused; i++) {
+      refused = (await get("/v1/turn-credentials", vars, { Authorization: `Bearer ${token}` })).status === 429;
+    }
+    expect(refused).toBe(true);
+    const { peer, welcome } = await TestPeer.join(room, { vars, query: { token } });
     expect(welcome.iceServers).toBeUndefined();
+    expect(welcome.expiresAt).toBeUndefined();
+    expect(welcome.iceServersWithheld).toMatchObject({ code: "rate-limited", retryAfterMs: 10_000 });
+    expect(welcome.iceServersWithheld?.message).toContain("/v1/ice-servers");
+    // Signaling is not held back by the credential budget.
+    peer.send({ type: "meta", data: { name: "still here" } });
+    await peer.expectSilence(200);
+    expect(peer.closedWith).toBeNull();
+    peer.close();
+  });
+
+  it("spends the same budget on every welcome: rejoining again and again stops minting, and the API then refuses too", async () => {
+    const vars = { ...turnVars, JOIN_SECRET: "join-secret" };
+    const room = freshRoom("ice-rejoin");
+    const token = await mintJoinToken("join-secret", { room, sub: `rejoin-${freshKey()}` });
+    let withheldAt = -1;
+    for (let i = 0; i < 80 && withheldAt < 0; i++) {
+      const { peer, welcome } = await TestPeer.join(room, { vars, query: { token } });
+      if (welcome.iceServers === undefined) {
+        expect(welcome.iceServersWithheld?.code).toBe("rate-limited");
+        withheldAt = i;
+      }
+      peer.close();
+    }
+    expect(withheldAt).toBeGreaterThanOrEqual(20);
+    expect((await get("/v1/turn-credentials", vars, { Authorization: `Bearer ${token}` })).status).toBe(429);
+  });
+
+  it("keys an anonymous joiner's budget by client address under AUTH_MODE=open, as the API does", async () => {
+    // The header's value is only a rate key here: a unique one per run keeps runs apart.
+    const headers = { "CF-Connecting-IP": `198.51.100.1-${freshKey()}` };
+    let refused = false;
+    for (let i = 0; i < 80 && !refused; i++) refused = (await get("/v1/ice-servers", open, headers)).status === 429;
+    expect(refused).toBe(true);
+    const limited = await TestPeer.join(freshRoom("ice-open-limited"), { vars: open, headers });
+    expect(limited.welcome.iceServersWithheld?.code).toBe("rate-limited");
+    const other = await TestPeer.join(freshRoom("ice-open-other"), { vars: open, headers: { "CF-Connecting-IP": `203.0.113.1-${freshKey()}` } });
+    expect(other.welcome.iceServers).toBeDefined();
+    limited.peer.close();
+    other.peer.close();
   });
 
   it("has no iceServers without a relay", async () => {

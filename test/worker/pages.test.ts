@@ -88,6 +88,58 @@ describe("the demo pages", () => {
   });
 });
 
+describe("security headers on the pages", () => {
+  /** Each directive of a Content-Security-Policy, by name. */
+  function directives(csp: string | null): Map<string, string[]> {
+    expect(csp).not.toBeNull();
+    return new Map(csp!.split(";").map((part) => part.trim().split(/\s+/)).filter((words) => words[0]).map(([name, ...values]) => [name!, values]));
+  }
+
+  it.each(["/", "/r/some-room", "/ice-test", "/r/bad%20name"])("sends a strict CSP and its companions with %s", async (path) => {
+    const response = await get(path);
+    const csp = directives(response.headers.get("Content-Security-Policy"));
+    expect(csp.get("default-src")).toEqual(["'self'"]);
+    expect(csp.get("script-src")).toEqual(["'self'"]);
+    expect(csp.get("style-src")).toEqual(["'self'"]);
+    expect(csp.get("connect-src")).toEqual(["'self'", "ws://relaykit.test"]);
+    expect(csp.get("object-src")).toEqual(["'none'"]);
+    expect(csp.get("base-uri")).toEqual(["'none'"]);
+    expect(csp.get("frame-ancestors")).toEqual(["'none'"]);
+    expect(response.headers.get("Content-Security-Policy")).not.toMatch(/unsafe-inline|unsafe-eval|\*/);
+    expect(response.headers.get("X-Content-Type-Options")).toBe("nosniff");
+    expect(response.headers.get("Referrer-Policy")).toBe("no-referrer");
+    expect(response.headers.get("X-Frame-Options")).toBe("DENY");
+    expect(response.headers.get("Permissions-Policy")).toMatch(/(^|, )camera=\(self\)(,|$)/);
+    expect(response.headers.get("Permissions-Policy")).toMatch(/(^|, )microphone=\(self\)(,|$)/);
+    expect(response.headers.get("Cross-Origin-Opener-Policy")).toBe("same-origin");
+  });
+
+  it("lets the pages connect to their own origin's WebSocket over wss: when served over https", async () => {
+    const response = await exports.default.fetch("https://kit.example.com/r/some-room");
+    expect(response.status).toBe(200);
+    expect(directives(response.headers.get("Content-Security-Policy")).get("connect-src")).toEqual(["'self'", "wss://kit.example.com"]);
+  });
+
+  it("needs nothing inline: the pages have no inline script, style or event handler", async () => {
+    for (const path of ["/", "/ice-test"]) {
+      const page = await html(path);
+      expect(page, path).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
+      expect(page, path).not.toMatch(/<style[\s>]/);
+      expect(page, path).not.toMatch(/\sstyle=|\son[a-z]+=/);
+    }
+  });
+
+  it("keeps the headers on a HEAD and on the lobby redirect", async () => {
+    expect((await get("/r/some-room", { method: "HEAD" })).headers.get("Content-Security-Policy")).toContain("default-src 'self'");
+    expect((await get("/r")).headers.get("X-Frame-Options")).toBe("DENY");
+  });
+
+  it("leaves the API's responses alone", async () => {
+    const response = await get("/v1/rooms/some-room");
+    expect(response.headers.get("Content-Security-Policy")).toBeNull();
+  });
+});
+
 describe("bad room links", () => {
   it.each([
     ["bad%20name", "bad name"],

@@ -3,7 +3,7 @@
  */
 import { createExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import type { ServerFrame, WelcomeFrame } from "../../shared/signaling/protocol.js";
+import { SIGNALING_SUBPROTOCOL, resumeSubprotocol, type ServerFrame, type WelcomeFrame } from "../../shared/signaling/protocol.js";
 import worker from "../../worker/index.js";
 import type { Env } from "../../worker/env.js";
 
@@ -33,6 +33,11 @@ export interface ConnectOptions {
 export async function fetchWorker(url: string, init: RequestInit = {}, vars?: Partial<Env>): Promise<Response> {
   if (vars === undefined) return exports.default.fetch(url, init);
   return worker.fetch(new Request(url, init), { ...(env as Env), ...vars }, createExecutionContext());
+}
+
+/** How a client resumes: the token offered as a subprotocol next to the signaling one, out of the URL. */
+export function resuming(resumeToken: string, extra: ConnectOptions = {}): ConnectOptions {
+  return { ...extra, headers: { ...extra.headers, "Sec-WebSocket-Protocol": `${SIGNALING_SUBPROTOCOL}, ${resumeSubprotocol(resumeToken)}` } };
 }
 
 /** Sends the upgrade request; the caller checks the response (101, 401, 426…). */

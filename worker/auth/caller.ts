@@ -18,10 +18,23 @@ export type CallerCheck = { ok: true; caller: Caller } | { ok: false; status: 40
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
+/**
+ * The issuance budget's key for a room member: the token's room and subject, whether it asks the API
+ * or joins the room (worker/routes/rooms.ts), so both spend the same budget.
+ */
+export function joinTokenRateKey(room: string, sub: string): string {
+  return `sub:${room}/${sub}`;
+}
+
+/** The issuance budget's key for an anonymous caller (AUTH_MODE=open): its address as Cloudflare saw it. */
+export function clientAddressRateKey(request: Request): string {
+  return `ip:${request.headers.get("CF-Connecting-IP") ?? "local"}`;
+}
+
 export async function identifyCaller(request: Request, access: AccessConfig, maxMetaBytes: number): Promise<CallerCheck> {
   const authorization = request.headers.get("Authorization");
   if (authorization === null) {
-    if (access.open) return { ok: true, caller: { kind: "open", rateKey: `ip:${request.headers.get("CF-Connecting-IP") ?? "local"}` } };
+    if (access.open) return { ok: true, caller: { kind: "open", rateKey: clientAddressRateKey(request) } };
     if (access.apiKeys.length === 0 && access.joinSecret === null) {
       return {
         ok: false,
@@ -48,7 +61,7 @@ export async function identifyCaller(request: Request, access: AccessConfig, max
     const checked = await verifyJoinToken(bearer, access.joinSecret, null, maxMetaBytes);
     if (!checked.ok) return { ok: false, status: 401, code: "unauthorized", message: checked.message };
     const { room, sub } = checked.claims;
-    return { ok: true, caller: { kind: "join-token", userId: sub, rateKey: `sub:${room}/${sub}` } };
+    return { ok: true, caller: { kind: "join-token", userId: sub, rateKey: joinTokenRateKey(room, sub) } };
   }
   return { ok: false, status: 401, code: "unauthorized", message: "the bearer token is neither a configured API key nor a valid join token" };
 }

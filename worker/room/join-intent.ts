@@ -3,7 +3,7 @@
  * verified identity (if any), the resume token offered, and the subprotocol to echo. It travels in
  * one internal header on a request the Worker builds itself, so a client can never set it.
  */
-import type { PeerMeta } from "../../shared/signaling/protocol.js";
+import type { IceServersWithheld, PeerMeta } from "../../shared/signaling/protocol.js";
 import type { IceServersResponse } from "../../shared/turn/ice-servers.js";
 
 export interface JoinIntent {
@@ -11,7 +11,7 @@ export interface JoinIntent {
   peerId?: string;
   /** The join token's `meta` claim. */
   meta?: PeerMeta;
-  /** `?resume=`: the token from an earlier welcome. */
+  /** The resume token from an earlier welcome (subprotocol `resume.<token>`, or the deprecated `?resume=`). */
   resumeToken?: string;
   /** The subprotocol to answer with, when the client offered it. */
   subprotocol?: string;
@@ -22,6 +22,8 @@ export interface JoinIntent {
   newPeerId?: string;
   /** TURN credentials for the welcome, when the Worker has a relay configured. */
   ice?: IceServersResponse;
+  /** Why `ice` is missing although this peer would get credentials (the issuance limit). */
+  iceWithheld?: IceServersWithheld;
 }
 
 const JOIN_INTENT_HEADER = "X-Relaykit-Join";

@@ -110,6 +110,7 @@ export class SignalingRoom extends DurableObject<Env> {
       idleTimeoutMs: this.config.idleTimeoutMs,
       resumeGraceMs: this.config.resumeGraceMs,
       ...(intent.ice && { iceServers: intent.ice.iceServers, expiresAt: intent.ice.expiresAt }),
+      ...(intent.iceWithheld && { iceServersWithheld: intent.iceWithheld }),
     });
     if (returning === null) {
       this.sendToOthers(peerId, { type: "peer-joined", peer: { id: peerId, meta: intent.meta ?? {} } });

@@ -9,12 +9,10 @@ import { isValidUserId, USER_ID_RULE } from "../../shared/ids.js";
 import { TurnCredentialError, type TurnCredential } from "../../shared/turn/credentials.js";
 import { iceServersResponse, turnRestResponse } from "../../shared/turn/ice-servers.js";
 import { identifyCaller } from "../auth/caller.js";
+import { ISSUE_RATE_LIMIT_PERIOD_SECONDS, allowIssuance } from "../auth/issuance-limit.js";
 import { readAccessConfig, readRoomConfig, readTurnConfig, type TurnConfig } from "../config.js";
 import type { Env } from "../env.js";
 import { httpError } from "../http-error.js";
-
-/** The period of ISSUE_RATE_LIMITER in wrangler.toml: a refused caller may retry after it. */
-export const ISSUE_RATE_LIMIT_PERIOD_SECONDS = 10;
 
 export const credentials = new Hono<{ Bindings: Env }>();
 
@@ -49,17 +47,19 @@ async function issue(c: Context<{ Bindings: Env }>): Promise<Issued | Response> 
   }
   const userId = caller.kind === "join-token" ? caller.userId : (requestedUser ?? crypto.randomUUID());
 
+  // Only an app backend may ask for more than TURN_TTL: a room member's token (or, under
+  // AUTH_MODE=open, anybody) must not turn into a credential that outlives the session by days.
+  const longestTtl = caller.kind === "api-key" ? turn.maxTtlSeconds : turn.ttlSeconds;
   let ttl = turn.ttlSeconds;
   const requestedTtl = c.req.query("ttl");
   if (requestedTtl !== undefined) {
     if (!/^\d{1,9}$/.test(requestedTtl) || Number(requestedTtl) === 0) {
-      return httpError(c, 400, "bad-request", `ttl must be a whole number of seconds from 1 to ${turn.maxTtlSeconds}`);
+      return httpError(c, 400, "bad-request", `ttl must be a whole number of seconds from 1 to ${longestTtl}`);
     }
-    ttl = Math.min(Number(requestedTtl), turn.maxTtlSeconds);
+    ttl = Math.min(Number(requestedTtl), longestTtl);
   }
 
-  const limiter = c.env.ISSUE_RATE_LIMITER;
-  if (limiter !== undefined && !(await limiter.limit({ key: caller.rateKey })).success) {
+  if (!(await allowIssuance(c.env.ISSUE_RATE_LIMITER, caller.rateKey))) {
     c.header("Retry-After", String(ISSUE_RATE_LIMIT_PERIOD_SECONDS));
     return httpError(c, 429, "rate-limited", `too many credential requests from this caller; retry after ${ISSUE_RATE_LIMIT_PERIOD_SECONDS} s`);
   }

@@ -1,7 +1,7 @@
 /**
- * The demo pages. Static assets (wrangler.toml `[assets]`, built from web/ into dist/web/) serve
- * `/` (the lobby), `/ice-test` and `/assets/*` without the Worker. Room pages run the Worker first
- * (`run_worker_first`) so the room name is checked before the page loads:
+ * The demo pages, built from web/ into dist/web/ (wrangler.toml `[assets]`): `/` (the lobby),
+ * `/ice-test`, and room pages, which run the Worker first so the room name is checked before the
+ * page loads:
  *
  * - `/r/:room` with a valid name: the room app's HTML (the same file as `/`; it reads the room from
  *   the URL).
@@ -10,10 +10,11 @@
  *   that link; the API's own 400 for the same name stays JSON (`/v1/rooms/:room`).
  * - `/r` and `/r/`: a redirect to the lobby.
  *
- * `/`, `/ice-test` and `/assets/*` have routes here too, which hand the request to the assets. In
- * production they do not run (the assets answer first); they make the Worker serve its pages
- * whenever it is called directly: with `run_worker_first = true`, through a service binding, or
- * from the workerd test suites, which call the Worker without the asset router in front.
+ * `/` and `/ice-test` run the Worker first too (wrangler.toml `run_worker_first`): their routes hand
+ * the request to the assets and add the pages' security headers (./page-headers.ts), as for every
+ * page here. `/assets/*` is served by the asset router alone in production; its route here makes the
+ * Worker serve the bundles whenever it is called directly (a service binding, or the workerd test
+ * suites, which call the Worker without the asset router in front).
  * A path that is neither an asset nor a route gets the Worker's JSON 404 (`not_found_handling`
  * stays "none").
  */
@@ -21,8 +22,12 @@ import { Hono, type Context } from "hono";
 import { isValidRoomName } from "../../shared/signaling/protocol.js";
 import type { Env } from "../env.js";
 import { httpError } from "../http-error.js";
+import { pageSecurityHeaders } from "./page-headers.js";
 
 export const pages = new Hono<{ Bindings: Env }>();
+
+// Every page gets its security headers (./page-headers.ts), from the assets or from the Worker.
+for (const path of ["/", "/ice-test", "/r", "/r/*"]) pages.use(path, pageSecurityHeaders);
 
 /** Where the room app's HTML lives among the assets (dist/web/index.html is served at `/`). */
 const ROOM_APP_ASSET = "/";

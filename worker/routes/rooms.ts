@@ -6,23 +6,48 @@
 import { Hono } from "hono";
 import { verifyJoinToken } from "../../shared/signaling/join-token.js";
 import {
+  CLOSE_CODES,
+  RESUME_SUBPROTOCOL_PREFIX,
+  RESUME_TOKEN_PATTERN,
   SIGNALING_SUBPROTOCOL,
   TOKEN_SUBPROTOCOL_PREFIX,
   isValidRoomName,
+  type ErrorCode,
+  type ErrorFrame,
 } from "../../shared/signaling/protocol.js";
 import { iceServersResponse } from "../../shared/turn/ice-servers.js";
-import { readAccessConfig, readRoomConfig, readTurnConfig } from "../config.js";
+import { clientAddressRateKey, joinTokenRateKey } from "../auth/caller.js";
+import { ISSUE_RATE_LIMIT_PERIOD_SECONDS, allowIssuance } from "../auth/issuance-limit.js";
+import { openRoomsRefusal, readAccessConfig, readRoomConfig, readTurnConfig } from "../config.js";
 import type { Env } from "../env.js";
 import { httpError } from "../http-error.js";
 import { joinRequest, type JoinIntent } from "../room/join-intent.js";
 
 export const rooms = new Hono<{ Bindings: Env }>();
 
-/** Splits `Sec-WebSocket-Protocol` into the token carrier (if any) and the subprotocols offered. */
-function readSubprotocols(header: string | undefined): { offered: string[]; token?: string } {
+/**
+ * Splits `Sec-WebSocket-Protocol` into the subprotocols offered and the credentials riding in it: the
+ * join token (`token.<jwt>`) and every resume token offered (`resume.<token>`).
+ */
+function readSubprotocols(header: string | undefined): { offered: string[]; token?: string; resumeTokens: string[] } {
   const offered = (header ?? "").split(",").map((p) => p.trim()).filter((p) => p.length > 0);
   const carrier = offered.find((p) => p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
-  return carrier === undefined ? { offered } : { offered, token: carrier.slice(TOKEN_SUBPROTOCOL_PREFIX.length) };
+  const resumeTokens = offered.filter((p) => p.startsWith(RESUME_SUBPROTOCOL_PREFIX)).map((p) => p.slice(RESUME_SUBPROTOCOL_PREFIX.length));
+  return carrier === undefined ? { offered, resumeTokens } : { offered, token: carrier.slice(TOKEN_SUBPROTOCOL_PREFIX.length), resumeTokens };
+}
+
+/**
+ * Refuses a join the way the room refuses one when full: accept the socket only to send an error
+ * frame and close it with a code of its own. A browser cannot read the HTTP status of a refused
+ * upgrade (it sees 1006 and nothing else), so the reason must travel inside the WebSocket. Nothing
+ * reaches a room.
+ */
+function refuseJoin(subprotocol: string | undefined, code: ErrorCode, message: string, closeCode: number, reason: string): Response {
+  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+  server.accept();
+  server.send(JSON.stringify({ type: "error", code, message } satisfies ErrorFrame));
+  server.close(closeCode, reason);
+  return new Response(null, { status: 101, webSocket: client, headers: subprotocol ? { "Sec-WebSocket-Protocol": subprotocol } : undefined });
 }
 
 rooms.get("/v1/rooms/:room", async (c) => {
@@ -45,6 +70,11 @@ rooms.get("/v1/rooms/:room", async (c) => {
     intent.subprotocol = SIGNALING_SUBPROTOCOL;
   }
 
+  const openRefusal = openRoomsRefusal(c.env);
+  if (openRefusal !== null) {
+    return refuseJoin(intent.subprotocol, "auth-not-configured", openRefusal, CLOSE_CODES.authNotConfigured, "open rooms refused: set JOIN_SECRET, or AUTH_MODE=open on purpose");
+  }
+
   const secret = c.env.JOIN_SECRET;
   if (secret) {
     const token = c.req.query("token") ?? protocols.token;
@@ -57,17 +87,41 @@ rooms.get("/v1/rooms/:room", async (c) => {
     if (checked.claims.meta !== undefined) intent.meta = checked.claims.meta;
   }
 
-  const resume = c.req.query("resume");
-  if (resume) intent.resumeToken = resume;
+  // The resume token comes as the subprotocol `resume.<token>`, out of the URL (access logs keep URLs,
+  // and a live resume token takes over the peer). `?resume=` is still read, deprecated, for clients
+  // written before; offering it both ways, or twice, is refused rather than guessed at.
+  const queryResume = c.req.query("resume");
+  const resumeTokens = queryResume ? [...protocols.resumeTokens, queryResume] : protocols.resumeTokens;
+  if (resumeTokens.length > 1) {
+    return httpError(c, 400, "bad-resume-token", `offer one resume token, as the subprotocol ${RESUME_SUBPROTOCOL_PREFIX}<token>: use the resumeToken of your last welcome`);
+  }
+  const resume = resumeTokens[0];
+  if (resume !== undefined) {
+    if (!RESUME_TOKEN_PATTERN.test(resume)) {
+      return httpError(c, 400, "bad-resume-token", "that is not a resume token this Worker issues: use the resumeToken of your last welcome, or join without one");
+    }
+    intent.resumeToken = resume;
+  }
 
   // The welcome carries TURN credentials, so a browser needs one round trip to start a call; but
   // only to whom /v1/ice-servers would give them: a token holder, or anyone under AUTH_MODE=open.
-  // An open room is no back door to the relay.
+  // An open room is no back door to the relay. They live TURN_TTL, as the API gives such callers, and
+  // spend the same issuance budget under the same key: a rejoin loop mints no more than the API would.
+  // Over budget, the join still goes ahead (signaling must not break) with a welcome that says so.
   const turn = readTurnConfig(c.env);
   if (intent.peerId === undefined) intent.newPeerId = crypto.randomUUID();
   if (turn !== null && (intent.peerId !== undefined || readAccessConfig(c.env).open)) {
-    const credential = await turn.keyring.mint(intent.peerId ?? intent.newPeerId!, turn.ttlSeconds);
-    intent.ice = iceServersResponse(credential, turn.turnUrls, turn.stunUrls);
+    const rateKey = intent.peerId !== undefined ? joinTokenRateKey(room, intent.peerId) : clientAddressRateKey(c.req.raw);
+    if (await allowIssuance(c.env.ISSUE_RATE_LIMITER, rateKey)) {
+      const credential = await turn.keyring.mint(intent.peerId ?? intent.newPeerId!, turn.ttlSeconds);
+      intent.ice = iceServersResponse(credential, turn.turnUrls, turn.stunUrls);
+    } else {
+      intent.iceWithheld = {
+        code: "rate-limited",
+        message: `too many TURN credentials for this caller lately, so this welcome carries none; fetch /v1/ice-servers after ${ISSUE_RATE_LIMIT_PERIOD_SECONDS} s`,
+        retryAfterMs: ISSUE_RATE_LIMIT_PERIOD_SECONDS * 1000,
+      };
+    }
   }
 
   const stub = c.env.ROOMS.get(c.env.ROOMS.idFromName(room));

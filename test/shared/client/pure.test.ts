@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { backoffDelayMs } from "../../../shared/client/backoff.js";
 import { normalizeServerUrl, parseIceServersResponse, refreshDelayMs } from "../../../shared/client/ice-servers.js";
-import { isPolite, readMeshSignal, roomSocketUrl } from "../../../shared/client/index.js";
+import { isPolite, readMeshSignal, roomSocketUrl, roomSubprotocols } from "../../../shared/client/index.js";
 import { remoteUfrags } from "../../../shared/client/mesh.js";
 import { parseServerFrame } from "../../../shared/signaling/parse-server-frame.js";
 
@@ -59,6 +59,7 @@ describe("parseServerFrame", () => {
     const frames = [
       welcome,
       { ...welcome, iceServers: [{ urls: "stun:x" }], expiresAt: "2026-11-22T00:00:00Z" },
+      { ...welcome, iceServersWithheld: { code: "rate-limited", message: "later", retryAfterMs: 10_000 } },
       { type: "peer-joined", peer: { id: "c", meta: { name: "C" } } },
       { type: "peer-updated", peer: { id: "c", meta: {} } },
       { type: "peer-left", peerId: "c" },
@@ -69,6 +70,12 @@ describe("parseServerFrame", () => {
       { type: "error", code: "peer-not-found", message: "no such peer" },
     ];
     for (const frame of frames) expect(parseServerFrame(JSON.stringify(frame))).toEqual(frame);
+  });
+
+  it("keeps a welcome whose iceServersWithheld it does not understand, without that field", () => {
+    for (const withheld of [{ code: "from-the-future", message: "m", retryAfterMs: 1 }, { code: "rate-limited", message: "m", retryAfterMs: -1 }, { code: "rate-limited", message: "m" }, "soon"]) {
+      expect(parseServerFrame(JSON.stringify({ ...welcome, iceServersWithheld: withheld })), JSON.stringify(withheld)).toEqual(welcome);
+    }
   });
 
   it("returns null for garbage, unknown types and frames missing a field, without throwing", () => {
@@ -108,8 +115,15 @@ describe("roles and URLs", () => {
 
   it("derives the room's WebSocket URL from the Worker's origin", () => {
     expect(roomSocketUrl("https://kit.example.com/", "room-1")).toBe("wss://kit.example.com/v1/rooms/room-1");
-    expect(roomSocketUrl("http://127.0.0.1:8787", "r", "tok/en+")).toBe("ws://127.0.0.1:8787/v1/rooms/r?resume=tok%2Fen%2B");
+    expect(roomSocketUrl("http://127.0.0.1:8787", "r")).toBe("ws://127.0.0.1:8787/v1/rooms/r");
     expect(roomSocketUrl("https://kit.example.com/base", "r")).toBe("wss://kit.example.com/base/v1/rooms/r");
+  });
+
+  it("offers the join and resume tokens as subprotocols, never in the URL", () => {
+    expect(roomSubprotocols(undefined, undefined)).toEqual(["relaykit.v1"]);
+    expect(roomSubprotocols("h.p.s", undefined)).toEqual(["relaykit.v1", "token.h.p.s"]);
+    expect(roomSubprotocols(undefined, "AAAAAAAAAAAAAAAAAAAAAA")).toEqual(["relaykit.v1", "resume.AAAAAAAAAAAAAAAAAAAAAA"]);
+    expect(roomSubprotocols("h.p.s", "AAAAAAAAAAAAAAAAAAAAAA")).toEqual(["relaykit.v1", "token.h.p.s", "resume.AAAAAAAAAAAAAAAAAAAAAA"]);
   });
 
   it("refuses a server that is not an http(s) URL, saying what it wants", () => {

@@ -37,6 +37,8 @@ class CuttableProxy {
   private readonly sockets = new Set<Socket>();
   private server: Server | undefined;
   port = 0;
+  /** The head of each HTTP request that came through (request line and headers), in order. */
+  readonly requestHeads: string[] = [];
 
   async start(targetPort: number): Promise<void> {
     this.server = createServer((client) => {
@@ -46,6 +48,7 @@ class CuttableProxy {
         socket.on("close", () => this.sockets.delete(socket));
         socket.on("error", () => {});
       }
+      client.once("data", (chunk: Buffer) => this.requestHeads.push(chunk.toString("latin1").split("\r\n\r\n")[0]!));
       client.pipe(upstream).pipe(client);
     });
     await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
@@ -185,6 +188,10 @@ describe("RoomClient", () => {
     while (received.length < 20 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(received).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(bobSaw).toEqual([]);
+    // The resume token went in Sec-WebSocket-Protocol, not in the URL that logs keep.
+    const resumeRequest = proxy.requestHeads.find((head) => head.includes(aliceWelcome.resumeToken));
+    expect(resumeRequest).toMatch(new RegExp(`^Sec-WebSocket-Protocol: .*resume\\.${aliceWelcome.resumeToken}`, "im"));
+    expect(proxy.requestHeads.every((head) => !/^GET [^\r\n]*resume/.test(head))).toBe(true);
   });
 
   it("reconnects again and again: three drops in a row, one peer id throughout", async () => {
@@ -254,6 +261,55 @@ describe("RoomClient", () => {
       // Without a token the Worker refuses the upgrade; the client gives up after its attempts.
       const stranger = client(room, guarded.workerUrl, { reconnect: { initialDelayMs: 10, maxDelayMs: 20, maxAttempts: 2 } });
       await expect(stranger.connect()).rejects.toThrow(/gave up after 2 failed connection attempts/);
+    } finally {
+      await guarded.stop();
+    }
+  }, 90_000);
+
+  it("fetches the TURN credentials a rate-limited welcome withheld, once the issuance limit allows", async () => {
+    const secret = "room-client-withheld-secret";
+    const guarded = await startStack({ workerVars: { JOIN_SECRET: secret, AUTH_MODE: "" } });
+    try {
+      const room = newRoom();
+      const token = await mintJoinToken(secret, { room, sub: "eve" });
+      // Spend eve's issuance budget through the API; the welcome shares it.
+      let refused = false;
+      for (let i = 0; i < 80 && !refused; i++) {
+        const response = await fetch(`${guarded.workerUrl}/v1/turn-credentials`, { headers: { Authorization: `Bearer ${token}` } });
+        await response.body?.cancel();
+        refused = response.status === 429;
+      }
+      expect(refused).toBe(true);
+
+      const eve = client(room, guarded.workerUrl, { token });
+      const errors: string[] = [];
+      eve.on("error", (error) => errors.push(`${error.code}: ${error.message}`));
+      const fetched = next(eve, "ice-servers", () => true, 45_000);
+      const welcome = await eve.connect();
+      expect(welcome.iceServers).toBeUndefined();
+      expect(welcome.iceServersWithheld?.code).toBe("rate-limited");
+      expect(eve.iceServers).toEqual([]);
+      expect(errors.some((error) => error.startsWith("ice-servers: the room's welcome carried no TURN credentials"))).toBe(true);
+      // After the limit's period (10 s) the client asks /v1/ice-servers itself, with its token.
+      const [update] = await fetched;
+      expect(update.iceServers.find((server) => server.username !== undefined)?.username).toMatch(/^\d+:eve$/);
+      expect(eve.iceServers).toBe(update.iceServers);
+      expect(eve.state).toBe("open");
+    } finally {
+      await guarded.stop();
+    }
+  }, 120_000);
+
+  it("stops at once, saying why, when the Worker refuses open rooms (a relay secret but no JOIN_SECRET and no AUTH_MODE=open)", async () => {
+    const guarded = await startStack({ workerVars: { AUTH_MODE: "" } });
+    try {
+      const stranger = client(newRoom(), guarded.workerUrl);
+      const errors: string[] = [];
+      stranger.on("error", (error) => errors.push(error.code));
+      await expect(stranger.connect()).rejects.toThrow(/refuses open rooms until its operator sets JOIN_SECRET/);
+      expect(stranger.state).toBe("closed");
+      // One attempt: the refusal is final, not a network error to retry.
+      expect(errors).toEqual(["auth-not-configured", "closed"]);
     } finally {
       await guarded.stop();
     }

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { CLOSE_CODES, PING_FRAME } from "../../../shared/signaling/protocol.js";
-import { TestPeer, freshRoom } from "../peer.js";
+import { TestPeer, freshRoom, resuming } from "../peer.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -51,7 +51,7 @@ describe("stale connections", () => {
     const pinger = setInterval(() => a.peer.send(PING_FRAME), 400);
     try {
       expect((await b.peer.waitClosed(4_000)).code).toBe(CLOSE_CODES.stale);
-      const back = await TestPeer.join(room, { query: { resume: b.welcome.resumeToken } });
+      const back = await TestPeer.join(room, resuming(b.welcome.resumeToken));
       expect(back.welcome).toMatchObject({ peerId: b.welcome.peerId, resumed: true });
       back.peer.send(PING_FRAME);
       await sleep(1_200);
