@@ -23,7 +23,7 @@
 import { accessSync, constants as fsConstants, readFileSync, statSync } from "node:fs";
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
-import { DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_TTL_SECONDS } from "../shared/turn/credentials.js";
+import { DEFAULT_CLOCK_SKEW_SECONDS, MAX_CREDENTIAL_TTL_SECONDS } from "../shared/turn/credentials.js";
 import { DEFAULT_NONCE_LIFETIME_SECONDS } from "./auth/nonce.js";
 import { ConfigFileError, readConfigFile, type ConfigFileOptions, type OptionKind } from "./config-file.js";
 import { parseCidr } from "./policy/peer-filter.js";
@@ -202,7 +202,7 @@ export const RELAY_DEFAULTS = {
   /** coturn's default: a client allocates within a round trip or two of connecting. */
   maxAllocateTimeoutSeconds: 60,
   credentialClockSkew: DEFAULT_CLOCK_SKEW_SECONDS,
-  maxCredentialTtl: DEFAULT_MAX_TTL_SECONDS,
+  maxCredentialTtl: MAX_CREDENTIAL_TTL_SECONDS,
   /** coturn's Prometheus port. */
   prometheusPort: 9641,
   /** Loopback: metrics tell a lot about the traffic, so publishing them is a choice. */
@@ -301,7 +301,7 @@ const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
         name: "max-credential-ttl",
         kind: "value",
         arg: "N",
-        help: `refuse credentials that expire more than N seconds ahead (${MIN_CREDENTIAL_TTL_SECONDS}-${DEFAULT_MAX_TTL_SECONDS}: the Worker's TURN_MAX_TTL is capped at the same maximum)`,
+        help: `refuse credentials that expire more than N seconds ahead (${MIN_CREDENTIAL_TTL_SECONDS}-${MAX_CREDENTIAL_TTL_SECONDS}: the Worker's TURN_MAX_TTL is capped at the same maximum)`,
         fallback: String(RELAY_DEFAULTS.maxCredentialTtl),
       },
       { name: "credential-clock-skew", kind: "value", arg: "N", help: "seconds of clock difference allowed on credential expiry", fallback: String(RELAY_DEFAULTS.credentialClockSkew) },
@@ -797,7 +797,7 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
       maxConnectionsPerIp: read.integer("max-connections-per-ip", RELAY_DEFAULTS.maxConnectionsPerIp, 0, 1_000_000, "connections"),
       maxAllocateTimeoutSeconds: read.integer("max-allocate-timeout", RELAY_DEFAULTS.maxAllocateTimeoutSeconds, 1, MAX_ALLOCATE_TIMEOUT_SECONDS, "seconds"),
       strictExpiry: read.switch("strict-expiry")?.value ?? false,
-      maxCredentialTtl: read.integer("max-credential-ttl", RELAY_DEFAULTS.maxCredentialTtl, MIN_CREDENTIAL_TTL_SECONDS, DEFAULT_MAX_TTL_SECONDS, "seconds"),
+      maxCredentialTtl: read.integer("max-credential-ttl", RELAY_DEFAULTS.maxCredentialTtl, MIN_CREDENTIAL_TTL_SECONDS, MAX_CREDENTIAL_TTL_SECONDS, "seconds"),
       credentialClockSkew: read.integer("credential-clock-skew", RELAY_DEFAULTS.credentialClockSkew, 0, 3600, "seconds"),
       software: text(read.value("software"), AttributeType.Software),
       configFile: configGiven?.value ?? null,
