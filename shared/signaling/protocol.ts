@@ -189,8 +189,11 @@ export const CLOSE_CODES = {
   stale: 4002,
   /** The room is at capacity. */
   roomFull: 4003,
-  /** The Worker refuses open rooms until its operator sets JOIN_SECRET (or AUTH_MODE=open). Do not reconnect. */
-  authNotConfigured: 4004,
+  /**
+   * The Worker refuses open rooms until its operator sets JOIN_SECRET (or AUTH_MODE=open). Do not
+   * reconnect. (4004 and 4005 are kept for moderation: kicked, room closed.)
+   */
+  authNotConfigured: 4010,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

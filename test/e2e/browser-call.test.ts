@@ -82,7 +82,7 @@ function expectRelayOnlyCall(summary: DemoCallSummary, transport: "udp" | "tcp" 
   // and nothing else.
   const starts = (summary.allocationsWhileUp ?? []).filter((line) => line.event === "allocation-start");
   expect(starts.length, details).toBeGreaterThanOrEqual(2);
-  for (const start of starts) expect(start.client, JSON.stringify(starts)).toMatch(new RegExp(`^${transport}:127\\.0\\.0\\.1:\\d+$`));
+  for (const start of starts) expect(start.client, JSON.stringify(starts)).toMatch(new RegExp(`^${transport}:127\\.0\\.0\\.1:\\d+@127\\.0\\.0\\.1:\\d+$`));
 }
 
 /** Allocations that ended with more than 100 packets relayed each way: the ones the call used. */
@@ -180,7 +180,7 @@ describe.skipIf(unavailable !== null)("Chromium ↔ Chromium on the demo page, r
     );
     expectRelayOnlyCall(summary, "udp", details);
     // Still decoding video at the very end of the hold, long after the first credentials expired
-    // (and with them every allocation made with them: the relay refuses to refresh those).
+    // (and with them every allocation made with them: under --strict-expiry the relay ends those).
     const end = summary.framesAtEndOfHold!;
     expect(end.windowMs, details).not.toBeNull();
     for (const side of SIDES) expect(end.after[side]!, `${side} frames at the end of the hold`).toBeGreaterThan(end.before[side]!);
@@ -203,8 +203,8 @@ describe.skipIf(unavailable !== null)("Chromium ↔ Chromium on the demo page, r
     // Those still up when the pages closed (deleted by the client, not expired) carried the call to the end.
     const carriers = callAllocations(summary).filter((line) => line.reason === "deleted by the client");
     expect(carriers.length, JSON.stringify(summary.allocationsAfterClose)).toBeGreaterThanOrEqual(1);
-    // The first allocations could not be refreshed once their credential expired, and ended.
-    expect(callAllocations(summary).filter((line) => line.reason === "expired").length, JSON.stringify(summary.allocationsAfterClose)).toBeGreaterThanOrEqual(1);
+    // Under --strict-expiry the first allocations ended when their credential did.
+    expect(callAllocations(summary).filter((line) => line.reason === "credential expired").length, JSON.stringify(summary.allocationsAfterClose)).toBeGreaterThanOrEqual(1);
     const oldest = Math.max(...starts.map((line) => line.ageSeconds ?? 0));
     for (const carrier of carriers) {
       // The latest start from that address: Chromium may reuse a local port for a later allocation.

@@ -73,7 +73,7 @@ describe.skipIf(unavailable !== null)("werift ↔ Chromium on the demo page, rel
       expect(summary.videoPackets!, details).toBeGreaterThanOrEqual(50);
       // Both reached the relay over UDP, one allocation each at least.
       expect(summary.relayClients!.length, details).toBeGreaterThanOrEqual(2);
-      for (const client of summary.relayClients!) expect(client).toMatch(/^udp:127\.0\.0\.1:\d+$/);
+      for (const client of summary.relayClients!) expect(client).toMatch(/^udp:127\.0\.0\.1:\d+@127\.0\.0\.1:\d+$/);
     }, PROCESS_TIMEOUT_MS + 5_000);
   }
 });

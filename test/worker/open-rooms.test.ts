@@ -15,7 +15,7 @@ describe("open rooms on a Worker that looks like production", () => {
   it.each([
     ["TURN_SECRETS", relay],
     ["API_KEYS", { API_KEYS: "backend-key" }],
-  ])("are refused when %s is set without JOIN_SECRET: an error frame says what to set, then close 4004", async (_, vars) => {
+  ])("are refused when %s is set without JOIN_SECRET: an error frame says what to set, then close 4010", async (_, vars) => {
     const peer = await TestPeer.connect(freshRoom("guard"), { vars, headers: { "Sec-WebSocket-Protocol": SIGNALING_SUBPROTOCOL } });
     // Accepted only to say why (a browser cannot read an HTTP refusal of a WebSocket), with the subprotocol echoed.
     expect(peer.response.headers.get("Sec-WebSocket-Protocol")).toBe(SIGNALING_SUBPROTOCOL);
