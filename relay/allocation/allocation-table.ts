@@ -4,6 +4,7 @@
  * the 5-tuple), so the data path finds them without a key string.
  */
 import type { Allocation } from "./allocation.js";
+import { LiveCounts } from "../policy/live-counts.js";
 import { sourceOf } from "../policy/source-address.js";
 import { AddressPortMap } from "./peer-map.js";
 
@@ -11,9 +12,9 @@ export class AllocationTable {
   private readonly byClientKey = new Map<string, Allocation>();
   /** Listener ("address:port") → its UDP clients' allocations. */
   private readonly udpClientsByListener = new Map<string, AddressPortMap<Allocation>>();
-  private readonly perUser = new Map<string, number>();
+  private readonly perUser = new LiveCounts();
   /** By `sourceOf` the client address. */
-  private readonly perSource = new Map<string, number>();
+  private readonly perSource = new LiveCounts();
 
   get size(): number {
     return this.byClientKey.size;
@@ -38,20 +39,20 @@ export class AllocationTable {
 
   /** Allocations held by one TURN user id (user-quota). */
   countForUser(userId: string): number {
-    return this.perUser.get(userId) ?? 0;
+    return this.perUser.get(userId);
   }
 
   /** Allocations held by clients at this address's source (its IPv4 address or IPv6 /64), over any transport (max-allocations-per-ip). */
   countForSource(address: string): number {
-    return this.perSource.get(sourceOf(address)) ?? 0;
+    return this.perSource.get(sourceOf(address));
   }
 
   add(allocation: Allocation): void {
     const client = allocation.client;
     this.byClientKey.set(client.key, allocation);
     if (client.transport === "udp") this.udpClientsAt(client.listener).set(client.address.address, client.address.port, allocation);
-    increment(this.perUser, allocation.owner.userId);
-    increment(this.perSource, sourceOf(client.address.address));
+    this.perUser.add(allocation.owner.userId);
+    this.perSource.add(sourceOf(client.address.address));
   }
 
   remove(allocation: Allocation): void {
@@ -59,22 +60,11 @@ export class AllocationTable {
     if (this.byClientKey.get(client.key) !== allocation) return;
     this.byClientKey.delete(client.key);
     if (client.transport === "udp") this.udpClientsAt(client.listener).delete(client.address.address, client.address.port);
-    decrement(this.perUser, allocation.owner.userId);
-    decrement(this.perSource, sourceOf(client.address.address));
+    this.perUser.remove(allocation.owner.userId);
+    this.perSource.remove(sourceOf(client.address.address));
   }
 
   values(): IterableIterator<Allocation> {
     return this.byClientKey.values();
   }
-}
-
-function increment(counts: Map<string, number>, key: string): void {
-  counts.set(key, (counts.get(key) ?? 0) + 1);
-}
-
-/** Counts that reach 0 are deleted, so the maps hold only keys with live allocations. */
-function decrement(counts: Map<string, number>, key: string): void {
-  const left = (counts.get(key) ?? 0) - 1;
-  if (left > 0) counts.set(key, left);
-  else counts.delete(key);
 }

@@ -8,6 +8,7 @@
  * port pair, so never more than half the port range; and with --user-quota, at most that many per user.
  */
 import { randomBytes } from "node:crypto";
+import { LiveCounts } from "../policy/live-counts.js";
 import { RESERVATION_TOKEN_LENGTH } from "../stun/attributes.js";
 import type { RelayUdpSocket } from "../transport/udp-socket.js";
 
@@ -42,7 +43,7 @@ export class ReservationTable<T = ReservedPort> {
   private readonly byToken = new Map<string, Entry<T>>();
   /** The allocation that made a reservation → it, so a retransmitted Allocate gets the same token. */
   private readonly byMaker = new WeakMap<object, Entry<T>>();
-  private readonly perUser = new Map<string, number>();
+  private readonly perUser = new LiveCounts();
 
   constructor(private readonly limits: ReservationLimits) {}
 
@@ -52,7 +53,7 @@ export class ReservationTable<T = ReservedPort> {
 
   /** Whether `userId` may make one more reservation (--user-quota). */
   hasRoomFor(userId: string): boolean {
-    return this.limits.perUser === 0 || (this.perUser.get(userId) ?? 0) < this.limits.perUser;
+    return this.limits.perUser === 0 || this.perUser.get(userId) < this.limits.perUser;
   }
 
   /** Holds `held` for `lifetimeMs` from `now` under a new random token, which it returns. */
@@ -64,7 +65,7 @@ export class ReservationTable<T = ReservedPort> {
     const entry: Entry<T> = { token, held, userId, maker, expiresAt: now + this.limits.lifetimeMs };
     this.byToken.set(token.toString("hex"), entry);
     this.byMaker.set(maker, entry);
-    this.perUser.set(userId, (this.perUser.get(userId) ?? 0) + 1);
+    this.perUser.add(userId);
     return token;
   }
 
@@ -107,8 +108,6 @@ export class ReservationTable<T = ReservedPort> {
   private remove(entry: Entry<T>): void {
     this.byToken.delete(entry.token.toString("hex"));
     this.byMaker.delete(entry.maker);
-    const left = (this.perUser.get(entry.userId) ?? 1) - 1;
-    if (left > 0) this.perUser.set(entry.userId, left);
-    else this.perUser.delete(entry.userId);
+    this.perUser.remove(entry.userId);
   }
 }

@@ -15,6 +15,7 @@ import { NonceIssuer, newNonceSecret } from "../auth/nonce.js";
 import { CoarseClock } from "../clock.js";
 import type { RelayConfig } from "../config.js";
 import { compilePeerFilter } from "../policy/peer-filter.js";
+import { LiveCounts } from "../policy/live-counts.js";
 import { sourceOf } from "../policy/source-address.js";
 import { ByteBucket } from "../policy/bandwidth.js";
 import { SourceRateLimiter } from "../policy/rate-limit.js";
@@ -123,7 +124,7 @@ export class RelayServer implements TurnContext {
   /** Every accepted TCP connection, TLS handshakes under way included: `stop()` ends them all. */
   private readonly acceptedSockets = new Set<NetSocket>();
   /** Open TCP/TLS connections by source (`sourceOf`), for --max-connections-per-ip; a source leaves the map at 0. */
-  private readonly connectionsPerIp = new Map<string, number>();
+  private readonly connectionsPerIp = new LiveCounts();
   /**
    * Per-connection bounds on TCP/TLS: the named constants, in a field so tests can shorten the times
    * (before `start()` for the TLS handshake).
@@ -456,27 +457,24 @@ export class RelayServer implements TurnContext {
       return false;
     }
     const ip = sourceOf(address);
-    const held = this.connectionsPerIp.get(ip) ?? 0;
     const cap = this.config.maxConnectionsPerIp;
-    if (cap > 0 && held >= cap) {
+    if (cap > 0 && this.connectionsPerIp.get(ip) >= cap) {
       this.stats.streamClosed.per_ip_limit++;
       socket.destroy();
       return false;
     }
-    this.connectionsPerIp.set(ip, held + 1);
+    this.connectionsPerIp.add(ip);
     this.acceptedSockets.add(socket);
     socket.once("close", () => {
       this.acceptedSockets.delete(socket);
-      const left = (this.connectionsPerIp.get(ip) ?? 1) - 1;
-      if (left > 0) this.connectionsPerIp.set(ip, left);
-      else this.connectionsPerIp.delete(ip);
+      this.connectionsPerIp.remove(ip);
     });
     return true;
   }
 
   /** Open TCP and TLS connections from `ip` (from its /64 for IPv6), as --max-connections-per-ip counts them. */
   connectionsFrom(ip: string): number {
-    return this.connectionsPerIp.get(sourceOf(ip)) ?? 0;
+    return this.connectionsPerIp.get(sourceOf(ip));
   }
 
   private fromStreamClient(socket: NetSocket, transport: "tcp" | "tls"): void {

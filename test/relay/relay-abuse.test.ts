@@ -40,7 +40,7 @@ import { decodeStunMessage, type StunMessage } from "../../relay/stun/message.js
 import { channelDataHeader } from "../../relay/turn/channel-data.js";
 import { StreamFramer } from "../../relay/transport/stream-framer.js";
 import { Rng, mutate, randomDatagram, seedFromEnv } from "./abuse/fuzz.js";
-import { TurnTestClient, countUdpReads, errorCodeOf, mint, sendIndication, startRelay, testCertificate, textOf, xorAddressOf } from "./turn-client.js";
+import { TurnTestClient, countUdpReads, errorCodeOf, mint, recordEscapedErrors, sendIndication, startRelay, testCertificate, textOf, xorAddressOf } from "./turn-client.js";
 
 const UDP = encodeRequestedTransport(17);
 const SEED = seedFromEnv();
@@ -51,19 +51,7 @@ console.log(`relay-abuse: ABUSE_SEED=${SEED}`);
 
 const relays: RelayServer[] = [];
 const closers: (() => void)[] = [];
-const escaped: string[] = [];
-const onUncaught = (error: unknown) => escaped.push(`uncaughtException: ${String(error)}`);
-const onUnhandled = (error: unknown) => escaped.push(`unhandledRejection: ${String(error)}`);
-
-beforeAll(() => {
-  process.on("uncaughtException", onUncaught);
-  process.on("unhandledRejection", onUnhandled);
-});
-
-afterAll(() => {
-  process.off("uncaughtException", onUncaught);
-  process.off("unhandledRejection", onUnhandled);
-});
+const escaped = recordEscapedErrors();
 
 afterEach(async () => {
   for (const close of closers.splice(0)) {

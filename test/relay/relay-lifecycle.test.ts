@@ -15,7 +15,7 @@ import { encodeLifetime, encodeRequestedTransport, encodeXorAddress, readErrorCo
 import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
-import { TurnTestClient, UdpPeer, errorCodeOf, mint, sendIndication, startRelay, xorAddressOf } from "./turn-client.js";
+import { TurnTestClient, UdpPeer, canBindUdp, errorCodeOf, mint, sendIndication, startRelay, xorAddressOf } from "./turn-client.js";
 
 const UDP = encodeRequestedTransport(17);
 
@@ -124,16 +124,6 @@ async function eventually(condition: () => boolean, timeoutMs: number): Promise<
 }
 
 /** Whether this process can bind 127.0.0.1:`port` right now (the relay socket there is really closed). */
-async function canBind(port: number): Promise<boolean> {
-  const socket = createSocket("udp4");
-  const bound = await new Promise<boolean>((resolve) => {
-    socket.once("error", () => resolve(false));
-    socket.bind(port, "127.0.0.1", () => resolve(true));
-  });
-  await new Promise<void>((resolve) => (bound ? socket.close(() => resolve()) : resolve()));
-  return bound;
-}
-
 function bindingRequest(): Buffer {
   return buildStunMessage({ method: StunMethod.Binding, messageClass: StunClass.Request, transactionId: newTransactionId() });
 }
@@ -211,7 +201,7 @@ describe("expiry", () => {
     // Lifetime 1 s, the sweep runs every second: gone within 3 s, port and socket both released.
     const gone = await eventually(() => relay.allocationCount === 0 && relay.freePorts === freeBefore, 3_000);
     expect(gone, `allocations ${relay.allocationCount}, freePorts ${relay.freePorts} (expected 0 and ${freeBefore})`).toBe(true);
-    expect(await canBind(relayed.port)).toBe(true);
+    expect(await canBindUdp(relayed.port)).toBe(true);
   });
 });
 
@@ -449,7 +439,7 @@ describe("stop()", () => {
     await relay.stop();
     expect(relay.allocationCount).toBe(0);
     expect(relay.freePorts).toBe(rangeSize);
-    for (const relayed of relayedPorts) expect(await canBind(relayed), `relay port ${relayed} is still bound`).toBe(true);
+    for (const relayed of relayedPorts) expect(await canBindUdp(relayed), `relay port ${relayed} is still bound`).toBe(true);
 
     prober.sendRaw(bindingRequest());
     expect(await prober.receive(300), "the listener answered after stop()").toBeNull();

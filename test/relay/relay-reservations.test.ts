@@ -7,7 +7,6 @@
  * Every relay here gets a port range of its own (48400-48599, no other suite uses it), so a port
  * being free or taken is about this relay alone. Every wait is bounded.
  */
-import { createSocket } from "node:dgram";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { TurnCredential } from "../../shared/turn/credentials.js";
 import type { ClientLink } from "../../relay/allocation/allocation.js";
@@ -19,7 +18,7 @@ import { encodeEvenPort, encodeLifetime, encodeRequestedAddressFamily, encodeReq
 import type { StunAttributeValue } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { findAttribute, type StunMessage } from "../../relay/stun/message.js";
-import { TurnTestClient, UdpPeer, errorCodeOf, mint, sendIndication, startRelay, xorAddressOf } from "./turn-client.js";
+import { TurnTestClient, UdpPeer, canBindUdp, errorCodeOf, mint, sendIndication, startRelay, xorAddressOf } from "./turn-client.js";
 
 const UDP = encodeRequestedTransport(17);
 const WAIT_MS = 2_000;
@@ -70,18 +69,6 @@ function outcome(message: StunMessage): string {
   return message.messageClass === StunClass.SuccessResponse ? "success" : `error ${errorCodeOf(message)}`;
 }
 
-/** Whether a UDP socket of ours can bind 127.0.0.1:`port` now (it is closed again at once). */
-function canBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createSocket("udp4");
-    socket.once("error", () => {
-      socket.close();
-      resolve(false);
-    });
-    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
-  });
-}
-
 /** Waits for `condition`, at most `timeoutMs` of real time (performance.now: tests move Date.now). */
 async function until(condition: () => boolean | Promise<boolean>, timeoutMs = WAIT_MS): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
@@ -115,7 +102,7 @@ describe("EVEN-PORT with the R bit and RESERVATION-TOKEN", () => {
     expect(relayed % 2).toBe(0);
     expect(token.length).toBe(8);
     expect(relay.freePorts).toBe(free - 2);
-    expect(await canBind(relayed + 1), "the reserved port is bound by the relay").toBe(false);
+    expect(await canBindUdp(relayed + 1), "the reserved port is bound by the relay").toBe(false);
   });
 
   it("an Allocate with the token, from another client, gets exactly the next port, and relays through it", async () => {
@@ -211,17 +198,17 @@ describe("EVEN-PORT with the R bit and RESERVATION-TOKEN", () => {
     // ...and its port is freed by the next sweep.
     sweepNow(relay);
     expect(await until(() => relay.freePorts === free + 1), "the port is back in the pool").toBe(true);
-    expect(await canBind(relayed + 1)).toBe(true);
+    expect(await canBindUdp(relayed + 1)).toBe(true);
     expect(relay.stats.reservations).toEqual({ issued: 1, used: 0, expired: 1 });
   });
 
   it("stop() releases reserved ports", async () => {
     const { relay, port } = await relayWith(48470, 48479);
     const { port: relayed } = await reserve(await clientOf(port), await mint("stopper"));
-    expect(await canBind(relayed + 1)).toBe(false);
+    expect(await canBindUdp(relayed + 1)).toBe(false);
     await relay.stop();
-    expect(await canBind(relayed), "the allocation's port").toBe(true);
-    expect(await canBind(relayed + 1), "the reserved port").toBe(true);
+    expect(await canBindUdp(relayed), "the allocation's port").toBe(true);
+    expect(await canBindUdp(relayed + 1), "the reserved port").toBe(true);
   });
 
   it("an Allocate that takes the reservation and then fails (the relay drains) releases the port", async () => {
@@ -232,7 +219,7 @@ describe("EVEN-PORT with the R bit and RESERVATION-TOKEN", () => {
     relay.drain();
     expect(outcome(await allocate(await clientOf(port), credential, [tokenAttribute(token)]))).toBe("error 508");
     expect(await until(() => relay.freePorts === free + 1), "the reserved port is back in the pool").toBe(true);
-    expect(await canBind(relayed + 1)).toBe(true);
+    expect(await canBindUdp(relayed + 1)).toBe(true);
   });
 
   it("an R-bit allocation refused once its ports are bound (another request won meanwhile) releases both ports", async () => {

@@ -5,33 +5,20 @@
  * with credentials the Worker's keyring minted. Every message must come back: zero loss.
  */
 import { spawn } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RelayServer } from "../../relay/server/relay-server.js";
 import { requireCoturn, uclientTotals } from "../node/coturn.js";
 import { freePort, run, signalGroup } from "../node/processes.js";
-import { mint, startRelay, testCertificate } from "./turn-client.js";
+import { canBindUdp, mint, startRelay, testCertificate } from "./turn-client.js";
 
 const UCLIENT_TIMEOUT_MS = 30_000;
 const PEER_START_TIMEOUT_MS = 3_000;
-
-/** Whether a UDP socket of ours can bind 127.0.0.1:`port` now (closed again at once). */
-function udpPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createSocket("udp4");
-    socket.once("error", () => {
-      socket.close();
-      resolve(false);
-    });
-    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
-  });
-}
 
 /** A UDP port P on 127.0.0.1 with P + 1 free too (turnutils_peer binds both). */
 async function freeUdpPair(): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const port = await freePort();
-    if (port < 65535 && (await udpPortFree(port)) && (await udpPortFree(port + 1))) return port;
+    if (port < 65535 && (await canBindUdp(port)) && (await canBindUdp(port + 1))) return port;
   }
   throw new Error("no two consecutive UDP ports free on 127.0.0.1 after 20 tries");
 }
@@ -40,7 +27,7 @@ async function freeUdpPair(): Promise<number> {
 async function udpPortTaken(port: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (!(await udpPortFree(port))) return true;
+    if (!(await canBindUdp(port))) return true;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return false;
@@ -83,6 +70,18 @@ describe("coturn's clients against the relay", () => {
     expect(result.stdout + result.stderr).toMatch(/UDP reflexive addr: 127\.0\.0\.1:\d+/);
   });
 
+  /** Runs turnutils_uclient with `args` and expects it to exit 0 with every message it sent echoed back; returns its report. */
+  async function expectEveryMessageRelayed(args: string[]): Promise<string> {
+    const result = await run("turnutils_uclient", args, UCLIENT_TIMEOUT_MS);
+    const report = `turnutils_uclient ${args.join(" ")}\nexit ${result.code}\n${result.stdout}\n${result.stderr}`;
+    expect(result.code, report).toBe(0);
+    const totals = uclientTotals(result.stdout + result.stderr);
+    expect(totals, report).toBeDefined();
+    expect(totals!.sent, report).toBeGreaterThan(0);
+    expect(totals!.received, report).toBe(totals!.sent);
+    return report;
+  }
+
   const modes: [string, string[]][] = [
     ["channels, client to client", ["-y"]],
     ["Send and Data indications, client to client", ["-y", "-s"]],
@@ -95,13 +94,7 @@ describe("coturn's clients against the relay", () => {
   it.concurrent.each(modes)("relays every message: %s", async (_, flags) => {
     const credential = await mint("uclient", 600);
     const args = [...flags, "-c", "-n", "20", "-u", credential.username, "-w", credential.password, "-p", String(port), "127.0.0.1"];
-    const result = await run("turnutils_uclient", args, UCLIENT_TIMEOUT_MS);
-    const report = `turnutils_uclient ${args.join(" ")}\nexit ${result.code}\n${result.stdout}\n${result.stderr}`;
-    expect(result.code, report).toBe(0);
-    const totals = uclientTotals(result.stdout + result.stderr);
-    expect(totals, report).toBeDefined();
-    expect(totals!.sent, report).toBeGreaterThan(0);
-    expect(totals!.received, report).toBe(totals!.sent);
+    await expectEveryMessageRelayed(args);
   }, UCLIENT_TIMEOUT_MS + 5_000);
 
   // Without -c, uclient asks for an RTP/RTCP pair: an Allocate with EVEN-PORT's R bit, then one carrying the
@@ -115,13 +108,7 @@ describe("coturn's clients against the relay", () => {
   it.concurrent.each(defaultModes)("relays every message in uclient's default mode (RTP/RTCP pair, no -c): %s", async (_, flags) => {
     const credential = await mint("uclient-pair", 600);
     const args = [...flags, "-n", "20", "-u", credential.username, "-w", credential.password, "-p", String(port), "127.0.0.1"];
-    const result = await run("turnutils_uclient", args, UCLIENT_TIMEOUT_MS);
-    const report = `turnutils_uclient ${args.join(" ")}\nexit ${result.code}\n${result.stdout}\n${result.stderr}`;
-    expect(result.code, report).toBe(0);
-    const totals = uclientTotals(result.stdout + result.stderr);
-    expect(totals, report).toBeDefined();
-    expect(totals!.sent, report).toBeGreaterThan(0);
-    expect(totals!.received, report).toBe(totals!.sent);
+    await expectEveryMessageRelayed(args);
   }, UCLIENT_TIMEOUT_MS + 5_000);
 
   it("relays every message in uclient's plain default invocation: to turnutils_peer, RTP/RTCP pair, no flags", async () => {
@@ -133,13 +120,7 @@ describe("coturn's clients against the relay", () => {
       const before = { ...relay.stats.reservations };
       const credential = await mint("uclient-default", 600);
       const args = ["-n", "20", "-e", "127.0.0.1", "-r", String(peerPort), "-u", credential.username, "-w", credential.password, "-p", String(port), "127.0.0.1"];
-      const result = await run("turnutils_uclient", args, UCLIENT_TIMEOUT_MS);
-      const report = `turnutils_uclient ${args.join(" ")}\nexit ${result.code}\n${result.stdout}\n${result.stderr}`;
-      expect(result.code, report).toBe(0);
-      const totals = uclientTotals(result.stdout + result.stderr);
-      expect(totals, report).toBeDefined();
-      expect(totals!.sent, report).toBeGreaterThan(0);
-      expect(totals!.received, report).toBe(totals!.sent);
+      const report = await expectEveryMessageRelayed(args);
       // It asked for the pair: reservations were made and one was honoured.
       expect(relay.stats.reservations.issued - before.issued, report).toBeGreaterThan(0);
       expect(relay.stats.reservations.used - before.used, report).toBeGreaterThan(0);
@@ -151,12 +132,7 @@ describe("coturn's clients against the relay", () => {
   it.concurrent("relays every message over TLS (turns:)", async () => {
     const credential = await mint("uclient-tls", 600);
     const args = ["-y", "-t", "-S", "-c", "-n", "20", "-u", credential.username, "-w", credential.password, "-p", String(tlsPort), "127.0.0.1"];
-    const result = await run("turnutils_uclient", args, UCLIENT_TIMEOUT_MS);
-    const report = `turnutils_uclient ${args.join(" ")}\nexit ${result.code}\n${result.stdout}\n${result.stderr}`;
-    expect(result.code, report).toBe(0);
-    const totals = uclientTotals(result.stdout + result.stderr);
-    expect(totals!.received, report).toBe(totals!.sent);
-    expect(totals!.sent, report).toBeGreaterThan(0);
+    await expectEveryMessageRelayed(args);
   }, UCLIENT_TIMEOUT_MS + 5_000);
 
   it("is refused with a credential signed by another secret", async () => {

@@ -15,35 +15,23 @@
  * them. Relay ports 48600-48649 (native) and 48650-48699 (dgram) are this file's own.
  */
 import { execFile } from "node:child_process";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { RelayEvent, RelayServer } from "../../relay/server/relay-server.js";
 import { encodeChannelNumber, encodeRequestedTransport, encodeXorAddress, type TransportAddress } from "../../relay/stun/attributes.js";
 import { buildStunMessage, newTransactionId } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import type { RelayUdpSocket } from "../../relay/transport/udp-socket.js";
 import { channelDataHeader } from "../../relay/turn/channel-data.js";
-import { TEST_UDP_IO, TurnTestClient, UdpPeer, mint, sendIndication, startRelay, xorAddressOf } from "./turn-client.js";
+import { TEST_UDP_IO, TurnTestClient, UdpPeer, mint, recordEscapedErrors, sendIndication, startRelay, xorAddressOf } from "./turn-client.js";
 
 const MIN_PORT = TEST_UDP_IO === "native" ? 48600 : 48650;
 const RAW_SEND_TIMEOUT_MS = 5_000;
 /** How long a dropped datagram gets to show an effect it should not have. */
 const SETTLE_MS = 200;
 
-const escaped: string[] = [];
-const onUncaught = (error: unknown) => escaped.push(`uncaughtException: ${String(error)}`);
-const onUnhandled = (error: unknown) => escaped.push(`unhandledRejection: ${String(error)}`);
+const escaped = recordEscapedErrors();
 const relays: RelayServer[] = [];
 const closers: (() => void)[] = [];
-
-beforeAll(() => {
-  process.on("uncaughtException", onUncaught);
-  process.on("unhandledRejection", onUnhandled);
-});
-
-afterAll(() => {
-  process.off("uncaughtException", onUncaught);
-  process.off("unhandledRejection", onUnhandled);
-});
 
 afterEach(async () => {
   for (const close of closers.splice(0)) close();

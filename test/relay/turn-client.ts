@@ -10,6 +10,7 @@ import { connect as netConnect, Socket as NetSocket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
+import { afterAll, beforeAll } from "vitest";
 import { TurnKeyring, type TurnCredential } from "../../shared/turn/credentials.js";
 import { parseRelayArgs, type RelayConfig } from "../../relay/config.js";
 import { RelayServer, type ListenerAddress, type RelayEvent } from "../../relay/server/relay-server.js";
@@ -345,6 +346,38 @@ export class TurnTestClient {
 
 function isDgram(socket: DgramSocket | NetSocket): socket is DgramSocket {
   return !(socket instanceof NetSocket);
+}
+
+/**
+ * Records every error that escapes to the process (uncaught exceptions, unhandled rejections) while
+ * a suite runs: in the relay process such an error would be a crash. Call it at a suite's top level;
+ * it installs and removes its handlers with the suite's beforeAll and afterAll, and returns the list.
+ */
+export function recordEscapedErrors(): string[] {
+  const escaped: string[] = [];
+  const onUncaught = (error: unknown) => escaped.push(`uncaughtException: ${String(error)}`);
+  const onUnhandled = (error: unknown) => escaped.push(`unhandledRejection: ${String(error)}`);
+  beforeAll(() => {
+    process.on("uncaughtException", onUncaught);
+    process.on("unhandledRejection", onUnhandled);
+  });
+  afterAll(() => {
+    process.off("uncaughtException", onUncaught);
+    process.off("unhandledRejection", onUnhandled);
+  });
+  return escaped;
+}
+
+/** Whether a UDP socket of ours can bind 127.0.0.1:`port` now (it is closed again at once): the port is free. */
+export function canBindUdp(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createSocket("udp4");
+    socket.once("error", () => {
+      socket.close();
+      resolve(false);
+    });
+    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
+  });
 }
 
 /** A plain UDP socket standing in for the far peer. */
