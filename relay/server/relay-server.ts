@@ -36,15 +36,8 @@ import { handleSendIndication } from "./handlers/send.js";
 import { buildResponse, failure, refused, type Answer } from "./responses.js";
 import { RelayStats } from "./stats.js";
 import { requestDigest, TransactionCache } from "./transaction-cache.js";
-import {
-  STREAM_BACKLOG_BYTES,
-  STREAM_BACKLOG_HARD_BYTES,
-  STREAM_BACKLOG_TIMEOUT_MS,
-  StreamClientLink,
-  type StreamBacklogLimits,
-  type StreamCloseReason,
-} from "../transport/stream.js";
-import { StreamFramer } from "../transport/stream-framer.js";
+import { STREAM_BACKLOG_BYTES, STREAM_BACKLOG_HARD_BYTES, STREAM_BACKLOG_TIMEOUT_MS } from "../transport/stream.js";
+import { FRAME_COMPLETION_TIMEOUT_MS, serveStreamConnection, type StreamConnectionLimits } from "../transport/stream-connection.js";
 import { listenerKey, udpClientLink } from "../transport/udp.js";
 import type { AddressPortMap } from "../allocation/peer-map.js";
 import { LISTENER_BUFFER_BYTES, openRelayUdpSocket, RELAY_SOCKET_BUFFER_BYTES, resolveUdpIo, type RelayUdpSocket } from "../transport/udp-socket.js";
@@ -83,21 +76,11 @@ export interface ReloadableSettings {
 
 /** Connections a stream listener accepts at once; each costs a file descriptor. */
 export const MAX_STREAM_CONNECTIONS = 10_000;
-/** A TCP/TLS connection with no allocation and no traffic for this long is closed. */
-export const IDLE_STREAM_TIMEOUT_MS = 60_000;
-/**
- * A STUN message or ChannelData frame whose first byte has arrived must be complete within this
- * time, or the connection is closed: a frame is at most ~64 KiB, which any link that can carry a
- * call delivers in well under a second, and a frame that never completes would otherwise hold the
- * connection (and reset the idle timer with every dribbled byte) for as long as the sender likes.
- * One timer per connection checks it, so a frame may get up to twice this (never less).
- */
-export const FRAME_COMPLETION_TIMEOUT_MS = 10_000;
 /** A TLS handshake must finish within this (Node's default is 120 s, long enough to hold a socket per silent client). */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
-/** The bounds each TCP/TLS connection is held to (the constants above and in transport/stream.ts). */
-export interface StreamLimits extends StreamBacklogLimits {
+/** The bounds each TCP/TLS connection is held to (transport/stream.ts, transport/stream-connection.ts, and above). */
+export interface StreamLimits extends StreamConnectionLimits {
   backlogBytes: number;
   backlogHardBytes: number;
   backlogTimeoutMs: number;
@@ -484,58 +467,22 @@ export class RelayServer implements TurnContext {
       return;
     }
     this.connections.add(socket);
-    const link = new StreamClientLink(socket, transport, this.streamLimits, this.stats);
-    const hangUp = (reason: StreamCloseReason) => {
-      if (socket.destroyed) return;
-      this.stats.streamClosed[reason]++;
-      socket.destroy();
-    };
-    socket.setNoDelay(true);
-    socket.setTimeout(IDLE_STREAM_TIMEOUT_MS, () => {
-      if (this.table.byKey(link.key) === undefined) hangUp("idle");
-    });
-    // Like coturn's max-allocate-timeout: a connection is for an allocation, not for holding a file
-    // descriptor with Bindings. (RFC 8656 clients allocate within a round trip of connecting, and
-    // browsers send STUN-only Bindings over UDP, not over a TURN server's TCP port.)
-    const allocateTimer = setTimeout(() => {
-      if (this.table.byKey(link.key) === undefined) hangUp("allocate_timeout");
-    }, this.config.maxAllocateTimeoutSeconds * 1000);
-    const framer = new StreamFramer((frame) => {
-      try {
-        this.fromStreamFrame(link, frame);
-      } catch (error) {
-        this.onEvent({ event: "request-failed", client: link.key, error: String(error) });
-      }
-    });
-    // The frame deadline: armed when a chunk leaves a frame unfinished and none is armed; when it
-    // fires, the same unfinished frame closes the connection, and a newer one gets its own period.
-    // Per chunk this is a flag read, never a timer.
-    let frameTimer: NodeJS.Timeout | null = null;
-    let framesAtArming = 0;
-    const checkFrame = () => {
-      frameTimer = null;
-      if (!framer.midFrame) return;
-      if (framer.framesCompleted === framesAtArming) return hangUp("frame_timeout");
-      framesAtArming = framer.framesCompleted;
-      frameTimer = setTimeout(checkFrame, this.streamLimits.frameTimeoutMs);
-    };
-    socket.on("data", (chunk: Buffer) => {
-      if (!framer.push(chunk)) return hangUp("not_turn");
-      if (frameTimer === null && framer.midFrame && !socket.destroyed) {
-        framesAtArming = framer.framesCompleted;
-        frameTimer = setTimeout(checkFrame, this.streamLimits.frameTimeoutMs);
-      }
-    });
-    socket.on("error", () => {});
-    socket.on("close", () => {
-      clearTimeout(allocateTimer);
-      if (frameTimer !== null) clearTimeout(frameTimer);
-      link.dispose();
-      this.connections.delete(socket);
-      // Over TCP and TLS the connection is the 5-tuple: when it goes, so does the allocation. None can
-      // be added after this: admission refuses a closed link (openAllocation).
-      const allocation = this.table.byKey(link.key);
-      if (allocation !== undefined && allocation.client === link) this.closeAllocation(allocation, "client connection closed");
+    serveStreamConnection(socket, transport, this.streamLimits, this.config.maxAllocateTimeoutSeconds * 1000, this.stats, {
+      hasAllocation: (link) => this.table.byKey(link.key) !== undefined,
+      onFrame: (link, frame) => {
+        try {
+          this.fromStreamFrame(link, frame);
+        } catch (error) {
+          this.onEvent({ event: "request-failed", client: link.key, error: String(error) });
+        }
+      },
+      onClose: (link) => {
+        this.connections.delete(socket);
+        // Over TCP and TLS the connection is the 5-tuple: when it goes, so does the allocation. None can
+        // be added after this: admission refuses a closed link (openAllocation).
+        const allocation = this.table.byKey(link.key);
+        if (allocation !== undefined && allocation.client === link) this.closeAllocation(allocation, "client connection closed");
+      },
     });
   }
 
