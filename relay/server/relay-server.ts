@@ -38,7 +38,7 @@ import { RelayStats } from "./stats.js";
 import { requestDigest, TransactionCache } from "./transaction-cache.js";
 import { STREAM_BACKLOG_BYTES, STREAM_BACKLOG_HARD_BYTES, STREAM_BACKLOG_TIMEOUT_MS } from "../transport/stream.js";
 import { FRAME_COMPLETION_TIMEOUT_MS, serveStreamConnection, type StreamConnectionLimits } from "../transport/stream-connection.js";
-import { listenerKey, udpClientLink } from "../transport/udp.js";
+import { clientKey, listenerKey, udpClientLink } from "../transport/udp.js";
 import type { AddressPortMap } from "../allocation/peer-map.js";
 import { LISTENER_BUFFER_BYTES, openRelayUdpSocket, RELAY_SOCKET_BUFFER_BYTES, resolveUdpIo, type RelayUdpSocket } from "../transport/udp-socket.js";
 
@@ -241,7 +241,7 @@ export class RelayServer implements TurnContext {
         this.fromUdpClient(socket, listener, clients, data, offset, length, address, fromPort);
       } catch (error) {
         // No datagram may take the relay down; one that trips an unforeseen error is dropped and reported.
-        this.onEvent({ event: "request-failed", client: `udp:${address}:${fromPort}`, error: String(error) });
+        this.requestFailed(clientKey("udp", address, fromPort, listener), error);
       }
     };
     this.listeners.push(socket);
@@ -398,11 +398,7 @@ export class RelayServer implements TurnContext {
     if (this.relaySendIndication(datagram, allocation)) return;
     // A request outlives this call (authentication is asynchronous): it gets its own copy.
     const request = this.decodeRequest(Buffer.from(datagram));
-    // What handleRequest does not catch itself (an answer that cannot be sent) is reported, never left to reject.
-    if (request !== null) {
-      const link = udpClientLink(socket, listener, address, port);
-      this.handleRequest(link, request).catch((error: unknown) => this.onEvent({ event: "request-failed", client: link.key, error: String(error) }));
-    }
+    if (request !== null) this.answer(udpClientLink(socket, listener, address, port), request);
   }
 
   /** A Send indication is relayed at once (data path); true when `data` was one, relayed or dropped. */
@@ -473,7 +469,7 @@ export class RelayServer implements TurnContext {
         try {
           this.fromStreamFrame(link, frame);
         } catch (error) {
-          this.onEvent({ event: "request-failed", client: link.key, error: String(error) });
+          this.requestFailed(link.key, error);
         }
       },
       onClose: (link) => {
@@ -494,11 +490,21 @@ export class RelayServer implements TurnContext {
     }
     if (this.relaySendIndication(frame, this.table.byKey(link.key))) return;
     const request = this.decodeRequest(frame);
-    if (request !== null) this.handleRequest(link, request).catch((error: unknown) => this.onEvent({ event: "request-failed", client: link.key, error: String(error) }));
+    if (request !== null) this.answer(link, request);
   }
 
   // ---------------------------------------------------------------------------------------------
   // Requests
+
+  /** Answers `message` in the background: what handleRequest does not catch itself (an answer that cannot be sent) is reported, never left to reject. */
+  private answer(link: ClientLink, message: StunMessage): void {
+    this.handleRequest(link, message).catch((error: unknown) => this.requestFailed(link.key, error));
+  }
+
+  /** A datagram, frame or request that tripped an unforeseen error: dropped, and reported. */
+  private requestFailed(client: string, error: unknown): void {
+    this.onEvent({ event: "request-failed", client, error: String(error) });
+  }
 
   private async handleRequest(link: ClientLink, message: StunMessage): Promise<void> {
     const now = Date.now();
@@ -635,10 +641,10 @@ export class RelayServer implements TurnContext {
     const refusal = link.closed
       ? failure(508, "Insufficient Capacity: the client's connection closed before the allocation was made")
       : this.stopped
-      ? failure(508, "Insufficient Capacity: the relay is stopping")
-      : this.draining
-        ? refused("draining", 508, "Insufficient Capacity: the relay is draining; use another relay")
-        : request.admit();
+        ? failure(508, "Insufficient Capacity: the relay is stopping")
+        : this.draining
+          ? refused("draining", 508, "Insufficient Capacity: the relay is draining; use another relay")
+          : request.admit();
     if (refusal !== null) {
       // Whatever this request bound or took goes back: a used token is spent, its port is not kept.
       this.releaseReserved(bound);
