@@ -26,6 +26,9 @@ const isolated = { JOIN_SECRET: "", AUTH_MODE: "", TURN_SECRETS: "", TURN_URLS: 
 
 export default defineConfig({
   test: {
+    // Two files at a time: vitest's default (one less than the cores) runs one file at a time on a
+    // two-core CI machine, and most files mostly wait on sockets and child processes.
+    maxWorkers: 2,
     projects: [
       {
         plugins: [
