@@ -103,14 +103,25 @@ async function allocated(client: TurnTestClient, credential: TurnCredential, ext
 
 /** The answer to the request with `transactionId`, skipping any other datagram; fails after `timeoutMs`. */
 async function answerTo(client: TurnTestClient, transactionId: Buffer, timeoutMs = 2_000): Promise<StunMessage> {
+  return (await answersTo(client, [transactionId], timeoutMs))[0]!;
+}
+
+/** The answers to several requests in flight at once, in the order of `transactionIds`, whatever order they come in. */
+async function answersTo(client: TurnTestClient, transactionIds: Buffer[], timeoutMs = 2_000): Promise<StunMessage[]> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  const answers = new Map<string, StunMessage>();
+  while (answers.size < transactionIds.length) {
     const left = deadline - Date.now();
     const raw = left > 0 ? await client.receive(left) : null;
-    if (raw === null) throw new Error(`no answer to transaction ${transactionId.toString("hex")} within ${timeoutMs} ms`);
+    if (raw === null) {
+      const missing = transactionIds.filter((id) => !answers.has(id.toString("hex"))).map((id) => id.toString("hex"));
+      throw new Error(`no answer to transaction ${missing.join(", ")} within ${timeoutMs} ms`);
+    }
     const decoded = decodeStunMessage(raw);
-    if (decoded.ok && decoded.message.transactionId.equals(transactionId)) return decoded.message;
+    const key = decoded.ok ? decoded.message.transactionId.toString("hex") : "";
+    if (decoded.ok && transactionIds.some((id) => id.toString("hex") === key)) answers.set(key, decoded.message);
   }
+  return transactionIds.map((id) => answers.get(id.toString("hex"))!);
 }
 
 /** Polls `condition` every 20 ms for at most `timeoutMs`; returns whether it came true. */
@@ -316,7 +327,7 @@ describe("quotas and the port range", () => {
     const second = await client.signedRequest(StunMethod.Allocate, [UDP], credential, secondId);
     client.sendRaw(first);
     client.sendRaw(second);
-    const outcomes = [outcome(await answerTo(client, firstId)), outcome(await answerTo(client, secondId))].sort();
+    const outcomes = (await answersTo(client, [firstId, secondId])).map(outcome).sort();
 
     // RFC 8656 §7.2: a second Allocate on a 5-tuple that has an allocation is 437.
     expect(outcomes).toEqual(["error 437", "success"]);
