@@ -199,12 +199,8 @@ export const CLOSE_CODES = {
 // ---------------------------------------------------------------------------------------------
 // Joining
 
-/** Room names: 1-64 characters of A-Z a-z 0-9 _ . - */
-export const ROOM_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
-
-export function isValidRoomName(name: string): boolean {
-  return ROOM_NAME_PATTERN.test(name);
-}
+/** Room names live in shared/ids.ts beside user ids: the TURN user of a room member is built from both. */
+export { ROOM_NAME_PATTERN, isValidRoomName } from "../ids.js";
 
 /**
  * Browsers cannot set headers on a WebSocket, so a join token may ride in `Sec-WebSocket-Protocol`

@@ -3,13 +3,16 @@
  * accepts them (ours, coturn's `use-auth-secret`, eturnal, STUNner), after
  * draft-uberti-behave-turn-rest-00.
  *
- *   username = "<unix expiry, seconds>:<user id>"
+ *   username = "<unix expiry, seconds>:<user>"
  *   password = base64(HMAC-SHA1(secret, username))
+ *
+ * `<user>` is a plain user id or a room member's `<room>/<peer-id>` (./turn-user.ts).
  *
  * Web Crypto only, so the same code runs in Workers, Node and browsers. A relay never calls back:
  * it recomputes the password from the username with each secret it knows.
  */
-import { USER_ID_RULE, isValidUserId } from "../ids.js";
+import { USER_ID_RULE } from "../ids.js";
+import { isValidTurnUser, parseTurnUser, type TurnUser } from "./turn-user.js";
 
 /** How far a relay's clock may lag or lead the issuer's before an expiry is judged. */
 export const DEFAULT_CLOCK_SKEW_SECONDS = 30;
@@ -73,7 +76,8 @@ export function constantTimeEqual(a: string, b: string): boolean {
 }
 
 export type UsernameCheck =
-  | { ok: true; expiresAt: number; userId: string }
+  /** `userId` is the whole user part (either form); `user` says which form it is. */
+  | { ok: true; expiresAt: number; userId: string; user: TurnUser }
   | { ok: false; reason: "malformed" | "expired" | "too-far-ahead"; message: string };
 
 export interface ExpiryPolicy {
@@ -96,8 +100,9 @@ export function checkTurnUsername(username: string, policy: ExpiryPolicy = {}): 
   const skew = policy.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
   const maxTtl = policy.maxTtlSeconds ?? MAX_CREDENTIAL_TTL_SECONDS;
   const match = /^(\d{1,12}):(.+)$/.exec(username);
-  if (match === null || !isValidUserId(match[2]!)) {
-    return { ok: false, reason: "malformed", message: "a TURN REST username is <unix-expiry>:<user-id>" };
+  const user = match === null ? null : parseTurnUser(match[2]!);
+  if (match === null || user === null) {
+    return { ok: false, reason: "malformed", message: "a TURN REST username is <unix-expiry>:<user-id> or <unix-expiry>:<room>/<peer-id>" };
   }
   const expiresAt = Number(match[1]);
   if (expiresAt + skew < now && policy.acceptExpired !== true) {
@@ -106,7 +111,7 @@ export function checkTurnUsername(username: string, policy: ExpiryPolicy = {}): 
   if (expiresAt - now > maxTtl + skew) {
     return { ok: false, reason: "too-far-ahead", message: `the credential's expiry is more than ${maxTtl} s away, beyond what is ever issued` };
   }
-  return { ok: true, expiresAt, userId: match[2]! };
+  return { ok: true, expiresAt, userId: match[2]!, user };
 }
 
 /**
@@ -127,10 +132,13 @@ export class TurnKeyring {
     return new TurnKeyring(list.split(","));
   }
 
-  /** Issues a credential for `userId`, valid for `ttlSeconds` from `now`. */
+  /**
+   * Issues a credential for `userId` (a plain user id, or a room member's user part from
+   * `roomMemberUser`), valid for `ttlSeconds` from `now`.
+   */
   async mint(userId: string, ttlSeconds: number, now = nowSeconds()): Promise<TurnCredential> {
-    if (!isValidUserId(userId)) {
-      throw new TurnCredentialError(`TURN user id ${JSON.stringify(userId.slice(0, 40))} is not allowed: use ${USER_ID_RULE}`);
+    if (!isValidTurnUser(userId)) {
+      throw new TurnCredentialError(`TURN user id ${JSON.stringify(userId.slice(0, 40))} is not allowed: use ${USER_ID_RULE}, or <room>/<peer-id>`);
     }
     if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) {
       throw new TurnCredentialError(`TURN credential ttl must be a positive whole number of seconds, not ${ttlSeconds}`);

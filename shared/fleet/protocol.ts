@@ -1,0 +1,278 @@
+/**
+ * The fleet control channel, version 1: every message between a relay and the Worker's fleet
+ * Durable Object, defined once and imported by both sides.
+ *
+ * A relay keeps one outbound WebSocket to `wss://<worker>/v1/fleet`, offering the subprotocol
+ * `FLEET_SUBPROTOCOL` and presenting a fleet token (./token.ts) as `Authorization: Bearer <token>`.
+ * It sends `register` once, then a `heartbeat` every `HEARTBEAT_INTERVAL_MS` (and at once when its
+ * state changes). The fleet answers `registered`, and `error` for a message it refuses. Messages are
+ * JSON text of at most `FLEET_LIMITS.maxMessageBytes`.
+ *
+ * The fleet only steers: a relay serves on its own whether or not the channel is up.
+ */
+import { isPlainObject } from "../signaling/validate.js";
+import { isTurnUrl } from "../turn/ice-servers.js";
+import { isValidRoomName } from "../ids.js";
+
+export const FLEET_PATH = "/v1/fleet";
+export const FLEET_SUBPROTOCOL = "relaykit-fleet.v1";
+
+/** A relay sends a heartbeat this often... */
+export const HEARTBEAT_INTERVAL_MS = 5_000;
+/** ...and is handed out only while its last one is at most this old. */
+export const LIVE_WITHIN_MS = 15_000;
+
+export const FLEET_LIMITS = {
+  /** Largest message either way, in bytes of JSON text. */
+  maxMessageBytes: 64 * 1024,
+  /** `turn:`/`turns:` URLs one relay may register, and the longest one. */
+  maxUrls: 8,
+  maxUrlLength: 256,
+  maxRegionLength: 64,
+  maxVersionLength: 64,
+  /** Rooms listed in one heartbeat; the rest are counted in `roomsOmitted`. */
+  maxRooms: 500,
+  /** Messages a relay may send in a burst, and per second sustained (heartbeats come every 5 s). */
+  messageBurst: 5,
+  messagesPerSecond: 1,
+} as const;
+
+/** Relay ids: what an operator names a relay (a host name, say). */
+export const RELAY_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+export const RELAY_ID_RULE = "1-64 characters of A-Z a-z 0-9 _ . -";
+
+export function isValidRelayId(id: string): boolean {
+  return RELAY_ID_PATTERN.test(id);
+}
+
+/** Degrees, WGS 84: latitude -90..90, longitude -180..180. */
+export interface GeoLocation {
+  lat: number;
+  lon: number;
+}
+
+export type RelayState = "ready" | "draining";
+
+// ---------------------------------------------------------------------------------------------
+// Relay → fleet
+
+export interface RegisterMessage {
+  type: "register";
+  /** Must equal the relay id the token names. */
+  relayId: string;
+  /** The relay's version (package version). */
+  version: string;
+  /** What clients should use to reach this relay: `turn:`/`turns:` URLs, as in an RTCIceServer. */
+  urls: string[];
+  /** A label for operators (`eu-west`, `fra1`...). */
+  region: string;
+  /** Where the relay is; null when the operator did not say (it is then ordered after located relays). */
+  location: GeoLocation | null;
+  capacity: {
+    /** Allocations the relay takes before it counts as full; 0 when it sets no limit. */
+    allocations: number;
+    /** Relayed bits per second (in + out) it is sized for; 0 when it sets no limit. */
+    bps: number;
+  };
+}
+
+/** A room the relay holds allocations for: counted from room-scoped TURN users (shared/turn/turn-user.ts). */
+export interface RoomLoad {
+  room: string;
+  allocations: number;
+}
+
+export interface HeartbeatMessage {
+  type: "heartbeat";
+  state: RelayState;
+  /** Live allocations. */
+  allocations: number;
+  /** Relayed bits per second since the last heartbeat, from clients toward peers and back. */
+  bpsIn: number;
+  bpsOut: number;
+  /** CPU of the relay process since the last heartbeat, percent of one core (may pass 100). */
+  cpuPercent: number;
+  /** Event-loop delay since the last heartbeat (p99), milliseconds. */
+  eventLoopDelayMs: number;
+  /** Rooms with the most allocations first, at most `FLEET_LIMITS.maxRooms`. */
+  rooms: RoomLoad[];
+  /** Rooms left out of `rooms` for the cap. */
+  roomsOmitted: number;
+}
+
+export type RelayMessage = RegisterMessage | HeartbeatMessage;
+
+// ---------------------------------------------------------------------------------------------
+// Fleet → relay
+
+export interface RegisteredMessage {
+  type: "registered";
+  relayId: string;
+  /** How often the fleet expects heartbeats. */
+  heartbeatIntervalMs: number;
+}
+
+export const FLEET_ERROR_CODES = [
+  /** Not JSON, an unknown type, a missing or out-of-range field, or over a size limit. */
+  "bad-message",
+  /** `register` named another relay id than the token, came twice, or a heartbeat came before it. */
+  "out-of-order",
+  /** Messages faster than `FLEET_LIMITS.messagesPerSecond`. */
+  "rate-limited",
+] as const;
+export type FleetErrorCode = (typeof FLEET_ERROR_CODES)[number];
+
+export interface FleetErrorMessage {
+  type: "error";
+  code: FleetErrorCode;
+  message: string;
+}
+
+export type FleetMessage = RegisteredMessage | FleetErrorMessage;
+
+/**
+ * Close codes of the control channel. A relay reconnects (with backoff) after any of them except
+ * `fleetFull` and `notConfigured`, which only an operator can fix, and it retries those slowly.
+ */
+export const FLEET_CLOSE_CODES = {
+  /** The token is missing, malformed, or not signed with any of the Worker's FLEET_KEYS. */
+  badToken: 4401,
+  /** The token has expired (or is not valid yet: check the relay's clock). */
+  tokenExpired: 4402,
+  /** The token was used before: every connection needs a fresh one. */
+  tokenReplayed: 4403,
+  /** The fleet already has FLEET_MAX_RELAYS relays; this relay id is new. */
+  fleetFull: 4408,
+  /** Too many bad or rate-limited messages. */
+  protocolViolation: 4409,
+  /** The Worker has no FLEET_KEYS. */
+  notConfigured: 4410,
+  /** A newer connection with the same relay id took over. */
+  replaced: 4411,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Validation: a message's text in, a typed message or a reason out. Never throws.
+
+export type Parsed<T> = { ok: true; message: T } | { ok: false; code: FleetErrorCode; message: string };
+
+function bad<T>(message: string): Parsed<T> {
+  return { ok: false, code: "bad-message", message };
+}
+
+function parseObject(text: string): Record<string, unknown> | string {
+  if (text.length > FLEET_LIMITS.maxMessageBytes) return `a message is at most ${FLEET_LIMITS.maxMessageBytes} bytes`;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return "a message is one JSON object";
+  }
+  return isPlainObject(value) ? value : "a message is one JSON object";
+}
+
+function isCount(value: unknown, max = Number.MAX_SAFE_INTEGER): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= max;
+}
+
+function isRate(value: unknown): value is number {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0 && value <= 1e15;
+}
+
+function isBoundedText(value: unknown, max: number): value is string {
+  return typeof value === "string" && value.length <= max && !/[\u0000-\u001f]/.test(value);
+}
+
+export function isGeoLocation(value: unknown): value is GeoLocation {
+  if (!isPlainObject(value)) return false;
+  const { lat, lon } = value as Record<string, unknown>;
+  return typeof lat === "number" && typeof lon === "number" && lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180;
+}
+
+function parseRegister(m: Record<string, unknown>): Parsed<RelayMessage> {
+  if (typeof m["relayId"] !== "string" || !isValidRelayId(m["relayId"])) return bad(`register.relayId must be ${RELAY_ID_RULE}`);
+  if (!isBoundedText(m["version"], FLEET_LIMITS.maxVersionLength)) return bad(`register.version must be text of at most ${FLEET_LIMITS.maxVersionLength} characters`);
+  const urls = m["urls"];
+  if (!Array.isArray(urls) || urls.length === 0 || urls.length > FLEET_LIMITS.maxUrls) return bad(`register.urls must list 1 to ${FLEET_LIMITS.maxUrls} turn:/turns: URLs`);
+  const badUrl = urls.find((url) => typeof url !== "string" || url.length > FLEET_LIMITS.maxUrlLength || !isTurnUrl(url));
+  if (badUrl !== undefined) return bad(`register.urls has ${JSON.stringify(badUrl).slice(0, 80)}: each must be a turn: or turns: URL of at most ${FLEET_LIMITS.maxUrlLength} characters`);
+  if (!isBoundedText(m["region"], FLEET_LIMITS.maxRegionLength)) return bad(`register.region must be text of at most ${FLEET_LIMITS.maxRegionLength} characters`);
+  if (m["location"] !== null && !isGeoLocation(m["location"])) return bad("register.location must be null or {lat, lon} in degrees (-90..90, -180..180)");
+  const capacity = m["capacity"];
+  if (!isPlainObject(capacity) || !isCount(capacity["allocations"]) || !isRate(capacity["bps"])) {
+    return bad("register.capacity must be {allocations, bps}: whole numbers, 0 for no limit");
+  }
+  return {
+    ok: true,
+    message: {
+      type: "register",
+      relayId: m["relayId"],
+      version: m["version"],
+      urls: urls as string[],
+      region: m["region"],
+      location: m["location"] === null ? null : { lat: (m["location"] as GeoLocation).lat, lon: (m["location"] as GeoLocation).lon },
+      capacity: { allocations: capacity["allocations"], bps: capacity["bps"] },
+    },
+  };
+}
+
+function parseHeartbeat(m: Record<string, unknown>): Parsed<RelayMessage> {
+  if (m["state"] !== "ready" && m["state"] !== "draining") return bad('heartbeat.state must be "ready" or "draining"');
+  for (const field of ["allocations", "roomsOmitted"] as const) {
+    if (!isCount(m[field])) return bad(`heartbeat.${field} must be a whole number from 0`);
+  }
+  for (const field of ["bpsIn", "bpsOut", "cpuPercent", "eventLoopDelayMs"] as const) {
+    if (!isRate(m[field])) return bad(`heartbeat.${field} must be a number from 0`);
+  }
+  const rooms = m["rooms"];
+  if (!Array.isArray(rooms) || rooms.length > FLEET_LIMITS.maxRooms) return bad(`heartbeat.rooms must list at most ${FLEET_LIMITS.maxRooms} rooms`);
+  const loads: RoomLoad[] = [];
+  for (const entry of rooms) {
+    if (!isPlainObject(entry) || typeof entry["room"] !== "string" || !isValidRoomName(entry["room"]) || !isCount(entry["allocations"])) {
+      return bad("heartbeat.rooms entries must be {room, allocations} with a valid room name");
+    }
+    loads.push({ room: entry["room"], allocations: entry["allocations"] });
+  }
+  return {
+    ok: true,
+    message: {
+      type: "heartbeat",
+      state: m["state"],
+      allocations: m["allocations"] as number,
+      bpsIn: m["bpsIn"] as number,
+      bpsOut: m["bpsOut"] as number,
+      cpuPercent: m["cpuPercent"] as number,
+      eventLoopDelayMs: m["eventLoopDelayMs"] as number,
+      rooms: loads,
+      roomsOmitted: m["roomsOmitted"] as number,
+    },
+  };
+}
+
+/** The fleet's side: a relay's message, checked field by field. */
+export function parseRelayMessage(text: string): Parsed<RelayMessage> {
+  const m = parseObject(text);
+  if (typeof m === "string") return bad(m);
+  switch (m["type"]) {
+    case "register":
+      return parseRegister(m);
+    case "heartbeat":
+      return parseHeartbeat(m);
+    default:
+      return bad('a relay message is {"type":"register"|"heartbeat", ...}');
+  }
+}
+
+/** The relay's side: a fleet message, or null for anything it does not know (a newer Worker's type). */
+export function parseFleetMessage(text: string): FleetMessage | null {
+  const m = parseObject(text);
+  if (typeof m === "string") return null;
+  switch (m["type"]) {
+    case "registered":
+      return typeof m["relayId"] === "string" && isCount(m["heartbeatIntervalMs"]) ? (m as unknown as RegisteredMessage) : null;
+    case "error":
+      return (FLEET_ERROR_CODES as readonly unknown[]).includes(m["code"]) && typeof m["message"] === "string" ? (m as unknown as FleetErrorMessage) : null;
+    default:
+      return null;
+  }
+}
