@@ -64,6 +64,9 @@ export function parseServerFrame(text: string): ServerFrame | null {
       return typeof frame["from"] === "string" && "data" in frame ? (value as unknown as ServerFrame) : null;
     case "pong":
       return { type: "pong" };
+    case "ice-servers":
+      // A reason this client does not know (a newer Worker's) still brings servers to apply: keep the frame.
+      return Array.isArray(frame["iceServers"]) && typeof frame["expiresAt"] === "string" && typeof frame["reason"] === "string" ? (value as unknown as ServerFrame) : null;
     case "error":
       return typeof frame["message"] === "string" && (ERROR_CODES as readonly unknown[]).includes(frame["code"]) ? (value as unknown as ServerFrame) : null;
     default:

@@ -134,6 +134,22 @@ export interface PongFrame {
   type: "pong";
 }
 
+/**
+ * New ICE servers, pushed by the room when the ones it handed out stop being good: a relay in them
+ * is draining (`relay-draining`; the list excludes it). Apply them as a credential refresh: replace
+ * the configuration (`setConfiguration`) and restart ICE on calls that are up, from one side.
+ */
+export interface IceServersFrame {
+  type: "ice-servers";
+  iceServers: IceServer[];
+  /** ISO 8601 time the TURN credentials in `iceServers` expire. */
+  expiresAt: string;
+  reason: IceServersReason;
+}
+
+export const ICE_SERVERS_REASONS = ["relay-draining"] as const;
+export type IceServersReason = (typeof ICE_SERVERS_REASONS)[number];
+
 /** Stable error codes; `message` says in words what went wrong and what to do. */
 export const ERROR_CODES = [
   /** The frame is not JSON, has an unknown type, or misses a field. The connection stays. */
@@ -173,6 +189,7 @@ export type ServerFrame =
   | SignalFrame
   | BroadcastFrame
   | PongFrame
+  | IceServersFrame
   | ErrorFrame;
 
 /** WebSocket close codes the room uses, so clients can tell why they were closed. */
