@@ -2,7 +2,8 @@
 // Builds the pages the Worker serves as static assets (wrangler.toml [assets]) into dist/web/:
 //   index.html        the demo room app: the lobby at /, a room at /r/:room (the Worker serves it there)
 //   ice-test.html     the ICE test page, at /ice-test
-//   assets/room.js, assets/ice-test.js (+ .map), assets/style.css
+//   fleet.html        the fleet's operator view, at /fleet
+//   assets/room.js, assets/ice-test.js, assets/fleet.js (+ .map), assets/style.css
 // `wrangler dev` and `wrangler deploy` run this first ([build] in wrangler.toml).
 //
 // Options: --outdir DIR (default dist/web), --quiet.
@@ -24,11 +25,13 @@ const outDir = resolve(values.outdir);
 const bundles = {
   "assets/room": join(root, "web/room/main.ts"),
   "assets/ice-test": join(root, "web/ice-test/main.ts"),
+  "assets/fleet": join(root, "web/fleet/main.ts"),
 };
 /** Files copied as they are: output path → source. */
 const copies = {
   "index.html": join(root, "web/room/index.html"),
   "ice-test.html": join(root, "web/ice-test/index.html"),
+  "fleet.html": join(root, "web/fleet/index.html"),
   "assets/style.css": join(root, "web/style.css"),
 };
 

@@ -16,14 +16,21 @@ import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseIceServersJson, readIceServers } from "../../web/ice-test/ice-servers-input.js";
 import { judge, kindOfUrl, parseCandidateLine, relayProtocolOfUrl, type GatheredCandidate, type GatherOutcome } from "../../web/ice-test/verdicts.js";
+import { refusalsLine, relayRow, stateLabel } from "../../web/fleet/rows.js";
 import { randomRoomName, roomNameFromInput } from "../../web/room/lobby.js";
+import type { RelayView } from "../../shared/fleet/view.js";
 import { describePair, inboundKbps, summarizeStats, type StatsEntry } from "../../web/room/stats.js";
 import { isValidRoomName } from "../../shared/signaling/protocol.js";
 import { LOCAL_WORKER_HOOK_TIMEOUT_MS, repoRoot, run, startLocalWorker, type LocalWorker } from "./processes.js";
 
 const BUILD_TIMEOUT_MS = 30_000;
-const EXPECTED_FILES = ["assets/ice-test.js", "assets/ice-test.js.map", "assets/room.js", "assets/room.js.map", "assets/style.css", "ice-test.html", "index.html"];
-const BUNDLES = { "assets/room.js": "web/room/main.ts", "assets/ice-test.js": "web/ice-test/main.ts" } as const;
+const EXPECTED_FILES = [
+  "assets/fleet.js", "assets/fleet.js.map", "assets/ice-test.js", "assets/ice-test.js.map", "assets/room.js", "assets/room.js.map", "assets/style.css",
+  "fleet.html", "ice-test.html", "index.html",
+];
+const BUNDLES = { "assets/room.js": "web/room/main.ts", "assets/ice-test.js": "web/ice-test/main.ts", "assets/fleet.js": "web/fleet/main.ts" } as const;
+/** The pages that fetch ICE servers, and so must carry the client library's fetcher. */
+const ICE_SERVER_PAGES: readonly string[] = ["assets/room.js", "assets/ice-test.js"];
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -48,7 +55,7 @@ describe("scripts/build-web.mjs", () => {
 
   it("writes the pages, the bundles with source maps, and the stylesheet", () => {
     expect(filesUnder(outDir), buildOutput).toEqual(EXPECTED_FILES);
-    expect(buildOutput).toMatch(/7 files .* \(\d+ ms\)/);
+    expect(buildOutput).toMatch(/10 files .* \(\d+ ms\)/);
   });
 
   it("builds fast", () => {
@@ -60,9 +67,11 @@ describe("scripts/build-web.mjs", () => {
   it("points each page at its own bundle and the stylesheet, all of which exist", () => {
     const room = readFileSync(join(outDir, "index.html"), "utf8");
     const iceTest = readFileSync(join(outDir, "ice-test.html"), "utf8");
+    const fleet = readFileSync(join(outDir, "fleet.html"), "utf8");
     expect(room).toContain('<script type="module" src="/assets/room.js"></script>');
     expect(iceTest).toContain('<script type="module" src="/assets/ice-test.js"></script>');
-    for (const page of [room, iceTest]) {
+    expect(fleet).toContain('<script type="module" src="/assets/fleet.js"></script>');
+    for (const page of [room, iceTest, fleet]) {
       for (const [, path] of page.matchAll(/(?:src|href)="\/(assets\/[^"]+)"/g)) expect(existsSync(join(outDir, path!)), path).toBe(true);
     }
   });
@@ -84,7 +93,7 @@ describe("scripts/build-web.mjs", () => {
     const map = JSON.parse(readFileSync(join(outDir, `${bundle}.map`), "utf8")) as { sources: string[]; sourcesContent?: string[] };
     const sources = map.sources.map((source) => relative(repoRoot, join(outDir, "assets", source)));
     expect(sources).toContain(entry);
-    expect(sources).toContain("shared/client/ice-servers.ts");
+    if (ICE_SERVER_PAGES.includes(bundle)) expect(sources).toContain("shared/client/ice-servers.ts");
     for (const source of sources) {
       expect(source, "only the repo's web/ and shared/ code goes into a page").toMatch(/^(web|shared)\//);
       expect(source).not.toMatch(/node_modules|werift|(^|\/)ws\//);
@@ -303,6 +312,37 @@ describe("room page: lobby names", () => {
 });
 
 // ------------------------------------------------------------------------------------------------
+
+describe("fleet page: rows", () => {
+  const now = Date.parse("2026-12-06T10:00:00Z");
+  const relay: RelayView = {
+    id: "fra-1", state: "ready", connected: true, live: true, region: "eu-central", location: { lat: 50.11, lon: 8.68 },
+    urls: ["turn:203.0.113.7:3478?transport=udp", "turns:203.0.113.7:5349?transport=tcp"], version: "0.1.0",
+    capacity: { allocations: 1000, bps: 0 }, allocations: 12, bpsIn: 2_500_000, bpsOut: 1_200, cpuPercent: 7.4, eventLoopDelayMs: 1.26,
+    lastHeartbeatAt: "2026-12-06T09:59:57Z", registeredAt: "2026-12-06T09:00:00Z", rooms: 4,
+  };
+
+  it("shows load against capacity, rates with units, and the heartbeat's age", () => {
+    expect(relayRow(relay, now)).toEqual([
+      "fra-1", "ready", "eu-central", "50.11, 8.68", "12 / 1000", "2.5 Mbit/s", "1 kbit/s", "7 %", "1.3 ms", "4", "3 s ago",
+      "turn:203.0.113.7:3478?transport=udp turns:203.0.113.7:5349?transport=tcp", "0.1.0",
+    ]);
+  });
+
+  it.each([
+    ["draining", { state: "draining" as const }],
+    ["full", { allocations: 1000 }],
+    ["lost", { live: false, connected: false }],
+    ["silent", { live: false }],
+  ])("says %s when the relay is not handed out for that reason", (label, change) => {
+    expect(stateLabel({ ...relay, ...change })).toBe(label);
+  });
+
+  it("lists refusals that happened, and nothing when none did", () => {
+    expect(refusalsLine({ "bad-signature": 3, expired: 0, replayed: 1 })).toBe("Refused control channels: bad-signature 3, replayed 1");
+    expect(refusalsLine({ expired: 0 })).toBe("");
+  });
+});
 
 describe("npm start serves the pages (wrangler dev: the build, then assets first)", () => {
   let worker: LocalWorker;
