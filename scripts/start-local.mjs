@@ -5,13 +5,25 @@
 // Both share one freshly generated secret, so /v1/ice-servers and the welcome frame hand out
 // credentials the relay accepts. Ctrl-C (or SIGTERM) stops both.
 //
-// Options: --port N (Worker, default 8787), --relay-port N (default 3478).
+// With `--relays N` (2-4) it runs a fleet instead: N relays on <relay-port>, <relay-port>+1, ...,
+// each with its own slice of relay ports, registered with the Worker over the fleet control channel
+// (a fresh FLEET_KEYS), which hands out the nearest live relays instead of a fixed TURN_URLS.
+// relay-1 is placed nearest the Worker's default location, so calls start there; drain it
+// (`kill -TERM <pid>` or `kill -USR1 <pid>`, pids printed below) and its calls move to relay-2.
+//
+// Options: --port N (Worker, default 8787), --relay-port N (default 3478), --relays N (default 1),
+// --fleet-pick N (FLEET_PICK with --relays, default 1 here so a call uses one relay at a time).
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
-  options: { port: { type: "string", default: "8787" }, "relay-port": { type: "string", default: "3478" } },
+  options: {
+    port: { type: "string", default: "8787" },
+    "relay-port": { type: "string", default: "3478" },
+    relays: { type: "string", default: "1" },
+    "fleet-pick": { type: "string", default: "1" },
+  },
 });
 const port = values.port;
 const relayPort = values["relay-port"];
@@ -21,18 +33,45 @@ for (const [name, value] of [["--port", port], ["--relay-port", relayPort]]) {
     process.exit(2);
   }
 }
+const relayCount = Number(values.relays);
+if (!/^[1-4]$/.test(values.relays)) {
+  console.error(`npm start: --relays must be 1 to 4, not ${JSON.stringify(values.relays)}`);
+  process.exit(2);
+}
+if (!/^[1-9]$/.test(values["fleet-pick"])) {
+  console.error(`npm start: --fleet-pick must be 1 to 9, not ${JSON.stringify(values["fleet-pick"])}`);
+  process.exit(2);
+}
+if (Number(relayPort) + relayCount - 1 > 65535) {
+  console.error(`npm start: --relay-port ${relayPort} leaves no room for ${relayCount} relays`);
+  process.exit(2);
+}
+const fleet = relayCount > 1;
 
 const secret = randomBytes(32).toString("base64url");
+const fleetKey = randomBytes(32).toString("base64url");
+/** For the fleet page (/fleet) and GET /v1/fleet, which only an API key may read. */
+const apiKey = randomBytes(24).toString("base64url");
+const relayPorts = Array.from({ length: relayCount }, (_, index) => Number(relayPort) + index);
 const turnUrls = [`turn:127.0.0.1:${relayPort}?transport=udp`, `turn:127.0.0.1:${relayPort}?transport=tcp`].join(",");
 const quiet = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true" };
+/** The Worker's default caller location, and each relay's a little further from it: relay-1 is nearest. */
+const HOME = { lat: 50, lon: 8 };
+/** Relay ports per relay of a fleet, so that relays on one host never compete for a port. */
+const RELAY_PORTS_EACH = 2000;
+const FIRST_RELAY_PORT = 50000;
 
 const children = [];
-function start(name, command, args, env) {
+/** `essential`: the rest stops when it does. A fleet's relay is not: draining one is the point. */
+function start(name, command, args, env, essential = true) {
   const child = spawn(command, args, { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, ...quiet, ...env } });
   child.on("exit", (code, signal) => {
-    if (!stopping) {
+    if (stopping) return;
+    if (essential) {
       console.error(`npm start: the ${name} stopped (${signal ?? `exit ${code}`}); stopping the rest`);
       stop(code ?? 1);
+    } else {
+      console.error(`npm start: ${name} stopped (${signal ?? `exit ${code}`}); the others keep running`);
     }
   });
   children.push(child);
@@ -53,24 +92,42 @@ function stop(code = 0) {
 process.on("SIGINT", () => stop(0));
 process.on("SIGTERM", () => stop(0));
 
-start("relay", process.execPath, ["--import", "tsx", "relay/main.ts",
-  "--listening-ip=127.0.0.1", `--listening-port=${relayPort}`, "--allow-loopback-peers", "--realm=relaykit.local",
-], { RELAY_STATIC_AUTH_SECRET: secret });
+const started = [];
+for (const [index, listeningPort] of relayPorts.entries()) {
+  const relayId = `relay-${index + 1}`;
+  const fleetFlags = fleet
+    ? [
+        `--fleet-url=ws://127.0.0.1:${port}/v1/fleet`, `--fleet-relay-id=${relayId}`, "--fleet-region=local",
+        `--fleet-location=${HOME.lat + index},${HOME.lon}`,
+        `--min-port=${FIRST_RELAY_PORT + index * RELAY_PORTS_EACH}`, `--max-port=${FIRST_RELAY_PORT + (index + 1) * RELAY_PORTS_EACH - 1}`,
+      ]
+    : [];
+  start(fleet ? relayId : "relay", process.execPath, ["--import", "tsx", "relay/main.ts",
+    "--listening-ip=127.0.0.1", `--listening-port=${listeningPort}`, "--allow-loopback-peers", "--realm=relaykit.local", ...fleetFlags,
+  ], { RELAY_STATIC_AUTH_SECRET: secret, ...(fleet ? { RELAY_FLEET_KEY: fleetKey } : {}) }, !fleet);
+  started.push({ relayId, listeningPort, pid: children.at(-1).pid });
+}
 
 // AUTH_MODE=open on purpose: this is the local demo, with open rooms and credentials for anyone. A
 // Worker with TURN_SECRETS but neither JOIN_SECRET nor AUTH_MODE=open refuses open rooms (it looks
 // like production; worker/config.ts openRoomsRefusal).
+const workerVars = fleet
+  ? { TURN_SECRETS: secret, FLEET_KEYS: fleetKey, FLEET_PICK: values["fleet-pick"], FLEET_DEFAULT_LOCATION: `${HOME.lat},${HOME.lon}`, API_KEYS: apiKey, AUTH_MODE: "open" }
+  : { TURN_SECRETS: secret, TURN_URLS: turnUrls, AUTH_MODE: "open" };
 start("Worker", process.execPath, ["node_modules/wrangler/bin/wrangler.js", "dev", "--local", "--ip", "127.0.0.1", "--port", port,
-  "--var", `TURN_SECRETS:${secret}`, "--var", `TURN_URLS:${turnUrls}`, "--var", "AUTH_MODE:open",
+  ...Object.entries(workerVars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
 ], {});
 
+const relayLines = fleet
+  ? started.map(({ relayId, listeningPort, pid }) => `  ${relayId.padEnd(13)} 127.0.0.1:${listeningPort} (UDP and TCP), pid ${pid}`).join("\n")
+  : `  STUN/TURN     127.0.0.1:${relayPort} (UDP and TCP)`;
 console.log(`
 relaykit is starting locally:
   demo room     http://127.0.0.1:${port}/  (open the room link in two tabs to make a call)
   ICE test      http://127.0.0.1:${port}/ice-test
   signaling     ws://127.0.0.1:${port}/v1/rooms/<room>
   ICE servers   http://127.0.0.1:${port}/v1/ice-servers
-  STUN/TURN     127.0.0.1:${relayPort} (UDP and TCP)
+${relayLines}${fleet ? `\n  fleet         http://127.0.0.1:${port}/fleet  (API key: ${apiKey})` : ""}
 Try: node scripts/signal-demo.mjs ws://127.0.0.1:${port}
-Ctrl-C stops both.
+Ctrl-C stops them all.
 `);
