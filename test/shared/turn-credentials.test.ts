@@ -18,6 +18,7 @@ import {
   turnPassword,
 } from "../../shared/turn/credentials.js";
 import { isValidUserId } from "../../shared/ids.js";
+import { MAX_TURN_USER_LENGTH, parseTurnUser, roomMemberUser } from "../../shared/turn/turn-user.js";
 
 /** A fixed clock, so expiry judgements do not depend on when the suite runs. */
 const NOW = 1_700_000_000;
@@ -84,7 +85,7 @@ describe("TurnKeyring.mint", () => {
 
   // A relay splits the username at the first ':' and an app may key accounting on the user id, so an
   // id that does not fit is refused outright rather than quietly changed into another user's id.
-  it.each(["", "a:b", "a b", "a/b", "é", "a\nb", "u".repeat(129)])("refuses to mint for user id %j", async (userId) => {
+  it.each(["", "a:b", "a b", "a/b/c", "bad room!/b", "room/", "/peer", "é", "a\nb", "u".repeat(129)])("refuses to mint for user id %j", async (userId) => {
     const minting = new TurnKeyring(["s3cret"]).mint(userId, 60, NOW);
     await expect(minting).rejects.toBeInstanceOf(TurnCredentialError);
     await expect(minting).rejects.toThrow(/not allowed/);
@@ -129,7 +130,7 @@ describe("TurnKeyring.verify", () => {
 
   it("accepts its own credential and reports who and until when", async () => {
     const credential = await relay.mint("alice", 600, NOW);
-    expect(await relay.verify(credential.username, credential.password, policy)).toEqual({ ok: true, expiresAt: NOW + 600, userId: "alice" });
+    expect(await relay.verify(credential.username, credential.password, policy)).toEqual({ ok: true, expiresAt: NOW + 600, userId: "alice", user: { kind: "user", userId: "alice" } });
   });
 
   it("signs with the first secret only", async () => {
@@ -140,7 +141,7 @@ describe("TurnKeyring.verify", () => {
 
   it("accepts a credential signed with its second secret, as while a rotation is under way", async () => {
     const stillOnOld = await new TurnKeyring(["old"]).mint("alice", 600, NOW);
-    expect(await relay.verify(stillOnOld.username, stillOnOld.password, policy)).toEqual({ ok: true, expiresAt: NOW + 600, userId: "alice" });
+    expect(await relay.verify(stillOnOld.username, stillOnOld.password, policy)).toEqual({ ok: true, expiresAt: NOW + 600, userId: "alice", user: { kind: "user", userId: "alice" } });
   });
 
   it("refuses a credential signed with a secret it does not know, as wrong-password", async () => {
@@ -172,7 +173,7 @@ describe("checkTurnUsername", () => {
   });
 
   it("accepts a credential that expired no more than the skew ago", () => {
-    expect(checkTurnUsername(`${NOW - 30}:alice`, { now: NOW })).toEqual({ ok: true, expiresAt: NOW - 30, userId: "alice" });
+    expect(checkTurnUsername(`${NOW - 30}:alice`, { now: NOW })).toEqual({ ok: true, expiresAt: NOW - 30, userId: "alice", user: { kind: "user", userId: "alice" } });
   });
 
   it("refuses a credential that expired more than the skew ago", () => {
@@ -227,7 +228,7 @@ describe("checkTurnUsername", () => {
   it("judges the user id by the one user id rule (shared/ids.ts)", () => {
     expect(isValidUserId("alice@example.com")).toBe(true);
     expect(isValidUserId("alice:admin")).toBe(false);
-    expect(checkTurnUsername(`${NOW + 60}:alice@example.com`, { now: NOW })).toEqual({ ok: true, expiresAt: NOW + 60, userId: "alice@example.com" });
+    expect(checkTurnUsername(`${NOW + 60}:alice@example.com`, { now: NOW })).toEqual({ ok: true, expiresAt: NOW + 60, userId: "alice@example.com", user: { kind: "user", userId: "alice@example.com" } });
   });
 });
 
@@ -253,5 +254,35 @@ describe("constantTimeEqual", () => {
     ["ā", "ȁ"], // U+0101 and U+0201 share their low byte: whole characters are compared
   ])("says %j differs from %j", (a, b) => {
     expect(constantTimeEqual(a, b)).toBe(false);
+  });
+});
+
+describe("room-scoped TURN users (<room>/<peer-id>)", () => {
+  it("mints and verifies a room member's credential, and says which room and peer it names", async () => {
+    const keyring = new TurnKeyring(["room-secret"]);
+    const credential = await keyring.mint(roomMemberUser("standup-42", "ann@example.com"), 600, NOW);
+    expect(credential.username).toBe(`${NOW + 600}:standup-42/ann@example.com`);
+    expect(await keyring.verify(credential.username, credential.password, { now: NOW })).toEqual({
+      ok: true,
+      expiresAt: NOW + 600,
+      userId: "standup-42/ann@example.com",
+      user: { kind: "room-member", room: "standup-42", peerId: "ann@example.com" },
+    });
+  });
+
+  it("reads the two forms apart: a plain user id never holds a '/', a room member splits at its only one", () => {
+    expect(parseTurnUser("ann@example.com")).toEqual({ kind: "user", userId: "ann@example.com" });
+    expect(parseTurnUser("a.b_c-d/x=y+z")).toEqual({ kind: "room-member", room: "a.b_c-d", peerId: "x=y+z" });
+    for (const bad of ["", "/", "room/", "/peer", "a/b/c", "ro om/p", "room/p:q", `${"r".repeat(65)}/p`, `r/${"p".repeat(129)}`]) {
+      expect(parseTurnUser(bad), bad).toBeNull();
+    }
+  });
+
+  it("is never longer than the longest room name, the separator and the longest peer id", () => {
+    const longest = roomMemberUser("r".repeat(64), "p".repeat(128));
+    expect(longest.length).toBe(MAX_TURN_USER_LENGTH);
+    expect(parseTurnUser(longest)).not.toBeNull();
+    expect(() => roomMemberUser("no spaces", "p")).toThrow(/room name/);
+    expect(() => roomMemberUser("room", "a:b")).toThrow(/peer id/);
   });
 });
