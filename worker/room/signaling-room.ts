@@ -17,6 +17,7 @@ import {
 import { MAX_USER_ID_LENGTH } from "../../shared/ids.js";
 import { parseClientFrame, utf8ByteLength, type FrameLimits } from "../../shared/signaling/validate.js";
 import { readRoomConfig, type RoomConfig } from "../config.js";
+import type { FleetRelay } from "../fleet/selection.js";
 import type { Env } from "../env.js";
 import { lastActivity, newConnection, readConnection, spendPatience, spendRate, writeConnection, type Connection } from "./connection.js";
 import { readJoinIntent, type JoinIntent } from "./join-intent.js";
@@ -190,6 +191,16 @@ export class SignalingRoom extends DurableObject<Env> {
       this.sendToOthers(peerId, { type: "peer-left", peerId });
     }
     await this.scheduleSweep(now);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Drain notices from the fleet (worker/fleet/fleet-object.ts)
+
+  /** A relay this room's peers may use is draining; returns how many peers were sent new servers. */
+  async relayDraining(relayId: string, relays: FleetRelay[]): Promise<number> {
+    void relayId;
+    void relays;
+    return 0;
   }
 
   // ---------------------------------------------------------------------------------------------
