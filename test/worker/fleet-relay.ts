@@ -175,11 +175,11 @@ export async function liveRelay(relayId: string, registration: Partial<RegisterM
   return relay;
 }
 
-/** Polls `condition` every 20 ms for at most `timeoutMs`. */
-export async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs = WAIT_MS): Promise<void> {
+/** Polls `condition` every `intervalMs` for at most `timeoutMs`. */
+export async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs = WAIT_MS, intervalMs = 20): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
