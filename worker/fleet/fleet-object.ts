@@ -26,7 +26,7 @@ import {
 } from "../../shared/fleet/protocol.js";
 import { FLEET_CLOCK_SKEW_SECONDS, verifyFleetToken } from "../../shared/fleet/token.js";
 import { utf8ByteLength } from "../../shared/signaling/validate.js";
-import { readFleetConfig, type FleetConfig } from "../config.js";
+import { FLEET_DEFAULTS, readFleetConfig } from "../config.js";
 import type { Env } from "../env.js";
 import { newFleetConnection, readFleetConnection, spendMessage, spendStrike, writeFleetConnection, type FleetConnection } from "./fleet-connection.js";
 import { FORGET_RELAY_AFTER_MS, FleetStore, MAX_REMEMBERED_TOKENS, type RefusalReason } from "./fleet-store.js";
@@ -184,10 +184,10 @@ export class FleetObject extends DurableObject<Env> {
       send(ws, { type: "error", code: "out-of-order", message: text });
       return this.closeConnection(ws, conn, FLEET_CLOSE_CODES.protocolViolation, text);
     }
-    const config = readFleetConfig(this.env) as FleetConfig;
-    if (this.store.relay(conn.relayId) === null && this.store.relayCount() >= config.maxRelays) {
+    const maxRelays = readFleetConfig(this.env)?.maxRelays ?? FLEET_DEFAULTS.maxRelays;
+    if (this.store.relay(conn.relayId) === null && this.store.relayCount() >= maxRelays) {
       this.store.countRefusal("fleet-full");
-      return this.closeConnection(ws, conn, FLEET_CLOSE_CODES.fleetFull, `the fleet already has FLEET_MAX_RELAYS (${config.maxRelays}) relays; raise it or retire one`);
+      return this.closeConnection(ws, conn, FLEET_CLOSE_CODES.fleetFull, `the fleet already has FLEET_MAX_RELAYS (${maxRelays}) relays; raise it or retire one`);
     }
     this.store.register(message, conn.connId, now);
     conn.registered = true;
