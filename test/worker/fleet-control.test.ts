@@ -6,6 +6,7 @@ import { runInDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { FLEET_CLOSE_CODES, FLEET_LIMITS, HEARTBEAT_INTERVAL_MS } from "../../shared/fleet/protocol.js";
 import { mintFleetToken } from "../../shared/fleet/token.js";
+import { REGISTER_WITHIN_MS, type FleetConnection } from "../../worker/fleet/fleet-connection.js";
 import { FORGET_RELAY_AFTER_MS } from "../../worker/fleet/fleet-store.js";
 import type { FleetOperatorView } from "../../worker/fleet/operator-view.js";
 import { FLEET_URL, PLACES, TestRelay, fleetKey, fleetStub, heartbeatMessage, liveRelay, registerMessage, resetFleet, waitFor } from "./fleet-relay.js";
@@ -73,6 +74,37 @@ describe("registration", () => {
     await runDurableObjectAlarm(fleetStub());
     expect((await fleetStub().operatorView()).relays).toEqual([]);
   });
+});
+
+describe("bounded connections", () => {
+  it("closes a connection that does not register in time, in the alarm", async () => {
+    const relay = await TestRelay.connect("relay-mute");
+    await runInDurableObject(fleetStub(), (_instance, state) => {
+      for (const ws of state.getWebSockets()) {
+        const conn = ws.deserializeAttachment() as FleetConnection;
+        ws.serializeAttachment({ ...conn, acceptedAt: conn.acceptedAt - REGISTER_WITHIN_MS - 1 });
+      }
+    });
+    await runDurableObjectAlarm(fleetStub());
+    expect(await relay.waitClosed()).toMatchObject({ code: FLEET_CLOSE_CODES.protocolViolation, reason: expect.stringMatching(/no register within 30 s/) });
+  });
+});
+
+describe("hibernation", () => {
+  it("keeps a relay's connection and registration across the fleet object's eviction", async () => {
+    const relay = await liveRelay("relay-sleepy");
+    const EVICTED = Symbol("marked before the wait");
+    await runInDurableObject(fleetStub(), (instance) => {
+      (instance as unknown as Record<symbol, boolean>)[EVICTED] = true;
+    });
+    // Quiet for longer than the ~10 s idle eviction (a real relay sends a heartbeat every 5 s).
+    await new Promise((resolve) => setTimeout(resolve, 12_000));
+    expect(await runInDurableObject(fleetStub(), (instance) => (instance as unknown as Record<symbol, boolean>)[EVICTED] === true)).toBe(false);
+    relay.heartbeat({ allocations: 9 });
+    await waitFor(async () => (await fleetStub().operatorView()).relays[0]?.allocations === 9);
+    expect(relay.messages).toEqual([{ type: "registered", relayId: "relay-sleepy", heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS }]);
+    expect(relay.closedWith).toBeNull();
+  }, 30_000);
 });
 
 describe("refusals: close code, a reason to act on, and a count", () => {

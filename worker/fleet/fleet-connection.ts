@@ -10,9 +10,14 @@ export const FLEET_STRIKE_LIMIT = 3;
 /** ...one of them forgiven every 20 s, so a relay that errs now and then is never closed. */
 export const FLEET_STRIKES_FORGIVEN_PER_SECOND = 1 / 20;
 
+/** A connection that has not registered this long after it was accepted is closed by the alarm. */
+export const REGISTER_WITHIN_MS = 30_000;
+
 export interface FleetConnection {
   /** The relay id the token named. */
   relayId: string;
+  /** When the connection was accepted (milliseconds since the epoch). */
+  acceptedAt: number;
   /** Which of the relay's connections this is: the relays table names the current one. */
   connId: string;
   /** True once `register` was accepted. */
@@ -24,7 +29,7 @@ export interface FleetConnection {
 }
 
 export function newFleetConnection(relayId: string, connId: string, now: number): FleetConnection {
-  return { relayId, connId, registered: false, rate: fullBucket(FLEET_LIMITS.messageBurst, now), patience: fullBucket(FLEET_STRIKE_LIMIT, now) };
+  return { relayId, acceptedAt: now, connId, registered: false, rate: fullBucket(FLEET_LIMITS.messageBurst, now), patience: fullBucket(FLEET_STRIKE_LIMIT, now) };
 }
 
 export function readFleetConnection(ws: WebSocket): FleetConnection | null {

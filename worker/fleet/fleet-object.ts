@@ -28,7 +28,7 @@ import { FLEET_CLOCK_SKEW_SECONDS, verifyFleetToken } from "../../shared/fleet/t
 import { utf8ByteLength } from "../../shared/signaling/validate.js";
 import { FLEET_DEFAULTS, readFleetConfig } from "../config.js";
 import type { Env } from "../env.js";
-import { newFleetConnection, readFleetConnection, spendMessage, spendStrike, writeFleetConnection, type FleetConnection } from "./fleet-connection.js";
+import { REGISTER_WITHIN_MS, newFleetConnection, readFleetConnection, spendMessage, spendStrike, writeFleetConnection, type FleetConnection } from "./fleet-connection.js";
 import { FORGET_RELAY_AFTER_MS, FleetStore, MAX_REMEMBERED_TOKENS, type RefusalReason } from "./fleet-store.js";
 import { operatorRelay, type FleetOperatorView } from "./operator-view.js";
 import type { FleetRelay } from "./selection.js";
@@ -265,14 +265,25 @@ export class FleetObject extends DurableObject<Env> {
     const forgotten = new Set(this.store.forgetSilentSince(now - FORGET_RELAY_AFTER_MS));
     for (const ws of this.ctx.getWebSockets()) {
       const conn = readFleetConnection(ws);
-      if (conn !== null && forgotten.has(conn.relayId)) closeSocket(ws, FLEET_CLOSE_CODES.protocolViolation, "not heard from for an hour; reconnect and register");
+      if (conn === null) continue;
+      if (forgotten.has(conn.relayId)) closeSocket(ws, FLEET_CLOSE_CODES.protocolViolation, "not heard from for an hour; reconnect and register");
+      else if (!conn.registered && now - conn.acceptedAt >= REGISTER_WITHIN_MS) {
+        this.store.countRefusal("protocol-violation");
+        closeSocket(ws, FLEET_CLOSE_CODES.protocolViolation, `no register within ${REGISTER_WITHIN_MS / 1000} s of connecting`);
+      }
     }
     await this.scheduleAlarm(now);
   }
 
+  /** The next moment something is due: a token id to forget, a silent relay to forget, a register deadline. */
   private async scheduleAlarm(now: number): Promise<void> {
     const heard = this.store.earliestHeard();
-    const due = [this.store.earliestTokenExpiry(), heard === null ? null : heard + FORGET_RELAY_AFTER_MS].filter((t): t is number => t !== null);
+    const registerDeadlines = this.ctx
+      .getWebSockets()
+      .map(readFleetConnection)
+      .filter((conn): conn is FleetConnection => conn !== null && !conn.registered)
+      .map((conn) => conn.acceptedAt + REGISTER_WITHIN_MS);
+    const due = [this.store.earliestTokenExpiry(), heard === null ? null : heard + FORGET_RELAY_AFTER_MS, ...registerDeadlines].filter((t): t is number => t !== null);
     if (due.length === 0) return this.ctx.storage.deleteAlarm();
     const next = Math.max(Math.min(...due), now + 1);
     const current = await this.ctx.storage.getAlarm();
