@@ -22,7 +22,23 @@ const wrangler = { configPath: "./wrangler.toml" };
  * The suites set what they test themselves: a developer's own .dev.vars (which the pool reads)
  * must not turn on join tokens or a relay underneath them.
  */
-const isolated = { JOIN_SECRET: "", AUTH_MODE: "", TURN_SECRETS: "", TURN_URLS: "", STUN_URLS: "", API_KEYS: "", ALLOWED_ORIGINS: "" };
+const isolated = {
+  JOIN_SECRET: "",
+  AUTH_MODE: "",
+  TURN_SECRETS: "",
+  TURN_URLS: "",
+  STUN_URLS: "",
+  API_KEYS: "",
+  ALLOWED_ORIGINS: "",
+  FLEET_KEYS: "",
+  FLEET_PICK: "",
+  FLEET_MAX_RELAYS: "",
+  FLEET_DEFAULT_LOCATION: "",
+  FLEET_LOCATION_HEADER: "",
+};
+/** The fleet's test settings: a fleet key relays in tests sign with, and locations from a header. */
+const TEST_FLEET_KEY = "test-fleet-key-0123456789abcdef-0123456789";
+const fleetTest = { FLEET_KEYS: TEST_FLEET_KEY, FLEET_LOCATION_HEADER: "on" };
 
 export default defineConfig({
   test: {
@@ -34,15 +50,29 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler,
-            miniflare: { bindings: { ...isolated, RESUME_GRACE_SECONDS: "2", PEER_IDLE_TIMEOUT_SECONDS: "60" } },
+            miniflare: { bindings: { ...isolated, ...fleetTest, RESUME_GRACE_SECONDS: "2", PEER_IDLE_TIMEOUT_SECONDS: "60" } },
           }),
         ],
         test: {
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
-          exclude: ["test/worker/idle/**"],
+          exclude: ["test/worker/idle/**", "test/worker/fleet*.test.ts"],
           testTimeout: 30_000,
         },
+      },
+      {
+        // The relay fleet is one Durable Object for the whole Worker, so its suites run in a runtime of
+        // their own (no other file sees their relays) and one file at a time. The rooms there mint with
+        // the fleet's TURN secret (drain notices), so open rooms are allowed on purpose.
+        plugins: [
+          cloudflareTest({
+            wrangler,
+            miniflare: {
+              bindings: { ...isolated, ...fleetTest, FLEET_MAX_RELAYS: "6", TURN_SECRETS: "fleet-test-turn-secret", AUTH_MODE: "open", RESUME_GRACE_SECONDS: "2" },
+            },
+          }),
+        ],
+        test: { name: "worker-fleet", include: ["test/worker/fleet*.test.ts"], testTimeout: 30_000, fileParallelism: false },
       },
       {
         plugins: [

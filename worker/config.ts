@@ -5,6 +5,8 @@
  */
 import { MAX_CREDENTIAL_TTL_SECONDS, TurnKeyring } from "../shared/turn/credentials.js";
 import { isStunUrl, isTurnUrl, stunUrlsFromTurnUrls } from "../shared/turn/ice-servers.js";
+import { isGeoLocation, type GeoLocation } from "../shared/fleet/protocol.js";
+import { readFleetKeys } from "../shared/fleet/token.js";
 import type { Env } from "./env.js";
 
 export interface RoomConfig {
@@ -90,7 +92,7 @@ export function readRoomConfig(env: Env): RoomConfig {
 export interface TurnConfig {
   /** TURN_SECRETS */
   keyring: TurnKeyring;
-  /** TURN_URLS */
+  /** TURN_URLS; may be empty when FLEET_KEYS is set (the fleet's relays are handed out instead). */
   turnUrls: string[];
   /** STUN_URLS, or the `turn:` hosts as `stun:` URLs */
   stunUrls: string[];
@@ -130,13 +132,18 @@ function checkMaxTtlWithinRelayLimit(raw: Env["TURN_MAX_TTL"]): void {
   }
 }
 
-/** The TURN settings, or null when TURN is not configured (no secrets and no URLs). */
+/**
+ * The TURN settings, or null when TURN is not configured (no secrets, and no URLs or fleet). With
+ * FLEET_KEYS set, TURN_URLS is optional: registered relays bring their own URLs, and TURN_URLS is
+ * only the fallback for when none is registered or none is eligible.
+ */
 export function readTurnConfig(env: Env): TurnConfig | null {
   const secrets = readList(env.TURN_SECRETS);
   const turnUrls = readList(env.TURN_URLS);
+  const fleet = readList(env.FLEET_KEYS).length > 0;
   if (secrets.length === 0 && turnUrls.length === 0) return null;
   if (secrets.length === 0) throw new ConfigError("TURN_URLS is set but TURN_SECRETS is not: run `wrangler secret put TURN_SECRETS` with the relay's shared secret");
-  if (turnUrls.length === 0) throw new ConfigError("TURN_SECRETS is set but TURN_URLS is not: list the relay's turn:/turns: URLs, comma-separated");
+  if (turnUrls.length === 0 && !fleet) throw new ConfigError("TURN_SECRETS is set but TURN_URLS is not: list the relay's turn:/turns: URLs, comma-separated (or set FLEET_KEYS and let relays register)");
   const badTurn = turnUrls.find((url) => !isTurnUrl(url));
   if (badTurn !== undefined) throw new ConfigError(`TURN_URLS has ${JSON.stringify(badTurn)}; each entry must start with turn: or turns:`);
   const explicitStun = readList(env.STUN_URLS);
@@ -191,4 +198,57 @@ export function openRoomsRefusal(env: Env): string | null {
   const set = [readList(env.TURN_SECRETS).length > 0 && "TURN_SECRETS", access.apiKeys.length > 0 && "API_KEYS"].filter((name) => name !== false);
   if (set.length === 0) return null;
   return `this Worker has ${set.join(" and ")} but no JOIN_SECRET, so its rooms would be open to anyone under any peer id; it refuses them. Set JOIN_SECRET (\`wrangler secret put JOIN_SECRET\`) and join with tokens, or set AUTH_MODE=open to run open rooms on purpose (development only)`;
+}
+
+// -----------------------------------------------------------------------------------------------
+// The relay fleet
+
+export interface FleetConfig {
+  /** FLEET_KEYS: every key verifies a relay's fleet token (rotation). */
+  keys: string[];
+  /** FLEET_PICK: relays per answer, nearest first. */
+  pick: number;
+  /** FLEET_MAX_RELAYS: relay ids the fleet keeps; a new one past it is refused. */
+  maxRelays: number;
+  /** FLEET_DEFAULT_LOCATION: the caller's location when neither the header nor request.cf gives one. */
+  defaultLocation: GeoLocation | null;
+  /** FLEET_LOCATION_HEADER=on: read X-Relaykit-Location (development and tests only: any client can set it). */
+  locationHeader: boolean;
+}
+
+export const FLEET_DEFAULTS = { pick: 2, maxRelays: 100 } as const;
+
+/** Reads "lat,lon" in degrees; null when it is not that. */
+export function parseLocation(text: string): GeoLocation | null {
+  const match = /^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$/.exec(text);
+  if (match === null) return null;
+  const location = { lat: Number(match[1]), lon: Number(match[2]) };
+  return isGeoLocation(location) ? location : null;
+}
+
+/** The fleet settings, or null when FLEET_KEYS is not set (no relay may register). */
+export function readFleetConfig(env: Env): FleetConfig | null {
+  if (readList(env.FLEET_KEYS).length === 0) return null;
+  let keys: string[];
+  try {
+    keys = readFleetKeys(env.FLEET_KEYS ?? "");
+  } catch (error) {
+    throw new ConfigError(`FLEET_KEYS: ${(error as Error).message}. Set it again with \`wrangler secret put FLEET_KEYS\` (comma-separated for rotation).`);
+  }
+  const rawLocation = (env.FLEET_DEFAULT_LOCATION ?? "").trim();
+  const defaultLocation = rawLocation === "" ? null : parseLocation(rawLocation);
+  if (rawLocation !== "" && defaultLocation === null) {
+    throw new ConfigError(`FLEET_DEFAULT_LOCATION is ${JSON.stringify(rawLocation)}; it must be "<latitude>,<longitude>" in degrees (-90..90, -180..180), e.g. "50.11,8.68", or unset. Fix it in wrangler.toml [vars] or .dev.vars.`);
+  }
+  const header = (env.FLEET_LOCATION_HEADER ?? "").trim();
+  if (header !== "" && header !== "on" && header !== "off") {
+    throw new ConfigError(`FLEET_LOCATION_HEADER is ${JSON.stringify(header)}; it is "on" (development and tests only) or "off"/unset.`);
+  }
+  return {
+    keys,
+    pick: readNumber(env, { variable: "FLEET_PICK", min: 1, max: 10, integer: true }, FLEET_DEFAULTS.pick),
+    maxRelays: readNumber(env, { variable: "FLEET_MAX_RELAYS", min: 1, max: 1000, integer: true }, FLEET_DEFAULTS.maxRelays),
+    defaultLocation,
+    locationHeader: header === "on",
+  };
 }

@@ -2,6 +2,7 @@
  * The Worker's bindings and variables. Numbers arrive as strings from secrets and `.dev.vars`, and
  * as numbers from wrangler.toml `[vars]`; worker/config.ts reads and checks them.
  */
+import type { FleetObject } from "./fleet/fleet-object.js";
 import type { SignalingRoom } from "./room/signaling-room.js";
 
 type Setting = string | number | undefined;
@@ -37,6 +38,21 @@ export interface Env {
   ALLOWED_ORIGINS?: string;
   /** Workers rate-limiting binding for credential issuance, per caller. */
   ISSUE_RATE_LIMITER?: RateLimit;
+  /** The relay fleet: one Durable Object, `idFromName("fleet")` (worker/fleet/fleet-object.ts). */
+  FLEET: DurableObjectNamespace<FleetObject>;
+  /**
+   * Comma-separated fleet keys (a secret, each at least 32 characters): relays sign their fleet tokens
+   * with one; all are accepted, for rotation. Unset: no relay may register and TURN_URLS is used.
+   */
+  FLEET_KEYS?: string;
+  /** How many relays (nearest first) go into one answer: 1-10, default 2. */
+  FLEET_PICK?: Setting;
+  /** Most relay ids the fleet keeps: 1-1000, default 100. A new relay past it is refused (4408). */
+  FLEET_MAX_RELAYS?: Setting;
+  /** "lat,lon": where callers are when Cloudflare does not say (local workerd has no request.cf location). */
+  FLEET_DEFAULT_LOCATION?: string;
+  /** "on": the caller's location may come from the X-Relaykit-Location header. Development and tests only. */
+  FLEET_LOCATION_HEADER?: string;
   /** The built pages in dist/web/ (wrangler.toml `[assets]`); the room page is served through it. */
   ASSETS: Fetcher;
 }

@@ -6,18 +6,21 @@ import { ConfigError } from "./config.js";
 import type { Env } from "./env.js";
 import { httpError } from "./http-error.js";
 import { credentials } from "./routes/credentials.js";
+import { fleet } from "./routes/fleet.js";
 import { pages } from "./routes/pages.js";
 import { rooms } from "./routes/rooms.js";
 
 export { SignalingRoom } from "./room/signaling-room.js";
+export { FleetObject } from "./fleet/fleet-object.js";
 
 const app = new Hono<{ Bindings: Env }>();
 
 app.route("/", rooms);
 app.route("/", credentials);
+app.route("/", fleet);
 app.route("/", pages);
 
-app.notFound((c) => httpError(c, 404, "not-found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}; the API is /v1/rooms/:room, /v1/ice-servers and /v1/turn-credentials; the pages are /, /r/:room and /ice-test`));
+app.notFound((c) => httpError(c, 404, "not-found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}; the API is /v1/rooms/:room, /v1/ice-servers, /v1/turn-credentials and /v1/fleet; the pages are /, /r/:room and /ice-test`));
 
 app.onError((error, c) => {
   if (error instanceof ConfigError) return httpError(c, 500, "bad-config", error.message);

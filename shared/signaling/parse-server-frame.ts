@@ -4,7 +4,7 @@
  * without throwing inside a socket callback; unknown frame types come back as null and are ignored.
  */
 import type { IceServersWithheld, PeerInfo, ServerFrame } from "./protocol.js";
-import { ERROR_CODES } from "./protocol.js";
+import { ERROR_CODES, ICE_SERVERS_WITHHELD_CODES } from "./protocol.js";
 import { isPlainObject } from "./validate.js";
 
 function isPeerInfo(value: unknown): value is PeerInfo {
@@ -14,7 +14,7 @@ function isPeerInfo(value: unknown): value is PeerInfo {
 function isIceServersWithheld(value: unknown): value is IceServersWithheld {
   return (
     isPlainObject(value) &&
-    value["code"] === "rate-limited" &&
+    (ICE_SERVERS_WITHHELD_CODES as readonly unknown[]).includes(value["code"]) &&
     typeof value["message"] === "string" &&
     typeof value["retryAfterMs"] === "number" &&
     Number.isFinite(value["retryAfterMs"]) &&

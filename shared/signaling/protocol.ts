@@ -87,16 +87,23 @@ export interface WelcomeFrame {
   expiresAt?: string;
   /**
    * Set instead of `iceServers` when this peer would get TURN credentials but the Worker did not mint
-   * them (the caller's issuance budget, shared with /v1/ice-servers, is spent). The join itself
-   * succeeded; fetch /v1/ice-servers after `retryAfterMs`.
+   * them (the caller's issuance budget, shared with /v1/ice-servers, is spent; or no relay of the
+   * fleet is available). The join itself succeeded; fetch /v1/ice-servers after `retryAfterMs`.
    */
   iceServersWithheld?: IceServersWithheld;
 }
 
+export const ICE_SERVERS_WITHHELD_CODES = ["rate-limited", "no-relay-available"] as const;
+export type IceServersWithheldCode = (typeof ICE_SERVERS_WITHHELD_CODES)[number];
+
 /** Why a welcome came without the TURN credentials it would normally carry. */
 export interface IceServersWithheld {
-  /** `rate-limited`: too many credentials for this caller lately (ISSUE_RATE_LIMITER). */
-  code: "rate-limited";
+  /**
+   * `rate-limited`: too many credentials for this caller lately (ISSUE_RATE_LIMITER).
+   * `no-relay-available`: relays are registered with the Worker's fleet but none is live, ready and
+   * below capacity, and there is no TURN_URLS to fall back on.
+   */
+  code: IceServersWithheldCode;
   message: string;
   /** When asking /v1/ice-servers makes sense again. */
   retryAfterMs: number;

@@ -157,6 +157,29 @@ describe("who may ask", () => {
     expect((await errorOf(response)).code).toBe("unauthorized");
   });
 
+  it("lets an API-key caller ask for a room member's credential with room and peer (both, checked)", async () => {
+    const key = freshKey();
+    const vars = { ...turnVars, API_KEYS: key };
+    const auth = { Authorization: `Bearer ${key}` };
+    const response = await get("/v1/turn-credentials?room=standup&peer=alice", vars, auth);
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as TurnRestResponse;
+    expect(body.username).toMatch(/^\d+:standup\/alice$/);
+    expect(checkTurnUsername(body.username)).toMatchObject({ ok: true, user: { kind: "room-member", room: "standup", peerId: "alice" } });
+    for (const query of ["room=standup", "peer=alice", "room=standup&peer=alice&user=bob", "room=a/b&peer=alice", "room=standup&peer=a:b"]) {
+      const refused = await get(`/v1/turn-credentials?${query}`, vars, auth);
+      expect(refused.status, query).toBe(400);
+      expect((await errorOf(refused)).code).toBe("bad-request");
+    }
+  });
+
+  it("lets an anonymous caller (AUTH_MODE=open) pass room and peer, and gives a random plain user otherwise", async () => {
+    const member = (await (await get("/v1/turn-credentials?room=standup&peer=dave", open)).json()) as TurnRestResponse;
+    expect(member.username).toMatch(/^\d+:standup\/dave$/);
+    const anonymous = (await (await get("/v1/turn-credentials", open)).json()) as TurnRestResponse;
+    expect(anonymous.username).toMatch(/^\d+:[0-9a-f-]{36}$/);
+  });
+
   it("refuses a user id that is not allowed, instead of rewriting it", async () => {
     const key = freshKey();
     const response = await get("/v1/turn-credentials?user=a:b", { ...turnVars, API_KEYS: key }, { Authorization: `Bearer ${key}` });
@@ -164,13 +187,14 @@ describe("who may ask", () => {
     expect((await errorOf(response)).message).toContain("no ':'");
   });
 
-  it("admits a room's join token; the TURN user is its sub and cannot be overridden", async () => {
+  it("admits a room's join token; the TURN user is its room and sub, <room>/<sub>, and cannot be overridden", async () => {
     const vars = { ...turnVars, JOIN_SECRET: "join-secret" };
     const token = await mintJoinToken("join-secret", { room: "standup", sub: "bob" });
     const response = await get("/v1/turn-credentials", vars, { Authorization: `Bearer ${token}` });
     expect(response.status).toBe(200);
-    expect(((await response.json()) as TurnRestResponse).username).toMatch(/^\d+:bob$/);
+    expect(((await response.json()) as TurnRestResponse).username).toMatch(/^\d+:standup\/bob$/);
     expect((await get("/v1/turn-credentials?user=mallory", vars, { Authorization: `Bearer ${token}` })).status).toBe(400);
+    expect((await get("/v1/turn-credentials?room=other&peer=mallory", vars, { Authorization: `Bearer ${token}` })).status).toBe(400);
   });
 
   it("refuses an expired or forged join token with 401", async () => {
@@ -186,7 +210,8 @@ describe("who may ask", () => {
   it("names the variable when the TURN configuration is incomplete or wrong", async () => {
     const cases: [Partial<Env>, RegExp][] = [
       [{ TURN_URLS, AUTH_MODE: "open" }, /TURN_SECRETS/],
-      [{ TURN_SECRETS: SECRET, AUTH_MODE: "open" }, /TURN_URLS/],
+      // Without a fleet; with FLEET_KEYS, TURN_URLS is optional (test/worker/fleet-*.test.ts).
+      [{ TURN_SECRETS: SECRET, AUTH_MODE: "open", FLEET_KEYS: "" }, /TURN_URLS/],
       [{ ...open, TURN_URLS: "http://relay.example.com" }, /TURN_URLS/],
       [{ ...open, TURN_TTL: "999999" }, /TURN_TTL/],
       [{ ...open, TURN_TTL: "9" }, /TURN_TTL/],
@@ -255,14 +280,15 @@ describe("the welcome frame", () => {
     const room = freshRoom("ice");
     const token = await mintJoinToken("join-secret", { room, sub: "carol" });
     const { welcome } = await TestPeer.join(room, { vars, query: { token } });
-    expect(welcome.iceServers?.[1]?.username).toMatch(/^\d+:carol$/);
+    expect(welcome.iceServers?.[1]?.username).toMatch(new RegExp(`^\\d+:${room}/carol$`));
     expect(welcome.iceServers?.[1]?.credential).toBe(await turnPassword(SECRET, welcome.iceServers![1]!.username!));
     expect(Date.parse(welcome.expiresAt!)).toBeGreaterThan(Date.now() + 86_000_000);
   });
 
-  it("names the peer in the TURN username in an open room under AUTH_MODE=open", async () => {
-    const { welcome } = await TestPeer.join(freshRoom("ice-open"), { vars: open });
-    expect(welcome.iceServers?.[1]?.username).toBe(`${Math.floor(Date.parse(welcome.expiresAt!) / 1000)}:${welcome.peerId}`);
+  it("names the room and the peer in the TURN username in an open room under AUTH_MODE=open", async () => {
+    const room = freshRoom("ice-open");
+    const { welcome } = await TestPeer.join(room, { vars: open });
+    expect(welcome.iceServers?.[1]?.username).toBe(`${Math.floor(Date.parse(welcome.expiresAt!) / 1000)}:${room}/${welcome.peerId}`);
   });
 
   it("gives no credentials to anyone through an open room when credentials need a key or token: the join is refused", async () => {

@@ -9,8 +9,8 @@ import type { AccessConfig } from "../config.js";
 export type Caller =
   /** An app backend; it may name the TURN user with `?user=`. */
   | { kind: "api-key"; rateKey: string }
-  /** A room member; the TURN user is the token's `sub`. */
-  | { kind: "join-token"; userId: string; rateKey: string }
+  /** A room member; the TURN user is `<room>/<sub>` from its token (shared/turn/turn-user.ts). */
+  | { kind: "join-token"; room: string; userId: string; rateKey: string }
   /** Anyone, in development. */
   | { kind: "open"; rateKey: string };
 
@@ -61,7 +61,7 @@ export async function identifyCaller(request: Request, access: AccessConfig, max
     const checked = await verifyJoinToken(bearer, access.joinSecret, null, maxMetaBytes);
     if (!checked.ok) return { ok: false, status: 401, code: "unauthorized", message: checked.message };
     const { room, sub } = checked.claims;
-    return { ok: true, caller: { kind: "join-token", userId: sub, rateKey: joinTokenRateKey(room, sub) } };
+    return { ok: true, caller: { kind: "join-token", room, userId: sub, rateKey: joinTokenRateKey(room, sub) } };
   }
   return { ok: false, status: 401, code: "unauthorized", message: "the bearer token is neither a configured API key nor a valid join token" };
 }

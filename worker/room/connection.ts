@@ -2,6 +2,7 @@
  * What the room remembers about one WebSocket, kept in its attachment so that it survives the
  * object's eviction (fields of the object do not). Small by design: the runtime caps it at 16 KiB.
  */
+import type { GeoLocation } from "../../shared/fleet/protocol.js";
 import type { RoomConfig } from "../config.js";
 import { STRIKES_FORGIVEN_PER_SECOND } from "../config.js";
 import { fullBucket, takeToken, type TokenBucket } from "./token-bucket.js";
@@ -16,15 +17,27 @@ export interface Connection {
   rate: TokenBucket;
   /** Bad or rate-limited frames still tolerated before the connection is closed. */
   patience: TokenBucket;
+  /** The room's name, for the TURN user of credentials the room mints (drain notices). */
+  room?: string;
+  /** Where the peer was when it joined, as the edge saw it: drain notices pick relays near it. */
+  location?: GeoLocation | null;
 }
 
-export function newConnection(peerId: string, connId: string, now: number, config: RoomConfig): Connection {
+/** Where a connection belongs: its room's name and the peer's location, from the join intent. */
+export interface Placement {
+  room?: string;
+  location?: GeoLocation | null;
+}
+
+export function newConnection(peerId: string, connId: string, now: number, config: RoomConfig, placement: Placement = {}): Connection {
   return {
     peerId,
     connId,
     lastFrameAt: now,
     rate: fullBucket(config.rateBurst, now),
     patience: fullBucket(config.strikeLimit, now),
+    ...(placement.room !== undefined && { room: placement.room }),
+    ...(placement.location !== undefined && { location: placement.location }),
   };
 }
 

@@ -4,9 +4,14 @@
  * one internal header on a request the Worker builds itself, so a client can never set it.
  */
 import type { IceServersWithheld, PeerMeta } from "../../shared/signaling/protocol.js";
+import type { GeoLocation } from "../../shared/fleet/protocol.js";
 import type { IceServersResponse } from "../../shared/turn/ice-servers.js";
 
 export interface JoinIntent {
+  /** The room's name (a Durable Object does not know the name it was addressed by). */
+  room?: string;
+  /** Where the peer is, as the edge saw it: drain notices pick relays near it. */
+  location?: GeoLocation | null;
   /** The join token's `sub`; absent in open rooms, where the room picks a random id. */
   peerId?: string;
   /** The join token's `meta` claim. */
@@ -20,9 +25,12 @@ export interface JoinIntent {
    * credentials below can name it). A resuming peer keeps its old id.
    */
   newPeerId?: string;
-  /** TURN credentials for the welcome, when the Worker has a relay configured. */
+  /**
+   * TURN credentials for the welcome, when the Worker has a relay configured, minted for
+   * `<room>/<peerId ?? newPeerId>`; the room re-mints them if the peer resumes under its old id.
+   */
   ice?: IceServersResponse;
-  /** Why `ice` is missing although this peer would get credentials (the issuance limit). */
+  /** Why `ice` is missing although this peer would get credentials (the issuance limit, or no relay available). */
   iceWithheld?: IceServersWithheld;
 }
 

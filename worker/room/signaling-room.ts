@@ -16,7 +16,11 @@ import {
 } from "../../shared/signaling/protocol.js";
 import { MAX_USER_ID_LENGTH } from "../../shared/ids.js";
 import { parseClientFrame, utf8ByteLength, type FrameLimits } from "../../shared/signaling/validate.js";
-import { readRoomConfig, type RoomConfig } from "../config.js";
+import { roomMemberUser } from "../../shared/turn/turn-user.js";
+import type { IceServersResponse } from "../../shared/turn/ice-servers.js";
+import { FLEET_DEFAULTS, readFleetConfig, readRoomConfig, readTurnConfig, type RoomConfig } from "../config.js";
+import { iceServersFor, withCredential } from "../fleet/relay-choice.js";
+import { pickRelays, type FleetRelay } from "../fleet/selection.js";
 import type { Env } from "../env.js";
 import { lastActivity, newConnection, readConnection, spendPatience, spendRate, writeConnection, type Connection } from "./connection.js";
 import { readJoinIntent, type JoinIntent } from "./join-intent.js";
@@ -76,6 +80,11 @@ export class SignalingRoom extends DurableObject<Env> {
     const intent = readJoinIntent(request);
     if (intent === null) return new Response("rooms are joined through the Worker's /v1/rooms/:room", { status: 400 });
 
+    // The only await of a join, before anything is read for good: nothing may interleave between
+    // reading the roster and accepting the socket.
+    const expectedPeerId = this.findReturningPeer(intent)?.id ?? intent.peerId ?? intent.newPeerId;
+    const expectedIce = expectedPeerId === undefined ? intent.ice : await this.welcomeIce(intent, expectedPeerId);
+
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     const now = Date.now();
     const returning = this.findReturningPeer(intent);
@@ -90,6 +99,8 @@ export class SignalingRoom extends DurableObject<Env> {
     const peerId = returning?.id ?? intent.peerId ?? intent.newPeerId ?? crypto.randomUUID();
     const connId = crypto.randomUUID();
     const resumeToken = newResumeToken();
+    // A resume that raced this join may have changed who this peer is: then no credential rather than another's.
+    const ice = peerId === expectedPeerId ? expectedIce : undefined;
     if (returning !== null) {
       for (const old of this.ctx.getWebSockets(peerId)) {
         closeSocket(old, CLOSE_CODES.replaced, "replaced by a newer connection of this peer");
@@ -100,7 +111,7 @@ export class SignalingRoom extends DurableObject<Env> {
     }
 
     this.ctx.acceptWebSocket(server, [peerId]);
-    writeConnection(server, newConnection(peerId, connId, now, this.config));
+    writeConnection(server, newConnection(peerId, connId, now, this.config, { room: intent.room, location: intent.location }));
     send(server, {
       type: "welcome",
       peerId,
@@ -109,7 +120,7 @@ export class SignalingRoom extends DurableObject<Env> {
       resumed: returning !== null,
       idleTimeoutMs: this.config.idleTimeoutMs,
       resumeGraceMs: this.config.resumeGraceMs,
-      ...(intent.ice && { iceServers: intent.ice.iceServers, expiresAt: intent.ice.expiresAt }),
+      ...(ice && { iceServers: ice.iceServers, expiresAt: ice.expiresAt }),
       ...(intent.iceWithheld && { iceServersWithheld: intent.iceWithheld }),
     });
     if (returning === null) {
@@ -193,7 +204,57 @@ export class SignalingRoom extends DurableObject<Env> {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Drain notices from the fleet (worker/fleet/fleet-object.ts)
+
+  /**
+   * A relay this room's peers hold allocations on is draining (the fleet object calls this with the
+   * fleet's relays as they stand). Every open connection gets an `ice-servers` frame: a fresh
+   * room-member credential and the relays nearest that peer, the draining one left out. With no other
+   * relay eligible nothing is sent: the peers keep what they have until the relay exits, and the
+   * client library recovers on ICE failure. Returns how many peers were sent new servers.
+   */
+  async relayDraining(relayId: string, relays: FleetRelay[]): Promise<number> {
+    const turn = readTurnConfig(this.env);
+    if (turn === null) {
+      console.warn(`room: relay ${relayId} is draining but this Worker has no TURN_SECRETS to mint new credentials with`);
+      return 0;
+    }
+    const pick = readFleetConfig(this.env)?.pick ?? FLEET_DEFAULTS.pick;
+    const now = Date.now();
+    let sent = 0;
+    for (const ws of this.ctx.getWebSockets()) {
+      const conn = readConnection(ws);
+      if (conn === null || conn.room === undefined || ws.readyState !== OPEN || this.roster.get(conn.peerId)?.connId !== conn.connId) continue;
+      const picked = pickRelays(relays, conn.location ?? null, pick, now, relayId);
+      if (picked.length === 0) {
+        console.warn(`room ${conn.room}: relay ${relayId} is draining and no other relay is live, ready and below capacity; peers keep their servers`);
+        return sent;
+      }
+      const credential = await turn.keyring.mint(roomMemberUser(conn.room, conn.peerId), turn.ttlSeconds);
+      const ice = iceServersFor({ kind: "fleet", relays: picked }, credential);
+      send(ws, { type: "ice-servers", iceServers: ice.iceServers, expiresAt: ice.expiresAt, reason: "relay-draining" });
+      sent += 1;
+    }
+    return sent;
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Helpers
+
+  /**
+   * The welcome's servers. The edge minted them for the id it expected (the token's `sub`, or the
+   * random id of a new peer in an open room); a peer resuming in an open room keeps its old id, so
+   * the credential is minted again for the id the peer really gets.
+   */
+  private async welcomeIce(intent: JoinIntent, peerId: string): Promise<IceServersResponse | undefined> {
+    if (intent.ice === undefined || intent.room === undefined || peerId === (intent.peerId ?? intent.newPeerId)) return intent.ice;
+    const turn = readTurnConfig(this.env);
+    if (turn === null) {
+      console.warn(`room ${intent.room}: cannot re-mint the welcome credential for resuming peer ${peerId} without TURN_SECRETS; the welcome carries none`);
+      return undefined;
+    }
+    return withCredential(intent.ice, await turn.keyring.mint(roomMemberUser(intent.room, peerId), intent.ice.ttl));
+  }
 
   /** The roster entry a join takes over: by resume token, or by the token's subject. */
   private findReturningPeer(intent: JoinIntent): Readonly<PeerRecord> | null {

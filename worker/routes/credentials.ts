@@ -1,16 +1,19 @@
 /**
  * TURN credentials for apps: `GET /v1/ice-servers` (an RTCIceServer list) and
  * `GET /v1/turn-credentials` (the TURN REST draft's shape). Both mint one short-lived credential
- * with the shared secret the relays know; nothing is stored.
+ * with the shared secret the relays know, for the relays worker/fleet/relay-choice.ts picks (or
+ * TURN_URLS); nothing is stored.
  */
 import { Hono, type Context } from "hono";
 import { cors } from "hono/cors";
-import { isValidUserId, USER_ID_RULE } from "../../shared/ids.js";
+import { isValidRoomName, isValidUserId, ROOM_NAME_RULE, USER_ID_RULE } from "../../shared/ids.js";
 import { TurnCredentialError, type TurnCredential } from "../../shared/turn/credentials.js";
-import { iceServersResponse, turnRestResponse } from "../../shared/turn/ice-servers.js";
-import { identifyCaller } from "../auth/caller.js";
+import { turnRestResponse } from "../../shared/turn/ice-servers.js";
+import { roomMemberUser } from "../../shared/turn/turn-user.js";
+import { identifyCaller, type Caller } from "../auth/caller.js";
 import { ISSUE_RATE_LIMIT_PERIOD_SECONDS, allowIssuance } from "../auth/issuance-limit.js";
-import { readAccessConfig, readRoomConfig, readTurnConfig, type TurnConfig } from "../config.js";
+import { readAccessConfig, readFleetConfig, readRoomConfig, readTurnConfig } from "../config.js";
+import { NO_RELAY_RETRY_AFTER_SECONDS, callerLocation, chooseRelays, iceServersFor, turnUrisFor, type RelayChoice } from "../fleet/relay-choice.js";
 import type { Env } from "../env.js";
 import { httpError } from "../http-error.js";
 
@@ -21,31 +24,51 @@ credentials.use(
   cors({
     origin: (origin, c: Context<{ Bindings: Env }>) => (readAccessConfig(c.env).allowedOrigins.includes(origin) ? origin : null),
     allowMethods: ["GET", "OPTIONS"],
-    allowHeaders: ["Authorization"],
+    allowHeaders: ["Authorization", "X-Relaykit-Location"],
     maxAge: 600,
   }),
 );
 
-type Issued = { credential: TurnCredential; turn: TurnConfig };
+type Issued = { credential: TurnCredential; choice: Exclude<RelayChoice, { kind: "none" }> };
 
-/** Everything both endpoints share: configuration, caller, user, lifetime, rate limit, minting. */
+/**
+ * The TURN user a caller gets: a join token's `<room>/<sub>`; for an API key or under AUTH_MODE=open,
+ * `room` and `peer` together (a room member), or `user`, or else a random plain user.
+ */
+function turnUserFor(c: Context<{ Bindings: Env }>, caller: Caller): string | Response {
+  const user = c.req.query("user");
+  const room = c.req.query("room");
+  const peer = c.req.query("peer");
+  if (caller.kind === "join-token") {
+    if (user !== undefined || room !== undefined || peer !== undefined) {
+      return httpError(c, 400, "bad-request", "user, room and peer are set by your join token (its room and sub); only API-key callers may choose them");
+    }
+    return roomMemberUser(caller.room, caller.userId);
+  }
+  if (room !== undefined || peer !== undefined) {
+    if (room === undefined || peer === undefined || user !== undefined) {
+      return httpError(c, 400, "bad-request", "pass room and peer together (a room member's credential), or user alone, not both");
+    }
+    if (!isValidRoomName(room)) return httpError(c, 400, "bad-request", `room must be ${ROOM_NAME_RULE}`);
+    if (!isValidUserId(peer)) return httpError(c, 400, "bad-request", `peer must be ${USER_ID_RULE}`);
+    return roomMemberUser(room, peer);
+  }
+  if (user !== undefined && !isValidUserId(user)) return httpError(c, 400, "bad-request", `user must be ${USER_ID_RULE}`);
+  return user ?? crypto.randomUUID();
+}
+
+/** Everything both endpoints share: configuration, caller, user, lifetime, relays, rate limit, minting. */
 async function issue(c: Context<{ Bindings: Env }>): Promise<Issued | Response> {
   const turn = readTurnConfig(c.env);
   if (turn === null) {
-    return httpError(c, 503, "turn-not-configured", "this Worker has no TURN relay configured: set TURN_URLS and the TURN_SECRETS secret");
+    return httpError(c, 503, "turn-not-configured", "this Worker has no TURN relay configured: set the TURN_SECRETS secret, and TURN_URLS or FLEET_KEYS (a relay fleet)");
   }
   const identified = await identifyCaller(c.req.raw, readAccessConfig(c.env), readRoomConfig(c.env).maxMetaBytes);
   if (!identified.ok) return httpError(c, identified.status, identified.code, identified.message);
   const caller = identified.caller;
 
-  const requestedUser = c.req.query("user");
-  if (requestedUser !== undefined && caller.kind === "join-token") {
-    return httpError(c, 400, "bad-request", "user is set by your join token's sub; only API-key callers may choose it");
-  }
-  if (requestedUser !== undefined && !isValidUserId(requestedUser)) {
-    return httpError(c, 400, "bad-request", `user must be ${USER_ID_RULE}`);
-  }
-  const userId = caller.kind === "join-token" ? caller.userId : (requestedUser ?? crypto.randomUUID());
+  const userId = turnUserFor(c, caller);
+  if (userId instanceof Response) return userId;
 
   // Only an app backend may ask for more than TURN_TTL: a room member's token (or, under
   // AUTH_MODE=open, anybody) must not turn into a credential that outlives the session by days.
@@ -59,13 +82,21 @@ async function issue(c: Context<{ Bindings: Env }>): Promise<Issued | Response> 
     ttl = Math.min(Number(requestedTtl), longestTtl);
   }
 
+  // Relays before the budget: a caller refused for want of a relay has spent nothing.
+  const fleet = readFleetConfig(c.env);
+  const choice = await chooseRelays(c.env, turn, fleet, callerLocation(c.req.raw, fleet));
+  if (choice.kind === "none") {
+    c.header("Retry-After", String(NO_RELAY_RETRY_AFTER_SECONDS));
+    return httpError(c, 503, "no-relay-available", choice.message);
+  }
+
   if (!(await allowIssuance(c.env.ISSUE_RATE_LIMITER, caller.rateKey))) {
     c.header("Retry-After", String(ISSUE_RATE_LIMIT_PERIOD_SECONDS));
     return httpError(c, 429, "rate-limited", `too many credential requests from this caller; retry after ${ISSUE_RATE_LIMIT_PERIOD_SECONDS} s`);
   }
 
   try {
-    return { credential: await turn.keyring.mint(userId, ttl), turn };
+    return { credential: await turn.keyring.mint(userId, ttl), choice };
   } catch (error) {
     if (error instanceof TurnCredentialError) return httpError(c, 400, "bad-request", error.message);
     throw error;
@@ -76,12 +107,12 @@ credentials.get("/v1/ice-servers", async (c) => {
   const issued = await issue(c);
   if (issued instanceof Response) return issued;
   c.header("Cache-Control", "no-store");
-  return c.json(iceServersResponse(issued.credential, issued.turn.turnUrls, issued.turn.stunUrls));
+  return c.json(iceServersFor(issued.choice, issued.credential));
 });
 
 credentials.get("/v1/turn-credentials", async (c) => {
   const issued = await issue(c);
   if (issued instanceof Response) return issued;
   c.header("Cache-Control", "no-store");
-  return c.json(turnRestResponse(issued.credential, issued.turn.turnUrls));
+  return c.json(turnRestResponse(issued.credential, turnUrisFor(issued.choice)));
 });

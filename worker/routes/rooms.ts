@@ -15,10 +15,11 @@ import {
   type ErrorCode,
   type ErrorFrame,
 } from "../../shared/signaling/protocol.js";
-import { iceServersResponse } from "../../shared/turn/ice-servers.js";
+import { roomMemberUser } from "../../shared/turn/turn-user.js";
 import { clientAddressRateKey, joinTokenRateKey } from "../auth/caller.js";
 import { ISSUE_RATE_LIMIT_PERIOD_SECONDS, allowIssuance } from "../auth/issuance-limit.js";
-import { openRoomsRefusal, readAccessConfig, readRoomConfig, readTurnConfig } from "../config.js";
+import { openRoomsRefusal, readAccessConfig, readFleetConfig, readRoomConfig, readTurnConfig } from "../config.js";
+import { NO_RELAY_RETRY_AFTER_SECONDS, callerLocation, chooseRelays, iceServersFor } from "../fleet/relay-choice.js";
 import type { Env } from "../env.js";
 import { httpError } from "../http-error.js";
 import { joinRequest, type JoinIntent } from "../room/join-intent.js";
@@ -107,14 +108,22 @@ rooms.get("/v1/rooms/:room", async (c) => {
   // only to whom /v1/ice-servers would give them: a token holder, or anyone under AUTH_MODE=open.
   // An open room is no back door to the relay. They live TURN_TTL, as the API gives such callers, and
   // spend the same issuance budget under the same key: a rejoin loop mints no more than the API would.
-  // Over budget, the join still goes ahead (signaling must not break) with a welcome that says so.
+  // Over budget, or with no relay available, the join still goes ahead (signaling must not break)
+  // with a welcome that says so. The credential names the room member, `<room>/<peer-id>`, so relays
+  // can count allocations per room; the room re-mints it if a resuming peer keeps another id.
   const turn = readTurnConfig(c.env);
+  const fleet = readFleetConfig(c.env);
+  intent.room = room;
+  intent.location = callerLocation(c.req.raw, fleet);
   if (intent.peerId === undefined) intent.newPeerId = crypto.randomUUID();
   if (turn !== null && (intent.peerId !== undefined || readAccessConfig(c.env).open)) {
+    const choice = await chooseRelays(c.env, turn, fleet, intent.location);
     const rateKey = intent.peerId !== undefined ? joinTokenRateKey(room, intent.peerId) : clientAddressRateKey(c.req.raw);
-    if (await allowIssuance(c.env.ISSUE_RATE_LIMITER, rateKey)) {
-      const credential = await turn.keyring.mint(intent.peerId ?? intent.newPeerId!, turn.ttlSeconds);
-      intent.ice = iceServersResponse(credential, turn.turnUrls, turn.stunUrls);
+    if (choice.kind === "none") {
+      intent.iceWithheld = { code: "no-relay-available", message: `${choice.message}; fetch /v1/ice-servers then`, retryAfterMs: NO_RELAY_RETRY_AFTER_SECONDS * 1000 };
+    } else if (await allowIssuance(c.env.ISSUE_RATE_LIMITER, rateKey)) {
+      const credential = await turn.keyring.mint(roomMemberUser(room, intent.peerId ?? intent.newPeerId!), turn.ttlSeconds);
+      intent.ice = iceServersFor(choice, credential);
     } else {
       intent.iceWithheld = {
         code: "rate-limited",

@@ -60,6 +60,7 @@ describe("parseServerFrame", () => {
       welcome,
       { ...welcome, iceServers: [{ urls: "stun:x" }], expiresAt: "2026-11-22T00:00:00Z" },
       { ...welcome, iceServersWithheld: { code: "rate-limited", message: "later", retryAfterMs: 10_000 } },
+      { ...welcome, iceServersWithheld: { code: "no-relay-available", message: "later", retryAfterMs: 5_000 } },
       { type: "peer-joined", peer: { id: "c", meta: { name: "C" } } },
       { type: "peer-updated", peer: { id: "c", meta: {} } },
       { type: "peer-left", peerId: "c" },

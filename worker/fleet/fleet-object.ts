@@ -1,0 +1,292 @@
+/**
+ * The relay fleet: one Durable Object (`idFromName(FLEET_OBJECT_NAME)`) holding every relay's control
+ * WebSocket through the Hibernation API, so an idle fleet costs nothing between heartbeats.
+ *
+ * Written as if memory could vanish between any two events: relays, their rooms, used token ids and
+ * refusal counts live in SQLite (./fleet-store.ts), what a socket is lives in its attachment
+ * (./fleet-connection.ts), and each socket is tagged with its relay id.
+ *
+ * A connection is vetted before it is accepted: the fleet token (any of FLEET_KEYS), then its one-time
+ * id. A refusal accepts the socket only to close it with a FLEET_CLOSE_CODES code and a reason an
+ * operator can act on, and is counted. Then: `register` (naming the token's relay id), answered
+ * `registered`, then `heartbeat`s. A heartbeat that turns a relay `draining` tells every room of its
+ * last report, so the rooms can hand their peers servers without it.
+ */
+import { DurableObject } from "cloudflare:workers";
+import {
+  FLEET_CLOSE_CODES,
+  FLEET_LIMITS,
+  FLEET_SUBPROTOCOL,
+  HEARTBEAT_INTERVAL_MS,
+  parseRelayMessage,
+  type FleetErrorCode,
+  type FleetMessage,
+  type HeartbeatMessage,
+  type RegisterMessage,
+} from "../../shared/fleet/protocol.js";
+import { FLEET_CLOCK_SKEW_SECONDS, verifyFleetToken } from "../../shared/fleet/token.js";
+import { utf8ByteLength } from "../../shared/signaling/validate.js";
+import { FLEET_DEFAULTS, readFleetConfig } from "../config.js";
+import type { Env } from "../env.js";
+import { REGISTER_WITHIN_MS, newFleetConnection, readFleetConnection, spendMessage, spendStrike, writeFleetConnection, type FleetConnection } from "./fleet-connection.js";
+import { FORGET_RELAY_AFTER_MS, FleetStore, MAX_REMEMBERED_TOKENS, type RefusalReason } from "./fleet-store.js";
+import { operatorRelay, type FleetOperatorView } from "./operator-view.js";
+import type { FleetRelay } from "./selection.js";
+
+/** The one fleet object's name. */
+export const FLEET_OBJECT_NAME = "fleet";
+/** Rooms told about a draining relay at once. */
+export const DRAIN_NOTICE_CONCURRENCY = 16;
+/** Control connections held at once (registered or not), as a multiple of FLEET_MAX_RELAYS. */
+export const CONNECTIONS_PER_RELAY_SLOT = 2;
+/** A WebSocket close reason is at most 123 bytes. */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** What the edge's per-isolate cache holds: only what selection needs. */
+export interface FleetSnapshot {
+  relays: FleetRelay[];
+}
+
+function closeReason(text: string): string {
+  let reason = text;
+  while (utf8ByteLength(reason) > MAX_CLOSE_REASON_BYTES) reason = reason.slice(0, -2) + "…";
+  return reason;
+}
+
+function send(ws: WebSocket, message: FleetMessage): void {
+  try {
+    ws.send(JSON.stringify(message));
+  } catch {
+    // Closed under us; the close event does the bookkeeping.
+  }
+}
+
+function closeSocket(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, closeReason(reason));
+  } catch {
+    // Already closed.
+  }
+}
+
+function toSelectable(relay: FleetRelay): FleetRelay {
+  const { id, urls, location, capacity, state, lastHeartbeatAt, allocations, bpsIn, bpsOut } = relay;
+  return { id, urls, location, capacity, state, lastHeartbeatAt, allocations, bpsIn, bpsOut };
+}
+
+export class FleetObject extends DurableObject<Env> {
+  private readonly store: FleetStore;
+  /** `snapshot()` calls this instance answered: lets a test see that the edge caches. */
+  snapshotCalls = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.store = new FleetStore(ctx.storage.sql);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // RPC for the edge and the operator view
+
+  /** Every relay the fleet knows, with what selection needs; the edge filters and orders. */
+  snapshot(): FleetSnapshot {
+    this.snapshotCalls += 1;
+    return { relays: this.store.relays().map(toSelectable) };
+  }
+
+  operatorView(): FleetOperatorView {
+    const now = Date.now();
+    return {
+      relays: this.store.relays().map((record) => operatorRelay(record, this.store.roomsOf(record.id), now)),
+      refusals: this.store.refusals(),
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Connecting
+
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("relays connect through the Worker's /v1/fleet with Upgrade: websocket", { status: 426 });
+    }
+    const config = readFleetConfig(this.env);
+    if (config === null) return this.refuse(FLEET_CLOSE_CODES.notConfigured, "this Worker has no FLEET_KEYS: run `wrangler secret put FLEET_KEYS`", null);
+
+    const token = BEARER.exec(request.headers.get("Authorization") ?? "")?.[1];
+    if (token === undefined) return this.refuse(FLEET_CLOSE_CODES.badToken, "send Authorization: Bearer <fleet token>; the relay mints one from its fleet key", "missing-token");
+    const checked = await verifyFleetToken(token, config.keys);
+    if (!checked.ok) {
+      const expired = checked.reason === "expired" || checked.reason === "not-yet-valid";
+      return this.refuse(expired ? FLEET_CLOSE_CODES.tokenExpired : FLEET_CLOSE_CODES.badToken, checked.message, expired ? "expired-token" : "bad-token");
+    }
+    const { relayId, nonce, expiresAt } = checked.claims;
+
+    // From here to acceptWebSocket nothing awaits, so two connections with one token cannot both pass.
+    const now = Date.now();
+    if (this.store.rememberedTokens() >= MAX_REMEMBERED_TOKENS) {
+      this.store.forgetTokensDueBy(now);
+      if (this.store.rememberedTokens() >= MAX_REMEMBERED_TOKENS) {
+        return this.refuse(FLEET_CLOSE_CODES.fleetFull, `more than ${MAX_REMEMBERED_TOKENS} fleet connections in the last few minutes; retry later`, "too-many-tokens");
+      }
+    }
+    if (!this.store.useToken(nonce, (expiresAt + FLEET_CLOCK_SKEW_SECONDS) * 1000)) {
+      return this.refuse(FLEET_CLOSE_CODES.tokenReplayed, "this fleet token was used before: every connection needs a fresh one", "replayed-token");
+    }
+    const existing = this.ctx.getWebSockets(relayId);
+    if (existing.length === 0 && this.ctx.getWebSockets().length >= CONNECTIONS_PER_RELAY_SLOT * config.maxRelays) {
+      return this.refuse(FLEET_CLOSE_CODES.fleetFull, `the fleet holds ${CONNECTIONS_PER_RELAY_SLOT * config.maxRelays} control connections already (FLEET_MAX_RELAYS ${config.maxRelays})`, "fleet-full");
+    }
+
+    for (const old of existing) closeSocket(old, FLEET_CLOSE_CODES.replaced, "replaced by a newer connection of this relay id");
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server, [relayId]);
+    writeFleetConnection(server, newFleetConnection(relayId, crypto.randomUUID(), now));
+    await this.scheduleAlarm(now);
+    return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": FLEET_SUBPROTOCOL } });
+  }
+
+  /** Accepts the socket only to close it with `code` and a reason, and counts the refusal. */
+  private refuse(code: number, reason: string, counted: RefusalReason | null): Response {
+    if (counted !== null) this.store.countRefusal(counted);
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    server.accept();
+    closeSocket(server, code, reason);
+    return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": FLEET_SUBPROTOCOL } });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Messages
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const conn = readFleetConnection(ws);
+    if (conn === null) return;
+    const now = Date.now();
+    if (!spendMessage(conn, now)) {
+      return this.strike(ws, conn, now, "rate-limited", `slow down: at most ${FLEET_LIMITS.messagesPerSecond} message per second (bursts of ${FLEET_LIMITS.messageBurst})`);
+    }
+    if (typeof message !== "string") return this.strike(ws, conn, now, "bad-message", "messages are JSON text, not binary");
+    const size = utf8ByteLength(message);
+    if (size > FLEET_LIMITS.maxMessageBytes) return this.strike(ws, conn, now, "bad-message", `a message of ${size} bytes is over the ${FLEET_LIMITS.maxMessageBytes}-byte limit`);
+    const parsed = parseRelayMessage(message);
+    if (!parsed.ok) return this.strike(ws, conn, now, parsed.code, parsed.message);
+
+    const relayMessage = parsed.message;
+    if (relayMessage.type === "register") return this.register(ws, conn, relayMessage, now);
+    return this.heartbeat(ws, conn, relayMessage, now);
+  }
+
+  private register(ws: WebSocket, conn: FleetConnection, message: RegisterMessage, now: number): void {
+    if (conn.registered) return this.strike(ws, conn, now, "out-of-order", "register comes once per connection; send heartbeats");
+    if (message.relayId !== conn.relayId) {
+      this.store.countRefusal("wrong-relay-id");
+      const text = `register names relay ${message.relayId} but the token names ${conn.relayId}: use one relay id`;
+      send(ws, { type: "error", code: "out-of-order", message: text });
+      return this.closeConnection(ws, conn, FLEET_CLOSE_CODES.protocolViolation, text);
+    }
+    const maxRelays = readFleetConfig(this.env)?.maxRelays ?? FLEET_DEFAULTS.maxRelays;
+    if (this.store.relay(conn.relayId) === null && this.store.relayCount() >= maxRelays) {
+      this.store.countRefusal("fleet-full");
+      return this.closeConnection(ws, conn, FLEET_CLOSE_CODES.fleetFull, `the fleet already has FLEET_MAX_RELAYS (${maxRelays}) relays; raise it or retire one`);
+    }
+    this.store.register(message, conn.connId, now);
+    conn.registered = true;
+    writeFleetConnection(ws, conn);
+    send(ws, { type: "registered", relayId: conn.relayId, heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS });
+  }
+
+  private async heartbeat(ws: WebSocket, conn: FleetConnection, message: HeartbeatMessage, now: number): Promise<void> {
+    if (!conn.registered) return this.strike(ws, conn, now, "out-of-order", "send register before heartbeats");
+    writeFleetConnection(ws, conn);
+    const before = this.store.heartbeat(conn.relayId, message, now);
+    if (message.state === "draining" && before !== "draining") await this.tellRoomsDraining(conn.relayId);
+  }
+
+  /** A bad or rate-limited message: say so, and close the connection once patience runs out. */
+  private strike(ws: WebSocket, conn: FleetConnection, now: number, code: FleetErrorCode, text: string): void {
+    send(ws, { type: "error", code, message: text });
+    if (spendStrike(conn, now)) return writeFleetConnection(ws, conn);
+    this.store.countRefusal("protocol-violation");
+    this.closeConnection(ws, conn, FLEET_CLOSE_CODES.protocolViolation, "too many bad or rate-limited messages");
+  }
+
+  private closeConnection(ws: WebSocket, conn: FleetConnection, code: number, reason: string): void {
+    this.store.disconnected(conn.relayId, conn.connId);
+    closeSocket(ws, code, reason);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Complete the closing handshake; 1005/1006 describe a close without a code and cannot be sent.
+    closeSocket(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
+    this.connectionEnded(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.connectionEnded(ws);
+  }
+
+  private connectionEnded(ws: WebSocket): void {
+    const conn = readFleetConnection(ws);
+    if (conn !== null) this.store.disconnected(conn.relayId, conn.connId);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Drain notices
+
+  /**
+   * Tells each room of the relay's last heartbeat (and only those) that it is draining, with the
+   * fleet's relays as they stand, the draining one left out; at most DRAIN_NOTICE_CONCURRENCY at once.
+   * A room that cannot be reached is logged and skipped: its peers still have working servers until
+   * the relay exits, and the client library recovers on ICE failure.
+   */
+  private async tellRoomsDraining(relayId: string): Promise<void> {
+    const rooms = this.store.roomsOf(relayId).map((entry) => entry.room);
+    const relays = this.store.relays().filter((relay) => relay.id !== relayId).map(toSelectable);
+    let next = 0;
+    const worker = async () => {
+      while (next < rooms.length) {
+        const room = rooms[next++]!;
+        try {
+          await this.env.ROOMS.get(this.env.ROOMS.idFromName(room)).relayDraining(relayId, relays);
+        } catch (error) {
+          console.error(`fleet: could not tell room ${room} that relay ${relayId} is draining`, error);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DRAIN_NOTICE_CONCURRENCY, rooms.length) }, worker));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Housekeeping: forget used token ids after their expiry, and relays silent for an hour
+
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    this.store.forgetTokensDueBy(now);
+    const forgotten = new Set(this.store.forgetSilentSince(now - FORGET_RELAY_AFTER_MS));
+    for (const ws of this.ctx.getWebSockets()) {
+      const conn = readFleetConnection(ws);
+      if (conn === null) continue;
+      if (forgotten.has(conn.relayId)) closeSocket(ws, FLEET_CLOSE_CODES.protocolViolation, "not heard from for an hour; reconnect and register");
+      else if (!conn.registered && now - conn.acceptedAt >= REGISTER_WITHIN_MS) {
+        this.store.countRefusal("protocol-violation");
+        closeSocket(ws, FLEET_CLOSE_CODES.protocolViolation, `no register within ${REGISTER_WITHIN_MS / 1000} s of connecting`);
+      }
+    }
+    await this.scheduleAlarm(now);
+  }
+
+  /** The next moment something is due: a token id to forget, a silent relay to forget, a register deadline. */
+  private async scheduleAlarm(now: number): Promise<void> {
+    const heard = this.store.earliestHeard();
+    const registerDeadlines = this.ctx
+      .getWebSockets()
+      .map(readFleetConnection)
+      .filter((conn): conn is FleetConnection => conn !== null && !conn.registered)
+      .map((conn) => conn.acceptedAt + REGISTER_WITHIN_MS);
+    const due = [this.store.earliestTokenExpiry(), heard === null ? null : heard + FORGET_RELAY_AFTER_MS, ...registerDeadlines].filter((t): t is number => t !== null);
+    if (due.length === 0) return this.ctx.storage.deleteAlarm();
+    const next = Math.max(Math.min(...due), now + 1);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > next) await this.ctx.storage.setAlarm(next);
+  }
+}
