@@ -2,7 +2,7 @@
  * `GET /v1/fleet` (API key): the operator's view of the fleet, as JSON. The `/fleet` page renders it;
  * scripts and dashboards may read it too.
  */
-import type { GeoLocation, RelayState } from "./protocol.js";
+import type { GeoLocation, RelayState, RoomLoad } from "./protocol.js";
 
 export interface RelayView {
   id: string;
@@ -24,13 +24,16 @@ export interface RelayView {
   eventLoopDelayMs: number;
   /** ISO 8601; null before the first heartbeat. */
   lastHeartbeatAt: string | null;
+  /** ISO 8601 of its last `register`. */
   registeredAt: string;
-  /** Rooms it holds allocations for (as last reported, counting those left out of the list). */
-  rooms: number;
+  /** The rooms of its last heartbeat, most allocations first... */
+  rooms: RoomLoad[];
+  /** ...and how many more it left out for the cap. */
+  roomsOmitted: number;
 }
 
 export interface FleetView {
   relays: RelayView[];
   /** Refused control-channel connections since the fleet object started keeping count, by reason. */
-  refusals: Record<string, number>;
+  refusals: Partial<Record<string, number>>;
 }

@@ -319,7 +319,8 @@ describe("fleet page: rows", () => {
     id: "fra-1", state: "ready", connected: true, live: true, region: "eu-central", location: { lat: 50.11, lon: 8.68 },
     urls: ["turn:203.0.113.7:3478?transport=udp", "turns:203.0.113.7:5349?transport=tcp"], version: "0.1.0",
     capacity: { allocations: 1000, bps: 0 }, allocations: 12, bpsIn: 2_500_000, bpsOut: 1_200, cpuPercent: 7.4, eventLoopDelayMs: 1.26,
-    lastHeartbeatAt: "2026-12-06T09:59:57Z", registeredAt: "2026-12-06T09:00:00Z", rooms: 4,
+    lastHeartbeatAt: "2026-12-06T09:59:57Z", registeredAt: "2026-12-06T09:00:00Z",
+    rooms: [{ room: "standup", allocations: 4 }, { room: "retro", allocations: 2 }], roomsOmitted: 2,
   };
 
   it("shows load against capacity, rates with units, and the heartbeat's age", () => {

@@ -8,13 +8,13 @@ import { FLEET_CLOSE_CODES, FLEET_LIMITS, HEARTBEAT_INTERVAL_MS } from "../../sh
 import { mintFleetToken } from "../../shared/fleet/token.js";
 import { REGISTER_WITHIN_MS, type FleetConnection } from "../../worker/fleet/fleet-connection.js";
 import { FORGET_RELAY_AFTER_MS } from "../../worker/fleet/fleet-store.js";
-import type { FleetOperatorView } from "../../worker/fleet/operator-view.js";
+import type { FleetView } from "../../shared/fleet/view.js";
 import { FLEET_URL, PLACES, TestRelay, fleetKey, fleetStub, heartbeatMessage, liveRelay, registerMessage, resetFleet, waitFor } from "./fleet-relay.js";
 import { fetchWorker } from "./peer.js";
 
 beforeEach(resetFleet);
 
-async function refusals(): Promise<FleetOperatorView["refusals"]> {
+async function refusals(): Promise<FleetView["refusals"]> {
   return (await fleetStub().operatorView()).refusals;
 }
 
@@ -224,7 +224,7 @@ describe("GET /v1/fleet (operator view)", () => {
     await liveRelay("relay-view", { location: PLACES.paris, region: "eu-west" }, { allocations: 2, cpuPercent: 12.5, eventLoopDelayMs: 3 });
     const response = await fetchWorker(FLEET_URL, { headers: { Authorization: `Bearer ${apiKey}` } }, vars);
     expect(response.status).toBe(200);
-    const body = (await response.json()) as FleetOperatorView;
+    const body = (await response.json()) as FleetView;
     expect(body.relays).toHaveLength(1);
     const relay = body.relays[0]!;
     expect(relay).toMatchObject({ id: "relay-view", state: "ready", connected: true, live: true, region: "eu-west", location: PLACES.paris, allocations: 2, cpuPercent: 12.5, eventLoopDelayMs: 3, version: "0.1.0-test" });

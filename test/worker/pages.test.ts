@@ -63,10 +63,17 @@ describe("the demo pages", () => {
     expect(page).toContain('id="gather"');
   });
 
+  it("serves the fleet page at /fleet, which asks for an API key before it fetches anything", async () => {
+    const page = await html("/fleet");
+    expect(page).toContain('<script type="module" src="/assets/fleet.js"></script>');
+    expect(page).toContain('id="api-key"');
+    expect(page).not.toContain("/assets/room.js");
+  });
+
   it("serves every script and stylesheet the pages load, with the right types", async () => {
     const seen = new Set<string>();
-    for (const path of ["/", "/r/some-room", "/ice-test"]) for (const resource of subresources(await html(path))) seen.add(resource);
-    expect([...seen].sort()).toEqual(["/assets/ice-test.js", "/assets/room.js", "/assets/style.css"]);
+    for (const path of ["/", "/r/some-room", "/ice-test", "/fleet"]) for (const resource of subresources(await html(path))) seen.add(resource);
+    expect([...seen].sort()).toEqual(["/assets/fleet.js", "/assets/ice-test.js", "/assets/room.js", "/assets/style.css"]);
     for (const resource of seen) {
       const response = await get(resource);
       expect(response.status, resource).toBe(200);
@@ -95,7 +102,7 @@ describe("security headers on the pages", () => {
     return new Map(csp!.split(";").map((part) => part.trim().split(/\s+/)).filter((words) => words[0]).map(([name, ...values]) => [name!, values]));
   }
 
-  it.each(["/", "/r/some-room", "/ice-test", "/r/bad%20name"])("sends a strict CSP and its companions with %s", async (path) => {
+  it.each(["/", "/r/some-room", "/ice-test", "/fleet", "/r/bad%20name"])("sends a strict CSP and its companions with %s", async (path) => {
     const response = await get(path);
     const csp = directives(response.headers.get("Content-Security-Policy"));
     expect(csp.get("default-src")).toEqual(["'self'"]);
@@ -121,7 +128,7 @@ describe("security headers on the pages", () => {
   });
 
   it("needs nothing inline: the pages have no inline script, style or event handler", async () => {
-    for (const path of ["/", "/ice-test"]) {
+    for (const path of ["/", "/ice-test", "/fleet"]) {
       const page = await html(path);
       expect(page, path).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
       expect(page, path).not.toMatch(/<style[\s>]/);

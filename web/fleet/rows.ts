@@ -39,7 +39,7 @@ export function relayRow(relay: RelayView, nowMs: number): RelayRow {
     bits(relay.bpsOut),
     `${relay.cpuPercent.toFixed(0)} %`,
     `${relay.eventLoopDelayMs.toFixed(1)} ms`,
-    String(relay.rooms),
+    String(relay.rooms.length + relay.roomsOmitted),
     age(relay.lastHeartbeatAt, nowMs),
     relay.urls.join(" "),
     relay.version,
@@ -48,6 +48,6 @@ export function relayRow(relay: RelayView, nowMs: number): RelayRow {
 
 /** Refusal counters in one line, or "" when there were none. */
 export function refusalsLine(refusals: FleetView["refusals"]): string {
-  const entries = Object.entries(refusals).filter(([, count]) => count > 0);
+  const entries = Object.entries(refusals).filter((entry): entry is [string, number] => (entry[1] ?? 0) > 0);
   return entries.length === 0 ? "" : `Refused control channels: ${entries.map(([reason, count]) => `${reason} ${count}`).join(", ")}`;
 }

@@ -30,7 +30,8 @@ import { FLEET_DEFAULTS, readFleetConfig } from "../config.js";
 import type { Env } from "../env.js";
 import { REGISTER_WITHIN_MS, newFleetConnection, readFleetConnection, spendMessage, spendStrike, writeFleetConnection, type FleetConnection } from "./fleet-connection.js";
 import { FORGET_RELAY_AFTER_MS, FleetStore, MAX_REMEMBERED_TOKENS, type RefusalReason } from "./fleet-store.js";
-import { operatorRelay, type FleetOperatorView } from "./operator-view.js";
+import { operatorRelay } from "./operator-view.js";
+import type { FleetView } from "../../shared/fleet/view.js";
 import type { FleetRelay } from "./selection.js";
 
 /** The one fleet object's name. */
@@ -95,7 +96,7 @@ export class FleetObject extends DurableObject<Env> {
     return { relays: this.store.relays().map(toSelectable) };
   }
 
-  operatorView(): FleetOperatorView {
+  operatorView(): FleetView {
     const now = Date.now();
     return {
       relays: this.store.relays().map((record) => operatorRelay(record, this.store.roomsOf(record.id), now)),

@@ -1,6 +1,6 @@
 /**
  * The demo pages, built from web/ into dist/web/ (wrangler.toml `[assets]`): `/` (the lobby),
- * `/ice-test`, and room pages, which run the Worker first so the room name is checked before the
+ * `/ice-test`, `/fleet` (the fleet's operator view, which asks for an API key), and room pages, which run the Worker first so the room name is checked before the
  * page loads:
  *
  * - `/r/:room` with a valid name: the room app's HTML (the same file as `/`; it reads the room from
@@ -10,7 +10,7 @@
  *   that link; the API's own 400 for the same name stays JSON (`/v1/rooms/:room`).
  * - `/r` and `/r/`: a redirect to the lobby.
  *
- * `/` and `/ice-test` run the Worker first too (wrangler.toml `run_worker_first`): their routes hand
+ * `/`, `/ice-test` and `/fleet` run the Worker first too (wrangler.toml `run_worker_first`): their routes hand
  * the request to the assets and add the pages' security headers (./page-headers.ts), as for every
  * page here. `/assets/*` is served by the asset router alone in production; its route here makes the
  * Worker serve the bundles whenever it is called directly (a service binding, or the workerd test
@@ -27,7 +27,7 @@ import { pageSecurityHeaders } from "./page-headers.js";
 export const pages = new Hono<{ Bindings: Env }>();
 
 // Every page gets its security headers (./page-headers.ts), from the assets or from the Worker.
-for (const path of ["/", "/ice-test", "/r", "/r/*"]) pages.use(path, pageSecurityHeaders);
+for (const path of ["/", "/ice-test", "/fleet", "/r", "/r/*"]) pages.use(path, pageSecurityHeaders);
 
 /** Where the room app's HTML lives among the assets (dist/web/index.html is served at `/`). */
 const ROOM_APP_ASSET = "/";
@@ -71,6 +71,7 @@ function badRoomPage(c: Context<{ Bindings: Env }>, name: string): Response {
 const fromAssets = (c: Context<{ Bindings: Env }>) => c.env.ASSETS.fetch(c.req.raw);
 pages.get("/", fromAssets);
 pages.get("/ice-test", fromAssets);
+pages.get("/fleet", fromAssets);
 pages.get("/assets/*", fromAssets);
 
 pages.get("/r", (c) => c.redirect("/", 302));
