@@ -73,8 +73,8 @@ function closeSocket(ws: WebSocket, code: number, reason: string): void {
 }
 
 function toSelectable(relay: FleetRelay): FleetRelay {
-  const { id, urls, location, capacity, state, lastHeartbeatAt, allocations, bpsIn, bpsOut } = relay;
-  return { id, urls, location, capacity, state, lastHeartbeatAt, allocations, bpsIn, bpsOut };
+  const { id, urls, location, capacity, state, connected, lastHeartbeatAt, allocations, bpsIn, bpsOut } = relay;
+  return { id, urls, location, capacity, state, connected, lastHeartbeatAt, allocations, bpsIn, bpsOut };
 }
 
 export class FleetObject extends DurableObject<Env> {

@@ -37,7 +37,6 @@ export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 export interface RelayRecord extends FleetRelay {
   region: string;
   version: string;
-  connected: boolean;
   cpuPercent: number;
   eventLoopDelayMs: number;
   registeredAt: number;

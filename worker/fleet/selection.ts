@@ -2,11 +2,14 @@
  * Which relays a caller gets: pure, with the clock passed in, so the policy is unit-tested apart
  * from any Durable Object.
  *
- * Eligible: a heartbeat within LIVE_WITHIN_MS (whether or not its control channel is up right now:
- * the fleet only steers, and a relay serves on its own), state `ready`, and below capacity. Order:
- * great-circle distance from the caller, nearest first; distances within TIE_DISTANCE_KM of the
- * nearest of a group count as a tie, broken by load; relays without a location come after located
- * ones; a caller without a location gets the least loaded first.
+ * Eligible: a heartbeat within LIVE_WITHIN_MS, state `ready`, and below capacity. Order: relays
+ * whose control channel is open first, then those whose channel closed within LIVE_WITHIN_MS. A
+ * closed channel is the first sign of a relay that died (kill -9, a crash: the fleet sees the close
+ * at once, long before its heartbeats go stale), so calls recovering from it are not sent back to
+ * it; yet it may only be the Worker redeploying, so such a relay still serves when no connected
+ * relay can. Within each part: great-circle distance from the caller, nearest first; distances
+ * within TIE_DISTANCE_KM of the nearest of a group count as a tie, broken by load; relays without a
+ * location come after located ones; a caller without a location gets the least loaded first.
  */
 import { LIVE_WITHIN_MS, type GeoLocation, type RelayState } from "../../shared/fleet/protocol.js";
 
@@ -17,6 +20,8 @@ export interface FleetRelay {
   location: GeoLocation | null;
   capacity: { allocations: number; bps: number };
   state: RelayState;
+  /** Its control channel is open now. */
+  connected: boolean;
   /** Milliseconds since the epoch of the last heartbeat; null before the first one. */
   lastHeartbeatAt: number | null;
   allocations: number;
@@ -87,5 +92,7 @@ export function orderRelays(relays: readonly FleetRelay[], from: GeoLocation | n
 /** The best `count` eligible relays for a caller at `from`, leaving out `excludeId` (a draining relay). */
 export function pickRelays(relays: readonly FleetRelay[], from: GeoLocation | null, count: number, now: number, excludeId?: string): FleetRelay[] {
   const eligible = relays.filter((relay) => relay.id !== excludeId && isEligible(relay, now));
-  return orderRelays(eligible, from).slice(0, count);
+  const connected = eligible.filter((relay) => relay.connected);
+  const closed = eligible.filter((relay) => !relay.connected);
+  return [...orderRelays(connected, from), ...orderRelays(closed, from)].slice(0, count);
 }

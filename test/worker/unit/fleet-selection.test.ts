@@ -16,6 +16,7 @@ function relay(id: string, extra: Partial<FleetRelay> = {}): FleetRelay {
     location: null,
     capacity: { allocations: 0, bps: 0 },
     state: "ready",
+    connected: true,
     lastHeartbeatAt: NOW - 1000,
     allocations: 0,
     bpsIn: 0,
@@ -91,5 +92,14 @@ describe("pickRelays", () => {
     expect(ids(pickRelays(relays, FRANKFURT, 2, NOW, "fra"))).toEqual(["paris", "ny"]);
     expect(ids(pickRelays(relays, FRANKFURT, 10, NOW))).toEqual(["fra", "paris", "ny"]);
     expect(pickRelays(relays, FRANKFURT, 2, NOW + 60_000)).toEqual([]);
+  });
+
+  it("hands out a relay whose control channel closed only after every connected one, however near it is", () => {
+    // A closed channel is how a killed relay first shows (its last heartbeat is still fresh).
+    const relays = [relay("fra-killed", { location: FRANKFURT, connected: false }), relay("paris", { location: PARIS }), relay("ny", { location: NEW_YORK })];
+    expect(ids(pickRelays(relays, FRANKFURT, 1, NOW))).toEqual(["paris"]);
+    expect(ids(pickRelays(relays, FRANKFURT, 3, NOW))).toEqual(["paris", "ny", "fra-killed"]);
+    // Alone (a Worker redeploy closes every channel for a moment), it still serves.
+    expect(ids(pickRelays([relay("fra-killed", { location: FRANKFURT, connected: false })], FRANKFURT, 2, NOW))).toEqual(["fra-killed"]);
   });
 });
