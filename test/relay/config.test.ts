@@ -95,6 +95,7 @@ describe("defaults", () => {
       prometheus: null,
       drainTimeoutSeconds: 0,
       externalIpStunServer: null,
+      fleet: null,
     } satisfies RelayConfig);
   });
 
@@ -302,6 +303,7 @@ describe("environment variables", () => {
       prometheus: null,
       drainTimeoutSeconds: 0,
       externalIpStunServer: null,
+      fleet: null,
     } satisfies RelayConfig);
   });
 
