@@ -9,7 +9,8 @@
  *   out from relayed bytes, the cap of FLEET_LIMITS.maxRooms with the rest in roomsOmitted;
  * - reconnects after the fleet closes or goes away, each time with a fresh token (never the same
  *   jti), with a bounded backoff, a new key after SIGHUP; at least 60 s after a bad token;
- * - serving unaffected while the fleet is down, unreachable, hanging or answering garbage;
+ * - serving unaffected while the fleet is down, unreachable, hanging, silent (no pong: a dead path
+ *   is noticed within 20 s) or answering garbage;
  * - SIGTERM and SIGUSR1: a "draining" heartbeat at once, the relay exiting on its own once its
  *   last allocation is gone (well before --drain-timeout), the channel closed with 1000.
  * Every wait is bounded; every process is ended by PID. Ports: relay listeners 47150-47199, relay
@@ -327,19 +328,24 @@ describe("a fleet that is down, hanging or answering garbage", () => {
     servers.push(hanging);
     await new Promise<void>((resolve) => hanging.listen(48005, "127.0.0.1", resolve));
 
+    // Silent: the connection opens, then nothing more is read (a dead path): no pong comes back.
+    const silent = await startFleet(48009, [KEY], { onVerified: (connection) => connection.ws.pause() });
+
     const cases = [
-      { name: "garbage", relay: startRelay(47155, [47920, 47939], garbage.url, ["--fleet-relay-id=garbage-relay"]) },
-      { name: "hanging", relay: startRelay(47156, [47940, 47959], "ws://127.0.0.1:48005/v1/fleet", ["--fleet-relay-id=hanging-relay"]) },
-      { name: "down", relay: startRelay(47157, [47960, 47979], "ws://127.0.0.1:48006/v1/fleet", ["--fleet-relay-id=down-relay"]) },
+      { name: "garbage", relay: startRelay(47155, [47920, 47934], garbage.url, ["--fleet-relay-id=garbage-relay"]) },
+      { name: "hanging", relay: startRelay(47156, [47935, 47949], "ws://127.0.0.1:48005/v1/fleet", ["--fleet-relay-id=hanging-relay"]) },
+      { name: "down", relay: startRelay(47157, [47950, 47964], "ws://127.0.0.1:48006/v1/fleet", ["--fleet-relay-id=down-relay"]) },
+      { name: "silent", relay: startRelay(47160, [47965, 47979], silent.url, ["--fleet-relay-id=silent-relay"]) },
     ];
+    const portOfCase = (index: number) => [47155, 47156, 47157, 47160][index]!;
     for (const { relay } of cases) await waitForListening(relay);
     // Every relay serves at once, whatever its fleet does.
     for (const [index, { relay }] of cases.entries()) {
-      const answer = await allocate(await openClient(47155 + index), await mint(roomMemberUser("r", `p${index}`)));
+      const answer = await allocate(await openClient(portOfCase(index)), await mint(roomMemberUser("r", `p${index}`)));
       expect(answer.messageClass, `${cases[index]!.name}: Allocate ${errorCodeOf(answer)}\n${relay.report()}`).toBe(StunClass.SuccessResponse);
     }
 
-    const [garbageCase, hangingCase, downCase] = cases;
+    const [garbageCase, hangingCase, downCase, silentCase] = cases;
     const down = await waitForEvent(downCase!.relay, "fleet-closed", 5_000);
     expect(down).toMatchObject({ code: 1006, connected: false, error: expect.stringContaining("ECONNREFUSED") });
 
@@ -356,15 +362,20 @@ describe("a fleet that is down, hanging or answering garbage", () => {
     expect(held.length).toBeGreaterThanOrEqual(1);
     for (const socket of held) socket.destroy();
 
+    // A dead path is noticed by the missing pong: within two ping intervals (20 s) of connecting.
+    const dead = await waitForEvent(silentCase!.relay, "fleet-closed", 25_000);
+    expect(dead).toMatchObject({ code: 1006, connected: true, error: "no pong within 10000 ms" });
+    expect(Date.parse(String(dead.time)) - silent.connections[0]!.at).toBeLessThanOrEqual(22_000);
+
     // Still serving, and nothing escaped as an error.
     for (const [index, { relay, name }] of cases.entries()) {
-      const answer = await allocate(await openClient(47155 + index), await mint(roomMemberUser("r", `again${index}`)));
+      const answer = await allocate(await openClient(portOfCase(index)), await mint(roomMemberUser("r", `again${index}`)));
       expect(answer.messageClass, `${name}: Allocate ${errorCodeOf(answer)}\n${relay.report()}`).toBe(StunClass.SuccessResponse);
       expect(relay.exit(), relay.report()).toBeUndefined();
       expect(relay.events().filter((event) => event.event === "uncaught-error" || event.event === "fleet-client-error"), relay.report()).toEqual([]);
       expect(relay.stderr().split("\n").filter((line) => line.trim() !== "" && !line.startsWith("npm warn")), relay.report()).toEqual([]);
     }
-  }, 60_000);
+  }, 90_000);
 });
 
 describe("drain", () => {
