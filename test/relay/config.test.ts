@@ -476,6 +476,12 @@ describe("--help", () => {
     "prometheus-token-file",
     "drain-timeout",
     "external-ip-stun-server",
+    "fleet-url",
+    "fleet-key-file",
+    "fleet-relay-id",
+    "fleet-region",
+    "fleet-location",
+    "public-url",
   ];
 
   it("is asked for with --help, whatever else is in the environment", () => {
