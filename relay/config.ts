@@ -398,7 +398,7 @@ const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
         name: "drain-timeout",
         kind: "value",
         arg: "N",
-        help: `on SIGTERM, seconds to refuse new allocations and wait for live ones to end (0-${MAX_DRAIN_TIMEOUT_SECONDS}; 0: close them at once)`,
+        help: `on SIGTERM (or SIGUSR1, coturn's drain signal), seconds to refuse new allocations and wait for live ones to end (0-${MAX_DRAIN_TIMEOUT_SECONDS}; 0: close them at once)`,
         fallback: String(RELAY_DEFAULTS.drainTimeoutSeconds),
       },
       {

@@ -49,6 +49,8 @@ export const FLEET_CLIENT_TIMING = {
   minHeartbeatIntervalMs: 1_000,
   /** Messages the relay does not understand on one connection before it gives up on it. */
   maxIgnoredMessages: 20,
+  /** `error` messages from the fleet logged per connection; more are counted, not logged. */
+  maxLoggedErrors: 5,
 } as const;
 
 export type FleetClientTiming = { -readonly [K in keyof typeof FLEET_CLIENT_TIMING]: number };
@@ -225,13 +227,13 @@ export class FleetControlClient implements FleetCounters {
     } catch (error) {
       token = Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    token.then(
-      (bearer) => this.guard("connect", () => this.open(bearer)),
-      (error: unknown) => {
-        this.options.log.warn({ event: "fleet-token-failed", error: error instanceof Error ? error.message : String(error) });
+    token
+      .then((bearer) => this.open(bearer))
+      .catch((error: unknown) => {
+        // No token, or no socket: try again later like any failed connect.
+        this.options.log.warn({ event: "fleet-connect-failed", error: printable(error instanceof Error ? error.message : String(error)) });
         this.scheduleReconnect(0);
-      },
-    );
+      });
   }
 
   private open(bearer: string): void {
@@ -246,6 +248,7 @@ export class FleetControlClient implements FleetCounters {
     this.ws = ws;
     let failure: string | undefined;
     let ignored = 0;
+    let errors = 0;
     let alive = true;
 
     ws.on("open", () =>
@@ -292,7 +295,7 @@ export class FleetControlClient implements FleetCounters {
           this.attempt = 0;
           this.scheduleHeartbeats(heartbeatInterval(message.heartbeatIntervalMs, this.timing));
           this.options.log.info({ event: "fleet-registered", relayId: printable(message.relayId, 64), heartbeatIntervalMs: this.intervalMs });
-        } else {
+        } else if (++errors <= this.timing.maxLoggedErrors) {
           this.options.log.warn({ event: "fleet-error", code: message.code, message: printable(message.message) });
         }
       }),

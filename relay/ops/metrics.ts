@@ -241,7 +241,7 @@ export function createRelayMetrics(server: RelayServer, fleet: FleetCounters | n
   });
   new Gauge({
     name: `${METRIC_PREFIX}draining`,
-    help: "1 while the relay drains (SIGTERM with --drain-timeout): new allocations are refused.",
+    help: "1 while the relay drains (SIGTERM, SIGINT or SIGUSR1 with --drain-timeout): new allocations are refused.",
     registers,
     collect() {
       this.set(server.isDraining ? 1 : 0);
