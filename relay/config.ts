@@ -22,10 +22,15 @@
  */
 import { accessSync, constants as fsConstants, readFileSync, statSync } from "node:fs";
 import { isIP } from "node:net";
+import { hostname } from "node:os";
 import { parseArgs } from "node:util";
+import { FLEET_PATH, type GeoLocation } from "../shared/fleet/protocol.js";
+import { MIN_FLEET_KEY_LENGTH, readFleetKeys } from "../shared/fleet/token.js";
 import { DEFAULT_CLOCK_SKEW_SECONDS, MAX_CREDENTIAL_TTL_SECONDS } from "../shared/turn/credentials.js";
 import { DEFAULT_NONCE_LIFETIME_SECONDS } from "./auth/nonce.js";
 import { ConfigFileError, readConfigFile, type ConfigFileOptions, type OptionKind } from "./config-file.js";
+import { checkFleetUrl, checkLocation, checkPublicUrls, checkRegion, checkRelayId, relayIdFromHostname, type Checked } from "./fleet/settings.js";
+import { publicHost } from "./fleet/public-urls.js";
 import { parseCidr } from "./policy/peer-filter.js";
 import { encodeText, type TextAttributeType } from "./stun/attributes.js";
 import { AttributeType } from "./stun/constants.js";
@@ -138,6 +143,35 @@ export interface RelayConfig {
   drainTimeoutSeconds: number;
   /** A STUN server asked at start which public address each relay IP maps to [external-ip-stun-server]. */
   externalIpStunServer: StunServerAddress | null;
+  /** The Worker's fleet this relay registers with (`--fleet-url`); null: none, the relay stands alone. */
+  fleet: FleetConfig | null;
+}
+
+/**
+ * A relay in a fleet keeps one WebSocket to the Worker's fleet object, registers what clients should
+ * use to reach it and reports its load every 5 s (relay/fleet/). The fleet only steers: the relay
+ * serves the same whether or not the channel is up.
+ */
+export interface FleetConfig {
+  /** `wss://<worker>/v1/fleet` (`ws://` only to a loopback host) [fleet-url]. */
+  url: string;
+  /**
+   * The fleet key(s), the Worker's FLEET_KEYS: from --fleet-key-file (one per line) or
+   * RELAY_FLEET_KEY (comma-separated); at least 32 characters each. The first signs the relay's
+   * tokens. Never logged; read again on SIGHUP.
+   */
+  keys: string[];
+  /** The relay's name in the fleet [fleet-relay-id]; default: the host name, made to fit the relay id rule. */
+  relayId: string;
+  /** A label for operators [fleet-region]; default "". */
+  region: string;
+  /** Where the relay is [fleet-location]; null: not said (the fleet orders it after located relays). */
+  location: GeoLocation | null;
+  /**
+   * `turn:`/`turns:` URLs registered [public-url]; empty: derived at start from the first
+   * --external-ip (else the listening IP) and the bound listeners (relay/fleet/public-urls.ts).
+   */
+  publicUrls: string[];
 }
 
 export interface PrometheusConfig {
@@ -243,6 +277,8 @@ interface OptionSpec {
 }
 
 const CHANNEL_NUMBERS = 0x4fff - 0x4000 + 1;
+/** The environment variable that holds the fleet key itself (there is no flag: a key on a command line is seen by every `ps`). */
+export const FLEET_KEY_ENV = "RELAY_FLEET_KEY";
 const MAX_BYTES_PER_SECOND = 100_000_000_000;
 
 const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
@@ -362,7 +398,7 @@ const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
         name: "drain-timeout",
         kind: "value",
         arg: "N",
-        help: `on SIGTERM, seconds to refuse new allocations and wait for live ones to end (0-${MAX_DRAIN_TIMEOUT_SECONDS}; 0: close them at once)`,
+        help: `on SIGTERM (or SIGUSR1, coturn's drain signal), seconds to refuse new allocations and wait for live ones to end (0-${MAX_DRAIN_TIMEOUT_SECONDS}; 0: close them at once)`,
         fallback: String(RELAY_DEFAULTS.drainTimeoutSeconds),
       },
       {
@@ -373,6 +409,35 @@ const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
         fallback: "none",
       },
       { name: "software", kind: "value", arg: "TEXT", help: "SOFTWARE attribute in responses", fallback: "none" },
+    ],
+  ],
+  [
+    "Fleet (register with the Worker, which then hands this relay out to nearby callers)",
+    [
+      {
+        name: "fleet-url",
+        kind: "value",
+        arg: "URL",
+        help: `the Worker's fleet endpoint, wss://<worker>${FLEET_PATH} (ws:// only to a loopback host); needs a fleet key`,
+        fallback: "none: the relay stands alone",
+      },
+      {
+        name: "fleet-key-file",
+        kind: "value",
+        arg: "FILE",
+        help: `a file holding the fleet key (the Worker's FLEET_KEYS; one per line, the first signs; at least ${MIN_FLEET_KEY_LENGTH} characters each), or give the key in RELAY_FLEET_KEY; read again on SIGHUP`,
+        fallback: "none (one of them is required with --fleet-url)",
+      },
+      { name: "fleet-relay-id", kind: "value", arg: "ID", help: "this relay's name in the fleet (1-64 of A-Z a-z 0-9 _ . -)", fallback: "the host name" },
+      { name: "fleet-region", kind: "value", arg: "LABEL", help: "a region label shown to operators (eu-west, fra1...)", fallback: "none" },
+      { name: "fleet-location", kind: "value", arg: "LAT,LON", help: "where this relay is, in decimal degrees: callers get the nearest relays first", fallback: "none (ordered after located relays)" },
+      {
+        name: "public-url",
+        kind: "list",
+        arg: "URL",
+        help: "a turn: or turns: URL clients should use for this relay, registered with the fleet (turns: wants a host name its certificate names)",
+        fallback: "turn:/turns: URLs from the first --external-ip (else the listening IP) and the listeners",
+      },
     ],
   ],
 ];
@@ -618,7 +683,7 @@ function inlineSecrets(argv: readonly string[], env: Env): string[] {
     if (arg === "--static-auth-secret" && next !== undefined && !next.startsWith("-")) found.push(next);
     else if (arg.startsWith("--static-auth-secret=")) found.push(arg.slice("--static-auth-secret=".length));
   });
-  for (const variable of [relayEnvName("static-auth-secret"), "RELAY_SECRETS"]) {
+  for (const variable of [relayEnvName("static-auth-secret"), "RELAY_SECRETS", FLEET_KEY_ENV]) {
     const raw = env[variable];
     if (raw !== undefined) found.push(raw, ...raw.split(","));
   }
@@ -760,6 +825,12 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
     throw new RelayConfigError(`${stunServerGiven.from} and ${externalGiven.from} are both given: advertise a known address with --external-ip, or discover it with --external-ip-stun-server, not both`);
   }
 
+  const fleet = fleetConfig(read, env, known, {
+    externalIps,
+    listeningIps,
+    discovering: stunServerGiven !== undefined,
+  });
+
   // Limits.
   const unauthenticatedRate = read.integer("unauthenticated-rate", RELAY_DEFAULTS.unauthenticatedRate, 0, 1_000_000, "answers per second");
   const unauthenticatedBurst = read.integer("unauthenticated-burst", RELAY_DEFAULTS.unauthenticatedBurst, 1, 1_000_000, "answers");
@@ -806,7 +877,76 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
       prometheus,
       drainTimeoutSeconds: read.integer("drain-timeout", RELAY_DEFAULTS.drainTimeoutSeconds, 0, MAX_DRAIN_TIMEOUT_SECONDS, "seconds"),
       externalIpStunServer: stunServerGiven === undefined ? null : stunServerAddress(stunServerGiven),
+      fleet,
     },
+  };
+}
+
+/** A fleet check's refusal as the error for the option (or variable) that gave the value. */
+function checked<T>(from: string, result: Checked<T>): T {
+  if (!result.ok) throw new RelayConfigError(`${from} ${result.reason}`);
+  return result.value;
+}
+
+function fleetConfig(
+  read: OptionReader,
+  env: Env,
+  known: string[],
+  addresses: { externalIps: readonly ExternalAddress[]; listeningIps: readonly string[]; discovering: boolean },
+): FleetConfig | null {
+  const urlGiven = read.value("fleet-url");
+  const keyFileGiven = read.value("fleet-key-file");
+  const keyEnv = env[FLEET_KEY_ENV] === undefined || env[FLEET_KEY_ENV]!.trim() === "" ? undefined : { value: env[FLEET_KEY_ENV]!, from: FLEET_KEY_ENV };
+  if (urlGiven === undefined) {
+    const stray = [read.value("fleet-relay-id"), read.value("fleet-region"), read.value("fleet-location"), keyFileGiven, keyEnv].find((given) => given !== undefined) ?? read.list("public-url");
+    if (stray !== undefined) throw new RelayConfigError(`${stray.from} is given without --fleet-url: give --fleet-url wss://<worker>${FLEET_PATH} (or RELAY_FLEET_URL) to join a fleet`);
+    return null;
+  }
+  const url = checked(urlGiven.from, checkFleetUrl(urlGiven.value));
+
+  if (keyFileGiven !== undefined && keyEnv !== undefined) {
+    throw new RelayConfigError(`${keyFileGiven.from} and ${FLEET_KEY_ENV} are both given: give the fleet key one way`);
+  }
+  let keyText: Given<string>;
+  if (keyEnv !== undefined) {
+    keyText = keyEnv;
+  } else if (keyFileGiven !== undefined) {
+    const path = readableFile(keyFileGiven, "a readable file holding the fleet key");
+    const content = readFileSync(path, "utf8");
+    known.push(content, ...content.split(/[\n,]/));
+    keyText = { value: content.split(/\r?\n/).join(","), from: `${keyFileGiven.from} ${JSON.stringify(path)}` };
+  } else {
+    throw new RelayConfigError(
+      `${urlGiven.from} is given without a fleet key: give --fleet-key-file FILE (or RELAY_FLEET_KEY_FILE) or the key in ${FLEET_KEY_ENV}: the Worker's FLEET_KEYS (\`wrangler secret put FLEET_KEYS\`)`,
+    );
+  }
+  let keys: string[];
+  try {
+    keys = readFleetKeys(keyText.value);
+  } catch (error) {
+    throw new RelayConfigError(`${keyText.from}: ${(error as Error).message}`);
+  }
+  if (keys.length === 0) throw new RelayConfigError(`${keyText.from} holds no fleet key; it must hold the Worker's FLEET_KEYS key (at least ${MIN_FLEET_KEY_LENGTH} characters)`);
+
+  const relayIdGiven = read.value("fleet-relay-id");
+  const regionGiven = read.value("fleet-region");
+  const locationGiven = read.value("fleet-location");
+  const urlsGiven = read.list("public-url");
+  const publicUrls = urlsGiven === undefined ? [] : checked(urlsGiven.from, checkPublicUrls(urlsGiven.value));
+  if (urlsGiven !== undefined && publicUrls.length === 0) throw new RelayConfigError(`${urlsGiven.from} is empty; it must list turn: or turns: URLs`);
+  if (publicUrls.length === 0 && !addresses.discovering && publicHost(addresses) === null) {
+    throw new RelayConfigError(
+      `${urlGiven.from} needs the URLs clients should use for this relay, and it listens only on wildcard addresses (0.0.0.0 or ::): ` +
+        "give --public-url turn:HOST:3478?transport=udp (repeat it for each URL), or --external-ip so they can be derived",
+    );
+  }
+  return {
+    url,
+    keys,
+    relayId: relayIdGiven === undefined ? relayIdFromHostname(hostname()) : checked(relayIdGiven.from, checkRelayId(relayIdGiven.value)),
+    region: regionGiven === undefined ? "" : checked(regionGiven.from, checkRegion(regionGiven.value)),
+    location: locationGiven === undefined ? null : checked(locationGiven.from, checkLocation(locationGiven.value)),
+    publicUrls,
   };
 }
 

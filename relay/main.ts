@@ -3,11 +3,14 @@
  * options, start the relay, log one JSON line per event, and handle the signals an orchestrator
  * sends:
  *
- *   SIGTERM, SIGINT  drain: refuse new allocations, /readyz answers 503, wait up to --drain-timeout
- *                    for live allocations to end, close the rest, exit 0
- *   the same again   exit 1 at once, without waiting
- *   SIGHUP           read the options again and take the new secrets, TLS certificate and metrics
- *                    token; live allocations are not touched; a bad file is logged and changes nothing
+ *   SIGTERM, SIGINT, drain: refuse new allocations, /readyz answers 503, tell the fleet (with
+ *   SIGUSR1          --fleet-url) "draining" at once, wait up to --drain-timeout for live
+ *                    allocations to end (exiting as soon as the last one does), close the rest,
+ *                    close the fleet channel cleanly (1000), exit 0. SIGUSR1 is coturn's drain signal.
+ *   any of them again  exit 1 at once, without waiting
+ *   SIGHUP           read the options again and take the new secrets, TLS certificate, metrics
+ *                    token and fleet key; live allocations are not touched; a bad file is logged
+ *                    and changes nothing
  *
  * Start-up problems (a bad option, a port in use, a STUN server that does not answer) are one
  * `relay: …` line on stderr and a non-zero exit, never a stack trace.
@@ -23,6 +26,8 @@ import { DiscoveryError, discoverRelayAddresses, externalAddressesFrom } from ".
 import { startOpsListener, type OpsListener } from "./ops/http.js";
 import { createRelayLogger, type RelayLogger } from "./ops/log.js";
 import { createRelayMetrics, type RelayMetrics } from "./ops/metrics.js";
+import type { FleetCounters } from "./fleet/control-client.js";
+import { createRelayFleet, type RelayFleet } from "./fleet/relay-fleet.js";
 import { handleUncaughtErrors } from "./ops/process-errors.js";
 import { RelayServer, type ListenerAddress } from "./server/relay-server.js";
 
@@ -71,9 +76,14 @@ async function startListeners(server: RelayServer): Promise<ListenerAddress[]> {
   }
 }
 
-async function startMetrics(config: RelayConfig, server: RelayServer, token: () => string | null): Promise<{ metrics: RelayMetrics; listener: OpsListener } | null> {
+async function startMetrics(
+  config: RelayConfig,
+  server: RelayServer,
+  token: () => string | null,
+  fleet: FleetCounters | null,
+): Promise<{ metrics: RelayMetrics; listener: OpsListener } | null> {
   if (config.prometheus === null) return null;
-  const metrics = createRelayMetrics(server);
+  const metrics = createRelayMetrics(server, fleet);
   try {
     const listener = await startOpsListener({
       address: config.prometheus.address,
@@ -104,8 +114,10 @@ async function main(): Promise<void> {
   const config = await withDiscoveredAddresses(parsed, log);
   const server = new RelayServer(config, (event) => (event.event === "request-failed" ? log.warn(event) : log.info(event)));
   const listeners = await startListeners(server);
+  const fleet: RelayFleet | null =
+    config.fleet === null ? null : createRelayFleet(config, config.fleet, server, listeners, { info: (line) => log.info(line), warn: (line) => log.warn(line) });
   let metricsToken = config.prometheus?.token ?? null;
-  const ops = await startMetrics(config, server, () => metricsToken);
+  const ops = await startMetrics(config, server, () => metricsToken, fleet?.client ?? null);
   log.info({
     event: "listening",
     listeners,
@@ -113,11 +125,14 @@ async function main(): Promise<void> {
     relayPorts: `${config.minPort}-${config.maxPort}`,
     realm: config.realm,
     ...(ops !== null && { metrics: { address: ops.listener.address, port: ops.listener.port } }),
+    ...(fleet !== null && { fleet: { url: config.fleet!.url, relayId: config.fleet!.relayId, urls: fleet.urls } }),
   });
   handleUncaughtErrors(process, {
     log: (line) => log.error(line),
     count: (kind) => ops?.metrics.countUncaughtError(kind),
   });
+  // After the listening line: the fleet hands the relay out only once it serves.
+  fleet?.client.start();
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
@@ -127,6 +142,8 @@ async function main(): Promise<void> {
     }
     stopping = true;
     server.drain();
+    // Before any wait: the fleet stops handing this relay out and moves its rooms' calls elsewhere.
+    fleet?.client.setState("draining");
     const live = server.allocationCount;
     log.info({ event: "stopping", signal, allocations: live, drainTimeoutSeconds: config.drainTimeoutSeconds });
     if (config.drainTimeoutSeconds > 0 && live > 0) {
@@ -134,6 +151,7 @@ async function main(): Promise<void> {
       log.info({ event: "drained", reason: idle ? "every allocation ended" : "drain timeout", allocations: server.allocationCount });
     }
     await server.stop();
+    await fleet?.stop();
     await ops?.listener.close();
     process.exit(0);
   };
@@ -144,8 +162,10 @@ async function main(): Promise<void> {
       const applied = server.reload(next.config);
       // The metrics listener itself stays where it is; only its token can change without a restart.
       if (ops !== null) metricsToken = next.config.prometheus?.token ?? null;
+      // Likewise the fleet channel: only its key is taken (used from the next connection on).
+      if (fleet !== null && next.config.fleet !== null) fleet.setKeys(next.config.fleet.keys);
       ops?.metrics.countReload("ok");
-      log.info({ event: "reloaded", secretCount: applied.secrets, tls: applied.tls, metricsToken: metricsToken !== null });
+      log.info({ event: "reloaded", secretCount: applied.secrets, tls: applied.tls, metricsToken: metricsToken !== null, ...(fleet !== null && { fleetKeys: next.config.fleet?.keys.length ?? 0 }) });
     } catch (error) {
       ops?.metrics.countReload("failed");
       // RelayConfigError messages never quote a secret; file errors name paths only.
@@ -159,6 +179,8 @@ async function main(): Promise<void> {
     });
   process.on("SIGINT", stopOrExit);
   process.on("SIGTERM", stopOrExit);
+  // coturn's drain signal. A listener also keeps Node from opening its inspector on SIGUSR1.
+  process.on("SIGUSR1", stopOrExit);
   process.on("SIGHUP", reload);
 }
 

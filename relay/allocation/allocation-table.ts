@@ -15,6 +15,8 @@ export class AllocationTable {
   private readonly perUser = new LiveCounts();
   /** By `sourceOf` the client address. */
   private readonly perSource = new LiveCounts();
+  /** By room, for allocations made with a room member's credential: at most one key per allocation. */
+  private readonly perRoom = new LiveCounts();
 
   get size(): number {
     return this.byClientKey.size;
@@ -47,12 +49,18 @@ export class AllocationTable {
     return this.perSource.get(sourceOf(address));
   }
 
+  /** Allocations per room (room-scoped credentials only), read when a fleet heartbeat is built. */
+  roomCounts(): ReadonlyMap<string, number> {
+    return this.perRoom.entries();
+  }
+
   add(allocation: Allocation): void {
     const client = allocation.client;
     this.byClientKey.set(client.key, allocation);
     if (client.transport === "udp") this.udpClientsAt(client.listener).set(client.address.address, client.address.port, allocation);
     this.perUser.add(allocation.owner.userId);
     this.perSource.add(sourceOf(client.address.address));
+    if (allocation.owner.room !== undefined) this.perRoom.add(allocation.owner.room);
   }
 
   remove(allocation: Allocation): void {
@@ -62,6 +70,7 @@ export class AllocationTable {
     if (client.transport === "udp") this.udpClientsAt(client.listener).delete(client.address.address, client.address.port);
     this.perUser.remove(allocation.owner.userId);
     this.perSource.remove(sourceOf(client.address.address));
+    if (allocation.owner.room !== undefined) this.perRoom.remove(allocation.owner.room);
   }
 
   values(): IterableIterator<Allocation> {

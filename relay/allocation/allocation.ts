@@ -67,6 +67,11 @@ export interface AllocationOwner {
   key: Buffer;
   /** Unix seconds when the credential expires (for strict expiry). */
   credentialExpiresAt: number;
+  /**
+   * The room of a room member's credential (`<expiry>:<room>/<peer-id>`, shared/turn/turn-user.ts),
+   * read once when the allocation is made; absent for a plain user. Counted per room for the fleet.
+   */
+  room?: string;
 }
 
 /** What every datagram of an allocation is checked against, shared with the server. */

@@ -6,10 +6,11 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { TrafficCounters } from "../allocation/allocation.js";
+import type { FleetCounters } from "../fleet/control-client.js";
 import type { AuthFailureKind } from "../auth/long-term.js";
 import type { RefusalKind } from "../server/responses.js";
 import type { RelayServer } from "../server/relay-server.js";
-import { TRANSPORTS, type ClientTransport } from "../server/stats.js";
+import { TRANSPORTS, trafficSoFar, type ClientTransport } from "../server/stats.js";
 import { STREAM_CLOSE_REASONS } from "../transport/stream.js";
 import { udpSendTotals } from "../transport/udp-socket.js";
 
@@ -44,20 +45,14 @@ export type UncaughtErrorKind = "exception" | "rejection";
 
 /** Live allocations' traffic plus the ended ones': never goes down, as a counter must not. */
 function totalTraffic(server: RelayServer): TrafficCounters {
-  const total = { ...server.stats.endedTraffic };
-  for (const allocation of server.table.values()) {
-    const traffic = allocation.traffic;
-    total.packetsToPeers += traffic.packetsToPeers;
-    total.bytesToPeers += traffic.bytesToPeers;
-    total.packetsToClient += traffic.packetsToClient;
-    total.bytesToClient += traffic.bytesToClient;
-    total.droppedFromPeers += traffic.droppedFromPeers;
-    total.droppedOverBandwidth += traffic.droppedOverBandwidth;
-  }
-  return total;
+  return trafficSoFar(server.stats.endedTraffic, server.table.values());
 }
 
-export function createRelayMetrics(server: RelayServer): RelayMetrics {
+/**
+ * `fleet`: the control channel's counters when the relay is in a fleet (--fleet-url); null without
+ * one, and the fleet metrics then stay at 0.
+ */
+export function createRelayMetrics(server: RelayServer, fleet: FleetCounters | null = null): RelayMetrics {
   const registry = new Registry();
   const registers = [registry];
   const stats = server.stats;
@@ -246,7 +241,7 @@ export function createRelayMetrics(server: RelayServer): RelayMetrics {
   });
   new Gauge({
     name: `${METRIC_PREFIX}draining`,
-    help: "1 while the relay drains (SIGTERM with --drain-timeout): new allocations are refused.",
+    help: "1 while the relay drains (SIGTERM, SIGINT or SIGUSR1 with --drain-timeout): new allocations are refused.",
     registers,
     collect() {
       this.set(server.isDraining ? 1 : 0);
@@ -278,6 +273,44 @@ export function createRelayMetrics(server: RelayServer): RelayMetrics {
       this.inc({ result: "issued" }, stats.reservations.issued);
       this.inc({ result: "used" }, stats.reservations.used);
       this.inc({ result: "expired" }, stats.reservations.expired);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}fleet_connected`,
+    help: "1 while the control channel to the Worker's fleet (--fleet-url) is open; the relay serves the same either way.",
+    registers,
+    collect() {
+      this.set(fleet?.connected === true ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}fleet_connects_total`,
+    help: "Control-channel connections to the fleet that opened.",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(fleet?.connects ?? 0);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}fleet_closes_total`,
+    help:
+      "Control-channel closes (and failed connects: 1006), by WebSocket close code: 4401 bad token, 4402 token expired, 4403 token replayed, " +
+      "4408 fleet full, 4409 protocol violation, 4410 fleet not configured, 4411 replaced by a newer connection; other: a code not listed.",
+    labelNames: ["code"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [code, count] of fleet?.closes ?? []) this.inc({ code }, count);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}fleet_heartbeats_sent_total`,
+    help: "Heartbeats sent to the fleet (every 5 s while connected, and at once when the relay starts draining).",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(fleet?.heartbeatsSent ?? 0);
     },
   });
   const reloads = new Counter({

@@ -14,6 +14,11 @@ export class LiveCounts {
     this.counts.set(key, this.get(key) + 1);
   }
 
+  /** Every key holding something, with its count: a view, not a copy. */
+  entries(): ReadonlyMap<string, number> {
+    return this.counts;
+  }
+
   remove(key: string): void {
     const left = this.get(key) - 1;
     if (left > 0) this.counts.set(key, left);

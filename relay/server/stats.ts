@@ -33,6 +33,24 @@ export function emptyTraffic(): TrafficCounters {
   return { packetsToPeers: 0, bytesToPeers: 0, packetsToClient: 0, bytesToClient: 0, droppedFromPeers: 0, droppedOverBandwidth: 0 };
 }
 
+/**
+ * Everything relayed since start: the ended allocations' totals plus each live allocation's
+ * counters, summed when asked (a scrape, a fleet heartbeat), never per packet. It never goes down:
+ * an allocation's counters join `ended` in the same tick it leaves the table.
+ */
+export function trafficSoFar(ended: TrafficCounters, live: Iterable<{ readonly traffic: TrafficCounters }>): TrafficCounters {
+  const total = { ...ended };
+  for (const { traffic } of live) {
+    total.packetsToPeers += traffic.packetsToPeers;
+    total.bytesToPeers += traffic.bytesToPeers;
+    total.packetsToClient += traffic.packetsToClient;
+    total.bytesToClient += traffic.bytesToClient;
+    total.droppedFromPeers += traffic.droppedFromPeers;
+    total.droppedOverBandwidth += traffic.droppedOverBandwidth;
+  }
+  return total;
+}
+
 export class RelayStats implements StreamCounters {
   /** Allocations opened since start, by the client's transport. */
   readonly allocationsOpened: Record<ClientTransport, number> = { udp: 0, tcp: 0, tls: 0 };

@@ -95,6 +95,7 @@ describe("defaults", () => {
       prometheus: null,
       drainTimeoutSeconds: 0,
       externalIpStunServer: null,
+      fleet: null,
     } satisfies RelayConfig);
   });
 
@@ -302,6 +303,7 @@ describe("environment variables", () => {
       prometheus: null,
       drainTimeoutSeconds: 0,
       externalIpStunServer: null,
+      fleet: null,
     } satisfies RelayConfig);
   });
 
@@ -474,6 +476,12 @@ describe("--help", () => {
     "prometheus-token-file",
     "drain-timeout",
     "external-ip-stun-server",
+    "fleet-url",
+    "fleet-key-file",
+    "fleet-relay-id",
+    "fleet-region",
+    "fleet-location",
+    "public-url",
   ];
 
   it("is asked for with --help, whatever else is in the environment", () => {

@@ -16,6 +16,7 @@ import {
   encodeUnknownAttributes,
 } from "../../stun/attributes.js";
 import { findAttribute } from "../../stun/message.js";
+import { parseTurnUser } from "../../../shared/turn/turn-user.js";
 import { DEFAULT_ALLOCATION_LIFETIME_SECONDS } from "../../config.js";
 import type { Allocation, ClientLink } from "../../allocation/allocation.js";
 import type { RelayRequest, TurnContext } from "../context.js";
@@ -55,6 +56,12 @@ function admission(ctx: TurnContext, link: ClientLink, userId: string): Answer |
 function reservationRoom(ctx: TurnContext, userId: string): Answer | null {
   if (ctx.reservations.hasRoomFor(userId)) return null;
   return refused("user-quota", 486, "Allocation Quota Reached: this user holds the most port reservations allowed; each is freed when used or after 30 s");
+}
+
+/** The room a room member's credential names (read once per allocation, for the fleet's per-room counts); {} for a plain user. */
+function roomOf(userId: string): { room?: string } {
+  const user = parseTurnUser(userId);
+  return user?.kind === "room-member" ? { room: user.room } : {};
 }
 
 /** Seconds a client gets: what it asked for, or the default, never more than the maximum. */
@@ -127,7 +134,7 @@ export async function handleAllocate(ctx: TurnContext, request: RelayRequest): P
   if (refused !== null) return refused;
   const opened = await ctx.openAllocation(
     link,
-    { username: auth.username, userId: auth.userId, key: auth.key, credentialExpiresAt: auth.expiresAt },
+    { username: auth.username, userId: auth.userId, key: auth.key, credentialExpiresAt: auth.expiresAt, ...roomOf(auth.userId) },
     { family, evenPort, reserveNextPort, reservationToken, lifetimeMs: lifetimeSeconds * 1000, transactionId, admit },
   );
   if ("ok" in opened) return opened;

@@ -1,0 +1,75 @@
+/**
+ * The fleet wired to a running relay: the register message from its settings and bound listeners,
+ * heartbeats from its allocation table and counters, the control client that carries them. The
+ * relay's process (relay/main.ts) makes one after its listeners are bound, starts it, reports a
+ * drain through it and stops it last.
+ */
+import type { FleetConfig, RelayConfig } from "../config.js";
+import type { RelayServer, ListenerAddress } from "../server/relay-server.js";
+import { trafficSoFar } from "../server/stats.js";
+import { FleetControlClient, type FleetClientOptions } from "./control-client.js";
+import { HeartbeatSampler } from "./heartbeat.js";
+import { derivePublicUrls, publicHost } from "./public-urls.js";
+import { registerMessage, relayVersion } from "./register.js";
+
+export interface RelayFleet {
+  readonly client: FleetControlClient;
+  /** The URLs registered (given or derived). */
+  readonly urls: readonly string[];
+  /** Takes the keys a SIGHUP read: the next connection's token is signed with the first. */
+  setKeys(keys: readonly string[]): void;
+  /** Closes the channel cleanly (1000) and stops the sampler; never rejects. */
+  stop(): Promise<void>;
+}
+
+/** The URLs to register: --public-url, or derived from the public address and the bound listeners. */
+export function registeredUrls(config: Pick<RelayConfig, "externalIps" | "listeningIps">, fleet: Pick<FleetConfig, "publicUrls">, listeners: readonly ListenerAddress[]): string[] {
+  if (fleet.publicUrls.length > 0) return [...fleet.publicUrls];
+  const host = publicHost(config);
+  return host === null ? [] : derivePublicUrls(host, listeners);
+}
+
+export function createRelayFleet(
+  config: RelayConfig,
+  fleet: FleetConfig,
+  server: RelayServer,
+  listeners: readonly ListenerAddress[],
+  log: FleetClientOptions["log"],
+  timing?: FleetClientOptions["timing"],
+): RelayFleet | null {
+  const urls = registeredUrls(config, fleet, listeners);
+  if (urls.length === 0) {
+    log.warn({ event: "fleet-disabled", reason: "no URL to register: give --public-url; the relay serves on its own" });
+    return null;
+  }
+  const version = relayVersion();
+  let keys = [...fleet.keys];
+  const sampler = new HeartbeatSampler({
+    allocations: () => server.allocationCount,
+    bytesRelayed: () => {
+      const traffic = trafficSoFar(server.stats.endedTraffic, server.table.values());
+      return { toPeers: traffic.bytesToPeers, toClients: traffic.bytesToClient };
+    },
+    roomCounts: () => server.table.roomCounts(),
+  });
+  const client = new FleetControlClient({
+    url: fleet.url,
+    relayId: fleet.relayId,
+    signingKey: () => keys[0]!,
+    register: () => registerMessage(fleet, urls, { totalQuota: config.totalQuota, bpsCapacity: config.bpsCapacity }, version),
+    heartbeat: (state) => sampler.build(state),
+    log,
+    ...(timing !== undefined && { timing }),
+  });
+  return {
+    client,
+    urls,
+    setKeys: (next) => {
+      if (next.length > 0) keys = [...next];
+    },
+    stop: async () => {
+      await client.stop();
+      sampler.close();
+    },
+  };
+}
