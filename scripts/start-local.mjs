@@ -100,6 +100,8 @@ for (const [index, listeningPort] of relayPorts.entries()) {
         `--fleet-url=ws://127.0.0.1:${port}/v1/fleet`, `--fleet-relay-id=${relayId}`, "--fleet-region=local",
         `--fleet-location=${HOME.lat + index},${HOME.lon}`,
         `--min-port=${FIRST_RELAY_PORT + index * RELAY_PORTS_EACH}`, `--max-port=${FIRST_RELAY_PORT + (index + 1) * RELAY_PORTS_EACH - 1}`,
+        // A drained relay waits for its calls to move (it exits as soon as they have), at most this long.
+        "--drain-timeout=60",
       ]
     : [];
   start(fleet ? relayId : "relay", process.execPath, ["--import", "tsx", "relay/main.ts",

@@ -117,10 +117,12 @@ export interface LocalWorker {
  * relay) and waits until the Worker answers.
  * Detached, so wrangler and the workerd it starts share a process group that `stop` ends as one.
  */
-export async function startLocalWorker(): Promise<LocalWorker> {
+/** `npm start`; with `relays` > 1, `npm start -- --relays N`: a local fleet on relayPort, relayPort + 1, ... */
+export async function startLocalWorker(options: { relays?: number } = {}): Promise<LocalWorker> {
   const port = await freePort();
   const relayPort = await freePort();
-  const child = spawn("npm", ["start", "--", "--port", String(port), "--relay-port", String(relayPort)], {
+  const fleetArgs = options.relays !== undefined && options.relays > 1 ? ["--relays", String(options.relays)] : [];
+  const child = spawn("npm", ["start", "--", "--port", String(port), "--relay-port", String(relayPort), ...fleetArgs], {
     cwd: repoRoot,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],

@@ -53,6 +53,7 @@ export interface PeerConnectionEvent {
 
 interface RecorderWindow {
   __relaykitPeerConnectionLog?: PeerConnectionEvent[];
+  __relaykitPeerConnections?: RTCPeerConnection[];
   relaykitDemo?: { snapshot(): DemoSnapshot; sendChat(text: string): void };
   relaykitIceTest?: { run(options?: IceTestOptions): Promise<IceTestResult> };
 }
@@ -68,12 +69,14 @@ const RECORD_PEER_CONNECTIONS = `(() => {
   const Native = window.RTCPeerConnection;
   if (typeof Native !== "function") return;
   const log = [];
+  const connections = [];
   let created = 0;
   class RecordedPeerConnection extends Native {
     constructor(...args) {
       super(...args);
       const pc = ++created;
       const note = (kind, state) => log.push({ pc, kind, state, at: Date.now() });
+      connections.push(this);
       note("created", "new");
       this.addEventListener("connectionstatechange", () => note("connection", this.connectionState));
       this.addEventListener("signalingstatechange", () => note("signaling", this.signalingState));
@@ -93,6 +96,7 @@ const RECORD_PEER_CONNECTIONS = `(() => {
   }
   window.RTCPeerConnection = RecordedPeerConnection;
   window.__relaykitPeerConnectionLog = log;
+  window.__relaykitPeerConnections = connections;
 })();`;
 
 /** A new browser context (its own profile state) whose pages record their peer connections. */
@@ -164,4 +168,33 @@ export function statesOf(log: PeerConnectionEvent[], pc: number, kind: PeerConne
 export function leftConnectedAfterUp(states: string[]): boolean {
   const first = states.indexOf("connected");
   return first !== -1 && states.slice(first).some((state) => state !== "connected");
+}
+
+/** The local side of the selected candidate pair of the page's newest open connection. */
+export interface SelectedLocalCandidate {
+  candidateType: string;
+  address: string;
+  port: number;
+  /** The STUN/TURN server URL the candidate came from (relay candidates). */
+  url: string | null;
+}
+
+export async function selectedLocalCandidate(page: Page): Promise<SelectedLocalCandidate | null> {
+  return page.evaluate(async () => {
+    const connections = ((window as unknown as RecorderWindow).__relaykitPeerConnections ?? []).filter((pc) => pc.connectionState !== "closed");
+    const pc = connections.at(-1);
+    if (pc === undefined) return null;
+    const stats: Record<string, unknown>[] = [];
+    (await pc.getStats()).forEach((entry: Record<string, unknown>) => stats.push(entry));
+    const transport = stats.find((entry) => entry["type"] === "transport" && typeof entry["selectedCandidatePairId"] === "string");
+    const pair = stats.find((entry) => entry["id"] === transport?.["selectedCandidatePairId"]);
+    const local = stats.find((entry) => entry["id"] === pair?.["localCandidateId"]);
+    if (local === undefined) return null;
+    return {
+      candidateType: String(local["candidateType"]),
+      address: String(local["address"] ?? local["ip"]),
+      port: Number(local["port"]),
+      url: typeof local["url"] === "string" ? local["url"] : null,
+    };
+  });
 }

@@ -1,0 +1,207 @@
+/**
+ * A call that outlives its relay. Runs INSIDE a fresh network namespace (fleet-call.test.ts starts it
+ * through runBrowserScript):
+ *
+ *   node --import tsx test/e2e/browser/fleet-call.ts --mode=drain|kill [--timeout-ms=N]
+ *
+ * It starts a local fleet the README's way (`npm start -- --relays 2`: the Worker and two relays
+ * registered over the control channel, relay-1 nearest the Worker's default location, FLEET_PICK 1),
+ * opens `/r/<room>?relay=1` in two Chromium contexts and waits until the call is up relay-only on
+ * relay-1. Then, while both pages send a chat line every 100 ms, it ends relay-1:
+ * - `drain`: SIGTERM. The relay reports draining, the room pushes an `ice-servers` frame without it,
+ *   the client library restarts ICE, and the selected pair moves to relay-2; relay-1 exits on its
+ *   own once its allocations are gone.
+ * - `kill`: SIGKILL. Nothing is announced; the fleet sees the control channel close, and the client
+ *   library, seeing the connection drop, fetches fresh servers (without relay-1) and restarts ICE.
+ * It records when each page's selected pair reached relay-2 (relay ports 52000-53999; relay-1's are
+ * 50000-51999, start-local.mjs), every connection state, which chat lines arrived, and when relay-1's
+ * process ended. The last stdout line is the JSON summary the test asserts on; see harness.ts.
+ */
+import { randomBytes } from "node:crypto";
+import type { Page } from "playwright-core";
+import type { FleetView } from "../../../shared/fleet/view.js";
+import { launchChromium } from "../chromium.js";
+import { sleep, startLocalWorker } from "../../node/processes.js";
+import { numberFlag, parseFlags, pollUntil, runScript } from "./harness.js";
+import {
+  collectPageErrors,
+  demoSnapshot,
+  newRecordedContext,
+  peerConnectionLog,
+  selectedLocalCandidate,
+  sendChat,
+  waitForHook,
+  type DemoPeer,
+  type DemoSnapshot,
+} from "./pages.js";
+
+/** start-local.mjs gives relay N the relay ports 50000 + 2000 (N - 1) .. + 1999. */
+const RELAY_PORTS = { "relay-1": [50_000, 51_999], "relay-2": [52_000, 53_999] } as const;
+const REGISTER_TIMEOUT_MS = 20_000;
+const CONNECT_TIMEOUT_MS = 25_000;
+const MOVE_TIMEOUT_MS = 40_000;
+const CHAT_INTERVAL_MS = 100;
+/** Chat keeps flowing this long after both pages reached relay-2... */
+const AFTER_MOVE_MS = 2_000;
+/** ...then every line sent has this long to arrive. */
+const DELIVERY_WAIT_MS = 5_000;
+const RELAY_EXIT_WAIT_MS = 30_000;
+
+const flags = parseFlags(process.argv.slice(2), ["mode", "timeout-ms"]);
+const mode = flags.get("mode") ?? "drain";
+if (mode !== "drain" && mode !== "kill") throw new Error(`--mode must be drain or kill, not ${mode}`);
+const timeoutMs = numberFlag(flags, "timeout-ms", 120_000);
+
+function relayOfPort(port: number): string | null {
+  for (const [relay, [low, high]] of Object.entries(RELAY_PORTS)) if (port >= low && port <= high) return relay;
+  return null;
+}
+
+function peerIn(snapshot: DemoSnapshot, id: string | null): DemoPeer | undefined {
+  return snapshot.peers.find((peer) => peer.id === id);
+}
+
+function callIsUp(peer: DemoPeer | undefined): boolean {
+  return peer !== undefined && peer.connectionState === "connected" && peer.pair?.local === "relay" && peer.pair.remote === "relay" && peer.chatState === "open";
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Which relay each page's selected pair goes through now (null: no pair yet). */
+async function relaysInUse(pages: { name: string; page: Page }[]): Promise<Record<string, string | null>> {
+  const seen: Record<string, string | null> = {};
+  for (const { name, page } of pages) {
+    const local = await selectedLocalCandidate(page).catch(() => null);
+    seen[name] = local === null || local.candidateType !== "relay" ? null : relayOfPort(local.port);
+  }
+  return seen;
+}
+
+runScript("fleet-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
+  const pageErrors: string[] = [];
+  summary["mode"] = mode;
+  summary["pageErrors"] = pageErrors;
+
+  phase("start npm start -- --relays 2");
+  const local = await startLocalWorker({ relays: 2 });
+  onCleanup(() => local.stop());
+  const workerUrl = `http://127.0.0.1:${local.port}`;
+  const pids = Object.fromEntries([...local.output().matchAll(/(relay-\d)\s+127\.0\.0\.1:\d+ \(UDP and TCP\), pid (\d+)/g)].map((match) => [match[1]!, Number(match[2])]));
+  const apiKey = /\(API key: ([A-Za-z0-9_-]+)\)/.exec(local.output())?.[1];
+  if (pids["relay-1"] === undefined || pids["relay-2"] === undefined || apiKey === undefined) throw new Error(`npm start did not print both relays' pids and the API key:\n${local.output()}`);
+  summary["relayPids"] = pids;
+
+  phase("both relays registered");
+  let view: FleetView | undefined;
+  await pollUntil("both relays live and ready in GET /v1/fleet", REGISTER_TIMEOUT_MS, 250, async () => {
+    const response = await fetch(`${workerUrl}/v1/fleet`, { headers: { Authorization: `Bearer ${apiKey}` } }).catch(() => null);
+    if (response === null || response.status !== 200) return undefined;
+    view = (await response.json()) as FleetView;
+    return view.relays.filter((relay) => relay.live && relay.state === "ready").length === 2 ? true : undefined;
+  }, () => `${JSON.stringify(view)}\n${local.output()}`);
+
+  phase("launch Chromium");
+  const chrome = await launchChromium({ extraArgs: [] });
+  onCleanup(() => chrome.close());
+  const room = `fleet-${randomBytes(4).toString("hex")}`;
+  const roomUrl = `${workerUrl}/r/${room}?relay=1`;
+
+  phase("open both pages");
+  const pages: { name: string; page: Page; peerId: string }[] = [];
+  for (const name of ["a", "b"]) {
+    const context = await newRecordedContext(chrome.browser);
+    const page = await context.newPage();
+    collectPageErrors(page, pageErrors, name);
+    await page.goto(roomUrl, { timeout: 15_000 });
+    await waitForHook(page, "relaykitDemo");
+    let seen: DemoSnapshot | undefined;
+    const joined = await pollUntil(`page ${name} joining the room`, 15_000, 200, async () => {
+      seen = await demoSnapshot(page);
+      return seen.roomState === "open" && seen.peerId !== null && seen.localMedia === "camera" ? seen : undefined;
+    }, () => JSON.stringify(seen));
+    pages.push({ name, page, peerId: joined.peerId! });
+  }
+  const [a, b] = pages as [(typeof pages)[0], (typeof pages)[0]];
+
+  phase("connect on relay-1");
+  let last: Record<string, unknown> = {};
+  await pollUntil("a relay-only call on relay-1 on both pages", CONNECT_TIMEOUT_MS, 250, async () => {
+    const snapshots = { a: peerIn(await demoSnapshot(a.page), b.peerId), b: peerIn(await demoSnapshot(b.page), a.peerId) };
+    const relays = await relaysInUse(pages);
+    last = { snapshots, relays };
+    return callIsUp(snapshots.a) && callIsUp(snapshots.b) && relays["a"] === "relay-1" && relays["b"] === "relay-1" ? true : undefined;
+  }, () => JSON.stringify(last));
+
+  phase("chat flows while relay-1 ends");
+  const sent: Record<string, string[]> = { a: [], b: [] };
+  let streaming = true;
+  const stream = (async () => {
+    for (let n = 0; streaming; n++) {
+      for (const { name, page } of pages) {
+        const line = `${name}-${n}`;
+        await sendChat(page, line).then(() => sent[name]!.push(line), () => undefined);
+      }
+      await sleep(CHAT_INTERVAL_MS);
+    }
+  })();
+  await sleep(1_000);
+
+  const endedAt = Date.now();
+  process.kill(pids["relay-1"], mode === "drain" ? "SIGTERM" : "SIGKILL");
+  summary["relay1Signal"] = mode === "drain" ? "SIGTERM" : "SIGKILL";
+
+  phase("the call moves to relay-2");
+  const movedAt: Record<string, number> = {};
+  const timeline: { atMs: number; relays: Record<string, string | null>; states: Record<string, string | undefined> }[] = [];
+  try {
+    await pollUntil("both pages' selected pair on relay-2", MOVE_TIMEOUT_MS, 200, async () => {
+      const relays = await relaysInUse(pages);
+      const states = {
+        a: peerIn(await demoSnapshot(a.page), b.peerId)?.connectionState,
+        b: peerIn(await demoSnapshot(b.page), a.peerId)?.connectionState,
+      };
+      const atMs = Date.now() - endedAt;
+      if (timeline.length < 300) timeline.push({ atMs, relays, states });
+      for (const name of ["a", "b"]) if (relays[name] === "relay-2" && states[name as "a" | "b"] === "connected" && movedAt[name] === undefined) movedAt[name] = atMs;
+      return movedAt["a"] !== undefined && movedAt["b"] !== undefined ? true : undefined;
+    }, () => JSON.stringify(timeline.slice(-5)));
+  } finally {
+    summary["movedAfterMs"] = movedAt;
+    summary["timeline"] = timeline;
+  }
+
+  phase("chat after the move");
+  await sleep(AFTER_MOVE_MS);
+  streaming = false;
+  await stream;
+  const received: Record<string, string[]> = {};
+  const allArrived = async () => {
+    received["a"] = peerIn(await demoSnapshot(a.page), b.peerId)?.chatReceived ?? [];
+    received["b"] = peerIn(await demoSnapshot(b.page), a.peerId)?.chatReceived ?? [];
+    return sent["a"]!.every((line) => received["b"]!.includes(line)) && sent["b"]!.every((line) => received["a"]!.includes(line));
+  };
+  const deliveryDeadline = Date.now() + DELIVERY_WAIT_MS;
+  while (!(await allArrived()) && Date.now() < deliveryDeadline) await sleep(200);
+  summary["chat"] = {
+    sent: { a: sent["a"]!.length, b: sent["b"]!.length },
+    lost: { a: sent["a"]!.filter((line) => !received["b"]!.includes(line)), b: sent["b"]!.filter((line) => !received["a"]!.includes(line)) },
+  };
+
+  phase("relay-1's process");
+  if (mode === "drain") {
+    const exitDeadline = Date.now() + RELAY_EXIT_WAIT_MS;
+    while (processAlive(pids["relay-1"]) && Date.now() < exitDeadline) await sleep(200);
+  }
+  summary["relay1ExitedAfterMs"] = processAlive(pids["relay-1"]) ? null : Date.now() - endedAt;
+  summary["relay2Alive"] = processAlive(pids["relay-2"]);
+  summary["peerConnectionLog"] = { a: await peerConnectionLog(a.page), b: await peerConnectionLog(b.page) };
+  summary["final"] = { a: peerIn(await demoSnapshot(a.page), b.peerId) ?? null, b: peerIn(await demoSnapshot(b.page), a.peerId) ?? null };
+  summary["relayOutput"] = local.output().split("\n").filter((line) => /fleet|drain|stopping|allocation-end|relay-draining|ice-servers/.test(line)).slice(-60);
+});
