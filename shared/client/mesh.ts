@@ -13,15 +13,23 @@
  * for a peer with nothing to offer). Later renegotiations may collide and are resolved as usual.
  *
  * The mesh also keeps every connection on the room's current ICE servers: when the Worker's TURN
- * credentials are refreshed it applies them with `setConfiguration`, and on calls that are up one
- * side restarts ICE so new allocations use the fresh credentials: the impolite side at once, the
- * polite side only if no restart from the other side came within a few seconds (the other side's
- * restart makes it gather anew with its new configuration too).
+ * credentials are refreshed, or the room pushes new servers (a relay in the old ones is draining), it
+ * applies them with `setConfiguration`, and on calls that are up one side restarts ICE so new
+ * allocations use the fresh servers: the impolite side at once, the polite side only if no restart
+ * from the other side came within a few seconds (the other side's restart makes it gather anew with
+ * its new configuration too).
+ *
+ * A call whose connection fails (its relay vanished without draining, say) is recovered the same
+ * way, after asking the Worker for fresh servers first: the room client fetches /v1/ice-servers once
+ * for however many links failed together, the mesh applies the answer to every link, and each failed
+ * link restarts ICE from one side. If the fetch fails the restart goes ahead with the servers in hand.
+ * At most `maxIceRestarts` recoveries in a row per link, spaced by a growing backoff.
  */
 import type { JsonValue } from "../signaling/protocol.js";
 import type { IceServer } from "../turn/ice-servers.js";
+import { backoffDelayMs, type BackoffOptions } from "./backoff.js";
 import { Emitter } from "./emitter.js";
-import type { RoomClient } from "./room-client.js";
+import type { IceServersUpdate, RoomClient } from "./room-client.js";
 import type {
   IceCandidateEventLike,
   IceCandidateInit,
@@ -58,7 +66,10 @@ export interface MeshOptions<PC extends PeerConnectionLike> {
   setup?: (link: PeerLink<PC>) => void;
   /** Choose which of the room's ICE servers to use (e.g. STUN only). */
   filterIceServers?: (servers: IceServer[]) => IceServer[];
-  /** ICE restarts after a failure before the mesh gives up on a link. Default 3. */
+  /**
+   * Recoveries (fresh servers, then an ICE restart) of a failed link in a row, without it getting
+   * connected in between, before the mesh gives up on it with an `error` event. Default 3.
+   */
   maxIceRestarts?: number;
   /** How long a newcomer waits for the first offer before making its own. Default 5 s. */
   firstOfferWaitMs?: number;
@@ -66,7 +77,13 @@ export interface MeshOptions<PC extends PeerConnectionLike> {
 
 export const DEFAULT_FIRST_OFFER_WAIT_MS = 5_000;
 /** How long the polite side waits for the other side's ICE restart after new credentials. */
-const POLITE_RESTART_DELAY_MS = 3_000;
+export const POLITE_RESTART_DELAY_MS = 3_000;
+export const DEFAULT_MAX_ICE_RESTARTS = 3;
+/**
+ * The first recovery of a failed link starts at once; each further one in a row waits a backoff of
+ * 1-2 s, then 2-4 s, and so on up to 15-30 s, so a restart that itself fails cannot spin.
+ */
+export const ICE_RECOVERY_BACKOFF: Readonly<Required<BackoffOptions>> = { initialDelayMs: 2_000, maxDelayMs: 30_000 };
 
 /** What the mesh puts in a room signal's `data`. `session` tells a reloaded peer from its old self. */
 export interface MeshSignal {
@@ -116,7 +133,13 @@ interface LinkState<PC extends PeerConnectionLike> extends PeerLink<PC> {
   ignoreOffer: boolean;
   /** Signal handling and offers run one at a time per link, in arrival order. */
   chain: Promise<void>;
+  /** Recoveries from `failed` since the link was last connected (bounded by `maxIceRestarts`). */
   iceRestarts: number;
+  /** A recovery is waiting for its backoff or its fetch; later `failed` events change nothing. */
+  recovering: boolean;
+  recoveryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Counts restarts the mesh made or planned, so a recovery skips one that a push already made. */
+  restartGeneration: number;
   closed: boolean;
   /** A newcomer's link holds its first offer until the other side's arrives (see the top). */
   holdingFirstOffer: boolean;
@@ -173,7 +196,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       room.on("peer-joined", (peer) => this.ensureLink(peer.id)),
       room.on("peer-left", (peerId) => this.closeLink(peerId)),
       room.on("signal", (from, data) => this.onSignal(from, data)),
-      room.on("ice-servers", () => this.applyConfiguration(true)),
+      room.on("ice-servers", (update) => this.onIceServers(update)),
     );
     // A mesh made after the welcome picks up the peers already there.
     if (room.peerId !== null) for (const peerId of room.peers.keys()) this.ensureLink(peerId, true);
@@ -210,6 +233,16 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     return { iceServers: this.options.filterIceServers ? this.options.filterIceServers(servers) : servers, iceTransportPolicy: this.policy };
   }
 
+  /**
+   * New servers from the room client. Whatever their reason (welcome, refresh, a push because a
+   * relay drains) calls that are up move to them with an ICE restart, except after a fetch for a
+   * failed call: then each failed link restarts itself when its recovery resumes, and links that
+   * are up keep their working pair and use the new servers whenever they next gather.
+   */
+  private onIceServers(update: IceServersUpdate): void {
+    this.applyConfiguration(update.reason !== "ice-failed");
+  }
+
   private applyConfiguration(restart: boolean): void {
     const configuration = this.configuration();
     for (const link of this.state.values()) {
@@ -222,17 +255,67 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       // Only a call that is up needs new candidates now; one still starting gathers with the new
       // configuration when it next negotiates.
       if (!restart || link.pc.connectionState === "new" || link.pc.connectionState === "closed") continue;
-      if (!link.polite) {
-        link.pc.restartIce();
-        continue;
-      }
-      if (link.restartTimer !== undefined) clearTimeout(link.restartTimer);
-      const seen = link.remoteDescriptions;
-      link.restartTimer = setTimeout(() => {
-        link.restartTimer = undefined;
-        if (!link.closed && link.remoteDescriptions === seen) link.pc.restartIce();
-      }, POLITE_RESTART_DELAY_MS);
+      this.restartFromOneSide(link);
     }
+  }
+
+  /**
+   * An ICE restart from one side of the pair, so the two cannot collide: the impolite side at once;
+   * the polite side only if no description from the other side came within `POLITE_RESTART_DELAY_MS`
+   * (the other side's restart makes this side gather anew as well).
+   */
+  private restartFromOneSide(link: LinkState<PC>): void {
+    link.restartGeneration++;
+    if (!link.polite) {
+      this.restartIce(link);
+      return;
+    }
+    if (link.restartTimer !== undefined) clearTimeout(link.restartTimer);
+    const seen = link.remoteDescriptions;
+    link.restartTimer = setTimeout(() => {
+      link.restartTimer = undefined;
+      if (!link.closed && link.remoteDescriptions === seen) this.restartIce(link);
+    }, POLITE_RESTART_DELAY_MS);
+  }
+
+  private restartIce(link: LinkState<PC>): void {
+    try {
+      link.pc.restartIce();
+    } catch (error) {
+      this.emit("error", link.peerId, asError(error));
+    }
+  }
+
+  /**
+   * The link's connection failed: fetch fresh servers (the room client shares one fetch among all
+   * links that ask at once), then restart ICE from one side. The first recovery in a row starts at
+   * once, later ones after a backoff; past `maxIceRestarts` the link is given up with an `error`.
+   */
+  private recoverFailedLink(link: LinkState<PC>): void {
+    if (link.closed || link.recovering) return;
+    const max = this.options.maxIceRestarts ?? DEFAULT_MAX_ICE_RESTARTS;
+    if (link.iceRestarts >= max) {
+      this.emit("error", link.peerId, new Error(`the connection failed again after ${max} ICE restarts (maxIceRestarts); the mesh stops restarting it. It recovers if the peer rejoins`));
+      return;
+    }
+    const attempt = link.iceRestarts++;
+    link.recovering = true;
+    const delay = attempt === 0 ? 0 : backoffDelayMs(attempt - 1, ICE_RECOVERY_BACKOFF);
+    link.recoveryTimer = setTimeout(() => {
+      link.recoveryTimer = undefined;
+      void this.recoverNow(link);
+    }, delay);
+  }
+
+  private async recoverNow(link: LinkState<PC>): Promise<void> {
+    const generation = link.restartGeneration;
+    // Never rejects; false (the fetch failed, or the app's own servers) means: restart with what we have.
+    await this.room.refreshIceServers("ice-failed");
+    link.recovering = false;
+    if (link.closed || this.closed) return;
+    // Fresh servers pushed or refreshed meanwhile came with a restart of their own.
+    if (link.restartGeneration !== generation) return;
+    this.restartFromOneSide(link);
   }
 
   private send(link: LinkState<PC>, body: Omit<MeshSignal["mesh"], "session">): void {
@@ -274,6 +357,9 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       ignoreOffer: false,
       chain: Promise.resolve(),
       iceRestarts: 0,
+      recovering: false,
+      recoveryTimer: undefined,
+      restartGeneration: 0,
       closed: false,
       holdingFirstOffer: newcomer,
       negotiationHeld: false,
@@ -310,11 +396,8 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       const state = pc.connectionState;
       this.emit("connection-state", peerId, state);
       if (state === "connected") link.iceRestarts = 0;
-      // Both sides see the failure; the impolite one restarts, so the two restarts cannot collide.
-      if (state === "failed" && !link.polite && !link.closed && link.iceRestarts < (this.options.maxIceRestarts ?? 3)) {
-        link.iceRestarts++;
-        pc.restartIce();
-      }
+      // Both sides see the failure and both fetch fresh servers; one side restarts.
+      if (state === "failed") this.recoverFailedLink(link);
     };
 
     try {
@@ -368,6 +451,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     this.state.delete(peerId);
     if (link.holdTimer !== undefined) clearTimeout(link.holdTimer);
     if (link.restartTimer !== undefined) clearTimeout(link.restartTimer);
+    if (link.recoveryTimer !== undefined) clearTimeout(link.recoveryTimer);
     link.pc.onnegotiationneeded = null;
     link.pc.onicecandidate = null;
     link.pc.onconnectionstatechange = null;
