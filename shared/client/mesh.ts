@@ -29,7 +29,7 @@ import type { JsonValue } from "../signaling/protocol.js";
 import type { IceServer } from "../turn/ice-servers.js";
 import { backoffDelayMs, type BackoffOptions } from "./backoff.js";
 import { Emitter } from "./emitter.js";
-import type { IceServersUpdate, RoomClient } from "./room-client.js";
+import { FRESH_ICE_SERVERS_MS, type IceServersUpdate, type RoomClient } from "./room-client.js";
 import type {
   IceCandidateEventLike,
   IceCandidateInit,
@@ -303,14 +303,16 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     const delay = attempt === 0 ? 0 : backoffDelayMs(attempt - 1, ICE_RECOVERY_BACKOFF);
     link.recoveryTimer = setTimeout(() => {
       link.recoveryTimer = undefined;
-      void this.recoverNow(link);
+      void this.recoverNow(link, attempt);
     }, delay);
   }
 
-  private async recoverNow(link: LinkState<PC>): Promise<void> {
+  private async recoverNow(link: LinkState<PC>, attempt: number): Promise<void> {
     const generation = link.restartGeneration;
+    // The first recovery may use servers the Worker handed out moments ago (another link's failure
+    // fetched them); a link that failed again on those asks the Worker anew (one fetch, shared).
     // Never rejects; false (the fetch failed, or the app's own servers) means: restart with what we have.
-    await this.room.refreshIceServers("ice-failed");
+    await this.room.refreshIceServers("ice-failed", attempt === 0 ? FRESH_ICE_SERVERS_MS : 0);
     link.recovering = false;
     if (link.closed || this.closed) return;
     // Fresh servers pushed or refreshed meanwhile came with a restart of their own.

@@ -104,7 +104,7 @@ export const DEFAULT_MAX_QUEUED_FRAMES = 256;
  */
 export const RECOVERY_FETCH_TIMEOUT_MS = 5_000;
 /**
- * ICE servers the Worker handed out (welcome, push or fetch) this recently count as fresh:
+ * ICE servers the Worker handed out (welcome, push or fetch) this recently count as fresh by default:
  * `refreshIceServers` returns them without a fetch, so links that fail one after another (a relay
  * that vanished takes each of its calls down within a few seconds) cost the Worker one request.
  */
@@ -234,16 +234,17 @@ export class RoomClient extends Emitter<RoomClientEvents> {
    * Gets fresh ICE servers from the Worker's /v1/ice-servers now (the mesh calls this when a call
    * fails: the relay it used may be gone) and applies them, with an `ice-servers` event carrying
    * `reason`. Calls while a fetch is in flight share it, and servers handed out in the last
-   * `FRESH_ICE_SERVERS_MS` are kept without a fetch. Gives up after `RECOVERY_FETCH_TIMEOUT_MS`.
+   * `maxAgeMs` (default `FRESH_ICE_SERVERS_MS`; 0 always fetches) are kept without a fetch. Gives
+   * up after `RECOVERY_FETCH_TIMEOUT_MS`.
    *
    * Resolves true when the servers in hand are fresh, false when there is nothing fresh to have
    * (the app passed its own `iceServers`, the client is closed, or the fetch failed: an `error`
    * event with code `ice-servers` says why). Never rejects.
    */
-  refreshIceServers(reason: IceServersUpdateReason = "ice-failed"): Promise<boolean> {
+  refreshIceServers(reason: IceServersUpdateReason = "ice-failed", maxAgeMs: number = FRESH_ICE_SERVERS_MS): Promise<boolean> {
     if (this.options.iceServers !== undefined || this.isClosed()) return Promise.resolve(false);
     if (this.iceServersFetch !== null) return this.iceServersFetch;
-    if (this.iceServersUpdatedAt > 0 && Date.now() - this.iceServersUpdatedAt < FRESH_ICE_SERVERS_MS) return Promise.resolve(true);
+    if (this.iceServersUpdatedAt > 0 && Date.now() - this.iceServersUpdatedAt < maxAgeMs) return Promise.resolve(true);
     return this.fetchIceServersShared(reason, RECOVERY_FETCH_TIMEOUT_MS);
   }
 
