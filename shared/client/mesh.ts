@@ -262,9 +262,10 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
   /**
    * An ICE restart from one side of the pair, so the two cannot collide: the impolite side at once;
    * the polite side only if no description from the other side came within `POLITE_RESTART_DELAY_MS`
-   * (the other side's restart makes this side gather anew as well).
+   * (the other side's restart makes this side gather anew as well). `unlessConnected`: a recovery's
+   * restart, which a link that got connected meanwhile no longer needs.
    */
-  private restartFromOneSide(link: LinkState<PC>): void {
+  private restartFromOneSide(link: LinkState<PC>, unlessConnected = false): void {
     link.restartGeneration++;
     if (!link.polite) {
       this.restartIce(link);
@@ -274,7 +275,9 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     const seen = link.remoteDescriptions;
     link.restartTimer = setTimeout(() => {
       link.restartTimer = undefined;
-      if (!link.closed && link.remoteDescriptions === seen) this.restartIce(link);
+      if (link.closed || link.remoteDescriptions !== seen) return;
+      if (unlessConnected && link.pc.connectionState === "connected") return;
+      this.restartIce(link);
     }, POLITE_RESTART_DELAY_MS);
   }
 
@@ -300,24 +303,26 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     }
     const attempt = link.iceRestarts++;
     link.recovering = true;
+    const generation = link.restartGeneration;
     const delay = attempt === 0 ? 0 : backoffDelayMs(attempt - 1, ICE_RECOVERY_BACKOFF);
     link.recoveryTimer = setTimeout(() => {
       link.recoveryTimer = undefined;
-      void this.recoverNow(link, attempt);
+      void this.recoverNow(link, attempt, generation);
     }, delay);
   }
 
-  private async recoverNow(link: LinkState<PC>, attempt: number): Promise<void> {
-    const generation = link.restartGeneration;
+  /** `generation`: the link's restart count when it failed. */
+  private async recoverNow(link: LinkState<PC>, attempt: number, generation: number): Promise<void> {
     // The first recovery may use servers the Worker handed out moments ago (another link's failure
     // fetched them); a link that failed again on those asks the Worker anew (one fetch, shared).
     // Never rejects; false (the fetch failed, or the app's own servers) means: restart with what we have.
     await this.room.refreshIceServers("ice-failed", attempt === 0 ? FRESH_ICE_SERVERS_MS : 0);
     link.recovering = false;
     if (link.closed || this.closed) return;
-    // Fresh servers pushed or refreshed meanwhile came with a restart of their own.
-    if (link.restartGeneration !== generation) return;
-    this.restartFromOneSide(link);
+    // Servers pushed or refreshed since the failure came with a restart of their own; and a link
+    // the other side's restart brought back needs none.
+    if (link.restartGeneration !== generation || link.pc.connectionState === "connected") return;
+    this.restartFromOneSide(link, true);
   }
 
   private send(link: LinkState<PC>, body: Omit<MeshSignal["mesh"], "session">): void {

@@ -226,6 +226,34 @@ describe("a call that fails", () => {
     expect(pcs.get("a")!.calls()).toEqual(["setConfiguration fresh", "restartIce"]);
   });
 
+  it("restarts a failed link once when a push comes while its recovery is fetching", async () => {
+    const { pcs, log, seen } = await connectedMesh("a", ["b"], {}, false);
+    server.answer = { kind: "servers", iceServers: [turnServer("fresh")], ttlSeconds: 3600, delayMs: 600 };
+    log.length = 0;
+    pcs.get("b")!.setConnectionState("failed");
+    await until(() => server.iceServersRequests.length === 1, "the recovery's fetch");
+    server.push(iceServersFrame([turnServer("pushed")], 3_600_000));
+    await until(() => seen.some((update) => update.reason === "relay-draining"), "the push");
+    await sleep(1_000); // the fetch has answered by now, and its answer was dropped as older
+    expect(pcs.get("b")!.calls()).toEqual(["setConfiguration pushed", "restartIce"]);
+    expect(seen.map((update) => update.reason)).toEqual(["relay-draining"]);
+  });
+
+  it("does not restart a link that the other side's restart brought back while the fetch was out", async () => {
+    // "m" is impolite towards "z" and polite towards "a".
+    const { pcs, log } = await connectedMesh("m", ["a", "z"], {}, false);
+    server.answer = { kind: "servers", iceServers: [turnServer("fresh")], ttlSeconds: 3600, delayMs: 500 };
+    log.length = 0;
+    pcs.get("a")!.setConnectionState("failed");
+    pcs.get("z")!.setConnectionState("failed");
+    await until(() => server.iceServersRequests.length === 1, "the recovery's fetch");
+    pcs.get("a")!.setConnectionState("connected");
+    pcs.get("z")!.setConnectionState("connected");
+    await sleep(POLITE_RESTART_DELAY_MS + 1_000);
+    expect(pcs.get("a")!.calls()).toEqual(["setConfiguration fresh"]);
+    expect(pcs.get("z")!.calls()).toEqual(["setConfiguration fresh"]);
+  });
+
   it("still restarts when the Worker refuses the fetch, and the room says why", async () => {
     const { pcs, log, roomErrors, room } = await connectedMesh("a", ["b"]);
     server.answer = { kind: "error", status: 503, code: "turn-not-configured", message: "no relay" };
