@@ -21,15 +21,16 @@
  *
  * A call whose connection fails (its relay vanished without draining, say) is recovered the same
  * way, after asking the Worker for fresh servers first: the room client fetches /v1/ice-servers once
- * for however many links failed together, the mesh applies the answer to every link, and each failed
- * link restarts ICE from one side. If the fetch fails the restart goes ahead with the servers in hand.
- * At most `maxIceRestarts` recoveries in a row per link, spaced by a growing backoff.
+ * for however many links failed together, and the answer moves every call that is up, the failed ones
+ * included, as above. If the fetch fails (or servers fetched moments ago are reused) each failed link
+ * restarts ICE from one side with the servers in hand. At most `maxIceRestarts` recoveries in a row
+ * per link, spaced by a growing backoff.
  */
 import type { JsonValue } from "../signaling/protocol.js";
 import type { IceServer } from "../turn/ice-servers.js";
 import { backoffDelayMs, type BackoffOptions } from "./backoff.js";
 import { Emitter } from "./emitter.js";
-import { FRESH_ICE_SERVERS_MS, type IceServersUpdate, type RoomClient } from "./room-client.js";
+import { FRESH_ICE_SERVERS_MS, type RoomClient } from "./room-client.js";
 import type {
   IceCandidateEventLike,
   IceCandidateInit,
@@ -196,7 +197,12 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       room.on("peer-joined", (peer) => this.ensureLink(peer.id)),
       room.on("peer-left", (peerId) => this.closeLink(peerId)),
       room.on("signal", (from, data) => this.onSignal(from, data)),
-      room.on("ice-servers", (update) => this.onIceServers(update)),
+      // Whatever the reason (welcome, refresh, a push because a relay drains, a fetch after a failed
+      // call), every call that is up moves to the new servers. After a failure that includes calls
+      // that look healthy: they may run through the same vanished relay and not have noticed yet,
+      // and their allocations hold credentials that expire before the new ones, which the next
+      // scheduled refresh (planned from the new expiry) would no longer replace.
+      room.on("ice-servers", () => this.applyConfiguration(true)),
     );
     // A mesh made after the welcome picks up the peers already there.
     if (room.peerId !== null) for (const peerId of room.peers.keys()) this.ensureLink(peerId, true);
@@ -231,16 +237,6 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
   private configuration(): PeerConnectionConfig {
     const servers = this.room.iceServers;
     return { iceServers: this.options.filterIceServers ? this.options.filterIceServers(servers) : servers, iceTransportPolicy: this.policy };
-  }
-
-  /**
-   * New servers from the room client. Whatever their reason (welcome, refresh, a push because a
-   * relay drains) calls that are up move to them with an ICE restart, except after a fetch for a
-   * failed call: then each failed link restarts itself when its recovery resumes, and links that
-   * are up keep their working pair and use the new servers whenever they next gather.
-   */
-  private onIceServers(update: IceServersUpdate): void {
-    this.applyConfiguration(update.reason !== "ice-failed");
   }
 
   private applyConfiguration(restart: boolean): void {
@@ -319,8 +315,8 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     await this.room.refreshIceServers("ice-failed", attempt === 0 ? FRESH_ICE_SERVERS_MS : 0);
     link.recovering = false;
     if (link.closed || this.closed) return;
-    // Servers pushed or refreshed since the failure came with a restart of their own; and a link
-    // the other side's restart brought back needs none.
+    // New servers since the failure (this fetch's, a push's) came with a restart of their own; and a
+    // link the other side's restart brought back needs none.
     if (link.restartGeneration !== generation || link.pc.connectionState === "connected") return;
     this.restartFromOneSide(link, true);
   }

@@ -24,7 +24,7 @@ export interface IceServersRequest {
 /** What /v1/ice-servers does with the next request. */
 export type IceServersAnswer =
   | { kind: "servers"; iceServers: IceServer[]; ttlSeconds: number; delayMs?: number }
-  | { kind: "error"; status: number; code: string; message: string }
+  | { kind: "error"; status: number; code: string; message: string; delayMs?: number }
   | { kind: "hang" };
 
 export const turnServer = (username: string): IceServer => ({ urls: ["turn:127.0.0.1:3478?transport=udp"], username, credential: `credential-of-${username}` });
@@ -119,16 +119,20 @@ export class RoomServer {
         this.hanging.add(response);
         response.on("close", () => this.hanging.delete(response));
         return;
-      case "error":
-        response.writeHead(answer.status, { "Content-Type": "application/json" }).end(JSON.stringify({ error: { code: answer.code, message: answer.message } }));
-        return;
+      case "error": {
+        const body = JSON.stringify({ error: { code: answer.code, message: answer.message } });
+        return this.later(answer.delayMs, () => response.writeHead(answer.status, { "Content-Type": "application/json" }).end(body));
+      }
       case "servers": {
         const body = JSON.stringify({ iceServers: answer.iceServers, ttl: answer.ttlSeconds, expiresAt: new Date(Date.now() + answer.ttlSeconds * 1000).toISOString() });
-        const send = () => response.writeHead(200, { "Content-Type": "application/json" }).end(body);
-        if (answer.delayMs === undefined) send();
-        else setTimeout(send, answer.delayMs);
+        return this.later(answer.delayMs, () => response.writeHead(200, { "Content-Type": "application/json" }).end(body));
       }
     }
+  }
+
+  private later(delayMs: number | undefined, send: () => void): void {
+    if (delayMs === undefined) send();
+    else setTimeout(send, delayMs);
   }
 }
 
