@@ -3,6 +3,7 @@
  * TURN REST credentials expire (`expiresAt`); a client refreshes a little before, so a call never
  * has to allocate with a dead credential.
  */
+import { ROOM_NAME_RULE, USER_ID_RULE, isValidRoomName, isValidUserId } from "../ids.js";
 import type { HttpErrorBody } from "../signaling/protocol.js";
 import type { IceServer, IceServersResponse } from "../turn/ice-servers.js";
 
@@ -19,6 +20,13 @@ export interface FetchIceServersOptions {
   ttl?: number;
   /** TURN user id to mint for (API-key callers only). */
   user?: string;
+  /**
+   * The room and this peer's id in it, for a member of an open room (no join token): the Worker then
+   * mints a room-scoped TURN user `<room>/<peer>`, so the relay can count the room's allocations and
+   * the room can be told when a relay it uses drains. A join token names both itself: send neither with one.
+   */
+  room?: string;
+  peer?: string;
   fetch?: FetchLike;
   /** Give up after this long. Default 10 s. */
   timeoutMs?: number;
@@ -52,11 +60,27 @@ export function normalizeServerUrl(server: string): string {
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
 }
 
+/** Refuses a room or peer the Worker would refuse too, and one sent beside a join token, which names both. */
+function checkRoomMember(options: FetchIceServersOptions): void {
+  if (options.room === undefined && options.peer === undefined) return;
+  if (options.token !== undefined) {
+    throw new TypeError("room and peer come from the join token's claims: pass them only for an open room (no token)");
+  }
+  if (options.room === undefined || options.peer === undefined) throw new TypeError("pass room and peer together (a room member's TURN user is <room>/<peer>), or neither");
+  if (!isValidRoomName(options.room)) throw new TypeError(`room must be ${ROOM_NAME_RULE}; got ${JSON.stringify(options.room.slice(0, 70))}`);
+  if (!isValidUserId(options.peer)) throw new TypeError(`peer must be ${USER_ID_RULE}; got ${JSON.stringify(options.peer.slice(0, 140))}`);
+}
+
 export async function fetchIceServers(options: FetchIceServersOptions): Promise<IceServersResponse> {
   const base = normalizeServerUrl(options.server);
+  checkRoomMember(options);
   const query = new URLSearchParams();
   if (options.ttl !== undefined) query.set("ttl", String(options.ttl));
   if (options.user !== undefined) query.set("user", options.user);
+  if (options.room !== undefined && options.peer !== undefined) {
+    query.set("room", options.room);
+    query.set("peer", options.peer);
+  }
   const search = query.toString();
   const url = `${base}/v1/ice-servers${search.length > 0 ? `?${search}` : ""}`;
   const bearer = options.token ?? options.apiKey;
@@ -86,7 +110,8 @@ export async function fetchIceServers(options: FetchIceServersOptions): Promise<
   return parsed;
 }
 
-function isIceServer(value: unknown): value is IceServer {
+/** One RTCIceServer as the Worker sends it: `urls` (a string or strings), and optional `username`/`credential` strings. */
+export function isIceServer(value: unknown): value is IceServer {
   if (typeof value !== "object" || value === null) return false;
   const { urls, username, credential } = value as Record<string, unknown>;
   const urlsOk = typeof urls === "string" || (Array.isArray(urls) && urls.every((url) => typeof url === "string"));

@@ -2,9 +2,9 @@
  * relaykit's client library, for browsers and Node: join a room, keep ICE servers fresh, and run a
  * mesh of peer connections with perfect negotiation. See README.md ("The client library").
  */
-export { RoomClient, roomSocketUrl, roomSubprotocols } from "./room-client.js";
-export type { RoomClientEvents, RoomClientOptions, RoomError, RoomState, WebSocketConstructor, WebSocketLike } from "./room-client.js";
-export { Mesh, isPolite, readMeshSignal } from "./mesh.js";
+export { FRESH_ICE_SERVERS_MS, RECOVERY_FETCH_TIMEOUT_MS, RoomClient, roomSocketUrl, roomSubprotocols } from "./room-client.js";
+export type { IceServersUpdate, IceServersUpdateReason, RoomClientEvents, RoomClientOptions, RoomError, RoomState, WebSocketConstructor, WebSocketLike } from "./room-client.js";
+export { DEFAULT_MAX_ICE_RESTARTS, ICE_RECOVERY_BACKOFF, Mesh, POLITE_RESTART_DELAY_MS, isPolite, readMeshSignal } from "./mesh.js";
 export type { MeshEvents, MeshOptions, MeshSignal, PeerLink } from "./mesh.js";
 export { fetchIceServers, IceServersError, parseIceServersResponse, refreshDelayMs } from "./ice-servers.js";
 export type { FetchIceServersOptions, FetchLike } from "./ice-servers.js";

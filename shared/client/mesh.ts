@@ -13,15 +13,24 @@
  * for a peer with nothing to offer). Later renegotiations may collide and are resolved as usual.
  *
  * The mesh also keeps every connection on the room's current ICE servers: when the Worker's TURN
- * credentials are refreshed it applies them with `setConfiguration`, and on calls that are up one
- * side restarts ICE so new allocations use the fresh credentials: the impolite side at once, the
- * polite side only if no restart from the other side came within a few seconds (the other side's
- * restart makes it gather anew with its new configuration too).
+ * credentials are refreshed, or the room pushes new servers (a relay in the old ones is draining), it
+ * applies them with `setConfiguration`, and on calls that are up one side restarts ICE so new
+ * allocations use the fresh servers: the impolite side at once, the polite side only if no restart
+ * from the other side came within a few seconds (the other side's restart makes it gather anew with
+ * its new configuration too).
+ *
+ * A call whose connection fails (its relay vanished without draining, say) is recovered the same
+ * way, after asking the Worker for fresh servers first: the room client fetches /v1/ice-servers once
+ * for however many links failed together, and the answer moves every call that is up, the failed ones
+ * included, as above. If the fetch fails (or servers fetched moments ago are reused) each failed link
+ * restarts ICE from one side with the servers in hand. At most `maxIceRestarts` recoveries in a row
+ * per link, spaced by a growing backoff.
  */
 import type { JsonValue } from "../signaling/protocol.js";
 import type { IceServer } from "../turn/ice-servers.js";
+import { backoffDelayMs, type BackoffOptions } from "./backoff.js";
 import { Emitter } from "./emitter.js";
-import type { RoomClient } from "./room-client.js";
+import { FRESH_ICE_SERVERS_MS, type RoomClient } from "./room-client.js";
 import type {
   IceCandidateEventLike,
   IceCandidateInit,
@@ -58,7 +67,10 @@ export interface MeshOptions<PC extends PeerConnectionLike> {
   setup?: (link: PeerLink<PC>) => void;
   /** Choose which of the room's ICE servers to use (e.g. STUN only). */
   filterIceServers?: (servers: IceServer[]) => IceServer[];
-  /** ICE restarts after a failure before the mesh gives up on a link. Default 3. */
+  /**
+   * Recoveries (fresh servers, then an ICE restart) of a failed link in a row, without it getting
+   * connected in between, before the mesh gives up on it with an `error` event. Default 3.
+   */
   maxIceRestarts?: number;
   /** How long a newcomer waits for the first offer before making its own. Default 5 s. */
   firstOfferWaitMs?: number;
@@ -66,7 +78,13 @@ export interface MeshOptions<PC extends PeerConnectionLike> {
 
 export const DEFAULT_FIRST_OFFER_WAIT_MS = 5_000;
 /** How long the polite side waits for the other side's ICE restart after new credentials. */
-const POLITE_RESTART_DELAY_MS = 3_000;
+export const POLITE_RESTART_DELAY_MS = 3_000;
+export const DEFAULT_MAX_ICE_RESTARTS = 3;
+/**
+ * The first recovery of a failed link starts at once; each further one in a row waits a backoff of
+ * 1-2 s, then 2-4 s, and so on up to 15-30 s, so a restart that itself fails cannot spin.
+ */
+export const ICE_RECOVERY_BACKOFF: Readonly<Required<BackoffOptions>> = { initialDelayMs: 2_000, maxDelayMs: 30_000 };
 
 /** What the mesh puts in a room signal's `data`. `session` tells a reloaded peer from its old self. */
 export interface MeshSignal {
@@ -116,7 +134,13 @@ interface LinkState<PC extends PeerConnectionLike> extends PeerLink<PC> {
   ignoreOffer: boolean;
   /** Signal handling and offers run one at a time per link, in arrival order. */
   chain: Promise<void>;
+  /** Recoveries from `failed` since the link was last connected (bounded by `maxIceRestarts`). */
   iceRestarts: number;
+  /** A recovery is waiting for its backoff or its fetch; later `failed` events change nothing. */
+  recovering: boolean;
+  recoveryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Counts restarts the mesh made or planned, so a recovery skips one that a push already made. */
+  restartGeneration: number;
   closed: boolean;
   /** A newcomer's link holds its first offer until the other side's arrives (see the top). */
   holdingFirstOffer: boolean;
@@ -173,6 +197,11 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       room.on("peer-joined", (peer) => this.ensureLink(peer.id)),
       room.on("peer-left", (peerId) => this.closeLink(peerId)),
       room.on("signal", (from, data) => this.onSignal(from, data)),
+      // Whatever the reason (welcome, refresh, a push because a relay drains, a fetch after a failed
+      // call), every call that is up moves to the new servers. After a failure that includes calls
+      // that look healthy: they may run through the same vanished relay and not have noticed yet,
+      // and their allocations hold credentials that expire before the new ones, which the next
+      // scheduled refresh (planned from the new expiry) would no longer replace.
       room.on("ice-servers", () => this.applyConfiguration(true)),
     );
     // A mesh made after the welcome picks up the peers already there.
@@ -222,17 +251,74 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       // Only a call that is up needs new candidates now; one still starting gathers with the new
       // configuration when it next negotiates.
       if (!restart || link.pc.connectionState === "new" || link.pc.connectionState === "closed") continue;
-      if (!link.polite) {
-        link.pc.restartIce();
-        continue;
-      }
-      if (link.restartTimer !== undefined) clearTimeout(link.restartTimer);
-      const seen = link.remoteDescriptions;
-      link.restartTimer = setTimeout(() => {
-        link.restartTimer = undefined;
-        if (!link.closed && link.remoteDescriptions === seen) link.pc.restartIce();
-      }, POLITE_RESTART_DELAY_MS);
+      this.restartFromOneSide(link);
     }
+  }
+
+  /**
+   * An ICE restart from one side of the pair, so the two cannot collide: the impolite side at once;
+   * the polite side only if no description from the other side came within `POLITE_RESTART_DELAY_MS`
+   * (the other side's restart makes this side gather anew as well). `unlessConnected`: a recovery's
+   * restart, which a link that got connected meanwhile no longer needs.
+   */
+  private restartFromOneSide(link: LinkState<PC>, unlessConnected = false): void {
+    link.restartGeneration++;
+    if (!link.polite) {
+      this.restartIce(link);
+      return;
+    }
+    if (link.restartTimer !== undefined) clearTimeout(link.restartTimer);
+    const seen = link.remoteDescriptions;
+    link.restartTimer = setTimeout(() => {
+      link.restartTimer = undefined;
+      if (link.closed || link.remoteDescriptions !== seen) return;
+      if (unlessConnected && link.pc.connectionState === "connected") return;
+      this.restartIce(link);
+    }, POLITE_RESTART_DELAY_MS);
+  }
+
+  private restartIce(link: LinkState<PC>): void {
+    try {
+      link.pc.restartIce();
+    } catch (error) {
+      this.emit("error", link.peerId, asError(error));
+    }
+  }
+
+  /**
+   * The link's connection failed: fetch fresh servers (the room client shares one fetch among all
+   * links that ask at once), then restart ICE from one side. The first recovery in a row starts at
+   * once, later ones after a backoff; past `maxIceRestarts` the link is given up with an `error`.
+   */
+  private recoverFailedLink(link: LinkState<PC>): void {
+    if (link.closed || link.recovering) return;
+    const max = this.options.maxIceRestarts ?? DEFAULT_MAX_ICE_RESTARTS;
+    if (link.iceRestarts >= max) {
+      this.emit("error", link.peerId, new Error(`the connection failed again after ${max} ICE restarts (maxIceRestarts); the mesh stops restarting it. It recovers if the peer rejoins`));
+      return;
+    }
+    const attempt = link.iceRestarts++;
+    link.recovering = true;
+    const generation = link.restartGeneration;
+    const delay = attempt === 0 ? 0 : backoffDelayMs(attempt - 1, ICE_RECOVERY_BACKOFF);
+    link.recoveryTimer = setTimeout(() => {
+      link.recoveryTimer = undefined;
+      void this.recoverNow(link, attempt, generation);
+    }, delay);
+  }
+
+  /** `generation`: the link's restart count when it failed. */
+  private async recoverNow(link: LinkState<PC>, attempt: number, generation: number): Promise<void> {
+    // The first recovery may use servers the Worker handed out moments ago (another link's failure
+    // fetched them); a link that failed again on those asks the Worker anew (one fetch, shared).
+    // Never rejects; false (the fetch failed, or the app's own servers) means: restart with what we have.
+    await this.room.refreshIceServers("ice-failed", attempt === 0 ? FRESH_ICE_SERVERS_MS : 0);
+    link.recovering = false;
+    if (link.closed || this.closed) return;
+    // New servers since the failure (this fetch's, a push's) came with a restart of their own; and a
+    // link the other side's restart brought back needs none.
+    if (link.restartGeneration !== generation || link.pc.connectionState === "connected") return;
+    this.restartFromOneSide(link, true);
   }
 
   private send(link: LinkState<PC>, body: Omit<MeshSignal["mesh"], "session">): void {
@@ -274,6 +360,9 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       ignoreOffer: false,
       chain: Promise.resolve(),
       iceRestarts: 0,
+      recovering: false,
+      recoveryTimer: undefined,
+      restartGeneration: 0,
       closed: false,
       holdingFirstOffer: newcomer,
       negotiationHeld: false,
@@ -310,11 +399,8 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       const state = pc.connectionState;
       this.emit("connection-state", peerId, state);
       if (state === "connected") link.iceRestarts = 0;
-      // Both sides see the failure; the impolite one restarts, so the two restarts cannot collide.
-      if (state === "failed" && !link.polite && !link.closed && link.iceRestarts < (this.options.maxIceRestarts ?? 3)) {
-        link.iceRestarts++;
-        pc.restartIce();
-      }
+      // Both sides see the failure and both fetch fresh servers; one side restarts.
+      if (state === "failed") this.recoverFailedLink(link);
     };
 
     try {
@@ -368,6 +454,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     this.state.delete(peerId);
     if (link.holdTimer !== undefined) clearTimeout(link.holdTimer);
     if (link.restartTimer !== undefined) clearTimeout(link.restartTimer);
+    if (link.recoveryTimer !== undefined) clearTimeout(link.recoveryTimer);
     link.pc.onnegotiationneeded = null;
     link.pc.onicecandidate = null;
     link.pc.onconnectionstatechange = null;

@@ -9,15 +9,16 @@
  * - Frames sent while reconnecting wait in a bounded queue and go out in order once the session is
  *   resumed, so each peer still receives this client's signals in the order they were sent.
  * - It keeps the roster (`peers`) and the ICE servers, refreshing the TURN credentials from
- *   `/v1/ice-servers` before they expire.
+ *   `/v1/ice-servers` before they expire, applying new ones the room pushes (a relay in them is
+ *   draining), and fetching fresh ones on demand (`refreshIceServers`, when a call through them failed).
  */
 import { CLOSE_CODES, PING_FRAME, SIGNALING_SUBPROTOCOL, isValidRoomName, resumeSubprotocol, tokenSubprotocol } from "../signaling/protocol.js";
-import type { ErrorCode, IceServersWithheld, JsonValue, PeerInfo, PeerMeta, ServerFrame, WelcomeFrame } from "../signaling/protocol.js";
+import type { ErrorCode, IceServersFrame, IceServersReason, IceServersWithheld, JsonValue, PeerInfo, PeerMeta, ServerFrame, WelcomeFrame } from "../signaling/protocol.js";
 import { parseServerFrame } from "../signaling/parse-server-frame.js";
 import type { IceServer } from "../turn/ice-servers.js";
 import { backoffDelayMs, type BackoffOptions } from "./backoff.js";
 import { Emitter } from "./emitter.js";
-import { fetchIceServers, normalizeServerUrl, refreshDelayMs, type FetchLike } from "./ice-servers.js";
+import { DEFAULT_FETCH_TIMEOUT_MS, fetchIceServers, isIceServer, normalizeServerUrl, refreshDelayMs, type FetchLike } from "./ice-servers.js";
 
 /** The part of the WebSocket API the client uses: the browser's, and the `ws` package's, both fit. */
 export interface WebSocketLike {
@@ -51,7 +52,25 @@ export interface RoomClientEvents {
   broadcast: [from: string, data: JsonValue];
   state: [state: RoomState];
   error: [error: RoomError];
-  "ice-servers": [update: { iceServers: IceServer[]; expiresAt: string | null }];
+  "ice-servers": [update: IceServersUpdate];
+}
+
+/**
+ * Why the ICE servers changed:
+ * - `welcome`: the room's welcome carried them (a join, or a resume);
+ * - `refresh`: fetched from /v1/ice-servers because the credentials in hand neared expiry (or a
+ *   rate-limited welcome withheld them);
+ * - `ice-failed`: fetched because a call through the ones in hand failed (`refreshIceServers`);
+ * - `relay-draining` (and any reason a newer Worker pushes): the room pushed them in an
+ *   `ice-servers` frame; a draining relay is not among them.
+ */
+export type IceServersUpdateReason = "welcome" | "refresh" | "ice-failed" | IceServersReason | (string & {});
+
+export interface IceServersUpdate {
+  iceServers: IceServer[];
+  expiresAt: string | null;
+  /** Absent only from emitters older than this field; the RoomClient always sets it. */
+  reason?: IceServersUpdateReason;
 }
 
 export interface RoomClientOptions {
@@ -79,6 +98,17 @@ const PONG_GRACE_MS = 10_000;
 const PING_SHARE_OF_IDLE_TIMEOUT = 1 / 3;
 const MAX_PING_INTERVAL_MS = 20_000;
 export const DEFAULT_MAX_QUEUED_FRAMES = 256;
+/**
+ * A fetch for a call that failed (`refreshIceServers`) gives up after this long: the call is down
+ * while it waits, and the mesh restarts ICE with the servers in hand when it gives up.
+ */
+export const RECOVERY_FETCH_TIMEOUT_MS = 5_000;
+/**
+ * ICE servers the Worker handed out (welcome, push or fetch) this recently count as fresh by default:
+ * `refreshIceServers` returns them without a fetch, so links that fail one after another (a relay
+ * that vanished takes each of its calls down within a few seconds) cost the Worker one request.
+ */
+export const FRESH_ICE_SERVERS_MS = 5_000;
 
 /** Close codes after which reconnecting is pointless or wrong. */
 const FINAL_CLOSE_CODES = new Set<number>([CLOSE_CODES.normal, CLOSE_CODES.policyViolation, CLOSE_CODES.tooLarge, CLOSE_CODES.replaced, CLOSE_CODES.roomFull, CLOSE_CODES.authNotConfigured]);
@@ -136,6 +166,12 @@ export class RoomClient extends Emitter<RoomClientEvents> {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private refreshFailures = 0;
+  /** Counts updates, so a fetch that an update overtook (a push, a welcome) drops its older answer. */
+  private iceServersVersion = 0;
+  /** When the Worker's servers were last applied (ms since the epoch); 0 before any. */
+  private iceServersUpdatedAt = 0;
+  /** The one fetch of /v1/ice-servers in flight, which every caller meanwhile shares. */
+  private iceServersFetch: Promise<boolean> | null = null;
   private lastHeardAt = 0;
   private started = false;
   private firstWelcome: { resolve(welcome: WelcomeFrame): void; reject(error: Error): void } | null = null;
@@ -192,6 +228,24 @@ export class RoomClient extends Emitter<RoomClientEvents> {
   /** Closes without leaving: the others see this peer as away until the resume grace runs out. */
   close(): void {
     this.stop({ code: "closed", message: "closed by the app" }, CLOSE_CODES.normal, false);
+  }
+
+  /**
+   * Gets fresh ICE servers from the Worker's /v1/ice-servers now (the mesh calls this when a call
+   * fails: the relay it used may be gone) and applies them, with an `ice-servers` event carrying
+   * `reason`. Calls while a fetch is in flight share it, and servers handed out in the last
+   * `maxAgeMs` (default `FRESH_ICE_SERVERS_MS`; 0 always fetches) are kept without a fetch. Gives
+   * up after `RECOVERY_FETCH_TIMEOUT_MS`.
+   *
+   * Resolves true when the servers in hand are fresh, false when there is nothing fresh to have
+   * (the app passed its own `iceServers`, the client is closed, or the fetch failed: an `error`
+   * event with code `ice-servers` says why). Never rejects.
+   */
+  refreshIceServers(reason: IceServersUpdateReason = "ice-failed", maxAgeMs: number = FRESH_ICE_SERVERS_MS): Promise<boolean> {
+    if (this.options.iceServers !== undefined || this.isClosed()) return Promise.resolve(false);
+    if (this.iceServersFetch !== null) return this.iceServersFetch;
+    if (this.iceServersUpdatedAt > 0 && Date.now() - this.iceServersUpdatedAt < maxAgeMs) return Promise.resolve(true);
+    return this.fetchIceServersShared(reason, RECOVERY_FETCH_TIMEOUT_MS);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -320,6 +374,8 @@ export class RoomClient extends Emitter<RoomClientEvents> {
         return this.emit("broadcast", frame.from, frame.data);
       case "pong":
         return;
+      case "ice-servers":
+        return this.onIceServersFrame(frame);
       case "error":
         return this.emit("error", { code: frame.code, message: frame.message });
     }
@@ -345,7 +401,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     }
 
     if (welcome.iceServers !== undefined && this.options.iceServers === undefined) {
-      this.updateIceServers(welcome.iceServers, welcome.expiresAt ?? null);
+      this.updateIceServers(welcome.iceServers, welcome.expiresAt ?? null, "welcome");
     } else if (welcome.iceServersWithheld !== undefined && this.options.iceServers === undefined) {
       this.fetchWithheldIceServers(welcome.iceServersWithheld);
     }
@@ -370,12 +426,28 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     }
   }
 
-  private updateIceServers(iceServers: IceServer[], expiresAt: string | null): void {
+  private updateIceServers(iceServers: IceServer[], expiresAt: string | null, reason: IceServersUpdateReason): void {
     this.iceServers = iceServers;
     this.iceServersExpireAt = expiresAt;
+    this.iceServersVersion++;
+    this.iceServersUpdatedAt = Date.now();
     this.refreshFailures = 0;
-    this.emit("ice-servers", { iceServers, expiresAt });
+    // Rescheduled before the event, so a listener that reads the client sees the new plan.
     this.scheduleIceRefresh();
+    this.emit("ice-servers", { iceServers, expiresAt, reason });
+  }
+
+  /**
+   * The room pushed new servers (a relay in the old ones is draining): apply them as a refresh.
+   * An app that passed its own servers gets none of the Worker's, pushed or not.
+   */
+  private onIceServersFrame(frame: IceServersFrame): void {
+    if (this.options.iceServers !== undefined || this.isClosed()) return;
+    if (!frame.iceServers.every(isIceServer) || Number.isNaN(Date.parse(frame.expiresAt))) {
+      this.emit("error", { code: "ice-servers", message: `the room pushed ICE servers this client cannot read (reason ${JSON.stringify(String(frame.reason).slice(0, 64))}); keeping the ones in hand` });
+      return;
+    }
+    this.updateIceServers(frame.iceServers, frame.expiresAt, frame.reason);
   }
 
   /**
@@ -388,7 +460,7 @@ export class RoomClient extends Emitter<RoomClientEvents> {
     const now = Date.now();
     if (this.refreshTimer !== undefined && this.iceServersExpireAt !== null && refreshDelayMs(this.iceServersExpireAt, now) <= withheld.retryAfterMs) return;
     if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
-    this.refreshTimer = setTimeout(() => void this.refreshIceServers(), Math.max(0, withheld.retryAfterMs));
+    this.refreshTimer = setTimeout(() => void this.runScheduledRefresh(), Math.max(0, withheld.retryAfterMs));
   }
 
   private scheduleIceRefresh(): void {
@@ -404,26 +476,54 @@ export class RoomClient extends Emitter<RoomClientEvents> {
       // Retry sooner than the next regular refresh, but back off while the Worker keeps failing.
       delay = Math.min(delay, backoffDelayMs(this.refreshFailures - 1, { initialDelayMs: 1_000, maxDelayMs: 30_000 }));
     }
-    this.refreshTimer = setTimeout(() => void this.refreshIceServers(), delay);
+    this.refreshTimer = setTimeout(() => void this.runScheduledRefresh(), delay);
   }
 
-  private async refreshIceServers(): Promise<void> {
+  /** The refresh timer fired: fetch (or join the fetch in flight); on failure retry with backoff. */
+  private async runScheduledRefresh(): Promise<void> {
     this.refreshTimer = undefined;
     if (this.isClosed()) return;
+    const fresh = await (this.iceServersFetch ?? this.fetchIceServersShared("refresh", DEFAULT_FETCH_TIMEOUT_MS));
+    if (fresh || this.isClosed() || this.refreshTimer !== undefined) return;
+    this.refreshFailures++;
+    this.scheduleIceRefresh();
+  }
+
+  /** Starts the one fetch every caller shares until it settles. */
+  private fetchIceServersShared(reason: IceServersUpdateReason, timeoutMs: number): Promise<boolean> {
+    const fetching = this.fetchAndApplyIceServers(reason, timeoutMs).finally(() => {
+      if (this.iceServersFetch === fetching) this.iceServersFetch = null;
+    });
+    this.iceServersFetch = fetching;
+    return fetching;
+  }
+
+  /**
+   * Fetches /v1/ice-servers with what this client joined with: its join token, or for an open room
+   * the room and its peer id (the Worker then mints a room-scoped TURN user). True when fresh servers
+   * are in hand afterwards; on failure reports an `error` event and resolves false.
+   */
+  private async fetchAndApplyIceServers(reason: IceServersUpdateReason, timeoutMs: number): Promise<boolean> {
+    const version = this.iceServersVersion;
     try {
       const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
+      const member = token === undefined && this.peerId !== null ? { room: this.options.room, peer: this.peerId } : {};
       const fresh = await fetchIceServers({
         server: this.options.server,
-        ...(token === undefined ? {} : { token }),
+        ...(token === undefined ? member : { token }),
         ...(this.options.fetch === undefined ? {} : { fetch: this.options.fetch }),
+        timeoutMs,
       });
-      if (this.isClosed()) return;
-      this.updateIceServers(fresh.iceServers, fresh.expiresAt);
+      if (this.isClosed()) return false;
+      // A push or a welcome came while this fetch was out: theirs are at least as new; keep them.
+      if (this.iceServersVersion !== version) return true;
+      this.updateIceServers(fresh.iceServers, fresh.expiresAt, reason);
+      return true;
     } catch (error) {
-      if (this.isClosed()) return;
-      this.refreshFailures++;
-      this.emit("error", { code: "ice-servers", message: `could not refresh the TURN credentials: ${error instanceof Error ? error.message : String(error)}` });
-      this.scheduleIceRefresh();
+      if (this.isClosed()) return false;
+      const what = reason === "refresh" ? "could not refresh the TURN credentials" : `could not fetch fresh ICE servers (${reason})`;
+      this.emit("error", { code: "ice-servers", message: `${what}: ${error instanceof Error ? error.message : String(error)}` });
+      return false;
     }
   }
 

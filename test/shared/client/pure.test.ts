@@ -68,6 +68,8 @@ describe("parseServerFrame", () => {
       { type: "signal", from: "b", data: null },
       { type: "broadcast", from: "b", data: [1, 2] },
       { type: "pong" },
+      { type: "ice-servers", iceServers: [{ urls: "turn:r2:3478", username: "1:room/a", credential: "c" }], expiresAt: "2026-11-22T00:00:00Z", reason: "relay-draining" },
+      { type: "ice-servers", iceServers: [], expiresAt: "2026-11-22T00:00:00Z", reason: "a-reason-from-a-newer-worker" },
       { type: "error", code: "peer-not-found", message: "no such peer" },
     ];
     for (const frame of frames) expect(parseServerFrame(JSON.stringify(frame))).toEqual(frame);
@@ -80,7 +82,7 @@ describe("parseServerFrame", () => {
   });
 
   it("returns null for garbage, unknown types and frames missing a field, without throwing", () => {
-    for (const text of ["", "{", "null", "[]", '"welcome"', '{"type":"from-the-future"}', '{"type":"signal","data":1}', '{"type":"signal","from":"b"}', '{"type":"peer-joined","peer":{"id":"x"}}', '{"type":"error","code":"made-up","message":"m"}', JSON.stringify({ ...welcome, peers: [{ id: 1 }] }), JSON.stringify({ ...welcome, resumed: "no" })]) {
+    for (const text of ["", "{", "null", "[]", '"welcome"', '{"type":"from-the-future"}', '{"type":"signal","data":1}', '{"type":"signal","from":"b"}', '{"type":"peer-joined","peer":{"id":"x"}}', '{"type":"error","code":"made-up","message":"m"}', '{"type":"ice-servers","iceServers":{},"expiresAt":"x","reason":"r"}', '{"type":"ice-servers","iceServers":[],"reason":"r"}', '{"type":"ice-servers","iceServers":[],"expiresAt":"x"}', JSON.stringify({ ...welcome, peers: [{ id: 1 }] }), JSON.stringify({ ...welcome, resumed: "no" })]) {
       expect(parseServerFrame(text), text).toBeNull();
     }
   });

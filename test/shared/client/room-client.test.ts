@@ -140,6 +140,22 @@ describe("RoomClient", () => {
     expect(alice.iceServersExpireAt).toBe(refreshed.expiresAt);
   }, 30_000);
 
+  it("fetches fresh ICE servers on demand, as an open room's member (room and peer in the query), once for callers at the same moment", async () => {
+    const room = newRoom();
+    const alice = client(room, `http://127.0.0.1:${proxy.port}`);
+    const { peerId } = await alice.connect();
+    const updates: (string | undefined)[] = [];
+    alice.on("ice-servers", (update) => updates.push(update.reason));
+    const asked = proxy.requestHeads.length;
+    // maxAgeMs 0: the welcome's servers are seconds old, but a failed call wants the Worker's latest.
+    const results = await Promise.all([alice.refreshIceServers("ice-failed", 0), alice.refreshIceServers("ice-failed", 0)]);
+    expect(results).toEqual([true, true]);
+    expect(updates).toEqual(["ice-failed"]);
+    const requests = proxy.requestHeads.slice(asked).filter((head) => head.startsWith("GET /v1/ice-servers"));
+    expect(requests.map((head) => head.split("\r\n")[0])).toEqual([`GET /v1/ice-servers?room=${room}&peer=${encodeURIComponent(peerId)} HTTP/1.1`]);
+    expect(alice.iceServers.map((server) => server.urls).flat()).toEqual(expect.arrayContaining(stack.turnUrls));
+  });
+
   it("stays in a room with a 2 s idle timeout for three times that long, by pinging", async () => {
     const room = newRoom();
     const alice = client(room);
