@@ -10,6 +10,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import {
+  DISCONNECTED_RECOVERY_MS,
   FRESH_ICE_SERVERS_MS,
   ICE_RECOVERY_BACKOFF,
   Mesh,
@@ -211,6 +212,24 @@ describe("a call that fails", () => {
     expect(server.iceServersRequests).toHaveLength(1);
     expect(Date.now() - server.iceServersRequests[0]!.at).toBeLessThan(FRESH_ICE_SERVERS_MS);
     expect(errors).toEqual([]);
+  });
+
+  it(`recovers a connection that stays disconnected for ${DISCONNECTED_RECOVERY_MS} ms without waiting for failed, and leaves one that comes back alone`, async () => {
+    const { pcs, log } = await connectedMesh("a", ["b", "c"], {}, false);
+    server.answer = { kind: "servers", iceServers: [turnServer("fresh")], ttlSeconds: 3600 };
+    log.length = 0;
+    // c drops for a moment and comes back; b's path is gone.
+    pcs.get("b")!.setConnectionState("disconnected");
+    pcs.get("c")!.setConnectionState("disconnected");
+    await sleep(DISCONNECTED_RECOVERY_MS / 3);
+    pcs.get("c")!.setConnectionState("connected");
+    await sleep(DISCONNECTED_RECOVERY_MS / 2);
+    expect(server.iceServersRequests, "nothing before the wait is over").toHaveLength(0);
+    await until(() => pcs.get("b")!.count("restartIce") === 1, "b's recovery", DISCONNECTED_RECOVERY_MS + 3_000);
+    expect(server.iceServersRequests).toHaveLength(1);
+    expect(pcs.get("b")!.calls()).toEqual(["setConfiguration fresh", "restartIce"]);
+    // c moves with the fresh servers (as every call that is up does), but was never recovered on its own.
+    expect(pcs.get("c")!.calls()).toEqual(["setConfiguration fresh", "restartIce"]);
   });
 
   it("on the polite side also fetches and applies, and restarts only if the other side has not", async () => {
