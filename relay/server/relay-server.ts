@@ -44,6 +44,15 @@ import { LISTENER_BUFFER_BYTES, openRelayUdpSocket, RELAY_SOCKET_BUFFER_BYTES, r
 
 /** How often expired allocations, permissions and channels are swept: one timer for all of them. */
 export const SWEEP_INTERVAL_MS = 1_000;
+/**
+ * While draining, an allocation that relays fewer than DRAIN_QUIET_PACKETS packets (both ways
+ * together) in DRAIN_QUIET_MS carries no call: its call moved to another relay (browsers keep the old
+ * allocation refreshed for a while after an ICE restart) or never started. It is ended, so the relay
+ * can exit as soon as its calls have left instead of at --drain-timeout. Audio alone is ~50 packets
+ * a second; what stays under the bar is ICE's keepalives (a few packets in 5 s).
+ */
+export const DRAIN_QUIET_MS = 5_000;
+export const DRAIN_QUIET_PACKETS = 25;
 /** Tries at a shared UDP+TCP port when the listening port is 0 (tests). */
 const PORT_ZERO_ATTEMPTS = 5;
 /** Ports tried before an Allocate gives up with 508 when ports in the range are taken by other programs. */
@@ -123,8 +132,10 @@ export class RelayServer implements TurnContext {
   private sweepTimer: NodeJS.Timeout | null = null;
   private started = false;
   private stopped = false;
-  /** Set by `drain()`: new allocations are refused, live ones carry on. */
+  /** Set by `drain()`: new allocations are refused, live ones carry on while they carry a call. */
   private draining = false;
+  /** While draining: each allocation's packet count when it was last seen busy, and when. */
+  private readonly drainMarks = new WeakMap<Allocation, { packets: number; at: number }>();
   /** Called whenever an allocation ends while someone waits for the table to empty. */
   private readonly idleWaiters = new Set<() => void>();
   /** Counters for the metrics; plain integers, nothing per packet. */
@@ -293,8 +304,8 @@ export class RelayServer implements TurnContext {
 
   /**
    * Stops taking new allocations (an Allocate is answered 508, so clients move on to another relay)
-   * while live allocations carry on relaying until they end. Listeners stay open: a UDP client's
-   * Refresh, permissions and data come through them.
+   * while live allocations carry on relaying until they end, or until they go quiet (DRAIN_QUIET_MS).
+   * Listeners stay open: a UDP client's Refresh, permissions and data come through them.
    */
   drain(): void {
     this.draining = true;
@@ -706,6 +717,17 @@ export class RelayServer implements TurnContext {
     return this.config.strictExpiry && allocation.owner.credentialExpiresAt + this.config.credentialClockSkew < Math.floor(now / 1000);
   }
 
+  /** True once a draining relay has seen this allocation relay under DRAIN_QUIET_PACKETS for DRAIN_QUIET_MS. */
+  private quietWhileDraining(allocation: Allocation, now: number): boolean {
+    const packets = allocation.traffic.packetsToPeers + allocation.traffic.packetsToClient;
+    const mark = this.drainMarks.get(allocation);
+    if (mark === undefined || packets - mark.packets >= DRAIN_QUIET_PACKETS) {
+      this.drainMarks.set(allocation, { packets, at: now });
+      return false;
+    }
+    return now - mark.at >= DRAIN_QUIET_MS;
+  }
+
   /** The relayed address clients are told: the bound one, or its external-ip mapping. */
   private advertised(relayIp: string, port: number, family: 4 | 6): TransportAddress {
     const mapping = this.config.externalIps.find((external) =>
@@ -724,6 +746,7 @@ export class RelayServer implements TurnContext {
     for (const allocation of this.table.values()) {
       if (allocation.expiresAt <= now) this.closeAllocation(allocation, "expired");
       else if (this.credentialHasRunOut(allocation, now)) this.closeAllocation(allocation, "credential expired");
+      else if (this.draining && this.quietWhileDraining(allocation, now)) this.closeAllocation(allocation, "drained: carried no call");
       else allocation.sweep(now);
     }
     this.transactions.prune(now);
