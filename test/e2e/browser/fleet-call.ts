@@ -65,6 +65,11 @@ function callIsUp(peer: DemoPeer | undefined): boolean {
   return peer !== undefined && peer.connectionState === "connected" && peer.pair?.local === "relay" && peer.pair.remote === "relay" && peer.chatState === "open";
 }
 
+/** The lines of npm start's output that tell how the move went. */
+function relayOutputOf(output: string): string[] {
+  return output.split("\n").filter((line) => /fleet|drain|stopping|allocation-|ice-servers|error|warn/i.test(line)).slice(-80);
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -175,6 +180,9 @@ runScript("fleet-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
   } finally {
     summary["movedAfterMs"] = movedAt;
     summary["timeline"] = timeline;
+    // Kept on failure too: how each connection went, and what the Worker and relays logged.
+    summary["peerConnectionLog"] = { a: await peerConnectionLog(a.page), b: await peerConnectionLog(b.page) };
+    summary["relayOutput"] = relayOutputOf(local.output());
   }
 
   phase("chat after the move");
@@ -203,5 +211,5 @@ runScript("fleet-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
   summary["relay2Alive"] = processAlive(pids["relay-2"]);
   summary["peerConnectionLog"] = { a: await peerConnectionLog(a.page), b: await peerConnectionLog(b.page) };
   summary["final"] = { a: peerIn(await demoSnapshot(a.page), b.peerId) ?? null, b: peerIn(await demoSnapshot(b.page), a.peerId) ?? null };
-  summary["relayOutput"] = local.output().split("\n").filter((line) => /fleet|drain|stopping|allocation-end|relay-draining|ice-servers/.test(line)).slice(-60);
+  summary["relayOutput"] = relayOutputOf(local.output());
 });
