@@ -27,7 +27,8 @@
  * per link, spaced by a growing backoff. A connection that stays `disconnected` for
  * `DISCONNECTED_RECOVERY_MS` is recovered the same way without waiting for `failed`: browsers report
  * `failed` only 10 s or more after the path died (Chromium: disconnected ~6 s, failed ~16 s after its
- * relay was killed), and a call whose relay is gone does not come back by waiting.
+ * relay was killed), and a call whose relay is gone does not come back by waiting. A recovery whose
+ * restart has not brought the call back within `RECOVERY_CHECK_MS` is followed by another.
  */
 import type { JsonValue } from "../signaling/protocol.js";
 import type { IceServer } from "../turn/ice-servers.js";
@@ -89,6 +90,12 @@ export const DEFAULT_MAX_ICE_RESTARTS = 3;
  */
 export const DISCONNECTED_RECOVERY_MS = 3_000;
 /**
+ * A recovery whose restart has not brought the connection back this long after is tried again (as a
+ * new recovery, within `maxIceRestarts`): a browser whose connection sits in `failed` reports no
+ * further change, so a restart that went nowhere would otherwise be the last one.
+ */
+export const RECOVERY_CHECK_MS = 10_000;
+/**
  * The first recovery of a failed link starts at once; each further one in a row waits a backoff of
  * 1-2 s, then 2-4 s, and so on up to 15-30 s, so a restart that itself fails cannot spin.
  */
@@ -147,6 +154,8 @@ interface LinkState<PC extends PeerConnectionLike> extends PeerLink<PC> {
   /** A recovery is waiting for its backoff or its fetch; later `failed` events change nothing. */
   recovering: boolean;
   recoveryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Set after a recovery's restart: recovers again if the link is not connected RECOVERY_CHECK_MS later. */
+  recoveryCheckTimer: ReturnType<typeof setTimeout> | undefined;
   /** Set while the connection is `disconnected`: recovers it if it stays so for DISCONNECTED_RECOVERY_MS. */
   disconnectedTimer: ReturnType<typeof setTimeout> | undefined;
   /** Counts restarts the mesh made or planned, so a recovery skips one that a push already made. */
@@ -341,7 +350,14 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     if (link.closed || this.closed) return;
     // New servers since the failure (this fetch's, a push's) came with a restart of their own; and a
     // link the other side's restart brought back needs none.
-    if (link.restartGeneration !== generation || link.pc.connectionState === "connected") return;
+    if (link.pc.connectionState === "connected") return;
+    // Whoever restarts it (this recovery, or the new servers' own restart), check that it came back.
+    if (link.recoveryCheckTimer !== undefined) clearTimeout(link.recoveryCheckTimer);
+    link.recoveryCheckTimer = setTimeout(() => {
+      link.recoveryCheckTimer = undefined;
+      if (!link.closed && !this.closed && link.pc.connectionState !== "connected") this.recoverFailedLink(link);
+    }, RECOVERY_CHECK_MS);
+    if (link.restartGeneration !== generation) return;
     this.restartFromOneSide(link, true);
   }
 
@@ -387,6 +403,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       recovering: false,
       recoveryTimer: undefined,
       disconnectedTimer: undefined,
+      recoveryCheckTimer: undefined,
       restartGeneration: 0,
       closed: false,
       holdingFirstOffer: newcomer,
@@ -423,7 +440,11 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     pc.onconnectionstatechange = () => {
       const state = pc.connectionState;
       this.emit("connection-state", peerId, state);
-      if (state === "connected") link.iceRestarts = 0;
+      if (state === "connected") {
+        link.iceRestarts = 0;
+        if (link.recoveryCheckTimer !== undefined) clearTimeout(link.recoveryCheckTimer);
+        link.recoveryCheckTimer = undefined;
+      }
       // Both sides see the failure and both fetch fresh servers; one side restarts.
       if (state === "failed") this.recoverFailedLink(link);
       this.watchDisconnected(link, state === "disconnected");
@@ -482,6 +503,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     if (link.restartTimer !== undefined) clearTimeout(link.restartTimer);
     if (link.recoveryTimer !== undefined) clearTimeout(link.recoveryTimer);
     if (link.disconnectedTimer !== undefined) clearTimeout(link.disconnectedTimer);
+    if (link.recoveryCheckTimer !== undefined) clearTimeout(link.recoveryCheckTimer);
     link.pc.onnegotiationneeded = null;
     link.pc.onicecandidate = null;
     link.pc.onconnectionstatechange = null;

@@ -12,6 +12,7 @@ import { WebSocket } from "ws";
 import {
   DISCONNECTED_RECOVERY_MS,
   FRESH_ICE_SERVERS_MS,
+  RECOVERY_CHECK_MS,
   ICE_RECOVERY_BACKOFF,
   Mesh,
   POLITE_RESTART_DELAY_MS,
@@ -231,6 +232,22 @@ describe("a call that fails", () => {
     // c moves with the fresh servers (as every call that is up does), but was never recovered on its own.
     expect(pcs.get("c")!.calls()).toEqual(["setConfiguration fresh", "restartIce"]);
   });
+
+  it(`tries again when a recovery's restart has not brought the call back within ${RECOVERY_CHECK_MS} ms (the state sits in failed, with no further event)`, async () => {
+    const { pcs, log } = await connectedMesh("a", ["b"], {}, false);
+    server.answer = { kind: "servers", iceServers: [turnServer("fresh")], ttlSeconds: 3600 };
+    log.length = 0;
+    pcs.get("b")!.setConnectionState("failed");
+    await until(() => pcs.get("b")!.count("restartIce") === 1, "the first recovery");
+    expect(server.iceServersRequests).toHaveLength(1);
+    // Nothing changes: no event says the restart went nowhere. The check does.
+    await until(() => pcs.get("b")!.count("restartIce") === 2, "the second recovery", RECOVERY_CHECK_MS + ICE_RECOVERY_BACKOFF.maxDelayMs / 4);
+    expect(server.iceServersRequests, "the second recovery asks the Worker anew").toHaveLength(2);
+    // Back up: no third.
+    pcs.get("b")!.setConnectionState("connected");
+    await sleep(RECOVERY_CHECK_MS + 1_000);
+    expect(pcs.get("b")!.count("restartIce")).toBe(2);
+  }, 3 * RECOVERY_CHECK_MS);
 
   it("on the polite side also fetches and applies, and restarts only if the other side has not", async () => {
     const { pcs, log } = await connectedMesh("m", ["a"], {}, false);
