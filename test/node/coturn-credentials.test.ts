@@ -10,6 +10,7 @@
  */
 import { type ExpectStatic, afterAll, beforeAll, describe, it } from "vitest";
 import { TurnKeyring, checkTurnUsername, nowSeconds } from "../../shared/turn/credentials.js";
+import { roomMemberUser } from "../../shared/turn/turn-user.js";
 import {
   COTURN_HOOK_TIMEOUT_MS,
   UCLIENT_TEST_TIMEOUT_MS,
@@ -80,6 +81,19 @@ describe.concurrent("coturn with use-auth-secret accepts", () => {
       expect(run.code, why).toBe(0);
       expect(uclientTotals(run.stdout), why).toEqual({ sent: 2, received: 2 });
       expect(log.filter((line) => ALLOCATED.test(line)).length, why).toBeGreaterThanOrEqual(2);
+    },
+    UCLIENT_TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "a room member's credential (<expiry>:<room>/<peer-id>), as the welcome frame carries it",
+    async ({ expect }) => {
+      const credential = await new TurnKeyring([CURRENT_SECRET]).mint(roomMemberUser("standup-42", "ann@example.com"), TTL_SECONDS);
+      expect(credential.username).toMatch(/^\d+:standup-42\/ann@example\.com$/);
+      const { run, log, why } = await attempt(credential, ALLOCATED);
+      expect(run.code, why).toBe(0);
+      expect(uclientTotals(run.stdout), why).toEqual({ sent: 2, received: 2 });
+      expect(log.some((line) => ALLOCATED.test(line)), why).toBe(true);
     },
     UCLIENT_TEST_TIMEOUT_MS,
   );
