@@ -17,7 +17,7 @@ import { dirname, join as joinPath } from "node:path";
 import WebSocket from "ws";
 import { FLEET_SUBPROTOCOL, HEARTBEAT_INTERVAL_MS, type HeartbeatMessage, type RegisterMessage } from "../shared/fleet/protocol.js";
 import { mintFleetToken } from "../shared/fleet/token.js";
-import { freePort, installCleanupHandlers, pinned, pinning, repoRoot, sleep, startProcess, stopAll, type Started } from "./lib/proc.js";
+import { freePort, installCleanupHandlers, pinned, pinning, repoRoot, startProcess, stopAll, waitForHttp, type Started } from "./lib/proc.js";
 
 const QUIET_WRANGLER = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true" };
 const START_TIMEOUT_MS = 60_000;
@@ -36,22 +36,6 @@ function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-async function waitHttp(url: string, started: Started): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    const exited = started.exited();
-    if (exited !== undefined) throw new Error(`${started.name} ${exited}:\n${started.output().slice(-3000)}`);
-    if (Date.now() > deadline) throw new Error(`${started.name} did not answer ${url} within ${START_TIMEOUT_MS} ms:\n${started.output().slice(-3000)}`);
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-      await response.body?.cancel();
-      if (response.status === 426) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(200);
-  }
-}
 
 function startWorker(name: string, port: number, core: number | undefined, vars: Record<string, string>): Started {
   const varFlags = Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
@@ -134,7 +118,11 @@ async function main(): Promise<number> {
   const plain = startWorker("wrangler dev (TURN_URLS)", plainPort, cores.server, { ...common, TURN_URLS: "turn:127.0.0.9:3478?transport=udp,turn:127.0.0.9:3478?transport=tcp" });
   const fleet = startWorker("wrangler dev (fleet)", fleetPort, cores.server, { ...common, FLEET_KEYS: fleetKey });
   try {
-    await Promise.all([waitHttp(`http://127.0.0.1:${plainPort}/v1/rooms/probe`, plain), waitHttp(`http://127.0.0.1:${fleetPort}/v1/rooms/probe`, fleet)]);
+    const answersUpgradeRequired = (status: number) => status === 426;
+    await Promise.all([
+      waitForHttp(`http://127.0.0.1:${plainPort}/v1/rooms/probe`, plain, answersUpgradeRequired, START_TIMEOUT_MS),
+      waitForHttp(`http://127.0.0.1:${fleetPort}/v1/rooms/probe`, fleet, answersUpgradeRequired, START_TIMEOUT_MS),
+    ]);
     const channels: WebSocket[] = [];
     for (let i = 0; i < relayCount; i++) channels.push(await registerRelay(fleetPort, fleetKey, i));
 

@@ -20,7 +20,7 @@ import { cpus, loadavg } from "node:os";
 import { dirname, join as joinPath } from "node:path";
 import { performance } from "node:perf_hooks";
 import WebSocket from "ws";
-import { freePort, installCleanupHandlers, pinned, pinning, repoRoot, runningPids, sleep, startProcess, stopAll, type Started } from "./lib/proc.js";
+import { freePort, installCleanupHandlers, pinned, pinning, repoRoot, runningPids, sleep, startProcess, stopAll, waitForHttp, type Started } from "./lib/proc.js";
 
 const WORKER_VARS: Record<string, string> = {
   ROOM_CAPACITY: "64",
@@ -187,23 +187,6 @@ async function relayRate(adapter: Adapter, room: string, peers: number, duration
   }
 }
 
-async function waitHttp(url: string, started: Started, accept: (status: number) => boolean): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    const exited = started.exited();
-    if (exited !== undefined) throw new Error(`${started.name} ${exited}:\n${started.output().slice(-3000)}`);
-    if (Date.now() > deadline) throw new Error(`${started.name} did not answer ${url} within ${START_TIMEOUT_MS} ms:\n${started.output().slice(-3000)}`);
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-      await response.body?.cancel();
-      if (accept(response.status)) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(200);
-  }
-}
-
 function parse(argv: string[]) {
   const get = (name: string) => {
     const i = argv.indexOf(`--${name}`);
@@ -261,7 +244,7 @@ async function main(): Promise<number> {
       oursAdapter(`ws://127.0.0.1:${workerPort}`),
       async () => {
         const worker = startProcess("wrangler dev", wCommand, wArgs, { env: QUIET_WRANGLER });
-        await waitHttp(`http://127.0.0.1:${workerPort}/v1/rooms/probe`, worker, (status) => status === 426);
+        await waitForHttp(`http://127.0.0.1:${workerPort}/v1/rooms/probe`, worker, (status) => status === 426, START_TIMEOUT_MS);
         return worker;
       },
     ],
@@ -269,7 +252,7 @@ async function main(): Promise<number> {
       peerjsAdapter(`ws://127.0.0.1:${peerPort}`),
       async () => {
         const peerjs = startProcess("peerjs", pCommand, pArgs);
-        await waitHttp(`http://127.0.0.1:${peerPort}/`, peerjs, (status) => status < 500);
+        await waitForHttp(`http://127.0.0.1:${peerPort}/`, peerjs, (status) => status < 500, START_TIMEOUT_MS);
         return peerjs;
       },
     ],
@@ -278,7 +261,7 @@ async function main(): Promise<number> {
       oursAdapter(`ws://127.0.0.1:${floorPort}`, FLOOR_NAME),
       async () => {
         const floor = startProcess("wrangler dev (floor)", fCommand, fArgs, { env: QUIET_WRANGLER });
-        await waitHttp(`http://127.0.0.1:${floorPort}/v1/rooms/probe`, floor, (status) => status === 426);
+        await waitForHttp(`http://127.0.0.1:${floorPort}/v1/rooms/probe`, floor, (status) => status === 426, START_TIMEOUT_MS);
         return floor;
       },
     ],

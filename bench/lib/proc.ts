@@ -222,3 +222,21 @@ export function onPath(command: string): boolean {
     }
   });
 }
+
+/** Polls `url` until it answers with a status `accept` takes, failing with `started`'s output if it exits or `timeoutMs` passes. */
+export async function waitForHttp(url: string, started: Started, accept: (status: number) => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const exited = started.exited();
+    if (exited !== undefined) throw new Error(`${started.name} ${exited}:\n${started.output().slice(-3000)}`);
+    if (Date.now() > deadline) throw new Error(`${started.name} did not answer ${url} within ${timeoutMs} ms:\n${started.output().slice(-3000)}`);
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      await response.body?.cancel();
+      if (accept(response.status)) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(200);
+  }
+}

@@ -7,29 +7,12 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RELAY_DEFAULTS, RELAY_USAGE, RelayConfigError, parseRelayArgs, type RelayConfig } from "../../relay/config.js";
+import { RELAY_DEFAULTS, RELAY_USAGE, parseRelayArgs, type RelayConfig } from "../../relay/config.js";
+import { config, failure, type Env } from "./parse-config.js";
 
 const SECRET = "config-test-secret-7f3a";
 const BASE = ["--listening-ip=127.0.0.1", `--static-auth-secret=${SECRET}`];
 
-type Env = Record<string, string | undefined>;
-
-function config(argv: string[], env: Env = {}): RelayConfig {
-  const parsed = parseRelayArgs(argv, env);
-  if (parsed.help) throw new Error("unexpected --help");
-  return parsed.config;
-}
-
-/** The RelayConfigError message `parseRelayArgs` throws (fails the test if it does not throw one). */
-function failure(argv: string[], env: Env = {}): string {
-  try {
-    parseRelayArgs(argv, env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(RelayConfigError);
-    return (error as Error).message;
-  }
-  throw new Error(`expected ${JSON.stringify(argv)} to be refused`);
-}
 
 let dir = "";
 let certFile = "";

@@ -9,7 +9,8 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FLEET_CLOSE_CODES, FLEET_LIMITS, HEARTBEAT_INTERVAL_MS, isValidRelayId, parseRelayMessage } from "../../../shared/fleet/protocol.js";
-import { RelayConfigError, RELAY_USAGE, parseRelayArgs, type RelayConfig } from "../../../relay/config.js";
+import { RELAY_USAGE } from "../../../relay/config.js";
+import { config, failure } from "../parse-config.js";
 import { FLEET_CLIENT_TIMING, backoffDelay, backoffFloor, closeCodeLabel, heartbeatInterval } from "../../../relay/fleet/control-client.js";
 import { bitsPerSecond, cpuPercent, p99Milliseconds, roomLoads } from "../../../relay/fleet/heartbeat.js";
 import { derivePublicUrls, publicHost } from "../../../relay/fleet/public-urls.js";
@@ -23,23 +24,6 @@ const OTHER_KEY = "fleet-key-fedcba9876543210fedcba9876543210";
 const BASE = ["--listening-ip=127.0.0.1", `--static-auth-secret=${SECRET}`];
 const FLEET = [...BASE, "--fleet-url=wss://relaykit.example.workers.dev/v1/fleet"];
 
-type Env = Record<string, string | undefined>;
-
-function config(argv: string[], env: Env = {}): RelayConfig {
-  const parsed = parseRelayArgs(argv, env);
-  if (parsed.help) throw new Error("unexpected --help");
-  return parsed.config;
-}
-
-function failure(argv: string[], env: Env = {}): string {
-  try {
-    parseRelayArgs(argv, env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(RelayConfigError);
-    return (error as Error).message;
-  }
-  throw new Error(`expected ${JSON.stringify(argv)} to be refused`);
-}
 
 let dir = "";
 beforeAll(async () => {
