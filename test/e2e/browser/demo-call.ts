@@ -29,12 +29,10 @@ import { parseRelayLog, startStack, type RelayLogLine, type Stack, type TurnTran
 import { sleep, startLocalWorker } from "../../node/processes.js";
 import { numberFlag, parseFlags, pollUntil, runScript } from "./harness.js";
 import {
-  collectPageErrors,
   demoSnapshot,
-  newRecordedContext,
+  joinDemoPage,
   peerConnectionLog,
   sendChat,
-  waitForHook,
   type DemoPeer,
   type DemoSnapshot,
   type PeerConnectionEvent,
@@ -125,17 +123,8 @@ runScript("demo-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
   phase("open both pages");
   const pages: PageRecord[] = [];
   for (const name of ["a", "b"]) {
-    const context = await newRecordedContext(chrome.browser);
-    const page = await context.newPage();
-    collectPageErrors(page, pageErrors, name);
-    await page.goto(roomUrl, { timeout: 15_000 });
-    await waitForHook(page, "relaykitDemo");
     // The second page joins once the first is in with its camera, so every run goes the same way.
-    let seen: DemoSnapshot | undefined;
-    const joined = await pollUntil(`page ${name} joining the room with its camera`, 15_000, 200, async () => {
-      seen = await demoSnapshot(page);
-      return seen.roomState === "open" && seen.peerId !== null && seen.localMedia === "camera" ? seen : undefined;
-    }, () => JSON.stringify(seen));
+    const { page, joined } = await joinDemoPage(chrome.browser, roomUrl, name, pageErrors);
     summary[`${name}Joined`] = { peerId: joined.peerId, localMedia: joined.localMedia, relayOnly: joined.relayOnly, error: joined.error };
     pages.push({ name, page, peerId: joined.peerId! });
   }

@@ -24,13 +24,11 @@ import { launchChromium } from "../chromium.js";
 import { sleep, startLocalWorker } from "../../node/processes.js";
 import { numberFlag, parseFlags, pollUntil, runScript } from "./harness.js";
 import {
-  collectPageErrors,
   demoSnapshot,
-  newRecordedContext,
+  joinDemoPage,
   peerConnectionLog,
   selectedLocalCandidate,
   sendChat,
-  waitForHook,
   type DemoPeer,
   type DemoSnapshot,
 } from "./pages.js";
@@ -121,16 +119,7 @@ runScript("fleet-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
   phase("open both pages");
   const pages: { name: string; page: Page; peerId: string }[] = [];
   for (const name of ["a", "b"]) {
-    const context = await newRecordedContext(chrome.browser);
-    const page = await context.newPage();
-    collectPageErrors(page, pageErrors, name);
-    await page.goto(roomUrl, { timeout: 15_000 });
-    await waitForHook(page, "relaykitDemo");
-    let seen: DemoSnapshot | undefined;
-    const joined = await pollUntil(`page ${name} joining the room`, 15_000, 200, async () => {
-      seen = await demoSnapshot(page);
-      return seen.roomState === "open" && seen.peerId !== null && seen.localMedia === "camera" ? seen : undefined;
-    }, () => JSON.stringify(seen));
+    const { page, joined } = await joinDemoPage(chrome.browser, roomUrl, name, pageErrors);
     pages.push({ name, page, peerId: joined.peerId! });
   }
   const [a, b] = pages as [(typeof pages)[0], (typeof pages)[0]];

@@ -198,3 +198,23 @@ export async function selectedLocalCandidate(page: Page): Promise<SelectedLocalC
     };
   });
 }
+
+/**
+ * Opens `roomUrl` in a new recorded context and waits until the page is in the room with its camera;
+ * page errors go to `pageErrors`. Bounded: 15 s to load, 15 s to join.
+ */
+export async function joinDemoPage(browser: Browser, roomUrl: string, name: string, pageErrors: string[]): Promise<{ page: Page; joined: DemoSnapshot }> {
+  const context = await newRecordedContext(browser);
+  const page = await context.newPage();
+  collectPageErrors(page, pageErrors, name);
+  await page.goto(roomUrl, { timeout: 15_000 });
+  await waitForHook(page, "relaykitDemo");
+  const deadline = Date.now() + 15_000;
+  let seen: DemoSnapshot | undefined;
+  for (;;) {
+    seen = await demoSnapshot(page);
+    if (seen.roomState === "open" && seen.peerId !== null && seen.localMedia === "camera") return { page, joined: seen };
+    if (Date.now() > deadline) throw new Error(`page ${name} joining the room with its camera did not happen within 15000 ms; last seen: ${JSON.stringify(seen)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
