@@ -23,8 +23,13 @@ const QUIET_WRANGLER = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_MET
 const START_TIMEOUT_MS = 60_000;
 const WARM_UP_REQUESTS = 200;
 const REGISTER_TIMEOUT_MS = 15_000;
-/** The API key both Workers accept, so the requests are the ones an app backend makes. */
-const API_KEY = randomBytes(24).toString("base64url");
+/**
+ * The API keys both Workers accept, so the requests are the ones an app backend makes. Issuance is
+ * rate-limited per key (ISSUE_RATE_LIMITER: 50 per 10 s), so the requests take turns over enough
+ * keys to stay under it; both Workers check the same list, so it costs them alike.
+ */
+const API_KEYS = Array.from({ length: 80 }, () => randomBytes(24).toString("base64url"));
+let nextKey = 0;
 
 function option(argv: string[], name: string): string | undefined {
   const i = argv.indexOf(`--${name}`);
@@ -85,7 +90,8 @@ async function registerRelay(workerPort: number, fleetKey: string, index: number
 
 async function timedGet(url: string): Promise<{ ms: number; body: string }> {
   const started = performance.now();
-  const response = await fetch(url, { headers: { Authorization: `Bearer ${API_KEY}` } });
+  const key = API_KEYS[nextKey++ % API_KEYS.length]!;
+  const response = await fetch(url, { headers: { Authorization: `Bearer ${key}` } });
   const body = await response.text();
   const ms = performance.now() - started;
   if (response.status !== 200) throw new Error(`${url} answered ${response.status}: ${body.slice(0, 300)}`);
@@ -112,7 +118,7 @@ async function main(): Promise<number> {
   }
   const secret = randomBytes(32).toString("base64url");
   const fleetKey = randomBytes(32).toString("base64url");
-  const common = { TURN_SECRETS: secret, API_KEYS: API_KEY, FLEET_LOCATION_HEADER: "on" };
+  const common = { TURN_SECRETS: secret, API_KEYS: API_KEYS.join(","), FLEET_LOCATION_HEADER: "on" };
   const plainPort = await freePort();
   const fleetPort = await freePort();
   const plain = startWorker("wrangler dev (TURN_URLS)", plainPort, cores.server, { ...common, TURN_URLS: "turn:127.0.0.9:3478?transport=udp,turn:127.0.0.9:3478?transport=tcp" });
