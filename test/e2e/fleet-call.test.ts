@@ -4,7 +4,7 @@
  * - drained (SIGTERM): the room pushes servers without the draining relay, the pages restart ICE,
  *   and both selected pairs are on relay-2 within 5 s; no connection ever reaches "failed"; every
  *   chat line sent during the move arrives; relay-1 exits on its own once its calls have left, long
- *   before its 60 s drain timeout;
+ *   before its 60 s drain timeout; the fleet page shows relay-1 out and relay-2 ready;
  * - killed (SIGKILL, no warning): the pages notice the dead path, fetch fresh servers (the fleet no
  *   longer hands out relay-1) and restart ICE: the call is back on relay-2 within 20 s, and no chat
  *   line is lost.
@@ -22,6 +22,7 @@ interface FleetCallSummary extends ScriptSummary {
   relay2Alive?: boolean;
   peerConnectionLog?: Record<string, PeerConnectionEvent[]>;
   final?: Record<string, DemoPeer | null>;
+  fleetPage?: { rows: { relay: string; state: string; region: string }[]; status: string | null };
 }
 
 const SCRIPT = "fleet-call.ts";
@@ -64,6 +65,10 @@ describe.skipIf(unavailable !== null)("a fleet call outlives its relay (npm star
     }
     expect(summary.relay1ExitedAfterMs, details).not.toBeNull();
     expect(summary.relay1ExitedAfterMs!, details).toBeLessThan(DRAINED_EXIT_BOUND_MS);
+    // The operator's page, given the API key, shows relay-2 ready and relay-1 no longer handed out.
+    const rows = summary.fleetPage?.rows ?? [];
+    expect(rows.find((row) => row.relay === "relay-2"), details).toMatchObject({ state: "ready", region: "local" });
+    expect(["draining", "lost"], details).toContain(rows.find((row) => row.relay === "relay-1")?.state);
   }, PROCESS_TIMEOUT_MS + 5_000);
 
   it(`kill -9: the call recovers on relay-2 within ${KILL_MOVE_BOUND_MS / 1000} s`, async () => {

@@ -24,6 +24,7 @@ import { launchChromium } from "../chromium.js";
 import { sleep, startLocalWorker } from "../../node/processes.js";
 import { numberFlag, parseFlags, pollUntil, runScript } from "./harness.js";
 import {
+  collectPageErrors,
   demoSnapshot,
   joinDemoPage,
   peerConnectionLog,
@@ -201,4 +202,18 @@ runScript("fleet-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
   summary["peerConnectionLog"] = { a: await peerConnectionLog(a.page), b: await peerConnectionLog(b.page) };
   summary["final"] = { a: peerIn(await demoSnapshot(a.page), b.peerId) ?? null, b: peerIn(await demoSnapshot(b.page), a.peerId) ?? null };
   summary["relayOutput"] = relayOutputOf(local.output());
+
+  phase("the fleet page");
+  // The operator's view in the browser: the key typed into the form, then the table as it refreshes.
+  const fleetPage = await (await chrome.browser.newContext()).newPage();
+  collectPageErrors(fleetPage, pageErrors, "fleet");
+  await fleetPage.goto(`${workerUrl}/fleet`, { timeout: 15_000 });
+  await fleetPage.fill("#api-key", apiKey);
+  await fleetPage.click("button[type=submit]");
+  let rows: string[][] = [];
+  await pollUntil("the fleet page listing both relays", 10_000, 250, async () => {
+    rows = await fleetPage.$$eval("#relays tr", (trs) => trs.map((tr) => Array.from(tr.children, (cell) => cell.textContent ?? "")));
+    return rows.length === 2 ? true : undefined;
+  }, () => JSON.stringify(rows));
+  summary["fleetPage"] = { rows: rows.map((cells) => ({ relay: cells[0], state: cells[1], region: cells[2] })), status: await fleetPage.textContent("#status") };
 });

@@ -13,8 +13,8 @@
  *   is noticed within 20 s) or answering garbage;
  * - SIGTERM and SIGUSR1: a "draining" heartbeat at once, the relay exiting on its own once its
  *   last allocation is gone (well before --drain-timeout), the channel closed with 1000.
- * Every wait is bounded; every process is ended by PID. Ports: relay listeners 47150-47199, relay
- * ports 47200-47999, fleet servers and metrics 48000-48099 (this file's own).
+ * Every wait is bounded; every process is ended by PID. Ports: relay listeners 38200-38249, relay
+ * ports 38300-39099, fleet servers and metrics 48000-48099 (this file's own).
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
@@ -123,9 +123,9 @@ describe("register and heartbeats", () => {
     const fleet = await startFleet(48000, [KEY], { heartbeatIntervalMs: 1_000 });
     const cert = testCertificate();
     certificates.push(cert);
-    const relay = startRelay(47150, [47200, 47249], fleet.url, [
+    const relay = startRelay(38200, [38300, 38349], fleet.url, [
       ...cert.flags,
-      "--tls-listening-port=47151",
+      "--tls-listening-port=38201",
       "--fleet-relay-id=content-relay",
       "--fleet-region=eu-test",
       "--fleet-location=50.11,8.68",
@@ -136,7 +136,7 @@ describe("register and heartbeats", () => {
     expect((listening as unknown as { fleet: unknown }).fleet).toEqual({
       url: fleet.url,
       relayId: "content-relay",
-      urls: ["turn:127.0.0.1:47150?transport=udp", "turn:127.0.0.1:47150?transport=tcp", "turns:127.0.0.1:47151?transport=tcp"],
+      urls: ["turn:127.0.0.1:38200?transport=udp", "turn:127.0.0.1:38200?transport=tcp", "turns:127.0.0.1:38201?transport=tcp"],
     });
     await waitForEvent(relay, "fleet-registered", 10_000);
 
@@ -150,7 +150,7 @@ describe("register and heartbeats", () => {
         type: "register",
         relayId: "content-relay",
         version: VERSION,
-        urls: ["turn:127.0.0.1:47150?transport=udp", "turn:127.0.0.1:47150?transport=tcp", "turns:127.0.0.1:47151?transport=tcp"],
+        urls: ["turn:127.0.0.1:38200?transport=udp", "turn:127.0.0.1:38200?transport=tcp", "turns:127.0.0.1:38201?transport=tcp"],
         region: "eu-test",
         location: { lat: 50.11, lon: 8.68 },
         capacity: { allocations: 700, bps: 10_000_000 },
@@ -162,10 +162,10 @@ describe("register and heartbeats", () => {
     expect(fleet.heartbeats()[0]!.message).toMatchObject({ type: "heartbeat", state: "ready", allocations: 0, rooms: [], roomsOmitted: 0 });
 
     // Room members of two rooms, and a plain user, which no room counts.
-    const alpha1 = await allocateAs(47150, roomMemberUser("alpha", "peer-1"));
-    const alpha2 = await allocateAs(47150, roomMemberUser("alpha", "peer-2"));
-    await allocateAs(47150, roomMemberUser("beta", "peer-1"));
-    const plain = await allocateAs(47150, "carol");
+    const alpha1 = await allocateAs(38200, roomMemberUser("alpha", "peer-1"));
+    const alpha2 = await allocateAs(38200, roomMemberUser("alpha", "peer-2"));
+    await allocateAs(38200, roomMemberUser("beta", "peer-1"));
+    const plain = await allocateAs(38200, "carol");
     await expectWithin(relay, "a heartbeat with 4 allocations", () => fleet.lastHeartbeat()?.allocations === 4, 4_000);
     expect(fleet.lastHeartbeat()).toMatchObject({ rooms: [{ room: "alpha", allocations: 2 }, { room: "beta", allocations: 1 }], roomsOmitted: 0 });
 
@@ -195,7 +195,7 @@ describe("register and heartbeats", () => {
     expect(deleted.messageClass).toBe(StunClass.SuccessResponse);
     await expectWithin(relay, "a heartbeat with 3 allocations", () => fleet.lastHeartbeat()?.allocations === 3, 4_000);
     expect(fleet.lastHeartbeat()!.rooms).toEqual([{ room: "alpha", allocations: 1 }, { room: "beta", allocations: 1 }]);
-    expect(alpha1.relayedPort).toBeGreaterThanOrEqual(47200);
+    expect(alpha1.relayedPort).toBeGreaterThanOrEqual(38300);
 
     // Heartbeats come at the fleet's interval (1 s here), not faster.
     const times = fleet.heartbeats(connection).map((beat) => beat.at);
@@ -207,7 +207,7 @@ describe("register and heartbeats", () => {
 
   it(`lists at most ${FLEET_LIMITS.maxRooms} rooms, the fullest first, and counts the rest in roomsOmitted`, async () => {
     const fleet = await startFleet(48001, [KEY], { heartbeatIntervalMs: 1_000 });
-    const relay = startRelay(47152, [47300, 47899], fleet.url, ["--fleet-relay-id=cap-relay", "--unauthenticated-rate=0"]);
+    const relay = startRelay(38202, [38400, 38999], fleet.url, ["--fleet-relay-id=cap-relay", "--unauthenticated-rate=0"]);
     await waitForListening(relay);
     await waitForEvent(relay, "fleet-registered", 10_000);
     const users = [
@@ -217,7 +217,7 @@ describe("register and heartbeats", () => {
       roomMemberUser("big", "c"),
       "plain-user",
     ];
-    for (let i = 0; i < users.length; i += 50) await Promise.all(users.slice(i, i + 50).map((user) => allocateAs(47152, user)));
+    for (let i = 0; i < users.length; i += 50) await Promise.all(users.slice(i, i + 50).map((user) => allocateAs(38202, user)));
     await expectWithin(relay, `a heartbeat with ${users.length} allocations`, () => fleet.lastHeartbeat()?.allocations === users.length, 6_000);
     const beat = fleet.lastHeartbeat()!;
     expect(beat.rooms).toHaveLength(FLEET_LIMITS.maxRooms);
@@ -236,7 +236,7 @@ describe("reconnecting", () => {
     const keyFile = join(dir, "fleet-key");
     writeFileSync(keyFile, `${KEY}\n`, { mode: 0o600 });
     const fleet = await startFleet(48002, [KEY, NEW_KEY], { heartbeatIntervalMs: 1_000 });
-    const relay = startRelay(47153, [47250, 47299], fleet.url, ["--fleet-relay-id=reconnecting-relay", `--fleet-key-file=${keyFile}`, "--prometheus", "--prometheus-port=48050"], {});
+    const relay = startRelay(38203, [38350, 38399], fleet.url, ["--fleet-relay-id=reconnecting-relay", `--fleet-key-file=${keyFile}`, "--prometheus", "--prometheus-port=48050"], {});
     await waitForListening(relay);
     await waitForEvent(relay, "fleet-registered", 10_000);
     let samples = await metrics(48050);
@@ -263,8 +263,8 @@ describe("reconnecting", () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     samples = await metrics(48050);
     expect(sampleValue(samples, "relay_fleet_connected")).toBe(0);
-    const whileDown = await allocateAs(47153, roomMemberUser("down-room", "peer"));
-    expect(whileDown.relayedPort).toBeGreaterThanOrEqual(47250);
+    const whileDown = await allocateAs(38203, roomMemberUser("down-room", "peer"));
+    expect(whileDown.relayedPort).toBeGreaterThanOrEqual(38350);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     await fleet.listen();
     await expectWithin(relay, "a registration after the fleet came back", () => fleet.verified().length === 4 && fleet.registers().length === 4, 20_000);
@@ -298,14 +298,14 @@ describe("reconnecting", () => {
 
   it("waits at least 60 s after a bad token, says what to fix, and serves meanwhile", async () => {
     const fleet = await startFleet(48003, [WRONG_KEY]);
-    const relay = startRelay(47154, [47900, 47919], fleet.url, ["--fleet-relay-id=bad-key-relay"]);
+    const relay = startRelay(38204, [39000, 39019], fleet.url, ["--fleet-relay-id=bad-key-relay"]);
     await waitForListening(relay);
     const closed = await waitForEvent(relay, "fleet-closed", 10_000);
     expect(closed).toMatchObject({ level: "warn", code: FLEET_CLOSE_CODES.badToken, advice: expect.stringMatching(/FLEET_KEYS.*--fleet-key-file or RELAY_FLEET_KEY/) });
     const backoff = await waitForEvent(relay, "fleet-backoff", 2_000);
     expect(Number(backoff.delayMs)).toBeGreaterThanOrEqual(60_000);
-    const served = await allocateAs(47154, roomMemberUser("room", "peer"));
-    expect(served.relayedPort).toBeGreaterThanOrEqual(47900);
+    const served = await allocateAs(38204, roomMemberUser("room", "peer"));
+    expect(served.relayedPort).toBeGreaterThanOrEqual(39000);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     expect(fleet.connections).toHaveLength(1);
     expect(fleet.connections[0]!.closed?.code).toBe(FLEET_CLOSE_CODES.badToken);
@@ -332,12 +332,12 @@ describe("a fleet that is down, hanging or answering garbage", () => {
     const silent = await startFleet(48009, [KEY], { onVerified: (connection) => connection.ws.pause() });
 
     const cases = [
-      { name: "garbage", relay: startRelay(47155, [47920, 47934], garbage.url, ["--fleet-relay-id=garbage-relay"]) },
-      { name: "hanging", relay: startRelay(47156, [47935, 47949], "ws://127.0.0.1:48005/v1/fleet", ["--fleet-relay-id=hanging-relay"]) },
-      { name: "down", relay: startRelay(47157, [47950, 47964], "ws://127.0.0.1:48006/v1/fleet", ["--fleet-relay-id=down-relay"]) },
-      { name: "silent", relay: startRelay(47160, [47965, 47979], silent.url, ["--fleet-relay-id=silent-relay"]) },
+      { name: "garbage", relay: startRelay(38205, [39020, 39034], garbage.url, ["--fleet-relay-id=garbage-relay"]) },
+      { name: "hanging", relay: startRelay(38206, [39035, 39049], "ws://127.0.0.1:48005/v1/fleet", ["--fleet-relay-id=hanging-relay"]) },
+      { name: "down", relay: startRelay(38207, [39050, 39064], "ws://127.0.0.1:48006/v1/fleet", ["--fleet-relay-id=down-relay"]) },
+      { name: "silent", relay: startRelay(38210, [39065, 39079], silent.url, ["--fleet-relay-id=silent-relay"]) },
     ];
-    const portOfCase = (index: number) => [47155, 47156, 47157, 47160][index]!;
+    const portOfCase = (index: number) => [38205, 38206, 38207, 38210][index]!;
     for (const { relay } of cases) await waitForListening(relay);
     // Every relay serves at once, whatever its fleet does.
     for (const [index, { relay }] of cases.entries()) {
@@ -380,8 +380,8 @@ describe("a fleet that is down, hanging or answering garbage", () => {
 
 describe("drain", () => {
   const signals: [NodeJS.Signals, number, [number, number], number][] = [
-    ["SIGTERM", 47158, [47980, 47989], 48007],
-    ["SIGUSR1", 47159, [47990, 47999], 48008],
+    ["SIGTERM", 38208, [39080, 39089], 48007],
+    ["SIGUSR1", 38209, [39090, 39099], 48008],
   ];
   it.each(signals)(
     "%s: a draining heartbeat at once, exit on its own once the last allocation is gone, the channel closed with 1000",
