@@ -2,6 +2,7 @@
  * Per-allocation quotas: permissions (--max-permissions) and channels (--max-channels).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { TurnCredential } from "../../shared/turn/credentials.js";
 import type { RelayServer } from "../../relay/server/relay-server.js";
 import { encodeChannelNumber, encodeRequestedTransport, encodeXorAddress, type TransportAddress } from "../../relay/stun/attributes.js";
 import { newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
@@ -10,9 +11,13 @@ import { TurnTestClient, UdpPeer, errorCodeOf, mint, sendIndication, startRelay 
 
 const peer = (address: string, port = 5000): TransportAddress => ({ family: 4, address, port });
 
+/** One credential per user, as a real client keeps it: minted anew, a second later its username (expiry) would differ (441). */
+const credentials = new Map<string, Promise<TurnCredential>>();
+
 async function send(client: TurnTestClient, method: number, userId: string, attributes: (id: Buffer) => StunAttributeValue[]) {
   const id = newTransactionId();
-  const credential = await mint(userId);
+  if (!credentials.has(userId)) credentials.set(userId, mint(userId));
+  const credential = await credentials.get(userId)!;
   return (await client.exchange(await client.signedRequest(method, attributes(id), credential, id))).message;
 }
 
