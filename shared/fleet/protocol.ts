@@ -42,7 +42,7 @@ export const FLEET_LIMITS = {
    * credentials it covers expire (48 h at most), so this is far above what kicks and bans produce.
    */
   maxRevocations: 10_000,
-  /** Revocations in one `revoke` message (~500 bytes each at most, well under maxMessageBytes). */
+  /** Revocations in one `revoke` message (each at most ~300 bytes of JSON: 100 stay well under maxMessageBytes). */
   maxRevocationsPerMessage: 100,
 } as const;
 

@@ -133,6 +133,7 @@ export class FleetObject extends DurableObject<Env> {
    * register later. Refused, and logged, past FLEET_LIMITS.maxRevocations live revocations.
    */
   async revoke(request: RevokeRequest): Promise<RevokeResult> {
+    if (typeof request !== "object" || request === null) return { ok: false, code: "bad-revocation", message: "revoke takes {room, peerId?} or {username}, and until" };
     const parsed = parseRevocation({ room: request.room ?? null, peerId: request.peerId ?? null, username: request.username ?? null, until: request.until });
     if (typeof parsed === "string") return { ok: false, code: "bad-revocation", message: parsed };
     const now = Date.now();
