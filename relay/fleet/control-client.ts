@@ -7,6 +7,8 @@
  *              bounded (handshakeTimeoutMs)
  *   open       `register`, then a `heartbeat` at once and every interval (HEARTBEAT_INTERVAL_MS, or
  *              the fleet's `heartbeatIntervalMs`, kept within 1-5 s), and at once on a state change
+ *   revoke     every `revoke` from the fleet goes to `onRevoke` at once (the relay ends the matching
+ *              allocations); the fleet replays the live ones after each `register`
  *   liveness   a WebSocket ping every pingIntervalMs; no pong by the next one ends the connection,
  *              so a dead TCP path is noticed within two intervals (20 s)
  *   close      reconnect after a full-jitter exponential backoff (0.5 s doubling to 30 s; the count
@@ -28,6 +30,7 @@ import {
   type HeartbeatMessage,
   type RegisterMessage,
   type RelayState,
+  type Revocation,
 } from "../../shared/fleet/protocol.js";
 import { FLEET_TOKEN_TTL_SECONDS, mintFleetToken } from "../../shared/fleet/token.js";
 
@@ -118,6 +121,8 @@ export interface FleetClientOptions {
   signingKey: () => string;
   register: () => RegisterMessage;
   heartbeat: (state: RelayState) => HeartbeatMessage;
+  /** Revocations the fleet sent (checked by parseFleetMessage): the relay ends and refuses what they cover. */
+  onRevoke?: (revocations: readonly Revocation[]) => void;
   log: { info(line: FleetLogLine): void; warn(line: FleetLogLine): void };
   timing?: Partial<FleetClientTiming>;
   /** A number in [0, 1) for the backoff's jitter. */
@@ -295,6 +300,8 @@ export class FleetControlClient implements FleetCounters {
           this.attempt = 0;
           this.scheduleHeartbeats(heartbeatInterval(message.heartbeatIntervalMs, this.timing));
           this.options.log.info({ event: "fleet-registered", relayId: printable(message.relayId, 64), heartbeatIntervalMs: this.intervalMs });
+        } else if (message.type === "revoke") {
+          this.options.onRevoke?.(message.revocations);
         } else if (++errors <= this.timing.maxLoggedErrors) {
           this.options.log.warn({ event: "fleet-error", code: message.code, message: printable(message.message) });
         }

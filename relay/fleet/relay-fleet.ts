@@ -1,6 +1,7 @@
 /**
  * The fleet wired to a running relay: the register message from its settings and bound listeners,
- * heartbeats from its allocation table and counters, the control client that carries them. The
+ * heartbeats from its allocation table and counters, the control client that carries them, and the
+ * fleet's revocations handed to the server (which ends and refuses what they cover). The
  * relay's process (relay/main.ts) makes one after its listeners are bound, starts it, reports a
  * drain through it and stops it last.
  */
@@ -58,6 +59,13 @@ export function createRelayFleet(
     signingKey: () => keys[0]!,
     register: () => registerMessage(fleet, urls, { totalQuota: config.totalQuota, bpsCapacity: config.bpsCapacity }, version),
     heartbeat: (state) => sampler.build(state),
+    onRevoke: (revocations) => {
+      const outcome = server.revoke(revocations);
+      log.info({ event: "fleet-revoke", revocations: revocations.length, ...outcome, active: server.revocations.size });
+      if (outcome.full > 0) {
+        log.warn({ event: "fleet-revocations-full", dropped: outcome.full, advice: "the relay holds the most revocations it keeps; the fleet's own cap should have refused these: check the Worker's version" });
+      }
+    },
     log,
     ...(timing !== undefined && { timing }),
   });

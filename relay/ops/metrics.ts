@@ -276,6 +276,34 @@ export function createRelayMetrics(server: RelayServer, fleet: FleetCounters | n
     },
   });
   new Gauge({
+    name: `${METRIC_PREFIX}revocations_active`,
+    help: "Revocations from the fleet held now (a room, a room's peer, or a TURN username), each until the credentials it covers expire.",
+    registers,
+    collect() {
+      server.revocations.prune(Math.floor(Date.now() / 1000));
+      this.set(server.revocations.size);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}allocations_revoked_total`,
+    help: "Allocations ended because the fleet revoked their credential (a kick, a ban, a closed room, an API revoke), by the client's transport.",
+    labelNames: ["transport"],
+    registers,
+    collect() {
+      this.reset();
+      for (const transport of TRANSPORTS) this.inc({ transport }, stats.allocationsRevoked[transport]);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}revoked_requests_total`,
+    help: "TURN requests (Allocate, Refresh, CreatePermission, ChannelBind) answered 403 because their credential was revoked.",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(refusals("revoked"));
+    },
+  });
+  new Gauge({
     name: `${METRIC_PREFIX}fleet_connected`,
     help: "1 while the control channel to the Worker's fleet (--fleet-url) is open; the relay serves the same either way.",
     registers,

@@ -5,11 +5,13 @@
 import { readFileSync } from "node:fs";
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket as NetSocket } from "node:net";
 import { createSecureContext, createServer as createTlsServer, type Server as TlsServer } from "node:tls";
+import { FLEET_LIMITS, type Revocation } from "../../shared/fleet/protocol.js";
 import { TurnKeyring } from "../../shared/turn/credentials.js";
 import { Allocation, type AllocationOwner, type ClientLink } from "../allocation/allocation.js";
 import { AllocationTable } from "../allocation/allocation-table.js";
 import { PortPool } from "../allocation/port-pool.js";
 import { RESERVATION_LIFETIME_MS, ReservationTable, type ReservedPort } from "../allocation/reservations.js";
+import { RevocationList } from "../allocation/revocations.js";
 import { LongTermAuthenticator, type AuthSuccess } from "../auth/long-term.js";
 import { NonceIssuer, newNonceSecret } from "../auth/nonce.js";
 import { CoarseClock } from "../clock.js";
@@ -83,6 +85,21 @@ export interface ReloadableSettings {
   keyFile: string | null;
 }
 
+/** What `revoke()` did with a batch of revocations (the fleet logs it). */
+export interface RevokeOutcome {
+  /** Revocations now held (new, or a later `until` for a target held already). */
+  held: number;
+  /** Revocations whose `until` had passed: nothing to do. */
+  past: number;
+  /** Revocations not held: the list was full (FLEET_LIMITS.maxRevocations live ones). */
+  full: number;
+  /** Allocations ended because a revocation covers their credential. */
+  ended: number;
+}
+
+/** The answer to any TURN request made with a revoked credential. */
+const REVOKED_REASON = "Forbidden: this credential was revoked; the app must issue a new one";
+
 /** Connections a stream listener accepts at once; each costs a file descriptor. */
 export const MAX_STREAM_CONNECTIONS = 10_000;
 /** A TLS handshake must finish within this (Node's default is 120 s, long enough to hold a socket per silent client). */
@@ -140,6 +157,11 @@ export class RelayServer implements TurnContext {
   private readonly idleWaiters = new Set<() => void>();
   /** Counters for the metrics; plain integers, nothing per packet. */
   readonly stats = new RelayStats();
+  /**
+   * Credentials the fleet revoked, each until the credentials it covers expire: checked on every
+   * authenticated TURN request and once per allocation when a revocation arrives, never per packet.
+   */
+  readonly revocations: RevocationList;
   /** Answers to requests without a valid credential, per source IP: the relay is no amplifier. */
   private readonly unauthenticated: SourceRateLimiter;
   /** bps-capacity: all allocations together; null when unlimited. */
@@ -161,6 +183,7 @@ export class RelayServer implements TurnContext {
     this.reservations = new ReservationTable({ lifetimeMs: RESERVATION_LIFETIME_MS, perUser: config.userQuota });
     this.unauthenticated = new SourceRateLimiter({ ratePerSecond: config.unauthenticatedRate, burst: config.unauthenticatedBurst });
     this.bandwidth = config.bpsCapacity > 0 ? new ByteBucket(config.bpsCapacity) : null;
+    this.revocations = new RevocationList(FLEET_LIMITS.maxRevocations, config.maxCredentialTtl + config.credentialClockSkew);
     this.auth = new LongTermAuthenticator({
       keyring: new TurnKeyring(config.secrets),
       realm: config.realm,
@@ -309,6 +332,31 @@ export class RelayServer implements TurnContext {
    */
   drain(): void {
     this.draining = true;
+  }
+
+  /**
+   * Takes revocations from the fleet: each is held until its `until`, and every live allocation
+   * whose credential one covers ends at once (reason "revoked"): its relay port closes, data stops,
+   * and any later request with that credential, Allocate included, is answered 403. One walk of the
+   * allocation table per batch.
+   */
+  revoke(revocations: readonly Revocation[]): RevokeOutcome {
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    const outcome: RevokeOutcome = { held: 0, past: 0, full: 0, ended: 0 };
+    for (const revocation of revocations) {
+      const added = this.revocations.add(revocation, nowSeconds);
+      if (added === "past") outcome.past++;
+      else if (added === "full") outcome.full++;
+      else outcome.held++;
+    }
+    if (outcome.held === 0) return outcome;
+    for (const allocation of [...this.table.values()]) {
+      if (!this.revocations.covers(allocation.owner, nowSeconds)) continue;
+      this.stats.allocationsRevoked[allocation.client.transport]++;
+      this.closeAllocation(allocation, "revoked");
+      outcome.ended++;
+    }
+    return outcome;
   }
 
   /** Resolves true once no allocation is left, or false after `timeoutMs` with some still live. */
@@ -558,7 +606,9 @@ export class RelayServer implements TurnContext {
         this.transactions.forget(transactionKey);
         return answerUnauthenticated(() => failure(auth.code, auth.reason, auth.code === 400 ? [] : this.challengeAttributes(link.key, now)));
       }
-      response = respond(await this.dispatch(link, message, auth, now), auth);
+      // A revoked credential gets nothing more: no allocation, refresh, permission or channel.
+      const revoked = this.revocations.covers({ username: auth.username, userId: auth.userId, credentialExpiresAt: auth.expiresAt }, Math.floor(now / 1000));
+      response = respond(revoked ? refused("revoked", 403, REVOKED_REASON) : await this.dispatch(link, message, auth, now), auth);
     } catch (error) {
       this.transactions.forget(transactionKey);
       this.onEvent({ event: "request-failed", method: message.method, error: String(error) });
@@ -655,7 +705,10 @@ export class RelayServer implements TurnContext {
         ? failure(508, "Insufficient Capacity: the relay is stopping")
         : this.draining
           ? refused("draining", 508, "Insufficient Capacity: the relay is draining; use another relay")
-          : request.admit();
+          : // A revocation may have come while the port was bound: it walked the table without this one.
+            this.revocations.covers(owner, Math.floor(Date.now() / 1000))
+            ? refused("revoked", 403, REVOKED_REASON)
+            : request.admit();
     if (refusal !== null) {
       // Whatever this request bound or took goes back: a used token is spent, its port is not kept.
       this.releaseReserved(bound);
@@ -750,6 +803,7 @@ export class RelayServer implements TurnContext {
       else allocation.sweep(now);
     }
     this.transactions.prune(now);
+    this.revocations.prune(Math.floor(now / 1000));
     if (now - this.interfacesReadAt >= INTERFACE_REFRESH_MS) {
       this.interfacesReadAt = now;
       this.self.refresh();

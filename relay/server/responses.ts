@@ -10,9 +10,9 @@ import type { StunMessage } from "../stun/message.js";
 
 /**
  * Why a request was refused when the reason is one operators watch (a metric counts each):
- * a quota, the port range, the peer policy, or a drain in progress.
+ * a quota, the port range, the peer policy, a drain in progress, or a credential the fleet revoked.
  */
-export type RefusalKind = "user-quota" | "ip-quota" | "total-quota" | "no-relay-port" | "peer-denied" | "draining";
+export type RefusalKind = "user-quota" | "ip-quota" | "total-quota" | "no-relay-port" | "peer-denied" | "draining" | "revoked";
 
 /** What a method handler decides; the server turns it into bytes. */
 export type Answer =

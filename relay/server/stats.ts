@@ -76,6 +76,8 @@ export class RelayStats implements StreamCounters {
   readonly streamClosed = Object.fromEntries(STREAM_CLOSE_REASONS.map((reason) => [reason, 0])) as Record<StreamCloseReason, number>;
   /** Datagrams dropped at a UDP listener because their source port was 0 (no answer can reach it). */
   udpSourcePortZero = 0;
+  /** Allocations ended because the fleet revoked their credential, by the client's transport. */
+  readonly allocationsRevoked: Record<ClientTransport, number> = { udp: 0, tcp: 0, tls: 0 };
 
   /** Counts one answer: by method and result, and by refusal when it is one. */
   countAnswer(method: number, answer: Answer): void {

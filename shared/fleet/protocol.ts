@@ -5,14 +5,16 @@
  * A relay keeps one outbound WebSocket to `wss://<worker>/v1/fleet`, offering the subprotocol
  * `FLEET_SUBPROTOCOL` and presenting a fleet token (./token.ts) as `Authorization: Bearer <token>`.
  * It sends `register` once, then a `heartbeat` every `HEARTBEAT_INTERVAL_MS` (and at once when its
- * state changes). The fleet answers `registered`, and `error` for a message it refuses. Messages are
- * JSON text of at most `FLEET_LIMITS.maxMessageBytes`.
+ * state changes). The fleet answers `registered`, and `error` for a message it refuses; it sends
+ * `revoke` whenever credentials are revoked, and replays every live revocation right after a
+ * `register` (before `registered`). Messages are JSON text of at most `FLEET_LIMITS.maxMessageBytes`.
  *
  * The fleet only steers: a relay serves on its own whether or not the channel is up.
  */
 import { isPlainObject } from "../signaling/validate.js";
 import { isTurnUrl } from "../turn/ice-servers.js";
-import { isValidRoomName } from "../ids.js";
+import { ROOM_NAME_RULE, USER_ID_RULE, isValidRoomName, isValidUserId } from "../ids.js";
+import { checkTurnUsername } from "../turn/credentials.js";
 
 export const FLEET_PATH = "/v1/fleet";
 export const FLEET_SUBPROTOCOL = "relaykit-fleet.v1";
@@ -35,6 +37,13 @@ export const FLEET_LIMITS = {
   /** Messages a relay may send in a burst, and per second sustained (heartbeats come every 5 s). */
   messageBurst: 5,
   messagesPerSecond: 1,
+  /**
+   * Live revocations the fleet keeps, and a relay holds, at once. Each lives only until the
+   * credentials it covers expire (48 h at most), so this is far above what kicks and bans produce.
+   */
+  maxRevocations: 10_000,
+  /** Revocations in one `revoke` message (each at most ~300 bytes of JSON: 100 stay well under maxMessageBytes). */
+  maxRevocationsPerMessage: 100,
 } as const;
 
 /** Relay ids: what an operator names a relay (a host name, say). */
@@ -128,7 +137,30 @@ export interface FleetErrorMessage {
   message: string;
 }
 
-export type FleetMessage = RegisteredMessage | FleetErrorMessage;
+/**
+ * Credentials a relay must stop serving: it ends the allocations they made and refuses their
+ * requests until `until`. One of two targets:
+ *   - a room (`room`, `peerId` null): every room member's credential of that room
+ *     (`<expiry>:<room>/<peer-id>`, shared/turn/turn-user.ts);
+ *   - a peer of a room (`room` and `peerId`): that member's credentials;
+ *   - one exact TURN username (`username`; `room` and `peerId` null): whatever its user part.
+ * It covers the matching credentials that expire at or before `until` (unix seconds): every one
+ * issued before the revocation, none issued after it (a peer may rejoin once a kick is over).
+ */
+export interface Revocation {
+  room: string | null;
+  peerId: string | null;
+  username: string | null;
+  until: number;
+}
+
+export interface RevokeMessage {
+  type: "revoke";
+  /** 1 to `FLEET_LIMITS.maxRevocationsPerMessage`. */
+  revocations: Revocation[];
+}
+
+export type FleetMessage = RegisteredMessage | FleetErrorMessage | RevokeMessage;
 
 /**
  * Close codes of the control channel. A relay reconnects (with backoff) after any of them except
@@ -249,6 +281,45 @@ function parseHeartbeat(m: Record<string, unknown>): Parsed<RelayMessage> {
   };
 }
 
+/** The latest `until` any revocation may have, in unix seconds (a sanity bound: year 5138). */
+export const MAX_REVOCATION_UNTIL = 99_999_999_999;
+
+/**
+ * One revocation, checked field by field: a room (with or without a peer id) or one TURN username
+ * (`<expiry>:<user>`, its shape as checkTurnUsername reads it; its expiry is not judged here), and
+ * `until` in whole unix seconds. Either the revocation or what is wrong with it. Never throws.
+ */
+export function parseRevocation(value: unknown): Revocation | string {
+  if (!isPlainObject(value)) return "a revocation is {room, peerId, username, until}";
+  const room = value["room"] ?? null;
+  const peerId = value["peerId"] ?? null;
+  const username = value["username"] ?? null;
+  const until = value["until"];
+  if (!isCount(until, MAX_REVOCATION_UNTIL) || until === 0) return "revocation.until must be whole unix seconds";
+  if (username !== null) {
+    if (room !== null || peerId !== null) return "a revocation names a username alone, or a room (and a peer id), not both";
+    if (typeof username !== "string" || !checkTurnUsername(username, { acceptExpired: true, maxTtlSeconds: MAX_REVOCATION_UNTIL }).ok) {
+      return "revocation.username must be a TURN REST username: <unix-expiry>:<user-id> or <unix-expiry>:<room>/<peer-id>";
+    }
+    return { room: null, peerId: null, username, until };
+  }
+  if (typeof room !== "string" || !isValidRoomName(room)) return `revocation.room must be ${ROOM_NAME_RULE} (or give a username)`;
+  if (peerId !== null && (typeof peerId !== "string" || !isValidUserId(peerId))) return `revocation.peerId must be null or ${USER_ID_RULE}`;
+  return { room, peerId, username: null, until };
+}
+
+function parseRevoke(m: Record<string, unknown>): RevokeMessage | null {
+  const list = m["revocations"];
+  if (!Array.isArray(list) || list.length === 0 || list.length > FLEET_LIMITS.maxRevocationsPerMessage) return null;
+  const revocations: Revocation[] = [];
+  for (const entry of list) {
+    const revocation = parseRevocation(entry);
+    if (typeof revocation === "string") return null;
+    revocations.push(revocation);
+  }
+  return { type: "revoke", revocations };
+}
+
 /** The fleet's side: a relay's message, checked field by field. */
 export function parseRelayMessage(text: string): Parsed<RelayMessage> {
   const m = parseObject(text);
@@ -272,6 +343,8 @@ export function parseFleetMessage(text: string): FleetMessage | null {
       return typeof m["relayId"] === "string" && isCount(m["heartbeatIntervalMs"]) ? (m as unknown as RegisteredMessage) : null;
     case "error":
       return (FLEET_ERROR_CODES as readonly unknown[]).includes(m["code"]) && typeof m["message"] === "string" ? (m as unknown as FleetErrorMessage) : null;
+    case "revoke":
+      return parseRevoke(m);
     default:
       return null;
   }

@@ -41,7 +41,7 @@ export async function resetFleet(): Promise<void> {
         // already closed
       }
     }
-    for (const table of ["relays", "relay_rooms", "used_tokens", "refusals"]) state.storage.sql.exec(`DELETE FROM ${table}`);
+    for (const table of ["relays", "relay_rooms", "used_tokens", "refusals", "revocations"]) state.storage.sql.exec(`DELETE FROM ${table}`);
     instance.snapshotCalls = 0;
   });
   fleetSnapshots.clear();

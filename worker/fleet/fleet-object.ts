@@ -11,6 +11,9 @@
  * operator can act on, and is counted. Then: `register` (naming the token's relay id), answered
  * `registered`, then `heartbeat`s. A heartbeat that turns a relay `draining` tells every room of its
  * last report, so the rooms can hand their peers servers without it.
+ *
+ * Revocations (`revoke()`): kept in SQLite until the credentials they cover expire, pushed at once to
+ * every registered relay, and replayed to each relay right after its `register`, before `registered`.
  */
 import { DurableObject } from "cloudflare:workers";
 import {
@@ -19,12 +22,15 @@ import {
   FLEET_SUBPROTOCOL,
   HEARTBEAT_INTERVAL_MS,
   parseRelayMessage,
+  parseRevocation,
+  type Revocation,
   type FleetErrorCode,
   type FleetMessage,
   type HeartbeatMessage,
   type RegisterMessage,
 } from "../../shared/fleet/protocol.js";
 import { FLEET_CLOCK_SKEW_SECONDS, verifyFleetToken } from "../../shared/fleet/token.js";
+import { DEFAULT_CLOCK_SKEW_SECONDS, MAX_CREDENTIAL_TTL_SECONDS } from "../../shared/turn/credentials.js";
 import { utf8ByteLength } from "../../shared/signaling/validate.js";
 import { FLEET_DEFAULTS, readFleetConfig } from "../config.js";
 import type { Env } from "../env.js";
@@ -44,6 +50,23 @@ export const CONNECTIONS_PER_RELAY_SLOT = 2;
 const MAX_CLOSE_REASON_BYTES = 123;
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/**
+ * What to revoke (shared/fleet/protocol.ts `Revocation`): a room, a room's peer, or one TURN username,
+ * until the credentials it covers expire (unix seconds; at most MAX_CREDENTIAL_TTL_SECONDS plus clock
+ * skew from now, the longest any credential lives).
+ */
+export interface RevokeRequest {
+  room?: string | null;
+  peerId?: string | null;
+  username?: string | null;
+  until: number;
+}
+
+export type RevokeResult =
+  /** `stored` is false when `until` has passed already (nothing left to cover); `relays`: connected relays told now. */
+  | { ok: true; revocation: Revocation; stored: boolean; relays: number }
+  | { ok: false; code: "bad-revocation" | "revocations-full"; message: string };
 
 /** What the edge's per-isolate cache holds: only what selection needs. */
 export interface FleetSnapshot {
@@ -102,6 +125,48 @@ export class FleetObject extends DurableObject<Env> {
       relays: this.store.relays().map((record) => operatorRelay(record, this.store.roomsOf(record.id), now)),
       refusals: this.store.refusals(),
     };
+  }
+
+  /**
+   * Revokes credentials across the fleet: stored until `until`, sent at once to every registered
+   * relay (which ends the matching allocations and refuses their requests), replayed to relays that
+   * register later. Refused, and logged, past FLEET_LIMITS.maxRevocations live revocations.
+   */
+  async revoke(request: RevokeRequest): Promise<RevokeResult> {
+    if (typeof request !== "object" || request === null) return { ok: false, code: "bad-revocation", message: "revoke takes {room, peerId?} or {username}, and until" };
+    const parsed = parseRevocation({ room: request.room ?? null, peerId: request.peerId ?? null, username: request.username ?? null, until: request.until });
+    if (typeof parsed === "string") return { ok: false, code: "bad-revocation", message: parsed };
+    const now = Date.now();
+    const nowSeconds = Math.floor(now / 1000);
+    const latest = nowSeconds + MAX_CREDENTIAL_TTL_SECONDS + DEFAULT_CLOCK_SKEW_SECONDS;
+    if (parsed.until > latest) {
+      return { ok: false, code: "bad-revocation", message: `until is ${parsed.until - nowSeconds} s away; no credential lives longer than ${MAX_CREDENTIAL_TTL_SECONDS} s, so give its expiry (at most ${latest})` };
+    }
+    if (parsed.until < nowSeconds) return { ok: true, revocation: parsed, stored: false, relays: 0 };
+    if (!this.store.addRevocation(parsed, FLEET_LIMITS.maxRevocations)) {
+      this.store.forgetRevocationsBefore(nowSeconds);
+      if (!this.store.addRevocation(parsed, FLEET_LIMITS.maxRevocations)) {
+        const message = `the fleet holds ${FLEET_LIMITS.maxRevocations} live revocations already; this one was not stored or sent. Retry once some expire (each lasts until the credentials it covers expire), or issue shorter-lived credentials (TURN_TTL)`;
+        console.error(`fleet: revocation refused: ${message}`);
+        return { ok: false, code: "revocations-full", message };
+      }
+    }
+    let relays = 0;
+    for (const ws of this.ctx.getWebSockets()) {
+      if (readFleetConnection(ws)?.registered !== true) continue;
+      send(ws, { type: "revoke", revocations: [parsed] });
+      relays++;
+    }
+    await this.scheduleAlarm(now);
+    return { ok: true, revocation: parsed, stored: true, relays };
+  }
+
+  /** Every live revocation to one relay, FLEET_LIMITS.maxRevocationsPerMessage per message. */
+  private replayRevocations(ws: WebSocket, now: number): void {
+    const live = this.store.liveRevocations(Math.floor(now / 1000));
+    for (let i = 0; i < live.length; i += FLEET_LIMITS.maxRevocationsPerMessage) {
+      send(ws, { type: "revoke", revocations: live.slice(i, i + FLEET_LIMITS.maxRevocationsPerMessage) });
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -193,6 +258,8 @@ export class FleetObject extends DurableObject<Env> {
     this.store.register(message, conn.connId, now);
     conn.registered = true;
     writeFleetConnection(ws, conn);
+    // Before `registered`: a relay that counts as registered already holds every live revocation.
+    this.replayRevocations(ws, now);
     send(ws, { type: "registered", relayId: conn.relayId, heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS });
   }
 
@@ -263,6 +330,7 @@ export class FleetObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const now = Date.now();
     this.store.forgetTokensDueBy(now);
+    this.store.forgetRevocationsBefore(Math.floor(now / 1000));
     const forgotten = new Set(this.store.forgetSilentSince(now - FORGET_RELAY_AFTER_MS));
     for (const ws of this.ctx.getWebSockets()) {
       const conn = readFleetConnection(ws);
@@ -276,7 +344,7 @@ export class FleetObject extends DurableObject<Env> {
     await this.scheduleAlarm(now);
   }
 
-  /** The next moment something is due: a token id to forget, a silent relay to forget, a register deadline. */
+  /** The next moment something is due: a token id, a silent relay or a revocation to forget, a register deadline. */
   private async scheduleAlarm(now: number): Promise<void> {
     const heard = this.store.earliestHeard();
     const registerDeadlines = this.ctx
@@ -284,7 +352,14 @@ export class FleetObject extends DurableObject<Env> {
       .map(readFleetConnection)
       .filter((conn): conn is FleetConnection => conn !== null && !conn.registered)
       .map((conn) => conn.acceptedAt + REGISTER_WITHIN_MS);
-    const due = [this.store.earliestTokenExpiry(), heard === null ? null : heard + FORGET_RELAY_AFTER_MS, ...registerDeadlines].filter((t): t is number => t !== null);
+    const revocationEnd = this.store.earliestRevocationEnd();
+    const due = [
+      this.store.earliestTokenExpiry(),
+      heard === null ? null : heard + FORGET_RELAY_AFTER_MS,
+      // A revocation holds through its `until` second, and is forgotten once that second is over.
+      revocationEnd === null ? null : (revocationEnd + 1) * 1000,
+      ...registerDeadlines,
+    ].filter((t): t is number => t !== null);
     if (due.length === 0) return this.ctx.storage.deleteAlarm();
     const next = Math.max(Math.min(...due), now + 1);
     const current = await this.ctx.storage.getAlarm();

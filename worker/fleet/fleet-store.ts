@@ -6,10 +6,12 @@
  * - `relay_rooms`: the rooms of each relay's last heartbeat, replaced on every heartbeat.
  * - `used_tokens`: every fleet token's one-time id until its expiry (plus clock skew) has passed.
  * - `refusals`: connections refused, counted by reason, for the operator view.
+ * - `revocations`: credentials revoked (a room, a room's peer, or one TURN username), each until the
+ *   credentials it covers expire; at most FLEET_LIMITS.maxRevocations, pruned by the alarm.
  *
  * Every query is bound; nothing is built by string interpolation.
  */
-import type { GeoLocation, HeartbeatMessage, RegisterMessage, RelayState } from "../../shared/fleet/protocol.js";
+import type { GeoLocation, HeartbeatMessage, RegisterMessage, RelayState, Revocation } from "../../shared/fleet/protocol.js";
 import type { FleetRelay } from "./selection.js";
 
 /** A relay not heard from (no register, no heartbeat) for this long is forgotten. */
@@ -103,7 +105,20 @@ const SCHEMA = `
     reason TEXT PRIMARY KEY,
     count INTEGER NOT NULL
   );
+  CREATE TABLE IF NOT EXISTS revocations (
+    target TEXT PRIMARY KEY,
+    room TEXT,
+    peer_id TEXT,
+    username TEXT,
+    until INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS revocations_by_until ON revocations (until);
 `;
+
+/** One key per target, so revoking the same credentials twice keeps one row (the later `until`). */
+function revocationTarget(revocation: Revocation): string {
+  return JSON.stringify([revocation.room, revocation.peerId, revocation.username]);
+}
 
 function toRecord(row: RelayRow): RelayRecord {
   const location: GeoLocation | null = row.lat === null || row.lon === null ? null : { lat: row.lat, lon: row.lon };
@@ -254,5 +269,52 @@ export class FleetStore {
       counts[row.reason as RefusalReason] = row.count;
     }
     return counts;
+  }
+
+  // Revocations -------------------------------------------------------------------------------
+
+  /**
+   * Keeps a revocation until its `until` (unix seconds): a new row, or the later `until` of the same
+   * target. False when it is a new target and FLEET_LIMITS-many live ones are kept already.
+   */
+  addRevocation(revocation: Revocation, maxRevocations: number): boolean {
+    const target = revocationTarget(revocation);
+    const known = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM revocations WHERE target = ?", target).one().n > 0;
+    if (!known && this.revocationCount() >= maxRevocations) return false;
+    this.sql.exec(
+      `INSERT INTO revocations (target, room, peer_id, username, until) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (target) DO UPDATE SET until = max(until, excluded.until)`,
+      target,
+      revocation.room,
+      revocation.peerId,
+      revocation.username,
+      revocation.until,
+    );
+    return true;
+  }
+
+  /** Every revocation still in force at `nowSeconds`, soonest to end first. */
+  liveRevocations(nowSeconds: number): Revocation[] {
+    return this.sql
+      .exec<{ room: string | null; peer_id: string | null; username: string | null; until: number }>(
+        "SELECT room, peer_id, username, until FROM revocations WHERE until >= ? ORDER BY until, target",
+        nowSeconds,
+      )
+      .toArray()
+      .map((row) => ({ room: row.room, peerId: row.peer_id, username: row.username, until: row.until }));
+  }
+
+  revocationCount(): number {
+    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM revocations").one().n;
+  }
+
+  /** Forgets the revocations whose `until` lies before `nowSeconds`: the credentials they cover have expired. */
+  forgetRevocationsBefore(nowSeconds: number): void {
+    this.sql.exec("DELETE FROM revocations WHERE until < ?", nowSeconds);
+  }
+
+  /** The earliest `until` kept (unix seconds), or null. */
+  earliestRevocationEnd(): number | null {
+    return this.sql.exec<{ t: number | null }>("SELECT min(until) AS t FROM revocations").one().t;
   }
 }

@@ -3,17 +3,21 @@
  * `GET /v1/turn-credentials` (the TURN REST draft's shape). Both mint one short-lived credential
  * with the shared secret the relays know, for the relays worker/fleet/relay-choice.ts picks (or
  * TURN_URLS); nothing is stored.
+ *
+ * `POST /v1/turn-credentials/:username/revoke` (API key only, the shape Cloudflare's TURN service
+ * uses): the fleet revokes that username on every relay until it expires (worker/fleet/fleet-object.ts).
  */
 import { Hono, type Context } from "hono";
 import { cors } from "hono/cors";
 import { isValidRoomName, isValidUserId, ROOM_NAME_RULE, USER_ID_RULE } from "../../shared/ids.js";
-import { TurnCredentialError, type TurnCredential } from "../../shared/turn/credentials.js";
+import { DEFAULT_CLOCK_SKEW_SECONDS, TurnCredentialError, checkTurnUsername, nowSeconds, type TurnCredential } from "../../shared/turn/credentials.js";
 import { turnRestResponse } from "../../shared/turn/ice-servers.js";
 import { roomMemberUser } from "../../shared/turn/turn-user.js";
 import { identifyCaller, type Caller } from "../auth/caller.js";
 import { ISSUE_RATE_LIMIT_PERIOD_SECONDS, allowIssuance } from "../auth/issuance-limit.js";
 import { readAccessConfig, readFleetConfig, readRoomConfig, readTurnConfig } from "../config.js";
 import { NO_RELAY_RETRY_AFTER_SECONDS, callerLocation, chooseRelays, iceServersFor, turnUrisFor, type RelayChoice } from "../fleet/relay-choice.js";
+import { FLEET_OBJECT_NAME } from "../fleet/fleet-object.js";
 import type { Env } from "../env.js";
 import { httpError } from "../http-error.js";
 
@@ -115,4 +119,42 @@ credentials.get("/v1/turn-credentials", async (c) => {
   if (issued instanceof Response) return issued;
   c.header("Cache-Control", "no-store");
   return c.json(turnRestResponse(issued.credential, turnUrisFor(issued.choice)));
+});
+
+/** The rate-limit key prefix of revocations: their own budget in ISSUE_RATE_LIMITER, apart from issuance. */
+export const REVOKE_RATE_KEY_PREFIX = "revoke:";
+
+/** What a revocation answers: the username, and until when relays refuse it (unix seconds). */
+export interface RevokeResponse {
+  revoked: string;
+  until: number;
+}
+
+credentials.post("/v1/turn-credentials/:username/revoke", async (c) => {
+  // API keys only: a join token is a room member's, and open mode is anyone's.
+  const identified = await identifyCaller(c.req.raw, { ...readAccessConfig(c.env), open: false }, readRoomConfig(c.env).maxMetaBytes);
+  if (!identified.ok) return httpError(c, identified.status, identified.code, identified.message);
+  if (identified.caller.kind !== "api-key") return httpError(c, 403, "forbidden", "revoking a TURN credential needs an API key (Authorization: Bearer <API key>), not a join token");
+  if (readFleetConfig(c.env) === null) {
+    return httpError(c, 503, "fleet-not-configured", "this Worker has no FLEET_KEYS, so it cannot reach relays to revoke anything: run `wrangler secret put FLEET_KEYS` and register the relays (--fleet-url)");
+  }
+  if (!(await allowIssuance(c.env.ISSUE_RATE_LIMITER, `${REVOKE_RATE_KEY_PREFIX}${identified.caller.rateKey}`))) {
+    c.header("Retry-After", String(ISSUE_RATE_LIMIT_PERIOD_SECONDS));
+    return httpError(c, 429, "rate-limited", `too many revocations from this API key; retry after ${ISSUE_RATE_LIMIT_PERIOD_SECONDS} s`);
+  }
+
+  const username = c.req.param("username");
+  const checked = checkTurnUsername(username, { acceptExpired: true });
+  if (!checked.ok) {
+    return httpError(c, 400, "bad-request", `${checked.message}; URL-encode it in the path (':' as %3A, '/' as %2F)`);
+  }
+  // Relays accept a credential up to the clock skew past its expiry: revoked until then.
+  const until = checked.expiresAt + DEFAULT_CLOCK_SKEW_SECONDS;
+  c.header("Cache-Control", "no-store");
+  // Expired already: no relay takes it any more, so there is nothing to revoke.
+  if (until < nowSeconds()) return c.json({ revoked: username, until } satisfies RevokeResponse);
+
+  const result = await c.env.FLEET.get(c.env.FLEET.idFromName(FLEET_OBJECT_NAME)).revoke({ username, until });
+  if (!result.ok) return httpError(c, result.code === "revocations-full" ? 503 : 400, result.code, result.message);
+  return c.json({ revoked: username, until } satisfies RevokeResponse);
 });

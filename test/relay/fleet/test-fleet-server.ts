@@ -4,12 +4,24 @@
  * the fleet does. It accepts the upgrade only with the subprotocol, checks the bearer token with
  * `verifyFleetToken` against its keys, refuses a jti it has seen (4403), an expired token (4402) or
  * a bad one (4401) by closing with FLEET_CLOSE_CODES, parses every message with
- * `parseRelayMessage`, answers `register` with `registered`, and records all of it for the test.
+ * `parseRelayMessage`, answers `register` with `registered` (after replaying its revocations, as
+ * the fleet does), sends `revoke` when the test revokes, and records all of it for the test.
  * Every connection can be closed or dropped by the test; `stop()` ends them all and frees the port.
  */
 import type { IncomingMessage } from "node:http";
 import { WebSocketServer, type WebSocket } from "ws";
-import { FLEET_CLOSE_CODES, FLEET_PATH, FLEET_SUBPROTOCOL, parseRelayMessage, type HeartbeatMessage, type RegisterMessage, type RelayMessage } from "../../../shared/fleet/protocol.js";
+import {
+  FLEET_CLOSE_CODES,
+  FLEET_LIMITS,
+  FLEET_PATH,
+  FLEET_SUBPROTOCOL,
+  parseRelayMessage,
+  type HeartbeatMessage,
+  type RegisterMessage,
+  type RelayMessage,
+  type Revocation,
+  type RevokeMessage,
+} from "../../../shared/fleet/protocol.js";
 import { verifyFleetToken, type FleetTokenClaims } from "../../../shared/fleet/token.js";
 
 export interface FleetConnection {
@@ -23,6 +35,8 @@ export interface FleetConnection {
   /** Every message, parsed (the parse failures in `bad`). */
   readonly messages: { at: number; message: RelayMessage }[];
   readonly bad: string[];
+  /** True once it registered (and was answered). */
+  registered?: boolean;
   /** How the connection ended, once it did. */
   closed?: { code: number; reason: string; at: number };
 }
@@ -40,6 +54,8 @@ export class TestFleetServer {
   readonly connections: FleetConnection[] = [];
   /** Every jti seen, across restarts of this server object. */
   readonly seenNonces = new Set<string>();
+  /** Revocations replayed to every relay after its register (before registered); `revoke` adds to them. */
+  readonly revocations: Revocation[] = [];
   keys: string[];
   private server: WebSocketServer | null = null;
 
@@ -94,6 +110,10 @@ export class TestFleetServer {
       }
       connection.messages.push({ at: Date.now(), message: parsed.message });
       if (parsed.message.type === "register" && this.options.silent !== true) {
+        connection.registered = true;
+        for (let i = 0; i < this.revocations.length; i += FLEET_LIMITS.maxRevocationsPerMessage) {
+          ws.send(JSON.stringify({ type: "revoke", revocations: this.revocations.slice(i, i + FLEET_LIMITS.maxRevocationsPerMessage) } satisfies RevokeMessage));
+        }
         ws.send(JSON.stringify({ type: "registered", relayId: parsed.message.relayId, heartbeatIntervalMs: this.options.heartbeatIntervalMs ?? 5_000 }));
       }
     };
@@ -128,6 +148,18 @@ export class TestFleetServer {
     if (server === null) return;
     for (const client of server.clients) client.terminate();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Revokes: kept for later registrations, and sent at once to every registered, open connection; returns how many got it. */
+  revoke(revocations: Revocation[]): number {
+    this.revocations.push(...revocations);
+    let sent = 0;
+    for (const connection of this.connections) {
+      if (connection.registered !== true || connection.closed !== undefined || connection.ws.readyState !== connection.ws.OPEN) continue;
+      connection.ws.send(JSON.stringify({ type: "revoke", revocations } satisfies RevokeMessage));
+      sent++;
+    }
+    return sent;
   }
 
   /** The verified connections, in order. */
