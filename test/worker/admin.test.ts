@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { mintJoinToken } from "../../shared/signaling/join-token.js";
 import { CLOSE_CODES, type KickResult, type PeerMeta, type RoomClosedResult, type RoomView } from "../../shared/signaling/protocol.js";
+import { MAX_BANS_PER_ROOM } from "../../worker/config.js";
 import type { Env } from "../../worker/env.js";
 import { TestPeer, fetchWorker, freshRoom, resuming, type Joined } from "./peer.js";
 
@@ -284,6 +285,53 @@ describe("POST /v1/rooms/:room/peers/:peer/kick", () => {
     const longest = await call("POST", `/v1/rooms/${room}/peers/ann/kick`, vars, `Bearer ${key}`, '{"banSeconds":604800}');
     expect(longest.status).toBe(200);
     expect(Date.parse(((await longest.json()) as KickResult).bannedUntil!) - Date.now()).toBeGreaterThan(604_799_000);
+  });
+});
+
+describe("POST …/kick: bans and the revocation hook at their limits", () => {
+  it("refuses a ban past MAX_BANS_PER_ROOM bans in force (409), leaving the peer in; ended bans do not count", async () => {
+    const { vars, key } = admin();
+    const room = freshRoom("ban-cap");
+    const ann = await join(room, "ann", vars);
+    const stub = env.ROOMS.get(env.ROOMS.idFromName(room));
+    const now = Date.now();
+    await runInDurableObject(stub, (_instance, state) => {
+      for (let i = 0; i < MAX_BANS_PER_ROOM; i++) state.storage.sql.exec("INSERT INTO bans (peer_id, until) VALUES (?, ?)", `in-force-${i}`, now + 600_000);
+      state.storage.sql.exec("INSERT INTO bans (peer_id, until) VALUES ('ended', ?)", now - 1);
+    });
+    const refused = await call("POST", `/v1/rooms/${room}/peers/ann/kick`, vars, `Bearer ${key}`, '{"banSeconds":60}');
+    expect(refused.status).toBe(409);
+    expect(await errorOf(refused)).toMatchObject({ code: "too-many-bans", message: expect.stringContaining(`${MAX_BANS_PER_ROOM} bans`) });
+    await ann.peer.expectSilence(200);
+    expect(ann.peer.closedWith).toBeNull();
+
+    // One ends: the next ban fits.
+    await runInDurableObject(stub, (_instance, state) => void state.storage.sql.exec("UPDATE bans SET until = ? WHERE peer_id = 'in-force-0'", now - 1));
+    expect((await call("POST", `/v1/rooms/${room}/peers/ann/kick`, vars, `Bearer ${key}`, '{"banSeconds":60}')).status).toBe(200);
+    expect((await ann.peer.waitClosed()).code).toBe(CLOSE_CODES.kicked);
+  });
+
+  it("refuses a ban when the Worker has no JOIN_SECRET (peer ids are random, a ban would hold nobody)", async () => {
+    const { vars, key } = admin();
+    const room = freshRoom("ban-open");
+    const response = await call("POST", `/v1/rooms/${room}/peers/anyone/kick`, { ...vars, JOIN_SECRET: "", AUTH_MODE: "open" }, `Bearer ${key}`, '{"banSeconds":60}');
+    expect(response.status).toBe(400);
+    expect(await errorOf(response)).toMatchObject({ code: "bad-request", message: expect.stringContaining("JOIN_SECRET") });
+  });
+
+  it("kicks even when the revocation hook fails", async () => {
+    const { vars, key } = admin();
+    const room = freshRoom("hook-fails");
+    const ann = await join(room, "ann", vars);
+    const failures: unknown[] = [];
+    vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => {
+      if (String(args[0]).startsWith("revocation:")) throw new Error("the fleet is down");
+    });
+    vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => void failures.push(args[0]));
+    const response = await call("POST", `/v1/rooms/${room}/peers/ann/kick`, vars, `Bearer ${key}`);
+    expect(response.status).toBe(200);
+    expect((await ann.peer.waitClosed()).code).toBe(CLOSE_CODES.kicked);
+    expect(failures).toEqual([expect.stringContaining("the revocation hook failed")]);
   });
 });
 

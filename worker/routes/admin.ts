@@ -97,6 +97,9 @@ admin.post("/v1/rooms/:room/peers/:peer/kick", async (c) => {
   }
   const body = parseKickBody(text, MAX_BAN_SECONDS);
   if (!body.ok) return httpError(c, 400, "bad-request", body.message);
+  if (body.banSeconds > 0 && !c.env.JOIN_SECRET) {
+    return httpError(c, 400, "bad-request", "a ban names the join token's sub, and this Worker has no JOIN_SECRET: peer ids are random per join, so a ban would keep nobody out. Kick without banSeconds, or set JOIN_SECRET and join with tokens");
+  }
 
   const outcome = await roomStub(c, room).kick(room, peer, body.banSeconds);
   if (!outcome.ok) {
