@@ -279,6 +279,17 @@ describe("POST /v1/rooms/:room/peers/:peer/kick", () => {
     const large = await call("POST", `/v1/rooms/${room}/peers/ann/kick`, vars, `Bearer ${key}`, `{"banSeconds":1${" ".repeat(1024)}}`);
     expect(large.status).toBe(413);
     expect(await errorOf(large)).toMatchObject({ code: "too-large" });
+    // A body with no Content-Length (streamed) is read only up to the limit: an endless one is not drained.
+    let pulled = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled += 1;
+        controller.enqueue(new TextEncoder().encode(" ".repeat(256)));
+      },
+    });
+    const streamed = await fetchWorker(`http://relaykit.test/v1/rooms/${room}/peers/ann/kick`, { method: "POST", headers: { Authorization: `Bearer ${key}` }, body: endless }, vars);
+    expect(streamed.status).toBe(413);
+    expect(pulled).toBeLessThan(16);
     await ann.peer.expectSilence(200);
     expect(ann.peer.closedWith).toBeNull();
     // The longest ban is accepted.
