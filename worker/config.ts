@@ -252,3 +252,18 @@ export function readFleetConfig(env: Env): FleetConfig | null {
     locationHeader: header === "on",
   };
 }
+
+// -----------------------------------------------------------------------------------------------
+// Moderation (the admin API, worker/routes/admin.ts)
+
+/** The longest ban a kick may carry (`banSeconds`): 7 days. */
+export const MAX_BAN_SECONDS = 7 * 24 * 3600;
+/** Bans in force a room keeps at most; a further ban is refused (409) until some end. */
+export const MAX_BANS_PER_ROOM = 1000;
+/** The largest request body the admin API reads (the kick's `{"banSeconds": N}`); larger is 413. */
+export const MAX_ADMIN_BODY_BYTES = 1024;
+/**
+ * How long a kick, ban or room close waits for the revocation hook (worker/fleet/revocation-hook.ts)
+ * before answering anyway: a slow or failing fleet never fails the moderation itself.
+ */
+export const REVOCATION_HOOK_TIMEOUT_MS = 2_000;

@@ -111,7 +111,7 @@ export const RECOVERY_FETCH_TIMEOUT_MS = 5_000;
 export const FRESH_ICE_SERVERS_MS = 5_000;
 
 /** Close codes after which reconnecting is pointless or wrong. */
-const FINAL_CLOSE_CODES = new Set<number>([CLOSE_CODES.normal, CLOSE_CODES.policyViolation, CLOSE_CODES.tooLarge, CLOSE_CODES.replaced, CLOSE_CODES.roomFull, CLOSE_CODES.authNotConfigured]);
+const FINAL_CLOSE_CODES = new Set<number>([CLOSE_CODES.normal, CLOSE_CODES.policyViolation, CLOSE_CODES.tooLarge, CLOSE_CODES.replaced, CLOSE_CODES.roomFull, CLOSE_CODES.kicked, CLOSE_CODES.roomClosed, CLOSE_CODES.authNotConfigured]);
 
 const OPEN = 1;
 
@@ -122,6 +122,10 @@ function finalCloseMessage(code: number, why: string): string {
       return "another connection of this peer took over (the same token, or a resume elsewhere)";
     case CLOSE_CODES.roomFull:
       return "the room is full";
+    case CLOSE_CODES.kicked:
+      return `the room's operator removed this peer (or it is banned): ${why}`;
+    case CLOSE_CODES.roomClosed:
+      return "the room's operator closed the room";
     case CLOSE_CODES.authNotConfigured:
       return `the Worker refuses open rooms until its operator sets JOIN_SECRET (or AUTH_MODE=open): ${why}`;
     case CLOSE_CODES.normal:

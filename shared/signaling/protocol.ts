@@ -179,6 +179,18 @@ export const ERROR_CODES = [
    * with `CLOSE_CODES.authNotConfigured`; only its operator can fix this.
    */
   "auth-not-configured",
+  /**
+   * The room's operator removed this peer (`POST /v1/rooms/:room/peers/:peer/kick`). The connection is
+   * closed with `CLOSE_CODES.kicked`; its resume token no longer works. Do not reconnect.
+   */
+  "kicked",
+  /**
+   * The join was refused: this peer id (the join token's `sub`) is banned from the room until the time
+   * the message gives. The connection is closed with `CLOSE_CODES.kicked`.
+   */
+  "banned",
+  /** The room's operator closed the room (`DELETE /v1/rooms/:room`); the connection is closed with `CLOSE_CODES.roomClosed`. */
+  "room-closed",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -214,9 +226,14 @@ export const CLOSE_CODES = {
   /** The room is at capacity. */
   roomFull: 4003,
   /**
-   * The Worker refuses open rooms until its operator sets JOIN_SECRET (or AUTH_MODE=open). Do not
-   * reconnect. (4004 and 4005 are kept for moderation: kicked, room closed.)
+   * The room's operator removed this peer, or refused its join while a ban on its id lasts. Not
+   * resumable (the resume token is gone). Do not reconnect; the error frame before the close says
+   * which (`kicked` or `banned`, with the ban's end).
    */
+  kicked: 4004,
+  /** The room's operator closed the room: everyone is out and every resume token is gone. Do not reconnect. */
+  roomClosed: 4005,
+  /** The Worker refuses open rooms until its operator sets JOIN_SECRET (or AUTH_MODE=open). Do not reconnect. */
   authNotConfigured: 4010,
 } as const;
 
@@ -258,4 +275,42 @@ export const RESUME_TOKEN_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
 /** The JSON body of every HTTP error the Worker answers. */
 export interface HttpErrorBody {
   error: { code: string; message: string };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The admin API (API key): what an app backend reads and gets back when it moderates a room
+
+/** One peer as `GET /v1/rooms/:room` shows it. */
+export interface RoomViewPeer {
+  id: string;
+  meta: PeerMeta;
+  /** ISO 8601 time the peer joined (a resume keeps it); null for peers that joined before the room kept it. */
+  joinedAt: string | null;
+  /** True while the peer has an open connection; false while it is away within its resume grace period. */
+  connected: boolean;
+  /** ISO 8601 time the peer dropped, or null while connected. */
+  awaySince: string | null;
+}
+
+/** `GET /v1/rooms/:room` without Upgrade. A room nobody has joined is simply empty. */
+export interface RoomView {
+  room: string;
+  /** Everyone in the room, in join order, including peers away within their grace period. */
+  peers: RoomViewPeer[];
+  /** Bans in force (set by a kick with `banSeconds`), soonest to end first. */
+  bans: { peerId: string; until: string }[];
+}
+
+/** `POST /v1/rooms/:room/peers/:peer/kick`, answered 200. */
+export interface KickResult {
+  kicked: string;
+  /** ISO 8601 end of the ban, or null when the kick carried none. */
+  bannedUntil: string | null;
+}
+
+/** `DELETE /v1/rooms/:room`, answered 200. */
+export interface RoomClosedResult {
+  closed: string;
+  /** Peers that were in the room (connected or away). */
+  peers: number;
 }

@@ -21,6 +21,11 @@ export interface PeerRecord {
   connId: string | null;
   /** Milliseconds since the epoch when the peer dropped, or null while connected. */
   awaySince: number | null;
+  /**
+   * Milliseconds since the epoch when the peer joined (a resume keeps it); null only for peers that
+   * joined before the room kept join times (see `migrate`).
+   */
+  joinedAt: number | null;
 }
 
 type PeerRow = {
@@ -29,6 +34,7 @@ type PeerRow = {
   resume_token: string;
   conn_id: string | null;
   away_since: number | null;
+  joined_at: number | null;
 };
 
 const SCHEMA = `
@@ -37,7 +43,8 @@ const SCHEMA = `
     meta TEXT NOT NULL,
     resume_token TEXT NOT NULL UNIQUE,
     conn_id TEXT,
-    away_since INTEGER
+    away_since INTEGER,
+    joined_at INTEGER
   );
   CREATE TABLE IF NOT EXISTS pending_signals (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -55,7 +62,17 @@ function toRecord(row: PeerRow): PeerRecord {
     resumeToken: row.resume_token,
     connId: row.conn_id,
     awaySince: row.away_since,
+    joinedAt: row.joined_at,
   };
+}
+
+/**
+ * Rooms created before join times were kept have a `peers` table without `joined_at` (CREATE TABLE IF
+ * NOT EXISTS leaves it as it is): the column is added once, and their peers show no join time.
+ */
+function migrate(sql: SqlStorage): void {
+  const columns = sql.exec("SELECT * FROM peers LIMIT 0").columnNames;
+  if (!columns.includes("joined_at")) sql.exec("ALTER TABLE peers ADD COLUMN joined_at INTEGER");
 }
 
 export class Roster {
@@ -67,6 +84,7 @@ export class Roster {
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(SCHEMA);
+    migrate(sql);
   }
 
   private one(query: string, ...bindings: SqlStorageValue[]): PeerRecord | null {
@@ -98,14 +116,20 @@ export class Roster {
       .map((row) => ({ id: row.id, meta: JSON.parse(row.meta) as PeerMeta }));
   }
 
-  add(peer: { id: string; meta: PeerMeta; resumeToken: string; connId: string }): void {
+  /** Everyone with what the admin API shows, in join order. */
+  records(): PeerRecord[] {
+    return this.sql.exec<PeerRow>("SELECT * FROM peers ORDER BY rowid").toArray().map(toRecord);
+  }
+
+  add(peer: { id: string; meta: PeerMeta; resumeToken: string; connId: string; joinedAt: number }): void {
     this.rows.delete(peer.id);
     this.sql.exec(
-      "INSERT INTO peers (id, meta, resume_token, conn_id, away_since) VALUES (?, ?, ?, ?, NULL)",
+      "INSERT INTO peers (id, meta, resume_token, conn_id, away_since, joined_at) VALUES (?, ?, ?, ?, NULL, ?)",
       peer.id,
       JSON.stringify(peer.meta),
       peer.resumeToken,
       peer.connId,
+      peer.joinedAt,
     );
   }
 
@@ -142,6 +166,15 @@ export class Roster {
     this.rows.delete(peerId);
     this.sql.exec("DELETE FROM pending_signals WHERE peer_id = ?", peerId);
     this.sql.exec("DELETE FROM peers WHERE id = ?", peerId);
+  }
+
+  /** Forgets everyone and everything queued (the room was closed); returns how many peers there were. */
+  clear(): number {
+    const peers = this.count();
+    this.rows.clear();
+    this.sql.exec("DELETE FROM pending_signals");
+    this.sql.exec("DELETE FROM peers");
+    return peers;
   }
 
   /** Peers that dropped at or before `cutoff`: their grace period is over. */

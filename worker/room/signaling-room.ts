@@ -12,18 +12,24 @@ import {
   PING_FRAME,
   PONG_FRAME,
   type ErrorCode,
+  type RoomClosedResult,
+  type RoomView,
   type ServerFrame,
 } from "../../shared/signaling/protocol.js";
 import { MAX_USER_ID_LENGTH } from "../../shared/ids.js";
 import { parseClientFrame, utf8ByteLength, type FrameLimits } from "../../shared/signaling/validate.js";
 import { roomMemberUser } from "../../shared/turn/turn-user.js";
 import type { IceServersResponse } from "../../shared/turn/ice-servers.js";
-import { FLEET_DEFAULTS, readFleetConfig, readRoomConfig, readTurnConfig, type RoomConfig } from "../config.js";
+import { MAX_CREDENTIAL_TTL_SECONDS } from "../../shared/turn/credentials.js";
+import { FLEET_DEFAULTS, REVOCATION_HOOK_TIMEOUT_MS, readFleetConfig, readRoomConfig, readTurnConfig, type RoomConfig } from "../config.js";
+import { revokeRoomCredentials, type RoomRevocation } from "../fleet/revocation-hook.js";
 import { iceServersFor, withCredential } from "../fleet/relay-choice.js";
 import { pickRelays, type FleetRelay } from "../fleet/selection.js";
 import type { Env } from "../env.js";
 import { lastActivity, newConnection, readConnection, spendPatience, spendRate, writeConnection, type Connection } from "./connection.js";
 import { readJoinIntent, type JoinIntent } from "./join-intent.js";
+import { Bans } from "./bans.js";
+import { bannedMessage, kickedMessage, revocationUntil, roomView, type KickOutcome } from "./moderation.js";
 import { Roster, type PeerRecord } from "./roster.js";
 
 const OPEN = 1; // WebSocket.READY_STATE_OPEN
@@ -63,12 +69,14 @@ export class SignalingRoom extends DurableObject<Env> {
   private readonly config: RoomConfig;
   private readonly limits: FrameLimits;
   private readonly roster: Roster;
+  private readonly bans: Bans;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = readRoomConfig(env);
     this.limits = { maxMetaBytes: this.config.maxMetaBytes, maxPeerIdLength: MAX_USER_ID_LENGTH };
     this.roster = new Roster(ctx.storage.sql);
+    this.bans = new Bans(ctx.storage.sql);
     // Pings are answered by the runtime, so a quiet room can stay evicted while its peers keep alive.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
   }
@@ -88,6 +96,15 @@ export class SignalingRoom extends DurableObject<Env> {
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     const now = Date.now();
     const returning = this.findReturningPeer(intent);
+    const claimedId = returning?.id ?? intent.peerId;
+    const bannedUntil = claimedId === undefined ? null : this.bans.bannedUntil(claimedId, now);
+    if (bannedUntil !== null) {
+      // Refused like a full room: accepted only to say why (and until when), then closed.
+      server.accept();
+      sendError(server, "banned", bannedMessage(bannedUntil));
+      closeSocket(server, CLOSE_CODES.kicked, "banned");
+      return upgradeResponse(client, intent.subprotocol);
+    }
     if (returning === null && this.roster.count() >= this.config.capacity) {
       // Accepted only to say why, then closed: nobody in the room notices.
       server.accept();
@@ -107,7 +124,7 @@ export class SignalingRoom extends DurableObject<Env> {
       }
       this.roster.reconnect(peerId, connId, resumeToken);
     } else {
-      this.roster.add({ id: peerId, meta: intent.meta ?? {}, resumeToken, connId });
+      this.roster.add({ id: peerId, meta: intent.meta ?? {}, resumeToken, connId, joinedAt: now });
     }
 
     this.ctx.acceptWebSocket(server, [peerId]);
@@ -200,7 +217,92 @@ export class SignalingRoom extends DurableObject<Env> {
       this.roster.remove(peerId);
       this.sendToOthers(peerId, { type: "peer-left", peerId });
     }
+    this.bans.prune(now);
     await this.scheduleSweep(now);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Moderation, called by the admin API (worker/routes/admin.ts) after it has checked the API key
+
+  /** Who is in the room (connected or away), and the bans in force. */
+  async view(room: string): Promise<RoomView> {
+    const now = Date.now();
+    return roomView(room, this.roster.records(), this.bans.list(now));
+  }
+
+  /**
+   * Removes a peer, connected or away: its sockets get a `kicked` error and close with 4004, its
+   * resume token and queued signals are dropped, and the others see `peer-left` once (the roster row
+   * is gone, so the socket's close event finds nothing to mark away). With `banSeconds` > 0 the same
+   * peer id may not join again until the ban ends. Then the relays are told to revoke its credentials.
+   */
+  async kick(room: string, peerId: string, banSeconds: number): Promise<KickOutcome> {
+    const now = Date.now();
+    if (this.roster.get(peerId) === null) {
+      return { ok: false, code: "peer-not-found", message: `no peer ${JSON.stringify(peerId)} in room ${JSON.stringify(room)}; GET /v1/rooms/${room} lists who is here` };
+    }
+    const bannedUntil = banSeconds > 0 ? now + banSeconds * 1000 : null;
+    if (bannedUntil !== null) {
+      const banned = this.bans.ban(peerId, bannedUntil, now);
+      if (!banned.ok) {
+        return { ok: false, code: "too-many-bans", message: `room ${JSON.stringify(room)} already has ${banned.inForce} bans in force, the most it keeps; kick without banSeconds, or wait for bans to end` };
+      }
+    }
+    this.roster.remove(peerId);
+    const message = kickedMessage(bannedUntil);
+    for (const ws of this.ctx.getWebSockets(peerId)) {
+      sendError(ws, "kicked", message);
+      closeSocket(ws, CLOSE_CODES.kicked, "kicked");
+    }
+    this.sendToOthers(peerId, { type: "peer-left", peerId });
+    await this.scheduleSweep(now);
+    await this.revoke({ room, peerId, until: revocationUntil(now, this.longestCredentialTtl(), bannedUntil) });
+    return { ok: true, result: { kicked: peerId, bannedUntil: bannedUntil === null ? null : new Date(bannedUntil).toISOString() } };
+  }
+
+  /**
+   * Everyone out: every socket gets a `room-closed` error and closes with 4005; the roster, the queued
+   * signals and so every resume token are cleared. Bans stay. The room may be joined again afterwards.
+   */
+  async closeRoom(room: string): Promise<RoomClosedResult> {
+    const now = Date.now();
+    const peers = this.roster.clear();
+    for (const ws of this.ctx.getWebSockets()) {
+      sendError(ws, "room-closed", "the room's operator closed the room; do not reconnect");
+      closeSocket(ws, CLOSE_CODES.roomClosed, "room closed");
+    }
+    await this.scheduleSweep(now);
+    await this.revoke({ room, until: revocationUntil(now, this.longestCredentialTtl(), null) });
+    return { closed: room, peers };
+  }
+
+  /** The longest a credential of this Worker may live: what a revocation must outlast. */
+  private longestCredentialTtl(): number {
+    try {
+      return readTurnConfig(this.env)?.maxTtlSeconds ?? MAX_CREDENTIAL_TTL_SECONDS;
+    } catch {
+      return MAX_CREDENTIAL_TTL_SECONDS;
+    }
+  }
+
+  /** Hands a revocation to the fleet, waiting at most REVOCATION_HOOK_TIMEOUT_MS; a failure is logged, never thrown. */
+  private async revoke(revocation: RoomRevocation): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        console.warn(`room ${revocation.room}: the revocation hook took over ${REVOCATION_HOOK_TIMEOUT_MS} ms; the moderation stands, the revocation goes on in the background`);
+        resolve();
+      }, REVOCATION_HOOK_TIMEOUT_MS);
+    });
+    const hook = Promise.resolve()
+      .then(() => revokeRoomCredentials(this.env, revocation))
+      .catch((error: unknown) => console.error(`room ${revocation.room}: the revocation hook failed; the moderation stands`, error));
+    this.ctx.waitUntil(hook);
+    try {
+      await Promise.race([hook, timeout]);
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -334,6 +436,9 @@ export class SignalingRoom extends DurableObject<Env> {
     }
     const earliestAway = this.roster.earliestAway();
     if (earliestAway !== null) next = Math.min(next, earliestAway + this.config.resumeGraceMs);
+    // Ended bans are pruned by the sweep, so the table never holds more than the bans in force.
+    const earliestBanEnd = this.bans.earliestEnd();
+    if (earliestBanEnd !== null) next = Math.min(next, earliestBanEnd);
     if (next === Number.POSITIVE_INFINITY) return this.ctx.storage.deleteAlarm();
     return this.ctx.storage.setAlarm(Math.max(next, now + 1));
   }

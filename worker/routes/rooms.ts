@@ -57,7 +57,7 @@ rooms.get("/v1/rooms/:room", async (c) => {
     return httpError(c, 400, "bad-room", "room names are 1-64 characters of A-Z a-z 0-9 _ . -");
   }
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
-    return httpError(c, 426, "upgrade-required", "this endpoint is a WebSocket: connect with Upgrade: websocket");
+    return httpError(c, 426, "upgrade-required", "this endpoint is a WebSocket: connect with Upgrade: websocket (an app backend reads the room with Authorization: Bearer <API key>)");
   }
   const config = readRoomConfig(c.env);
 
