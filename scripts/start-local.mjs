@@ -55,8 +55,13 @@ const apiKey = randomBytes(24).toString("base64url");
 const relayPorts = Array.from({ length: relayCount }, (_, index) => Number(relayPort) + index);
 const turnUrls = [`turn:127.0.0.1:${relayPort}?transport=udp`, `turn:127.0.0.1:${relayPort}?transport=tcp`].join(",");
 const quiet = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true" };
-/** The Worker's default caller location, and each relay's a little further from it: relay-1 is nearest. */
+/**
+ * The Worker's default caller location, and each relay further east of it: relay-1 is nearest, both
+ * from there and from the made-up request.cf that local wrangler dev gives every request (Texas),
+ * which takes precedence over the default as a real one would.
+ */
 const HOME = { lat: 50, lon: 8 };
+const RELAY_SPACING_DEGREES = 20;
 /** Relay ports per relay of a fleet, so that relays on one host never compete for a port. */
 const RELAY_PORTS_EACH = 2000;
 const FIRST_RELAY_PORT = 50000;
@@ -98,7 +103,7 @@ for (const [index, listeningPort] of relayPorts.entries()) {
   const fleetFlags = fleet
     ? [
         `--fleet-url=ws://127.0.0.1:${port}/v1/fleet`, `--fleet-relay-id=${relayId}`, "--fleet-region=local",
-        `--fleet-location=${HOME.lat + index},${HOME.lon}`,
+        `--fleet-location=${HOME.lat},${HOME.lon + index * RELAY_SPACING_DEGREES}`,
         `--min-port=${FIRST_RELAY_PORT + index * RELAY_PORTS_EACH}`, `--max-port=${FIRST_RELAY_PORT + (index + 1) * RELAY_PORTS_EACH - 1}`,
         // A drained relay waits for its calls to move (it exits as soon as they have), at most this long.
         "--drain-timeout=60",
