@@ -39,7 +39,10 @@ export function bannedMessage(bannedUntil: number): string {
   return `this peer id is banned from the room until ${new Date(bannedUntil).toISOString()}; do not rejoin before then`;
 }
 
-/** Unix seconds until which a revocation must hold: the ban's end, or the latest expiry of a credential minted up to `now`. */
+/**
+ * The `until` of a revocation (worker/fleet/revocation-hook.ts): the latest expiry of a member's
+ * credential minted up to `now`, or the ban's end if later.
+ */
 export function revocationUntil(now: number, longestTtlSeconds: number, bannedUntil: number | null): number {
   const credentialsExpire = Math.ceil(now / 1000) + longestTtlSeconds;
   return bannedUntil === null ? credentialsExpire : Math.max(credentialsExpire, Math.ceil(bannedUntil / 1000));

@@ -256,7 +256,7 @@ export class SignalingRoom extends DurableObject<Env> {
     }
     this.sendToOthers(peerId, { type: "peer-left", peerId });
     await this.scheduleSweep(now);
-    await this.revoke({ room, peerId, until: revocationUntil(now, this.longestCredentialTtl(), bannedUntil) });
+    await this.revoke({ room, peerId, until: revocationUntil(now, this.memberCredentialTtl(), bannedUntil) });
     return { ok: true, result: { kicked: peerId, bannedUntil: bannedUntil === null ? null : new Date(bannedUntil).toISOString() } };
   }
 
@@ -272,14 +272,15 @@ export class SignalingRoom extends DurableObject<Env> {
       closeSocket(ws, CLOSE_CODES.roomClosed, "room closed");
     }
     await this.scheduleSweep(now);
-    await this.revoke({ room, until: revocationUntil(now, this.longestCredentialTtl(), null) });
+    await this.revoke({ room, until: revocationUntil(now, this.memberCredentialTtl(), null) });
     return { closed: room, peers };
   }
 
   /** The longest a credential of this Worker may live: what a revocation must outlast. */
-  private longestCredentialTtl(): number {
+  /** The longest a room member's own credentials live (TURN_TTL): what a revocation must cover. */
+  private memberCredentialTtl(): number {
     try {
-      return readTurnConfig(this.env)?.maxTtlSeconds ?? MAX_CREDENTIAL_TTL_SECONDS;
+      return readTurnConfig(this.env)?.ttlSeconds ?? MAX_CREDENTIAL_TTL_SECONDS;
     } catch {
       return MAX_CREDENTIAL_TTL_SECONDS;
     }
