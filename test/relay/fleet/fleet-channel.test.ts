@@ -14,9 +14,9 @@
  * - SIGTERM and SIGUSR1: a "draining" heartbeat at once, the relay exiting on its own once its
  *   last allocation is gone (well before --drain-timeout), the channel closed with 1000.
  * Every wait is bounded; every process is ended by PID. Ports: relay listeners 38200-38249, relay
- * ports 38300-39099, fleet servers and metrics 48000-48099 (this file's own).
+ * ports 38300-39099, metrics 48050 (this file's own); the fleet servers take any free port.
  */
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -42,6 +42,7 @@ import {
   waitUntil,
   type RelayProcess,
 } from "../ops/ops-helpers.js";
+import { freePort } from "../../node/processes.js";
 import { TestFleetServer } from "./test-fleet-server.js";
 
 const KEY = "relay-fleet-test-key-0123456789abcdef01";
@@ -120,7 +121,7 @@ async function metrics(port: number): Promise<ReturnType<typeof parsePrometheus>
 
 describe("register and heartbeats", () => {
   it("registers the derived URLs, region, location, capacity and version, and reports allocations, rooms and bps", async () => {
-    const fleet = await startFleet(48000, [KEY], { heartbeatIntervalMs: 1_000 });
+    const fleet = await startFleet(0, [KEY], { heartbeatIntervalMs: 1_000 });
     const cert = testCertificate();
     certificates.push(cert);
     const relay = startRelay(38200, [38300, 38349], fleet.url, [
@@ -206,7 +207,7 @@ describe("register and heartbeats", () => {
   }, 60_000);
 
   it(`lists at most ${FLEET_LIMITS.maxRooms} rooms, the fullest first, and counts the rest in roomsOmitted`, async () => {
-    const fleet = await startFleet(48001, [KEY], { heartbeatIntervalMs: 1_000 });
+    const fleet = await startFleet(0, [KEY], { heartbeatIntervalMs: 1_000 });
     const relay = startRelay(38202, [38400, 38999], fleet.url, ["--fleet-relay-id=cap-relay", "--unauthenticated-rate=0"]);
     await waitForListening(relay);
     await waitForEvent(relay, "fleet-registered", 10_000);
@@ -235,7 +236,7 @@ describe("reconnecting", () => {
     tempDirs.push(dir);
     const keyFile = join(dir, "fleet-key");
     writeFileSync(keyFile, `${KEY}\n`, { mode: 0o600 });
-    const fleet = await startFleet(48002, [KEY, NEW_KEY], { heartbeatIntervalMs: 1_000 });
+    const fleet = await startFleet(0, [KEY, NEW_KEY], { heartbeatIntervalMs: 1_000 });
     const relay = startRelay(38203, [38350, 38399], fleet.url, ["--fleet-relay-id=reconnecting-relay", `--fleet-key-file=${keyFile}`, "--prometheus", "--prometheus-port=48050"], {});
     await waitForListening(relay);
     await waitForEvent(relay, "fleet-registered", 10_000);
@@ -297,7 +298,7 @@ describe("reconnecting", () => {
   }, 60_000);
 
   it("waits at least 60 s after a bad token, says what to fix, and serves meanwhile", async () => {
-    const fleet = await startFleet(48003, [WRONG_KEY]);
+    const fleet = await startFleet(0, [WRONG_KEY]);
     const relay = startRelay(38204, [39000, 39019], fleet.url, ["--fleet-relay-id=bad-key-relay"]);
     await waitForListening(relay);
     const closed = await waitForEvent(relay, "fleet-closed", 10_000);
@@ -316,7 +317,7 @@ describe("reconnecting", () => {
 describe("a fleet that is down, hanging or answering garbage", () => {
   it("never gets in the way of serving, and each failure is logged and bounded", async () => {
     // Garbage: 25 messages the relay does not know, then more; it gives up on the connection (1008) and comes back.
-    const garbage = await startFleet(48004, [KEY], {
+    const garbage = await startFleet(0, [KEY], {
       onVerified: (connection) => {
         connection.ws.send(Buffer.from([0xde, 0xad]), { binary: true });
         for (let i = 0; i < 25; i++) connection.ws.send(i % 2 === 0 ? "not json" : JSON.stringify({ type: "surprise", n: i }));
@@ -326,15 +327,18 @@ describe("a fleet that is down, hanging or answering garbage", () => {
     const held: Socket[] = [];
     const hanging = createServer((socket) => held.push(socket));
     servers.push(hanging);
-    await new Promise<void>((resolve) => hanging.listen(48005, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => hanging.listen(0, "127.0.0.1", resolve));
+    const hangingPort = (hanging.address() as AddressInfo).port;
+    // Down: a port that was free a moment ago and that nothing listens on.
+    const downPort = await freePort();
 
     // Silent: the connection opens, then nothing more is read (a dead path): no pong comes back.
-    const silent = await startFleet(48009, [KEY], { onVerified: (connection) => connection.ws.pause() });
+    const silent = await startFleet(0, [KEY], { onVerified: (connection) => connection.ws.pause() });
 
     const cases = [
       { name: "garbage", relay: startRelay(38205, [39020, 39034], garbage.url, ["--fleet-relay-id=garbage-relay"]) },
-      { name: "hanging", relay: startRelay(38206, [39035, 39049], "ws://127.0.0.1:48005/v1/fleet", ["--fleet-relay-id=hanging-relay"]) },
-      { name: "down", relay: startRelay(38207, [39050, 39064], "ws://127.0.0.1:48006/v1/fleet", ["--fleet-relay-id=down-relay"]) },
+      { name: "hanging", relay: startRelay(38206, [39035, 39049], `ws://127.0.0.1:${hangingPort}/v1/fleet`, ["--fleet-relay-id=hanging-relay"]) },
+      { name: "down", relay: startRelay(38207, [39050, 39064], `ws://127.0.0.1:${downPort}/v1/fleet`, ["--fleet-relay-id=down-relay"]) },
       { name: "silent", relay: startRelay(38210, [39065, 39079], silent.url, ["--fleet-relay-id=silent-relay"]) },
     ];
     const portOfCase = (index: number) => [38205, 38206, 38207, 38210][index]!;
@@ -379,15 +383,15 @@ describe("a fleet that is down, hanging or answering garbage", () => {
 });
 
 describe("drain", () => {
-  const signals: [NodeJS.Signals, number, [number, number], number][] = [
-    ["SIGTERM", 38208, [39080, 39089], 48007],
-    ["SIGUSR1", 38209, [39090, 39099], 48008],
+  const signals: [NodeJS.Signals, number, [number, number]][] = [
+    ["SIGTERM", 38208, [39080, 39089]],
+    ["SIGUSR1", 38209, [39090, 39099]],
   ];
   it.each(signals)(
     "%s: a draining heartbeat at once, exit on its own once the last allocation is gone, the channel closed with 1000",
-    async (signal, port, relayPorts, fleetPort) => {
+    async (signal, port, relayPorts) => {
       // The fleet's own interval (5 s) stays: a heartbeat within 1 s of the signal is the drain's, not a periodic one.
-      const fleet = await startFleet(fleetPort, [KEY]);
+      const fleet = await startFleet(0, [KEY]);
       const relay = startRelay(port, relayPorts, fleet.url, ["--fleet-relay-id=draining-relay", "--drain-timeout=60"]);
       await waitForListening(relay);
       await waitForEvent(relay, "fleet-registered", 10_000);

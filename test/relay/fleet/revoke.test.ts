@@ -10,8 +10,8 @@
  * - revocations replayed at register are enforced, and end at `until`;
  * - metrics (relay_revocations_active, relay_allocations_revoked_total, relay_revoked_requests_total)
  *   and `allocation-end` lines with reason "revoked".
- * Ports (this file's own): relay listeners 39300-39349, relay ports 39400-39899, fleet servers and
- * metrics 48100-48149. Every wait is bounded; every process is ended by PID.
+ * Ports (this file's own): relay listeners 39300-39349, relay ports 39400-39899, and
+ * metrics 48140-48141; the fleet servers take any free port. Every wait is bounded; every process is ended by PID.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import type { Revocation } from "../../../shared/fleet/protocol.js";
@@ -121,7 +121,7 @@ function revokedEnds(relay: RelayProcess) {
 
 describe("a pushed revocation", () => {
   it("ends the matching allocations over UDP, TCP and TLS within 2 s, refuses their credentials, and leaves the others relaying", async () => {
-    const fleet = await startFleet(48100);
+    const fleet = await startFleet(0);
     const cert = testCertificate();
     certificates.push(cert);
     const relay = startRelay(39300, [39400, 39499], fleet.url, [...cert.flags, "--tls-listening-port=39301", "--fleet-relay-id=revoke-relay", "--prometheus", "--prometheus-port=48140"]);
@@ -188,7 +188,7 @@ describe("a pushed revocation", () => {
   }, 60_000);
 
   it("by username ends exactly that credential's allocations, by room every member's, and refuses them", async () => {
-    const fleet = await startFleet(48101);
+    const fleet = await startFleet(0);
     const relay = startRelay(39302, [39500, 39549], fleet.url, ["--fleet-relay-id=revoke-username"]);
     await waitForListening(relay);
     await waitForEvent(relay, "fleet-registered", 10_000);
@@ -224,7 +224,7 @@ describe("a pushed revocation", () => {
 
 describe("replayed revocations", () => {
   it("are enforced from the register on, and end at until", async () => {
-    const fleet = await startFleet(48102);
+    const fleet = await startFleet(0);
     const now = nowSeconds();
     // Expires in 2 s; the revocation holds until 4 s from now. The relay accepts a credential up to
     // its clock skew (30 s) past expiry, so after `until` the credential works again.

@@ -9,6 +9,7 @@
  * Every connection can be closed or dropped by the test; `stop()` ends them all and frees the port.
  */
 import type { IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
 import {
   FLEET_CLOSE_CODES,
@@ -60,13 +61,15 @@ export class TestFleetServer {
   private server: WebSocketServer | null = null;
 
   private constructor(
-    readonly port: number,
+    /** 0 until the first listen when started on port 0 (any free port); kept for restarts. */
+    public port: number,
     keys: string[],
     private readonly options: TestFleetOptions,
   ) {
     this.keys = keys;
   }
 
+  /** `port` 0: any free port (the system's choice, so no fixed port can be taken by another test's socket). */
   static async start(port: number, keys: string[], options: TestFleetOptions = {}): Promise<TestFleetServer> {
     const fleet = new TestFleetServer(port, keys, options);
     await fleet.listen();
@@ -77,7 +80,7 @@ export class TestFleetServer {
     return `ws://127.0.0.1:${this.port}${FLEET_PATH}`;
   }
 
-  /** Listens (again, after `stop()`) on the same port. */
+  /** Listens (again, after `stop()`) on the same port: the one it was given, or got the first time. */
   async listen(): Promise<void> {
     const server = new WebSocketServer({
       host: "127.0.0.1",
@@ -91,6 +94,7 @@ export class TestFleetServer {
       server.once("error", reject);
     });
     server.on("connection", (ws, request) => this.accept(ws, request));
+    this.port = (server.address() as AddressInfo).port;
     this.server = server;
   }
 
