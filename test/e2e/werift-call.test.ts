@@ -17,6 +17,7 @@ interface CallSummary {
   error?: string;
   callMs?: number;
   transport?: string;
+  room?: string;
   sender?: PeerSummary;
   echoer?: PeerSummary;
   relayEvents?: RelayLogLine[];
@@ -53,10 +54,11 @@ describe.skipIf(unavailable !== null)("werift ↔ werift through the local Worke
         // The ICE servers came from the welcome: STUN and TURN on the relay, with the transport asked for.
         expect(peer.iceServers).toEqual(expect.arrayContaining([expect.stringMatching(/^stun:127\.0\.0\.1:\d+$/), expect.stringMatching(new RegExp(`^turn:127\\.0\\.0\\.1:\\d+\\?transport=${transport}$`))]));
       }
-      // Both peers allocated on the relay over the transport asked for, as the users the Worker named.
+      // Both peers allocated on the relay over the transport asked for, as the room members the Worker
+      // named (`<room>/<peer-id>`, shared/turn/turn-user.ts).
       const starts = (summary.relayEvents ?? []).filter((event) => event.event === "allocation-start");
       expect(starts.map((event) => String(event["client"]).split(":")[0])).toEqual([transport, transport]);
-      expect(new Set(starts.map((event) => event["user"]))).toEqual(new Set([sender!.peerId, echoer!.peerId]));
+      expect(new Set(starts.map((event) => event["user"]))).toEqual(new Set([`${summary.room}/${sender!.peerId}`, `${summary.room}/${echoer!.peerId}`]));
     });
   }
 });

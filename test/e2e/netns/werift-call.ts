@@ -38,7 +38,7 @@ async function main(): Promise<Record<string, unknown>> {
       runWeriftPeer([...common, `--send=${MESSAGES}`, `--expect=${MESSAGES}`], PEER_TIMEOUT_MS),
       runWeriftPeer([...common, "--echo", `--expect=${MESSAGES}`], PEER_TIMEOUT_MS),
     ]);
-    return { ok: sender.summary.ok && echoer.summary.ok, callMs: Date.now() - started, transport, sender: sender.summary, echoer: echoer.summary, stderr: sender.stderr + echoer.stderr, relayEvents: stack.relayEvents() };
+    return { ok: sender.summary.ok && echoer.summary.ok, callMs: Date.now() - started, transport, room, sender: sender.summary, echoer: echoer.summary, stderr: sender.stderr + echoer.stderr, relayEvents: stack.relayEvents() };
   } finally {
     await stack.stop();
   }

@@ -308,7 +308,7 @@ describe("RoomClient", () => {
       expect(errors.some((error) => error.startsWith("ice-servers: the room's welcome carried no TURN credentials"))).toBe(true);
       // After the limit's period (10 s) the client asks /v1/ice-servers itself, with its token.
       const [update] = await fetched;
-      expect(update.iceServers.find((server) => server.username !== undefined)?.username).toMatch(/^\d+:eve$/);
+      expect(update.iceServers.find((server) => server.username !== undefined)?.username).toMatch(new RegExp(`^\\d+:${room}/eve$`));
       expect(eve.iceServers).toBe(update.iceServers);
       expect(eve.state).toBe("open");
     } finally {
