@@ -3,7 +3,7 @@
  * allocation that keeps relaying (a call that has not moved) stays up, and one that relays almost
  * nothing for DRAIN_QUIET_MS (its call moved to another relay: browsers keep the old allocation
  * refreshed for a while after an ICE restart) is ended, so `whenIdle` resolves as soon as the last
- * call has gone rather than at --drain-timeout. Relay ports 46200-46219 are this suite's own.
+ * call has gone rather than at --drain-timeout. Relay ports 28200-28219 (below the system's ephemeral range) are this suite's own.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { DRAIN_QUIET_MS, DRAIN_QUIET_PACKETS, type RelayEvent, type RelayServer } from "../../relay/server/relay-server.js";
@@ -22,7 +22,7 @@ afterEach(async () => {
 describe("draining", () => {
   it("ends the allocations that carry no call, keeps the one that does until it stops, and is idle at once after", async () => {
     const ended: RelayEvent[] = [];
-    const { relay, port } = await startRelay(["--min-port=46200", "--max-port=46209", "--allow-loopback-peers"], (event) => {
+    const { relay, port } = await startRelay(["--min-port=28200", "--max-port=28209", "--allow-loopback-peers"], (event) => {
       if (event.event === "allocation-end") ended.push(event);
     });
     relays.push(relay);
@@ -61,7 +61,7 @@ describe("draining", () => {
   }, 40_000);
 
   it("leaves quiet allocations alone while not draining", async () => {
-    const { relay, port } = await startRelay(["--min-port=46210", "--max-port=46219"]);
+    const { relay, port } = await startRelay(["--min-port=28210", "--max-port=28219"]);
     relays.push(relay);
     const client = await TurnTestClient.open(port);
     closers.push(client);

@@ -13,8 +13,8 @@
  *   is noticed within 20 s) or answering garbage;
  * - SIGTERM and SIGUSR1: a "draining" heartbeat at once, the relay exiting on its own once its
  *   last allocation is gone (well before --drain-timeout), the channel closed with 1000.
- * Every wait is bounded; every process is ended by PID. Ports: relay listeners 38200-38249, relay
- * ports 38300-39099, metrics 48050 (this file's own); the fleet servers take any free port.
+ * Every wait is bounded; every process is ended by PID. Ports: relay listeners 31200-31249, relay
+ * ports 30300-31099, metrics 31550 (this file's own, below the system's ephemeral range); the fleet servers take any free port.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
@@ -25,17 +25,15 @@ import { FLEET_CLOSE_CODES, FLEET_LIMITS, FLEET_SUBPROTOCOL } from "../../../sha
 import { roomMemberUser } from "../../../shared/turn/turn-user.js";
 import type { TurnCredential } from "../../../shared/turn/credentials.js";
 import { StunClass } from "../../../relay/stun/constants.js";
-import { REALM, SECRET, TurnTestClient, UdpPeer, errorCodeOf, mint, sendIndication, testCertificate } from "../turn-client.js";
+import { TurnTestClient, UdpPeer, errorCodeOf, mint, sendIndication, testCertificate } from "../turn-client.js";
 import {
   allocate,
   allocateOk,
-  cleanEnv,
   createPermission,
   deleteAllocation,
   httpGet,
   parsePrometheus,
   sampleValue,
-  spawnRelay,
   stopAllProcesses,
   waitForEvent,
   waitForListening,
@@ -43,7 +41,7 @@ import {
   type RelayProcess,
 } from "../ops/ops-helpers.js";
 import { freePort } from "../../node/processes.js";
-import { TestFleetServer } from "./test-fleet-server.js";
+import { TestFleetServer, startFleetRelay } from "./test-fleet-server.js";
 
 const KEY = "relay-fleet-test-key-0123456789abcdef01";
 const NEW_KEY = "relay-fleet-test-key-rotated-9876543210ab";
@@ -74,19 +72,7 @@ async function startFleet(port: number, keys: string[], options: Parameters<type
 }
 
 function startRelay(listeningPort: number, relayPorts: [number, number], fleetUrl: string, extra: string[] = [], env: Record<string, string> = { RELAY_FLEET_KEY: KEY }): RelayProcess {
-  return spawnRelay(
-    [
-      "--listening-ip=127.0.0.1",
-      `--listening-port=${listeningPort}`,
-      `--min-port=${relayPorts[0]}`,
-      `--max-port=${relayPorts[1]}`,
-      `--realm=${REALM}`,
-      "--allow-loopback-peers",
-      `--fleet-url=${fleetUrl}`,
-      ...extra,
-    ],
-    cleanEnv({ RELAY_STATIC_AUTH_SECRET: SECRET, ...env }),
-  );
+  return startFleetRelay(listeningPort, relayPorts, fleetUrl, env, extra);
 }
 
 async function openClient(port: number): Promise<TurnTestClient> {
@@ -124,9 +110,9 @@ describe("register and heartbeats", () => {
     const fleet = await startFleet(0, [KEY], { heartbeatIntervalMs: 1_000 });
     const cert = testCertificate();
     certificates.push(cert);
-    const relay = startRelay(38200, [38300, 38349], fleet.url, [
+    const relay = startRelay(31200, [30300, 30349], fleet.url, [
       ...cert.flags,
-      "--tls-listening-port=38201",
+      "--tls-listening-port=31201",
       "--fleet-relay-id=content-relay",
       "--fleet-region=eu-test",
       "--fleet-location=50.11,8.68",
@@ -137,7 +123,7 @@ describe("register and heartbeats", () => {
     expect((listening as unknown as { fleet: unknown }).fleet).toEqual({
       url: fleet.url,
       relayId: "content-relay",
-      urls: ["turn:127.0.0.1:38200?transport=udp", "turn:127.0.0.1:38200?transport=tcp", "turns:127.0.0.1:38201?transport=tcp"],
+      urls: ["turn:127.0.0.1:31200?transport=udp", "turn:127.0.0.1:31200?transport=tcp", "turns:127.0.0.1:31201?transport=tcp"],
     });
     await waitForEvent(relay, "fleet-registered", 10_000);
 
@@ -151,7 +137,7 @@ describe("register and heartbeats", () => {
         type: "register",
         relayId: "content-relay",
         version: VERSION,
-        urls: ["turn:127.0.0.1:38200?transport=udp", "turn:127.0.0.1:38200?transport=tcp", "turns:127.0.0.1:38201?transport=tcp"],
+        urls: ["turn:127.0.0.1:31200?transport=udp", "turn:127.0.0.1:31200?transport=tcp", "turns:127.0.0.1:31201?transport=tcp"],
         region: "eu-test",
         location: { lat: 50.11, lon: 8.68 },
         capacity: { allocations: 700, bps: 10_000_000 },
@@ -163,10 +149,10 @@ describe("register and heartbeats", () => {
     expect(fleet.heartbeats()[0]!.message).toMatchObject({ type: "heartbeat", state: "ready", allocations: 0, rooms: [], roomsOmitted: 0 });
 
     // Room members of two rooms, and a plain user, which no room counts.
-    const alpha1 = await allocateAs(38200, roomMemberUser("alpha", "peer-1"));
-    const alpha2 = await allocateAs(38200, roomMemberUser("alpha", "peer-2"));
-    await allocateAs(38200, roomMemberUser("beta", "peer-1"));
-    const plain = await allocateAs(38200, "carol");
+    const alpha1 = await allocateAs(31200, roomMemberUser("alpha", "peer-1"));
+    const alpha2 = await allocateAs(31200, roomMemberUser("alpha", "peer-2"));
+    await allocateAs(31200, roomMemberUser("beta", "peer-1"));
+    const plain = await allocateAs(31200, "carol");
     await expectWithin(relay, "a heartbeat with 4 allocations", () => fleet.lastHeartbeat()?.allocations === 4, 4_000);
     expect(fleet.lastHeartbeat()).toMatchObject({ rooms: [{ room: "alpha", allocations: 2 }, { room: "beta", allocations: 1 }], roomsOmitted: 0 });
 
@@ -196,7 +182,7 @@ describe("register and heartbeats", () => {
     expect(deleted.messageClass).toBe(StunClass.SuccessResponse);
     await expectWithin(relay, "a heartbeat with 3 allocations", () => fleet.lastHeartbeat()?.allocations === 3, 4_000);
     expect(fleet.lastHeartbeat()!.rooms).toEqual([{ room: "alpha", allocations: 1 }, { room: "beta", allocations: 1 }]);
-    expect(alpha1.relayedPort).toBeGreaterThanOrEqual(38300);
+    expect(alpha1.relayedPort).toBeGreaterThanOrEqual(30300);
 
     // Heartbeats come at the fleet's interval (1 s here), not faster.
     const times = fleet.heartbeats(connection).map((beat) => beat.at);
@@ -208,7 +194,7 @@ describe("register and heartbeats", () => {
 
   it(`lists at most ${FLEET_LIMITS.maxRooms} rooms, the fullest first, and counts the rest in roomsOmitted`, async () => {
     const fleet = await startFleet(0, [KEY], { heartbeatIntervalMs: 1_000 });
-    const relay = startRelay(38202, [38400, 38999], fleet.url, ["--fleet-relay-id=cap-relay", "--unauthenticated-rate=0"]);
+    const relay = startRelay(31202, [30400, 30999], fleet.url, ["--fleet-relay-id=cap-relay", "--unauthenticated-rate=0"]);
     await waitForListening(relay);
     await waitForEvent(relay, "fleet-registered", 10_000);
     const users = [
@@ -218,7 +204,7 @@ describe("register and heartbeats", () => {
       roomMemberUser("big", "c"),
       "plain-user",
     ];
-    for (let i = 0; i < users.length; i += 50) await Promise.all(users.slice(i, i + 50).map((user) => allocateAs(38202, user)));
+    for (let i = 0; i < users.length; i += 50) await Promise.all(users.slice(i, i + 50).map((user) => allocateAs(31202, user)));
     await expectWithin(relay, `a heartbeat with ${users.length} allocations`, () => fleet.lastHeartbeat()?.allocations === users.length, 6_000);
     const beat = fleet.lastHeartbeat()!;
     expect(beat.rooms).toHaveLength(FLEET_LIMITS.maxRooms);
@@ -237,10 +223,10 @@ describe("reconnecting", () => {
     const keyFile = join(dir, "fleet-key");
     writeFileSync(keyFile, `${KEY}\n`, { mode: 0o600 });
     const fleet = await startFleet(0, [KEY, NEW_KEY], { heartbeatIntervalMs: 1_000 });
-    const relay = startRelay(38203, [38350, 38399], fleet.url, ["--fleet-relay-id=reconnecting-relay", `--fleet-key-file=${keyFile}`, "--prometheus", "--prometheus-port=48050"], {});
+    const relay = startRelay(31203, [30350, 30399], fleet.url, ["--fleet-relay-id=reconnecting-relay", `--fleet-key-file=${keyFile}`, "--prometheus", "--prometheus-port=31550"], {});
     await waitForListening(relay);
     await waitForEvent(relay, "fleet-registered", 10_000);
-    let samples = await metrics(48050);
+    let samples = await metrics(31550);
     expect(sampleValue(samples, "relay_fleet_connected")).toBe(1);
     expect(sampleValue(samples, "relay_fleet_connects_total")).toBe(1);
 
@@ -262,10 +248,10 @@ describe("reconnecting", () => {
     await fleet.stop();
     await waitForEvent(relay, "fleet-closed", 5_000, downFrom);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    samples = await metrics(48050);
+    samples = await metrics(31550);
     expect(sampleValue(samples, "relay_fleet_connected")).toBe(0);
-    const whileDown = await allocateAs(38203, roomMemberUser("down-room", "peer"));
-    expect(whileDown.relayedPort).toBeGreaterThanOrEqual(38350);
+    const whileDown = await allocateAs(31203, roomMemberUser("down-room", "peer"));
+    expect(whileDown.relayedPort).toBeGreaterThanOrEqual(30350);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     await fleet.listen();
     await expectWithin(relay, "a registration after the fleet came back", () => fleet.verified().length === 4 && fleet.registers().length === 4, 20_000);
@@ -285,7 +271,7 @@ describe("reconnecting", () => {
     expect(closes.map((line) => line.code)).toEqual(expect.arrayContaining([1012, 1011, 1006]));
     expect(closes.find((line) => line.code === 1012)).toMatchObject({ reason: "service restart", connected: true });
 
-    samples = await metrics(48050);
+    samples = await metrics(31550);
     expect(sampleValue(samples, "relay_fleet_connected")).toBe(1);
     expect(sampleValue(samples, "relay_fleet_connects_total")).toBe(4);
     expect(sampleValue(samples, "relay_fleet_closes_total", { code: "1012" })).toBe(1);
@@ -299,14 +285,14 @@ describe("reconnecting", () => {
 
   it("waits at least 60 s after a bad token, says what to fix, and serves meanwhile", async () => {
     const fleet = await startFleet(0, [WRONG_KEY]);
-    const relay = startRelay(38204, [39000, 39019], fleet.url, ["--fleet-relay-id=bad-key-relay"]);
+    const relay = startRelay(31204, [31000, 31019], fleet.url, ["--fleet-relay-id=bad-key-relay"]);
     await waitForListening(relay);
     const closed = await waitForEvent(relay, "fleet-closed", 10_000);
     expect(closed).toMatchObject({ level: "warn", code: FLEET_CLOSE_CODES.badToken, advice: expect.stringMatching(/FLEET_KEYS.*--fleet-key-file or RELAY_FLEET_KEY/) });
     const backoff = await waitForEvent(relay, "fleet-backoff", 2_000);
     expect(Number(backoff.delayMs)).toBeGreaterThanOrEqual(60_000);
-    const served = await allocateAs(38204, roomMemberUser("room", "peer"));
-    expect(served.relayedPort).toBeGreaterThanOrEqual(39000);
+    const served = await allocateAs(31204, roomMemberUser("room", "peer"));
+    expect(served.relayedPort).toBeGreaterThanOrEqual(31000);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     expect(fleet.connections).toHaveLength(1);
     expect(fleet.connections[0]!.closed?.code).toBe(FLEET_CLOSE_CODES.badToken);
@@ -336,12 +322,12 @@ describe("a fleet that is down, hanging or answering garbage", () => {
     const silent = await startFleet(0, [KEY], { onVerified: (connection) => connection.ws.pause() });
 
     const cases = [
-      { name: "garbage", relay: startRelay(38205, [39020, 39034], garbage.url, ["--fleet-relay-id=garbage-relay"]) },
-      { name: "hanging", relay: startRelay(38206, [39035, 39049], `ws://127.0.0.1:${hangingPort}/v1/fleet`, ["--fleet-relay-id=hanging-relay"]) },
-      { name: "down", relay: startRelay(38207, [39050, 39064], `ws://127.0.0.1:${downPort}/v1/fleet`, ["--fleet-relay-id=down-relay"]) },
-      { name: "silent", relay: startRelay(38210, [39065, 39079], silent.url, ["--fleet-relay-id=silent-relay"]) },
+      { name: "garbage", relay: startRelay(31205, [31020, 31034], garbage.url, ["--fleet-relay-id=garbage-relay"]) },
+      { name: "hanging", relay: startRelay(31206, [31035, 31049], `ws://127.0.0.1:${hangingPort}/v1/fleet`, ["--fleet-relay-id=hanging-relay"]) },
+      { name: "down", relay: startRelay(31207, [31050, 31064], `ws://127.0.0.1:${downPort}/v1/fleet`, ["--fleet-relay-id=down-relay"]) },
+      { name: "silent", relay: startRelay(31210, [31065, 31079], silent.url, ["--fleet-relay-id=silent-relay"]) },
     ];
-    const portOfCase = (index: number) => [38205, 38206, 38207, 38210][index]!;
+    const portOfCase = (index: number) => [31205, 31206, 31207, 31210][index]!;
     for (const { relay } of cases) await waitForListening(relay);
     // Every relay serves at once, whatever its fleet does.
     for (const [index, { relay }] of cases.entries()) {
@@ -384,8 +370,8 @@ describe("a fleet that is down, hanging or answering garbage", () => {
 
 describe("drain", () => {
   const signals: [NodeJS.Signals, number, [number, number]][] = [
-    ["SIGTERM", 38208, [39080, 39089]],
-    ["SIGUSR1", 38209, [39090, 39099]],
+    ["SIGTERM", 31208, [31080, 31089]],
+    ["SIGUSR1", 31209, [31090, 31099]],
   ];
   it.each(signals)(
     "%s: a draining heartbeat at once, exit on its own once the last allocation is gone, the channel closed with 1000",

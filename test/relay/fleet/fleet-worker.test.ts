@@ -8,7 +8,7 @@
  * - with the Worker down the relay keeps serving (an Allocate succeeds); when the Worker comes
  *   back on the same port, the relay reconnects by itself and is handed out again;
  * - SIGTERM with an allocation up: the fleet sees `draining` at once and stops handing the relay out.
- * Ports: the relay's listener 38250, relay ports 49900-49999, the Worker 48071. Every wait is
+ * Ports (below the system's ephemeral range): the relay's listener 31250, relay ports 31300-31399, the Worker 31501. Every wait is
  * bounded; every process is ended by its PID.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -23,8 +23,8 @@ import { quietWrangler, repoRoot, signalGroup, sleep } from "../../node/processe
 import { REALM, SECRET, TurnTestClient, mint } from "../turn-client.js";
 import { allocateOk, cleanEnv, spawnRelay, stopAllProcesses, waitForListening, waitUntil, type RelayProcess } from "../ops/ops-helpers.js";
 
-const WORKER_PORT = 48071;
-const RELAY_PORT = 38250;
+const WORKER_PORT = 31501;
+const RELAY_PORT = 31250;
 const FLEET_KEY = "fleet-worker-test-key-0123456789abcdefgh";
 const API_KEY = "fleet-worker-test-api-key";
 const WORKER = `http://127.0.0.1:${WORKER_PORT}`;
@@ -115,7 +115,7 @@ function turnUrlsOf(response: IceServersResponse): string[] {
 function startRelay(): RelayProcess {
   return spawnRelay(
     [
-      "--listening-ip=127.0.0.1", `--listening-port=${RELAY_PORT}`, "--min-port=39100", "--max-port=39199", `--realm=${REALM}`, "--allow-loopback-peers",
+      "--listening-ip=127.0.0.1", `--listening-port=${RELAY_PORT}`, "--min-port=31300", "--max-port=31399", `--realm=${REALM}`, "--allow-loopback-peers",
       `--fleet-url=ws://127.0.0.1:${WORKER_PORT}/v1/fleet`, `--fleet-relay-id=${RELAY_ID}`, "--fleet-region=test-lab", "--fleet-location=50.11,8.68",
       "--total-quota=100", "--drain-timeout=60",
     ],

@@ -10,8 +10,8 @@
  * - revocations replayed at register are enforced, and end at `until`;
  * - metrics (relay_revocations_active, relay_allocations_revoked_total, relay_revoked_requests_total)
  *   and `allocation-end` lines with reason "revoked".
- * Ports (this file's own): relay listeners 39300-39349, relay ports 39400-39899, and
- * metrics 48140-48141; the fleet servers take any free port. Every wait is bounded; every process is ended by PID.
+ * Ports (this file's own): relay listeners 29300-29349, relay ports 29400-29899, and
+ * metrics 31560-31561 (below the system's ephemeral range); the fleet servers take any free port. Every wait is bounded; every process is ended by PID.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import type { Revocation } from "../../../shared/fleet/protocol.js";
@@ -19,23 +19,21 @@ import type { TurnCredential } from "../../../shared/turn/credentials.js";
 import { roomMemberUser } from "../../../shared/turn/turn-user.js";
 import { encodeLifetime } from "../../../relay/stun/attributes.js";
 import { StunClass, StunMethod } from "../../../relay/stun/constants.js";
-import { REALM, SECRET, TurnTestClient, UdpPeer, errorCodeOf, mint, testCertificate, type ClientTransport } from "../turn-client.js";
+import { TurnTestClient, UdpPeer, errorCodeOf, mint, testCertificate, type ClientTransport } from "../turn-client.js";
 import {
   allocate,
   allocateOk,
-  cleanEnv,
   createPermission,
   httpGet,
   parsePrometheus,
   sampleValue,
-  spawnRelay,
   stopAllProcesses,
   waitForEvent,
   waitForListening,
   waitUntil,
   type RelayProcess,
 } from "../ops/ops-helpers.js";
-import { TestFleetServer } from "./test-fleet-server.js";
+import { TestFleetServer, startFleetRelay } from "./test-fleet-server.js";
 
 const KEY = "relay-revoke-test-key-0123456789abcdef0123";
 /** The bound the issue sets: matching allocations are gone within this of the revocation. */
@@ -61,19 +59,7 @@ async function startFleet(port: number): Promise<TestFleetServer> {
 }
 
 function startRelay(listeningPort: number, relayPorts: [number, number], fleetUrl: string, extra: string[] = []): RelayProcess {
-  return spawnRelay(
-    [
-      "--listening-ip=127.0.0.1",
-      `--listening-port=${listeningPort}`,
-      `--min-port=${relayPorts[0]}`,
-      `--max-port=${relayPorts[1]}`,
-      `--realm=${REALM}`,
-      "--allow-loopback-peers",
-      `--fleet-url=${fleetUrl}`,
-      ...extra,
-    ],
-    cleanEnv({ RELAY_STATIC_AUTH_SECRET: SECRET, RELAY_FLEET_KEY: KEY }),
-  );
+  return startFleetRelay(listeningPort, relayPorts, fleetUrl, { RELAY_FLEET_KEY: KEY }, extra);
 }
 
 interface Allocated {
@@ -124,10 +110,10 @@ describe("a pushed revocation", () => {
     const fleet = await startFleet(0);
     const cert = testCertificate();
     certificates.push(cert);
-    const relay = startRelay(39300, [39400, 39499], fleet.url, [...cert.flags, "--tls-listening-port=39301", "--fleet-relay-id=revoke-relay", "--prometheus", "--prometheus-port=48140"]);
+    const relay = startRelay(29300, [29400, 29499], fleet.url, [...cert.flags, "--tls-listening-port=29301", "--fleet-relay-id=revoke-relay", "--prometheus", "--prometheus-port=31560"]);
     await waitForListening(relay);
     await waitForEvent(relay, "fleet-registered", 10_000);
-    const ports = { udp: 39300, tls: 39301 };
+    const ports = { udp: 29300, tls: 29301 };
     const peer = await UdpPeer.open();
     sockets.push(peer);
 
@@ -177,7 +163,7 @@ describe("a pushed revocation", () => {
     const rejoined = await allocated("bob rejoined", "udp", ports, await mint(roomMemberUser("kick", "bob"), 900), peer);
     expect(await relays(rejoined, peer)).toBe(true);
 
-    const samples = await metrics(48140);
+    const samples = await metrics(31560);
     expect(sampleValue(samples, "relay_revocations_active")).toBe(1);
     expect(sampleValue(samples, "relay_allocations_revoked_total", { transport: "udp" })).toBe(1);
     expect(sampleValue(samples, "relay_allocations_revoked_total", { transport: "tcp" })).toBe(1);
@@ -189,10 +175,10 @@ describe("a pushed revocation", () => {
 
   it("by username ends exactly that credential's allocations, by room every member's, and refuses them", async () => {
     const fleet = await startFleet(0);
-    const relay = startRelay(39302, [39500, 39549], fleet.url, ["--fleet-relay-id=revoke-username"]);
+    const relay = startRelay(29302, [29500, 29549], fleet.url, ["--fleet-relay-id=revoke-username"]);
     await waitForListening(relay);
     await waitForEvent(relay, "fleet-registered", 10_000);
-    const ports = { udp: 39302, tls: 0 };
+    const ports = { udp: 29302, tls: 0 };
     const peer = await UdpPeer.open();
     sockets.push(peer);
 
@@ -235,22 +221,22 @@ describe("replayed revocations", () => {
       { room: "late", peerId: "erin", username: null, until: now + 600 },
     ];
     fleet.revocations.push(...revocations);
-    const relay = startRelay(39303, [39550, 39599], fleet.url, ["--fleet-relay-id=revoke-replay", "--prometheus", "--prometheus-port=48141"]);
+    const relay = startRelay(29303, [29550, 29599], fleet.url, ["--fleet-relay-id=revoke-replay", "--prometheus", "--prometheus-port=31561"]);
     await waitForListening(relay);
     await waitForEvent(relay, "fleet-registered", 10_000);
     // The replay came before registered, so it is held by now.
     expect(await waitForEvent(relay, "fleet-revoke", 1_000)).toMatchObject({ revocations: 2, held: 2, ended: 0, active: 2 });
 
-    expect(errorCodeOf(await allocate(await openClient("udp", { udp: 39303, tls: 0 }), short))).toBe(403);
-    expect(errorCodeOf(await allocate(await openClient("tcp", { udp: 39303, tls: 0 }), long))).toBe(403);
+    expect(errorCodeOf(await allocate(await openClient("udp", { udp: 29303, tls: 0 }), short))).toBe(403);
+    expect(errorCodeOf(await allocate(await openClient("tcp", { udp: 29303, tls: 0 }), long))).toBe(403);
 
     // Past until (now + 4 s, whole seconds): dave's revocation is gone, erin's holds.
     expect(await waitUntil(() => nowSeconds() > now + 4, 7_000)).toBe(true);
-    const daveBack = await openClient("udp", { udp: 39303, tls: 0 });
+    const daveBack = await openClient("udp", { udp: 29303, tls: 0 });
     const answer = await allocate(daveBack, short);
     expect(answer.messageClass, `Allocate after until: ${errorCodeOf(answer)}`).toBe(StunClass.SuccessResponse);
-    expect(errorCodeOf(await allocate(await openClient("udp", { udp: 39303, tls: 0 }), long))).toBe(403);
-    const samples = await metrics(48141);
+    expect(errorCodeOf(await allocate(await openClient("udp", { udp: 29303, tls: 0 }), long))).toBe(403);
+    const samples = await metrics(31561);
     expect(sampleValue(samples, "relay_revocations_active")).toBe(1);
     expect(fleet.badMessages()).toEqual([]);
   }, 60_000);
