@@ -21,6 +21,7 @@ import { longTermKey } from "../../relay/stun/integrity.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
 import { StreamFramer } from "../../relay/transport/stream-framer.js";
 import type { RelayUdpSocket } from "../../relay/transport/udp-socket.js";
+import { Wakeup } from "../wakeup.js";
 
 export const SECRET = "relay-protocol-test-secret";
 export const REALM = "relaykit.test";
@@ -143,7 +144,7 @@ const STREAM_PADDING = Buffer.alloc(3);
 
 export class TurnTestClient {
   private readonly inbox: Buffer[] = [];
-  private wake: (() => void) | null = null;
+  private readonly wakeup = new Wakeup();
   /** The socket closed (or the stream ended): `receive` stops waiting. */
   private ended = false;
   /** Bytes read from a TCP/TLS stream so far, ChannelData padding included; 0 over UDP. */
@@ -231,12 +232,12 @@ export class TurnTestClient {
 
   private deliver(data: Buffer): void {
     this.inbox.push(data);
-    this.wake?.();
+    this.wakeup.wake();
   }
 
   private end(): void {
     this.ended = true;
-    this.wake?.();
+    this.wakeup.wake();
   }
 
   /** Whether this client talks over a TCP or TLS connection (ChannelData is padded there). */
@@ -273,14 +274,7 @@ export class TurnTestClient {
     while (this.inbox.length === 0) {
       const left = deadline - Date.now();
       if (left <= 0 || this.ended) return null;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
+      await this.wakeup.sleep(left);
     }
     return this.inbox.shift()!;
   }

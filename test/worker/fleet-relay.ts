@@ -16,6 +16,7 @@ import { mintFleetToken, type MintFleetTokenOptions } from "../../shared/fleet/t
 import { FLEET_OBJECT_NAME, type FleetObject } from "../../worker/fleet/fleet-object.js";
 import { fleetSnapshots } from "../../worker/fleet/snapshot-cache.js";
 import { WAIT_MS, type Closed } from "./peer.js";
+import { Wakeup } from "../wakeup.js";
 
 export const FLEET_URL = `http://relaykit.test${FLEET_PATH}`;
 
@@ -57,17 +58,17 @@ export interface RelayConnectOptions {
 export class TestRelay {
   readonly messages: FleetMessage[] = [];
   private cursor = 0;
-  private wake: (() => void) | null = null;
+  private readonly wakeup = new Wakeup();
   closedWith: Closed | null = null;
 
   private constructor(readonly relayId: string, readonly ws: WebSocket, readonly response: Response) {
     ws.addEventListener("message", (event) => {
       this.messages.push(JSON.parse(event.data as string) as FleetMessage);
-      this.wake?.();
+      this.wakeup.wake();
     });
     ws.addEventListener("close", (event) => {
       this.closedWith = { code: event.code, reason: event.reason };
-      this.wake?.();
+      this.wakeup.wake();
     });
     ws.accept();
   }
@@ -105,14 +106,7 @@ export class TestRelay {
       if (this.closedWith !== null) throw new Error(`socket closed (${this.closedWith.code} ${this.closedWith.reason}) while waiting for a message`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no message within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
+      await this.wakeup.sleep(left);
     }
     return this.messages[this.cursor++]!;
   }
@@ -122,14 +116,7 @@ export class TestRelay {
     while (this.closedWith === null) {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`socket not closed within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 50));
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
+      await this.wakeup.sleep(Math.min(left, 50));
     }
     return this.closedWith;
   }

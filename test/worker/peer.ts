@@ -6,6 +6,7 @@ import { env, exports } from "cloudflare:workers";
 import { SIGNALING_SUBPROTOCOL, resumeSubprotocol, type ServerFrame, type WelcomeFrame } from "../../shared/signaling/protocol.js";
 import worker from "../../worker/index.js";
 import type { Env } from "../../worker/env.js";
+import { Wakeup } from "../wakeup.js";
 
 export const WAIT_MS = 3_000;
 
@@ -55,7 +56,7 @@ export class TestPeer {
   /** Every frame received, in order. */
   readonly frames: ServerFrame[] = [];
   private cursor = 0;
-  private wake: (() => void) | null = null;
+  private readonly wakeup = new Wakeup();
   closedWith: Closed | null = null;
   readonly closed: Promise<Closed>;
 
@@ -64,12 +65,12 @@ export class TestPeer {
     this.closed = new Promise((resolve) => (resolveClosed = resolve));
     ws.addEventListener("message", (event) => {
       this.frames.push(JSON.parse(event.data as string) as ServerFrame);
-      this.wake?.();
+      this.wakeup.wake();
     });
     ws.addEventListener("close", (event) => {
       this.closedWith = { code: event.code, reason: event.reason };
       resolveClosed(this.closedWith);
-      this.wake?.();
+      this.wakeup.wake();
     });
     ws.accept();
   }
@@ -100,14 +101,7 @@ export class TestPeer {
       if (this.closedWith !== null) throw new Error(`socket closed (${this.closedWith.code} ${this.closedWith.reason}) while waiting for ${type ?? "a frame"}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no ${type ?? "frame"} within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
+      await this.wakeup.sleep(left);
     }
     const frame = this.frames[this.cursor++]!;
     // Pongs are keep-alive noise unless a pong is what the test waits for.
