@@ -35,7 +35,14 @@ const copies = {
   "assets/style.css": join(root, "web/style.css"),
 };
 
+/**
+ * Writes `contents` to `path` unless the file already holds exactly them. Every running `wrangler dev`
+ * watches dist/web and reloads on any change, dropping requests in flight; a build that rewrites
+ * identical files (each `wrangler dev` that starts runs one) would reload every other one for nothing.
+ */
 async function writeAtomically(path, contents) {
+  const current = await readFile(path).catch(() => null);
+  if (current !== null && Buffer.compare(current, Buffer.from(contents)) === 0) return;
   await mkdir(dirname(path), { recursive: true });
   const temporary = `${path}.${process.pid}.tmp`;
   await writeFile(temporary, contents);

@@ -9,7 +9,7 @@
  *   the asset router in front: the routing the workerd suite (test/worker/pages.test.ts) cannot see.
  */
 import { build } from "esbuild";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -109,6 +109,14 @@ describe("scripts/build-web.mjs", () => {
     expect(readFileSync(join(outDir, "assets/room.js"), "utf8")).toContain("relaykitDemo");
     expect(readFileSync(join(outDir, "assets/ice-test.js"), "utf8")).toContain("relaykitIceTest");
   });
+
+  it("leaves files it would write unchanged alone, so a running wrangler dev (which watches them) does not reload", async () => {
+    const before = new Map(filesUnder(outDir).map((file) => [file, statSync(join(outDir, file)).mtimeMs]));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const result = await run(process.execPath, ["scripts/build-web.mjs", "--outdir", outDir, "--quiet"], BUILD_TIMEOUT_MS);
+    expect(result.code, result.stderr).toBe(0);
+    for (const [file, mtimeMs] of before) expect(statSync(join(outDir, file)).mtimeMs, file).toBe(mtimeMs);
+  }, BUILD_TIMEOUT_MS);
 
   it("removes what an older build left behind, and leaves no temporary files", async () => {
     writeFileSync(join(outDir, "assets/old-page.js"), "stale");
