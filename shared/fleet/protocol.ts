@@ -7,7 +7,9 @@
  * It sends `register` once, then a `heartbeat` every `HEARTBEAT_INTERVAL_MS` (and at once when its
  * state changes). The fleet answers `registered`, and `error` for a message it refuses; it sends
  * `revoke` whenever credentials are revoked, and replays every live revocation right after a
- * `register` (before `registered`). Messages are JSON text of at most `FLEET_LIMITS.maxMessageBytes`.
+ * `register` (before `registered`). A heartbeat may carry a usage report (`UsageReport`); the fleet
+ * answers `usage-ack` once every room of the report has stored it. Messages are JSON text of at most
+ * `FLEET_LIMITS.maxMessageBytes`.
  *
  * The fleet only steers: a relay serves on its own whether or not the channel is up.
  */
@@ -25,8 +27,11 @@ export const HEARTBEAT_INTERVAL_MS = 5_000;
 export const LIVE_WITHIN_MS = 15_000;
 
 export const FLEET_LIMITS = {
-  /** Largest message either way, in bytes of JSON text. */
-  maxMessageBytes: 64 * 1024,
+  /**
+   * Largest message either way, in bytes of JSON text: a heartbeat's full room list (~40 KB) plus a
+   * full usage report (~50 KB) fit.
+   */
+  maxMessageBytes: 128 * 1024,
   /** `turn:`/`turns:` URLs one relay may register, and the longest one. */
   maxUrls: 8,
   maxUrlLength: 256,
@@ -34,6 +39,8 @@ export const FLEET_LIMITS = {
   maxVersionLength: 64,
   /** Rooms listed in one heartbeat; the rest are counted in `roomsOmitted`. */
   maxRooms: 500,
+  /** Usage entries in one heartbeat's report; a relay with more changes sends the rest in the next ones. */
+  maxUsageEntries: 200,
   /** Messages a relay may send in a burst, and per second sustained (heartbeats come every 5 s). */
   messageBurst: 5,
   messagesPerSecond: 1,
@@ -91,6 +98,40 @@ export interface RoomLoad {
   allocations: number;
 }
 
+/**
+ * What a relay has relayed for one room member (room-scoped credentials only), counted from the
+ * relay process's start (`UsageReport.boot`) and never going down: the payload bytes its
+ * allocations relayed each way (as the relay's byte counters and metrics count them) and the
+ * allocations' lifetimes added up, the live ones up to now. Cumulative on purpose: a report that is
+ * lost, repeated or overtaken changes nothing once a later one arrives, so the stored figures are
+ * exact, never sampled.
+ */
+export interface UsageEntry {
+  room: string;
+  peerId: string;
+  /** Payload bytes from the peer's client relayed on toward its peers. */
+  bytesToPeers: number;
+  /** Payload bytes from peers relayed to the peer's client. */
+  bytesToClient: number;
+  /** Milliseconds of allocation lifetime (two allocations for one second count 2000). */
+  allocationMs: number;
+}
+
+export interface UsageReport {
+  /** The relay process's instance id, new at every start: the figures count from it. */
+  boot: string;
+  /** Increases with every report of this boot; `usage-ack` names the newest stored. */
+  seq: number;
+  /**
+   * Entries changed since the last acknowledged report (all of them again after a reconnect), at
+   * most `FLEET_LIMITS.maxUsageEntries`; may be empty.
+   */
+  entries: UsageEntry[];
+}
+
+/** Boot ids: 8-64 characters of A-Z a-z 0-9 _ -. */
+export const BOOT_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
+
 export interface HeartbeatMessage {
   type: "heartbeat";
   state: RelayState;
@@ -107,6 +148,8 @@ export interface HeartbeatMessage {
   rooms: RoomLoad[];
   /** Rooms left out of `rooms` for the cap. */
   roomsOmitted: number;
+  /** Absent from relays that predate usage reports. */
+  usage?: UsageReport;
 }
 
 export type RelayMessage = RegisterMessage | HeartbeatMessage;
@@ -160,7 +203,18 @@ export interface RevokeMessage {
   revocations: Revocation[];
 }
 
-export type FleetMessage = RegisteredMessage | FleetErrorMessage | RevokeMessage;
+/**
+ * Every room named in the report of `seq` (and so every earlier one of the same boot) has stored
+ * it: the relay may forget entries whose allocations have all ended and whose final figures were
+ * in a report up to `seq`.
+ */
+export interface UsageAckMessage {
+  type: "usage-ack";
+  boot: string;
+  seq: number;
+}
+
+export type FleetMessage = RegisteredMessage | FleetErrorMessage | RevokeMessage | UsageAckMessage;
 
 /**
  * Close codes of the control channel. A relay reconnects (with backoff) after any of them except
@@ -265,6 +319,12 @@ function parseHeartbeat(m: Record<string, unknown>): Parsed<RelayMessage> {
     }
     loads.push({ room: entry["room"], allocations: entry["allocations"] });
   }
+  let usage: UsageReport | undefined;
+  if (m["usage"] !== undefined) {
+    const parsed = parseUsageReport(m["usage"]);
+    if (typeof parsed === "string") return bad(parsed);
+    usage = parsed;
+  }
   return {
     ok: true,
     message: {
@@ -277,8 +337,35 @@ function parseHeartbeat(m: Record<string, unknown>): Parsed<RelayMessage> {
       eventLoopDelayMs: m["eventLoopDelayMs"] as number,
       rooms: loads,
       roomsOmitted: m["roomsOmitted"] as number,
+      ...(usage !== undefined && { usage }),
     },
   };
+}
+
+/** A heartbeat's usage report, checked field by field: the report or what is wrong with it. */
+export function parseUsageReport(value: unknown): UsageReport | string {
+  if (!isPlainObject(value)) return "heartbeat.usage must be {boot, seq, entries}";
+  const { boot, seq, entries } = value;
+  if (typeof boot !== "string" || !BOOT_ID_PATTERN.test(boot)) return "heartbeat.usage.boot must be 8-64 characters of A-Z a-z 0-9 _ -";
+  if (!isCount(seq) || seq === 0) return "heartbeat.usage.seq must be a whole number from 1";
+  if (!Array.isArray(entries) || entries.length > FLEET_LIMITS.maxUsageEntries) return `heartbeat.usage.entries must list at most ${FLEET_LIMITS.maxUsageEntries} entries`;
+  const parsed: UsageEntry[] = [];
+  for (const entry of entries) {
+    if (
+      !isPlainObject(entry) ||
+      typeof entry["room"] !== "string" ||
+      !isValidRoomName(entry["room"]) ||
+      typeof entry["peerId"] !== "string" ||
+      !isValidUserId(entry["peerId"]) ||
+      !isCount(entry["bytesToPeers"]) ||
+      !isCount(entry["bytesToClient"]) ||
+      !isCount(entry["allocationMs"])
+    ) {
+      return "heartbeat.usage.entries must be {room, peerId, bytesToPeers, bytesToClient, allocationMs}: valid names, whole numbers from 0";
+    }
+    parsed.push({ room: entry["room"], peerId: entry["peerId"], bytesToPeers: entry["bytesToPeers"], bytesToClient: entry["bytesToClient"], allocationMs: entry["allocationMs"] });
+  }
+  return { boot, seq, entries: parsed };
 }
 
 /** The latest `until` any revocation may have, in unix seconds (a sanity bound: year 5138). */
@@ -345,6 +432,8 @@ export function parseFleetMessage(text: string): FleetMessage | null {
       return (FLEET_ERROR_CODES as readonly unknown[]).includes(m["code"]) && typeof m["message"] === "string" ? (m as unknown as FleetErrorMessage) : null;
     case "revoke":
       return parseRevoke(m);
+    case "usage-ack":
+      return typeof m["boot"] === "string" && BOOT_ID_PATTERN.test(m["boot"]) && isCount(m["seq"]) ? { type: "usage-ack", boot: m["boot"], seq: m["seq"] } : null;
     default:
       return null;
   }
