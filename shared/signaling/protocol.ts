@@ -299,6 +299,43 @@ export interface RoomView {
   peers: RoomViewPeer[];
   /** Bans in force (set by a kick with `banSeconds`), soonest to end first. */
   bans: { peerId: string; until: string }[];
+  /** The room's relay usage so far: `GET /v1/rooms/:room/usage` has it per peer. */
+  usage: UsageFigures;
+}
+
+/**
+ * Relay usage, as the relays counted it for room-scoped credentials (`<expiry>:<room>/<peer-id>`)
+ * and reported in their heartbeats (shared/fleet/protocol.ts `UsageEntry`): exact figures, up to
+ * the latest report (relays report every 5 s, and an allocation's last figures when it ends).
+ */
+export interface UsageFigures {
+  /** Payload bytes relayed from the peers' clients on to their peers. */
+  bytesToPeers: number;
+  /** Payload bytes relayed from peers to the peers' clients. */
+  bytesToClient: number;
+  /** Allocation lifetimes added up, in seconds (to the millisecond). */
+  allocationSeconds: number;
+}
+
+export interface PeerUsage extends UsageFigures {
+  peerId: string;
+  /** ISO 8601 time of the latest report that changed this peer's figures. */
+  updatedAt: string;
+}
+
+/** `GET /v1/rooms/:room/usage`. */
+export interface RoomUsage {
+  room: string;
+  total: UsageFigures;
+  /** Per peer id, most bytes first. */
+  peers: PeerUsage[];
+  /**
+   * Peers whose figures were folded into one line to bound the room's storage (the room keeps
+   * per-peer figures for MAX_USAGE_PEERS peer ids): counted in `total`, not listed in `peers`.
+   */
+  foldedPeers: number;
+  /** ISO 8601 time of the latest report, null before any. */
+  updatedAt: string | null;
 }
 
 /** `POST /v1/rooms/:room/peers/:peer/kick`, answered 200. */

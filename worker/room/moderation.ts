@@ -2,13 +2,13 @@
  * What the admin API shows and answers about a room, built from the room's storage: pure functions
  * from roster rows and bans to the JSON shapes of shared/signaling/protocol.ts.
  */
-import type { KickResult, RoomView } from "../../shared/signaling/protocol.js";
+import type { KickResult, RoomView, UsageFigures } from "../../shared/signaling/protocol.js";
 import type { Ban } from "./bans.js";
 import type { PeerRecord } from "./roster.js";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-export function roomView(room: string, peers: readonly PeerRecord[], bans: readonly Ban[]): RoomView {
+export function roomView(room: string, peers: readonly PeerRecord[], bans: readonly Ban[], usage: UsageFigures): RoomView {
   return {
     room,
     peers: peers.map((peer) => ({
@@ -19,6 +19,7 @@ export function roomView(room: string, peers: readonly PeerRecord[], bans: reado
       awaySince: iso(peer.awaySince),
     })),
     bans: bans.map((ban) => ({ peerId: ban.peerId, until: new Date(ban.until).toISOString() })),
+    usage,
   };
 }
 

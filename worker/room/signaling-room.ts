@@ -13,6 +13,7 @@ import {
   PONG_FRAME,
   type ErrorCode,
   type RoomClosedResult,
+  type RoomUsage,
   type RoomView,
   type ServerFrame,
 } from "../../shared/signaling/protocol.js";
@@ -31,6 +32,7 @@ import { readJoinIntent, type JoinIntent } from "./join-intent.js";
 import { Bans } from "./bans.js";
 import { bannedMessage, kickedMessage, revocationUntil, roomView, type KickOutcome } from "./moderation.js";
 import { Roster, type PeerRecord } from "./roster.js";
+import { RoomUsageStore, type MemberUsage } from "./usage.js";
 
 const OPEN = 1; // WebSocket.READY_STATE_OPEN
 
@@ -70,6 +72,7 @@ export class SignalingRoom extends DurableObject<Env> {
   private readonly limits: FrameLimits;
   private readonly roster: Roster;
   private readonly bans: Bans;
+  private readonly usage: RoomUsageStore;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -77,6 +80,7 @@ export class SignalingRoom extends DurableObject<Env> {
     this.limits = { maxMetaBytes: this.config.maxMetaBytes, maxPeerIdLength: MAX_USER_ID_LENGTH };
     this.roster = new Roster(ctx.storage.sql);
     this.bans = new Bans(ctx.storage.sql);
+    this.usage = new RoomUsageStore(ctx.storage.sql);
     // Pings are answered by the runtime, so a quiet room can stay evicted while its peers keep alive.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
   }
@@ -227,7 +231,12 @@ export class SignalingRoom extends DurableObject<Env> {
   /** Who is in the room (connected or away), and the bans in force. */
   async view(room: string): Promise<RoomView> {
     const now = Date.now();
-    return roomView(room, this.roster.records(), this.bans.list(now));
+    return roomView(room, this.roster.records(), this.bans.list(now), this.usage.total());
+  }
+
+  /** The room's relay usage, per peer and in total (`GET /v1/rooms/:room/usage`). */
+  async usageView(room: string): Promise<RoomUsage> {
+    return this.usage.view(room);
   }
 
   /**
@@ -307,7 +316,7 @@ export class SignalingRoom extends DurableObject<Env> {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Drain notices from the fleet (worker/fleet/fleet-object.ts)
+  // From the fleet (worker/fleet/fleet-object.ts): drain notices and usage reports
 
   /**
    * A relay this room's peers hold allocations on is draining (the fleet object calls this with the
@@ -339,6 +348,14 @@ export class SignalingRoom extends DurableObject<Env> {
       sent += 1;
     }
     return sent;
+  }
+
+  /**
+   * A relay's latest figures for some of this room's members (forwarded by the fleet object from a
+   * heartbeat's usage report). Idempotent: the fleet may deliver a report again. Returns the rows changed.
+   */
+  async recordUsage(relayId: string, boot: string, entries: MemberUsage[]): Promise<number> {
+    return this.usage.record(relayId, boot, entries, Date.now());
   }
 
   // ---------------------------------------------------------------------------------------------
