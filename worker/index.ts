@@ -23,7 +23,7 @@ app.route("/", credentials);
 app.route("/", fleet);
 app.route("/", pages);
 
-app.notFound((c) => httpError(c, 404, "not-found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}; the API is /v1/rooms/:room (join; with an API key also GET, DELETE and POST …/peers/:peer/kick), /v1/ice-servers, /v1/turn-credentials and /v1/fleet; the pages are /, /r/:room and /ice-test`));
+app.notFound((c) => httpError(c, 404, "not-found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}; the API is /v1/rooms/:room (join; with an API key also GET, GET …/usage, DELETE and POST …/peers/:peer/kick), /v1/ice-servers, /v1/turn-credentials and /v1/fleet; the pages are /, /r/:room and /ice-test`));
 
 app.onError((error, c) => {
   if (error instanceof ConfigError) return httpError(c, 500, "bad-config", error.message);

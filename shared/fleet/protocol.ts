@@ -204,9 +204,10 @@ export interface RevokeMessage {
 }
 
 /**
- * Every room named in the report of `seq` (and so every earlier one of the same boot) has stored
- * it: the relay may forget entries whose allocations have all ended and whose final figures were
- * in a report up to `seq`.
+ * Every room named in the report of `seq` has stored it; says nothing of other reports (the fleet
+ * stores reports concurrently, and one may fail while a later one succeeds). So the relay counts a
+ * member's figures as stored when the ack names the latest report that carried them, and forgets a
+ * member once its allocations have all ended and its final figures are stored that way.
  */
 export interface UsageAckMessage {
   type: "usage-ack";

@@ -12,6 +12,9 @@
  * `registered`, then `heartbeat`s. A heartbeat that turns a relay `draining` tells every room of its
  * last report, so the rooms can hand their peers servers without it.
  *
+ * Usage reports in heartbeats go to the rooms they name (./usage-forwarding.ts), and are answered
+ * `usage-ack` once every room stored them.
+ *
  * Revocations (`revoke()`): kept in SQLite until the credentials they cover expire, pushed at once to
  * every registered relay, and replayed to each relay right after its `register`, before `registered`.
  */
@@ -37,6 +40,7 @@ import type { Env } from "../env.js";
 import { REGISTER_WITHIN_MS, newFleetConnection, readFleetConnection, spendMessage, spendStrike, writeFleetConnection, type FleetConnection } from "./fleet-connection.js";
 import { FORGET_RELAY_AFTER_MS, FleetStore, MAX_REMEMBERED_TOKENS, type RefusalReason } from "./fleet-store.js";
 import { operatorRelay } from "./operator-view.js";
+import { forwardUsage } from "./usage-forwarding.js";
 import type { FleetView } from "../../shared/fleet/view.js";
 import type { FleetRelay } from "./selection.js";
 
@@ -268,6 +272,9 @@ export class FleetObject extends DurableObject<Env> {
     writeFleetConnection(ws, conn);
     const before = this.store.heartbeat(conn.relayId, message, now);
     if (message.state === "draining" && before !== "draining") await this.tellRoomsDraining(conn.relayId);
+    if (message.usage !== undefined && (await forwardUsage(this.env, conn.relayId, message.usage))) {
+      send(ws, { type: "usage-ack", boot: message.usage.boot, seq: message.usage.seq });
+    }
   }
 
   /** A bad or rate-limited message: say so, and close the connection once patience runs out. */

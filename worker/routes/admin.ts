@@ -2,6 +2,7 @@
  * The admin API, for app backends holding an API key (`Authorization: Bearer <API key>`):
  * - `GET /v1/rooms/:room` without Upgrade: who is in the room (with Upgrade it stays the WebSocket join,
  *   worker/routes/rooms.ts; a plain GET with no Authorization header at all keeps its 426 there).
+ * - `GET /v1/rooms/:room/usage`: the relays' usage for the room, per peer and in total.
  * - `POST /v1/rooms/:room/peers/:peer/kick`, optional body `{"banSeconds": N}`: the peer out, 4004.
  * - `DELETE /v1/rooms/:room`: everyone out, 4005.
  * The edge checks the key, the names, the body and the rate limit; the room's object does the rest.
@@ -10,7 +11,7 @@
 import { Hono, type Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ROOM_NAME_RULE, USER_ID_RULE, isValidRoomName, isValidUserId } from "../../shared/ids.js";
-import type { KickResult, RoomClosedResult, RoomView } from "../../shared/signaling/protocol.js";
+import type { KickResult, RoomClosedResult, RoomUsage, RoomView } from "../../shared/signaling/protocol.js";
 import { identifyCaller } from "../auth/caller.js";
 import { ISSUE_RATE_LIMIT_PERIOD_SECONDS, allowIssuance } from "../auth/issuance-limit.js";
 import { MAX_ADMIN_BODY_BYTES, MAX_BAN_SECONDS, readAccessConfig, readRoomConfig } from "../config.js";
@@ -50,7 +51,7 @@ async function authorize(c: AdminContext): Promise<Response | null> {
 }
 
 /** The room object's moderation methods, called over RPC. */
-type RoomModeration = Pick<SignalingRoom, "view" | "kick" | "closeRoom">;
+type RoomModeration = Pick<SignalingRoom, "view" | "usageView" | "kick" | "closeRoom">;
 
 /**
  * The room's stub, seen as its moderation methods: the stub's own type maps every result through
@@ -80,6 +81,16 @@ admin.get("/v1/rooms/:room", async (c, next) => {
   if (refused !== null) return refused;
   const view: RoomView = await roomStub(c, room).view(room);
   return c.json(view);
+});
+
+admin.get("/v1/rooms/:room/usage", async (c) => {
+  noStore(c);
+  const room = c.req.param("room");
+  if (!isValidRoomName(room)) return badRoom(c);
+  const refused = await authorize(c);
+  if (refused !== null) return refused;
+  const usage: RoomUsage = await roomStub(c, room).usageView(room);
+  return c.json(usage);
 });
 
 admin.post("/v1/rooms/:room/peers/:peer/kick", async (c) => {
