@@ -13,6 +13,8 @@
 //
 // Options: --port N (Worker, default 8787), --relay-port N (default 3478), --relays N (default 1),
 // --fleet-pick N (FLEET_PICK with --relays, default 1 here so a call uses one relay at a time).
+// JOIN_SECRET, WEBHOOK_URL and WEBHOOK_SECRET, when set in the environment, are given to the Worker:
+// try join tokens, or webhooks to a receiver on this machine.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -121,6 +123,9 @@ for (const [index, listeningPort] of relayPorts.entries()) {
 const workerVars = fleet
   ? { TURN_SECRETS: secret, FLEET_KEYS: fleetKey, FLEET_PICK: values["fleet-pick"], FLEET_DEFAULT_LOCATION: `${HOME.lat},${HOME.lon}`, API_KEYS: apiKey, AUTH_MODE: "open" }
   : { TURN_SECRETS: secret, TURN_URLS: turnUrls, AUTH_MODE: "open" };
+/** Settings a developer may try locally, taken from the environment when set. */
+const PASSED_THROUGH = ["JOIN_SECRET", "WEBHOOK_URL", "WEBHOOK_SECRET"];
+for (const name of PASSED_THROUGH) if (process.env[name]) workerVars[name] = process.env[name];
 start("Worker", process.execPath, ["node_modules/wrangler/bin/wrangler.js", "dev", "--local", "--ip", "127.0.0.1", "--port", port,
   ...Object.entries(workerVars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
 ], {});

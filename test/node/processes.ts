@@ -118,7 +118,8 @@ export interface LocalWorker {
  * Detached, so wrangler and the workerd it starts share a process group that `stop` ends as one.
  */
 /** `npm start`; with `relays` > 1, `npm start -- --relays N`: a local fleet on relayPort, relayPort + 1, ... */
-export async function startLocalWorker(options: { relays?: number } = {}): Promise<LocalWorker> {
+/** `env`: more environment for npm start (it passes JOIN_SECRET, WEBHOOK_URL and WEBHOOK_SECRET to the Worker). */
+export async function startLocalWorker(options: { relays?: number; env?: Record<string, string> } = {}): Promise<LocalWorker> {
   const port = await freePort();
   const relayPort = await freePort();
   const fleetArgs = options.relays !== undefined && options.relays > 1 ? ["--relays", String(options.relays)] : [];
@@ -126,7 +127,7 @@ export async function startLocalWorker(options: { relays?: number } = {}): Promi
     cwd: repoRoot,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...quietWrangler },
+    env: { ...process.env, ...quietWrangler, ...options.env },
   });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
