@@ -35,7 +35,7 @@ function fromHex(hex: string): Uint8Array<ArrayBuffer> | null {
 }
 
 /** The signed text: the timestamp, a dot, and the raw body. */
-const signedPayload = (timestamp: number, body: string): Uint8Array<ArrayBuffer> => encoder.encode(`${timestamp}.${body}`);
+const signedPayload = (timestamp: number, body: string): Uint8Array<ArrayBuffer> => Uint8Array.from(encoder.encode(`${timestamp}.${body}`));
 
 /** The `Relaykit-Signature` value for `body` at `timestamp` (unix seconds): one v1 per secret, in order. */
 export async function signWebhook(secrets: readonly string[], body: string, timestamp: number): Promise<string> {
