@@ -9,7 +9,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 
-/** The receiver's port: inside the webhook suites' band (27500-27599). */
+/** The receiver's port: inside the webhook suites' band (27500-27599); vitest.config.ts WEBHOOK_RECEIVER_PORT must match. */
 export const RECEIVER_PORT = 27_500;
 /** Bodies larger than this are cut off (a webhook is a few hundred bytes). */
 const MAX_BODY_BYTES = 256 * 1024;

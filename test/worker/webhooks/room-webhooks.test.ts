@@ -40,7 +40,7 @@ describe("room webhooks", () => {
     const before = Date.now();
     const ann = await join(room, "ann", { name: "Ann" });
     const bob = await join(room, "bob");
-    const carol = await join(room, "carol");
+    await join(room, "carol");
     await ann.peer.next("peer-joined");
     await ann.peer.next("peer-joined");
     bob.peer.send({ type: "leave" });
