@@ -35,10 +35,16 @@ const isolated = {
   FLEET_MAX_RELAYS: "",
   FLEET_DEFAULT_LOCATION: "",
   FLEET_LOCATION_HEADER: "",
+  WEBHOOK_URL: "",
+  WEBHOOK_SECRET: "",
 };
 /** The fleet's test settings: a fleet key relays in tests sign with, and locations from a header. */
 const TEST_FLEET_KEY = "test-fleet-key-0123456789abcdef-0123456789";
 const fleetTest = { FLEET_KEYS: TEST_FLEET_KEY, FLEET_LOCATION_HEADER: "on" };
+/** The webhook suites' receiver (in their port band, 27500-27599) and secrets (current, then an older one still accepted). */
+const WEBHOOK_RECEIVER_PORT = 27_500;
+const TEST_WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef-0123";
+const TEST_WEBHOOK_OLD_SECRET = "test-webhook-old-secret-0123456789abcdef";
 
 export default defineConfig({
   test: {
@@ -56,7 +62,7 @@ export default defineConfig({
         test: {
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
-          exclude: ["test/worker/idle/**", "test/worker/fleet*.test.ts"],
+          exclude: ["test/worker/idle/**", "test/worker/fleet*.test.ts", "test/worker/webhooks/**"],
           testTimeout: 30_000,
         },
       },
@@ -73,6 +79,34 @@ export default defineConfig({
           }),
         ],
         test: { name: "worker-fleet", include: ["test/worker/fleet*.test.ts"], testTimeout: 30_000, fileParallelism: false },
+      },
+      {
+        // Webhooks: a real receiver on loopback (test/node/webhook-receiver.ts, started by globalSetup
+        // on the Node side) that the rooms and the fleet POST to. One file at a time: the fleet object is
+        // one per runtime, and the receiver's failure rules are shared.
+        plugins: [
+          cloudflareTest({
+            wrangler,
+            miniflare: {
+              bindings: {
+                ...isolated,
+                ...fleetTest,
+                RESUME_GRACE_SECONDS: "1",
+                WEBHOOK_URL: `http://127.0.0.1:${WEBHOOK_RECEIVER_PORT}/hook`,
+                WEBHOOK_SECRET: `${TEST_WEBHOOK_SECRET},${TEST_WEBHOOK_OLD_SECRET}`,
+                WEBHOOK_TEST_RETRY_BASE_MS: "10",
+                WEBHOOK_TEST_ROOM_FINISH_DELAY_MS: "1500",
+              },
+            },
+          }),
+        ],
+        test: {
+          name: "worker-webhooks",
+          include: ["test/worker/webhooks/**/*.test.ts"],
+          globalSetup: ["test/node/webhook-receiver.ts"],
+          testTimeout: 30_000,
+          fileParallelism: false,
+        },
       },
       {
         plugins: [

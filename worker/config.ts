@@ -267,3 +267,78 @@ export const MAX_ADMIN_BODY_BYTES = 1024;
  * before answering anyway: a slow or failing fleet never fails the moderation itself.
  */
 export const REVOCATION_HOOK_TIMEOUT_MS = 2_000;
+
+// -----------------------------------------------------------------------------------------------
+// Webhooks (worker/webhooks/)
+
+/** A webhook secret's shortest length: an HMAC-SHA256 key guessable in less is no signature. */
+export const MIN_WEBHOOK_SECRET_LENGTH = 32;
+/** The first retry waits this long; each further one twice as long as the one before… */
+export const WEBHOOK_RETRY_BASE_MS = 1_000;
+/** …up to this. */
+export const WEBHOOK_RETRY_MAX_DELAY_MS = 5 * 60_000;
+/**
+ * Attempts per event, the first included; after the last failed one the event is dropped (logged and
+ * counted). With the defaults the attempts span about 8.5 minutes (1 + 2 + … + 256 s between them).
+ */
+export const WEBHOOK_MAX_ATTEMPTS = 10;
+/** One POST may take this long (connect, send, answer); longer is a failed attempt. */
+export const WEBHOOK_TIMEOUT_MS = 10_000;
+/** Events waiting per object (a room, or the fleet); a new event past it is dropped (logged and counted). */
+export const WEBHOOK_MAX_PENDING = 1_000;
+/** Deliveries one run makes before handing over to the next alarm: bounds a run's length. */
+export const WEBHOOK_MAX_DELIVERIES_PER_RUN = 100;
+/**
+ * How long a room stays empty before `room-finished`: relays report usage every 5 s and a kicked
+ * peer's allocations end within 2 s, so by then the usage is complete. A peer joining meanwhile
+ * continues the room (no room-finished, no second room-started).
+ */
+export const ROOM_FINISH_DELAY_MS = 10_000;
+
+export interface WebhookConfig {
+  /** WEBHOOK_URL */
+  url: string;
+  /** WEBHOOK_SECRET: the first is current; each signs (one v1 each), so apps holding any of them verify. */
+  secrets: string[];
+  /** WEBHOOK_TEST_RETRY_BASE_MS (tests only), else WEBHOOK_RETRY_BASE_MS. */
+  retryBaseMs: number;
+  /** WEBHOOK_TEST_ROOM_FINISH_DELAY_MS (tests only), else ROOM_FINISH_DELAY_MS. */
+  roomFinishDelayMs: number;
+}
+
+/** Plain http:// is allowed only to these (development): anything else would send signed events in the clear. */
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/**
+ * The webhook settings, or null when neither WEBHOOK_URL nor WEBHOOK_SECRET is set (no webhooks).
+ * Throws a ConfigError saying what to fix for half a config or a bad value; the objects that emit
+ * (worker/webhooks/open-outbox.ts) log it and run without webhooks, never failing a room.
+ */
+export function readWebhookConfig(env: Env): WebhookConfig | null {
+  const rawUrl = (env.WEBHOOK_URL ?? "").trim();
+  const secrets = readList(env.WEBHOOK_SECRET);
+  if (rawUrl === "" && secrets.length === 0) return null;
+  if (rawUrl === "") throw new ConfigError("WEBHOOK_SECRET is set but WEBHOOK_URL is not: set WEBHOOK_URL to your app's https:// endpoint in wrangler.toml [vars], or unset WEBHOOK_SECRET");
+  if (secrets.length === 0) throw new ConfigError("WEBHOOK_URL is set but WEBHOOK_SECRET is not: run `wrangler secret put WEBHOOK_SECRET` with a random secret of at least 32 characters (comma-separated for rotation, current first)");
+  let url: URL;
+  try {
+    url = new URL(rawUrl);
+  } catch {
+    throw new ConfigError(`WEBHOOK_URL is ${JSON.stringify(rawUrl)}, not a URL; give the full https:// address of your endpoint`);
+  }
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(url.hostname))) {
+    throw new ConfigError(`WEBHOOK_URL is ${JSON.stringify(rawUrl)}; it must be https:// (plain http:// only to 127.0.0.1, [::1] or localhost, for development)`);
+  }
+  const short = secrets.findIndex((secret) => secret.length < MIN_WEBHOOK_SECRET_LENGTH);
+  if (short !== -1) {
+    throw new ConfigError(`WEBHOOK_SECRET entry ${short + 1} is ${secrets[short]!.length} characters; each must be at least ${MIN_WEBHOOK_SECRET_LENGTH}. Set it again with \`wrangler secret put WEBHOOK_SECRET\``);
+  }
+  return {
+    url: url.toString(),
+    secrets,
+    retryBaseMs: readNumber(env, { variable: "WEBHOOK_TEST_RETRY_BASE_MS", min: 10, max: WEBHOOK_RETRY_BASE_MS, integer: true }, WEBHOOK_RETRY_BASE_MS),
+    roomFinishDelayMs: readNumber(env, { variable: "WEBHOOK_TEST_ROOM_FINISH_DELAY_MS", min: 100, max: ROOM_FINISH_DELAY_MS, integer: true }, ROOM_FINISH_DELAY_MS),
+  };
+}

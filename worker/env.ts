@@ -53,6 +53,17 @@ export interface Env {
   FLEET_DEFAULT_LOCATION?: string;
   /** "on": the caller's location may come from the X-Relaykit-Location header. Development and tests only. */
   FLEET_LOCATION_HEADER?: string;
+  /**
+   * Where webhooks go (worker/webhooks/): an https:// URL, or http:// to loopback (127.0.0.0/8, [::1],
+   * localhost) for development. Unset: no webhooks, nothing recorded.
+   */
+  WEBHOOK_URL?: string;
+  /** Comma-separated webhook signing secrets (a secret, each at least 32 characters); the first is current, every one signs. */
+  WEBHOOK_SECRET?: string;
+  /** Tests only: the first retry delay in ms (default 1000), so a test sees every attempt in seconds. Never set it in production. */
+  WEBHOOK_TEST_RETRY_BASE_MS?: Setting;
+  /** Tests only: how long an empty room waits before room-finished, in ms (default ROOM_FINISH_DELAY_MS). Never set it in production. */
+  WEBHOOK_TEST_ROOM_FINISH_DELAY_MS?: Setting;
   /** The built pages in dist/web/ (wrangler.toml `[assets]`); the room page is served through it. */
   ASSETS: Fetcher;
 }

@@ -43,6 +43,9 @@ import { operatorRelay } from "./operator-view.js";
 import { forwardUsage } from "./usage-forwarding.js";
 import type { FleetView } from "../../shared/fleet/view.js";
 import type { FleetRelay } from "./selection.js";
+import { webhookEvent } from "../../shared/webhooks/events.js";
+import { openOutbox } from "../webhooks/open-outbox.js";
+import type { WebhookOutbox } from "../webhooks/outbox.js";
 
 /** The one fleet object's name. */
 export const FLEET_OBJECT_NAME = "fleet";
@@ -106,12 +109,15 @@ function toSelectable(relay: FleetRelay): FleetRelay {
 
 export class FleetObject extends DurableObject<Env> {
   private readonly store: FleetStore;
+  /** relay-draining and relay-lost events; null without webhooks configured (nothing recorded). */
+  private readonly webhooks: WebhookOutbox | null;
   /** `snapshot()` calls this instance answered: lets a test see that the edge caches. */
   snapshotCalls = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.store = new FleetStore(ctx.storage.sql);
+    this.webhooks = openOutbox(ctx.storage.sql, env, { label: "fleet", waitUntil: (promise) => ctx.waitUntil(promise), reschedule: (now) => this.scheduleAlarm(now) });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -271,6 +277,7 @@ export class FleetObject extends DurableObject<Env> {
     if (!conn.registered) return this.strike(ws, conn, now, "out-of-order", "send register before heartbeats");
     writeFleetConnection(ws, conn);
     const before = this.store.heartbeat(conn.relayId, message, now);
+    if (message.state === "draining" && before !== "draining") this.webhooks?.record(webhookEvent("relay-draining", { relayId: conn.relayId }, now), now);
     if (message.state === "draining" && before !== "draining") await this.tellRoomsDraining(conn.relayId);
     if (message.usage !== undefined && (await forwardUsage(this.env, conn.relayId, message.usage))) {
       send(ws, { type: "usage-ack", boot: message.usage.boot, seq: message.usage.seq });
@@ -286,7 +293,7 @@ export class FleetObject extends DurableObject<Env> {
   }
 
   private closeConnection(ws: WebSocket, conn: FleetConnection, code: number, reason: string): void {
-    this.store.disconnected(conn.relayId, conn.connId);
+    this.channelLost(conn);
     closeSocket(ws, code, reason);
   }
 
@@ -302,7 +309,23 @@ export class FleetObject extends DurableObject<Env> {
 
   private connectionEnded(ws: WebSocket): void {
     const conn = readFleetConnection(ws);
-    if (conn !== null) this.store.disconnected(conn.relayId, conn.connId);
+    if (conn !== null) this.channelLost(conn);
+  }
+
+  /**
+   * A connection is gone: the relay keeps its row without it. When it was the relay's current channel,
+   * the relay was ready (not draining) and no newer connection of the same relay id replaces it, that
+   * is `relay-lost`, once per loss: only the call that clears the row's connection records it.
+   */
+  private channelLost(conn: FleetConnection): void {
+    const relay = this.webhooks === null || !conn.registered ? null : this.store.relay(conn.relayId);
+    const cleared = this.store.disconnected(conn.relayId, conn.connId);
+    if (relay === null || !cleared || relay.state !== "ready") return;
+    const replaced = this.ctx.getWebSockets(conn.relayId).some((other) => other.readyState === WebSocket.READY_STATE_OPEN && readFleetConnection(other)?.connId !== conn.connId);
+    if (replaced) return;
+    const now = Date.now();
+    const lastHeartbeatAt = relay.lastHeartbeatAt === null ? null : new Date(relay.lastHeartbeatAt).toISOString();
+    this.webhooks?.record(webhookEvent("relay-lost", { relayId: conn.relayId, lastHeartbeatAt }, now), now);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -348,6 +371,7 @@ export class FleetObject extends DurableObject<Env> {
         closeSocket(ws, FLEET_CLOSE_CODES.protocolViolation, `no register within ${REGISTER_WITHIN_MS / 1000} s of connecting`);
       }
     }
+    this.webhooks?.start();
     await this.scheduleAlarm(now);
   }
 
@@ -366,6 +390,7 @@ export class FleetObject extends DurableObject<Env> {
       // A revocation holds through its `until` second, and is forgotten once that second is over.
       revocationEnd === null ? null : (revocationEnd + 1) * 1000,
       ...registerDeadlines,
+      this.webhooks?.nextDue(now) ?? null,
     ].filter((t): t is number => t !== null);
     if (due.length === 0) return this.ctx.storage.deleteAlarm();
     const next = Math.max(Math.min(...due), now + 1);

@@ -212,9 +212,12 @@ export class FleetStore {
     return before.state as RelayState;
   }
 
-  /** The connection `connId` of `relayId` ended: it stays known (and may stay live) without one. */
-  disconnected(relayId: string, connId: string): void {
-    this.sql.exec("UPDATE relays SET conn_id = NULL WHERE id = ? AND conn_id = ?", relayId, connId);
+  /**
+   * The connection `connId` of `relayId` ended: it stays known (and may stay live) without one.
+   * Returns true when that was the relay's current connection (the row changed), false otherwise.
+   */
+  disconnected(relayId: string, connId: string): boolean {
+    return this.sql.exec("UPDATE relays SET conn_id = NULL WHERE id = ? AND conn_id = ?", relayId, connId).rowsWritten > 0;
   }
 
   roomsOf(relayId: string): { room: string; allocations: number }[] {

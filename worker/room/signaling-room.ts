@@ -33,6 +33,9 @@ import { Bans } from "./bans.js";
 import { bannedMessage, kickedMessage, revocationUntil, roomView, type KickOutcome } from "./moderation.js";
 import { Roster, type PeerRecord } from "./roster.js";
 import { RoomUsageStore, type MemberUsage } from "./usage.js";
+import { readWebhookConfigOrLog } from "../webhooks/open-outbox.js";
+import { WebhookOutbox } from "../webhooks/outbox.js";
+import { RoomWebhooks } from "../webhooks/room-webhooks.js";
 
 const OPEN = 1; // WebSocket.READY_STATE_OPEN
 
@@ -73,6 +76,8 @@ export class SignalingRoom extends DurableObject<Env> {
   private readonly roster: Roster;
   private readonly bans: Bans;
   private readonly usage: RoomUsageStore;
+  /** Null without WEBHOOK_URL and WEBHOOK_SECRET (or with a bad config, logged): then nothing is recorded. */
+  private readonly webhooks: RoomWebhooks | null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -81,6 +86,15 @@ export class SignalingRoom extends DurableObject<Env> {
     this.roster = new Roster(ctx.storage.sql);
     this.bans = new Bans(ctx.storage.sql);
     this.usage = new RoomUsageStore(ctx.storage.sql);
+    const webhookConfig = readWebhookConfigOrLog(env, "room");
+    this.webhooks =
+      webhookConfig === null
+        ? null
+        : new RoomWebhooks(
+            ctx.storage.sql,
+            new WebhookOutbox(ctx.storage.sql, webhookConfig, { label: "room", waitUntil: (promise) => ctx.waitUntil(promise), reschedule: (now) => this.scheduleSweep(now) }),
+            webhookConfig,
+          );
     // Pings are answered by the runtime, so a quiet room can stay evicted while its peers keep alive.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
   }
@@ -128,7 +142,9 @@ export class SignalingRoom extends DurableObject<Env> {
       }
       this.roster.reconnect(peerId, connId, resumeToken);
     } else {
+      const wasEmpty = this.roster.count() === 0;
       this.roster.add({ id: peerId, meta: intent.meta ?? {}, resumeToken, connId, joinedAt: now });
+      this.webhooks?.peerJoined(intent.room, peerId, intent.meta ?? {}, wasEmpty, now);
     }
 
     this.ctx.acceptWebSocket(server, [peerId]);
@@ -190,6 +206,7 @@ export class SignalingRoom extends DurableObject<Env> {
         return this.sendToOthers(conn.peerId, { type: "peer-updated", peer: { id: conn.peerId, meta: frame.data } });
       case "leave":
         this.roster.remove(conn.peerId);
+        this.webhooks?.peerLeft(conn.room, conn.peerId, "left", this.roster.count() === 0, now);
         closeSocket(ws, CLOSE_CODES.normal, "left");
         this.sendToOthers(conn.peerId, { type: "peer-left", peerId: conn.peerId });
         return this.scheduleSweep(now);
@@ -219,9 +236,11 @@ export class SignalingRoom extends DurableObject<Env> {
     }
     for (const peerId of this.roster.awaySinceAtOrBefore(now - this.config.resumeGraceMs)) {
       this.roster.remove(peerId);
+      this.webhooks?.peerLeft(undefined, peerId, "timeout", this.roster.count() === 0, now);
       this.sendToOthers(peerId, { type: "peer-left", peerId });
     }
     this.bans.prune(now);
+    this.webhooks?.alarm(now, this.roster.count() === 0, () => this.usage.total());
     await this.scheduleSweep(now);
   }
 
@@ -258,6 +277,7 @@ export class SignalingRoom extends DurableObject<Env> {
       }
     }
     this.roster.remove(peerId);
+    this.webhooks?.peerLeft(room, peerId, "kicked", this.roster.count() === 0, now);
     const message = kickedMessage(bannedUntil);
     for (const ws of this.ctx.getWebSockets(peerId)) {
       sendError(ws, "kicked", message);
@@ -275,7 +295,9 @@ export class SignalingRoom extends DurableObject<Env> {
    */
   async closeRoom(room: string): Promise<RoomClosedResult> {
     const now = Date.now();
+    const leaving = this.webhooks === null ? [] : this.roster.list().map((peer) => peer.id);
     const peers = this.roster.clear();
+    leaving.forEach((peerId, i) => this.webhooks?.peerLeft(room, peerId, "room-closed", i === leaving.length - 1, now));
     for (const ws of this.ctx.getWebSockets()) {
       sendError(ws, "room-closed", "the room's operator closed the room; do not reconnect");
       closeSocket(ws, CLOSE_CODES.roomClosed, "room closed");
@@ -457,6 +479,9 @@ export class SignalingRoom extends DurableObject<Env> {
     // Ended bans are pruned by the sweep, so the table never holds more than the bans in force.
     const earliestBanEnd = this.bans.earliestEnd();
     if (earliestBanEnd !== null) next = Math.min(next, earliestBanEnd);
+    // The webhook outbox's next attempt, and the pending room-finished.
+    const webhooksDue = this.webhooks?.nextDue(now) ?? null;
+    if (webhooksDue !== null) next = Math.min(next, webhooksDue);
     if (next === Number.POSITIVE_INFINITY) return this.ctx.storage.deleteAlarm();
     return this.ctx.storage.setAlarm(Math.max(next, now + 1));
   }
