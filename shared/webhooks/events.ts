@@ -30,8 +30,9 @@ export interface WebhookEventData {
   "peer-joined": { peerId: string; meta: PeerMeta };
   "peer-left": { peerId: string; reason: PeerLeftReason };
   /**
-   * The room stayed empty for the finish delay after its last peer left. `usage`: the room's relay
-   * usage in total as the relays reported it up to now (`GET /v1/rooms/:room/usage`, all sessions of the room).
+   * The room stayed empty for the finish delay after its last peer left. `usage`: the relay usage
+   * reported for the room during this session, from room-started on (`GET /v1/rooms/:room/usage`
+   * has the room's figures over all its sessions).
    */
   "room-finished": { startedAt: string | null; finishedAt: string; usage: UsageFigures };
   /** A relay said it is draining (its peers are handed other relays). */

@@ -14,7 +14,9 @@ import { describe, expect, it } from "vitest";
 import type { KickResult, RoomClosedResult, RoomUsage } from "../../shared/signaling/protocol.js";
 import { netnsGate, runBrowserScript, type ScriptSummary } from "./browser/netns-run.js";
 import type { DemoSnapshot } from "./browser/pages.js";
-import type { ReceivedWebhook } from "../webhook-receiver.js";
+import { verifyWebhook } from "../../shared/webhooks/signature.js";
+import type { WebhookEvent, WebhookEventOf } from "../../shared/webhooks/events.js";
+import type { RecordedRequest } from "../recorded-webhook.js";
 
 interface ModerationSummary extends ScriptSummary {
   room?: string;
@@ -28,7 +30,7 @@ interface ModerationSummary extends ScriptSummary {
   close?: { status: number; body: RoomClosedResult };
   relayCounted?: { bytesToPeers: number; bytesToClient: number };
   usage?: RoomUsage;
-  webhooks?: ReceivedWebhook[];
+  webhooks?: RecordedRequest[];
   webhookSecret?: string;
 }
 
@@ -72,5 +74,25 @@ describe.skipIf(unavailable !== null)("moderation reaches the relay (npm start -
     expect(within(total?.bytesToPeers ?? 0, counted.bytesToPeers, USAGE_TOLERANCE), `usage ${JSON.stringify(total)} against the relay's ${JSON.stringify(counted)}`).toBe(true);
     expect(within(total?.bytesToClient ?? 0, counted.bytesToClient, USAGE_TOLERANCE), `usage ${JSON.stringify(total)} against the relay's ${JSON.stringify(counted)}`).toBe(true);
     expect(summary.usage?.peers.map((peer) => peer.peerId).sort(), details).toEqual(["alice", "bob"]);
+
+    // Webhooks: every request verifies under the Worker's secret, and the room's events come in order.
+    const hooks = (summary.webhooks ?? []).filter((hook) => hook.status < 300);
+    const events: WebhookEvent[] = [];
+    for (const hook of hooks) {
+      const verified = await verifyWebhook({ body: hook.body, signature: hook.headers["relaykit-signature"], secrets: summary.webhookSecret!, nowSeconds: Math.floor(hook.receivedAt / 1000) });
+      expect(verified, hook.body).toMatchObject({ ok: true });
+      if (verified.ok) events.push(verified.event);
+    }
+    const told = events.map((event) => [event.type, "peerId" in event.data ? event.data.peerId : null, "reason" in event.data ? event.data.reason : null]);
+    expect(told, JSON.stringify(hooks.map((hook) => hook.body))).toEqual([
+      ["room-started", null, null],
+      ["peer-joined", "alice", null],
+      ["peer-joined", "bob", null],
+      ["peer-left", "bob", "kicked"],
+      ["peer-left", "alice", "room-closed"],
+      ["room-finished", null, null],
+    ]);
+    const finished = events[5] as WebhookEventOf<"room-finished">;
+    expect(within(finished.data.usage.bytesToPeers, counted.bytesToPeers, USAGE_TOLERANCE), `room-finished usage ${JSON.stringify(finished.data.usage)}`).toBe(true);
   }, PROCESS_TIMEOUT_MS + 5_000);
 });

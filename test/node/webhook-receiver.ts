@@ -8,21 +8,13 @@
  * - `POST /control/fail?match=<text>[&match=…]&count=<n>`: the next <n> hook requests whose body contains every <text> get 500.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { RecordedRequest } from "../recorded-webhook.js";
 
 /** The receiver's port: inside the webhook suites' band (27500-27599); vitest.config.ts WEBHOOK_RECEIVER_PORT must match. */
 export const RECEIVER_PORT = 27_500;
 /** Bodies larger than this are cut off (a webhook is a few hundred bytes). */
 const MAX_BODY_BYTES = 256 * 1024;
 
-export interface RecordedRequest {
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-  body: string;
-  receivedAt: number;
-  /** The status the receiver answered. */
-  status: number;
-}
 
 function readBody(request: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -144,7 +144,7 @@ export class SignalingRoom extends DurableObject<Env> {
     } else {
       const wasEmpty = this.roster.count() === 0;
       this.roster.add({ id: peerId, meta: intent.meta ?? {}, resumeToken, connId, joinedAt: now });
-      this.webhooks?.peerJoined(intent.room, peerId, intent.meta ?? {}, wasEmpty, now);
+      this.webhooks?.peerJoined(intent.room, peerId, intent.meta ?? {}, wasEmpty, now, () => this.usage.total());
     }
 
     this.ctx.acceptWebSocket(server, [peerId]);

@@ -18,6 +18,7 @@
  * The last stdout line is the JSON summary the test asserts on; see harness.ts.
  */
 import { randomBytes } from "node:crypto";
+import type { AddressInfo } from "node:net";
 import type { Page } from "playwright-core";
 import WebSocket from "ws";
 import type { FleetView } from "../../../shared/fleet/view.js";
@@ -27,8 +28,9 @@ import type { RoomUsage } from "../../../shared/signaling/protocol.js";
 import { launchChromium } from "../chromium.js";
 import { sleep, startLocalWorker } from "../../node/processes.js";
 import { numberFlag, parseFlags, pollUntil, runScript } from "./harness.js";
-import { collectPageErrors, demoSnapshot, joinDemoPage, type DemoPeer, type DemoSnapshot } from "./pages.js";
-import { startWebhookReceiver } from "../../webhook-receiver.js";
+import { demoSnapshot, joinDemoPage, type DemoPeer, type DemoSnapshot } from "./pages.js";
+import { startReceiver } from "../../node/webhook-receiver.js";
+import type { RecordedRequest } from "../../recorded-webhook.js";
 
 /** start-local.mjs gives relay-1 the relay ports 50000-51999. */
 const REGISTER_TIMEOUT_MS = 20_000;
@@ -106,12 +108,15 @@ runScript("moderation-call", timeoutMs, async ({ summary, phase, onCleanup }) =>
 
   phase("webhook receiver");
   const webhookSecret = randomBytes(32).toString("base64url");
-  const receiver = await startWebhookReceiver();
-  onCleanup(() => receiver.stop());
+  const receiver = await startReceiver(0);
+  onCleanup(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+  const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  const webhooksOf = async (room: string): Promise<RecordedRequest[]> =>
+    (await (await fetch(`${receiverUrl}/control/requests?match=${encodeURIComponent(`"room":"${room}"`)}`)).json()) as RecordedRequest[];
 
   phase("start npm start -- --relays 2");
   const joinSecret = randomBytes(32).toString("base64url");
-  const local = await startLocalWorker({ relays: 2, env: { JOIN_SECRET: joinSecret, WEBHOOK_URL: `${receiver.url}/hook`, WEBHOOK_SECRET: webhookSecret } });
+  const local = await startLocalWorker({ relays: 2, env: { JOIN_SECRET: joinSecret, WEBHOOK_URL: `${receiverUrl}/hook`, WEBHOOK_SECRET: webhookSecret } });
   onCleanup(() => local.stop());
   const workerUrl = `http://127.0.0.1:${local.port}`;
   const apiKey = /\(API key: ([A-Za-z0-9_-]+)\)/.exec(local.output())?.[1];
@@ -212,9 +217,12 @@ runScript("moderation-call", timeoutMs, async ({ summary, phase, onCleanup }) =>
   summary["usage"] = usage;
 
   phase("webhooks");
-  await pollUntil("room-finished at the webhook receiver", WEBHOOKS_WAIT_MS, 250, async () => (receiver.received().some((hook) => hook.body.includes('"room-finished"') && hook.body.includes(room)) ? true : undefined), () =>
-    JSON.stringify(receiver.received().map((hook) => hook.body.slice(0, 200)))).catch(() => undefined);
-  summary["webhooks"] = receiver.received();
+  let hooks: RecordedRequest[] = [];
+  await pollUntil("room-finished at the webhook receiver", WEBHOOKS_WAIT_MS, 250, async () => {
+    hooks = await webhooksOf(room);
+    return hooks.some((hook) => hook.body.includes('"type":"room-finished"')) ? true : undefined;
+  }, () => JSON.stringify(hooks.map((hook) => hook.body.slice(0, 200)))).catch(() => undefined);
+  summary["webhooks"] = hooks;
   summary["webhookSecret"] = webhookSecret;
   summary["relayOutput"] = local.output().split("\n").filter((line) => /webhook|usage|revok|error|warn/i.test(line)).slice(-60);
 });

@@ -7,14 +7,9 @@ import { expect } from "vitest";
 import type { WebhookEvent } from "../../../shared/webhooks/events.js";
 import { EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, verifyWebhook } from "../../../shared/webhooks/signature.js";
 
-export interface RecordedRequest {
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-  body: string;
-  receivedAt: number;
-  status: number;
-}
+import type { RecordedRequest } from "../../recorded-webhook.js";
+
+export type { RecordedRequest };
 
 const receiver = () => new URL(env.WEBHOOK_URL!).origin;
 /** The project's secrets (vitest.config.ts): the current one first, then the older one. */

@@ -95,6 +95,23 @@ describe("room webhooks", () => {
     await expectSigned(await received(`${at}${room}"`));
   });
 
+  it("room-finished carries the usage of its own session, not of the room's earlier ones", async () => {
+    const room = freshRoom("sessions");
+    const first = await join(room, "ann");
+    await roomStub(room).recordUsage("relay-1", "boot-1", [{ peerId: "ann", bytesToPeers: 1000, bytesToClient: 2000, allocationMs: 3000 }]);
+    first.peer.send({ type: "leave" });
+    await roomEvents(room, 4);
+    // A second session of the same room: the relay reports more for ann (cumulative), and a new relay process.
+    const second = await join(room, "ann");
+    await roomStub(room).recordUsage("relay-1", "boot-1", [{ peerId: "ann", bytesToPeers: 1500, bytesToClient: 2000, allocationMs: 4000 }]);
+    await roomStub(room).recordUsage("relay-1", "boot-2", [{ peerId: "ann", bytesToPeers: 10, bytesToClient: 20, allocationMs: 250 }]);
+    second.peer.send({ type: "leave" });
+    const events = await roomEvents(room, 8);
+    expect(events.map(summary)).toEqual(["room-started", "peer-joined ann", "peer-left ann left", "room-finished", "room-started", "peer-joined ann", "peer-left ann left", "room-finished"]);
+    expect((events[3] as WebhookEventOf<"room-finished">).data.usage).toEqual({ bytesToPeers: 1000, bytesToClient: 2000, allocationSeconds: 3 });
+    expect((events[7] as WebhookEventOf<"room-finished">).data.usage).toEqual({ bytesToPeers: 510, bytesToClient: 20, allocationSeconds: 1.25 });
+  });
+
   it("a resume is not a join, and a peer that leaves and rejoins within the finish delay continues the room", async () => {
     const room = freshRoom("resume");
     const ann = await join(room, "ann");
