@@ -23,6 +23,9 @@ export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 export const PEER_LEFT_REASONS = ["left", "timeout", "kicked", "room-closed"] as const;
 export type PeerLeftReason = (typeof PEER_LEFT_REASONS)[number];
 
+export const RELAY_LOST_REASONS = ["channel-closed", "silent"] as const;
+export type RelayLostReason = (typeof RELAY_LOST_REASONS)[number];
+
 export interface WebhookEventData {
   /** The first peer joined an empty room (not after a room-finished was cancelled by a quick rejoin). */
   "room-started": { startedAt: string };
@@ -37,8 +40,12 @@ export interface WebhookEventData {
   "room-finished": { startedAt: string | null; finishedAt: string; usage: UsageFigures };
   /** A relay said it is draining (its peers are handed other relays). */
   "relay-draining": { relayId: string };
-  /** A ready relay's control channel ended without a drain and without a newer connection replacing it. */
-  "relay-lost": { relayId: string; lastHeartbeatAt: string | null };
+  /**
+   * A ready relay was lost, once per loss: its control channel ended without a drain and without a
+   * newer connection replacing it (`channel-closed`), or its heartbeats stopped for LIVE_WITHIN_MS
+   * (15 s) while the channel stayed open (`silent`). Its next register or heartbeat ends the loss.
+   */
+  "relay-lost": { relayId: string; reason: RelayLostReason; lastHeartbeatAt: string | null };
 }
 
 /** A room event's or a fleet event's fields besides the data. */

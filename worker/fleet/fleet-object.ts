@@ -24,6 +24,7 @@ import {
   FLEET_LIMITS,
   FLEET_SUBPROTOCOL,
   HEARTBEAT_INTERVAL_MS,
+  LIVE_WITHIN_MS,
   parseRelayMessage,
   parseRevocation,
   type Revocation,
@@ -43,7 +44,7 @@ import { operatorRelay } from "./operator-view.js";
 import { forwardUsage } from "./usage-forwarding.js";
 import type { FleetView } from "../../shared/fleet/view.js";
 import type { FleetRelay } from "./selection.js";
-import { webhookEvent } from "../../shared/webhooks/events.js";
+import { webhookEvent, type RelayLostReason } from "../../shared/webhooks/events.js";
 import { openOutbox } from "../webhooks/open-outbox.js";
 import type { WebhookOutbox } from "../webhooks/outbox.js";
 
@@ -282,6 +283,8 @@ export class FleetObject extends DurableObject<Env> {
     if (message.usage !== undefined && (await forwardUsage(this.env, conn.relayId, message.usage))) {
       send(ws, { type: "usage-ack", boot: message.usage.boot, seq: message.usage.seq });
     }
+    // With webhooks the alarm watches for this relay falling silent.
+    if (this.webhooks !== null) await this.scheduleAlarm(now);
   }
 
   /** A bad or rate-limited message: say so, and close the connection once patience runs out. */
@@ -314,18 +317,23 @@ export class FleetObject extends DurableObject<Env> {
 
   /**
    * A connection is gone: the relay keeps its row without it. When it was the relay's current channel,
-   * the relay was ready (not draining) and no newer connection of the same relay id replaces it, that
-   * is `relay-lost`, once per loss: only the call that clears the row's connection records it.
+   * the relay was ready (not draining) and no newer connection of the same relay id replaces it, the
+   * relay is lost: `relay-lost`, once per loss (the alarm says it too for a relay that fell silent
+   * with its channel still open; whichever comes first marks it).
    */
   private channelLost(conn: FleetConnection): void {
-    const relay = this.webhooks === null || !conn.registered ? null : this.store.relay(conn.relayId);
     const cleared = this.store.disconnected(conn.relayId, conn.connId);
-    if (relay === null || !cleared || relay.state !== "ready") return;
+    if (this.webhooks === null || !conn.registered || !cleared) return;
     const replaced = this.ctx.getWebSockets(conn.relayId).some((other) => other.readyState === WebSocket.READY_STATE_OPEN && readFleetConnection(other)?.connId !== conn.connId);
     if (replaced) return;
-    const now = Date.now();
-    const lastHeartbeatAt = relay.lastHeartbeatAt === null ? null : new Date(relay.lastHeartbeatAt).toISOString();
-    this.webhooks?.record(webhookEvent("relay-lost", { relayId: conn.relayId, lastHeartbeatAt }, now), now);
+    this.relayLost(conn.relayId, "channel-closed", Date.now());
+  }
+
+  /** Records `relay-lost` for a ready relay not marked lost yet; nothing otherwise. */
+  private relayLost(relayId: string, reason: RelayLostReason, now: number): void {
+    if (this.webhooks === null || !this.store.markLost(relayId, now)) return;
+    const lastHeartbeatAt = this.store.relay(relayId)?.lastHeartbeatAt ?? null;
+    this.webhooks.record(webhookEvent("relay-lost", { relayId, reason, lastHeartbeatAt: lastHeartbeatAt === null ? null : new Date(lastHeartbeatAt).toISOString() }, now), now);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -371,8 +379,17 @@ export class FleetObject extends DurableObject<Env> {
         closeSocket(ws, FLEET_CLOSE_CODES.protocolViolation, `no register within ${REGISTER_WITHIN_MS / 1000} s of connecting`);
       }
     }
+    // A ready relay whose heartbeats stopped while its channel stays open (a frozen host, a network
+    // cut the Worker cannot see) is handed out no more after LIVE_WITHIN_MS: it is lost then.
+    if (this.webhooks !== null) for (const { id } of this.store.silentSince(now - LIVE_WITHIN_MS)) this.relayLost(id, "silent", now);
     this.webhooks?.start();
     await this.scheduleAlarm(now);
+  }
+
+  /** With webhooks: when the ready relay heard from longest ago turns silent, if it stays so. */
+  private silenceDue(): number[] {
+    const heartbeat = this.webhooks === null ? null : this.store.earliestUnmarkedHeartbeat();
+    return heartbeat === null ? [] : [heartbeat + LIVE_WITHIN_MS];
   }
 
   /** The next moment something is due: a token id, a silent relay or a revocation to forget, a register deadline. */
@@ -391,6 +408,7 @@ export class FleetObject extends DurableObject<Env> {
       revocationEnd === null ? null : (revocationEnd + 1) * 1000,
       ...registerDeadlines,
       this.webhooks?.nextDue(now) ?? null,
+      ...this.silenceDue(),
     ].filter((t): t is number => t !== null);
     if (due.length === 0) return this.ctx.storage.deleteAlarm();
     const next = Math.max(Math.min(...due), now + 1);

@@ -2,7 +2,9 @@
  * What the fleet object knows, in its SQLite storage: the source of truth that outlives eviction.
  *
  * - `relays`: one row per relay id, from its first `register` until it has not been heard from for
- *   FORGET_RELAY_AFTER_MS. `conn_id` names its current control connection (null while it has none).
+ *   FORGET_RELAY_AFTER_MS. `conn_id` names its current control connection (null while it has none);
+ *   `lost_at` is set when a ready relay was found lost (channel gone, or silent), so it is said once,
+ *   and cleared by its next register or heartbeat.
  * - `relay_rooms`: the rooms of each relay's last heartbeat, replaced on every heartbeat.
  * - `used_tokens`: every fleet token's one-time id until its expiry (plus clock skew) has passed.
  * - `refusals`: connections refused, counted by reason, for the operator view.
@@ -88,7 +90,8 @@ const SCHEMA = `
     event_loop_delay_ms REAL NOT NULL DEFAULT 0,
     rooms_omitted INTEGER NOT NULL DEFAULT 0,
     last_heartbeat_at INTEGER,
-    last_heard_at INTEGER NOT NULL
+    last_heard_at INTEGER NOT NULL,
+    lost_at INTEGER
   );
   CREATE TABLE IF NOT EXISTS relay_rooms (
     relay_id TEXT NOT NULL,
@@ -146,6 +149,9 @@ function toRecord(row: RelayRow): RelayRecord {
 export class FleetStore {
   constructor(private readonly sql: SqlStorage) {
     sql.exec(SCHEMA);
+    // Fleets stored before relays could be found lost lack the column.
+    const columns = sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('relays')").toArray();
+    if (!columns.some((column) => column.name === "lost_at")) sql.exec("ALTER TABLE relays ADD COLUMN lost_at INTEGER");
   }
 
   // Relays ------------------------------------------------------------------------------------
@@ -171,7 +177,7 @@ export class FleetStore {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?)
        ON CONFLICT (id) DO UPDATE SET conn_id = excluded.conn_id, urls = excluded.urls, region = excluded.region,
          lat = excluded.lat, lon = excluded.lon, version = excluded.version, cap_allocations = excluded.cap_allocations,
-         cap_bps = excluded.cap_bps, registered_at = excluded.registered_at, last_heard_at = excluded.last_heard_at`,
+         cap_bps = excluded.cap_bps, registered_at = excluded.registered_at, last_heard_at = excluded.last_heard_at, lost_at = NULL`,
       relayId,
       connId,
       JSON.stringify(urls),
@@ -192,7 +198,7 @@ export class FleetStore {
     if (before === undefined) return null;
     this.sql.exec(
       `UPDATE relays SET state = ?, allocations = ?, bps_in = ?, bps_out = ?, cpu_percent = ?, event_loop_delay_ms = ?,
-         rooms_omitted = ?, last_heartbeat_at = ?, last_heard_at = ? WHERE id = ?`,
+         rooms_omitted = ?, last_heartbeat_at = ?, last_heard_at = ?, lost_at = NULL WHERE id = ?`,
       message.state,
       message.allocations,
       message.bpsIn,
@@ -218,6 +224,30 @@ export class FleetStore {
    */
   disconnected(relayId: string, connId: string): boolean {
     return this.sql.exec("UPDATE relays SET conn_id = NULL WHERE id = ? AND conn_id = ?", relayId, connId).rowsWritten > 0;
+  }
+
+  /**
+   * Marks a ready relay lost, once: true when this call marked it (it was ready and not marked yet),
+   * false for a draining relay or one already marked since its last register or heartbeat.
+   */
+  markLost(relayId: string, now: number): boolean {
+    return this.sql.exec("UPDATE relays SET lost_at = ? WHERE id = ? AND state = 'ready' AND lost_at IS NULL", now, relayId).rowsWritten > 0;
+  }
+
+  /** Ready relays not yet marked lost whose last heartbeat is at or before `cutoff`. */
+  silentSince(cutoff: number): { id: string; lastHeartbeatAt: number }[] {
+    return this.sql
+      .exec<{ id: string; last_heartbeat_at: number }>(
+        "SELECT id, last_heartbeat_at FROM relays WHERE state = 'ready' AND lost_at IS NULL AND last_heartbeat_at IS NOT NULL AND last_heartbeat_at <= ? ORDER BY id",
+        cutoff,
+      )
+      .toArray()
+      .map((row) => ({ id: row.id, lastHeartbeatAt: row.last_heartbeat_at }));
+  }
+
+  /** The oldest last heartbeat among ready relays not marked lost: when the next one may fall silent. */
+  earliestUnmarkedHeartbeat(): number | null {
+    return this.sql.exec<{ t: number | null }>("SELECT min(last_heartbeat_at) AS t FROM relays WHERE state = 'ready' AND lost_at IS NULL").one().t;
   }
 
   roomsOf(relayId: string): { room: string; allocations: number }[] {

@@ -4,7 +4,9 @@
  * replaces it, not for a draining relay). Relays are real control WebSockets (../fleet-relay.ts); the
  * receiver is the project's (test/node/webhook-receiver.ts).
  */
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
+import { LIVE_WITHIN_MS } from "../../../shared/fleet/protocol.js";
 import type { WebhookEventOf } from "../../../shared/webhooks/events.js";
 import { TestRelay, fleetStub, liveRelay, resetFleet, waitFor } from "../fleet-relay.js";
 import { accepted, expectSigned, received, summary, waitForRequests } from "./hooks.js";
@@ -48,8 +50,8 @@ describe("fleet webhooks", () => {
     const lastHeartbeatAt = (await fleetStub().snapshot()).relays.find((r) => r.id === id)!.lastHeartbeatAt!;
     relay.close();
     const events = await relayEvents(id, 1);
-    expect(events.map(summary)).toEqual(["relay-lost"]);
-    expect((events[0] as WebhookEventOf<"relay-lost">).data).toEqual({ relayId: id, lastHeartbeatAt: new Date(lastHeartbeatAt).toISOString() });
+    expect(events.map(summary)).toEqual(["relay-lost channel-closed"]);
+    expect((events[0] as WebhookEventOf<"relay-lost">).data).toEqual({ relayId: id, reason: "channel-closed", lastHeartbeatAt: new Date(lastHeartbeatAt).toISOString() });
     await sleep(500);
     const all = await received(about(id));
     expect(all).toHaveLength(1);
@@ -66,9 +68,32 @@ describe("fleet webhooks", () => {
     expect(await received(about(id))).toEqual([]);
     second.close();
     const events = await relayEvents(id, 1);
-    expect(events.map(summary)).toEqual(["relay-lost"]);
+    expect(events.map(summary)).toEqual(["relay-lost channel-closed"]);
     await sleep(300);
     expect(await received(about(id))).toHaveLength(1);
+  });
+
+  it("relay-lost (silent) once when a ready relay's heartbeats stop with its channel open; not again when the channel then closes; a heartbeat ends the loss", async () => {
+    const id = freshRelayId("silent");
+    const relay = await liveRelay(id);
+    // The relay's last heartbeat, made older than LIVE_WITHIN_MS: as if it had gone quiet that long.
+    const silentSince = Date.now() - LIVE_WITHIN_MS - 1_000;
+    await runInDurableObject(fleetStub(), (_instance, state) => {
+      state.storage.sql.exec("UPDATE relays SET last_heartbeat_at = ? WHERE id = ?", silentSince, id);
+    });
+    expect(await runDurableObjectAlarm(fleetStub())).toBe(true);
+    const events = await relayEvents(id, 1);
+    expect(events.map(summary)).toEqual(["relay-lost silent"]);
+    expect((events[0] as WebhookEventOf<"relay-lost">).data).toEqual({ relayId: id, reason: "silent", lastHeartbeatAt: new Date(silentSince).toISOString() });
+    // Said once: another alarm, and the channel closing later, add nothing.
+    await runDurableObjectAlarm(fleetStub());
+    relay.close();
+    await sleep(500);
+    expect(accepted(await received(about(id))).map(summary)).toEqual(["relay-lost silent"]);
+    // Back: a new registration and heartbeat end the loss, and a later loss is said again.
+    const back = await liveRelay(id);
+    back.close();
+    expect((await relayEvents(id, 2)).map(summary)).toEqual(["relay-lost silent", "relay-lost channel-closed"]);
   });
 
   it("nothing for a connection that never registered", async () => {
