@@ -143,6 +143,11 @@ export class UsageLedger {
     return { live: this.liveMembers, unacked: this.idleUnacked.size, settled: this.idleSettled.size, dropped: this.dropped, forgotten: this.forgotten };
   }
 
+  /** True while some member's figures are not acknowledged: a live member, or an idle one not settled. */
+  hasUnacked(): boolean {
+    return this.liveMembers > 0 || this.idleUnacked.size > 0;
+  }
+
   /** An allocation was made; a plain user's (no room or peer id) is not counted. */
   opened(allocation: MeteredAllocation): void {
     const { room, peerId } = allocation.owner;

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { BOOT_ID_PATTERN, FLEET_LIMITS, type UsageEntry, type UsageReport } from "../../../shared/fleet/protocol.js";
+import { BOOT_ID_PATTERN, FLEET_LIMITS, parseRelayMessage, type HeartbeatMessage, type UsageEntry, type UsageReport } from "../../../shared/fleet/protocol.js";
 import { UsageLedger, newBootId, type MeteredAllocation, type UsageLedgerOptions } from "../../../relay/fleet/usage-ledger.js";
 
 const BOOT = "boot-test-0001";
@@ -211,5 +211,33 @@ describe("usage ledger", () => {
     const peers = ledger.report().entries.map((e) => e.peerId).sort();
     expect(peers).toEqual(["live", "u3", "u4", "u5"]);
     void live;
+  });
+
+  it("a heartbeat with a full room list and a full report of the longest names and largest figures fits in one fleet message", () => {
+    const { clock, ledger, open } = setup();
+    for (let i = 0; i < FLEET_LIMITS.maxUsageEntries + 5; i++) {
+      const allocation = open(`r${i}`.padEnd(64, "x"), `p${i}`.padEnd(128, "y"));
+      allocation.traffic.bytesToPeers = Number.MAX_SAFE_INTEGER;
+      allocation.traffic.bytesToClient = Number.MAX_SAFE_INTEGER;
+    }
+    clock.now += 1e12;
+    const report = ledger.report();
+    expect(report.entries).toHaveLength(FLEET_LIMITS.maxUsageEntries);
+    const heartbeat: HeartbeatMessage = {
+      type: "heartbeat",
+      state: "draining",
+      allocations: Number.MAX_SAFE_INTEGER,
+      bpsIn: 1e15,
+      bpsOut: 1e15,
+      cpuPercent: 1e15,
+      eventLoopDelayMs: 1e15,
+      rooms: Array.from({ length: FLEET_LIMITS.maxRooms }, (_, i) => ({ room: `r${i}`.padEnd(64, "x"), allocations: Number.MAX_SAFE_INTEGER })),
+      roomsOmitted: Number.MAX_SAFE_INTEGER,
+      usage: { ...report, boot: "b".repeat(64), seq: Number.MAX_SAFE_INTEGER },
+    };
+    const text = JSON.stringify(heartbeat);
+    expect(Buffer.byteLength(text)).toBeLessThan(FLEET_LIMITS.maxMessageBytes);
+    const parsed = parseRelayMessage(text);
+    expect(parsed.ok && parsed.message.type === "heartbeat" && parsed.message.usage?.entries.length).toBe(FLEET_LIMITS.maxUsageEntries);
   });
 });
