@@ -1,9 +1,11 @@
 /**
  * The fleet wired to a running relay: the register message from its settings and bound listeners,
  * heartbeats from its allocation table and counters, the control client that carries them, and the
- * fleet's revocations handed to the server (which ends and refuses what they cover). The
- * relay's process (relay/main.ts) makes one after its listeners are bound, starts it, reports a
- * drain through it and stops it last.
+ * fleet's revocations handed to the server (which ends and refuses what they cover). Each
+ * heartbeat also carries a usage report from the usage ledger (./usage-ledger.ts), which the
+ * server tells of every allocation's start and end; the fleet's `usage-ack` goes back to the ledger.
+ * The relay's process (relay/main.ts) makes one after its listeners are bound, starts it, reports a
+ * drain through it and stops it last (after the server, so every allocation's final usage is sent).
  */
 import { randomBytes } from "node:crypto";
 import type { FleetConfig, RelayConfig } from "../config.js";
