@@ -117,7 +117,8 @@ export class UsageLedger {
   private readonly onDropped: ((count: number, total: number) => void) | undefined;
 
   private readonly members = new Map<string, Member>();
-  private liveMembers = 0;
+  /** Members with a live allocation. */
+  private readonly live = new Map<string, Member>();
   /** Idle members by when they went idle (Map order), split by whether their final figures are acknowledged. */
   private readonly idleUnacked = new Map<string, Member>();
   private readonly idleSettled = new Map<string, Member>();
@@ -140,12 +141,12 @@ export class UsageLedger {
   }
 
   counts(): UsageLedgerCounts {
-    return { live: this.liveMembers, unacked: this.idleUnacked.size, settled: this.idleSettled.size, dropped: this.dropped, forgotten: this.forgotten };
+    return { live: this.live.size, unacked: this.idleUnacked.size, settled: this.idleSettled.size, dropped: this.dropped, forgotten: this.forgotten };
   }
 
   /** True while some member's figures are not acknowledged: a live member, or an idle one not settled. */
   hasUnacked(): boolean {
-    return this.liveMembers > 0 || this.idleUnacked.size > 0;
+    return this.live.size > 0 || this.idleUnacked.size > 0;
   }
 
   /** An allocation was made; a plain user's (no room or peer id) is not counted. */
@@ -162,7 +163,7 @@ export class UsageLedger {
     if (member.live.size === 0) {
       this.idleUnacked.delete(key);
       this.idleSettled.delete(key);
-      this.liveMembers++;
+      this.live.set(key, member);
     }
     member.live.add(allocation);
   }
@@ -181,7 +182,7 @@ export class UsageLedger {
     member.ended.bytesToClient += allocation.traffic.bytesToClient;
     member.ended.allocationMs += Math.max(0, endedAt - allocation.createdAt);
     if (member.live.size > 0) return;
-    this.liveMembers--;
+    this.live.delete(key);
     this.becameIdle(key, member);
   }
 
@@ -236,31 +237,46 @@ export class UsageLedger {
   /**
    * The next report: seq one more than the last, with the members whose figures differ from their
    * acknowledged ones (never acknowledged first, then sent longest ago), at most maxEntries.
+   * Candidates are the live members and the idle unacknowledged ones (a settled member's figures
+   * are its acknowledged ones); the choice is linear in their number (no sort of them all), so a
+   * ledger at its bound costs a few milliseconds a heartbeat.
    */
   report(): UsageReport {
     const now = this.now();
-    const changed: { key: string; member: Member; figures: UsageFigures }[] = [];
-    for (const [key, member] of this.members) {
-      const figures = this.figures(member, now);
-      if (!sameFigures(member.acked, figures)) changed.push({ key, member, figures });
-    }
-    changed.sort((a, b) => Number(b.member.acked === null) - Number(a.member.acked === null) || a.member.sentSeq - b.member.sentSeq);
     const seq = ++this.seq;
-    const carried = changed.slice(0, this.maxEntries);
     const entries: UsageEntry[] = [];
-    for (const { member, figures } of carried) {
+    const carried: { key: string; figures: UsageFigures }[] = [];
+    for (const [key, member] of this.pick()) {
+      const figures = this.figures(member, now);
+      if (sameFigures(member.acked, figures)) continue;
       member.sentSeq = seq;
       member.sent = figures;
       entries.push({ room: member.room, peerId: member.peerId, ...figures });
+      carried.push({ key, figures });
     }
     if (carried.length > 0) {
-      this.inFlight.set(seq, carried.map(({ key, figures }) => ({ key, figures })));
+      this.inFlight.set(seq, carried);
       for (const old of this.inFlight.keys()) {
         if (this.inFlight.size <= this.maxReportsInFlight) break;
         this.inFlight.delete(old);
       }
     }
     return { boot: this.boot, seq, entries };
+  }
+
+  /**
+   * The candidates that go first, at most maxEntries: never acknowledged ones before the others,
+   * each group by the report that carried it last (lower first). Linear: a count per report
+   * number finds where the cut falls, then one pass takes what falls before it.
+   */
+  private pick(): [string, Member][] {
+    const neverAcked: [string, Member][] = [];
+    const acked: [string, Member][] = [];
+    for (const group of [this.live, this.idleUnacked]) {
+      for (const entry of group) (entry[1].acked === null ? neverAcked : acked).push(entry);
+    }
+    if (neverAcked.length >= this.maxEntries) return oldestSent(neverAcked, this.maxEntries);
+    return neverAcked.concat(oldestSent(acked, this.maxEntries - neverAcked.length));
   }
 
   /**
@@ -280,11 +296,39 @@ export class UsageLedger {
       if (member === undefined || member.ackedSeq >= ack.seq) continue;
       member.acked = figures;
       member.ackedSeq = ack.seq;
-      if (member.live.size === 0 && this.idleUnacked.has(key) && sameFigures(figures, this.figures(member, now))) {
-        this.idleUnacked.delete(key);
-        this.idleSettled.set(key, member);
-      }
+      if (member.live.size > 0) continue;
+      // Idle: settled exactly when its final figures are the acknowledged ones (keeping its place in the order otherwise).
+      const settled = sameFigures(figures, this.figures(member, now));
+      if (settled && this.idleUnacked.delete(key)) this.idleSettled.set(key, member);
+      else if (!settled && this.idleSettled.delete(key)) this.idleUnacked.set(key, member);
     }
     return true;
   }
+}
+
+/** The `max` members carried longest ago (sentSeq lowest; 0: never sent), in their given order otherwise. */
+function oldestSent(members: [string, Member][], max: number): [string, Member][] {
+  if (members.length <= max) return members;
+  const perSeq = new Map<number, number>();
+  for (const [, member] of members) perSeq.set(member.sentSeq, (perSeq.get(member.sentSeq) ?? 0) + 1);
+  // The newest report number taken, and how many carried last by it still fit.
+  let cut = 0;
+  let roomAtCut = 0;
+  let taken = 0;
+  for (const seq of [...perSeq.keys()].sort((a, b) => a - b)) {
+    cut = seq;
+    roomAtCut = max - taken;
+    taken += perSeq.get(seq)!;
+    if (taken >= max) break;
+  }
+  const picked: [string, Member][] = [];
+  for (const entry of members) {
+    const seq = entry[1].sentSeq;
+    if (seq < cut) picked.push(entry);
+    else if (seq === cut && roomAtCut > 0) {
+      picked.push(entry);
+      roomAtCut--;
+    }
+  }
+  return picked;
 }
