@@ -30,7 +30,7 @@ import { FLEET_LIMITS, type UsageAckMessage, type UsageEntry, type UsageReport }
 export const USAGE_LEDGER_LIMITS = {
   /**
    * Members with no live allocation the ledger keeps (settled and unacknowledged together): a relay
-   * cut off from the fleet for hours under heavy churn holds at most this many (~300 bytes each).
+   * cut off from the fleet for hours under heavy churn holds at most this many (a few hundred bytes each, ~20 MB at the bound).
    */
   maxIdleMembers: 50_000,
   /** Reports whose acknowledgement is still awaited; an older one's ack is ignored (its figures are sent again). */
