@@ -28,6 +28,7 @@ import { createRelayLogger, type RelayLogger } from "./ops/log.js";
 import { createRelayMetrics, type RelayMetrics } from "./ops/metrics.js";
 import type { FleetCounters } from "./fleet/control-client.js";
 import { createRelayFleet, type RelayFleet } from "./fleet/relay-fleet.js";
+import type { UsageLedgerCounts } from "./fleet/usage-ledger.js";
 import { handleUncaughtErrors } from "./ops/process-errors.js";
 import { RelayServer, type ListenerAddress } from "./server/relay-server.js";
 
@@ -81,9 +82,10 @@ async function startMetrics(
   server: RelayServer,
   token: () => string | null,
   fleet: FleetCounters | null,
+  usage: { counts(): UsageLedgerCounts } | null,
 ): Promise<{ metrics: RelayMetrics; listener: OpsListener } | null> {
   if (config.prometheus === null) return null;
-  const metrics = createRelayMetrics(server, fleet);
+  const metrics = createRelayMetrics(server, fleet, usage);
   try {
     const listener = await startOpsListener({
       address: config.prometheus.address,
@@ -117,7 +119,7 @@ async function main(): Promise<void> {
   const fleet: RelayFleet | null =
     config.fleet === null ? null : createRelayFleet(config, config.fleet, server, listeners, { info: (line) => log.info(line), warn: (line) => log.warn(line) });
   let metricsToken = config.prometheus?.token ?? null;
-  const ops = await startMetrics(config, server, () => metricsToken, fleet?.client ?? null);
+  const ops = await startMetrics(config, server, () => metricsToken, fleet?.client ?? null, fleet?.usage ?? null);
   log.info({
     event: "listening",
     listeners,
@@ -125,7 +127,7 @@ async function main(): Promise<void> {
     relayPorts: `${config.minPort}-${config.maxPort}`,
     realm: config.realm,
     ...(ops !== null && { metrics: { address: ops.listener.address, port: ops.listener.port } }),
-    ...(fleet !== null && { fleet: { url: config.fleet!.url, relayId: config.fleet!.relayId, urls: fleet.urls } }),
+    ...(fleet !== null && { fleet: { url: config.fleet!.url, relayId: config.fleet!.relayId, urls: fleet.urls, usageBoot: fleet.usage.boot } }),
   });
   handleUncaughtErrors(process, {
     log: (line) => log.error(line),

@@ -72,6 +72,8 @@ export interface AllocationOwner {
    * read once when the allocation is made; absent for a plain user. Counted per room for the fleet.
    */
   room?: string;
+  /** The peer id of a room member's credential, read with `room`; absent for a plain user. Usage is counted per (room, peer). */
+  peerId?: string;
 }
 
 /** What every datagram of an allocation is checked against, shared with the server. */

@@ -9,6 +9,8 @@
  *              the fleet's `heartbeatIntervalMs`, kept within 1-5 s), and at once on a state change
  *   revoke     every `revoke` from the fleet goes to `onRevoke` at once (the relay ends the matching
  *              allocations); the fleet replays the live ones after each `register`
+ *   usage      heartbeats carry the usage report the relay builds; every `usage-ack` goes to
+ *              `onUsageAck` (the ledger marks what that report carried as stored)
  *   liveness   a WebSocket ping every pingIntervalMs; no pong by the next one ends the connection,
  *              so a dead TCP path is noticed within two intervals (20 s)
  *   close      reconnect after a full-jitter exponential backoff (0.5 s doubling to 30 s; the count
@@ -31,6 +33,7 @@ import {
   type RegisterMessage,
   type RelayState,
   type Revocation,
+  type UsageAckMessage,
 } from "../../shared/fleet/protocol.js";
 import { FLEET_TOKEN_TTL_SECONDS, mintFleetToken } from "../../shared/fleet/token.js";
 
@@ -110,6 +113,8 @@ export interface FleetCounters {
   /** Closes by code label (closeCodeLabel). */
   readonly closes: ReadonlyMap<string, number>;
   readonly heartbeatsSent: number;
+  /** `usage-ack` messages received. */
+  readonly usageAcks: number;
 }
 
 export type FleetLogLine = { event: string; [field: string]: unknown };
@@ -123,6 +128,8 @@ export interface FleetClientOptions {
   heartbeat: (state: RelayState) => HeartbeatMessage;
   /** Revocations the fleet sent (checked by parseFleetMessage): the relay ends and refuses what they cover. */
   onRevoke?: (revocations: readonly Revocation[]) => void;
+  /** The fleet stored the usage report `seq` of boot `boot` (another boot's ack is the callee's to ignore). */
+  onUsageAck?: (ack: UsageAckMessage) => void;
   log: { info(line: FleetLogLine): void; warn(line: FleetLogLine): void };
   timing?: Partial<FleetClientTiming>;
   /** A number in [0, 1) for the backoff's jitter. */
@@ -150,6 +157,7 @@ export class FleetControlClient implements FleetCounters {
   connected = false;
   connects = 0;
   heartbeatsSent = 0;
+  usageAcks = 0;
   readonly closes = new Map<string, number>();
 
   constructor(private readonly options: FleetClientOptions) {
@@ -302,6 +310,9 @@ export class FleetControlClient implements FleetCounters {
           this.options.log.info({ event: "fleet-registered", relayId: printable(message.relayId, 64), heartbeatIntervalMs: this.intervalMs });
         } else if (message.type === "revoke") {
           this.options.onRevoke?.(message.revocations);
+        } else if (message.type === "usage-ack") {
+          this.usageAcks++;
+          this.options.onUsageAck?.(message);
         } else if (++errors <= this.timing.maxLoggedErrors) {
           this.options.log.warn({ event: "fleet-error", code: message.code, message: printable(message.message) });
         }
@@ -349,6 +360,11 @@ export class FleetControlClient implements FleetCounters {
     this.intervalMs = intervalMs;
     this.heartbeatTimer = setInterval(() => this.guard("heartbeat", () => this.sendHeartbeat()), intervalMs);
     this.heartbeatTimer.unref();
+  }
+
+  /** Sends a heartbeat now (the relay's last usage before it stops) when the channel is open; whether it went out. */
+  heartbeatNow(): boolean {
+    return this.sendHeartbeat();
   }
 
   /** Sends a heartbeat of the current state when the channel is open; whether it went out. */

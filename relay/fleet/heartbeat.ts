@@ -10,6 +10,7 @@
  *   eventLoopDelayMs  p99 of the event loop's delay over the interval (perf_hooks), reset each time
  *   rooms             allocations per room, most first, at most FLEET_LIMITS.maxRooms; the rest
  *                     are counted in roomsOmitted
+ *   usage             added by relay-fleet.ts from the usage ledger (./usage-ledger.ts)
  */
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from "node:perf_hooks";
 import { FLEET_LIMITS, type HeartbeatMessage, type RelayState, type RoomLoad } from "../../shared/fleet/protocol.js";

@@ -1,10 +1,13 @@
 /**
  * The fleet wired to a running relay: the register message from its settings and bound listeners,
  * heartbeats from its allocation table and counters, the control client that carries them, and the
- * fleet's revocations handed to the server (which ends and refuses what they cover). The
- * relay's process (relay/main.ts) makes one after its listeners are bound, starts it, reports a
- * drain through it and stops it last.
+ * fleet's revocations handed to the server (which ends and refuses what they cover). Each
+ * heartbeat also carries a usage report from the usage ledger (./usage-ledger.ts), which the
+ * server tells of every allocation's start and end; the fleet's `usage-ack` goes back to the ledger.
+ * The relay's process (relay/main.ts) makes one after its listeners are bound, starts it, reports a
+ * drain through it and stops it last (after the server, so every allocation's final usage is sent).
  */
+import { randomBytes } from "node:crypto";
 import type { FleetConfig, RelayConfig } from "../config.js";
 import type { RelayServer, ListenerAddress } from "../server/relay-server.js";
 import { trafficSoFar } from "../server/stats.js";
@@ -12,14 +15,30 @@ import { FleetControlClient, type FleetClientOptions } from "./control-client.js
 import { HeartbeatSampler } from "./heartbeat.js";
 import { derivePublicUrls, publicHost } from "./public-urls.js";
 import { registerMessage, relayVersion } from "./register.js";
+import { UsageLedger, newBootId } from "./usage-ledger.js";
+
+/**
+ * When the relay stops (after its allocations ended), it sends its last usage at once and waits at
+ * most this long for the fleet's acks before closing the channel; what is still unacknowledged
+ * then is lost with the process (the fleet keeps the figures of the last report it stored).
+ */
+export const FINAL_USAGE_FLUSH_MS = 2_000;
+/** Heartbeats the final flush sends at most (a relay with more than 200 members to report needs several). */
+const FINAL_USAGE_REPORTS = 3;
 
 export interface RelayFleet {
   readonly client: FleetControlClient;
   /** The URLs registered (given or derived). */
   readonly urls: readonly string[];
+  /** Per room member usage, reported in the heartbeats. */
+  readonly usage: UsageLedger;
   /** Takes the keys a SIGHUP read: the next connection's token is signed with the first. */
   setKeys(keys: readonly string[]): void;
-  /** Closes the channel cleanly (1000) and stops the sampler; never rejects. */
+  /**
+   * Sends the usage not yet acknowledged (waiting up to FINAL_USAGE_FLUSH_MS for the acks), then
+   * closes the channel cleanly (1000) and stops the sampler; never rejects. Call it after the
+   * server stopped, so every allocation's final figures are in.
+   */
   stop(): Promise<void>;
 }
 
@@ -53,12 +72,28 @@ export function createRelayFleet(
     },
     roomCounts: () => server.table.roomCounts(),
   });
+  const usage = new UsageLedger({
+    boot: newBootId(randomBytes),
+    onDropped: (count, total) =>
+      log.warn({
+        event: "fleet-usage-dropped",
+        members: count,
+        total,
+        advice: "room members' final usage was dropped before the fleet acknowledged it (the channel has been down long under heavy churn): their last figures are lost; check the fleet channel",
+      }),
+  });
+  server.setAllocationMeter(usage);
+  let ackWaiter: (() => void) | null = null;
   const client = new FleetControlClient({
     url: fleet.url,
     relayId: fleet.relayId,
     signingKey: () => keys[0]!,
     register: () => registerMessage(fleet, urls, { totalQuota: config.totalQuota, bpsCapacity: config.bpsCapacity }, version),
-    heartbeat: (state) => sampler.build(state),
+    heartbeat: (state) => ({ ...sampler.build(state), usage: usage.report() }),
+    onUsageAck: (ack) => {
+      usage.acknowledge(ack);
+      ackWaiter?.();
+    },
     onRevoke: (revocations) => {
       const outcome = server.revoke(revocations);
       log.info({ event: "fleet-revoke", revocations: revocations.length, ...outcome, active: server.revocations.size });
@@ -75,9 +110,30 @@ export function createRelayFleet(
     setKeys: (next) => {
       if (next.length > 0) keys = [...next];
     },
+    usage,
     stop: async () => {
+      server.setAllocationMeter(null);
+      await flushUsage(client, usage, (waiter) => (ackWaiter = waiter));
+      ackWaiter = null;
       await client.stop();
       sampler.close();
     },
   };
+}
+
+/** Sends heartbeats while usage is unacknowledged, each waiting for an ack, within FINAL_USAGE_FLUSH_MS in all. */
+async function flushUsage(client: FleetControlClient, usage: UsageLedger, setWaiter: (waiter: (() => void) | null) => void): Promise<void> {
+  const deadline = Date.now() + FINAL_USAGE_FLUSH_MS;
+  for (let report = 0; report < FINAL_USAGE_REPORTS && usage.hasUnacked(); report++) {
+    const left = deadline - Date.now();
+    if (left <= 0 || !client.heartbeatNow()) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, left);
+      setWaiter(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    setWaiter(null);
+  }
 }

@@ -7,6 +7,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { TrafficCounters } from "../allocation/allocation.js";
 import type { FleetCounters } from "../fleet/control-client.js";
+import type { UsageLedgerCounts } from "../fleet/usage-ledger.js";
 import type { AuthFailureKind } from "../auth/long-term.js";
 import type { RefusalKind } from "../server/responses.js";
 import type { RelayServer } from "../server/relay-server.js";
@@ -50,9 +51,10 @@ function totalTraffic(server: RelayServer): TrafficCounters {
 
 /**
  * `fleet`: the control channel's counters when the relay is in a fleet (--fleet-url); null without
- * one, and the fleet metrics then stay at 0.
+ * one, and the fleet metrics then stay at 0. `usage`: the fleet's usage ledger (per room member),
+ * read the same way.
  */
-export function createRelayMetrics(server: RelayServer, fleet: FleetCounters | null = null): RelayMetrics {
+export function createRelayMetrics(server: RelayServer, fleet: FleetCounters | null = null, usage: { counts(): UsageLedgerCounts } | null = null): RelayMetrics {
   const registry = new Registry();
   const registers = [registry];
   const stats = server.stats;
@@ -339,6 +341,47 @@ export function createRelayMetrics(server: RelayServer, fleet: FleetCounters | n
     collect() {
       this.reset();
       this.inc(fleet?.heartbeatsSent ?? 0);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}fleet_usage_acks_total`,
+    help: "usage-ack messages from the fleet: usage reports it stored.",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(fleet?.usageAcks ?? 0);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}fleet_usage_members`,
+    help:
+      "Room members the usage ledger holds, by state: live (an allocation now), unacked (all ended, final usage not yet stored by the fleet), " +
+      "settled (final usage stored; kept so a returning peer's usage carries on).",
+    labelNames: ["state"],
+    registers,
+    collect() {
+      const counts = usage?.counts();
+      this.set({ state: "live" }, counts?.live ?? 0);
+      this.set({ state: "unacked" }, counts?.unacked ?? 0);
+      this.set({ state: "settled" }, counts?.settled ?? 0);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}fleet_usage_dropped_total`,
+    help: "Room members whose final usage was dropped before the fleet stored it, for the ledger's bound (50,000 idle members): usage lost. The channel was down long under heavy churn.",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(usage?.counts().dropped ?? 0);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}fleet_usage_forgotten_total`,
+    help: "Settled room members (final usage stored) forgotten for the ledger's bound; such a peer allocating again counts from 0 in this boot.",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(usage?.counts().forgotten ?? 0);
     },
   });
   const reloads = new Counter({

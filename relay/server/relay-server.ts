@@ -97,6 +97,16 @@ export interface RevokeOutcome {
   ended: number;
 }
 
+/**
+ * Told of every allocation's start and end, in the same tick it joins or leaves the table (the
+ * fleet's usage ledger, relay/fleet/usage-ledger.ts). Never called per packet.
+ */
+export interface AllocationMeter {
+  opened(allocation: Allocation): void;
+  /** `endedAt`: the Date.now() the end is logged with, so the lifetime counted is the one logged. */
+  ended(allocation: Allocation, endedAt: number): void;
+}
+
 /** The answer to any TURN request made with a revoked credential. */
 const REVOKED_REASON = "Forbidden: this credential was revoked; the app must issue a new one";
 
@@ -169,6 +179,7 @@ export class RelayServer implements TurnContext {
   /** Set once the listeners are bound and their ports known; refreshed by the sweep (interfaces change). */
   private self = new SelfGuard([], [], []);
   private interfacesReadAt = Date.now();
+  private meter: AllocationMeter | null = null;
 
   constructor(
     readonly config: RelayConfig,
@@ -357,6 +368,15 @@ export class RelayServer implements TurnContext {
       outcome.ended++;
     }
     return outcome;
+  }
+
+  /**
+   * Sets what is told of allocations starting and ending (null: nothing). The allocations live now
+   * are handed to it as opened, so it misses none made before it was set.
+   */
+  setAllocationMeter(meter: AllocationMeter | null): void {
+    this.meter = meter;
+    if (meter !== null) for (const allocation of this.table.values()) meter.opened(allocation);
   }
 
   /** Resolves true once no allocation is left, or false after `timeoutMs` with some still live. */
@@ -722,6 +742,7 @@ export class RelayServer implements TurnContext {
       sharedBandwidth: this.bandwidth,
     }, request.transactionId, request.lifetimeMs);
     this.table.add(allocation);
+    this.meter?.opened(allocation);
     this.stats.allocationsOpened[link.transport]++;
     if (next !== undefined) {
       this.reservations.add(next, owner.userId, allocation, Date.now());
@@ -741,19 +762,25 @@ export class RelayServer implements TurnContext {
 
   closeAllocation(allocation: Allocation, reason: string, onClosed?: () => void): void {
     if (allocation.closed) return onClosed?.();
+    // Every way an allocation ends comes through here: its counters join the totals in the same
+    // tick it leaves the table, and a room member's join its usage with the lifetime logged below.
+    const endedAt = Date.now();
     this.table.remove(allocation);
     this.stats.addEndedTraffic(allocation.traffic);
+    this.meter?.ended(allocation, endedAt);
     const port = allocation.relaySocket.address().port;
     allocation.close(() => {
       this.ports.release(port);
       onClosed?.();
     });
+    const { room, peerId } = allocation.owner;
     this.onEvent({
       event: "allocation-end",
       client: allocation.client.key,
       user: allocation.owner.userId,
       reason,
-      seconds: Math.round((Date.now() - allocation.createdAt) / 1000),
+      seconds: Math.round((endedAt - allocation.createdAt) / 1000),
+      ...(room !== undefined && peerId !== undefined && { room, peerId, lifetimeMs: Math.max(0, endedAt - allocation.createdAt) }),
       ...allocation.traffic,
     });
     for (const waiter of [...this.idleWaiters]) waiter();

@@ -58,10 +58,13 @@ function reservationRoom(ctx: TurnContext, userId: string): Answer | null {
   return refused("user-quota", 486, "Allocation Quota Reached: this user holds the most port reservations allowed; each is freed when used or after 30 s");
 }
 
-/** The room a room member's credential names (read once per allocation, for the fleet's per-room counts); {} for a plain user. */
-function roomOf(userId: string): { room?: string } {
+/**
+ * The room and peer id a room member's credential names (read once per allocation, for the fleet's
+ * per-room counts and per-member usage); {} for a plain user.
+ */
+function roomOf(userId: string): { room?: string; peerId?: string } {
   const user = parseTurnUser(userId);
-  return user?.kind === "room-member" ? { room: user.room } : {};
+  return user?.kind === "room-member" ? { room: user.room, peerId: user.peerId } : {};
 }
 
 /** Seconds a client gets: what it asked for, or the default, never more than the maximum. */

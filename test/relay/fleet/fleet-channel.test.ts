@@ -21,7 +21,7 @@ import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { FLEET_CLOSE_CODES, FLEET_LIMITS, FLEET_SUBPROTOCOL } from "../../../shared/fleet/protocol.js";
+import { BOOT_ID_PATTERN, FLEET_CLOSE_CODES, FLEET_LIMITS, FLEET_SUBPROTOCOL } from "../../../shared/fleet/protocol.js";
 import { roomMemberUser } from "../../../shared/turn/turn-user.js";
 import type { TurnCredential } from "../../../shared/turn/credentials.js";
 import { StunClass } from "../../../relay/stun/constants.js";
@@ -124,6 +124,8 @@ describe("register and heartbeats", () => {
       url: fleet.url,
       relayId: "content-relay",
       urls: ["turn:127.0.0.1:31200?transport=udp", "turn:127.0.0.1:31200?transport=tcp", "turns:127.0.0.1:31201?transport=tcp"],
+      // The boot id its usage reports carry: an operator matches the fleet's stored usage to this process.
+      usageBoot: expect.stringMatching(BOOT_ID_PATTERN),
     });
     await waitForEvent(relay, "fleet-registered", 10_000);
 

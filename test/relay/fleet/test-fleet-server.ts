@@ -5,7 +5,8 @@
  * `verifyFleetToken` against its keys, refuses a jti it has seen (4403), an expired token (4402) or
  * a bad one (4401) by closing with FLEET_CLOSE_CODES, parses every message with
  * `parseRelayMessage`, answers `register` with `registered` (after replaying its revocations, as
- * the fleet does), sends `revoke` when the test revokes, and records all of it for the test.
+ * the fleet does), sends `revoke` when the test revokes, acknowledges usage reports (`usage-ack`)
+ * when told to, and records all of it for the test.
  * Every connection can be closed or dropped by the test; `stop()` ends them all and frees the port.
  */
 import type { IncomingMessage } from "node:http";
@@ -22,6 +23,8 @@ import {
   type RelayMessage,
   type Revocation,
   type RevokeMessage,
+  type UsageAckMessage,
+  type UsageReport,
 } from "../../../shared/fleet/protocol.js";
 import { verifyFleetToken, type FleetTokenClaims } from "../../../shared/fleet/token.js";
 import { REALM, SECRET } from "../turn-client.js";
@@ -51,6 +54,8 @@ export interface TestFleetOptions {
   onVerified?: (connection: FleetConnection) => void;
   /** Do not answer `registered` (a fleet that never acknowledges). */
   silent?: boolean;
+  /** Answer every heartbeat's usage report with `usage-ack` (the test may switch `ackUsage` later). */
+  ackUsage?: boolean;
 }
 
 export class TestFleetServer {
@@ -60,6 +65,8 @@ export class TestFleetServer {
   /** Revocations replayed to every relay after its register (before registered); `revoke` adds to them. */
   readonly revocations: Revocation[] = [];
   keys: string[];
+  /** Whether heartbeats' usage reports are acknowledged at once (as the fleet does once the rooms stored them). */
+  ackUsage: boolean;
   private server: WebSocketServer | null = null;
 
   private constructor(
@@ -69,6 +76,7 @@ export class TestFleetServer {
     private readonly options: TestFleetOptions,
   ) {
     this.keys = keys;
+    this.ackUsage = options.ackUsage === true;
   }
 
   /** `port` 0: any free port (the system's choice, so no fixed port can be taken by another test's socket). */
@@ -88,7 +96,7 @@ export class TestFleetServer {
       host: "127.0.0.1",
       port: this.port,
       path: FLEET_PATH,
-      maxPayload: 64 * 1024,
+      maxPayload: FLEET_LIMITS.maxMessageBytes,
       handleProtocols: (offered) => (offered.has(FLEET_SUBPROTOCOL) ? FLEET_SUBPROTOCOL : false),
     });
     await new Promise<void>((resolve, reject) => {
@@ -121,6 +129,9 @@ export class TestFleetServer {
           ws.send(JSON.stringify({ type: "revoke", revocations: this.revocations.slice(i, i + FLEET_LIMITS.maxRevocationsPerMessage) } satisfies RevokeMessage));
         }
         ws.send(JSON.stringify({ type: "registered", relayId: parsed.message.relayId, heartbeatIntervalMs: this.options.heartbeatIntervalMs ?? 5_000 }));
+      }
+      if (parsed.message.type === "heartbeat" && parsed.message.usage !== undefined && this.ackUsage) {
+        ws.send(JSON.stringify({ type: "usage-ack", boot: parsed.message.usage.boot, seq: parsed.message.usage.seq } satisfies UsageAckMessage));
       }
     };
     ws.on("message", (data, isBinary) => {
@@ -185,6 +196,22 @@ export class TestFleetServer {
 
   lastHeartbeat(): HeartbeatMessage | undefined {
     return this.heartbeats().at(-1)?.message;
+  }
+
+  /** The usage reports of every heartbeat (of one connection, or all), in order. */
+  usageReports(connection?: FleetConnection): UsageReport[] {
+    return this.heartbeats(connection).flatMap((entry) => (entry.message.usage === undefined ? [] : [entry.message.usage]));
+  }
+
+  /** Sends `usage-ack` on every open connection (or one); returns how many got it. */
+  sendUsageAck(boot: string, seq: number, connection?: FleetConnection): number {
+    let sent = 0;
+    for (const c of connection === undefined ? this.connections : [connection]) {
+      if (c.closed !== undefined || c.ws.readyState !== c.ws.OPEN) continue;
+      c.ws.send(JSON.stringify({ type: "usage-ack", boot, seq } satisfies UsageAckMessage));
+      sent++;
+    }
+    return sent;
   }
 
   /** Every parse failure, over every connection: a correct relay sends none. */

@@ -203,7 +203,7 @@ describe("metrics follow the traffic", () => {
     expect(sampleValue(samples, "nodejs_eventloop_lag_seconds")).toBeDefined();
     const relaySeries = samples.filter((sample) => sample.name.startsWith("relay_"));
     expect(relaySeries.length).toBeGreaterThan(20);
-    const allowedLabels = new Set(["transport", "direction", "reason", "method", "result", "quota", "kind"]);
+    const allowedLabels = new Set(["transport", "direction", "reason", "method", "result", "quota", "kind", "state"]);
     for (const sample of relaySeries) {
       for (const [name, value] of Object.entries(sample.labels)) {
         expect(allowedLabels.has(name), `${sample.name} has label ${name}`).toBe(true);
