@@ -123,8 +123,10 @@ export interface UsageReport {
   /** Increases with every report of this boot; `usage-ack` names the newest stored. */
   seq: number;
   /**
-   * Entries changed since the last acknowledged report (all of them again after a reconnect), at
-   * most `FLEET_LIMITS.maxUsageEntries`; may be empty.
+   * The members whose figures differ from what the fleet acknowledged for them (never acknowledged
+   * first, then those sent longest ago), at most `FLEET_LIMITS.maxUsageEntries`; may be empty. A
+   * live member's figures change every beat; a member whose allocations all ended is reported until
+   * its final figures are acknowledged, then kept (not reported) so a returning peer counts on.
    */
   entries: UsageEntry[];
 }

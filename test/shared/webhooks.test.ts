@@ -104,7 +104,7 @@ describe("signWebhook + verifyWebhook", () => {
 describe("parseWebhookEvent", () => {
   it("checks the envelope: type, id, createdAt, room on room events, data", () => {
     const at = Date.now();
-    expect(typeof parseWebhookEvent(webhookEvent("relay-lost", { relayId: "r1", lastHeartbeatAt: null }, at))).toBe("object");
+    expect(typeof parseWebhookEvent(webhookEvent("relay-lost", { relayId: "r1", reason: "silent", lastHeartbeatAt: null }, at))).toBe("object");
     expect(parseWebhookEvent({ ...webhookEvent("room-started", { startedAt: new Date(at).toISOString() }, at), room: undefined })).toMatch(/names its room/);
     expect(parseWebhookEvent({ ...webhookEvent("relay-draining", { relayId: "r1" }, at), type: "relay-exploded" })).toMatch(/unknown event type/);
     expect(parseWebhookEvent([])).toMatch(/not a JSON object/);
