@@ -19,9 +19,9 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Page } from "playwright-core";
-import type { FleetView } from "../../../shared/fleet/view.js";
 import { launchChromium } from "../chromium.js";
-import { sleep, startLocalWorker } from "../../node/processes.js";
+import { sleep } from "../../node/processes.js";
+import { startLocalFleet, waitForReadyRelays } from "./local-fleet.js";
 import { numberFlag, parseFlags, pollUntil, runScript } from "./harness.js";
 import {
   collectPageErrors,
@@ -36,7 +36,6 @@ import {
 
 /** start-local.mjs gives relay N the relay ports 50000 + 2000 (N - 1) .. + 1999. */
 const RELAY_PORTS = { "relay-1": [50_000, 51_999], "relay-2": [52_000, 53_999] } as const;
-const REGISTER_TIMEOUT_MS = 20_000;
 const CONNECT_TIMEOUT_MS = 25_000;
 const MOVE_TIMEOUT_MS = 40_000;
 const CHAT_INTERVAL_MS = 100;
@@ -94,22 +93,16 @@ runScript("fleet-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
   summary["pageErrors"] = pageErrors;
 
   phase("start npm start -- --relays 2");
-  const local = await startLocalWorker({ relays: 2 });
+  const fleet = await startLocalFleet(2);
+  const { local, workerUrl, apiKey, pids } = fleet;
   onCleanup(() => local.stop());
-  const workerUrl = `http://127.0.0.1:${local.port}`;
-  const pids = Object.fromEntries([...local.output().matchAll(/(relay-\d)\s+127\.0\.0\.1:\d+ \(UDP and TCP\), pid (\d+)/g)].map((match) => [match[1]!, Number(match[2])]));
-  const apiKey = /\(API key: ([A-Za-z0-9_-]+)\)/.exec(local.output())?.[1];
-  if (pids["relay-1"] === undefined || pids["relay-2"] === undefined || apiKey === undefined) throw new Error(`npm start did not print both relays' pids and the API key:\n${local.output()}`);
   summary["relayPids"] = pids;
+  const relay1Pid = pids["relay-1"];
+  const relay2Pid = pids["relay-2"];
+  if (relay1Pid === undefined || relay2Pid === undefined) throw new Error(`npm start named no relay-1 and relay-2: ${JSON.stringify(pids)}`);
 
   phase("both relays registered");
-  let view: FleetView | undefined;
-  await pollUntil("both relays live and ready in GET /v1/fleet", REGISTER_TIMEOUT_MS, 250, async () => {
-    const response = await fetch(`${workerUrl}/v1/fleet`, { headers: { Authorization: `Bearer ${apiKey}` } }).catch(() => null);
-    if (response === null || response.status !== 200) return undefined;
-    view = (await response.json()) as FleetView;
-    return view.relays.filter((relay) => relay.live && relay.state === "ready").length === 2 ? true : undefined;
-  }, () => `${JSON.stringify(view)}\n${local.output()}`);
+  await waitForReadyRelays(fleet, 2);
 
   phase("launch Chromium");
   const chrome = await launchChromium({ extraArgs: [] });
@@ -149,7 +142,7 @@ runScript("fleet-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
   await sleep(1_000);
 
   const endedAt = Date.now();
-  process.kill(pids["relay-1"], mode === "drain" ? "SIGTERM" : "SIGKILL");
+  process.kill(relay1Pid, mode === "drain" ? "SIGTERM" : "SIGKILL");
   summary["relay1Signal"] = mode === "drain" ? "SIGTERM" : "SIGKILL";
 
   phase("the call moves to relay-2");
@@ -195,10 +188,10 @@ runScript("fleet-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
   phase("relay-1's process");
   if (mode === "drain") {
     const exitDeadline = Date.now() + RELAY_EXIT_WAIT_MS;
-    while (processAlive(pids["relay-1"]) && Date.now() < exitDeadline) await sleep(200);
+    while (processAlive(relay1Pid) && Date.now() < exitDeadline) await sleep(200);
   }
-  summary["relay1ExitedAfterMs"] = processAlive(pids["relay-1"]) ? null : Date.now() - endedAt;
-  summary["relay2Alive"] = processAlive(pids["relay-2"]);
+  summary["relay1ExitedAfterMs"] = processAlive(relay1Pid) ? null : Date.now() - endedAt;
+  summary["relay2Alive"] = processAlive(relay2Pid);
   summary["peerConnectionLog"] = { a: await peerConnectionLog(a.page), b: await peerConnectionLog(b.page) };
   summary["final"] = { a: peerIn(await demoSnapshot(a.page), b.peerId) ?? null, b: peerIn(await demoSnapshot(b.page), a.peerId) ?? null };
   summary["relayOutput"] = relayOutputOf(local.output());

@@ -21,19 +21,18 @@ import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { Page } from "playwright-core";
 import WebSocket from "ws";
-import type { FleetView } from "../../../shared/fleet/view.js";
 import { mintJoinToken } from "../../../shared/signaling/join-token.js";
 import { SIGNALING_SUBPROTOCOL, tokenSubprotocol } from "../../../shared/signaling/protocol.js";
 import type { RoomUsage } from "../../../shared/signaling/protocol.js";
 import { launchChromium } from "../chromium.js";
-import { sleep, startLocalWorker } from "../../node/processes.js";
+import { sleep } from "../../node/processes.js";
+import { startLocalFleet, waitForReadyRelays } from "./local-fleet.js";
 import { numberFlag, parseFlags, pollUntil, runScript } from "./harness.js";
 import { demoSnapshot, joinDemoPage, type DemoPeer, type DemoSnapshot } from "./pages.js";
 import { startReceiver } from "../../node/webhook-receiver.js";
 import type { RecordedRequest } from "../../recorded-webhook.js";
 
 /** start-local.mjs gives relay-1 the relay ports 50000-51999. */
-const REGISTER_TIMEOUT_MS = 20_000;
 const CONNECT_TIMEOUT_MS = 25_000;
 const BAN_SECONDS = 60;
 /** How long the script looks for each outcome; the test's bounds are tighter where the issue sets one. */
@@ -116,26 +115,12 @@ runScript("moderation-call", timeoutMs, async ({ summary, phase, onCleanup }) =>
 
   phase("start npm start -- --relays 2");
   const joinSecret = randomBytes(32).toString("base64url");
-  const local = await startLocalWorker({ relays: 2, env: { JOIN_SECRET: joinSecret, WEBHOOK_URL: `${receiverUrl}/hook`, WEBHOOK_SECRET: webhookSecret } });
+  const fleet = await startLocalFleet(2, { JOIN_SECRET: joinSecret, WEBHOOK_URL: `${receiverUrl}/hook`, WEBHOOK_SECRET: webhookSecret });
+  const { local, admin, workerUrl } = fleet;
   onCleanup(() => local.stop());
-  const workerUrl = `http://127.0.0.1:${local.port}`;
-  const apiKey = /\(API key: ([A-Za-z0-9_-]+)\)/.exec(local.output())?.[1];
-  if (apiKey === undefined) throw new Error(`npm start did not print the API key:\n${local.output()}`);
-  const admin = (method: string, path: string, body?: unknown) =>
-    fetch(`${workerUrl}${path}`, {
-      method,
-      headers: { Authorization: `Bearer ${apiKey}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
 
   phase("relays registered");
-  let view: FleetView | undefined;
-  await pollUntil("both relays live and ready in GET /v1/fleet", REGISTER_TIMEOUT_MS, 250, async () => {
-    const response = await admin("GET", "/v1/fleet").catch(() => null);
-    if (response === null || response.status !== 200) return undefined;
-    view = (await response.json()) as FleetView;
-    return view.relays.filter((relay) => relay.live && relay.state === "ready").length === 2 ? true : undefined;
-  }, () => `${JSON.stringify(view)}\n${local.output()}`);
+  await waitForReadyRelays(fleet, 2);
 
   phase("launch Chromium");
   const chrome = await launchChromium({ extraArgs: [] });
