@@ -223,9 +223,18 @@ describe("POST /v1/rooms/:room/peers/:peer/kick", () => {
     expect(error.message).toContain(kicked.bannedUntil!);
     expect((await refused.waitClosed()).code).toBe(CLOSE_CODES.kicked);
     await ann.peer.expectSilence(200);
+    // Nor does bob's token get relay credentials during the ban; ann's still does.
+    const turnVars = { ...vars, TURN_SECRETS: "admin-test-turn-secret", TURN_URLS: "turn:127.0.0.1:3478" };
+    const bobToken = await mintJoinToken(JOIN_SECRET, { room, sub: "bob" });
+    const bobIce = await call("GET", "/v1/ice-servers", turnVars, `Bearer ${bobToken}`);
+    expect(bobIce.status).toBe(403);
+    expect(await errorOf(bobIce)).toMatchObject({ code: "banned", message: expect.stringContaining(kicked.bannedUntil!) });
+    expect((await call("GET", "/v1/turn-credentials", turnVars, `Bearer ${bobToken}`)).status).toBe(403);
+    expect((await call("GET", "/v1/ice-servers", turnVars, `Bearer ${await mintJoinToken(JOIN_SECRET, { room, sub: "ann" })}`)).status).toBe(200);
 
     // After it: in again, and the sweep has pruned the ban from the room's storage.
     await sleep(Math.max(0, until - Date.now()) + 300);
+    expect((await call("GET", "/v1/ice-servers", turnVars, `Bearer ${bobToken}`)).status).toBe(200);
     const back = await join(room, "bob", vars);
     expect(back.welcome.peerId).toBe("bob");
     expect((await ann.peer.next("peer-joined")).peer.id).toBe("bob");

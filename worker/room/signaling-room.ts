@@ -253,6 +253,15 @@ export class SignalingRoom extends DurableObject<Env> {
     return roomView(room, this.roster.records(), this.bans.list(now), this.usage.total());
   }
 
+  /**
+   * When the ban on `peerId` ends (ms since the epoch), or null when it may join: the credential
+   * endpoints ask before minting for a join token's `sub`, so a banned peer gets no fresh relay
+   * credential either (its revocation covers only those issued before the kick).
+   */
+  async bannedUntil(peerId: string): Promise<number | null> {
+    return this.bans.bannedUntil(peerId, Date.now());
+  }
+
   /** The room's relay usage, per peer and in total (`GET /v1/rooms/:room/usage`). */
   async usageView(room: string): Promise<RoomUsage> {
     return this.usage.view(room);

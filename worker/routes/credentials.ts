@@ -13,6 +13,7 @@ import { isValidRoomName, isValidUserId, ROOM_NAME_RULE, USER_ID_RULE } from "..
 import { DEFAULT_CLOCK_SKEW_SECONDS, TurnCredentialError, checkTurnUsername, nowSeconds, type TurnCredential } from "../../shared/turn/credentials.js";
 import { turnRestResponse } from "../../shared/turn/ice-servers.js";
 import { roomMemberUser } from "../../shared/turn/turn-user.js";
+import { bannedMessage } from "../room/moderation.js";
 import { identifyCaller, type Caller } from "../auth/caller.js";
 import { ISSUE_RATE_LIMIT_PERIOD_SECONDS, allowIssuance } from "../auth/issuance-limit.js";
 import { readAccessConfig, readFleetConfig, readRoomConfig, readTurnConfig } from "../config.js";
@@ -73,6 +74,11 @@ async function issue(c: Context<{ Bindings: Env }>): Promise<Issued | Response> 
 
   const userId = turnUserFor(c, caller);
   if (userId instanceof Response) return userId;
+  if (caller.kind === "join-token") {
+    // A banned member keeps a valid join token; the room's ban must hold for the relay too.
+    const bannedUntil = await c.env.ROOMS.get(c.env.ROOMS.idFromName(caller.room)).bannedUntil(caller.userId);
+    if (bannedUntil !== null) return httpError(c, 403, "banned", bannedMessage(bannedUntil));
+  }
 
   // Only an app backend may ask for more than TURN_TTL: a room member's token (or, under
   // AUTH_MODE=open, anybody) must not turn into a credential that outlives the session by days.
