@@ -97,14 +97,17 @@ describe("rate limit", () => {
 
   it("answers rate-limited beyond the burst, drops those frames, and recovers", async () => {
     const { a, b } = await pair();
-    for (let i = 0; i < 110; i++) a.peer.send({ type: "broadcast", data: i });
+    // 18 over the burst of 100: at least 5 refused even if the room takes half a second to read them
+    // all (25 frames/s refill meanwhile), and fewer than the 20 strikes that would close the socket.
+    const sent = 118;
+    for (let i = 0; i < sent; i++) a.peer.send({ type: "broadcast", data: i });
     const errors = [];
     for (let i = 0; i < 5; i++) errors.push(await a.peer.next("error"));
     expect(errors.every((e) => e.code === "rate-limited")).toBe(true);
     await sleep(1_000);
     const delivered = b.peer.frames.filter((f) => f.type === "broadcast").length;
     expect(delivered).toBeGreaterThanOrEqual(100);
-    expect(delivered).toBeLessThan(110);
+    expect(delivered).toBeLessThan(sent);
     expect(a.peer.closedWith).toBeNull();
     a.peer.frames.splice(0);
     a.peer.send({ type: "signal", to: b.welcome.peerId, data: "after the pause" });
