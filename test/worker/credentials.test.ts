@@ -8,6 +8,7 @@ import { TurnKeyring, checkTurnUsername, turnPassword } from "../../shared/turn/
 import type { IceServersResponse, TurnRestResponse } from "../../shared/turn/ice-servers.js";
 import type { Env } from "../../worker/env.js";
 import { TestPeer, fetchWorker, freshRoom } from "./peer.js";
+import { ISSUE_ATTEMPTS_PAST_ANY_WINDOW } from "../issue-limit.js";
 
 const SECRET = "relay-shared-secret";
 const TURN_URLS = "turn:relay.example.com:3478?transport=udp,turn:relay.example.com:3478?transport=tcp,turns:relay.example.com:443?transport=tcp";
@@ -24,6 +25,7 @@ async function get(path: string, vars: Partial<Env>, headers: Record<string, str
 async function errorOf(response: Response) {
   return ((await response.json()) as { error: { code: string; message: string } }).error;
 }
+
 
 describe("GET /v1/ice-servers", () => {
   it("returns an RTCIceServer list with a STUN entry and every TURN URL carrying a working credential", async () => {
@@ -258,7 +260,7 @@ describe("rate limit", () => {
     const vars = { ...turnVars, API_KEYS: `${busy},${other}` };
     const statuses: number[] = [];
     let retryAfter: string | null = null;
-    for (let i = 0; i < 70; i++) {
+    for (let i = 0; i < ISSUE_ATTEMPTS_PAST_ANY_WINDOW; i++) {
       const response = await get("/v1/turn-credentials", vars, { Authorization: `Bearer ${busy}` });
       statuses.push(response.status);
       if (response.status === 429) {
@@ -303,7 +305,7 @@ describe("the welcome frame", () => {
     const room = freshRoom("ice-limited");
     const token = await mintJoinToken("join-secret", { room, sub: `limited-${freshKey()}` });
     let refused = false;
-    for (let i = 0; i < 80 && !refused; i++) {
+    for (let i = 0; i < ISSUE_ATTEMPTS_PAST_ANY_WINDOW && !refused; i++) {
       refused = (await get("/v1/turn-credentials", vars, { Authorization: `Bearer ${token}` })).status === 429;
     }
     expect(refused).toBe(true);
@@ -324,7 +326,7 @@ describe("the welcome frame", () => {
     const room = freshRoom("ice-rejoin");
     const token = await mintJoinToken("join-secret", { room, sub: `rejoin-${freshKey()}` });
     let withheldAt = -1;
-    for (let i = 0; i < 80 && withheldAt < 0; i++) {
+    for (let i = 0; i < ISSUE_ATTEMPTS_PAST_ANY_WINDOW && withheldAt < 0; i++) {
       const { peer, welcome } = await TestPeer.join(room, { vars, query: { token } });
       if (welcome.iceServers === undefined) {
         expect(welcome.iceServersWithheld?.code).toBe("rate-limited");
@@ -340,7 +342,7 @@ describe("the welcome frame", () => {
     // The header's value is only a rate key here: a unique one per run keeps runs apart.
     const headers = { "CF-Connecting-IP": `198.51.100.1-${freshKey()}` };
     let refused = false;
-    for (let i = 0; i < 80 && !refused; i++) refused = (await get("/v1/ice-servers", open, headers)).status === 429;
+    for (let i = 0; i < ISSUE_ATTEMPTS_PAST_ANY_WINDOW && !refused; i++) refused = (await get("/v1/ice-servers", open, headers)).status === 429;
     expect(refused).toBe(true);
     const limited = await TestPeer.join(freshRoom("ice-open-limited"), { vars: open, headers });
     expect(limited.welcome.iceServersWithheld?.code).toBe("rate-limited");

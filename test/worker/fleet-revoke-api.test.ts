@@ -11,6 +11,7 @@ import type { Env } from "../../worker/env.js";
 import type { RevokeResponse } from "../../worker/routes/credentials.js";
 import { fleetStub, liveRelay, resetFleet } from "./fleet-relay.js";
 import { fetchWorker } from "./peer.js";
+import { ISSUE_ATTEMPTS_PAST_ANY_WINDOW } from "../issue-limit.js";
 
 beforeEach(resetFleet);
 
@@ -96,12 +97,12 @@ describe("POST /v1/turn-credentials/:username/revoke", () => {
     const key = freshKey();
     const username = `${nowSeconds() + 60}:alice`;
     let limited: Response | null = null;
-    for (let i = 0; i < 80 && limited === null; i++) {
+    for (let i = 0; i < ISSUE_ATTEMPTS_PAST_ANY_WINDOW && limited === null; i++) {
       const response = await revoke(username, { API_KEYS: key }, `Bearer ${key}`);
       if (response.status === 429) limited = response;
       else expect(response.status).toBe(200);
     }
-    expect(limited, "a 429 within 80 requests").not.toBeNull();
+    expect(limited, `a 429 within ${ISSUE_ATTEMPTS_PAST_ANY_WINDOW} requests`).not.toBeNull();
     expect(limited!.headers.get("Retry-After")).toBe("10");
     expect((await errorOf(limited!)).code).toBe("rate-limited");
     // The same key still gets credentials: revocations spend their own budget.

@@ -11,6 +11,7 @@ import { RoomClient, type RoomClientEvents, type RoomState } from "../../../shar
 import type { JsonValue } from "../../../shared/signaling/protocol.js";
 import { mintJoinToken } from "../../../shared/signaling/join-token.js";
 import { startStack, type Stack } from "../../e2e/stack.js";
+import { ISSUE_ATTEMPTS_PAST_ANY_WINDOW } from "../../issue-limit.js";
 
 const WAIT_MS = 10_000;
 let roomCounter = 0;
@@ -290,7 +291,7 @@ describe("RoomClient", () => {
       const token = await mintJoinToken(secret, { room, sub: "eve" });
       // Spend eve's issuance budget through the API; the welcome shares it.
       let refused = false;
-      for (let i = 0; i < 80 && !refused; i++) {
+      for (let i = 0; i < ISSUE_ATTEMPTS_PAST_ANY_WINDOW && !refused; i++) {
         const response = await fetch(`${guarded.workerUrl}/v1/turn-credentials`, { headers: { Authorization: `Bearer ${token}` } });
         await response.body?.cancel();
         refused = response.status === 429;
