@@ -24,7 +24,7 @@ import { dirname, join } from "node:path";
 import { defineLoads, notApplicable, runAllocations, runGenerated, runUclient, type LoadSpec, type Measurement } from "./lib/loads.js";
 import { installCleanupHandlers, onPath, pinning, repoRoot, runningPids, startedProcesses, stopAll } from "./lib/proc.js";
 import { ratios, ratioTable, summarize, svgChart, table } from "./lib/report.js";
-import { missingPrerequisite, OURS_BENCH_UNAUTHENTICATED_RATE, SERVER_NAMES, startServer, type ServerName } from "./lib/servers.js";
+import { clientTools, COTURN_4_17_BIN, coturn417Built, missingPrerequisite, OURS_BENCH_UNAUTHENTICATED_RATE, SERVER_NAMES, startServer, type ClientTools, type ServerName } from "./lib/servers.js";
 
 interface Options {
   quick: boolean;
@@ -43,9 +43,11 @@ interface Options {
   /** What carries our relay's UDP; native fails the start when the addon is not built. */
   oursUdpIo: "native" | "dgram";
   profileDir: string | undefined;
+  /** coturn's client tools for the uclient loads and the echo peer, one set for every server. */
+  tools: ClientTools;
 }
 
-const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--servers ours,coturn,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--ours-udp-io native|dgram] [--profile DIR]";
+const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--servers ours,coturn,coturn-4.17,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--ours-udp-io native|dgram] [--profile DIR]";
 
 function parseArgs(argv: string[]): Options {
   const values = new Map<string, string>();
@@ -76,7 +78,9 @@ function parseArgs(argv: string[]): Options {
     if (!Number.isFinite(value) || value < min) throw new Error(`--${name} must be a number ≥ ${min}, got ${text}`);
     return value;
   };
-  const servers = (values.get("servers")?.split(",") ?? [...SERVER_NAMES]).map((name) => {
+  // By default every server this machine has: coturn 4.17.1 only once built (main() says so when not).
+  const available = SERVER_NAMES.filter((name) => name !== "coturn-4.17" || coturn417Built());
+  const servers = (values.get("servers")?.split(",") ?? available).map((name) => {
     if (!SERVER_NAMES.includes(name as ServerName)) throw new Error(`unknown server ${name}: use ${SERVER_NAMES.join(", ")}`);
     return name as ServerName;
   });
@@ -101,6 +105,7 @@ function parseArgs(argv: string[]): Options {
     oursDefaultLimiter: flags.has("ours-default-limiter"),
     oursUdpIo: oursUdpIo(values.get("ours-udp-io")),
     profileDir: values.get("profile"),
+    tools: clientTools(),
   };
 }
 
@@ -111,12 +116,21 @@ function machine(): Record<string, unknown> {
   } catch {
     coturnVersion = undefined;
   }
+  let coturn417Version: string | undefined;
+  if (coturn417Built()) {
+    try {
+      coturn417Version = execFileSync(join(COTURN_4_17_BIN, "turnserver"), ["--version"], { encoding: "utf8", timeout: 5_000 }).trim().split("\n").pop();
+    } catch {
+      coturn417Version = undefined;
+    }
+  }
   return {
     cpu: cpus()[0]?.model,
     cores: cpus().length,
     kernel: release(),
     node: process.version,
     coturn: coturnVersion,
+    coturn417: coturn417Version,
     loadAverageAtStart: loadavg().map((value) => Number(value.toFixed(2))),
   };
 }
@@ -135,9 +149,9 @@ async function measure(server: ServerName, load: LoadSpec, options: Options, cor
   try {
     const result =
       load.kind === "uclient"
-        ? await runUclient(started, load, cores.load)
+        ? await runUclient(started, load, cores.load, options.tools)
         : load.kind === "gen"
-          ? await runGenerated(started, load, cores.load, options.lossTimeoutMs)
+          ? await runGenerated(started, load, cores.load, options.lossTimeoutMs, options.tools)
           : await runAllocations(started, load, cores.load, options.quick ? 300 : 1_000);
     return { ...base, ...result };
   } catch (error) {
@@ -160,9 +174,13 @@ async function main(): Promise<number> {
     const missing = missingPrerequisite(server);
     if (missing !== undefined) throw new Error(missing);
   }
-  for (const tool of ["turnutils_uclient", "turnutils_peer"]) {
-    if (!onPath(tool)) throw new Error(`${tool} not found: apt-get install coturn (it brings coturn's client tools)`);
+  for (const tool of [options.tools.uclient, options.tools.peer]) {
+    if (!tool.includes("/") && !onPath(tool)) throw new Error(`${tool} not found: apt-get install coturn (it brings coturn's client tools)`);
   }
+  if (!coturn417Built()) {
+    process.stderr.write("bench: coturn 4.17.1 is not built (bash bench/servers/build-coturn.sh, from ../shared/peers/coturn-4.17.1.tar.gz); comparing with Debian's coturn only\n");
+  }
+  process.stderr.write(`bench: uclient loads run ${options.tools.from}'s turnutils_uclient and turnutils_peer for every server\n`);
   const cores = pinning(!options.pin);
   // The harness itself (sampling, pipes) runs beside the load, never on the server's core.
   if (cores.load !== undefined) {
@@ -227,7 +245,7 @@ async function main(): Promise<number> {
 
   const out = [
     "",
-    `## relaykit bench, ${date} (${String(info["cpu"])}, ${String(info["cores"])} cores, Node ${process.version}, ${String(info["coturn"] ?? "coturn ?")}; load average ${String(info["loadAverageAtStart"])})`,
+    `## relaykit bench, ${date} (${String(info["cpu"])}, ${String(info["cores"])} cores, Node ${process.version}, ${String(info["coturn"] ?? "coturn ?")}${info["coturn417"] !== undefined ? ` and ${String(info["coturn417"])}` : ""}; uclient from ${options.tools.from}; load average ${String(info["loadAverageAtStart"])})`,
     "",
     table(rows),
     "",

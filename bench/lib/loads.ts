@@ -16,7 +16,7 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { GeneratorOptions, GeneratorResult } from "./generator.js";
 import { cpuSeconds, freePort, pinned, preciseCpuSeconds, rssBytes, sleep, startProcess, type Started } from "./proc.js";
-import type { BenchServer, ServerName } from "./servers.js";
+import type { BenchServer, ClientTools, ServerName } from "./servers.js";
 
 export type LoadSpec =
   | { id: string; kind: "uclient"; mode: "send" | "channel"; clients: number; messages: number; size: number }
@@ -105,9 +105,9 @@ const PHASE_TIMEOUT_MS = 180_000;
 /** Activity sampling for uclient's messages per second. */
 const SAMPLE_MS = 50;
 
-async function startEchoPeer(core: number | undefined): Promise<{ port: number; process: Started }> {
+async function startEchoPeer(core: number | undefined, tools: ClientTools): Promise<{ port: number; process: Started }> {
   const port = await freePort();
-  const [command, args] = pinned(core, "turnutils_peer", ["-L", "127.0.0.1", "-p", String(port)]);
+  const [command, args] = pinned(core, tools.peer, ["-L", "127.0.0.1", "-p", String(port)]);
   const peer = startProcess("turnutils_peer", command, args);
   // turnutils_peer binds at once; give it a moment and check it is still there.
   await sleep(150);
@@ -126,8 +126,8 @@ function credentialArgs(server: BenchServer): string[] {
  * server was busy (its CPU time sampled every 50 ms from /proc, from uclient's "Total connect time" line
  * to its exit).
  */
-export async function runUclient(server: BenchServer, load: Extract<LoadSpec, { kind: "uclient" }>, core: number | undefined): Promise<Omit<Measurement, "server" | "load" | "round">> {
-  const peer = await startEchoPeer(core);
+export async function runUclient(server: BenchServer, load: Extract<LoadSpec, { kind: "uclient" }>, core: number | undefined, tools: ClientTools): Promise<Omit<Measurement, "server" | "load" | "round">> {
+  const peer = await startEchoPeer(core, tools);
   try {
     const args = [
       ...(load.mode === "send" ? ["-s"] : []),
@@ -149,7 +149,7 @@ export async function runUclient(server: BenchServer, load: Extract<LoadSpec, { 
     const cpuBefore = cpuSeconds(server.pid);
     const dropsBefore = udpReceiveBufferErrors();
     const wallStart = performance.now();
-    const [command, full] = pinned(core, "turnutils_uclient", args);
+    const [command, full] = pinned(core, tools.uclient, args);
     const uclient = startProcess("turnutils_uclient", command, full);
     let connectedAt: number | undefined;
     const samples: { t: number; cpu: number }[] = [];
@@ -265,8 +265,9 @@ export async function runGenerated(
   load: Extract<LoadSpec, { kind: "gen" }>,
   core: number | undefined,
   lossTimeoutMs: number,
+  tools: ClientTools,
 ): Promise<Omit<Measurement, "server" | "load" | "round">> {
-  const peer = await startEchoPeer(core);
+  const peer = await startEchoPeer(core, tools);
   const generator = startGenerator(
     {
       serverPort: server.port,

@@ -7,8 +7,10 @@
  * - ours: the production bundle the container runs (`scripts/build-relay.mjs`, built once per run into
  *   .tmp/bench-relay, then `node relay.mjs`), with the TURN REST secret (`--static-auth-secret`). Not
  *   through tsx: its loader thread and on-the-fly compilation cost memory and CPU no deployment pays.
- * - coturn: Debian's `turnserver` with `--use-auth-secret --static-auth-secret` (TURN REST), no config
- *   file, database and pid file in a temporary directory.
+ * - coturn: Debian's `turnserver` (4.6.1) with `--use-auth-secret --static-auth-secret` (TURN REST), no
+ *   config file, database and pid file in a temporary directory.
+ * - coturn-4.17: the newest coturn, built by bench/servers/build-coturn.sh into .tmp/coturn-4.17.1,
+ *   started the same way with its own defaults (recvmmsg on); present only once built.
  * - node-turn: the devDependency, unmodified, through bench/servers/node-turn.cjs, with one static user
  *   (it has no REST scheme).
  */
@@ -17,6 +19,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { freePort, onPath, pinned, repoRoot, sleep, startProcess, type Started } from "./proc.js";
 import { stunBindingAnswers as stunAnswers } from "../../test/node/coturn.js";
 
@@ -31,8 +34,33 @@ function ourRelayBundle(): string {
   return relayBundle;
 }
 
-export type ServerName = "ours" | "coturn" | "node-turn";
-export const SERVER_NAMES: readonly ServerName[] = ["ours", "coturn", "node-turn"];
+export type ServerName = "ours" | "coturn" | "coturn-4.17" | "node-turn";
+export const SERVER_NAMES: readonly ServerName[] = ["ours", "coturn", "coturn-4.17", "node-turn"];
+
+/** Where bench/servers/build-coturn.sh puts coturn 4.17.1's binaries. */
+export const COTURN_4_17_BIN = join(repoRoot, ".tmp", "coturn-4.17.1", "build", "bin");
+
+export function coturn417Built(): boolean {
+  return ["turnserver", "turnutils_uclient", "turnutils_peer"].every((tool) => existsSync(join(COTURN_4_17_BIN, tool)));
+}
+
+/**
+ * coturn's client tools the uclient loads run, the same for every server of a run so the servers
+ * are compared on one load: coturn 4.17.1's own when built (4.17 refuses the channel numbers above
+ * 0x4FFF that 4.6.1's uclient picks; 4.17's stay in RFC 8656's range, which every server takes),
+ * else Debian's.
+ */
+export interface ClientTools {
+  uclient: string;
+  peer: string;
+  from: "coturn 4.17.1 (bench/servers/build-coturn.sh)" | "Debian's coturn";
+}
+
+export function clientTools(): ClientTools {
+  return coturn417Built()
+    ? { uclient: join(COTURN_4_17_BIN, "turnutils_uclient"), peer: join(COTURN_4_17_BIN, "turnutils_peer"), from: "coturn 4.17.1 (bench/servers/build-coturn.sh)" }
+    : { uclient: "turnutils_uclient", peer: "turnutils_peer", from: "Debian's coturn" };
+}
 
 export const REALM = "bench.relaykit";
 /** Relay ports for every server: 12,000, enough for 10,000 idle allocations, below 32768 (ephemeral ports). */
@@ -99,6 +127,7 @@ async function waitReady(started: Started, port: number, cleanup: () => Promise<
 /** What each server needs installed, or a message naming the fix. */
 export function missingPrerequisite(name: ServerName): string | undefined {
   if (name === "coturn" && !onPath("turnserver")) return "turnserver not found: apt-get install coturn";
+  if (name === "coturn-4.17" && !coturn417Built()) return "coturn 4.17.1 is not built: bash bench/servers/build-coturn.sh (it needs ../shared/peers/coturn-4.17.1.tar.gz)";
   return undefined;
 }
 
@@ -125,7 +154,7 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
     await waitReady(started, port, started.stop);
     return { name, pid: started.pid, port, auth: { kind: "rest", secret }, command: [command, ...full], output: started.output, stop: started.stop };
   }
-  if (name === "coturn") {
+  if (name === "coturn" || name === "coturn-4.17") {
     const dir = await mkdtemp(join(tmpdir(), "relaykit-bench-coturn-"));
     const args = [
       "-n",
@@ -146,8 +175,9 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
       "--log-file=stdout",
       "--simple-log",
     ];
-    const [command, full] = pinned(options.core, "turnserver", args);
-    const started = startProcess("coturn", command, full, { cwd: dir });
+    const binary = name === "coturn" ? "turnserver" : join(COTURN_4_17_BIN, "turnserver");
+    const [command, full] = pinned(options.core, binary, args);
+    const started = startProcess(name, command, full, { cwd: dir });
     const stop = async () => {
       await started.stop();
       await rm(dir, { recursive: true, force: true });
