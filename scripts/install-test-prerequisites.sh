@@ -12,23 +12,17 @@ cd "$(dirname "$0")/.."
 # addon, whose tests need it built.
 DEBIAN_PACKAGES=(chromium coturn gcc iproute2 iptables libc6-dev openssl util-linux)
 
-missing=()
-for package in "${DEBIAN_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
+coturn_was_installed=false
+dpkg-query -W -f='${Status}' coturn 2>/dev/null | grep -q "install ok installed" && coturn_was_installed=true
+bash scripts/apt-install-missing.sh "${DEBIAN_PACKAGES[@]}"
+# The tests start their own turnserver on loopback. Under systemd, Debian's coturn package enables
+# and starts a system relay on every interface (its unit ignores TURNSERVER_ENABLED in
+# /etc/default/coturn), so one installed here is stopped and disabled again. A coturn that was
+# already installed is someone's own and is left alone.
+if [ "$coturn_was_installed" = false ] && [ -d /run/systemd/system ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "Installing Debian packages: ${missing[*]}"
-  $sudo apt-get update
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
-  # The tests start their own turnserver on loopback. Under systemd, Debian's coturn package enables
-  # and starts a system relay on every interface (its unit ignores TURNSERVER_ENABLED in
-  # /etc/default/coturn), so one installed here is stopped and disabled again. A coturn that was
-  # already installed is someone's own and is left alone.
-  if [[ " ${missing[*]} " == *" coturn "* ]] && [ -d /run/systemd/system ]; then
-    $sudo systemctl disable --now coturn.service
-  fi
+  $sudo systemctl disable --now coturn.service
 fi
 
 npm ci --no-audit --no-fund

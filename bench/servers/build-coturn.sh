@@ -27,18 +27,7 @@ if [ ! -f "$tarball" ]; then
   exit 3
 fi
 
-BUILD_PACKAGES=(cmake pkg-config libevent-dev libssl-dev libsqlite3-dev libmicrohttpd-dev libhiredis-dev)
-missing=()
-for package in "${BUILD_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "coturn ${VERSION}: installing build packages: ${missing[*]}"
-  $sudo apt-get update
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+bash scripts/apt-install-missing.sh cmake pkg-config libevent-dev libssl-dev libsqlite3-dev libmicrohttpd-dev libhiredis-dev
 
 rm -rf "$dir"
 mkdir -p "$dir"
