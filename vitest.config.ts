@@ -6,8 +6,6 @@
  *   project of its own because a short timeout keeps waking the room, which the eviction test in
  *   `worker` must not have.
  * - `node`: Node-side tests (the local stack through `npm start`, the relay, shared code).
- * - `lts`: the relay's suite once more under the Node LTS of its container image, in a network
- *   namespace of its own (test/lts/relay-on-lts.test.ts).
  * - `e2e`: real WebRTC stacks (werift, headless Chromium) through the Worker and the relay, each run
  *   inside a network namespace the test makes (so its ports are its own), alongside the other files.
  */
@@ -118,10 +116,6 @@ export default defineConfig({
           }),
         ],
         test: { name: "worker-idle", include: ["test/worker/idle/**/*.test.ts"], testTimeout: 30_000 },
-      },
-      {
-        // The relay's suite again under the container's Node LTS: one file, in a namespace of its own.
-        test: { name: "lts", environment: "node", include: ["test/lts/**/*.test.ts"], testTimeout: 12 * 60_000 },
       },
       {
         test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts", "test/shared/**/*.test.ts", "test/relay/**/*.test.ts", "test/bench/**/*.test.ts"], testTimeout: 60_000 },

@@ -28,6 +28,3 @@ fi
 npm ci --no-audit --no-fund
 # npm ci's postinstall builds the addon when it can; here it must, so a failure stops the run.
 node scripts/build-native-udp.mjs
-# The Node LTS the relay's container runs, for the relay suite's second pass (npm test runs it
-# without network, in a namespace of its own).
-bash scripts/test-relay-on-lts.sh --install-only

