@@ -7,7 +7,8 @@
  *   `worker` must not have.
  * - `node`: Node-side tests (the local stack through `npm start`, the relay, shared code).
  * - `e2e`: real WebRTC stacks (werift, headless Chromium) through the Worker and the relay, each run
- *   inside a network namespace the test makes (so its ports are its own), alongside the other files.
+ *   inside a network namespace the test makes (so its ports are its own); after the other files, two
+ *   at a time.
  */
 import { execFileSync } from "node:child_process";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
@@ -132,9 +133,10 @@ export default defineConfig({
         },
       },
       {
-        // Alongside the rest, two files at a time like every project: each file builds its own stack
-        // inside a network namespace of its own, so it shares no port with any other test.
-        test: { name: "e2e", environment: "node", include: ["test/e2e/**/*.test.ts"], testTimeout: 180_000, hookTimeout: 120_000 },
+        // After the rest (a group of their own: browsers beside the other suites starve two cores and
+        // make timings flaky), two files at a time: each file builds its own stack inside a network
+        // namespace of its own, so two never share a port.
+        test: { name: "e2e", environment: "node", include: ["test/e2e/**/*.test.ts"], testTimeout: 180_000, hookTimeout: 120_000, maxWorkers: 2, sequence: { groupOrder: 1 } },
       },
     ],
   },
