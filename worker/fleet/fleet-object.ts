@@ -278,8 +278,10 @@ export class FleetObject extends DurableObject<Env> {
     if (!conn.registered) return this.strike(ws, conn, now, "out-of-order", "send register before heartbeats");
     writeFleetConnection(ws, conn);
     const before = this.store.heartbeat(conn.relayId, message, now);
-    if (message.state === "draining" && before !== "draining") this.webhooks?.record(webhookEvent("relay-draining", { relayId: conn.relayId }, now), now);
-    if (message.state === "draining" && before !== "draining") await this.tellRoomsDraining(conn.relayId);
+    if (message.state === "draining" && before !== "draining") {
+      this.webhooks?.record(webhookEvent("relay-draining", { relayId: conn.relayId }, now), now);
+      await this.tellRoomsDraining(conn.relayId);
+    }
     if (message.usage !== undefined && (await forwardUsage(this.env, conn.relayId, message.usage))) {
       send(ws, { type: "usage-ack", boot: message.usage.boot, seq: message.usage.seq });
     }

@@ -316,7 +316,6 @@ export class SignalingRoom extends DurableObject<Env> {
     return { closed: room, peers };
   }
 
-  /** The longest a credential of this Worker may live: what a revocation must outlast. */
   /** The longest a room member's own credentials live (TURN_TTL): what a revocation must cover. */
   private memberCredentialTtl(): number {
     try {
