@@ -6,8 +6,10 @@
  *   --duration S            seconds of sending for the generator's long runs (default 10)
  *   --messages N            messages per uclient client (default 2000 / 1000 / 500 for 10 / 100 / 200 clients)
  *   --idle A,B              idle-allocation checkpoints (default 1000,10000)
- *   --servers a,b           any of ours,coturn,node-turn (default all)
- *   --loads p,q             loads whose id starts with any of these (e.g. uclient-send,gen,alloc)
+ *   --lifecycles N          allocation lifecycles in the lifecycle load (default 2000; quick 100)
+ *   --servers a,b           any of ours,coturn,coturn-4.17,coturn-4.17-fast,node-turn (default all built;
+ *                           quick leaves coturn-4.17-fast out unless named)
+ *   --loads p,q             loads whose id starts with any of these (e.g. uclient-send,gen,lifecycle,alloc)
  *   --out FILE              JSON results (default bench/results/<date>.json)
  *   --svg FILE              the chart (default bench/results/latest.svg)
  *   --loss-timeout MS       a message not echoed within this is lost (default 1000)
@@ -21,10 +23,10 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
 import { dirname, join } from "node:path";
-import { defineLoads, notApplicable, runAllocations, runGenerated, runUclient, type LoadSpec, type Measurement } from "./lib/loads.js";
+import { defineLoads, notApplicable, runAllocations, runGenerated, runLifecycles, runUclient, type LoadSpec, type Measurement } from "./lib/loads.js";
 import { installCleanupHandlers, onPath, pinning, repoRoot, runningPids, startedProcesses, stopAll } from "./lib/proc.js";
-import { ratios, ratioTable, summarize, svgChart, table } from "./lib/report.js";
-import { clientTools, COTURN_4_17_BIN, coturn417Built, missingPrerequisite, OURS_BENCH_UNAUTHENTICATED_RATE, SERVER_NAMES, startServer, type ClientTools, type ServerName } from "./lib/servers.js";
+import { ratios, ratioTable, summarize, svgChart, table, targetSummary } from "./lib/report.js";
+import { clientTools, COTURN_4_17_BIN, coturn417Built, isCoturn417, missingPrerequisite, OURS_BENCH_UNAUTHENTICATED_RATE, SERVER_NAMES, startServer, type ClientTools, type ServerName } from "./lib/servers.js";
 
 interface Options {
   quick: boolean;
@@ -32,6 +34,7 @@ interface Options {
   durationSeconds: number;
   messages: number | undefined;
   idle: number[];
+  lifecycles: number;
   servers: ServerName[];
   loads: string[] | undefined;
   out: string;
@@ -47,7 +50,7 @@ interface Options {
   tools: ClientTools;
 }
 
-const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--servers ours,coturn,coturn-4.17,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--ours-udp-io native|dgram] [--profile DIR]";
+const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--lifecycles N] [--servers ours,coturn,coturn-4.17,coturn-4.17-fast,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--ours-udp-io native|dgram] [--profile DIR]";
 
 function parseArgs(argv: string[]): Options {
   const values = new Map<string, string>();
@@ -68,7 +71,7 @@ function parseArgs(argv: string[]): Options {
       values.set(arg.slice(2), next);
     }
   }
-  const known = new Set(["ours-udp-io", "profile", "rounds", "duration", "messages", "idle", "servers", "loads", "out", "svg", "loss-timeout", "time-limit"]);
+  const known = new Set(["ours-udp-io", "profile", "rounds", "duration", "messages", "idle", "lifecycles", "servers", "loads", "out", "svg", "loss-timeout", "time-limit"]);
   for (const key of values.keys()) if (!known.has(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
   const quick = flags.has("quick");
   const number = (name: string, fallback: number, min: number) => {
@@ -78,8 +81,10 @@ function parseArgs(argv: string[]): Options {
     if (!Number.isFinite(value) || value < min) throw new Error(`--${name} must be a number ≥ ${min}, got ${text}`);
     return value;
   };
-  // By default every server this machine has: coturn 4.17.1 only once built (main() says so when not).
-  const available = SERVER_NAMES.filter((name) => name !== "coturn-4.17" || coturn417Built());
+  // By default every server this machine has: coturn 4.17.1 only once built (main() says so when not). The
+  // quick smoke leaves out the fast-flags row (the same binary, its flags checked by a full run) to stay
+  // under a minute.
+  const available = SERVER_NAMES.filter((name) => (!isCoturn417(name) || coturn417Built()) && !(quick && name === "coturn-4.17-fast"));
   const servers = (values.get("servers")?.split(",") ?? available).map((name) => {
     if (!SERVER_NAMES.includes(name as ServerName)) throw new Error(`unknown server ${name}: use ${SERVER_NAMES.join(", ")}`);
     return name as ServerName;
@@ -95,6 +100,7 @@ function parseArgs(argv: string[]): Options {
     durationSeconds: number("duration", quick ? 0.5 : 10, 0.1),
     messages: values.has("messages") ? Math.floor(number("messages", 1, 1)) : undefined,
     idle,
+    lifecycles: Math.floor(number("lifecycles", quick ? 100 : 2000, 1)),
     servers,
     loads: values.get("loads")?.split(","),
     out: values.get("out") ?? join(repoRoot, "bench", "results", `${date}${quick ? "-quick" : ""}.json`),
@@ -152,7 +158,9 @@ async function measure(server: ServerName, load: LoadSpec, options: Options, cor
         ? await runUclient(started, load, cores.load, options.tools)
         : load.kind === "gen"
           ? await runGenerated(started, load, cores.load, options.lossTimeoutMs, options.tools)
-          : await runAllocations(started, load, cores.load, options.quick ? 300 : 1_000);
+          : load.kind === "lifecycle"
+            ? await runLifecycles(started, load, cores.load)
+            : await runAllocations(started, load, cores.load);
     return { ...base, ...result };
   } catch (error) {
     return { ...base, status: "failed", note: (error as Error).message.split("\n")[0] };
@@ -190,7 +198,7 @@ async function main(): Promise<number> {
       // not fatal: the harness is mostly idle
     }
   }
-  const allLoads = defineLoads({ quick: options.quick, durationSeconds: options.durationSeconds, uclientMessages: uclientMessages(options), idleCheckpoints: options.idle });
+  const allLoads = defineLoads({ quick: options.quick, durationSeconds: options.durationSeconds, uclientMessages: uclientMessages(options), idleCheckpoints: options.idle, lifecycles: options.lifecycles });
   const loads = options.loads === undefined ? allLoads : allLoads.filter((load) => options.loads!.some((prefix) => load.id.startsWith(prefix)));
   if (loads.length === 0) throw new Error(`no load matches ${options.loads?.join(",")}: loads are ${allLoads.map((load) => load.id).join(", ")}`);
 
@@ -212,7 +220,11 @@ async function main(): Promise<number> {
             ? [
                 measurement.messagesPerSecond !== undefined ? `${measurement.messagesPerSecond.toFixed(0)} msg/s` : undefined,
                 measurement.lossPercent !== undefined ? `loss ${measurement.lossPercent.toFixed(2)} %` : undefined,
-                measurement.cpuPer1k !== undefined ? `CPU/1k ${measurement.cpuPer1k.toFixed(4)} s` : undefined,
+                measurement.cpuPer1kWhole !== undefined ? `CPU/1k whole ${measurement.cpuPer1kWhole.toFixed(4)} s` : undefined,
+                measurement.cpuPer1kData !== undefined ? `data ${measurement.cpuPer1kData.toFixed(4)} s` : undefined,
+                measurement.lifecyclesPerSecond !== undefined ? `${measurement.lifecyclesPerSecond.toFixed(0)} lifecycles/s` : undefined,
+                measurement.cpuPer1kLifecycles !== undefined ? `CPU/1k lifecycles ${measurement.cpuPer1kLifecycles.toFixed(3)} s` : undefined,
+                measurement.idleCpuPercent !== undefined ? `idle CPU ${JSON.stringify(Object.fromEntries(Object.entries(measurement.idleCpuPercent).map(([k, v]) => [k, Number(v.toFixed(2))])))} %` : undefined,
                 measurement.allocationsPerSecond !== undefined ? `${measurement.allocationsPerSecond.toFixed(0)} alloc/s` : undefined,
                 measurement.rssMb !== undefined ? `RSS ${JSON.stringify(Object.fromEntries(Object.entries(measurement.rssMb).map(([k, v]) => [k, Math.round(v)])))} MB` : undefined,
               ]
@@ -233,8 +245,9 @@ async function main(): Promise<number> {
       : `ours ran with --unauthenticated-rate=${OURS_BENCH_UNAUTHENTICATED_RATE}: every allocation starts with a 401 from 127.0.0.1, which the default (20/s, burst 40) throttles; coturn has no such limiter`,
     `ours ran with --udp-io=${options.oursUdpIo}${options.oursUdpIo === "native" ? " (the batched recvmmsg addon)" : " (Node's dgram)"}`,
     "node-turn ran unmodified with one static user (it has no TURN REST scheme)",
-    "uclient loads: -c -z 1 (one message per ms per client); msg/s is echoed messages over the span the server was busy; CPU includes the allocations",
-    "generator loads: CPU over the send phase only",
+    "uclient loads: -c -z 1 (one message per ms per client); msg/s is echoed messages over the span the server was busy",
+    "CPU/1k whole: server CPU from just before the first client's first packet until the last client is gone (uclient exited; the generator deleted its allocations and exited), per 1,000 echoed messages; CPU/1k data: uclient from its \"Total connect time\" line, the generator over its send phase",
+    "every server but node-turn listens on UDP, TCP and TLS (one self-signed certificate per run) for every load",
   ];
   const date = new Date().toISOString();
   const summary = { date, machine: { ...info, loadAverageAtEnd: loadavg().map((value) => Number(value.toFixed(2))) }, options, notes, rows, ratios: ratioList, measurements, processes: startedProcesses() };
@@ -252,6 +265,8 @@ async function main(): Promise<number> {
     "### Ratios",
     "",
     ratioList.length > 0 ? ratioTable(ratioList) : "(no ratio: a server is missing)",
+    "",
+    targetSummary(ratioList),
     "",
     ...notes.map((note) => `- ${note}`),
     "",

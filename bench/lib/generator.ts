@@ -1,26 +1,35 @@
 /**
  * Our own TURN load generator (run as its own process, bench/gen.ts, pinned to the load core).
  *
- * Opens N allocations over UDP, each from its own socket, with long-term credentials (the 401 challenge,
- * then a signed Allocate: every allocation pays for its own authentication). Then, by mode:
+ * Opens N allocations over UDP, TCP or TLS (`transport`), each from its own socket or connection, with
+ * long-term credentials (the 401 challenge, then a signed Allocate: every allocation pays for its own
+ * authentication). On TCP and TLS every message is framed as RFC 8656 §12.5 says (STUN says its length,
+ * ChannelData is padded to 4 bytes); the relayed leg to the peer is UDP either way. Then, by mode:
  * - `channel`: ChannelBind to the echo peer, then ChannelData;
  * - `send`: CreatePermission for the echo peer, then Send indications (answers come as Data indications);
  * - `alloc`: nothing more: it measures the allocation rate and holds the allocations idle so the caller
- *   can read the server's memory at checkpoints.
+ *   can read the server's memory and idle CPU at checkpoints;
+ * - `lifecycle`: `allocations` complete lifecycles, `concurrency` at once, each on its own socket: 401 +
+ *   signed Allocate, CreatePermission, ChannelBind, Refresh, Refresh with LIFETIME 0 (delete), close.
+ * After the data phase (`channel`, `send`) every allocation is deleted (Refresh, LIFETIME 0) and its socket
+ * closed, so the caller's whole-run figure includes the teardown.
  * Messages go out as fast as the echoes allow with `window` in flight (spread over the allocations), or at a
  * fixed `rate`. A message not echoed within `lossTimeoutMs` is lost (its window slot is reused); its echo,
  * if it still comes, counts as late and not as received.
  *
- * It talks to the caller with JSON lines on stdout ({event: "ready" | "checkpoint" | "done" | "result"})
- * and waits for a line on stdin ("go") at each of "ready" and "checkpoint", so the caller can read the
- * server's CPU time and memory exactly between phases.
+ * It talks to the caller with JSON lines on stdout ({event: "hello" | "ready" | "checkpoint" | "done" | "result"})
+ * and waits for a line on stdin ("go") at each of "hello" (before its first packet), "ready", "checkpoint" and
+ * "done", so the caller can read the server's CPU time and memory exactly between phases.
  */
 import { createSocket, type Socket } from "node:dgram";
+import { connect as tcpConnect, type Socket as TcpSocket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { turnPassword } from "../../shared/turn/credentials.js";
 import {
   encodeChannelNumber,
+  encodeLifetime,
   encodeRequestedTransport,
   encodeText,
   encodeXorAddress,
@@ -34,13 +43,20 @@ import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { longTermKey } from "../../relay/stun/integrity.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
+import { StreamFramer } from "../../relay/transport/stream-framer.js";
 import type { ServerAuth } from "./servers.js";
 import { CHANNEL_PAYLOAD_OFFSET, channelDataTemplate, isStun, payloadOffset, SEND_PAYLOAD_OFFSET, sendIndicationTemplate, stamp } from "./wire.js";
 
-export type GeneratorMode = "channel" | "send" | "alloc";
+export type GeneratorMode = "channel" | "send" | "alloc" | "lifecycle";
+/** How the generator reaches the server; the relayed leg to the peer is UDP for all three. */
+export type ClientTransport = "udp" | "tcp" | "tls";
 
 export interface GeneratorOptions {
+  /** UDP and TCP. */
   serverPort: number;
+  /** TLS (transport "tls" only). */
+  serverTlsPort?: number;
+  transport: ClientTransport;
   auth: ServerAuth;
   mode: GeneratorMode;
   allocations: number;
@@ -77,12 +93,20 @@ export interface GeneratorResult {
   sendSeconds: number;
   messagesPerSecond: number;
   rttMs: { p50: number; p99: number; mean: number; samples: number } | undefined;
+  /** lifecycle mode: complete lifecycles, and lifecycles per second over the whole mode. */
+  lifecycles: number;
+  lifecyclesPerSecond: number;
 }
 
 const PEER_HOST = "127.0.0.1";
 const SERVER_HOST = "127.0.0.1";
 const RETRANSMIT_MS = 500;
 const MAX_TRANSMISSIONS = 5;
+/** TCP and TLS are reliable: one transmission (RFC 8489 §6.2.2), answered within this or failed. */
+const STREAM_ANSWER_TIMEOUT_MS = 10_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** LIFETIME of the lifecycle's first Refresh (a plain refresh; the second asks 0, a delete). */
+const REFRESH_LIFETIME_SECONDS = 600;
 const FIRST_CHANNEL = 0x4000;
 const MAX_RTT_SAMPLES = 1_000_000;
 
@@ -92,7 +116,9 @@ interface Pending {
 }
 
 class Client {
-  readonly socket: Socket;
+  /** UDP: its own socket; TCP/TLS: its own connection, with `framer` cutting what arrives into messages. */
+  private socket: Socket | undefined;
+  private stream: TcpSocket | undefined;
   readonly pending = new Map<string, Pending>();
   realm = "";
   nonce = "";
@@ -104,20 +130,59 @@ class Client {
   readonly inFlight = new Map<number, number>();
   nextSeq = 0;
 
-  constructor(readonly generator: Generator) {
-    this.socket = createSocket({ type: "udp4", recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
-    this.socket.on("message", (data) => this.onMessage(data));
-    this.socket.on("error", () => {});
+  constructor(readonly generator: Generator) {}
+
+  get reliable(): boolean {
+    return this.generator.options.transport !== "udp";
   }
 
-  bind(): Promise<void> {
+  /** Binds the UDP socket or opens the TCP/TLS connection (bounded). */
+  open(): Promise<void> {
+    const options = this.generator.options;
+    if (options.transport === "udp") {
+      const socket = createSocket({ type: "udp4", recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+      this.socket = socket;
+      socket.on("message", (data) => this.onMessage(data));
+      return new Promise((resolve, reject) => {
+        socket.once("error", reject);
+        socket.bind(0, "127.0.0.1", () => {
+          socket.off("error", reject);
+          socket.on("error", () => {});
+          resolve();
+        });
+      });
+    }
+    const framer = new StreamFramer((frame) => this.onMessage(frame));
     return new Promise((resolve, reject) => {
-      this.socket.once("error", reject);
-      this.socket.bind(0, "127.0.0.1", () => {
-        this.socket.off("error", reject);
-        resolve();
+      const timer = setTimeout(() => reject(new Error(`no ${options.transport} connection within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve();
+      };
+      // The certificate is the run's own self-signed one (bench/lib/servers.ts): nothing to verify.
+      const stream =
+        options.transport === "tls"
+          ? tlsConnect({ host: SERVER_HOST, port: options.serverTlsPort ?? 0, rejectUnauthorized: false }, () => done())
+          : tcpConnect({ host: SERVER_HOST, port: options.serverPort }, () => done());
+      stream.setNoDelay(true);
+      this.stream = stream;
+      stream.once("error", (error) => done(error));
+      stream.on("error", () => {});
+      stream.on("data", (chunk: Buffer) => {
+        if (!framer.push(chunk)) stream.destroy();
+      });
+      stream.on("close", () => {
+        for (const pending of this.pending.values()) pending.reject(new Error(`${options.transport} connection closed by the server`));
+        this.pending.clear();
       });
     });
+  }
+
+  /** One message to the server (STUN or ChannelData, already padded for streams). */
+  send(bytes: Buffer): void {
+    if (this.socket !== undefined) this.socket.send(bytes, this.generator.options.serverPort, SERVER_HOST);
+    else this.stream?.write(bytes);
   }
 
   private onMessage(data: Buffer): void {
@@ -147,13 +212,13 @@ class Client {
       let sent = 0;
       let timer: NodeJS.Timeout | undefined;
       const transmit = () => {
-        if (sent >= MAX_TRANSMISSIONS) {
+        if (sent >= (this.reliable ? 1 : MAX_TRANSMISSIONS)) {
           this.pending.delete(key);
-          reject(new Error(`no answer after ${MAX_TRANSMISSIONS} transmissions`));
+          reject(new Error(this.reliable ? `no answer within ${STREAM_ANSWER_TIMEOUT_MS} ms` : `no answer after ${MAX_TRANSMISSIONS} transmissions`));
           return;
         }
-        this.socket.send(bytes, this.generator.options.serverPort, SERVER_HOST);
-        timer = setTimeout(transmit, RETRANSMIT_MS * 2 ** sent);
+        this.send(bytes);
+        timer = setTimeout(transmit, this.reliable ? STREAM_ANSWER_TIMEOUT_MS : RETRANSMIT_MS * 2 ** sent);
         sent += 1;
       };
       this.pending.set(key, {
@@ -161,7 +226,10 @@ class Client {
           clearTimeout(timer);
           resolve(message);
         },
-        reject,
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
       });
       transmit();
     });
@@ -171,10 +239,11 @@ class Client {
     for (const pending of this.pending.values()) pending.reject(new Error("closed"));
     this.pending.clear();
     try {
-      this.socket.close();
+      this.socket?.close();
     } catch {
       // already closed
     }
+    this.stream?.destroy();
   }
 }
 
@@ -209,6 +278,8 @@ export class Generator {
   private allocationFailures = 0;
   private firstFailure: string | undefined;
   private setupSeconds = 0;
+  private lifecycles = 0;
+  private lifecycleSeconds = 0;
 
   constructor(readonly options: GeneratorOptions) {
     this.peer = { family: 4, address: PEER_HOST, port: options.peerPort };
@@ -265,7 +336,7 @@ export class Generator {
   private async setUp(index: number): Promise<Client> {
     const client = new Client(this);
     try {
-      await client.bind();
+      await client.open();
       const transport = [encodeRequestedTransport(TRANSPORT_PROTOCOL_UDP)];
       const challenge = await client.transact((transactionId) =>
         buildStunMessage({ method: StunMethod.Allocate, messageClass: StunClass.Request, transactionId, attributes: transport }),
@@ -287,7 +358,7 @@ export class Generator {
           encodeChannelNumber(channel),
           encodeXorAddress(AttributeType.XorPeerAddress, this.peer, newTransactionId()),
         ]);
-        client.template = channelDataTemplate(channel, this.options.size);
+        client.template = channelDataTemplate(channel, this.options.size, this.options.transport !== "udp");
         client.payloadOffset = CHANNEL_PAYLOAD_OFFSET;
       } else if (this.options.mode === "send") {
         await this.signedRequest(client, StunMethod.CreatePermission, [encodeXorAddress(AttributeType.XorPeerAddress, this.peer, newTransactionId())]);
@@ -326,6 +397,63 @@ export class Generator {
     this.setupSeconds += (performance.now() - started) / 1000;
   }
 
+  /**
+   * Deletes every allocation (Refresh with LIFETIME 0, `concurrency` at once, failures ignored: the server
+   * may have dropped it) and closes its socket: the teardown the caller's whole-run figure includes.
+   */
+  async deleteAll(): Promise<void> {
+    const clients = this.clients.splice(0);
+    let next = 0;
+    const worker = async () => {
+      while (next < clients.length) {
+        const client = clients[next++]!;
+        try {
+          await this.signedRequest(client, StunMethod.Refresh, [encodeLifetime(0)]);
+        } catch {
+          // gone already, or the server does not answer: the socket closes either way
+        }
+        client.close();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(this.options.concurrency, clients.length)) }, worker));
+  }
+
+  /** One complete allocation lifecycle on a fresh socket; throws what failed. */
+  private async lifecycle(): Promise<void> {
+    const client = await this.setUp(0); // 401 and signed Allocate (in this mode setUp binds nothing more)
+    try {
+      const peer = encodeXorAddress(AttributeType.XorPeerAddress, this.peer, newTransactionId());
+      await this.signedRequest(client, StunMethod.CreatePermission, [peer]);
+      await this.signedRequest(client, StunMethod.ChannelBind, [encodeChannelNumber(FIRST_CHANNEL), encodeXorAddress(AttributeType.XorPeerAddress, this.peer, newTransactionId())]);
+      await this.signedRequest(client, StunMethod.Refresh, [encodeLifetime(REFRESH_LIFETIME_SECONDS)]);
+      await this.signedRequest(client, StunMethod.Refresh, [encodeLifetime(0)]);
+    } finally {
+      client.close();
+    }
+  }
+
+  /** Runs `total` lifecycles, `concurrency` at once, bounded by the setup timeout and by failures. */
+  async runLifecycles(total: number): Promise<void> {
+    const started = performance.now();
+    const deadline = Date.now() + this.options.setupTimeoutMs;
+    let begun = 0;
+    const worker = async () => {
+      while (begun < total && Date.now() < deadline) {
+        begun += 1;
+        try {
+          await this.lifecycle();
+          this.lifecycles += 1;
+        } catch (error) {
+          this.allocationFailures += 1;
+          this.firstFailure ??= (error as Error).message;
+          if (this.allocationFailures > Math.max(20, total / 10)) return; // the server is refusing: stop trying
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(this.options.concurrency, total)) }, worker));
+    this.lifecycleSeconds = (performance.now() - started) / 1000;
+  }
+
   get allocated(): number {
     return this.clients.length;
   }
@@ -334,7 +462,7 @@ export class Generator {
     const seq = client.nextSeq++;
     const now = performance.now();
     client.inFlight.set(seq, now);
-    client.socket.send(stamp(client.template!, client.payloadOffset, seq, now, client.isStunData), this.options.serverPort, SERVER_HOST);
+    client.send(stamp(client.template!, client.payloadOffset, seq, now, client.isStunData));
     this.sent += 1;
   }
 
@@ -420,6 +548,8 @@ export class Generator {
       sendSeconds,
       messagesPerSecond: sendSeconds > 0 ? this.received / sendSeconds : 0,
       rttMs,
+      lifecycles: this.lifecycles,
+      lifecyclesPerSecond: this.lifecycleSeconds > 0 ? this.lifecycles / this.lifecycleSeconds : 0,
     };
   }
 
@@ -461,10 +591,12 @@ export async function runGenerator(options: GeneratorOptions): Promise<void> {
 
   const generator = new Generator(options);
   await generator.credentials();
+  emit({ event: "hello" });
+  await go();
   let sendSeconds = 0;
-  if (options.mode === "alloc") {
-    emit({ event: "ready", allocations: 0 });
-    await go();
+  if (options.mode === "lifecycle") {
+    await generator.runLifecycles(options.allocations);
+  } else if (options.mode === "alloc") {
     for (const checkpoint of options.checkpoints) {
       await generator.allocateUpTo(checkpoint);
       emit({ event: "checkpoint", target: checkpoint, allocations: generator.allocated });
@@ -477,6 +609,7 @@ export async function runGenerator(options: GeneratorOptions): Promise<void> {
     sendSeconds = await generator.run();
     emit({ event: "done" });
     await go();
+    await generator.deleteAll();
   }
   emit({ event: "result", result: generator.result(sendSeconds) });
   generator.close();

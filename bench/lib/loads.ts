@@ -1,27 +1,33 @@
 /**
  * The loads and how one load is measured against one running server.
  *
- * - `uclient-*`: coturn's `turnutils_uclient` (UDP, no RTCP pair, `-z 1`: one message per millisecond per
- *   client) echoing through `turnutils_peer`, both on the load core. Send/Data indications (`-s`) or
- *   channels; 10, 100 or 200 clients; 100- or 1000-byte messages.
- * - `gen-channel`, `gen-send`: our generator (lib/generator.ts), a long run of ChannelData or Send
- *   indications with a window in flight, echoing through `turnutils_peer`.
+ * - `uclient-*`: coturn's `turnutils_uclient` (no RTCP pair, `-z 1`: one message per millisecond per
+ *   client) echoing through `turnutils_peer`, both on the load core. Over UDP: Send/Data indications (`-s`)
+ *   or channels; 10, 100 or 200 clients; 100- or 1000-byte messages. Over TCP (`-t`) and TLS (`-t -S`):
+ *   channels, 50 clients, 300 messages of 100 bytes.
+ * - `gen-channel`, `gen-send`, `gen-tcp-channel`, `gen-tls-channel`: our generator (lib/generator.ts), a long
+ *   run of ChannelData or Send indications with a window in flight, echoing through `turnutils_peer`.
+ * - `lifecycle`: our generator running complete allocation lifecycles (401 + Allocate, CreatePermission,
+ *   ChannelBind, Refresh, delete), 32 at once.
  * - `alloc`: our generator allocating (each with its own 401 challenge) up to 1,000 then 10,000 idle
- *   allocations; the rate, and the server's resident memory at 0, 1,000 and 10,000.
+ *   allocations; the rate, and the server's resident memory and idle CPU at 0, 1,000 and 10,000.
  *
- * CPU is the server's own accounting (utime + stime of every thread, /proc/<pid>/stat) over the load:
- * for uclient the whole run (allocations included), for the generator the send phase only.
+ * CPU is the server's own accounting (utime + stime of every thread, /proc/<pid>/stat). Every message load
+ * has two figures: the whole run (from just before the first client's first packet until the last client is
+ * gone: uclient exited, or the generator deleted its allocations and exited; teardown included) and the
+ * data window (uclient: from its "Total connect time" line to its exit; generator: its send phase).
  */
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import type { GeneratorOptions, GeneratorResult } from "./generator.js";
+import type { ClientTransport, GeneratorOptions, GeneratorResult } from "./generator.js";
 import { cpuSeconds, freePort, pinned, preciseCpuSeconds, rssBytes, sleep, startProcess, type Started } from "./proc.js";
 import type { BenchServer, ClientTools, ServerName } from "./servers.js";
 
 export type LoadSpec =
-  | { id: string; kind: "uclient"; mode: "send" | "channel"; clients: number; messages: number; size: number }
-  | { id: string; kind: "gen"; mode: "send" | "channel"; allocations: number; size: number; durationSeconds: number; window: number }
-  | { id: string; kind: "alloc"; checkpoints: number[] };
+  | { id: string; kind: "uclient"; transport: ClientTransport; mode: "send" | "channel"; clients: number; messages: number; size: number }
+  | { id: string; kind: "gen"; transport: ClientTransport; mode: "send" | "channel"; allocations: number; size: number; durationSeconds: number; window: number }
+  | { id: string; kind: "lifecycle"; total: number; concurrency: number }
+  | { id: string; kind: "alloc"; checkpoints: number[]; settleMs: number; idleWindowMs: number };
 
 export interface Measurement {
   server: ServerName;
@@ -33,8 +39,18 @@ export interface Measurement {
   received?: number;
   lossPercent?: number;
   messagesPerSecond?: number;
+  /** Server CPU-seconds over the whole run (see the module comment). */
   cpuSeconds?: number;
-  cpuPer1k?: number;
+  /** Whole run, per 1,000 echoed messages. */
+  cpuPer1kWhole?: number;
+  /** Data window, per 1,000 echoed messages. */
+  cpuPer1kData?: number;
+  /** lifecycle: complete lifecycles, their rate, and whole-run CPU-seconds per 1,000 of them. */
+  lifecycles?: number;
+  lifecyclesPerSecond?: number;
+  cpuPer1kLifecycles?: number;
+  /** alloc: % of one core the settled server used, idle, at 0 and at each checkpoint (keys as rssMb's). */
+  idleCpuPercent?: Record<string, number>;
   rttP50Ms?: number;
   rttP99Ms?: number;
   rttMeanMs?: number;
@@ -68,7 +84,19 @@ export interface LoadSizes {
   /** Messages per uclient client, per client count. */
   uclientMessages: (clients: number) => number;
   idleCheckpoints: number[];
+  /** Lifecycles in the lifecycle load. */
+  lifecycles: number;
 }
+
+/** Allocation lifecycles at once (issue 16: "e.g. 32 at once"). */
+const LIFECYCLE_CONCURRENCY = 32;
+/** Stream loads, as issue 16's table: 50 clients × 300 messages of 100 B. */
+const STREAM_UCLIENT = { clients: 50, messages: 300, size: 100 };
+/** Idle CPU: the server settles this long after the last allocation, then is measured this long. */
+const IDLE_SETTLE_MS = 2_000;
+const IDLE_WINDOW_MS = 5_000;
+const QUICK_IDLE_SETTLE_MS = 300;
+const QUICK_IDLE_WINDOW_MS = 500;
 
 export function defineLoads(sizes: LoadSizes): LoadSpec[] {
   const loads: LoadSpec[] = [];
@@ -77,21 +105,37 @@ export function defineLoads(sizes: LoadSizes): LoadSpec[] {
   for (const mode of sizes.quick ? (["send"] as const) : (["send", "channel"] as const)) {
     for (const clients of clientCounts) {
       for (const size of messageSizes) {
-        loads.push({ id: `uclient-${mode}-m${clients}-l${size}`, kind: "uclient", mode, clients, messages: sizes.uclientMessages(clients), size });
+        loads.push({ id: `uclient-${mode}-m${clients}-l${size}`, kind: "uclient", transport: "udp", mode, clients, messages: sizes.uclientMessages(clients), size });
       }
     }
   }
+  for (const transport of ["tcp", "tls"] as const) {
+    const clients = sizes.quick ? 2 : STREAM_UCLIENT.clients;
+    const messages = sizes.quick ? sizes.uclientMessages(clients) : STREAM_UCLIENT.messages;
+    loads.push({ id: `uclient-${transport}-channel-m${clients}-l${STREAM_UCLIENT.size}`, kind: "uclient", transport, mode: "channel", clients, messages, size: STREAM_UCLIENT.size });
+  }
   const allocations = sizes.quick ? 10 : 100;
   const window = sizes.quick ? 20 : 200;
-  loads.push({ id: "gen-channel-l100", kind: "gen", mode: "channel", allocations, size: 100, durationSeconds: sizes.durationSeconds, window });
-  loads.push({ id: "gen-send-l100", kind: "gen", mode: "send", allocations, size: 100, durationSeconds: sizes.durationSeconds, window });
-  loads.push({ id: "alloc", kind: "alloc", checkpoints: sizes.idleCheckpoints });
+  const gen = { kind: "gen", allocations, size: 100, durationSeconds: sizes.durationSeconds, window } as const;
+  loads.push({ id: "gen-channel-l100", transport: "udp", mode: "channel", ...gen });
+  loads.push({ id: "gen-send-l100", transport: "udp", mode: "send", ...gen });
+  loads.push({ id: "gen-tcp-channel-l100", transport: "tcp", mode: "channel", ...gen });
+  loads.push({ id: "gen-tls-channel-l100", transport: "tls", mode: "channel", ...gen });
+  loads.push({ id: "lifecycle", kind: "lifecycle", total: sizes.lifecycles, concurrency: LIFECYCLE_CONCURRENCY });
+  loads.push({
+    id: "alloc",
+    kind: "alloc",
+    checkpoints: sizes.idleCheckpoints,
+    settleMs: sizes.quick ? QUICK_IDLE_SETTLE_MS : IDLE_SETTLE_MS,
+    idleWindowMs: sizes.quick ? QUICK_IDLE_WINDOW_MS : IDLE_WINDOW_MS,
+  });
   return loads;
 }
 
 /** Why a server cannot run a load at all (the table says "n/a" with this), or undefined. */
 export function notApplicable(server: ServerName, load: LoadSpec): string | undefined {
   if (server !== "node-turn") return undefined;
+  if ((load.kind === "uclient" || load.kind === "gen") && load.transport !== "udp") return "UDP only: node-turn 0.0.6 has no TCP or TLS listener";
   if (load.kind === "uclient") {
     return "cannot serve turnutils_uclient: node-turn 0.0.6 drops any request with an attribute it does not know, and uclient's Allocate carries EVEN-PORT/REQUESTED-ADDRESS-FAMILY";
   }
@@ -102,6 +146,9 @@ export function notApplicable(server: ServerName, load: LoadSpec): string | unde
 const UCLIENT_BASE_TIMEOUT_MS = 60_000;
 const GENERATOR_SETUP_TIMEOUT_MS = 120_000;
 const PHASE_TIMEOUT_MS = 180_000;
+/** After the last client is gone, the server's own teardown (closing connections, freeing relays) gets this long. */
+const TEARDOWN_SETTLE_MS = 200;
+const GENERATOR_EXIT_TIMEOUT_MS = 10_000;
 /** Activity sampling for uclient's messages per second. */
 const SAMPLE_MS = 50;
 
@@ -129,7 +176,10 @@ function credentialArgs(server: BenchServer): string[] {
 export async function runUclient(server: BenchServer, load: Extract<LoadSpec, { kind: "uclient" }>, core: number | undefined, tools: ClientTools): Promise<Omit<Measurement, "server" | "load" | "round">> {
   const peer = await startEchoPeer(core, tools);
   try {
+    if (load.transport === "tls" && server.tlsPort === undefined) return { status: "n/a", note: `${server.name} has no TLS listener` };
+    // -t: TCP to the server; -S with it: TLS, to -p (so the TLS port).
     const args = [
+      ...(load.transport === "udp" ? [] : load.transport === "tcp" ? ["-t"] : ["-t", "-S"]),
       ...(load.mode === "send" ? ["-s"] : []),
       "-c",
       "-m", String(load.clients),
@@ -138,7 +188,7 @@ export async function runUclient(server: BenchServer, load: Extract<LoadSpec, { 
       "-z", "1",
       "-e", "127.0.0.1",
       "-r", String(peer.port),
-      "-p", String(server.port),
+      "-p", String(load.transport === "tls" ? server.tlsPort : server.port),
       ...credentialArgs(server),
       "127.0.0.1",
     ];
@@ -161,8 +211,10 @@ export async function runUclient(server: BenchServer, load: Extract<LoadSpec, { 
     }
     const timedOut = uclient.exited() === undefined;
     await uclient.stop();
+    await sleep(TEARDOWN_SETTLE_MS);
     const wallSeconds = (performance.now() - wallStart) / 1000;
     const cpu = cpuSeconds(server.pid) - cpuBefore;
+    const dataCpu = samples.length > 0 ? preciseCpuSeconds(server.pid) - samples[0]!.cpu : undefined;
     const udpReceiveBufferDrops = udpReceiveBufferErrors() - dropsBefore;
     const output = uclient.output();
     const totals = /start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/.exec(output);
@@ -180,7 +232,8 @@ export async function runUclient(server: BenchServer, load: Extract<LoadSpec, { 
       lossPercent: sent > 0 ? (100 * (sent - received)) / sent : 0,
       messagesPerSecond: busy > 0 ? received / busy : undefined,
       cpuSeconds: cpu,
-      cpuPer1k: received > 0 ? (cpu / received) * 1000 : undefined,
+      cpuPer1kWhole: received > 0 ? (cpu / received) * 1000 : undefined,
+      cpuPer1kData: received > 0 && dataCpu !== undefined ? (dataCpu / received) * 1000 : undefined,
       rttMeanMs: rtt ? Number(rtt[1]) : undefined,
       wallSeconds,
       udpReceiveBufferDrops,
@@ -253,6 +306,17 @@ class GeneratorProcess {
   go(): void {
     this.process.child.stdin?.write("go\n");
   }
+
+  /** Waits (bounded) until the generator has exited: its sockets and connections are closed. */
+  async exit(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.process.exited() === undefined && Date.now() < deadline) await sleep(20);
+  }
+}
+
+/** What every generator run shares: where the server is and how to authenticate. */
+function generatorBase(server: BenchServer, transport: ClientTransport): Pick<GeneratorOptions, "serverPort" | "serverTlsPort" | "transport" | "auth" | "setupTimeoutMs"> {
+  return { serverPort: server.port, ...(server.tlsPort !== undefined ? { serverTlsPort: server.tlsPort } : {}), transport, auth: server.auth, setupTimeoutMs: GENERATOR_SETUP_TIMEOUT_MS };
 }
 
 function startGenerator(options: GeneratorOptions, core: number | undefined): GeneratorProcess {
@@ -267,11 +331,11 @@ export async function runGenerated(
   lossTimeoutMs: number,
   tools: ClientTools,
 ): Promise<Omit<Measurement, "server" | "load" | "round">> {
+  if (load.transport === "tls" && server.tlsPort === undefined) return { status: "n/a", note: `${server.name} has no TLS listener` };
   const peer = await startEchoPeer(core, tools);
   const generator = startGenerator(
     {
-      serverPort: server.port,
-      auth: server.auth,
+      ...generatorBase(server, load.transport),
       mode: load.mode,
       allocations: load.allocations,
       size: load.size,
@@ -282,23 +346,29 @@ export async function runGenerated(
       lossTimeoutMs,
       concurrency: 20,
       checkpoints: [],
-      setupTimeoutMs: GENERATOR_SETUP_TIMEOUT_MS,
     },
     core,
   );
   try {
-    const ready = await generator.next("ready", GENERATOR_SETUP_TIMEOUT_MS + 10_000);
-    const allocated = Number(ready["allocations"]);
-    const cpuBefore = cpuSeconds(server.pid);
-    const dropsBefore = udpReceiveBufferErrors();
+    await generator.next("hello", 30_000);
+    const wholeBefore = cpuSeconds(server.pid);
     const wallStart = performance.now();
     generator.go();
-    await generator.next("done", load.durationSeconds * 1000 + lossTimeoutMs + PHASE_TIMEOUT_MS);
-    const cpu = cpuSeconds(server.pid) - cpuBefore;
-    const udpReceiveBufferDrops = udpReceiveBufferErrors() - dropsBefore;
-    const wallSeconds = (performance.now() - wallStart) / 1000;
+    const ready = await generator.next("ready", GENERATOR_SETUP_TIMEOUT_MS + 10_000);
+    const allocated = Number(ready["allocations"]);
+    // Data window: schedstat (ns), so short quick runs still have a finite figure.
+    const dataBefore = preciseCpuSeconds(server.pid);
+    const dropsBefore = udpReceiveBufferErrors();
     generator.go();
-    const result = (await generator.next("result", 10_000))["result"] as GeneratorResult;
+    await generator.next("done", load.durationSeconds * 1000 + lossTimeoutMs + PHASE_TIMEOUT_MS);
+    const dataCpu = preciseCpuSeconds(server.pid) - dataBefore;
+    const udpReceiveBufferDrops = udpReceiveBufferErrors() - dropsBefore;
+    generator.go();
+    const result = (await generator.next("result", GENERATOR_SETUP_TIMEOUT_MS))["result"] as GeneratorResult;
+    await generator.exit(GENERATOR_EXIT_TIMEOUT_MS);
+    await sleep(TEARDOWN_SETTLE_MS);
+    const cpu = cpuSeconds(server.pid) - wholeBefore;
+    const wallSeconds = (performance.now() - wallStart) / 1000;
     if (allocated === 0) return { status: "failed", note: `no allocation: ${result.firstFailure ?? "?"}`, allocated };
     const note = result.allocationFailures > 0 ? `${result.allocationFailures} allocations failed (${result.firstFailure})` : undefined;
     return {
@@ -310,7 +380,8 @@ export async function runGenerated(
       lossPercent: result.sent > 0 ? (100 * result.lost) / result.sent : 0,
       messagesPerSecond: result.messagesPerSecond,
       cpuSeconds: cpu,
-      cpuPer1k: result.received > 0 ? (cpu / result.received) * 1000 : undefined,
+      cpuPer1kWhole: result.received > 0 ? (cpu / result.received) * 1000 : undefined,
+      cpuPer1kData: result.received > 0 ? (dataCpu / result.received) * 1000 : undefined,
       rttP50Ms: result.rttMs?.p50,
       rttP99Ms: result.rttMs?.p99,
       rttMeanMs: result.rttMs?.mean,
@@ -323,18 +394,68 @@ export async function runGenerated(
   }
 }
 
+/** The server's CPU over `windowMs` while nothing talks to it, in % of one core (schedstat, ns). */
+async function idleCpuPercent(pid: number, windowMs: number): Promise<number> {
+  const before = preciseCpuSeconds(pid);
+  const start = performance.now();
+  await sleep(windowMs);
+  return ((preciseCpuSeconds(pid) - before) / ((performance.now() - start) / 1000)) * 100;
+}
+
+/**
+ * Allocation lifecycles: whole-run CPU from just before the first packet until the generator (every socket
+ * closed) is gone, per 1,000 complete lifecycles; and lifecycles per second.
+ */
+export async function runLifecycles(server: BenchServer, load: Extract<LoadSpec, { kind: "lifecycle" }>, core: number | undefined): Promise<Omit<Measurement, "server" | "load" | "round">> {
+  const generator = startGenerator(
+    {
+      ...generatorBase(server, "udp"),
+      mode: "lifecycle",
+      allocations: load.total,
+      size: 0,
+      durationSeconds: 0,
+      window: 0,
+      rate: 0,
+      peerPort: 9, // a permission and a channel to it, never any data
+      lossTimeoutMs: 0,
+      concurrency: load.concurrency,
+      checkpoints: [],
+    },
+    core,
+  );
+  try {
+    await generator.next("hello", 30_000);
+    const before = cpuSeconds(server.pid);
+    const wallStart = performance.now();
+    generator.go();
+    const result = (await generator.next("result", GENERATOR_SETUP_TIMEOUT_MS + 10_000))["result"] as GeneratorResult;
+    await generator.exit(GENERATOR_EXIT_TIMEOUT_MS);
+    await sleep(TEARDOWN_SETTLE_MS);
+    const cpu = cpuSeconds(server.pid) - before;
+    const failed = result.allocationFailures > 0 ? `${result.allocationFailures} of ${load.total} lifecycles failed (first: ${result.firstFailure ?? "?"})` : undefined;
+    return {
+      status: result.lifecycles > 0 ? "ok" : "failed",
+      ...(failed !== undefined ? { note: failed } : {}),
+      lifecycles: result.lifecycles,
+      lifecyclesPerSecond: result.lifecyclesPerSecond,
+      cpuSeconds: cpu,
+      cpuPer1kLifecycles: result.lifecycles > 0 ? (cpu / result.lifecycles) * 1000 : undefined,
+      wallSeconds: (performance.now() - wallStart) / 1000,
+    };
+  } finally {
+    await generator.process.stop();
+  }
+}
+
 export async function runAllocations(
   server: BenchServer,
   load: Extract<LoadSpec, { kind: "alloc" }>,
   core: number | undefined,
-  /** Time for the server to settle after the last allocation before its memory is read. */
-  settleMs: number,
 ): Promise<Omit<Measurement, "server" | "load" | "round">> {
   const last = load.checkpoints[load.checkpoints.length - 1] ?? 0;
   const generator = startGenerator(
     {
-      serverPort: server.port,
-      auth: server.auth,
+      ...generatorBase(server, "udp"),
       mode: "alloc",
       allocations: last,
       size: 0,
@@ -345,14 +466,14 @@ export async function runAllocations(
       lossTimeoutMs: 0,
       concurrency: 32,
       checkpoints: load.checkpoints,
-      setupTimeoutMs: GENERATOR_SETUP_TIMEOUT_MS,
     },
     core,
   );
   try {
-    await generator.next("ready", 30_000);
-    await sleep(settleMs);
+    await generator.next("hello", 30_000);
+    await sleep(load.settleMs);
     const rssMb: Record<string, number> = { "0": rssBytes(server.pid) / 2 ** 20 };
+    const idleCpu: Record<string, number> = { "0": await idleCpuPercent(server.pid, load.idleWindowMs) };
     const wallStart = performance.now();
     const cpuBefore = cpuSeconds(server.pid);
     generator.go();
@@ -360,8 +481,9 @@ export async function runAllocations(
     for (const target of load.checkpoints) {
       const checkpoint = await generator.next("checkpoint", GENERATOR_SETUP_TIMEOUT_MS + 10_000);
       allocated = Number(checkpoint["allocations"]);
-      await sleep(settleMs);
+      await sleep(load.settleMs);
       rssMb[String(target)] = rssBytes(server.pid) / 2 ** 20;
+      idleCpu[String(target)] = await idleCpuPercent(server.pid, load.idleWindowMs);
       generator.go();
     }
     const cpu = cpuSeconds(server.pid) - cpuBefore;
@@ -374,6 +496,7 @@ export async function runAllocations(
       allocated,
       allocationsPerSecond: result.allocationsPerSecond,
       rssMb,
+      idleCpuPercent: idleCpu,
       cpuSeconds: cpu,
       wallSeconds: (performance.now() - wallStart) / 1000,
     };

@@ -61,7 +61,13 @@ export function startProcess(
   name: string,
   command: string,
   args: readonly string[],
-  options: { env?: Record<string, string>; cwd?: string; stdin?: boolean } = {},
+  options: {
+    env?: Record<string, string>;
+    cwd?: string;
+    stdin?: boolean;
+    /** How long stop() waits after SIGTERM before SIGKILL (default 5 s). */
+    stopGraceMs?: number;
+  } = {},
 ): Started {
   const child = spawn(command, args, {
     cwd: options.cwd ?? repoRoot,
@@ -94,7 +100,7 @@ export function startProcess(
     exited: () => exited,
     stop: async () => {
       running.delete(started);
-      await stopGroup(pid);
+      await stopGroup(pid, options.stopGraceMs ?? STOP_TIMEOUT_MS);
       child.stdout?.destroy();
       child.stderr?.destroy();
       child.stdin?.destroy();
@@ -114,9 +120,9 @@ export function signalGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
-async function stopGroup(pid: number): Promise<void> {
+async function stopGroup(pid: number, graceMs: number): Promise<void> {
   if (!signalGroup(pid, "SIGTERM")) return;
-  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  const deadline = Date.now() + graceMs;
   while (signalGroup(pid, 0) && Date.now() < deadline) await sleep(25);
   signalGroup(pid, "SIGKILL");
   const killDeadline = Date.now() + STOP_TIMEOUT_MS;

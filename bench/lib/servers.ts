@@ -11,6 +11,11 @@
  *   config file, database and pid file in a temporary directory.
  * - coturn-4.17: the newest coturn, built by bench/servers/build-coturn.sh into .tmp/coturn-4.17.1,
  *   started the same way with its own defaults (recvmmsg on); present only once built.
+ * - coturn-4.17-fast: the same binary with its fastest documented flags (COTURN_FAST_FLAGS).
+ *
+ * Every server but node-turn (UDP only) also listens on TCP (the same port) and TLS (a port of its own)
+ * with one self-signed certificate made per run (benchCertificate), for every load: one configuration
+ * per server whatever the load, and a listening socket nobody connects to costs no CPU.
  * - node-turn: the devDependency, unmodified, through bench/servers/node-turn.cjs, with one static user
  *   (it has no REST scheme).
  */
@@ -19,7 +24,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { freePort, onPath, pinned, repoRoot, sleep, startProcess, type Started } from "./proc.js";
 import { stunBindingAnswers as stunAnswers } from "../../test/node/coturn.js";
 
@@ -34,8 +39,36 @@ function ourRelayBundle(): string {
   return relayBundle;
 }
 
-export type ServerName = "ours" | "coturn" | "coturn-4.17" | "node-turn";
-export const SERVER_NAMES: readonly ServerName[] = ["ours", "coturn", "coturn-4.17", "node-turn"];
+export type ServerName = "ours" | "coturn" | "coturn-4.17" | "coturn-4.17-fast" | "node-turn";
+export const SERVER_NAMES: readonly ServerName[] = ["ours", "coturn", "coturn-4.17", "coturn-4.17-fast", "node-turn"];
+
+/** The servers that are coturn 4.17.1 (its binary must be built). */
+export function isCoturn417(name: ServerName): boolean {
+  return name === "coturn-4.17" || name === "coturn-4.17-fast";
+}
+
+/**
+ * coturn 4.17.1's fastest documented flags, on top of the defaults every coturn row gets (its README.turnserver
+ * and docs/, read 2026-12-06). What 4.17.1 already does by default is not repeated: no SOFTWARE attribute
+ * ("--software-attribute ... Disabled by default"), no RFC 5780 ("--no-rfc5780 DEPRECATED and now the default
+ * behaviour"), no MAPPED-ADDRESS ("--stun-backward-compatibility" is off), recvmmsg on (ChangeLog: "Enable
+ * --udp-recvmmsg by default on Linux"), nonces fresh for 600 s (longer than any load, so no 438 either way).
+ * Left out on purpose:
+ * - `--multiplex-peer` (and `--udp-gso`, which "Requires --multiplex-peer ... passing --udp-gso alone is a
+ *   silent no-op"): "non-standard", it demultiplexes by peer address and "If two clients use the same peer
+ *   IP:port, the second registration is rejected" (docs/multiplex-peer.md), and every allocation of the bench
+ *   talks to the one echo peer;
+ * - more relay threads: the server is pinned to one core, so threads beyond one only take turns on it.
+ */
+export const COTURN_FAST_FLAGS: readonly string[] = [
+  // "-m, --relay-threads ... If explicitly set to 0 then application runs relay process in a single thread, in
+  // the same thread with the listener process": one relay thread for the one core, instead of coturn's
+  // "default optimal algorithm" (one per CPU it sees: 2 here, taking turns on the pinned core).
+  "--relay-threads=0",
+  // No log at all: "--no-stdout-log Flag to prevent stdout log messages", and the log file is /dev/null.
+  "--no-stdout-log",
+  "--log-file=/dev/null",
+];
 
 /** Where bench/servers/build-coturn.sh puts coturn 4.17.1's binaries. */
 export const COTURN_4_17_BIN = join(repoRoot, ".tmp", "coturn-4.17.1", "build", "bin");
@@ -79,9 +112,37 @@ export const OURS_BENCH_UNAUTHENTICATED_RATE = 1_000_000;
  * public-host defaults (--user-quota 200, --max-allocations-per-ip 2000) would refuse most of them;
  * coturn has no such quotas by default. The benchmark lifts both.
  */
-const OURS_BENCH_QUOTA_FLAGS = ["--user-quota=0", "--max-allocations-per-ip=0"];
+const OURS_BENCH_QUOTA_FLAGS = ["--user-quota=0", "--max-allocations-per-ip=0", "--max-connections-per-ip=0"];
+
+let certificate: { cert: string; key: string } | undefined;
+/**
+ * A self-signed P-256 certificate for localhost, made once per run into a temporary directory that is
+ * removed at exit. Every TLS listener of the run serves it; the clients do not check it (uclient -S does
+ * not, the generator is told not to).
+ */
+export function benchCertificate(): { cert: string; key: string } {
+  if (certificate === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), "relaykit-bench-tls-"));
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    const cert = join(dir, "cert.pem");
+    const key = join(dir, "key.pem");
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", key, "-out", cert],
+      { stdio: "ignore", timeout: 20_000 },
+    );
+    certificate = { cert, key };
+  }
+  return certificate;
+}
 
 const STARTUP_TIMEOUT_MS = 20_000;
+/**
+ * coturn 4.17 answers SIGTERM by setting a flag its loops look at now and then: it takes the whole 5 s
+ * stop bound to exit, 5 s per measurement. Every figure is read before the stop, so after this grace the
+ * benchmark ends it with SIGKILL.
+ */
+const COTURN_STOP_GRACE_MS = 300;
 
 /** How a client authenticates: a TURN REST secret (it mints username and password) or a static user. */
 export type ServerAuth = { kind: "rest"; secret: string } | { kind: "static"; username: string; password: string };
@@ -89,7 +150,10 @@ export type ServerAuth = { kind: "rest"; secret: string } | { kind: "static"; us
 export interface BenchServer {
   name: ServerName;
   pid: number;
+  /** UDP and TCP. */
   port: number;
+  /** TLS; undefined where the server has none (node-turn). */
+  tlsPort: number | undefined;
   auth: ServerAuth;
   /** The command line, for the JSON. */
   command: string[];
@@ -127,7 +191,7 @@ async function waitReady(started: Started, port: number, cleanup: () => Promise<
 /** What each server needs installed, or a message naming the fix. */
 export function missingPrerequisite(name: ServerName): string | undefined {
   if (name === "coturn" && !onPath("turnserver")) return "turnserver not found: apt-get install coturn";
-  if (name === "coturn-4.17" && !coturn417Built()) return "coturn 4.17.1 is not built: bash bench/servers/build-coturn.sh (it needs ../shared/peers/coturn-4.17.1.tar.gz)";
+  if (isCoturn417(name) && !coturn417Built()) return "coturn 4.17.1 is not built: bash bench/servers/build-coturn.sh (it needs ../shared/peers/coturn-4.17.1.tar.gz)";
   return undefined;
 }
 
@@ -135,6 +199,8 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
   const port = await freePort();
   const secret = randomBytes(24).toString("base64url");
   if (name === "ours") {
+    const tlsPort = await freePort();
+    const tls = benchCertificate();
     const args = [
       ...(options.cpuProfileDir !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : []),
       ourRelayBundle(),
@@ -146,16 +212,21 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
       `--realm=${REALM}`,
       "--allow-loopback-peers",
       `--udp-io=${options.oursUdpIo ?? "native"}`,
+      `--cert=${tls.cert}`,
+      `--pkey=${tls.key}`,
+      `--tls-listening-port=${tlsPort}`,
       ...OURS_BENCH_QUOTA_FLAGS,
       ...(options.oursDefaultLimiter ? [] : [`--unauthenticated-rate=${OURS_BENCH_UNAUTHENTICATED_RATE}`, `--unauthenticated-burst=${OURS_BENCH_UNAUTHENTICATED_RATE}`]),
     ];
     const [command, full] = pinned(options.core, process.execPath, args);
     const started = startProcess("ours", command, full);
     await waitReady(started, port, started.stop);
-    return { name, pid: started.pid, port, auth: { kind: "rest", secret }, command: [command, ...full], output: started.output, stop: started.stop };
+    return { name, pid: started.pid, port, tlsPort, auth: { kind: "rest", secret }, command: [command, ...full], output: started.output, stop: started.stop };
   }
-  if (name === "coturn" || name === "coturn-4.17") {
+  if (name === "coturn" || isCoturn417(name)) {
     const dir = await mkdtemp(join(tmpdir(), "relaykit-bench-coturn-"));
+    const tlsPort = await freePort();
+    const tls = benchCertificate();
     const args = [
       "-n",
       "--listening-ip=127.0.0.1",
@@ -166,24 +237,25 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
       "--use-auth-secret",
       `--static-auth-secret=${secret}`,
       `--realm=${REALM}`,
-      "--no-tls",
+      `--cert=${tls.cert}`,
+      `--pkey=${tls.key}`,
+      `--tls-listening-port=${tlsPort}`,
       "--no-dtls",
       "--no-cli",
       "--allow-loopback-peers",
       `--db=${join(dir, "turndb")}`,
       `--pidfile=${join(dir, "turnserver.pid")}`,
-      "--log-file=stdout",
-      "--simple-log",
+      ...(name === "coturn-4.17-fast" ? COTURN_FAST_FLAGS : ["--log-file=stdout", "--simple-log"]),
     ];
     const binary = name === "coturn" ? "turnserver" : join(COTURN_4_17_BIN, "turnserver");
     const [command, full] = pinned(options.core, binary, args);
-    const started = startProcess(name, command, full, { cwd: dir });
+    const started = startProcess(name, command, full, { cwd: dir, stopGraceMs: COTURN_STOP_GRACE_MS });
     const stop = async () => {
       await started.stop();
       await rm(dir, { recursive: true, force: true });
     };
     await waitReady(started, port, stop);
-    return { name, pid: started.pid, port, auth: { kind: "rest", secret }, command: [command, ...full], output: started.output, stop };
+    return { name, pid: started.pid, port, tlsPort, auth: { kind: "rest", secret }, command: [command, ...full], output: started.output, stop };
   }
   const username = "bench";
   const password = randomBytes(12).toString("base64url");
@@ -191,5 +263,5 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
   const [command, full] = pinned(options.core, process.execPath, args);
   const started = startProcess("node-turn", command, full, { cwd: repoRoot });
   await waitReady(started, port, started.stop);
-  return { name, pid: started.pid, port, auth: { kind: "static", username, password }, command: [command, ...full], output: started.output, stop: started.stop };
+  return { name, pid: started.pid, port, tlsPort: undefined, auth: { kind: "static", username, password }, command: [command, ...full], output: started.output, stop: started.stop };
 }

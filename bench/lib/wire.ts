@@ -19,9 +19,12 @@ function fillPayload(target: Buffer, offset: number, size: number): void {
   target.fill(7, offset, offset + size);
 }
 
-/** A ChannelData message for `channel` with `size` bytes of payload (UDP: no padding). */
-export function channelDataTemplate(channel: number, size: number): Buffer {
-  const frame = Buffer.alloc(CHANNEL_HEADER_BYTES + size);
+/**
+ * A ChannelData message for `channel` with `size` bytes of payload: unpadded for UDP, padded to a multiple
+ * of 4 bytes for TCP and TLS (`stream`), as RFC 8656 §12.5 requires there (the length field says `size`).
+ */
+export function channelDataTemplate(channel: number, size: number, stream = false): Buffer {
+  const frame = Buffer.alloc(stream ? (CHANNEL_HEADER_BYTES + size + 3) & ~3 : CHANNEL_HEADER_BYTES + size);
   frame.writeUInt16BE(channel, 0);
   frame.writeUInt16BE(size, 2);
   fillPayload(frame, CHANNEL_HEADER_BYTES, size);
