@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { coturn417Built } from "../../bench/lib/servers.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-/** The quick run takes about 30-45 s on two busy cores; it stops itself at BENCH_LIMIT_S. */
+/** The quick run takes about 50-55 s on two cores (coturn 4.17.1 built; less without); it stops itself at BENCH_LIMIT_S. */
 const BENCH_LIMIT_S = 75;
 const TEST_TIMEOUT_MS = (BENCH_LIMIT_S + 15) * 1000;
 
@@ -25,9 +25,13 @@ interface Row {
   note?: string;
   messagesPerSecond?: number;
   lossPercent?: number;
-  cpuPer1k?: number;
+  cpuPer1kWhole?: number;
+  cpuPer1kData?: number;
   allocationsPerSecond?: number;
+  lifecyclesPerSecond?: number;
+  cpuPer1kLifecycles?: number;
   rssMb?: Record<string, number>;
+  idleCpuPercent?: Record<string, number>;
 }
 
 interface Summary {
@@ -100,7 +104,8 @@ describe("npm run bench -- --quick", () => {
       // coturn 4.17.1 takes part once bench/servers/build-coturn.sh has built it (CI does not).
       expect(summary.options.servers).toEqual(["ours", "coturn", ...(coturn417Built() ? ["coturn-4.17"] : []), "node-turn"]);
       const loads = [...new Set(summary.measurements.map((m) => m.load))];
-      expect(loads.length, report).toBeGreaterThanOrEqual(4); // uclient, generator ChannelData and Send, allocations
+      // uclient, generator Send (UDP) and ChannelData (TLS), lifecycles, idle allocations
+      expect(loads.sort(), report).toEqual(["alloc", "gen-send-l100", "gen-tls-channel-l100", "lifecycle", "uclient-send-m2-l100"]);
       for (const load of loads) {
         for (const server of summary.options.servers) {
           const row = summary.rows.find((r) => r.load === load && r.server === server);
@@ -118,18 +123,25 @@ describe("npm run bench -- --quick", () => {
             expect(row!.allocationsPerSecond!).toBeGreaterThan(0);
             for (const mb of Object.values(row!.rssMb ?? {})) expect(Number.isFinite(mb) && mb > 0).toBe(true);
             expect(Object.keys(row!.rssMb ?? {}).length).toBe(3); // 0 and two checkpoints
+            expect(Object.keys(row!.idleCpuPercent ?? {}).length).toBe(3);
+            for (const percent of Object.values(row!.idleCpuPercent ?? {})) expect(Number.isFinite(percent) && percent >= 0).toBe(true);
+          } else if (load === "lifecycle") {
+            expect(row!.lifecyclesPerSecond!, `${server} lifecycles/s`).toBeGreaterThan(0);
+            expect(Number.isFinite(row!.cpuPer1kLifecycles), `${server} CPU per 1k lifecycles`).toBe(true);
           } else {
             expect(Number.isFinite(row!.lossPercent), `${load} ${server} loss`).toBe(true);
-            expect(Number.isFinite(row!.cpuPer1k), `${load} ${server} CPU per 1k`).toBe(true);
+            expect(Number.isFinite(row!.cpuPer1kWhole), `${load} ${server} CPU per 1k, whole run`).toBe(true);
+            expect(Number.isFinite(row!.cpuPer1kData), `${load} ${server} CPU per 1k, data window`).toBe(true);
             if (load.startsWith("gen-")) expect(Number.isFinite(row!.messagesPerSecond), `${load} ${server} msg/s`).toBe(true);
           }
         }
       }
-      // node-turn ran where it can: the generator's Send indications and the allocations.
-      expect(summary.rows.filter((r) => r.server === "node-turn" && r.status === "ok").map((r) => r.load).sort()).toEqual(["alloc", "gen-send-l100"]);
+      // node-turn ran where it can: the generator's Send indications over UDP, lifecycles, idle allocations.
+      expect(summary.rows.filter((r) => r.server === "node-turn" && r.status === "ok").map((r) => r.load).sort()).toEqual(["alloc", "gen-send-l100", "lifecycle"]);
       expect(result.stdout).toMatch(/### Ratios/);
-      expect(result.stdout).toMatch(/CPU\/1k ours ÷ coturn/);
-      if (coturn417Built()) expect(result.stdout).toMatch(/CPU\/1k ours ÷ coturn 4\.17/);
+      expect(result.stdout).toMatch(/CPU\/1k whole, ours ÷ coturn 4\.6\.1/);
+      expect(result.stdout).toMatch(/^Targets: /m);
+      if (coturn417Built()) expect(result.stdout).toMatch(/CPU\/1k whole, ours ÷ coturn 4\.17 \| [0-9.]+ \| ≤ 1\.0 \| (yes|NO) \|/);
       else expect(result.stderr).toMatch(/coturn 4\.17\.1 is not built/);
 
       // Every process it started is gone: servers, echo peers, uclients, generators.
