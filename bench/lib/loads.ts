@@ -141,6 +141,9 @@ export function defineLoads(sizes: LoadSizes): LoadSpec[] {
 export function notApplicable(server: ServerName, load: LoadSpec): string | undefined {
   if (server !== "node-turn") return undefined;
   if ((load.kind === "uclient" || load.kind === "gen") && load.transport !== "udp") return "UDP only: node-turn 0.0.6 has no TCP or TLS listener";
+  if (load.kind === "lifecycle") {
+    return "no lifecycle to measure: node-turn 0.0.6 deletes the allocation on any Refresh, so the lifecycle's last step (the delete) answers 437 Allocation Mismatch";
+  }
   if (load.kind === "uclient") {
     return "cannot serve turnutils_uclient: node-turn 0.0.6 drops any request with an attribute it does not know, and uclient's Allocate carries EVEN-PORT/REQUESTED-ADDRESS-FAMILY";
   }
