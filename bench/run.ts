@@ -7,6 +7,7 @@
  *   --messages N            messages per uclient client (default 2000 / 1000 / 500 for 10 / 100 / 200 clients)
  *   --idle A,B              idle-allocation checkpoints (default 1000,10000)
  *   --lifecycles N          allocation lifecycles in the lifecycle load (default 2000; quick 100)
+ *   --warm-up N             untimed allocation lifecycles every server runs before every load (default 500; quick 50; 0: none)
  *   --servers a,b           any of ours,coturn,coturn-4.17,coturn-4.17-fast,node-turn (default all built;
  *                           quick leaves coturn-4.17-fast out unless named)
  *   --loads p,q             loads whose id starts with any of these (e.g. uclient-send,gen,lifecycle,alloc)
@@ -23,7 +24,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
 import { dirname, join } from "node:path";
-import { defineLoads, notApplicable, runAllocations, runGenerated, runLifecycles, runUclient, type LoadSpec, type Measurement } from "./lib/loads.js";
+import { defineLoads, notApplicable, warmUp, runAllocations, runGenerated, runLifecycles, runUclient, type LoadSpec, type Measurement } from "./lib/loads.js";
 import { installCleanupHandlers, onPath, pinning, repoRoot, runningPids, startedProcesses, stopAll } from "./lib/proc.js";
 import { ratios, ratioTable, summarize, svgChart, table, targetSummary } from "./lib/report.js";
 import { clientTools, COTURN_4_17_BIN, coturn417Built, isCoturn417, missingPrerequisite, OURS_BENCH_UNAUTHENTICATED_RATE, SERVER_NAMES, startServer, type ClientTools, type ServerName } from "./lib/servers.js";
@@ -35,6 +36,8 @@ interface Options {
   messages: number | undefined;
   idle: number[];
   lifecycles: number;
+  /** Untimed lifecycles before every measurement (loads.ts warmUp). */
+  warmUp: number;
   servers: ServerName[];
   loads: string[] | undefined;
   out: string;
@@ -50,7 +53,7 @@ interface Options {
   tools: ClientTools;
 }
 
-const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--lifecycles N] [--servers ours,coturn,coturn-4.17,coturn-4.17-fast,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--ours-udp-io native|dgram] [--profile DIR]";
+const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--lifecycles N] [--warm-up N] [--servers ours,coturn,coturn-4.17,coturn-4.17-fast,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--ours-udp-io native|dgram] [--profile DIR]";
 
 function parseArgs(argv: string[]): Options {
   const values = new Map<string, string>();
@@ -71,7 +74,7 @@ function parseArgs(argv: string[]): Options {
       values.set(arg.slice(2), next);
     }
   }
-  const known = new Set(["ours-udp-io", "profile", "rounds", "duration", "messages", "idle", "lifecycles", "servers", "loads", "out", "svg", "loss-timeout", "time-limit"]);
+  const known = new Set(["ours-udp-io", "profile", "rounds", "duration", "messages", "idle", "lifecycles", "warm-up", "servers", "loads", "out", "svg", "loss-timeout", "time-limit"]);
   for (const key of values.keys()) if (!known.has(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
   const quick = flags.has("quick");
   const number = (name: string, fallback: number, min: number) => {
@@ -101,6 +104,7 @@ function parseArgs(argv: string[]): Options {
     messages: values.has("messages") ? Math.floor(number("messages", 1, 1)) : undefined,
     idle,
     lifecycles: Math.floor(number("lifecycles", quick ? 100 : 2000, 1)),
+    warmUp: Math.floor(number("warm-up", quick ? 50 : 500, 0)),
     servers,
     loads: values.get("loads")?.split(","),
     out: values.get("out") ?? join(repoRoot, "bench", "results", `${date}${quick ? "-quick" : ""}.json`),
@@ -147,12 +151,23 @@ function uclientMessages(options: Options): (clients: number) => number {
   return (clients) => (clients <= 10 ? 2000 : clients <= 100 ? 1000 : 500);
 }
 
+/** The warm-up's CPU-seconds per server, median over its measurements, as one line of text. */
+function warmUpSummary(measurements: Measurement[], servers: ServerName[]): string {
+  return servers
+    .map((server) => {
+      const values = measurements.filter((m) => m.server === server && m.warmUpCpuSeconds !== undefined).map((m) => m.warmUpCpuSeconds!).sort((a, b) => a - b);
+      return values.length === 0 ? `${server} -` : `${server} ${values[Math.floor(values.length / 2)]!.toFixed(2)} s`;
+    })
+    .join(", ");
+}
+
 async function measure(server: ServerName, load: LoadSpec, options: Options, cores: ReturnType<typeof pinning>, round: number): Promise<Measurement> {
   const base = { server, load: load.id, round };
   const na = notApplicable(server, load);
   if (na !== undefined) return { ...base, status: "n/a", note: na };
   const started = await startServer(server, { core: cores.server, oursDefaultLimiter: options.oursDefaultLimiter, oursUdpIo: options.oursUdpIo, cpuProfileDir: options.profileDir });
   try {
+    const warmUpCpuSeconds = options.warmUp > 0 ? await warmUp(started, load, options.warmUp, cores.load) : undefined;
     const result =
       load.kind === "uclient"
         ? await runUclient(started, load, cores.load, options.tools)
@@ -161,7 +176,7 @@ async function measure(server: ServerName, load: LoadSpec, options: Options, cor
           : load.kind === "lifecycle"
             ? await runLifecycles(started, load, cores.load)
             : await runAllocations(started, load, cores.load);
-    return { ...base, ...result };
+    return { ...base, ...result, ...(warmUpCpuSeconds !== undefined ? { warmUpCpuSeconds } : {}) };
   } catch (error) {
     return { ...base, status: "failed", note: (error as Error).message.split("\n")[0] };
   } finally {
@@ -226,6 +241,7 @@ async function main(): Promise<number> {
                 measurement.cpuPer1kLifecycles !== undefined ? `CPU/1k lifecycles ${measurement.cpuPer1kLifecycles.toFixed(3)} s` : undefined,
                 measurement.idleCpuPercent !== undefined ? `idle CPU ${JSON.stringify(Object.fromEntries(Object.entries(measurement.idleCpuPercent).map(([k, v]) => [k, Number(v.toFixed(2))])))} %` : undefined,
                 measurement.allocationsPerSecond !== undefined ? `${measurement.allocationsPerSecond.toFixed(0)} alloc/s` : undefined,
+                measurement.warmUpCpuSeconds !== undefined ? `warm-up ${measurement.warmUpCpuSeconds.toFixed(2)} CPU-s` : undefined,
                 measurement.rssMb !== undefined ? `RSS ${JSON.stringify(Object.fromEntries(Object.entries(measurement.rssMb).map(([k, v]) => [k, Math.round(v)])))} MB` : undefined,
               ]
                 .filter(Boolean)
@@ -248,6 +264,9 @@ async function main(): Promise<number> {
     "uclient loads: -c -z 1 (one message per ms per client); msg/s is echoed messages over the span the server was busy",
     "CPU/1k whole: server CPU from just before the first client's first packet until the last client is gone (uclient exited; the generator deleted its allocations and exited), per 1,000 echoed messages; CPU/1k data: uclient from its \"Total connect time\" line, the generator over its send phase",
     "every server but node-turn listens on UDP, TCP and TLS (one self-signed certificate per run) for every load",
+    options.warmUp > 0
+      ? `every server ran ${options.warmUp} untimed allocation lifecycles over the load's transport before each load (steady state, as a relay that has served before); their CPU, median per server: ${warmUpSummary(measurements, options.servers)}`
+      : "no warm-up (--warm-up 0): every figure includes each server's first allocations from a cold start",
   ];
   const date = new Date().toISOString();
   const summary = { date, machine: { ...info, loadAverageAtEnd: loadavg().map((value) => Number(value.toFixed(2))) }, options, notes, rows, ratios: ratioList, measurements, processes: startedProcesses() };
