@@ -601,7 +601,7 @@ export class RelayServer implements TurnContext {
     if (!TURN_METHODS.has(message.method)) return answerUnauthenticated(() => failure(400, "Bad Request: unknown method"));
 
     const transactionKey = `${link.key}/${message.transactionId.toString("hex")}`;
-    const digest = requestDigest(message.buffer);
+    const digest = requestDigest(message);
     const cached = this.transactions.lookup(transactionKey, digest, now);
     if (cached === "pending") return;
     if (cached === "mismatch") {

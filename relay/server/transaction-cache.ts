@@ -10,6 +10,7 @@
  * a resend is not authenticated again, so it must not be a free reflector either.)
  */
 import { createHash } from "node:crypto";
+import type { StunMessage } from "../stun/message.js";
 
 export const TRANSACTION_CACHE_TTL_MS = 40_000;
 export const TRANSACTION_CACHE_MAX_ENTRIES = 20_000;
@@ -27,9 +28,18 @@ export type CachedAnswer =
   /** Nothing cached: handle the request. */
   | undefined;
 
-/** Text that stands for a request's bytes (SHA-256: no one can make two requests share it). */
-export function requestDigest(request: Buffer): string {
-  return createHash("sha256").update(request).digest("base64");
+/**
+ * Text that stands for a request's bytes. A signed request already carries a keyed digest of
+ * everything before it, its MESSAGE-INTEGRITY(-SHA256) (only FINGERPRINT, a checksum of the same
+ * bytes, may follow): its value and the request's length are the digest, with no hashing here.
+ * Only requests that verified ever get an answer stored, and a forged request that copies a
+ * genuine one's integrity value gets at most that answer again, sent (rate-limited) to the 5-tuple
+ * that already had it. Anything unsigned (it never gets an answer stored) is hashed with SHA-256.
+ */
+export function requestDigest(request: StunMessage): string {
+  const integrity = request.messageIntegrity ?? request.messageIntegritySha256;
+  if (integrity === undefined) return createHash("sha256").update(request.buffer).digest("base64");
+  return `${request.buffer.length}:${request.buffer.toString("latin1", integrity.offset, integrity.offset + integrity.length)}`;
 }
 
 export class TransactionCache {
