@@ -116,6 +116,28 @@ for (const io of ["native", "dgram"] as const) {
       expect(await waitUntil(() => far.received.length === 1, ARRIVE_MS)).toBe(true);
     });
 
+    it("names each datagram's own sender when senders change, within a batch and from one batch to the next", async () => {
+      const socket = await open();
+      const received = record(socket);
+      const near = await peer();
+      // A second sender on another loopback address: the native socket remembers the last sender's text.
+      const other = createSocket("udp4");
+      peers.push(other);
+      await new Promise<void>((resolve) => other.bind(0, "127.0.0.2", resolve));
+      const otherPort = other.address().port;
+      const port = socket.address().port;
+      // One batch with the senders interleaved, then single datagrams (a batch each) alternating.
+      for (let i = 0; i < 6; i++) (i % 2 === 0 ? near.socket : other).send(Buffer.from([i]), port, "127.0.0.1");
+      expect(await waitUntil(() => received.length === 6, ARRIVE_MS)).toBe(true);
+      for (let i = 6; i < 10; i++) {
+        (i % 2 === 0 ? near.socket : other).send(Buffer.from([i]), port, "127.0.0.1");
+        expect(await waitUntil(() => received.length === i + 1, ARRIVE_MS)).toBe(true);
+      }
+      expect(received.map(({ data, address, port: from }) => [data[0], address, from])).toEqual(
+        [...Array(10).keys()].map((i) => (i % 2 === 0 ? [i, "127.0.0.1", near.port] : [i, "127.0.0.2", otherPort])),
+      );
+    });
+
     it("delivers a burst larger than one batch, every datagram, in order", async () => {
       const socket = await open();
       const sequence: number[] = [];

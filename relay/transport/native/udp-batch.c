@@ -60,6 +60,12 @@ typedef struct udp_socket {
   napi_ref self;        /* strong while open: the handle is not collected while it can still receive */
   napi_ref on_datagram; /* (offset, length, address, port) */
   napi_ref on_closed;
+  /* The text of the last sender's IP and its raw bytes: a relay socket hears from one peer or a
+   * few, so the same string goes to JavaScript datagram after datagram (no allocation, and Map
+   * lookups keyed by it reuse its cached hash). */
+  napi_ref sender_text;
+  int sender_family;
+  unsigned char sender_ip[16];
   napi_async_context async_context;
   queued_send *queue_head;
   queued_send *queue_tail;
@@ -132,11 +138,22 @@ static int read_address_argument(napi_env env, napi_value value, int family, int
   return parse_address(family, text, port, out, length);
 }
 
-/* Whether two senders have the same IP address (ports aside). */
-static int same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
-  if (a->ss_family != b->ss_family) return 0;
-  if (a->ss_family == AF_INET) return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-  return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+/* The raw IP bytes of an IPv4 or IPv6 sender and their length (4 or 16). */
+static const unsigned char *ip_bytes(const struct sockaddr_storage *sender, int *length) {
+  if (sender->ss_family == AF_INET) {
+    *length = 4;
+    return (const unsigned char *)&((const struct sockaddr_in *)sender)->sin_addr;
+  }
+  *length = 16;
+  return (const unsigned char *)&((const struct sockaddr_in6 *)sender)->sin6_addr;
+}
+
+/* Whether `sender` has the IP address (ports aside) of the socket's remembered sender. */
+static int is_remembered_sender(const udp_socket *socket, const struct sockaddr_storage *sender) {
+  if (socket->sender_text == NULL || socket->sender_family != sender->ss_family) return 0;
+  int length;
+  const unsigned char *ip = ip_bytes(sender, &length);
+  return memcmp(ip, socket->sender_ip, (size_t)length) == 0;
 }
 
 /* ---- the socket handle ------------------------------------------------------------------------ */
@@ -211,9 +228,11 @@ static void deliver_batch(udp_socket *socket) {
   napi_callback_scope scope;
   napi_open_callback_scope(env, self, socket->async_context, &scope);
 
-  /* Most batches come from few senders: the address text is made once per sender per batch. */
-  struct sockaddr_storage last_sender;
+  /* Most batches come from few senders: the address text is made once per change of sender, and
+   * the socket remembers the last one from batch to batch. */
   napi_value last_address = NULL;
+  if (socket->sender_text != NULL) napi_get_reference_value(env, socket->sender_text, &last_address);
+  int reference_stale = 0; /* the socket's reference still holds an earlier sender's text */
   int failed = 0;
 
   for (int round = 0; round < ROUNDS_PER_EVENT && !socket->closing && !failed; round++) {
@@ -235,13 +254,17 @@ static void deliver_batch(udp_socket *socket) {
       if (sender->ss_family == AF_INET) port = ntohs(((struct sockaddr_in *)sender)->sin_port);
       else if (sender->ss_family == AF_INET6) port = ntohs(((struct sockaddr_in6 *)sender)->sin6_port);
       else continue;
-      if (last_address == NULL || !same_ip(sender, &last_sender)) {
+      if (!is_remembered_sender(socket, sender)) {
         char text[ADDRESS_TEXT];
-        const void *raw = sender->ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)sender)->sin_addr
-                                                        : (const void *)&((struct sockaddr_in6 *)sender)->sin6_addr;
-        if (inet_ntop(sender->ss_family, raw, text, sizeof text) == NULL) continue;
+        int ip_length;
+        const unsigned char *ip = ip_bytes(sender, &ip_length);
+        if (inet_ntop(sender->ss_family, ip, text, sizeof text) == NULL) continue;
         napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, &last_address);
-        memcpy(&last_sender, sender, sizeof last_sender);
+        /* Remembered at once for the next datagrams of this batch; the reference follows at its end. */
+        socket->sender_family = sender->ss_family;
+        memcpy(socket->sender_ip, ip, (size_t)ip_length);
+        if (socket->sender_text == NULL) napi_create_reference(env, last_address, 1, &socket->sender_text);
+        else reference_stale = 1;
       }
       napi_value argv[4];
       napi_create_uint32(env, (uint32_t)(i * SLOT_BYTES), &argv[0]);
@@ -258,6 +281,11 @@ static void deliver_batch(udp_socket *socket) {
       }
     }
     if (count < BATCH) break;
+  }
+  /* The reference takes the batch's last sender text (one change per batch at most). */
+  if (reference_stale && !socket->closing && socket->sender_text != NULL) {
+    napi_delete_reference(env, socket->sender_text);
+    napi_create_reference(env, last_address, 1, &socket->sender_text);
   }
   napi_close_callback_scope(env, scope);
   napi_close_handle_scope(env, handles);
@@ -364,6 +392,10 @@ static void on_poll_closed(uv_handle_t *handle) {
   napi_close_handle_scope(env, handles);
   napi_async_destroy(env, socket->async_context);
   napi_delete_reference(env, socket->on_datagram);
+  if (socket->sender_text != NULL) {
+    napi_delete_reference(env, socket->sender_text);
+    socket->sender_text = NULL;
+  }
   /* Last: once this reference goes, the handle may be collected and the struct freed. */
   napi_delete_reference(env, socket->self);
 }
