@@ -156,6 +156,33 @@ describe("relayed frames of one turn, written together", () => {
       expect(writes.count, `${writes.count} writes`).toBeLessThanOrEqual(12);
     });
 
+    it(`over ${transport}: connections sharing batch buffers from turn to turn each get their own bytes`, async () => {
+      const pairs = [await connectPair(transport), await connectPair(transport), await connectPair(transport)];
+      const links = pairs.map((pair) => new StreamClientLink(pair.relaySide, transport, LIMITS, newCounters()));
+      const expected: Buffer[][] = pairs.map(() => []);
+      const chunks: Buffer[][] = pairs.map(() => []);
+      pairs.forEach((pair, which) => pair.clientSide.on("data", (chunk: Buffer) => chunks[which]!.push(chunk)));
+      const data = Buffer.alloc(200);
+      for (let turn = 0; turn < 30; turn++) {
+        for (let i = 0; i < 40; i++) {
+          for (let which = 0; which < links.length; which++) {
+            const length = 1 + ((turn * 40 + i + which * 13) % 199);
+            data.fill(0x10 * which + (turn % 16));
+            data.writeUInt16BE(turn * 100 + i, 0);
+            links[which]!.sendChannelData(0x4000 + which, data, 0, length);
+            expected[which]!.push(paddedChannelData(0x4000 + which, Buffer.from(data.subarray(0, length))));
+          }
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const wants = expected.map((frames) => Buffer.concat(frames));
+      const arrived = () => chunks.every((got, which) => Buffer.concat(got).length >= wants[which]!.length);
+      for (let waited = 0; waited < 10_000 && !arrived(); waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+      for (let which = 0; which < pairs.length; which++) {
+        expect(Buffer.concat(chunks[which]!).equals(wants[which]!), `connection ${which} got other bytes than it was sent`).toBe(true);
+      }
+    });
+
     it(`over ${transport}: a client that does not read still caps the backlog at its bound; what does go arrives in order`, async () => {
       const { relaySide, clientSide } = await connectPair(transport);
       const counters = newCounters();
