@@ -4,9 +4,10 @@
  *
  * A client that stops reading must not make the relay queue without end (a paused TCP or TLS reader
  * under a 96 MB flood once cost 119-135 MB of RSS). So relayed data (ChannelData, Data indications)
- * goes out only while the connection's user-space backlog (`socket.writableLength`, on top of what
- * the kernel already buffers) has room for it, and is dropped otherwise, as a full UDP socket would
- * drop it. STUN answers are never dropped: they are queued up to a hard bound, past which the
+ * goes out only while the connection's user-space backlog (`socket.writableLength` and the turn's
+ * batch, on top of what the kernel already buffers) has room for it, and is dropped otherwise, as a
+ * full UDP socket would drop it. Relayed frames of one turn are written together at its end
+ * (stream-batch.ts). STUN answers are never dropped: they are queued up to a hard bound, past which the
  * connection is closed. A backlog that does not drain within a bound closes the connection too.
  * Per packet this costs one getter read, an addition and a comparison; the only timer is armed by a
  * drop, at most one per connection.
@@ -14,7 +15,8 @@
 import type { Socket } from "node:net";
 import type { ClientLink } from "../allocation/allocation.js";
 import type { TransportAddress } from "../stun/attributes.js";
-import { CHANNEL_DATA_HEADER_LENGTH, channelDataStreamLength } from "../turn/channel-data.js";
+import { channelDataStreamLength } from "../turn/channel-data.js";
+import { StreamBatch } from "./stream-batch.js";
 import { clientKey, listenerKey } from "./udp.js";
 
 /**
@@ -80,6 +82,8 @@ export class StreamClientLink implements ClientLink {
   private backlogTimer: NodeJS.Timeout | null = null;
   /** The stream position (bytes flushed to the kernel) the backlog must have reached when the timer fires. */
   private backlogTarget = 0;
+  /** Relayed frames of this turn, written together at its end (stream-batch.ts). */
+  private readonly batch: StreamBatch;
 
   constructor(
     private readonly socket: Socket,
@@ -92,6 +96,7 @@ export class StreamClientLink implements ClientLink {
     this.address = { family: address.includes(":") ? 6 : 4, address, port };
     this.listener = listenerKey(socket.localAddress ?? "0.0.0.0", socket.localPort ?? 0);
     this.key = clientKey(transport, address, port, this.listener);
+    this.batch = new StreamBatch(socket);
   }
 
   /**
@@ -106,6 +111,8 @@ export class StreamClientLink implements ClientLink {
   sendStun(message: Buffer): void {
     const socket = this.socket;
     if (!socket.writable) return;
+    // Behind the data gathered this turn, in order; answers are few, so each goes out at once.
+    this.batch.flush();
     if (socket.writableLength + message.length > this.limits.backlogHardBytes) {
       // An answer is never dropped silently: a client this far behind is hung up on.
       this.hangUp("response_backlog");
@@ -117,23 +124,31 @@ export class StreamClientLink implements ClientLink {
   sendDataIndication(message: Buffer): void {
     const socket = this.socket;
     if (!socket.writable) return;
-    if (socket.writableLength + message.length > this.limits.backlogBytes) return this.drop();
-    socket.write(message);
+    if (!this.hasRoom(message.length)) return this.drop();
+    this.batch.append(message);
   }
 
   sendChannelData(channel: number, data: Buffer, offset: number, length: number): void {
     const socket = this.socket;
     if (!socket.writable) return;
     const frameLength = channelDataStreamLength(length);
-    if (socket.writableLength + frameLength > this.limits.backlogBytes) return this.drop();
-    // One copy into one frame: a stream write holds its buffer until flushed, and `data` may be
-    // the relay's reused receive area.
-    const frame = Buffer.allocUnsafe(frameLength);
-    frame.writeUInt16BE(channel, 0);
-    frame.writeUInt16BE(length, 2);
-    data.copy(frame, CHANNEL_DATA_HEADER_LENGTH, offset, offset + length);
-    frame.fill(0, CHANNEL_DATA_HEADER_LENGTH + length);
-    socket.write(frame);
+    if (!this.hasRoom(frameLength)) return this.drop();
+    // Copied into the turn's batch at once: `data` may be the relay's reused receive area.
+    this.batch.appendChannelData(channel, data, offset, length, frameLength);
+  }
+
+  /**
+   * Whether `length` more relayed bytes fit in the backlog. What the batch holds counts; when it
+   * alone makes the difference it is written out first, so a frame is dropped only when the kernel
+   * does not take the bytes, as without batching.
+   */
+  private hasRoom(length: number): boolean {
+    const limit = this.limits.backlogBytes - length;
+    const batch = this.batch;
+    if (this.socket.writableLength + batch.pendingBytes <= limit) return true;
+    if (batch.pendingBytes === 0) return false;
+    batch.flush();
+    return this.socket.writableLength <= limit;
   }
 
   /** Stops the backlog timer; called when the connection closes. */
@@ -145,7 +160,7 @@ export class StreamClientLink implements ClientLink {
   private drop(): void {
     this.counters.streamBacklogDropped++;
     if (this.backlogTimer !== null) return;
-    this.backlogTarget = flushedBytes(this.socket) + this.socket.writableLength;
+    this.backlogTarget = flushedBytes(this.socket) + this.socket.writableLength + this.batch.pendingBytes;
     this.backlogTimer = setTimeout(() => this.checkBacklog(), this.limits.backlogTimeoutMs);
   }
 
