@@ -8,6 +8,12 @@
  * Within its lifetime it can be reused from the same address, as the RFC allows; MESSAGE-INTEGRITY still
  * covers each request's transaction id.
  *
+ * Issuing stays stateless (the 401 path is open to spoofed floods). Checking remembers, per client address, the
+ * last nonce whose MAC verified for it (a bounded map, oldest entry out first), so the CreatePermission,
+ * ChannelBind and Refresh requests that follow an Allocate with the same nonce cost a string comparison and the
+ * time check instead of an HMAC each. Only a nonce this issuer made for that very address gets in, so a hit
+ * proves exactly what the MAC would; a spoofed flood of made-up nonces adds nothing.
+ *
  * Wire form: `<issue time, ms since the epoch, 12 lowercase hex digits>.<first 16 bytes of the HMAC, base64url>`,
  * 35 ASCII characters from [0-9a-f.A-Za-z_-], so it fits NONCE (< 128 characters) with nothing to quote.
  */
@@ -22,6 +28,13 @@ export const DEFAULT_NONCE_LIFETIME_SECONDS = 600;
  * not fail every client at once; further than that, the nonce is stale and the client simply gets a new one.
  */
 export const NONCE_CLOCK_STEP_TOLERANCE_MS = 5_000;
+
+/**
+ * Client addresses whose last verified nonce is remembered: one entry is an address and a 35-character nonce,
+ * about 200 bytes, so the map stays under about 2 MB. Past the bound the oldest entry goes; that client's
+ * next request just pays for the MAC again.
+ */
+export const DEFAULT_VERIFIED_NONCE_MEMO_SIZE = 10_000;
 
 /** Bytes of HMAC-SHA256 kept in the nonce: 128 bits, far beyond what guessing over the network can reach. */
 const MAC_BYTES = 16;
@@ -39,6 +52,8 @@ export interface NonceIssuerOptions {
   readonly secret: Uint8Array;
   /** How long a nonce stays valid after issue. */
   readonly lifetimeSeconds: number;
+  /** Client addresses whose last verified nonce is remembered; 0 turns the memo off. Defaults to DEFAULT_VERIFIED_NONCE_MEMO_SIZE. */
+  readonly verifiedMemoSize?: number;
 }
 
 /** A fresh random secret for a `NonceIssuer`. A restart makes new ones, which only means clients see one 438. */
@@ -47,11 +62,14 @@ export function newNonceSecret(): Buffer {
 }
 
 /**
- * Issues and checks nonces. Holds only its secret and lifetime, and is frozen: no call adds state to it.
+ * Issues and checks nonces. Frozen; issuing adds no state, checking only updates the bounded memo of verified nonces.
  */
 export class NonceIssuer {
   private readonly secret: Buffer;
   private readonly lifetimeMs: number;
+  private readonly verifiedMemoSize: number;
+  /** client address → the last nonce whose MAC verified for it (insertion order: oldest first). */
+  private readonly verified = new Map<string, string>();
 
   /** Throws RangeError on a short secret or a lifetime that is not a positive number: both come from our own configuration. */
   constructor(options: NonceIssuerOptions) {
@@ -61,6 +79,11 @@ export class NonceIssuer {
     if (!Number.isFinite(options.lifetimeSeconds) || options.lifetimeSeconds <= 0) {
       throw new RangeError(`the nonce lifetime must be a positive number of seconds, got ${options.lifetimeSeconds}`);
     }
+    const verifiedMemoSize = options.verifiedMemoSize ?? DEFAULT_VERIFIED_NONCE_MEMO_SIZE;
+    if (!Number.isInteger(verifiedMemoSize) || verifiedMemoSize < 0) {
+      throw new RangeError(`verifiedMemoSize must be a whole number from 0 up, got ${verifiedMemoSize}`);
+    }
+    this.verifiedMemoSize = verifiedMemoSize;
     this.secret = Buffer.from(options.secret);
     this.lifetimeMs = Math.round(options.lifetimeSeconds * 1000);
     Object.freeze(this);
@@ -89,16 +112,46 @@ export class NonceIssuer {
     const match = NONCE_PATTERN.exec(nonce);
     if (match === null) return "invalid";
     const time = match[1]!;
-    const received = Buffer.from(match[2]!, "utf8");
-    const expected = Buffer.from(this.mac(time, clientKey).toString("base64url"), "utf8");
-    // The pattern fixes the received length at 22, the same as the expected one; check anyway, timingSafeEqual throws otherwise.
-    if (received.length !== expected.length || !timingSafeEqual(received, expected)) return "invalid";
+    const remembered = this.verified.get(clientKey);
+    if (remembered === undefined || !sameText(remembered, nonce)) {
+      const received = Buffer.from(match[2]!, "utf8");
+      const expected = Buffer.from(this.mac(time, clientKey).toString("base64url"), "utf8");
+      // The pattern fixes the received length at 22, the same as the expected one; check anyway, timingSafeEqual throws otherwise.
+      if (received.length !== expected.length || !timingSafeEqual(received, expected)) return "invalid";
+      this.remember(clientKey, nonce);
+    }
     const age = nowMs - Number.parseInt(time, 16);
     // NaN (a nonsense nowMs) fails both comparisons and lands on "stale": the client is asked to retry.
     return age <= this.lifetimeMs && age >= -NONCE_CLOCK_STEP_TOLERANCE_MS ? "valid" : "stale";
   }
 
+  /** How many client addresses have a remembered nonce (at most `verifiedMemoSize`). */
+  get rememberedCount(): number {
+    return this.verified.size;
+  }
+
+  private remember(clientKey: string, nonce: string): void {
+    if (this.verifiedMemoSize === 0) return;
+    this.verified.delete(clientKey);
+    this.verified.set(clientKey, nonce);
+    if (this.verified.size > this.verifiedMemoSize) {
+      const oldest = this.verified.keys().next();
+      if (oldest.done !== true) this.verified.delete(oldest.value);
+    }
+  }
+
   private mac(time: string, clientKey: string): Buffer {
     return createHmac("sha256", this.secret).update(MAC_CONTEXT).update(time).update(clientKey, "utf8").digest().subarray(0, MAC_BYTES);
   }
+}
+
+/**
+ * Equality of two nonces in time that does not depend on where they differ (like timingSafeEqual on the MAC
+ * it stands in for). Both passed NONCE_PATTERN or were remembered after passing it: ASCII, fixed length.
+ */
+function sameText(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
 }
