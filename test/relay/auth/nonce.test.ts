@@ -1,4 +1,5 @@
 /** Stateless nonces: binding to the client address, expiry, tampering, and no state kept per nonce. */
+import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_NONCE_LIFETIME_SECONDS, DEFAULT_VERIFIED_NONCE_MEMO_SIZE, MIN_NONCE_SECRET_BYTES, NONCE_CLOCK_STEP_TOLERANCE_MS, NonceIssuer, newNonceSecret } from "../../../relay/auth/nonce.js";
 import { encodeText } from "../../../relay/stun/attributes.js";
@@ -25,6 +26,18 @@ describe("NonceIssuer", () => {
     expect(nonce).toMatch(/^[0-9a-f]{12}\.[A-Za-z0-9_-]{22}$/);
     expect(nonce.length).toBeLessThan(128);
     expect(() => encodeText(AttributeType.Nonce, nonce)).not.toThrow();
+  });
+
+  it("carries the first 16 bytes of HMAC-SHA1(secret, context, time, address) as node:crypto computes it, for any address", () => {
+    const secret = Buffer.alloc(32, 7);
+    const nonces = issuer(secret);
+    for (const client of [CLIENT, "udp:[2001:db8::1]:50000", `tcp:${"x".repeat(300)}`, "udp:é:1", ""]) {
+      const nonce = nonces.issue(client, NOW_MS);
+      const time = NOW_MS.toString(16).padStart(12, "0");
+      const mac = createHmac("sha1", secret).update(`relay-nonce-v2\n${time}${client}`, "utf8").digest().subarray(0, 16).toString("base64url");
+      expect(nonce).toBe(`${time}.${mac}`);
+      expect(nonces.check(nonce, client, NOW_MS)).toBe("valid");
+    }
   });
 
   it("accepts its own nonce from the same client within the lifetime, up to the last millisecond", () => {
@@ -108,7 +121,7 @@ describe("NonceIssuer", () => {
     const nonces = issuer();
     expect(Object.isFrozen(nonces)).toBe(true);
     const before = Object.getOwnPropertyNames(nonces).sort();
-    expect(before).toEqual(["lifetimeMs", "secret", "verified", "verifiedMemoSize"]);
+    expect(before).toEqual(["lifetimeMs", "macKey", "verified", "verifiedMemoSize"]);
     for (let i = 0; i < 10_000; i++) nonces.issue(`udp:10.0.${i >> 8}.${i & 255}:${i}`, NOW_MS + i);
     expect(Object.getOwnPropertyNames(nonces).sort()).toEqual(before);
     expect(nonces.rememberedCount).toBe(0);
