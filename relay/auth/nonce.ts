@@ -8,10 +8,22 @@
  * Within its lifetime it can be reused from the same address, as the RFC allows; MESSAGE-INTEGRITY still
  * covers each request's transaction id.
  *
+ * Issuing stays stateless (the 401 path is open to spoofed floods). Checking remembers, per client address, the
+ * last nonce whose MAC verified for it (a bounded map, oldest entry out first), so the CreatePermission,
+ * ChannelBind and Refresh requests that follow an Allocate with the same nonce cost a string comparison and the
+ * time check instead of an HMAC each. Only a nonce this issuer made for that very address gets in, so a hit
+ * proves exactly what the MAC would; a spoofed flood of made-up nonces adds nothing.
+ *
+ * The MAC is HMAC-SHA1 (../stun/sha1.ts, the secret's pad states prepared once), a few compressions in plain
+ * TypeScript rather than a node:crypto Hmac object per 401 and per check. HMAC-SHA1 under a 256-bit random key,
+ * cut to 128 bits, is still a sound MAC (no attack on HMAC-SHA1 comes near forging one); nonces never leave
+ * this process's lifetime, so the algorithm is ours to pick.
+ *
  * Wire form: `<issue time, ms since the epoch, 12 lowercase hex digits>.<first 16 bytes of the HMAC, base64url>`,
  * 35 ASCII characters from [0-9a-f.A-Za-z_-], so it fits NONCE (< 128 characters) with nothing to quote.
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
+import { HmacSha1Key, hmacSha1 } from "../stun/sha1.js";
 
 /** The secret must be at least this long; `newNonceSecret()` makes a 32-byte one. */
 export const MIN_NONCE_SECRET_BYTES = 16;
@@ -23,14 +35,27 @@ export const DEFAULT_NONCE_LIFETIME_SECONDS = 600;
  */
 export const NONCE_CLOCK_STEP_TOLERANCE_MS = 5_000;
 
-/** Bytes of HMAC-SHA256 kept in the nonce: 128 bits, far beyond what guessing over the network can reach. */
+/**
+ * Client addresses whose last verified nonce is remembered: one entry is an address and a 35-character nonce,
+ * about 200 bytes, so the map stays under about 2 MB. Past the bound the oldest entry goes; that client's
+ * next request just pays for the MAC again.
+ */
+export const DEFAULT_VERIFIED_NONCE_MEMO_SIZE = 10_000;
+
+/** Bytes of HMAC-SHA1 kept in the nonce: 128 bits, far beyond what guessing over the network can reach. */
 const MAC_BYTES = 16;
 const TIME_HEX_DIGITS = 12;
 /** Issue times are written as 12 hex digits, enough for milliseconds until the year 10889. */
 const MAX_TIME_MS = 16 ** TIME_HEX_DIGITS - 1;
 const NONCE_PATTERN = /^([0-9a-f]{12})\.([A-Za-z0-9_-]{22})$/;
 /** Domain separation, in case the secret is ever used for anything else. */
-const MAC_CONTEXT = "relay-nonce-v1\n";
+const MAC_CONTEXT = "relay-nonce-v2\n";
+/**
+ * The MAC's input (context, time, client address) is written here before hashing: everything is synchronous, so
+ * no other call can touch it in between. Longer inputs (no real client address is) get a buffer of their own.
+ */
+const macInput = Buffer.alloc(256);
+const macOutput = Buffer.alloc(20);
 
 export type NonceCheck = "valid" | "stale" | "invalid";
 
@@ -39,6 +64,8 @@ export interface NonceIssuerOptions {
   readonly secret: Uint8Array;
   /** How long a nonce stays valid after issue. */
   readonly lifetimeSeconds: number;
+  /** Client addresses whose last verified nonce is remembered; 0 turns the memo off. Defaults to DEFAULT_VERIFIED_NONCE_MEMO_SIZE. */
+  readonly verifiedMemoSize?: number;
 }
 
 /** A fresh random secret for a `NonceIssuer`. A restart makes new ones, which only means clients see one 438. */
@@ -47,11 +74,15 @@ export function newNonceSecret(): Buffer {
 }
 
 /**
- * Issues and checks nonces. Holds only its secret and lifetime, and is frozen: no call adds state to it.
+ * Issues and checks nonces. Frozen; issuing adds no state, checking only updates the bounded memo of verified nonces.
  */
 export class NonceIssuer {
-  private readonly secret: Buffer;
+  /** The secret, prepared for HMAC-SHA1: only its pad states are kept. */
+  private readonly macKey: HmacSha1Key;
   private readonly lifetimeMs: number;
+  private readonly verifiedMemoSize: number;
+  /** client address → the last nonce whose MAC verified for it (insertion order: oldest first). */
+  private readonly verified = new Map<string, string>();
 
   /** Throws RangeError on a short secret or a lifetime that is not a positive number: both come from our own configuration. */
   constructor(options: NonceIssuerOptions) {
@@ -61,7 +92,13 @@ export class NonceIssuer {
     if (!Number.isFinite(options.lifetimeSeconds) || options.lifetimeSeconds <= 0) {
       throw new RangeError(`the nonce lifetime must be a positive number of seconds, got ${options.lifetimeSeconds}`);
     }
-    this.secret = Buffer.from(options.secret);
+    const verifiedMemoSize = options.verifiedMemoSize ?? DEFAULT_VERIFIED_NONCE_MEMO_SIZE;
+    if (!Number.isInteger(verifiedMemoSize) || verifiedMemoSize < 0) {
+      throw new RangeError(`verifiedMemoSize must be a whole number from 0 up, got ${verifiedMemoSize}`);
+    }
+    this.verifiedMemoSize = verifiedMemoSize;
+    // Prepared at once, so later changes to the caller's array change nothing.
+    this.macKey = new HmacSha1Key(options.secret);
     this.lifetimeMs = Math.round(options.lifetimeSeconds * 1000);
     Object.freeze(this);
   }
@@ -76,7 +113,7 @@ export class NonceIssuer {
       throw new RangeError(`cannot stamp a nonce with time ${nowMs}; pass milliseconds since the epoch`);
     }
     const time = issuedMs.toString(16).padStart(TIME_HEX_DIGITS, "0");
-    return `${time}.${this.mac(time, clientKey).toString("base64url")}`;
+    return `${time}.${this.mac(time, clientKey)}`;
   }
 
   /**
@@ -89,16 +126,49 @@ export class NonceIssuer {
     const match = NONCE_PATTERN.exec(nonce);
     if (match === null) return "invalid";
     const time = match[1]!;
-    const received = Buffer.from(match[2]!, "utf8");
-    const expected = Buffer.from(this.mac(time, clientKey).toString("base64url"), "utf8");
-    // The pattern fixes the received length at 22, the same as the expected one; check anyway, timingSafeEqual throws otherwise.
-    if (received.length !== expected.length || !timingSafeEqual(received, expected)) return "invalid";
+    const remembered = this.verified.get(clientKey);
+    if (remembered === undefined || !sameText(remembered, nonce)) {
+      if (!sameText(match[2]!, this.mac(time, clientKey))) return "invalid";
+      this.remember(clientKey, nonce);
+    }
     const age = nowMs - Number.parseInt(time, 16);
     // NaN (a nonsense nowMs) fails both comparisons and lands on "stale": the client is asked to retry.
     return age <= this.lifetimeMs && age >= -NONCE_CLOCK_STEP_TOLERANCE_MS ? "valid" : "stale";
   }
 
-  private mac(time: string, clientKey: string): Buffer {
-    return createHmac("sha256", this.secret).update(MAC_CONTEXT).update(time).update(clientKey, "utf8").digest().subarray(0, MAC_BYTES);
+  /** How many client addresses have a remembered nonce (at most `verifiedMemoSize`). */
+  get rememberedCount(): number {
+    return this.verified.size;
   }
+
+  private remember(clientKey: string, nonce: string): void {
+    if (this.verifiedMemoSize === 0) return;
+    this.verified.delete(clientKey);
+    this.verified.set(clientKey, nonce);
+    if (this.verified.size > this.verifiedMemoSize) {
+      const oldest = this.verified.keys().next();
+      if (oldest.done !== true) this.verified.delete(oldest.value);
+    }
+  }
+
+  /** The MAC of (time, client address), as the nonce's 22 base64url characters. */
+  private mac(time: string, clientKey: string): string {
+    const text = MAC_CONTEXT + time + clientKey;
+    const bytes = Buffer.byteLength(text, "utf8");
+    const input = bytes <= macInput.length ? macInput : Buffer.alloc(bytes);
+    const length = input.write(text, 0, "utf8");
+    hmacSha1.start(this.macKey).update(input, 0, length).finishInto(macOutput);
+    return macOutput.toString("base64url", 0, MAC_BYTES);
+  }
+}
+
+/**
+ * Equality of two nonces, or of two MACs in base64url, in time that does not depend on where they differ. Both
+ * passed NONCE_PATTERN (or were made here): ASCII, fixed length.
+ */
+function sameText(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
 }

@@ -21,6 +21,7 @@ import {
   stunMessageType,
 } from "./constants.js";
 import { crc32 } from "./crc32.js";
+import { hmacSha1, hmacSha1KeyFor } from "./sha1.js";
 import { paddedLength } from "./message.js";
 
 /** An attribute to send: its type and unpadded value. */
@@ -100,9 +101,10 @@ export function buildStunMessage(spec: StunMessageSpec): Buffer {
   // Each integrity attribute covers the message up to itself, with the header length set as if it were last.
   if (spec.messageIntegrityKey !== undefined) {
     message.writeUInt16BE(position + ATTRIBUTE_HEADER_LENGTH + MESSAGE_INTEGRITY_LENGTH - STUN_HEADER_LENGTH, 2);
-    const mac = createHmac("sha1", spec.messageIntegrityKey).update(message.subarray(0, position)).digest();
+    // Pure-TypeScript HMAC-SHA1 with the key's pads prepared once (./sha1.ts): a fraction of createHmac's cost.
+    hmacSha1.start(hmacSha1KeyFor(spec.messageIntegrityKey)).update(message, 0, position);
     position = writeAttributeHeader(message, position, AttributeType.MessageIntegrity, MESSAGE_INTEGRITY_LENGTH);
-    message.set(mac, position);
+    hmacSha1.finishInto(message, position);
     position += MESSAGE_INTEGRITY_LENGTH;
   }
   if (spec.messageIntegritySha256Key !== undefined) {

@@ -2,10 +2,14 @@
  * Credential keys and the checks of MESSAGE-INTEGRITY, MESSAGE-INTEGRITY-SHA256 and FINGERPRINT on a decoded
  * message (RFC 8489 §9, §14.5-14.7). All synchronous: one HMAC per request is cheaper than a promise per request.
  * The received buffer is never modified, since it may be shared with other readers (logging, forwarding).
+ *
+ * MESSAGE-INTEGRITY (HMAC-SHA1, what every browser and coturn client sends) runs on ./sha1.ts with the key's pad
+ * states prepared once per key; MESSAGE-INTEGRITY-SHA256 is rare in practice and stays on node:crypto.
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { ATTRIBUTE_HEADER_LENGTH, FINGERPRINT_XOR, STUN_HEADER_LENGTH } from "./constants.js";
+import { ATTRIBUTE_HEADER_LENGTH, FINGERPRINT_XOR, MESSAGE_INTEGRITY_LENGTH, STUN_HEADER_LENGTH } from "./constants.js";
 import { crc32 } from "./crc32.js";
+import { hmacSha1, hmacSha1KeyFor } from "./sha1.js";
 import type { StunAttributeRef, StunMessage } from "./message.js";
 
 /** PASSWORD-ALGORITHM values (RFC 8489 §18.5) and the hash each one uses for the long-term key. */
@@ -42,12 +46,12 @@ export function shortTermKey(password: string): Buffer {
  */
 const adjustedHeader = Buffer.alloc(STUN_HEADER_LENGTH);
 
-function hmacUpTo(algorithm: "sha1" | "sha256", key: Uint8Array, message: StunMessage, attribute: StunAttributeRef): Buffer {
+function hmacSha256UpTo(key: Uint8Array, message: StunMessage, attribute: StunAttributeRef): Buffer {
   const buffer = message.buffer;
   const attributeStart = attribute.offset - ATTRIBUTE_HEADER_LENGTH;
   buffer.copy(adjustedHeader, 0, 0, STUN_HEADER_LENGTH);
   adjustedHeader.writeUInt16BE(attribute.offset + attribute.length - STUN_HEADER_LENGTH, 2);
-  return createHmac(algorithm, key)
+  return createHmac("sha256", key)
     .update(adjustedHeader)
     .update(buffer.subarray(STUN_HEADER_LENGTH, attributeStart))
     .digest();
@@ -60,10 +64,16 @@ function hmacUpTo(algorithm: "sha1" | "sha256", key: Uint8Array, message: StunMe
 export function verifyMessageIntegrity(message: StunMessage, key: Uint8Array): boolean {
   const attribute = message.messageIntegrity;
   if (attribute === undefined) return false;
-  const expected = hmacUpTo("sha1", key, message, attribute);
-  const received = message.buffer.subarray(attribute.offset, attribute.offset + attribute.length);
-  // The decoder guarantees 20 bytes, but timingSafeEqual throws on a length mismatch, so check anyway.
-  return received.length === expected.length && timingSafeEqual(received, expected);
+  // The decoder guarantees 20 bytes; anything else is a mismatch, never compared as a prefix.
+  if (attribute.length !== MESSAGE_INTEGRITY_LENGTH) return false;
+  const buffer = message.buffer;
+  buffer.copy(adjustedHeader, 0, 0, STUN_HEADER_LENGTH);
+  adjustedHeader.writeUInt16BE(attribute.offset + attribute.length - STUN_HEADER_LENGTH, 2);
+  return hmacSha1
+    .start(hmacSha1KeyFor(key))
+    .update(adjustedHeader)
+    .update(buffer, STUN_HEADER_LENGTH, attribute.offset - ATTRIBUTE_HEADER_LENGTH)
+    .finishEquals(buffer, attribute.offset, MESSAGE_INTEGRITY_LENGTH);
 }
 
 /**
@@ -73,7 +83,7 @@ export function verifyMessageIntegrity(message: StunMessage, key: Uint8Array): b
 export function verifyMessageIntegritySha256(message: StunMessage, key: Uint8Array): boolean {
   const attribute = message.messageIntegritySha256;
   if (attribute === undefined) return false;
-  const expected = hmacUpTo("sha256", key, message, attribute);
+  const expected = hmacSha256UpTo(key, message, attribute);
   const received = message.buffer.subarray(attribute.offset, attribute.offset + attribute.length);
   return received.length <= expected.length && timingSafeEqual(received, expected.subarray(0, received.length));
 }
