@@ -21,6 +21,8 @@
  * (nothing is served yet and the operator must see the start fail), a failure while stopping (the
  * process is on its way out: exit 1), and what Node itself cannot survive (out of memory).
  */
+// First: it sets a V8 flag that must hold before the rest of the relay allocates.
+import "./young-generation.js";
 import { RELAY_USAGE, RelayConfigError, parseRelayArgs, type RelayConfig } from "./config.js";
 import { DiscoveryError, discoverRelayAddresses, externalAddressesFrom } from "./ops/discovery.js";
 import { startOpsListener, type OpsListener } from "./ops/http.js";

@@ -9,7 +9,7 @@ import type { SelfGuard } from "../policy/self-guard.js";
 import type { TransportAddress } from "../stun/attributes.js";
 import type { RelayUdpSocket } from "../transport/udp-socket.js";
 import { encodeDataIndication } from "../turn/indications.js";
-import { AddressPortMap } from "./peer-map.js";
+import { AddressPortMap, type ReadonlyAddressPortMap } from "./peer-map.js";
 
 /**
  * The largest datagram a Data indication can carry: the 16-bit body holds XOR-PEER-ADDRESS (24 bytes
@@ -87,11 +87,19 @@ export interface AllocationLimits {
   readonly sharedBandwidth: ByteBucket | null;
 }
 
+/*
+ * What an allocation without permissions or channels points at, shared by all of them: three empty
+ * maps per allocation were ~550 bytes of every idle one (issue 16). Never written: `permit` and
+ * `bindChannel` put a map of the allocation's own in place first, and `sweep` puts these back.
+ */
+const NO_PERMISSIONS: Map<string, number> = new Map();
+const NO_CHANNELS_BY_NUMBER: Map<number, ChannelBinding> = new Map();
+const NO_CHANNELS_BY_PEER = new AddressPortMap<ChannelBinding>();
+
 export class Allocation {
-  /** Peer IP → permission expiry (ms). Permissions are per IP address, not per port (RFC 8656 §9). */
-  readonly permissions = new Map<string, number>();
-  readonly channelsByNumber = new Map<number, ChannelBinding>();
-  readonly channelsByPeer = new AddressPortMap<ChannelBinding>();
+  private permissionsByAddress = NO_PERMISSIONS;
+  private channelMapByNumber = NO_CHANNELS_BY_NUMBER;
+  private channelMapByPeer = NO_CHANNELS_BY_PEER;
   readonly traffic: TrafficCounters = { packetsToPeers: 0, bytesToPeers: 0, packetsToClient: 0, bytesToClient: 0, droppedFromPeers: 0, droppedOverBandwidth: 0 };
   readonly createdAt: number;
   expiresAt: number;
@@ -121,8 +129,21 @@ export class Allocation {
     };
   }
 
+  /** Peer IP → permission expiry (ms). Permissions are per IP address, not per port (RFC 8656 §9). */
+  get permissions(): ReadonlyMap<string, number> {
+    return this.permissionsByAddress;
+  }
+
+  get channelsByNumber(): ReadonlyMap<number, ChannelBinding> {
+    return this.channelMapByNumber;
+  }
+
+  get channelsByPeer(): ReadonlyAddressPortMap<ChannelBinding> {
+    return this.channelMapByPeer;
+  }
+
   hasPermission(peerAddress: string, now: number): boolean {
-    return (this.permissions.get(peerAddress) ?? 0) > now;
+    return (this.permissionsByAddress.get(peerAddress) ?? 0) > now;
   }
 
   /** Client → peer: the payload of a Send indication or a ChannelData message. */
@@ -140,7 +161,7 @@ export class Allocation {
 
   /** Client → peer over a bound channel; false when the channel is unknown or expired. */
   toChannel(channel: number, data: Buffer, offset: number, length: number): boolean {
-    const binding = this.channelsByNumber.get(channel);
+    const binding = this.channelMapByNumber.get(channel);
     const now = this.limits.clock.now;
     if (binding === undefined || binding.expiresAt <= now || !this.hasPermission(binding.peer.address, now)) return false;
     this.toPeer(data, offset, length, binding.peer.address, binding.peer.port);
@@ -161,7 +182,7 @@ export class Allocation {
     }
     this.traffic.packetsToClient++;
     this.traffic.bytesToClient += length;
-    const binding = this.channelsByPeer.get(address, port);
+    const binding = this.channelMapByPeer.get(address, port);
     if (binding !== undefined && binding.expiresAt > now) {
       this.client.sendChannelData(binding.number, data, offset, length);
       return;
@@ -177,28 +198,44 @@ export class Allocation {
 
   /** Installs or refreshes a permission for the peer's IP. */
   permit(peerAddress: string, lifetimeMs: number, now: number): void {
-    this.permissions.set(peerAddress, now + lifetimeMs);
+    if (this.permissionsByAddress === NO_PERMISSIONS) this.permissionsByAddress = new Map();
+    this.permissionsByAddress.set(peerAddress, now + lifetimeMs);
   }
 
   /** Binds or refreshes a channel; the caller has checked the rebinding rules. */
   bindChannel(number: number, peer: TransportAddress, lifetimeMs: number, now: number): void {
-    const existing = this.channelsByNumber.get(number);
+    const existing = this.channelMapByNumber.get(number);
     if (existing !== undefined) {
       existing.expiresAt = now + lifetimeMs;
       return;
     }
+    if (this.channelMapByNumber === NO_CHANNELS_BY_NUMBER) {
+      this.channelMapByNumber = new Map();
+      this.channelMapByPeer = new AddressPortMap();
+    }
     const binding: ChannelBinding = { number, peer, expiresAt: now + lifetimeMs };
-    this.channelsByNumber.set(number, binding);
-    this.channelsByPeer.set(peer.address, peer.port, binding);
+    this.channelMapByNumber.set(number, binding);
+    this.channelMapByPeer.set(peer.address, peer.port, binding);
   }
 
-  /** Drops permissions and channels that have run out. */
+  /** Drops permissions and channels that have run out; maps left empty go back to the shared empty ones. */
   sweep(now: number): void {
-    for (const [address, expiresAt] of this.permissions) if (expiresAt <= now) this.permissions.delete(address);
-    for (const [number, binding] of this.channelsByNumber) {
-      if (binding.expiresAt <= now) {
-        this.channelsByNumber.delete(number);
-        this.channelsByPeer.delete(binding.peer.address, binding.peer.port);
+    const permissions = this.permissionsByAddress;
+    if (permissions !== NO_PERMISSIONS) {
+      for (const [address, expiresAt] of permissions) if (expiresAt <= now) permissions.delete(address);
+      if (permissions.size === 0) this.permissionsByAddress = NO_PERMISSIONS;
+    }
+    const channels = this.channelMapByNumber;
+    if (channels !== NO_CHANNELS_BY_NUMBER) {
+      for (const [number, binding] of channels) {
+        if (binding.expiresAt <= now) {
+          channels.delete(number);
+          this.channelMapByPeer.delete(binding.peer.address, binding.peer.port);
+        }
+      }
+      if (channels.size === 0) {
+        this.channelMapByNumber = NO_CHANNELS_BY_NUMBER;
+        this.channelMapByPeer = NO_CHANNELS_BY_PEER;
       }
     }
   }

@@ -158,6 +158,37 @@ describe("permissions", () => {
   });
 });
 
+describe("allocations without permissions or channels", () => {
+  // They share one set of empty maps (what 10,000 idle allocations would otherwise each hold): a
+  // permission or channel must go into the allocation's own map, never into the shared one.
+  it("never see another allocation's permissions or channels, before or after a sweep empties them", async () => {
+    const { allocation: first } = await newAllocation();
+    const { allocation: second } = await newAllocation();
+    first.permit(PEER_A, PERMISSION_MS, T0);
+    first.bindChannel(0x4000, peer(PEER_A, 5000), CHANNEL_MS, T0);
+    expect(second.permissions.size).toBe(0);
+    expect(second.hasPermission(PEER_A, T0)).toBe(false);
+    expect(second.channelsByNumber.size).toBe(0);
+    expect(second.channelsByPeer.get(PEER_A, 5000)).toBeUndefined();
+
+    // Swept empty, the first is back on the shared maps; what it gets next is its own again.
+    first.sweep(T0 + CHANNEL_MS);
+    expect(first.permissions.size).toBe(0);
+    expect(first.channelsByNumber.size).toBe(0);
+    expect(first.channelsByPeer.size).toBe(0);
+    second.permit(PEER_B, PERMISSION_MS, T0);
+    second.bindChannel(0x4001, peer(PEER_B, 6000), CHANNEL_MS, T0);
+    expect(first.hasPermission(PEER_B, T0)).toBe(false);
+    expect(first.channelsByNumber.get(0x4001)).toBeUndefined();
+    expect(first.channelsByPeer.get(PEER_B, 6000)).toBeUndefined();
+    const { allocation: third } = await newAllocation();
+    expect(third.permissions.size).toBe(0);
+    expect(third.channelsByNumber.size).toBe(0);
+    expect(third.channelsByPeer.size).toBe(0);
+    expect(second.channelsByPeer.get(PEER_B, 6000)?.number).toBe(0x4001);
+  });
+});
+
 describe("channel bindings", () => {
   it("are swept exactly when they run out, from both maps", async () => {
     const { allocation } = await newAllocation();

@@ -4,6 +4,7 @@
  * closing), the native one queues behind a full send buffer, and dgram destinations that are IP
  * literals skip dns.lookup.
  */
+import { spawnSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
@@ -95,6 +96,17 @@ for (const io of ["native", "dgram"] as const) {
       socket.send(Buffer.from("..slice.."), 2, 5, far.port, "127.0.0.1");
       expect(await waitUntil(() => far.received.length === 1, ARRIVE_MS)).toBe(true);
       expect(far.received[0]).toEqual({ data: Buffer.from("slice"), address: "127.0.0.1", port: socket.address().port });
+    });
+
+    it("hands each socket's datagrams to that socket's handler only, however many are open", async () => {
+      // The native sockets share one handler in the addon, which tells them apart by receiver.
+      const sockets = await Promise.all([open(), open(), open()]);
+      const received = sockets.map(record);
+      const far = await peer();
+      sockets.forEach((socket, index) => far.socket.send(Buffer.from(`to ${index}`), socket.address().port, "127.0.0.1"));
+      expect(await waitUntil(() => received.every((list) => list.length === 1), ARRIVE_MS)).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(received.map((list) => list.map((datagram) => datagram.data.toString()))).toEqual([["to 0"], ["to 1"], ["to 2"]]);
     });
 
     it("puts the ChannelData header (channel, length) in front of the slice it sends", async () => {
@@ -214,6 +226,33 @@ for (const io of ["native", "dgram"] as const) {
     });
   });
 }
+
+describe("a native socket nothing in JavaScript holds", () => {
+  // The addon keeps an open socket alive by its reference to the socket object, which holds the
+  // handle: a socket the relay forgot (but did not close) must still receive after a full GC.
+  it("still receives after garbage collection", () => {
+    const script = `
+      import { createSocket } from "node:dgram";
+      import { openRelayUdpSocket } from "./relay/transport/udp-socket.ts";
+      const got = [];
+      const port = await (async () => {
+        const socket = await openRelayUdpSocket("native", 4, "127.0.0.1", 0, 65536);
+        socket.onDatagram = (data, offset, length) => got.push(data.toString("utf8", offset, offset + length));
+        return socket.address().port;
+      })();
+      for (let i = 0; i < 3; i++) { globalThis.gc(); await new Promise((resolve) => setTimeout(resolve, 20)); }
+      const far = createSocket("udp4");
+      far.send("after gc", port, "127.0.0.1");
+      const deadline = Date.now() + 2000;
+      while (got.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      far.close();
+      console.log(JSON.stringify(got));
+      process.exit(0);`;
+    const run = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", "--input-type=module", "-e", script], { cwd: process.cwd(), encoding: "utf8", timeout: 20_000 });
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout.trim().split("\n").at(-1)!)).toEqual(["after gc"]);
+  }, 30_000);
+});
 
 describe("the native socket's send queue", async () => {
   const unavailable = await netnsSuiteUnavailable("the native socket's send queue", async () => {
