@@ -46,7 +46,16 @@ export class StreamBatch {
   /** Set once a write was not taken at once: the socket may hold what it is given, so flushes copy. */
   private socketHoldsWrites = false;
 
-  constructor(private readonly socket: Socket) {}
+  /**
+   * Over TLS every frame is written at once, as before batching: `turnutils_uclient -y -t -S` (a TLS
+   * client relaying to a TLS client) lost its last message with frames held to the end of the turn,
+   * and the cause is not found yet. Plain TCP batches.
+   */
+  private readonly writeAtOnce: boolean;
+
+  constructor(private readonly socket: Socket) {
+    this.writeAtOnce = (socket as Socket & { encrypted?: boolean }).encrypted === true;
+  }
 
   /** Bytes gathered and not yet handed to the socket. */
   get pendingBytes(): number {
@@ -65,6 +74,7 @@ export class StreamBatch {
     }
     writeChannelData(buffer, this.filled, channel, data, offset, length, frameLength);
     this.filled += frameLength;
+    if (this.writeAtOnce) this.flush();
   }
 
   /** Appends a whole message (a Data indication) as it is. */
@@ -76,6 +86,7 @@ export class StreamBatch {
     }
     message.copy(buffer, this.filled);
     this.filled += message.length;
+    if (this.writeAtOnce) this.flush();
   }
 
   /** The turn's flush (flushDirty). */

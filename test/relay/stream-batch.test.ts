@@ -120,7 +120,7 @@ function stunAnswer(): Buffer {
 
 describe("relayed frames of one turn, written together", () => {
   for (const transport of TRANSPORTS) {
-    it(`over ${transport}: 600 frames of one turn arrive in order, intact and zero-padded, in few writes`, async () => {
+    it(`over ${transport}: 600 frames of one turn arrive in order, intact and zero-padded${transport === "tcp" ? ", in few writes" : ", one write each"}`, async () => {
       const { relaySide, clientSide } = await connectPair(transport);
       const link = new StreamClientLink(relaySide, transport, LIMITS, newCounters());
       const writes = countWrites(relaySide);
@@ -152,8 +152,10 @@ describe("relayed frames of one turn, written together", () => {
       const got = await readBytes(clientSide, want.length);
       expect(got.length).toBe(want.length);
       expect(got.equals(want), "the client's bytes differ from the frames sent, in order").toBe(true);
-      // 600 frames + 7 indications + 1 answer: one write each without batching.
-      expect(writes.count, `${writes.count} writes`).toBeLessThanOrEqual(12);
+      // 600 frames + 7 indications + 1 answer: one write each without batching, which TLS keeps for
+      // now (stream-batch.ts: a TLS-to-TLS uclient run lost its last message with batching).
+      if (transport === "tcp") expect(writes.count, `${writes.count} writes`).toBeLessThanOrEqual(12);
+      else expect(writes.count, `${writes.count} writes`).toBeGreaterThanOrEqual(600);
     });
 
     it(`over ${transport}: connections sharing batch buffers from turn to turn each get their own bytes`, async () => {
