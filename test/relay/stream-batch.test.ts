@@ -14,7 +14,7 @@ import { StreamFramer } from "../../relay/transport/stream-framer.js";
 import { STREAM_CLOSE_REASONS, StreamClientLink, type StreamCloseReason, type StreamCounters } from "../../relay/transport/stream.js";
 import { buildStunMessage, newTransactionId } from "../../relay/stun/builder.js";
 import { StunClass, StunMethod } from "../../relay/stun/constants.js";
-import { testCertificate } from "./turn-client.js";
+import { paddedChannelData, testCertificate } from "./turn-client.js";
 
 const TRANSPORTS = ["tcp", "tls"] as const;
 type Transport = (typeof TRANSPORTS)[number];
@@ -106,13 +106,6 @@ async function readBytes(socket: Socket, bytes: number, timeoutMs = 10_000): Pro
   });
 }
 
-function paddedChannelData(channel: number, data: Buffer): Buffer {
-  const frame = Buffer.alloc(4 + ((data.length + 3) & ~3));
-  frame.writeUInt16BE(channel, 0);
-  frame.writeUInt16BE(data.length, 2);
-  data.copy(frame, 4);
-  return frame;
-}
 
 function stunAnswer(): Buffer {
   return buildStunMessage({ method: StunMethod.Binding, messageClass: StunClass.SuccessResponse, transactionId: newTransactionId(), attributes: [] });

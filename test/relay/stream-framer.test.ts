@@ -7,14 +7,8 @@ import { buildStunMessage, newTransactionId } from "../../relay/stun/builder.js"
 import { StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { encodeText } from "../../relay/stun/attributes.js";
 import { AttributeType } from "../../relay/stun/constants.js";
+import { paddedChannelData } from "./turn-client.js";
 
-function channelData(channel: number, data: Buffer): Buffer {
-  const padded = Buffer.alloc(4 + ((data.length + 3) & ~3));
-  padded.writeUInt16BE(channel, 0);
-  padded.writeUInt16BE(data.length, 2);
-  data.copy(padded, 4);
-  return padded;
-}
 
 const stun = buildStunMessage({
   method: StunMethod.Binding,
@@ -22,8 +16,8 @@ const stun = buildStunMessage({
   transactionId: newTransactionId(),
   attributes: [encodeText(AttributeType.Software, "framing test")],
 });
-const odd = channelData(0x4001, Buffer.from("hello")); // 5 bytes of data, 3 of padding
-const stream = Buffer.concat([stun, odd, channelData(0x4002, Buffer.alloc(0)), stun]);
+const odd = paddedChannelData(0x4001, Buffer.from("hello")); // 5 bytes of data, 3 of padding
+const stream = Buffer.concat([stun, odd, paddedChannelData(0x4002, Buffer.alloc(0)), stun]);
 
 function cut(chunkSizes: (index: number) => number): Buffer[] {
   const frames: Buffer[] = [];
@@ -109,7 +103,7 @@ function bytesCopiedDuring(run: () => void): number {
 
 describe("StreamFramer cost and state", () => {
   const FRAME_DATA = 60 * 1024;
-  const big = channelData(0x4003, Buffer.alloc(FRAME_DATA, 0xab));
+  const big = paddedChannelData(0x4003, Buffer.alloc(FRAME_DATA, 0xab));
 
   it("copies each byte of a 60 KiB frame dribbled in 1-byte pieces at most about once (linear, not quadratic)", () => {
     const frames: Buffer[] = [];

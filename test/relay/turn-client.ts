@@ -100,6 +100,15 @@ export function testCertificate(): { flags: string[]; remove(): void } {
   };
 }
 
+/** A ChannelData frame as streams carry it: header, data, zero padding to 4 bytes (RFC 8656 §12.5). */
+export function paddedChannelData(channel: number, data: Buffer): Buffer {
+  const frame = Buffer.alloc(4 + ((data.length + 3) & ~3));
+  frame.writeUInt16BE(channel, 0);
+  frame.writeUInt16BE(data.length, 2);
+  data.copy(frame, 4);
+  return frame;
+}
+
 /** A Send indication: no authentication, XOR-PEER-ADDRESS and DATA. */
 export function sendIndication(peer: TransportAddress, payload: Buffer): Buffer {
   const transactionId = newTransactionId();
