@@ -47,9 +47,11 @@ export class StreamBatch {
   private socketHoldsWrites = false;
 
   /**
-   * Over TLS every frame is written at once, as before batching: `turnutils_uclient -y -t -S` (a TLS
-   * client relaying to a TLS client) lost its last message with frames held to the end of the turn,
-   * and the cause is not found yet. Plain TCP batches.
+   * Over TLS every frame is written at once, one TLS record per frame, as coturn does: coturn's own
+   * TLS client (`turnutils_uclient -S`) takes one TURN message from each record it reads and drops
+   * the rest, so a batch of two frames in one record lost a message (seen in relay-uclient.test.ts;
+   * the relay had written all 20 frames, the client counted 19). Plain TCP batches: every stream
+   * reader there cuts frames out of the byte stream.
    */
   private readonly writeAtOnce: boolean;
 

@@ -145,8 +145,8 @@ describe("relayed frames of one turn, written together", () => {
       const got = await readBytes(clientSide, want.length);
       expect(got.length).toBe(want.length);
       expect(got.equals(want), "the client's bytes differ from the frames sent, in order").toBe(true);
-      // 600 frames + 7 indications + 1 answer: one write each without batching, which TLS keeps for
-      // now (stream-batch.ts: a TLS-to-TLS uclient run lost its last message with batching).
+      // 600 frames + 7 indications + 1 answer: one write each without batching, which TLS keeps (one
+      // record per frame: coturn's TLS client reads one message per record, stream-batch.ts).
       if (transport === "tcp") expect(writes.count, `${writes.count} writes`).toBeLessThanOrEqual(12);
       else expect(writes.count, `${writes.count} writes`).toBeGreaterThanOrEqual(600);
     });
