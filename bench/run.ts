@@ -26,7 +26,7 @@ import { cpus, loadavg, release } from "node:os";
 import { dirname, join } from "node:path";
 import { defineLoads, notApplicable, warmUp, runAllocations, runGenerated, runLifecycles, runUclient, type LoadSpec, type Measurement } from "./lib/loads.js";
 import { installCleanupHandlers, onPath, pinning, repoRoot, runningPids, startedProcesses, stopAll } from "./lib/proc.js";
-import { ratios, ratioTable, summarize, svgChart, table, targetSummary } from "./lib/report.js";
+import { median, ratios, ratioTable, summarize, svgChart, table, targetSummary } from "./lib/report.js";
 import { clientTools, COTURN_4_17_BIN, coturn417Built, isCoturn417, missingPrerequisite, OURS_BENCH_UNAUTHENTICATED_RATE, SERVER_NAMES, startServer, type ClientTools, type ServerName } from "./lib/servers.js";
 
 interface Options {
@@ -155,8 +155,8 @@ function uclientMessages(options: Options): (clients: number) => number {
 function warmUpSummary(measurements: Measurement[], servers: ServerName[]): string {
   return servers
     .map((server) => {
-      const values = measurements.filter((m) => m.server === server && m.warmUpCpuSeconds !== undefined).map((m) => m.warmUpCpuSeconds!).sort((a, b) => a - b);
-      return values.length === 0 ? `${server} -` : `${server} ${values[Math.floor(values.length / 2)]!.toFixed(2)} s`;
+      const value = median(measurements.filter((m) => m.server === server && m.warmUpCpuSeconds !== undefined).map((m) => m.warmUpCpuSeconds!));
+      return value === undefined ? `${server} -` : `${server} ${value.toFixed(2)} s`;
     })
     .join(", ");
 }

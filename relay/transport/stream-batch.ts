@@ -66,9 +66,9 @@ export class StreamBatch {
 
   /** Appends one ChannelData frame, padded to 4 bytes (RFC 8656 §12.5); `frameLength` includes header and padding. */
   appendChannelData(channel: number, data: Buffer, offset: number, length: number, frameLength: number): void {
-    const buffer = this.room(frameLength);
+    const buffer = this.writeAtOnce ? null : this.room(frameLength);
     if (buffer === null) {
-      // Larger than a batch: one frame, one write, as before batching.
+      // Over TLS, or larger than a batch: one frame, one write, as before batching.
       const frame = Buffer.allocUnsafe(frameLength);
       writeChannelData(frame, 0, channel, data, offset, length, frameLength);
       this.socket.write(frame);
@@ -76,19 +76,17 @@ export class StreamBatch {
     }
     writeChannelData(buffer, this.filled, channel, data, offset, length, frameLength);
     this.filled += frameLength;
-    if (this.writeAtOnce) this.flush();
   }
 
   /** Appends a whole message (a Data indication) as it is. */
   append(message: Buffer): void {
-    const buffer = this.room(message.length);
+    const buffer = this.writeAtOnce ? null : this.room(message.length);
     if (buffer === null) {
       this.socket.write(message);
       return;
     }
     message.copy(buffer, this.filled);
     this.filled += message.length;
-    if (this.writeAtOnce) this.flush();
   }
 
   /** The turn's flush (flushDirty). */

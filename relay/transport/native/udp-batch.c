@@ -153,6 +153,12 @@ static const unsigned char *ip_bytes(const struct sockaddr_storage *sender, int 
   return (const unsigned char *)&((const struct sockaddr_in6 *)sender)->sin6_addr;
 }
 
+/* The port of an IPv4 or IPv6 address, in host order. */
+static int port_of(const struct sockaddr_storage *address) {
+  return address->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)address)->sin_port)
+                                       : ntohs(((const struct sockaddr_in6 *)address)->sin6_port);
+}
+
 /* Whether `sender` has the IP address (ports aside) of the socket's remembered sender. */
 static int is_remembered_sender(const udp_socket *socket, const struct sockaddr_storage *sender) {
   if (socket->sender_text == NULL || socket->sender_family != sender->ss_family) return 0;
@@ -256,10 +262,8 @@ static void deliver_batch(udp_socket *socket) {
       struct msghdr *header = &state->messages[i].msg_hdr;
       if (header->msg_flags & MSG_TRUNC) continue; /* larger than any TURN message */
       struct sockaddr_storage *sender = &state->senders[i];
-      int port;
-      if (sender->ss_family == AF_INET) port = ntohs(((struct sockaddr_in *)sender)->sin_port);
-      else if (sender->ss_family == AF_INET6) port = ntohs(((struct sockaddr_in6 *)sender)->sin6_port);
-      else continue;
+      if (sender->ss_family != AF_INET && sender->ss_family != AF_INET6) continue;
+      int port = port_of(sender);
       if (!is_remembered_sender(socket, sender)) {
         char text[ADDRESS_TEXT];
         int ip_length;
@@ -540,17 +544,11 @@ static napi_value js_local_address(napi_env env, napi_callback_info info) {
   socklen_t length = sizeof local;
   if (getsockname(socket->fd, (struct sockaddr *)&local, &length) != 0) return throw_errno(env, errno, "getsockname");
   char text[ADDRESS_TEXT];
-  int port;
-  if (local.ss_family == AF_INET) {
-    inet_ntop(AF_INET, &((struct sockaddr_in *)&local)->sin_addr, text, sizeof text);
-    port = ntohs(((struct sockaddr_in *)&local)->sin_port);
-  } else {
-    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&local)->sin6_addr, text, sizeof text);
-    port = ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
-  }
+  int ip_length;
+  inet_ntop(local.ss_family, ip_bytes(&local, &ip_length), text, sizeof text);
   napi_value address, port_value;
   napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, &address);
-  napi_create_uint32(env, (uint32_t)port, &port_value);
+  napi_create_uint32(env, (uint32_t)port_of(&local), &port_value);
   return make_pair(env, address, port_value);
 }
 
