@@ -21,7 +21,8 @@ import { randomBytes } from "node:crypto";
 import type { Page } from "playwright-core";
 import { launchChromium } from "../chromium.js";
 import { sleep } from "../../node/processes.js";
-import { startLocalFleet, waitForReadyRelays } from "./local-fleet.js";
+import { startLocalFleet, waitForReadyRelays, type LocalFleet } from "./local-fleet.js";
+import type { FleetView } from "../../../shared/fleet/view.js";
 import { numberFlag, parseFlags, pollUntil, runScript } from "./harness.js";
 import {
   collectPageErrors,
@@ -87,6 +88,14 @@ async function relaysInUse(pages: { name: string; page: Page }[]): Promise<Recor
   return seen;
 }
 
+/** Each relay's state, channel, liveness and load as GET /v1/fleet gives them (null: no answer). */
+async function fleetState(fleet: LocalFleet): Promise<unknown> {
+  const response = await fleet.admin("GET", "/v1/fleet").catch(() => null);
+  if (response === null || response.status !== 200) return null;
+  const view = (await response.json()) as FleetView;
+  return view.relays.map(({ id, state, connected, live, lastHeartbeatAt, allocations }) => ({ id, state, connected, live, lastHeartbeatAt, allocations }));
+}
+
 runScript("fleet-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
   const pageErrors: string[] = [];
   summary["mode"] = mode;
@@ -123,9 +132,11 @@ runScript("fleet-call", timeoutMs, async ({ summary, phase, onCleanup }) => {
   await pollUntil("a relay-only call on relay-1 on both pages", CONNECT_TIMEOUT_MS, 250, async () => {
     const snapshots = { a: peerIn(await demoSnapshot(a.page), b.peerId), b: peerIn(await demoSnapshot(b.page), a.peerId) };
     const relays = await relaysInUse(pages);
-    last = { snapshots, relays };
-    return callIsUp(snapshots.a) && callIsUp(snapshots.b) && relays["a"] === "relay-1" && relays["b"] === "relay-1" ? true : undefined;
-  }, () => JSON.stringify(last));
+    const onRelay1 = callIsUp(snapshots.a) && callIsUp(snapshots.b) && relays["a"] === "relay-1" && relays["b"] === "relay-1";
+    // Kept for the failure message: how the fleet saw both relays while the call was not (yet) on relay-1.
+    last = { snapshots, relays, fleet: onRelay1 ? null : await fleetState(fleet) };
+    return onRelay1 ? true : undefined;
+  }, () => `${JSON.stringify(last)}\n${relayOutputOf(local.output()).join("\n")}`);
 
   phase("chat flows while relay-1 ends");
   const sent: Record<string, string[]> = { a: [], b: [] };
