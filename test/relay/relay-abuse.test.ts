@@ -10,7 +10,9 @@
  *    requests from one source, in a child process (abuse/flood.ts) so the heap measured after a forced GC
  *    is the relay's: it stays flat, and the default rate limit answers only burst + rate × duration.
  *
- * Port ranges 46000-46099 (this file) and 46100-46101 (flood.ts) are used by no other suite. Random choices
+ * Port ranges 46000-46099 (this file) and 46100-46101 (flood.ts) are used by no other suite. The cycles'
+ * four relay ports are 32700-32703 instead, below Linux's ephemeral range (32768-60999): with no port
+ * to spare, one of them taken as some other program's local port was a 508. Random choices
  * come from a seeded PRNG; the seed is printed, and ABUSE_SEED=<seed> replays a run. Peers the fuzz can make
  * the relay send to are confined to 127.0.0.2 (our own peer socket) and to addresses denied by policy.
  */
@@ -69,6 +71,9 @@ async function udpClient(port: number): Promise<TurnTestClient> {
   closers.push(() => client.close());
   return client;
 }
+
+/** The cycles' relay ports: outside the ephemeral range, so no other program's socket holds one. */
+const CYCLE_PORTS = [32_700, 32_703] as const;
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -194,7 +199,7 @@ describe("relay abuse", () => {
     // Counted, not kept: 28,000 kept event objects would be a heap growth of their own.
     const eventCounts = { "allocation-start": 0, "allocation-end": 0, "request-failed": 0 };
     const failed: RelayEvent[] = [];
-    const { relay, port } = await startRelay(["--min-port=46000", "--max-port=46003"], (event) => {
+    const { relay, port } = await startRelay([`--min-port=${CYCLE_PORTS[0]}`, `--max-port=${CYCLE_PORTS[1]}`], (event) => {
       eventCounts[event.event]++;
       if (event.event === "request-failed" && failed.length < 20) failed.push(event);
     });
@@ -223,7 +228,7 @@ describe("relay abuse", () => {
             const allocated = await client.exchange(await client.signedRequest(StunMethod.Allocate, [UDP], credential));
             if (outcome(allocated.message) !== "success") throw new Error(`Allocate: ${outcome(allocated.message)}`);
             const port = xorAddressOf(allocated.message)?.port ?? -1;
-            if (port < 46000 || port > 46003) throw new Error(`relayed port ${port} outside 46000-46003`);
+            if (port < CYCLE_PORTS[0] || port > CYCLE_PORTS[1]) throw new Error(`relayed port ${port} outside ${CYCLE_PORTS.join("-")}`);
             const deleted = await client.exchange(await client.signedRequest(StunMethod.Refresh, [encodeLifetime(0)], credential));
             if (outcome(deleted.message) !== "success") throw new Error(`Refresh(0): ${outcome(deleted.message)}`);
             done++;
