@@ -165,6 +165,85 @@ for (const io of ["native", "dgram"] as const) {
       expect(sequence).toEqual([...Array(burst).keys()]);
     });
 
+    // The native socket holds sends made while it delivers datagrams and sends them together at the
+    // end of the event-loop turn (udp-batch.c); to the relay that must look like a send at once.
+    describe("sends made while a datagram is handled", () => {
+      /** Calls `reply` once, for the first datagram the socket receives (from a fresh peer). */
+      async function onFirstDatagram(socket: RelayUdpSocket, reply: () => void): Promise<void> {
+        let replied = false;
+        socket.onDatagram = () => {
+          if (replied) return;
+          replied = true;
+          reply();
+        };
+        const trigger = await peer();
+        trigger.socket.send(Buffer.from("go"), socket.address().port, "127.0.0.1");
+      }
+
+      function numbered(index: number, size: number): Buffer {
+        const datagram = Buffer.alloc(size);
+        datagram.writeUInt32BE(index, 0);
+        return datagram;
+      }
+
+      it("all arrive, each destination's in order, even more of them than the native path holds in one turn (1,024)", async () => {
+        const socket = await open();
+        // Eleven destinations, so no peer's receive buffer (the kernel default) overflows.
+        const far = await Promise.all(Array.from({ length: 11 }, () => peer()));
+        const count = 1_100;
+        await onFirstDatagram(socket, () => {
+          for (let i = 0; i < count; i++) socket.send(numbered(i, 16), 0, 16, far[i % far.length]!.port, "127.0.0.1");
+        });
+        const total = () => far.reduce((sum, one) => sum + one.received.length, 0);
+        expect(await waitUntil(() => total() === count, 5_000), `${total()} of ${count} arrived`).toBe(true);
+        far.forEach((one, which) => {
+          const expected = [...Array(count).keys()].filter((i) => i % far.length === which);
+          expect(one.received.map((datagram) => datagram.data.readUInt32BE(0))).toEqual(expected);
+        });
+      });
+
+      it("all arrive, more bytes of them than the native path holds in one turn (256 KiB)", async () => {
+        const socket = await open();
+        const far = await Promise.all(Array.from({ length: 6 }, () => peer()));
+        const size = 50_000;
+        await onFirstDatagram(socket, () => far.forEach((one, i) => socket.sendChannelData(0x4000 + i, numbered(i, size), 0, size, one.port, "127.0.0.1")));
+        expect(await waitUntil(() => far.every((one) => one.received.length === 1), 5_000)).toBe(true);
+        far.forEach((one, i) => {
+          const datagram = one.received[0]!.data;
+          expect([datagram.length, datagram.readUInt16BE(0), datagram.readUInt16BE(2), datagram.readUInt32BE(4)]).toEqual([size + 4, 0x4000 + i, size, i]);
+        });
+      });
+
+      it("keep their order with a send from the next phase of the loop, and go out before a close they precede", async () => {
+        const socket = await open();
+        const far = await peer();
+        const closed = new Promise<void>((resolve) =>
+          void onFirstDatagram(socket, () => {
+            socket.send(Buffer.from("first"), 0, 5, far.port, "127.0.0.1");
+            setImmediate(() => {
+              socket.send(Buffer.from("second"), 0, 6, far.port, "127.0.0.1");
+              socket.send(Buffer.from("last"), 0, 4, far.port, "127.0.0.1");
+              socket.close(resolve);
+            });
+          }),
+        );
+        await closed;
+        expect(await waitUntil(() => far.received.length === 3, ARRIVE_MS)).toBe(true);
+        expect(far.received.map((datagram) => datagram.data.toString())).toEqual(["first", "second", "last"]);
+      });
+
+      it("go out when the socket is closed in the same handler", async () => {
+        const socket = await open();
+        const far = await peer();
+        await onFirstDatagram(socket, () => {
+          socket.send(Buffer.from("bye"), 0, 3, far.port, "127.0.0.1");
+          socket.close();
+        });
+        expect(await waitUntil(() => far.received.length === 1, ARRIVE_MS)).toBe(true);
+        expect(far.received[0]!.data.toString()).toBe("bye");
+      });
+    });
+
     it("drops datagrams until a handler is set, and after close", async () => {
       const socket = await openRelayUdpSocket(io, 4, "127.0.0.1", 0, RELAY_SOCKET_BUFFER_BYTES);
       const far = await peer();

@@ -10,6 +10,15 @@
  * system call and hands each to JavaScript as (offset, length, address, port) into the shared
  * receive area, which JavaScript reads in place and must not keep past the call.
  *
+ * Sends made while a batch is being delivered are not sent at once: they are copied aside and, at
+ * the loop's check phase (after every readiness event of this turn), each socket's go out in one
+ * sendmmsg. The kernel's work per datagram stays, but the system call around it is paid once per
+ * socket per turn instead of once per datagram: on this VM sendto costs about 3.8 us a datagram
+ * against 2.2 us in a sendmmsg of 32. The listener, which answers every client, gains most: the
+ * datagrams that all the relay sockets receive in one turn leave through it in a few calls. A send
+ * outside delivery (a timer, a TCP client's data) goes at once, unless sends on the same socket
+ * already wait (order is kept per socket); closing a socket sends what waits for it first.
+ *
  * Sends that meet a full socket buffer (EAGAIN) are copied to a bounded queue and flushed when the
  * socket is writable again, as libuv does for dgram; past the bound they are dropped and counted.
  * Two bounds hold: each socket's queue (its buffer size), and all sockets' queues together
@@ -36,6 +45,9 @@
 /* One receive slot holds the largest UDP payload. */
 #define SLOT_BYTES 65536
 #define ADDRESS_TEXT 64
+/* Sends held for the check phase: at most this many, in at most this many bytes (then flushed early). */
+#define DEFERRED_SENDS 1024
+#define DEFERRED_BYTES (256 * 1024)
 /* What every socket's send queue may hold together, unless JavaScript sets another figure. */
 #define DEFAULT_TOTAL_QUEUE_BYTES ((size_t)64 << 20)
 
@@ -48,8 +60,18 @@ typedef struct queued_send {
 } queued_send;
 
 typedef struct module_state module_state;
+typedef struct udp_socket udp_socket;
 
-typedef struct udp_socket {
+/* One send held for the check phase: its bytes lie in the module's deferred area. */
+typedef struct deferred_send {
+  struct sockaddr_storage to;
+  socklen_t to_length;
+  int next; /* the same socket's next deferred send, -1 after its last */
+  size_t offset;
+  size_t length;
+} deferred_send;
+
+struct udp_socket {
   module_state *state;
   napi_env env;
   uv_poll_t *poll; /* allocated apart: its close callback may outlive this struct at teardown */
@@ -73,7 +95,12 @@ typedef struct udp_socket {
   double send_dropped; /* datagrams that met a full queue as well */
   struct udp_socket *prev_open;
   struct udp_socket *next_open;
-} udp_socket;
+  /* Its sends deferred to the check phase (indices into the module's deferred_sends; -1: none), and
+   * the next socket with deferred sends. */
+  int deferred_head;
+  int deferred_tail;
+  struct udp_socket *next_deferring;
+};
 
 /*
  * Per socket, only what differs: the handler (setDatagramHandler) and the async context are the
@@ -93,6 +120,16 @@ struct module_state {
   size_t total_queue_limit;  /* the bound on total_queued_bytes */
   double total_send_queued;  /* running totals over every socket, closed ones included */
   double total_send_dropped;
+  /* Sends made during delivery, held until the check phase (see the top of this file). */
+  int delivering; /* deliver_batch calls on the stack */
+  uv_check_t *flush_check; /* allocated apart: its close callback may outlive this struct at teardown */
+  udp_socket *deferring; /* sockets with deferred sends, each once */
+  int deferred_count;
+  size_t deferred_used;
+  deferred_send deferred_sends[DEFERRED_SENDS];
+  unsigned char deferred_bytes[DEFERRED_BYTES];
+  struct mmsghdr out_messages[BATCH];
+  struct iovec out_vectors[BATCH];
 };
 
 /* ---- errors ----------------------------------------------------------------------------------- */
@@ -238,6 +275,8 @@ static void deliver_batch(udp_socket *socket) {
   if (state->on_datagram != NULL) napi_get_reference_value(env, state->on_datagram, &callback);
   napi_callback_scope scope;
   napi_open_callback_scope(env, self, state->async_context, &scope);
+  /* Until the scope closes (its microtasks included), sends wait for the check phase. */
+  state->delivering++;
 
   /* Most batches come from few senders: the address text is made once per change of sender, and
    * the socket remembers the last one from batch to batch. */
@@ -298,6 +337,7 @@ static void deliver_batch(udp_socket *socket) {
     napi_create_reference(env, last_address, 1, &socket->sender_text);
   }
   napi_close_callback_scope(env, scope);
+  state->delivering--;
   napi_close_handle_scope(env, handles);
 }
 
@@ -366,6 +406,117 @@ static void flush_queue(udp_socket *socket) {
   set_polling(socket, UV_READABLE);
 }
 
+/* ---- sends deferred to the check phase ------------------------------------------------------- */
+
+/*
+ * Sends `count` deferred sends of `socket`, starting at `first`, in sendmmsg calls of up to BATCH.
+ * What the kernel does not take at once (a full buffer) goes to the socket's queue through
+ * send_or_queue, in order; a datagram it refuses for good is dropped, as a direct send's would be.
+ */
+static void send_deferred(udp_socket *socket, int first) {
+  module_state *state = socket->state;
+  int index = first;
+  while (index >= 0) {
+    int count = 0;
+    for (int at = index; at >= 0 && count < BATCH; at = state->deferred_sends[at].next, count++) {
+      deferred_send *item = &state->deferred_sends[at];
+      state->out_vectors[count].iov_base = state->deferred_bytes + item->offset;
+      state->out_vectors[count].iov_len = item->length;
+      struct msghdr *header = &state->out_messages[count].msg_hdr;
+      memset(header, 0, sizeof *header);
+      header->msg_name = &item->to;
+      header->msg_namelen = item->to_length;
+      header->msg_iov = &state->out_vectors[count];
+      header->msg_iovlen = 1;
+    }
+    int sent = socket->queue_head != NULL ? 0 : sendmmsg(socket->fd, state->out_messages, (unsigned)count, MSG_DONTWAIT);
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) sent = 1; /* the first is refused for good: dropped */
+    if (sent < 0) sent = 0;
+    for (int skip = 0; skip < sent; skip++) index = state->deferred_sends[index].next;
+    if (sent == 0) {
+      /* The buffer is full or datagrams wait already: the rest join the queue, in order. */
+      for (; index >= 0; index = state->deferred_sends[index].next) {
+        deferred_send *item = &state->deferred_sends[index];
+        struct iovec part = {state->deferred_bytes + item->offset, item->length};
+        send_or_queue(socket, &part, 1, &item->to, item->to_length);
+      }
+    }
+  }
+  socket->deferred_head = socket->deferred_tail = -1;
+}
+
+/* Sends every deferred send, socket by socket, and empties the deferred area. */
+static void flush_deferred(module_state *state) {
+  udp_socket *socket = state->deferring;
+  state->deferring = NULL;
+  while (socket != NULL) {
+    udp_socket *next = socket->next_deferring;
+    socket->next_deferring = NULL;
+    send_deferred(socket, socket->deferred_head);
+    socket = next;
+  }
+  state->deferred_count = 0;
+  state->deferred_used = 0;
+}
+
+static void on_flush_check(uv_check_t *check) {
+  module_state *state = check->data;
+  uv_check_stop(check);
+  if (state != NULL) flush_deferred(state);
+}
+
+/* Sends `socket`'s deferred sends now and takes it off the list (it is closing). */
+static void flush_socket_deferred(udp_socket *socket) {
+  if (socket->deferred_head < 0) return;
+  module_state *state = socket->state;
+  for (udp_socket **link = &state->deferring; *link != NULL; link = &(*link)->next_deferring) {
+    if (*link == socket) {
+      *link = socket->next_deferring;
+      break;
+    }
+  }
+  socket->next_deferring = NULL;
+  send_deferred(socket, socket->deferred_head);
+}
+
+/* Copies a send aside for the check phase; flushes everything first when the area is full. */
+static void defer_send(udp_socket *socket, const struct iovec *parts, int part_count, const struct sockaddr_storage *to, socklen_t to_length, size_t total) {
+  module_state *state = socket->state;
+  if (state->deferred_count == DEFERRED_SENDS || state->deferred_used + total > DEFERRED_BYTES) flush_deferred(state);
+  int index = state->deferred_count++;
+  deferred_send *item = &state->deferred_sends[index];
+  memcpy(&item->to, to, to_length);
+  item->to_length = to_length;
+  item->next = -1;
+  item->offset = state->deferred_used;
+  item->length = total;
+  for (int i = 0; i < part_count; i++) {
+    memcpy(state->deferred_bytes + state->deferred_used, parts[i].iov_base, parts[i].iov_len);
+    state->deferred_used += parts[i].iov_len;
+  }
+  if (socket->deferred_head < 0) {
+    socket->deferred_head = index;
+    socket->next_deferring = state->deferring;
+    state->deferring = socket;
+  } else {
+    state->deferred_sends[socket->deferred_tail].next = index;
+  }
+  socket->deferred_tail = index;
+  if (state->flush_check != NULL && !uv_is_active((uv_handle_t *)state->flush_check)) uv_check_start(state->flush_check, on_flush_check);
+}
+
+/* A send from JavaScript: deferred during delivery (or behind sends deferred already), else at once. */
+static int send_datagram(udp_socket *socket, const struct iovec *parts, int part_count, const struct sockaddr_storage *to, socklen_t to_length) {
+  size_t total = 0;
+  for (int i = 0; i < part_count; i++) total += parts[i].iov_len;
+  if ((socket->state->delivering > 0 || socket->deferred_head >= 0) && total <= DEFERRED_BYTES && socket->state->flush_check != NULL) {
+    defer_send(socket, parts, part_count, to, to_length, total);
+    return 0;
+  }
+  return send_or_queue(socket, parts, part_count, to, to_length);
+}
+
 static void on_poll(uv_poll_t *poll, int status, int events) {
   udp_socket *socket = poll->data;
   if (socket == NULL || socket->closing) return;
@@ -409,6 +560,8 @@ static void on_poll_closed(uv_handle_t *handle) {
 }
 
 static void begin_close(udp_socket *socket, int teardown) {
+  /* What JavaScript sent before closing still goes out (the queue behind a full buffer does not). */
+  flush_socket_deferred(socket);
   socket->closing = 1;
   unlink_open(socket);
   free_queue(socket);
@@ -422,9 +575,18 @@ static void begin_close(udp_socket *socket, int teardown) {
   uv_close((uv_handle_t *)socket->poll, on_poll_closed);
 }
 
+static void on_check_closed(uv_handle_t *handle) {
+  free(handle);
+}
+
 static void close_all_at_teardown(void *data) {
   module_state *state = data;
   while (state->open != NULL) begin_close(state->open, 1);
+  if (state->flush_check != NULL) {
+    state->flush_check->data = NULL;
+    uv_close((uv_handle_t *)state->flush_check, on_check_closed);
+    state->flush_check = NULL;
+  }
 }
 
 /* ---- JavaScript entry points ------------------------------------------------------------------ */
@@ -497,6 +659,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   socket->fd = fd;
   socket->family = family;
   socket->queue_limit = buffer_bytes > 0 ? (size_t)buffer_bytes : 1 << 20;
+  socket->deferred_head = socket->deferred_tail = -1;
 
   napi_value handle;
   napi_create_external(env, socket, finalize_socket, NULL, &handle);
@@ -601,7 +764,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     }
     parts[part_count].iov_base = (unsigned char *)bytes + offset;
     parts[part_count++].iov_len = length;
-    error = send_or_queue(socket, parts, part_count, &to, to_length);
+    error = send_datagram(socket, parts, part_count, &to, to_length);
   }
   return errno_value(env, error);
 }
@@ -688,6 +851,18 @@ NAPI_MODULE_INIT() {
   napi_create_string_utf8(env, "relaykit.UdpBatchSocket", NAPI_AUTO_LENGTH, &resource_name);
   napi_async_init(env, resource, resource_name, &state->async_context);
   state->total_queue_limit = DEFAULT_TOTAL_QUEUE_BYTES;
+  /* The check phase's flush of deferred sends; unreferenced, so it never keeps the process alive.
+   * Without it (it could not be set up) every send goes at once. */
+  uv_loop_t *loop = NULL;
+  state->flush_check = malloc(sizeof *state->flush_check);
+  if (state->flush_check != NULL && (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_check_init(loop, state->flush_check) != 0)) {
+    free(state->flush_check);
+    state->flush_check = NULL;
+  }
+  if (state->flush_check != NULL) {
+    state->flush_check->data = state;
+    uv_unref((uv_handle_t *)state->flush_check);
+  }
   for (int i = 0; i < BATCH; i++) {
     state->vectors[i].iov_base = state->receive_bytes + (size_t)i * SLOT_BYTES;
     state->vectors[i].iov_len = SLOT_BYTES;
