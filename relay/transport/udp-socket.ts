@@ -2,9 +2,10 @@
  * The relay's UDP sockets (listeners and relayed-transport addresses), behind one small interface
  * with two implementations:
  *
- * - `native` (relay/transport/native-udp.ts): batched receive (recvmmsg) and direct sends from a
- *   small C addon, with nothing built per datagram but the sender's address text. Linux only, and
- *   only once `npm run build:native` has built it.
+ * - `native` (relay/transport/native-udp.ts): batched receive (recvmmsg) and batched sends (the
+ *   sends made while a batch is handled leave together at the end of the loop turn, one sendmmsg per
+ *   socket) from a small C addon, with nothing built per datagram but the sender's address text.
+ *   Linux only, and only once `npm run build:native` has built it.
  * - `dgram`: Node's own sockets, everywhere, at about 1.4 × the native path's relay CPU (README,
  *   Benchmarks, says where that goes).
  *
