@@ -15,7 +15,7 @@ import { RelayUdpSocketBase, UDP_SEND_QUEUE_TOTAL_BYTES, type RelayUdpSocket, ty
 interface UdpBatchAddon {
   /** The one handler of every socket, called with the socket's `receiver` (open's last argument) as `this`. */
   setDatagramHandler(handler: (this: NativeRelaySocket, offset: number, length: number, address: string, port: number) => void): void;
-  open(family: 4 | 6, address: string, port: number, bufferBytes: number, receiver: NativeRelaySocket): NativeHandle;
+  open(family: 4 | 6, address: string, port: number, bufferBytes: number, receiver: NativeRelaySocket, reusePort?: boolean): NativeHandle;
   receiveArea(): Buffer;
   localAddress(handle: NativeHandle): [string, number];
   send(handle: NativeHandle, data: Buffer, offset: number, length: number, port: number, address: string, channel?: number): number;
@@ -88,10 +88,10 @@ class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
   private readonly localAddress: string;
   private readonly localPort: number;
 
-  constructor(private readonly addon: UdpBatchAddon, family: 4 | 6, ip: string, port: number, bufferBytes: number) {
+  constructor(private readonly addon: UdpBatchAddon, family: 4 | 6, ip: string, port: number, bufferBytes: number, reusePort: boolean) {
     super();
     // Datagrams arrive through the addon's one handler (loadNativeUdp), with this socket as `this`.
-    this.handle = addon.open(family, ip, port, bufferBytes, this);
+    this.handle = addon.open(family, ip, port, bufferBytes, this, reusePort);
     const [address, boundPort] = addon.localAddress(this.handle);
     this.localAddress = address === ip ? ip : address;
     this.localPort = boundPort;
@@ -123,9 +123,12 @@ class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
   }
 }
 
-/** Opens and binds a native socket; throws the bind error (with `code`) or when the addon is missing. */
-export function openNativeUdpSocket(family: 4 | 6, ip: string, port: number, bufferBytes: number): RelayUdpSocket {
+/**
+ * Opens and binds a native socket; throws the bind error (with `code`) or when the addon is missing.
+ * `reusePort`: join the address's SO_REUSEPORT group, where the kernel keeps each source on one member.
+ */
+export function openNativeUdpSocket(family: 4 | 6, ip: string, port: number, bufferBytes: number, reusePort = false): RelayUdpSocket {
   const native = loadNativeUdp();
   if (!native.ok) throw new Error(native.reason);
-  return new NativeRelaySocket(native.addon, family, ip, port, bufferBytes);
+  return new NativeRelaySocket(native.addon, family, ip, port, bufferBytes, reusePort);
 }

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadNativeUdp } from "../../relay/transport/native-udp.js";
+import { loadNativeUdp, openNativeUdpSocket } from "../../relay/transport/native-udp.js";
 import {
   createDgramSocket,
   ipLiteralLookup,
@@ -305,6 +305,47 @@ for (const io of ["native", "dgram"] as const) {
     });
   });
 }
+
+describe("native sockets sharing a port (SO_REUSEPORT), as relay workers will", () => {
+  const opened: RelayUdpSocket[] = [];
+  const senders: Socket[] = [];
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((socket) => new Promise<void>((resolve) => socket.close(resolve))));
+    for (const sender of senders.splice(0)) sender.close();
+  });
+
+  it("bind the same port only when every one asks for it, and keep each source on one of them", async () => {
+    const first = openNativeUdpSocket(4, "127.0.0.1", 0, RELAY_SOCKET_BUFFER_BYTES, true);
+    opened.push(first);
+    const port = first.address().port;
+    const second = openNativeUdpSocket(4, "127.0.0.1", port, RELAY_SOCKET_BUFFER_BYTES, true);
+    opened.push(second);
+    expect(() => openNativeUdpSocket(4, "127.0.0.1", port, RELAY_SOCKET_BUFFER_BYTES)).toThrow(expect.objectContaining({ code: "EADDRINUSE" }));
+
+    // Which member got each source's datagrams (sources by port).
+    const seenBy = new Map<number, Set<string>>();
+    let received = 0;
+    for (const [name, socket] of [["first", first], ["second", second]] as const) {
+      socket.onDatagram = (_data, _offset, _length, _address, sourcePort) => {
+        received++;
+        (seenBy.get(sourcePort) ?? seenBy.set(sourcePort, new Set()).get(sourcePort)!).add(name);
+      };
+    }
+    const SOURCES = 40;
+    const EACH = 5;
+    for (let i = 0; i < SOURCES; i++) {
+      const sender = createSocket("udp4");
+      senders.push(sender);
+      await new Promise<void>((resolve) => sender.bind(0, "127.0.0.1", resolve));
+      for (let n = 0; n < EACH; n++) sender.send(Buffer.from([i, n]), port, "127.0.0.1");
+    }
+    expect(await waitUntil(() => received === SOURCES * EACH, ARRIVE_MS), `${received} of ${SOURCES * EACH} arrived`).toBe(true);
+    // Every source stuck to one member, and both members got sources (all 40 on one: odds 2^-39).
+    expect([...seenBy.values()].every((members) => members.size === 1)).toBe(true);
+    const perMember = [...seenBy.values()].reduce((count, members) => count.set([...members][0]!, (count.get([...members][0]!) ?? 0) + 1), new Map<string, number>());
+    expect([...perMember.keys()].sort()).toEqual(["first", "second"]);
+  });
+});
 
 describe("a native socket nothing in JavaScript holds", () => {
   // The addon keeps an open socket alive by its reference to the socket object, which holds the

@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <node_api.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -601,14 +602,17 @@ static napi_value make_pair(napi_env env, napi_value first, napi_value second) {
 }
 
 /*
- * open(family: 4 | 6, address: string, port: number, bufferBytes: number, receiver: object) -> handle
+ * open(family: 4 | 6, address: string, port: number, bufferBytes: number, receiver: object
+ *      [, reusePort: boolean]) -> handle
  * Each datagram goes to the handler setDatagramHandler set, with `receiver` as `this`. The receiver
  * must hold the handle it gets back: the strong reference to the receiver is what keeps the handle
- * (and the struct behind it) alive while the socket is open.
+ * (and the struct behind it) alive while the socket is open. With `reusePort`, the socket joins the
+ * SO_REUSEPORT group of its address (every member must ask for it): the kernel then gives each
+ * source (by its address and port) to one member, the same one datagram after datagram.
  */
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   module_state *state;
   napi_get_instance_data(env, (void **)&state);
@@ -631,6 +635,13 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     int error = errno;
     close(fd);
     return throw_errno(env, error, "IPV6_V6ONLY");
+  }
+  bool reuse_port = false;
+  if (argc >= 6) napi_get_value_bool(env, argv[5], &reuse_port);
+  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+    int error = errno;
+    close(fd);
+    return throw_errno(env, error, "SO_REUSEPORT");
   }
   if (buffer_bytes > 0) {
     /* Best effort, like dgram's recvBufferSize: Linux caps it at net.core.rmem_max / wmem_max. */
