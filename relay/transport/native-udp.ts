@@ -16,6 +16,11 @@ interface UdpBatchAddon {
   /** The one handler of every socket, called with the socket's `receiver` (open's last argument) as `this`. */
   setDatagramHandler(handler: (this: NativeRelaySocket, offset: number, length: number, address: string, port: number) => void): void;
   open(family: 4 | 6, address: string, port: number, bufferBytes: number, receiver: NativeRelaySocket, reusePort?: boolean): NativeHandle;
+  /** A bound SO_REUSEPORT socket this process holds without reading it, for another process to adopt: its fd and port. */
+  bindShared(family: 4 | 6, address: string, port: number, bufferBytes: number): [fd: number, port: number];
+  closeShared(fd: number): void;
+  /** Receives on a bound UDP socket this process was given (the handle owns `fd` from then on). */
+  adopt(fd: number, bufferBytes: number, receiver: NativeRelaySocket): NativeHandle;
   receiveArea(): Buffer;
   localAddress(handle: NativeHandle): [string, number];
   send(handle: NativeHandle, data: Buffer, offset: number, length: number, port: number, address: string, channel?: number): number;
@@ -88,10 +93,15 @@ class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
   private readonly localAddress: string;
   private readonly localPort: number;
 
-  constructor(private readonly addon: UdpBatchAddon, family: 4 | 6, ip: string, port: number, bufferBytes: number, reusePort: boolean) {
+  /** `open` makes the addon's handle for this socket (open or adopt); `ip`, the address it was asked to bind, if any. */
+  constructor(
+    private readonly addon: UdpBatchAddon,
+    open: (receiver: NativeRelaySocket) => NativeHandle,
+    ip?: string,
+  ) {
     super();
     // Datagrams arrive through the addon's one handler (loadNativeUdp), with this socket as `this`.
-    this.handle = addon.open(family, ip, port, bufferBytes, this, reusePort);
+    this.handle = open(this);
     const [address, boundPort] = addon.localAddress(this.handle);
     this.localAddress = address === ip ? ip : address;
     this.localPort = boundPort;
@@ -128,7 +138,34 @@ class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
  * `reusePort`: join the address's SO_REUSEPORT group, where the kernel keeps each source on one member.
  */
 export function openNativeUdpSocket(family: 4 | 6, ip: string, port: number, bufferBytes: number, reusePort = false): RelayUdpSocket {
+  const addon = loadedAddon();
+  return new NativeRelaySocket(addon, (receiver) => addon.open(family, ip, port, bufferBytes, receiver, reusePort), ip);
+}
+
+/**
+ * Binds a socket into the SO_REUSEPORT group of `ip`:`port` and returns its file descriptor (and the
+ * port it got, for port 0). This process holds it without reading it: for a worker process to
+ * inherit and adopt. While the holder keeps it open, the group keeps its members, so replacing a
+ * worker moves no other worker's clients.
+ */
+export function bindSharedUdpSocket(family: 4 | 6, ip: string, port: number, bufferBytes: number): { fd: number; port: number } {
+  const [fd, boundPort] = loadedAddon().bindShared(family, ip, port, bufferBytes);
+  return { fd, port: boundPort };
+}
+
+/** Closes a socket bindSharedUdpSocket made. */
+export function closeSharedUdpSocket(fd: number): void {
+  loadedAddon().closeShared(fd);
+}
+
+/** Receives on an inherited, bound UDP socket `fd` (bindSharedUdpSocket's, in the process that made it); the socket owns it. */
+export function adoptNativeUdpSocket(fd: number, bufferBytes: number): RelayUdpSocket {
+  const addon = loadedAddon();
+  return new NativeRelaySocket(addon, (receiver) => addon.adopt(fd, bufferBytes, receiver));
+}
+
+function loadedAddon(): UdpBatchAddon {
   const native = loadNativeUdp();
   if (!native.ok) throw new Error(native.reason);
-  return new NativeRelaySocket(native.addon, family, ip, port, bufferBytes, reusePort);
+  return native.addon;
 }

@@ -31,6 +31,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <node_api.h>
 #include <stdbool.h>
@@ -602,58 +603,43 @@ static napi_value make_pair(napi_env env, napi_value first, napi_value second) {
 }
 
 /*
- * open(family: 4 | 6, address: string, port: number, bufferBytes: number, receiver: object
- *      [, reusePort: boolean]) -> handle
- * Each datagram goes to the handler setDatagramHandler set, with `receiver` as `this`. The receiver
- * must hold the handle it gets back: the strong reference to the receiver is what keeps the handle
- * (and the struct behind it) alive while the socket is open. With `reusePort`, the socket joins the
- * SO_REUSEPORT group of its address (every member must ask for it): the kernel then gives each
- * source (by its address and port) to one member, the same one datagram after datagram.
+ * A new UDP socket bound to `address`:`port`, non-blocking, or -1 after throwing. With `reuse_port`
+ * it joins the address's SO_REUSEPORT group (every member must ask for it): the kernel then gives
+ * each source (its address and port) to one member, the same one datagram after datagram.
  */
-static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  module_state *state;
-  napi_get_instance_data(env, (void **)&state);
-  int32_t family = 0, port = -1, buffer_bytes = 0;
-  napi_valuetype receiver_type;
-  if (argc < 5 || napi_get_value_int32(env, argv[0], &family) != napi_ok || (family != 4 && family != 6) ||
-      napi_get_value_int32(env, argv[2], &port) != napi_ok || napi_get_value_int32(env, argv[3], &buffer_bytes) != napi_ok ||
-      napi_typeof(env, argv[4], &receiver_type) != napi_ok || receiver_type != napi_object) {
-    return throw_type(env, "open(family 4|6, address, port, bufferBytes, receiver object)");
-  }
-  if (state->on_datagram == NULL) return throw_type(env, "setDatagramHandler(handler) must come before open()");
+static int bind_socket(napi_env env, int family, napi_value address, int port, int buffer_bytes, bool reuse_port) {
   struct sockaddr_storage local;
   socklen_t local_length;
-  if (read_address_argument(env, argv[1], family, port, &local, &local_length) != 0) return throw_errno(env, EINVAL, "not an IP address to bind to");
-
+  if (read_address_argument(env, address, family, port, &local, &local_length) != 0) {
+    throw_errno(env, EINVAL, "not an IP address to bind to");
+    return -1;
+  }
   int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, errno, "socket");
+  if (fd < 0) {
+    throw_errno(env, errno, "socket");
+    return -1;
+  }
   int on = 1;
-  if (family == 6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0) {
-    int error = errno;
-    close(fd);
-    return throw_errno(env, error, "IPV6_V6ONLY");
-  }
-  bool reuse_port = false;
-  if (argc >= 6) napi_get_value_bool(env, argv[5], &reuse_port);
-  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
-    int error = errno;
-    close(fd);
-    return throw_errno(env, error, "SO_REUSEPORT");
-  }
-  if (buffer_bytes > 0) {
+  const char *failed = NULL;
+  if (family == 6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0) failed = "IPV6_V6ONLY";
+  else if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) failed = "SO_REUSEPORT";
+  if (failed == NULL && buffer_bytes > 0) {
     /* Best effort, like dgram's recvBufferSize: Linux caps it at net.core.rmem_max / wmem_max. */
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
   }
-  if (bind(fd, (struct sockaddr *)&local, local_length) != 0) {
+  if (failed == NULL && bind(fd, (struct sockaddr *)&local, local_length) != 0) failed = "bind";
+  if (failed != NULL) {
     int error = errno;
     close(fd);
-    return throw_errno(env, error, "bind");
+    throw_errno(env, error, failed);
+    return -1;
   }
+  return fd;
+}
 
+/* Starts receiving on a bound socket `fd` (which it then owns): the handle, or NULL after throwing. */
+static napi_value start_socket(napi_env env, module_state *state, int fd, int family, int buffer_bytes, napi_value receiver) {
   udp_socket *socket = calloc(1, sizeof *socket);
   uv_poll_t *poll = malloc(sizeof *poll);
   uv_loop_t *loop = NULL;
@@ -674,13 +660,114 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 
   napi_value handle;
   napi_create_external(env, socket, finalize_socket, NULL, &handle);
-  napi_create_reference(env, argv[4], 1, &socket->self);
+  napi_create_reference(env, receiver, 1, &socket->self);
 
   socket->next_open = state->open;
   if (state->open != NULL) state->open->prev_open = socket;
   state->open = socket;
   set_polling(socket, UV_READABLE);
   return handle;
+}
+
+/* Whether `value` is an object (the receiver a socket's datagrams are delivered to). */
+static int is_object(napi_env env, napi_value value) {
+  napi_valuetype type;
+  return napi_typeof(env, value, &type) == napi_ok && type == napi_object;
+}
+
+/*
+ * open(family: 4 | 6, address: string, port: number, bufferBytes: number, receiver: object
+ *      [, reusePort: boolean]) -> handle
+ * Each datagram goes to the handler setDatagramHandler set, with `receiver` as `this`. The receiver
+ * must hold the handle it gets back: the strong reference to the receiver is what keeps the handle
+ * (and the struct behind it) alive while the socket is open. `reusePort`: see bind_socket.
+ */
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  module_state *state;
+  napi_get_instance_data(env, (void **)&state);
+  int32_t family = 0, port = -1, buffer_bytes = 0;
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &family) != napi_ok || (family != 4 && family != 6) ||
+      napi_get_value_int32(env, argv[2], &port) != napi_ok || napi_get_value_int32(env, argv[3], &buffer_bytes) != napi_ok || !is_object(env, argv[4])) {
+    return throw_type(env, "open(family 4|6, address, port, bufferBytes, receiver object[, reusePort])");
+  }
+  if (state->on_datagram == NULL) return throw_type(env, "setDatagramHandler(handler) must come before open()");
+  bool reuse_port = false;
+  if (argc >= 6) napi_get_value_bool(env, argv[5], &reuse_port);
+  int fd = bind_socket(env, family, argv[1], port, buffer_bytes, reuse_port);
+  return fd < 0 ? NULL : start_socket(env, state, fd, family, buffer_bytes, argv[4]);
+}
+
+/*
+ * bindShared(family: 4 | 6, address: string, port: number, bufferBytes: number) -> [fd, port]
+ * A socket in the address's SO_REUSEPORT group that this process holds without reading it: for
+ * another process to adopt (an inherited file descriptor), so the group keeps its members when
+ * that process is replaced. closeShared(fd) closes it.
+ */
+static napi_value js_bind_shared(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t family = 0, port = -1, buffer_bytes = 0;
+  if (argc < 4 || napi_get_value_int32(env, argv[0], &family) != napi_ok || (family != 4 && family != 6) ||
+      napi_get_value_int32(env, argv[2], &port) != napi_ok || napi_get_value_int32(env, argv[3], &buffer_bytes) != napi_ok) {
+    return throw_type(env, "bindShared(family 4|6, address, port, bufferBytes)");
+  }
+  int fd = bind_socket(env, family, argv[1], port, buffer_bytes, true);
+  if (fd < 0) return NULL;
+  struct sockaddr_storage local;
+  socklen_t length = sizeof local;
+  getsockname(fd, (struct sockaddr *)&local, &length);
+  napi_value fd_value, port_value;
+  napi_create_int32(env, fd, &fd_value);
+  napi_create_uint32(env, (uint32_t)port_of(&local), &port_value);
+  return make_pair(env, fd_value, port_value);
+}
+
+/* closeShared(fd): closes a socket bindShared made (never one a handle owns). */
+static napi_value js_close_shared(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd = -1;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return throw_type(env, "closeShared(fd)");
+  if (close(fd) != 0) return throw_errno(env, errno, "close");
+  return NULL;
+}
+
+/*
+ * adopt(fd: number, bufferBytes: number, receiver: object) -> handle
+ * Receives on a bound UDP socket this process was given (e.g. bindShared's, inherited), as open()
+ * does on its own; the handle owns the descriptor from then on. Refuses anything but a bound UDP
+ * socket of IPv4 or IPv6 (EBADF, ENOTSOCK, EPROTOTYPE, EAFNOSUPPORT).
+ */
+static napi_value js_adopt(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  module_state *state;
+  napi_get_instance_data(env, (void **)&state);
+  int32_t fd = -1, buffer_bytes = 0;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || napi_get_value_int32(env, argv[1], &buffer_bytes) != napi_ok || !is_object(env, argv[2])) {
+    return throw_type(env, "adopt(fd, bufferBytes, receiver object)");
+  }
+  if (state->on_datagram == NULL) return throw_type(env, "setDatagramHandler(handler) must come before adopt()");
+  int type = 0, domain = 0;
+  socklen_t length = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) != 0) return throw_errno(env, errno, "not a socket to adopt");
+  if (type != SOCK_DGRAM) return throw_errno(env, EPROTOTYPE, "not a UDP socket to adopt");
+  length = sizeof domain;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) != 0 || (domain != AF_INET && domain != AF_INET6)) {
+    return throw_errno(env, EAFNOSUPPORT, "not an IPv4 or IPv6 socket to adopt");
+  }
+  struct sockaddr_storage local;
+  socklen_t local_length = sizeof local;
+  if (getsockname(fd, (struct sockaddr *)&local, &local_length) != 0 || port_of(&local) == 0) return throw_errno(env, EINVAL, "the socket to adopt is not bound");
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return throw_errno(env, errno, "could not make the socket non-blocking");
+  return start_socket(env, state, fd, domain == AF_INET ? 4 : 6, buffer_bytes, argv[2]);
 }
 
 /* setDatagramHandler(handler(offset, length, address, port)): the one handler of every socket; set once, before open(). */
@@ -886,6 +973,9 @@ NAPI_MODULE_INIT() {
 
   napi_property_descriptor functions[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
+      {"bindShared", NULL, js_bind_shared, NULL, NULL, NULL, napi_default, NULL},
+      {"closeShared", NULL, js_close_shared, NULL, NULL, NULL, napi_default, NULL},
+      {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
       {"setDatagramHandler", NULL, js_set_datagram_handler, NULL, NULL, NULL, napi_default, NULL},
       {"receiveArea", NULL, js_receive_area, NULL, NULL, NULL, napi_default, NULL},
       {"localAddress", NULL, js_local_address, NULL, NULL, NULL, napi_default, NULL},
