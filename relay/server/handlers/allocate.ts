@@ -20,6 +20,7 @@ import { parseTurnUser } from "../../../shared/turn/turn-user.js";
 import { DEFAULT_ALLOCATION_LIFETIME_SECONDS } from "../../config.js";
 import type { Allocation, ClientLink } from "../../allocation/allocation.js";
 import type { RelayRequest, TurnContext } from "../context.js";
+import { quotaRefusal, type QuotaRefusal } from "../../policy/allocation-quotas.js";
 import { failure, refused, success, type Answer } from "../responses.js";
 
 /**
@@ -37,19 +38,22 @@ export function allocateSuccess(ctx: TurnContext, allocation: Allocation, reques
   ]);
 }
 
+/** What a client hears for each quota it meets. */
+const QUOTA_ANSWERS: Record<QuotaRefusal, () => Answer> = {
+  "user-quota": () => refused("user-quota", 486, "Allocation Quota Reached: this user holds the most allocations allowed"),
+  "ip-quota": () => refused("ip-quota", 486, "Allocation Quota Reached: this client address (its IPv6 /64) holds the most allocations allowed"),
+  "total-quota": () => refused("total-quota", 508, "Insufficient Capacity: the relay holds the most allocations allowed"),
+};
+
 /** Whether one more allocation for this client and user fits: no allocation yet, and within the quotas. */
 function admission(ctx: TurnContext, link: ClientLink, userId: string): Answer | null {
   if (ctx.table.byKey(link.key) !== undefined) return failure(437, "Allocation Mismatch: this client already has an allocation");
-  if (ctx.config.userQuota > 0 && ctx.table.countForUser(userId) >= ctx.config.userQuota) {
-    return refused("user-quota", 486, "Allocation Quota Reached: this user holds the most allocations allowed");
-  }
-  if (ctx.config.maxAllocationsPerIp > 0 && ctx.table.countForSource(link.address.address) >= ctx.config.maxAllocationsPerIp) {
-    return refused("ip-quota", 486, "Allocation Quota Reached: this client address (its IPv6 /64) holds the most allocations allowed");
-  }
-  if (ctx.config.totalQuota > 0 && ctx.table.size >= ctx.config.totalQuota) {
-    return refused("total-quota", 508, "Insufficient Capacity: the relay holds the most allocations allowed");
-  }
-  return null;
+  const refusal = quotaRefusal(ctx.config, {
+    user: ctx.table.countForUser(userId),
+    source: ctx.table.countForSource(link.address.address),
+    total: ctx.table.size,
+  });
+  return refusal === null ? null : QUOTA_ANSWERS[refusal]();
 }
 
 /** Whether this user may hold one more port reservation: with --user-quota, as many as the allocations it allows. */
