@@ -158,7 +158,7 @@ export function closeSharedUdpSocket(fd: number): void {
   loadedAddon().closeShared(fd);
 }
 
-/** Receives on an inherited, bound UDP socket `fd` (bindSharedUdpSocket's, in the process that made it); the socket owns it. */
+/** Receives on a bound UDP socket `fd` this process inherited (one bindSharedUdpSocket made in the process that started it); the socket owns it. */
 export function adoptNativeUdpSocket(fd: number, bufferBytes: number): RelayUdpSocket {
   const addon = loadedAddon();
   return new NativeRelaySocket(addon, (receiver) => addon.adopt(fd, bufferBytes, receiver));
