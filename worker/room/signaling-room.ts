@@ -287,6 +287,10 @@ export class SignalingRoom extends DurableObject<Env> {
     }
     this.roster.remove(peerId);
     this.webhooks?.peerLeft(room, peerId, "kicked", this.roster.count() === 0, now);
+    // The relays first, then the peer: told first, its client would delete its own allocations
+    // while the revocation is still on its way, and one that ignores the kick would keep relaying
+    // until it arrived. (revoke never throws and waits at most REVOCATION_HOOK_TIMEOUT_MS.)
+    await this.revoke({ room, peerId, until: revocationUntil(now, this.memberCredentialTtl(), bannedUntil) });
     const message = kickedMessage(bannedUntil);
     for (const ws of this.ctx.getWebSockets(peerId)) {
       sendError(ws, "kicked", message);
@@ -294,7 +298,6 @@ export class SignalingRoom extends DurableObject<Env> {
     }
     this.sendToOthers(peerId, { type: "peer-left", peerId });
     await this.scheduleSweep(now);
-    await this.revoke({ room, peerId, until: revocationUntil(now, this.memberCredentialTtl(), bannedUntil) });
     return { ok: true, result: { kicked: peerId, bannedUntil: bannedUntil === null ? null : new Date(bannedUntil).toISOString() } };
   }
 
