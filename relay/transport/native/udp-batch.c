@@ -411,8 +411,8 @@ static void flush_queue(udp_socket *socket) {
 /* ---- sends deferred to the check phase ------------------------------------------------------- */
 
 /*
- * Sends `count` deferred sends of `socket`, starting at `first`, in sendmmsg calls of up to BATCH.
- * What the kernel does not take at once (a full buffer) goes to the socket's queue through
+ * Sends `socket`'s deferred sends, from `first` along their `next` links, in sendmmsg calls of up to
+ * BATCH. What the kernel does not take at once (a full buffer) goes to the socket's queue through
  * send_or_queue, in order; a datagram it refuses for good is dropped, as a direct send's would be.
  */
 static void send_deferred(udp_socket *socket, int first) {
