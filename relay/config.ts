@@ -145,6 +145,11 @@ export interface RelayConfig {
   externalIpStunServer: StunServerAddress | null;
   /** The Worker's fleet this relay registers with (`--fleet-url`); null: none, the relay stands alone. */
   fleet: FleetConfig | null;
+  /**
+   * Worker processes relaying [relay-threads, coturn's name]: 1 is one event loop, as before;
+   * `auto`, the CPUs the process may use (relay/cluster/available-cpus.ts), resolved at start.
+   */
+  relayThreads: number | "auto";
 }
 
 /**
@@ -252,6 +257,9 @@ export const MIN_CREDENTIAL_TTL_SECONDS = 60;
 
 /** The longest --max-allocate-timeout: an hour; longer only lets idle connections hold file descriptors. */
 export const MAX_ALLOCATE_TIMEOUT_SECONDS = 3600;
+
+/** The most --relay-threads: more worker processes than this only share the same cores. */
+export const MAX_RELAY_THREADS = 128;
 
 /** The longest --drain-timeout: a day, as the longest allocation lifetime. */
 export const MAX_DRAIN_TIMEOUT_SECONDS = 86_400;
@@ -382,6 +390,13 @@ const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
     "Operations",
     [
       { name: "config", kind: "value", arg: "FILE", help: "read options from this file: name=value lines, coturn's turnserver.conf format", fallback: "none" },
+      {
+        name: "relay-threads",
+        kind: "value",
+        arg: "N",
+        help: `worker processes relaying (1-${MAX_RELAY_THREADS}, or auto: the CPUs this process may use); above 1 needs the native UDP I/O`,
+        fallback: "1",
+      },
       { name: "udp-io", kind: "value", arg: "IO", help: `UDP I/O: ${UDP_IO_CHOICES.join(", ")} (native: batched C addon, Linux, built by npm run build:native; auto: native when it loads)`, fallback: RELAY_DEFAULTS.udpIo },
       { name: "log-level", kind: "value", arg: "LEVEL", help: `lowest level logged: ${LOG_LEVELS.join(", ")}`, fallback: RELAY_DEFAULTS.logLevel },
       { name: "prometheus", kind: "switch", help: "serve /metrics (Prometheus), /livez and /readyz over HTTP", fallback: "off" },
@@ -878,8 +893,21 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
       drainTimeoutSeconds: read.integer("drain-timeout", RELAY_DEFAULTS.drainTimeoutSeconds, 0, MAX_DRAIN_TIMEOUT_SECONDS, "seconds"),
       externalIpStunServer: stunServerGiven === undefined ? null : stunServerAddress(stunServerGiven),
       fleet,
+      relayThreads: relayThreads(read),
     },
   };
+}
+
+function relayThreads(read: OptionReader): number | "auto" {
+  const given = read.value("relay-threads");
+  if (given === undefined) return 1;
+  const text = given.value.trim().toLowerCase();
+  if (text === "auto") return "auto";
+  const threads = Number(text);
+  if (!/^\d+$/.test(text) || threads < 1 || threads > MAX_RELAY_THREADS) {
+    throw new RelayConfigError(`${given.from} is ${JSON.stringify(given.value)}; it must be auto (the CPUs this process may use) or a whole number from 1 to ${MAX_RELAY_THREADS}`);
+  }
+  return threads;
 }
 
 /** A fleet check's refusal as the error for the option (or variable) that gave the value. */

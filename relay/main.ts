@@ -23,6 +23,12 @@
  */
 // First: it sets a V8 flag that must hold before the rest of the relay allocates.
 import "./young-generation.js";
+import cluster from "node:cluster";
+import { availableCpus } from "./cluster/available-cpus.js";
+import { PrimaryStartError, runPrimary } from "./cluster/primary.js";
+import { SeatError } from "./cluster/seat.js";
+import { runWorker } from "./cluster/worker.js";
+import { loadNativeUdp } from "./transport/native-udp.js";
 import { RELAY_USAGE, RelayConfigError, parseRelayArgs, type RelayConfig } from "./config.js";
 import { DiscoveryError, discoverRelayAddresses, externalAddressesFrom } from "./ops/discovery.js";
 import { startOpsListener, type OpsListener } from "./ops/http.js";
@@ -107,6 +113,31 @@ async function startMetrics(
   }
 }
 
+/**
+ * How many worker processes to run: --relay-threads, with `auto` resolved to the CPUs this process may
+ * use. Above 1 the UDP listeners need the native addon (SO_REUSEPORT groups handed to the workers),
+ * and the fleet channel is not yet shared by workers: an explicit number fails the start with what
+ * to change; `auto` falls back to one process and says why.
+ */
+function workerCount(config: RelayConfig, log: RelayLogger): number {
+  const auto = config.relayThreads === "auto";
+  const wanted = auto ? availableCpus() : (config.relayThreads as number);
+  if (wanted <= 1) return 1;
+  const native = loadNativeUdp();
+  const blocker =
+    config.fleet !== null
+      ? "--fleet-url does not work with more than one relay thread yet"
+      : config.udp && config.udpIo === "dgram"
+        ? "--udp-io=dgram cannot share a UDP port between processes; use --udp-io=native or auto"
+        : config.udp && !native.ok
+          ? `the native UDP I/O does not load (${native.reason}); build it with npm run build:native`
+          : null;
+  if (blocker === null) return wanted;
+  if (!auto) fail(`--relay-threads ${wanted}: ${blocker}, or run --relay-threads 1`, EXIT_BAD_CONFIG);
+  log.warn({ event: "relay-threads-reduced", relayThreads: 1, wanted, reason: blocker });
+  return 1;
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const parsed = parse(argv);
@@ -116,6 +147,18 @@ async function main(): Promise<void> {
   }
   const log = createRelayLogger(parsed.logLevel);
   const config = await withDiscoveredAddresses(parsed, log);
+  const threads = workerCount(config, log);
+  if (threads > 1) {
+    try {
+      await runPrimary({ config, threads, argv, log });
+    } catch (error) {
+      if (error instanceof SeatError) fail(error.message, EXIT_BAD_CONFIG);
+      if (error instanceof PrimaryStartError) fail(error.message, EXIT_START_FAILED);
+      const { code, address, port } = error as NodeJS.ErrnoException & { address?: string; port?: number };
+      fail(`cannot listen on ${address ?? "?"}:${port ?? "?"} (${code ?? String(error)}); check --listening-ip and the ports`, EXIT_START_FAILED);
+    }
+    return;
+  }
   const server = new RelayServer(config, (event) => (event.event === "request-failed" ? log.warn(event) : log.info(event)));
   const listeners = await startListeners(server);
   const fleet: RelayFleet | null =
@@ -189,4 +232,4 @@ async function main(): Promise<void> {
 }
 
 // Whatever the start did not foresee still ends as one line and exit 1, not a stack trace.
-main().catch((error: unknown) => fail(`could not start: ${error instanceof Error ? error.message : String(error)}`, EXIT_START_FAILED));
+(cluster.isWorker ? runWorker() : main()).catch((error: unknown) => fail(`could not start: ${error instanceof Error ? error.message : String(error)}`, EXIT_START_FAILED));

@@ -53,11 +53,12 @@ function censorShallow(value: unknown): unknown {
   return copy ?? value;
 }
 
-export function createRelayLogger(level: LogLevel, fd = 1): RelayLogger {
+/** `fields`: put on every line (a worker process's `worker: <slot>`). */
+export function createRelayLogger(level: LogLevel, fd = 1, fields?: Record<string, unknown>): RelayLogger {
   return pino(
     {
       level,
-      base: undefined,
+      base: fields,
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }), log: censorSecrets },
     },

@@ -56,6 +56,17 @@ function totalTraffic(server: RelayServer): TrafficCounters {
  */
 export function createRelayMetrics(server: RelayServer, fleet: FleetCounters | null = null, usage: { counts(): UsageLedgerCounts } | null = null): RelayMetrics {
   const registry = new Registry();
+  registerServerMetrics(registry, server, fleet, usage);
+  return { registry, ...registerProcessMetrics(registry) };
+}
+
+/**
+ * The metrics read from one server: allocations, traffic, requests, refusals, the fleet channel.
+ * In a relay with worker processes each worker has these and the primary sums them
+ * (relay/cluster/primary-metrics.ts): a gauge that every worker reports alike says so with its
+ * `aggregator`.
+ */
+export function registerServerMetrics(registry: Registry, server: RelayServer, fleet: FleetCounters | null, usage: { counts(): UsageLedgerCounts } | null): void {
   const registers = [registry];
   const stats = server.stats;
 
@@ -245,6 +256,8 @@ export function createRelayMetrics(server: RelayServer, fleet: FleetCounters | n
     name: `${METRIC_PREFIX}draining`,
     help: "1 while the relay drains (SIGTERM, SIGINT or SIGUSR1 with --drain-timeout): new allocations are refused.",
     registers,
+    // Every worker drains together: 1, not the number of workers.
+    aggregator: "max",
     collect() {
       this.set(server.isDraining ? 1 : 0);
     },
@@ -281,6 +294,8 @@ export function createRelayMetrics(server: RelayServer, fleet: FleetCounters | n
     name: `${METRIC_PREFIX}revocations_active`,
     help: "Revocations from the fleet held now (a room, a room's peer, or a TURN username), each until the credentials it covers expire.",
     registers,
+    // Every worker holds the same list.
+    aggregator: "max",
     collect() {
       server.revocations.prune(Math.floor(Date.now() / 1000));
       this.set(server.revocations.size);
@@ -384,6 +399,11 @@ export function createRelayMetrics(server: RelayServer, fleet: FleetCounters | n
       this.inc(usage?.counts().forgotten ?? 0);
     },
   });
+}
+
+/** What every relay process counts of itself: reloads, errors nothing caught, and Node's own process metrics. */
+export function registerProcessMetrics(registry: Registry): Omit<RelayMetrics, "registry"> {
+  const registers = [registry];
   const reloads = new Counter({
     name: `${METRIC_PREFIX}reloads_total`,
     help: "SIGHUP reloads of secrets, TLS certificate and metrics token, by result.",
@@ -407,7 +427,6 @@ export function createRelayMetrics(server: RelayServer, fleet: FleetCounters | n
   collectDefaultMetrics({ register: registry });
 
   return {
-    registry,
     countReload: (result) => (result === "ok" ? reloadOk : reloadFailed).inc(),
     countUncaughtError: (kind) => (kind === "exception" ? uncaughtExceptions : uncaughtRejections).inc(),
   };

@@ -29,7 +29,7 @@ import { decodeStunMessage, findAttribute, type StunMessage } from "../stun/mess
 import { CHANNEL_DATA_HEADER_LENGTH, channelDataLength, startsChannelData } from "../turn/channel-data.js";
 import { isSendIndication } from "../turn/indications.js";
 import type { AllocationRequest, TurnContext } from "./context.js";
-import { handleAllocate } from "./handlers/allocate.js";
+import { handleAllocate, quotaAnswer } from "./handlers/allocate.js";
 import { handleBinding } from "./handlers/binding.js";
 import { handleChannelBind } from "./handlers/channel-bind.js";
 import { handleCreatePermission } from "./handlers/create-permission.js";
@@ -42,6 +42,8 @@ import { STREAM_BACKLOG_BYTES, STREAM_BACKLOG_HARD_BYTES, STREAM_BACKLOG_TIMEOUT
 import { FRAME_COMPLETION_TIMEOUT_MS, serveStreamConnection, type StreamConnectionLimits } from "../transport/stream-connection.js";
 import { clientKey, listenerKey, udpClientLink } from "../transport/udp.js";
 import type { AddressPortMap } from "../allocation/peer-map.js";
+import { adoptNativeUdpSocket } from "../transport/native-udp.js";
+import type { SharedQuotas, WorkerSeat } from "../cluster/seat.js";
 import { LISTENER_BUFFER_BYTES, openRelayUdpSocket, RELAY_SOCKET_BUFFER_BYTES, resolveUdpIo, type RelayUdpSocket } from "../transport/udp-socket.js";
 
 /** How often expired allocations, permissions and channels are swept: one timer for all of them. */
@@ -180,10 +182,18 @@ export class RelayServer implements TurnContext {
   private self = new SelfGuard([], [], []);
   private interfacesReadAt = Date.now();
   private meter: AllocationMeter | null = null;
+  /** In a worker process: each allocation's hold in the primary's cross-worker quotas, given back when it ends. */
+  private readonly quotaHolds = new Map<Allocation, number>();
 
+  /**
+   * `worker`: set in a worker process of a relay with several (relay/cluster/worker.ts): its seat
+   * (inherited UDP listeners, its slice of the port range, which `config` must already carry) and the
+   * primary's quotas, asked before every allocation. Null: the relay is this one process.
+   */
   constructor(
     readonly config: RelayConfig,
     private readonly onEvent: (event: RelayEvent) => void = () => {},
+    private readonly worker: { seat: WorkerSeat; quotas: SharedQuotas } | null = null,
   ) {
     this.peers = compilePeerFilter({
       allowLoopback: config.allowLoopbackPeers,
@@ -200,7 +210,7 @@ export class RelayServer implements TurnContext {
       realm: config.realm,
       clockSkewSeconds: config.credentialClockSkew,
       maxTtlSeconds: config.maxCredentialTtl,
-      nonces: new NonceIssuer({ secret: newNonceSecret(), lifetimeSeconds: config.staleNonceSeconds }),
+      nonces: new NonceIssuer({ secret: worker === null ? newNonceSecret() : Buffer.from(worker.seat.nonceSecret, "hex"), lifetimeSeconds: config.staleNonceSeconds }),
     });
   }
 
@@ -255,6 +265,7 @@ export class RelayServer implements TurnContext {
    * number, which another program may hold on TCP alone: then both are tried again elsewhere.
    */
   private async listenUdpAndTcp(ip: string): Promise<ListenerAddress[]> {
+    if (this.worker !== null) return this.listenAsWorker(ip, this.worker.seat);
     const attempts = this.config.listeningPort === 0 && this.config.udp && this.config.tcp ? PORT_ZERO_ATTEMPTS : 1;
     for (let attempt = 1; ; attempt++) {
       const bound: ListenerAddress[] = [];
@@ -276,10 +287,31 @@ export class RelayServer implements TurnContext {
     }
   }
 
+  /**
+   * A worker's listeners: its member of the UDP listener's SO_REUSEPORT group, which the primary
+   * bound and handed down, and TCP on the same port through the cluster's shared handle (the
+   * primary accepts; connections are dealt round-robin to the workers).
+   */
+  private async listenAsWorker(ip: string, seat: WorkerSeat): Promise<ListenerAddress[]> {
+    const bound: ListenerAddress[] = [];
+    const udp = seat.udp.find((listener) => listener.ip === ip);
+    if (this.config.udp) {
+      if (udp === undefined) throw new Error(`the primary handed this worker no UDP socket for ${ip}`);
+      bound.push(this.serveUdp(adoptNativeUdpSocket(udp.fd, LISTENER_BUFFER_BYTES), udp.ip, udp.port));
+    }
+    if (this.config.tcp) bound.push(await this.listenStream(createNetServer(), "tcp", ip, seat.streamPorts[ip] ?? this.config.listeningPort));
+    return bound;
+  }
+
   private async listenUdp(ip: string, port: number): Promise<ListenerAddress> {
     const socket = await openRelayUdpSocket(this.udpIo, ip.includes(":") ? 6 : 4, ip, port, LISTENER_BUFFER_BYTES);
     const bound = socket.address();
-    const listener = listenerKey(bound.address, bound.port);
+    return this.serveUdp(socket, bound.address, bound.port);
+  }
+
+  /** Serves the UDP listener `socket`, bound to `address`:`port`. */
+  private serveUdp(socket: RelayUdpSocket, boundIp: string, port: number): ListenerAddress {
+    const listener = listenerKey(boundIp, port);
     const clients = this.table.udpClientsAt(listener);
     socket.onDatagram = (data, offset, length, address, fromPort) => {
       try {
@@ -290,7 +322,7 @@ export class RelayServer implements TurnContext {
       }
     };
     this.listeners.push(socket);
-    return { transport: "udp", address: bound.address, port: bound.port };
+    return { transport: "udp", address: boundIp, port };
   }
 
   private async listenStream(server: NetServer, transport: "tcp" | "tls", ip: string, port: number): Promise<ListenerAddress> {
@@ -407,14 +439,7 @@ export class RelayServer implements TurnContext {
    */
   reload(settings: ReloadableSettings): { secrets: number; tls: boolean } {
     const keyring = new TurnKeyring(settings.secrets);
-    let context = null;
-    if (this.tlsServers.length > 0) {
-      if (settings.certFile === null || settings.keyFile === null) throw new Error("TLS is listening, so --cert and --pkey cannot be taken away by a reload; restart the relay to turn TLS off");
-      const files = { cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) };
-      // Throws when the key does not match the certificate, before anything is swapped.
-      createSecureContext(files);
-      context = files;
-    }
+    const context = readReloadedTls(settings, this.tlsServers.length > 0);
     this.auth.replaceKeyring(keyring);
     if (context !== null) for (const server of this.tlsServers) server.setSecureContext(context);
     return { secrets: keyring.secrets.length, tls: context !== null };
@@ -715,6 +740,19 @@ export class RelayServer implements TurnContext {
       if (bound === undefined) return refused("no-relay-port", 508, "Insufficient Capacity: could not bind a relay port");
     }
 
+    // In a worker process, the quotas of all workers together: the primary holds one more allocation
+    // for this user and source, or says which quota it would exceed.
+    let hold: number | undefined;
+    if (this.worker !== null) {
+      const admission = await this.worker.quotas.admit(owner.userId, link.address.address);
+      if (admission === null || !admission.ok) {
+        this.releaseReserved(bound);
+        if (next !== undefined) this.releaseReserved(next);
+        return admission === null ? failure(508, "Insufficient Capacity: the relay could not check its quotas in time; try again") : quotaAnswer(admission.refusal);
+      }
+      hold = admission.hold;
+    }
+
     // Checked again after the bind: a drain or another request may have come meanwhile. And the
     // client's connection may have closed while the request was authenticated or the port bound: an
     // allocation admitted now would outlive it, holding its port and quota until it expired. Nothing
@@ -733,6 +771,7 @@ export class RelayServer implements TurnContext {
       // Whatever this request bound or took goes back: a used token is spent, its port is not kept.
       this.releaseReserved(bound);
       if (next !== undefined) this.releaseReserved(next);
+      if (hold !== undefined) this.worker!.quotas.release(hold);
       return refusal;
     }
     const allocation = new Allocation(link, owner, bound.socket, this.advertised(bound.relayIp, bound.port, bound.family), {
@@ -742,6 +781,7 @@ export class RelayServer implements TurnContext {
       sharedBandwidth: this.bandwidth,
     }, request.transactionId, request.lifetimeMs);
     this.table.add(allocation);
+    if (hold !== undefined) this.quotaHolds.set(allocation, hold);
     this.meter?.opened(allocation);
     this.stats.allocationsOpened[link.transport]++;
     if (next !== undefined) {
@@ -766,6 +806,11 @@ export class RelayServer implements TurnContext {
     // tick it leaves the table, and a room member's join its usage with the lifetime logged below.
     const endedAt = Date.now();
     this.table.remove(allocation);
+    const hold = this.quotaHolds.get(allocation);
+    if (hold !== undefined) {
+      this.quotaHolds.delete(allocation);
+      this.worker!.quotas.release(hold);
+    }
     this.stats.addEndedTraffic(allocation.traffic);
     this.meter?.ended(allocation, endedAt);
     const port = allocation.relaySocket.address().port;
@@ -836,6 +881,18 @@ export class RelayServer implements TurnContext {
       this.self.refresh();
     }
   }
+}
+
+/**
+ * The TLS files a reload takes, read and checked (the key must match the certificate), or null when
+ * TLS is not listening. Throws, before anything is swapped, what the operator must fix.
+ */
+export function readReloadedTls(settings: ReloadableSettings, tlsListening: boolean): { cert: Buffer; key: Buffer } | null {
+  if (!tlsListening) return null;
+  if (settings.certFile === null || settings.keyFile === null) throw new Error("TLS is listening, so --cert and --pkey cannot be taken away by a reload; restart the relay to turn TLS off");
+  const files = { cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) };
+  createSecureContext(files);
+  return files;
 }
 
 /** A Refresh with LIFETIME 0. */

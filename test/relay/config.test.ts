@@ -79,6 +79,7 @@ describe("defaults", () => {
       drainTimeoutSeconds: 0,
       externalIpStunServer: null,
       fleet: null,
+      relayThreads: 1,
     } satisfies RelayConfig);
   });
 
@@ -245,6 +246,7 @@ describe("environment variables", () => {
       RELAY_MAX_ALLOCATE_TIMEOUT: "30",
       RELAY_SOFTWARE: "relaykit",
       RELAY_UDP_IO: "dgram",
+      RELAY_RELAY_THREADS: "4",
     });
     expect(parsed).toEqual({
       listeningIps: ["127.0.0.1", "::1"],
@@ -287,6 +289,7 @@ describe("environment variables", () => {
       drainTimeoutSeconds: 0,
       externalIpStunServer: null,
       fleet: null,
+      relayThreads: 4,
     } satisfies RelayConfig);
   });
 
@@ -451,6 +454,7 @@ describe("--help", () => {
     "max-allocate-timeout",
     "software",
     "config",
+    "relay-threads",
     "udp-io",
     "log-level",
     "prometheus",
@@ -598,6 +602,12 @@ describe("operations options", () => {
     expect(failure([...BASE, "--log-level=verbose"])).toBe('--log-level is "verbose"; it must be one of trace, debug, info, warn, error, fatal, silent');
     expect(config([...BASE, "--udp-io=Native"]).udpIo).toBe("native");
     expect(failure([...BASE, "--udp-io=io_uring"])).toBe('--udp-io is "io_uring"; it must be one of auto, native, dgram');
+    expect(config(BASE).relayThreads).toBe(1);
+    expect(config([...BASE, "--relay-threads=Auto"]).relayThreads).toBe("auto");
+    expect(config([...BASE, "--relay-threads=8"]).relayThreads).toBe(8);
+    for (const bad of ["0", "129", "two", "-1"]) {
+      expect(failure([...BASE, `--relay-threads=${bad}`])).toBe(`--relay-threads is "${bad}"; it must be auto (the CPUs this process may use) or a whole number from 1 to 128`);
+    }
     const stun = (value: string) => config([...BASE, `--external-ip-stun-server=${value}`]).externalIpStunServer;
     expect(stun("stun.example.com")).toEqual({ host: "stun.example.com", port: 3478 });
     expect(stun("192.0.2.1:19302")).toEqual({ host: "192.0.2.1", port: 19302 });

@@ -39,6 +39,10 @@ export function allocateSuccess(ctx: TurnContext, allocation: Allocation, reques
 }
 
 /** What a client hears for each quota it meets. */
+export function quotaAnswer(refusal: QuotaRefusal): Answer {
+  return QUOTA_ANSWERS[refusal]();
+}
+
 const QUOTA_ANSWERS: Record<QuotaRefusal, () => Answer> = {
   "user-quota": () => refused("user-quota", 486, "Allocation Quota Reached: this user holds the most allocations allowed"),
   "ip-quota": () => refused("ip-quota", 486, "Allocation Quota Reached: this client address (its IPv6 /64) holds the most allocations allowed"),
@@ -53,7 +57,7 @@ function admission(ctx: TurnContext, link: ClientLink, userId: string): Answer |
     source: ctx.table.countForSource(link.address.address),
     total: ctx.table.size,
   });
-  return refusal === null ? null : QUOTA_ANSWERS[refusal]();
+  return refusal === null ? null : quotaAnswer(refusal);
 }
 
 /** Whether this user may hold one more port reservation: with --user-quota, as many as the allocations it allows. */

@@ -1,0 +1,62 @@
+/**
+ * What the primary and its worker processes say to each other over the cluster's IPC channel
+ * (docs/design/relay-workers.md). Every message is a plain JSON object with a `type`; a request that
+ * waits for an answer carries an `id` the answer repeats. Nothing here is per packet: admissions and
+ * releases are per allocation, the rest per signal or scrape.
+ */
+import type { MetricObjectWithValues, MetricValue } from "prom-client";
+import type { ListenerAddress, ReloadableSettings, RevokeOutcome } from "../server/relay-server.js";
+import type { Revocation } from "../../shared/fleet/protocol.js";
+import type { RelayConfig } from "../config.js";
+import type { Admission } from "./admission-ledger.js";
+import type { WorkerSeat } from "./seat.js";
+
+export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
+
+/** Primary → worker. */
+export type ToWorker =
+  /** The first message: the settings (as the primary resolved them) and the worker's seat. */
+  | { type: "start"; config: RelayConfig; seat: WorkerSeat }
+  /** The answer to `admit`. */
+  | { type: "admission"; id: number; admission: Admission }
+  /** Refuse new allocations; end the live ones within `timeoutMs` (or when they go quiet), then exit 0. */
+  | { type: "drain"; timeoutMs: number }
+  /** Take these secrets and TLS files (already checked by the primary); answered with `reloaded`. */
+  | { type: "reload"; id: number; settings: ReloadableSettings }
+  /** End and refuse what these revocations cover; answered with `revoked`. */
+  | { type: "revoke"; id: number; revocations: Revocation[] }
+  /** Send the metrics registry's values; answered with `metrics`. */
+  | { type: "metrics"; id: number };
+
+/** Worker → primary. */
+export type ToPrimary =
+  /** Listening for `start` (sent after the worker's code has loaded: a message sent before that is lost). */
+  | { type: "waiting" }
+  /** Serving: its listeners are bound (TCP and TLS through the primary's shared handles). */
+  | { type: "ready"; listeners: ListenerAddress[]; udpIo: "native" | "dgram" }
+  /** May one more allocation for `user` from client `address` be made? */
+  | { type: "admit"; id: number; user: string; address: string }
+  /** An admitted allocation ended (or was never made). */
+  | { type: "release"; hold: number }
+  | { type: "reloaded"; id: number; ok: true; secrets: number; tls: boolean }
+  | { type: "reloaded"; id: number; ok: false; error: string }
+  | { type: "revoked"; id: number; outcome: RevokeOutcome }
+  | { type: "metrics"; id: number; metrics: WorkerMetrics };
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+/**
+ * Whether `value` is a message of ours with this type. The channel is between processes of one
+ * relay, so this guards against mistakes (and Node's own cluster messages on the same channel), not
+ * against an attacker.
+ */
+export function isMessage<T extends { type: string }, K extends T["type"]>(value: unknown, type: K): value is Extract<T, { type: K }> {
+  return isObject(value) && value.type === type;
+}
+
+/** Our messages, told apart from Node's internal cluster ones on the same channel. */
+export function messageType(value: unknown): string | null {
+  return isObject(value) && typeof value.type === "string" ? value.type : null;
+}

@@ -1,0 +1,133 @@
+/**
+ * A worker process of a relay with several (`--relay-threads N`; the primary is ./primary.ts,
+ * the plan docs/design/relay-workers.md). It relays like a one-process relay, with three
+ * differences:
+ *
+ *   - its UDP listeners are its members of the primary's SO_REUSEPORT groups (inherited file
+ *     descriptors), its TCP and TLS listeners the cluster's shared handles, and its relay ports
+ *     its own slice of the range;
+ *   - before each allocation it asks the primary, which holds the quotas of every worker;
+ *   - signals are the primary's business: the worker drains, reloads, revokes and reports metrics
+ *     when the primary says so, and exits when the primary is gone.
+ *
+ * Its log lines go to the stdout all processes share, each with `worker: <slot>`.
+ */
+import { Registry } from "prom-client";
+import type { RelayConfig } from "../config.js";
+import { createRelayLogger, type RelayLogger } from "../ops/log.js";
+import { registerProcessMetrics, registerServerMetrics } from "../ops/metrics.js";
+import { handleUncaughtErrors } from "../ops/process-errors.js";
+import { RelayServer } from "../server/relay-server.js";
+import type { Admission } from "./admission-ledger.js";
+import { isMessage, type ToPrimary, type ToWorker } from "./messages.js";
+import type { SharedQuotas, WorkerSeat } from "./seat.js";
+
+/** How long a worker waits for its start message, and for the primary to answer an admission. */
+export const START_MESSAGE_TIMEOUT_MS = 30_000;
+export const ADMISSION_TIMEOUT_MS = 5_000;
+
+function send(message: ToPrimary): void {
+  // The channel may be gone (the primary died): the 'disconnect' handler ends this process.
+  if (process.connected) process.send!(message);
+}
+
+/** The primary's quotas, asked over IPC; answers arrive as `admission` messages. */
+class IpcQuotas implements SharedQuotas {
+  private nextId = 1;
+  private readonly waiting = new Map<number, (admission: Admission | null) => void>();
+
+  admit(user: string, address: string): Promise<Admission | null> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.settle(id, null), ADMISSION_TIMEOUT_MS);
+      this.waiting.set(id, (admission) => {
+        clearTimeout(timer);
+        resolve(admission);
+      });
+      send({ type: "admit", id, user, address });
+    });
+  }
+
+  release(hold: number): void {
+    send({ type: "release", hold });
+  }
+
+  settle(id: number, admission: Admission | null): void {
+    const resolve = this.waiting.get(id);
+    if (resolve === undefined) return;
+    this.waiting.delete(id);
+    resolve(admission);
+  }
+}
+
+function waitForStart(): Promise<{ config: RelayConfig; seat: WorkerSeat }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no start message from the primary within ${START_MESSAGE_TIMEOUT_MS} ms`)), START_MESSAGE_TIMEOUT_MS);
+    const onMessage = (message: unknown) => {
+      if (!isMessage<ToWorker, "start">(message, "start")) return;
+      clearTimeout(timer);
+      process.off("message", onMessage);
+      resolve({ config: message.config, seat: message.seat });
+    };
+    process.on("message", onMessage);
+    send({ type: "waiting" });
+  });
+}
+
+async function serve(log: RelayLogger, config: RelayConfig, seat: WorkerSeat): Promise<void> {
+  const quotas = new IpcQuotas();
+  const server = new RelayServer(config, (event) => (event.event === "request-failed" ? log.warn(event) : log.info(event)), { seat, quotas });
+  let listeners;
+  try {
+    listeners = await server.start();
+  } catch (error) {
+    const { code, address, port } = error as NodeJS.ErrnoException & { address?: string; port?: number };
+    await server.stop();
+    process.stderr.write(`relay: worker ${seat.slot} cannot listen on ${address ?? "?"}:${port ?? "?"} (${code ?? String(error)})\n`);
+    process.exit(1);
+  }
+  const registry = new Registry();
+  registerServerMetrics(registry, server, null, null);
+  const processMetrics = registerProcessMetrics(registry);
+  handleUncaughtErrors(process, { log: (line) => log.error(line), count: (kind) => processMetrics.countUncaughtError(kind) });
+
+  let draining = false;
+  process.on("message", (message: unknown) => {
+    if (isMessage<ToWorker, "admission">(message, "admission")) {
+      quotas.settle(message.id, message.admission);
+    } else if (isMessage<ToWorker, "metrics">(message, "metrics")) {
+      void registry.getMetricsAsJSON().then((metrics) => send({ type: "metrics", id: message.id, metrics }));
+    } else if (isMessage<ToWorker, "reload">(message, "reload")) {
+      try {
+        const applied = server.reload(message.settings);
+        send({ type: "reloaded", id: message.id, ok: true, ...applied });
+      } catch (error) {
+        send({ type: "reloaded", id: message.id, ok: false, error: error instanceof Error ? error.message : String(error) });
+      }
+    } else if (isMessage<ToWorker, "revoke">(message, "revoke")) {
+      send({ type: "revoked", id: message.id, outcome: server.revoke(message.revocations) });
+    } else if (isMessage<ToWorker, "drain">(message, "drain") && !draining) {
+      draining = true;
+      server.drain();
+      void (message.timeoutMs > 0 ? server.whenIdle(message.timeoutMs) : Promise.resolve(true))
+        .then(() => server.stop())
+        .then(() => process.exit(0));
+    }
+  });
+  // The primary is gone (killed, crashed): nothing may be served without its quotas.
+  process.on("disconnect", () => {
+    void server.stop().finally(() => process.exit(1));
+  });
+  send({ type: "ready", listeners, udpIo: server.udpImplementation });
+}
+
+/** Runs this process as a worker: waits for the primary's start message, then serves. */
+export async function runWorker(): Promise<void> {
+  // The primary drives drains and reloads; a signal sent to the whole process group (Ctrl-C in a
+  // terminal) must not stop a worker behind the primary's back.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1"] as const) process.on(signal, () => {});
+  const { config, seat } = await waitForStart();
+  const log = createRelayLogger(config.logLevel, 1, { worker: seat.slot });
+  // Relay ports from this worker's slice only; the quotas stay the relay's (the primary applies them).
+  await serve(log, { ...config, minPort: seat.minPort, maxPort: seat.maxPort, udpIo: "native" }, seat);
+}
