@@ -28,6 +28,8 @@ export interface ReservationLimits {
   readonly lifetimeMs: number;
   /** Reservations one user may hold at once; 0: no per-user limit (--user-quota). */
   readonly perUser: number;
+  /** Every token's first byte, when set (a worker's slot: relay/cluster/seat.ts); the rest stays random. */
+  readonly tokenFirstByte?: number;
 }
 
 interface Entry<T> {
@@ -60,8 +62,10 @@ export class ReservationTable<T = ReservedPort> {
   add(held: T, userId: string, maker: object, now: number): Buffer {
     let token: Buffer;
     // 64 random bits: a collision is next to impossible, but a token must never name two ports.
-    do token = randomBytes(RESERVATION_TOKEN_LENGTH);
-    while (this.byToken.has(token.toString("hex")));
+    do {
+      token = randomBytes(RESERVATION_TOKEN_LENGTH);
+      if (this.limits.tokenFirstByte !== undefined) token[0] = this.limits.tokenFirstByte;
+    } while (this.byToken.has(token.toString("hex")));
     const entry: Entry<T> = { token, held, userId, maker, expiresAt: now + this.limits.lifetimeMs };
     this.byToken.set(token.toString("hex"), entry);
     this.byMaker.set(maker, entry);

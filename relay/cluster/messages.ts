@@ -9,7 +9,7 @@ import type { ListenerAddress, ReloadableSettings, RevokeOutcome } from "../serv
 import type { Revocation } from "../../shared/fleet/protocol.js";
 import type { RelayConfig } from "../config.js";
 import type { Admission } from "./admission-ledger.js";
-import type { WorkerSeat } from "./seat.js";
+import type { LentPort, WorkerSeat } from "./seat.js";
 
 export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -26,7 +26,13 @@ export type ToWorker =
   /** End and refuse what these revocations cover; answered with `revoked`. */
   | { type: "revoke"; id: number; revocations: Revocation[] }
   /** Send the metrics registry's values; answered with `metrics`. */
-  | { type: "metrics"; id: number };
+  | { type: "metrics"; id: number }
+  /** The answer to `borrow`: the port, closed at its lender, or null when no worker holds the token. */
+  | { type: "borrowed"; id: number; lent: LentPort | null }
+  /** Another worker was given this RESERVATION-TOKEN (hex): close its port and lend it; answered with `lent`. */
+  | { type: "lend"; id: number; token: string }
+  /** A port this worker lent is free again. */
+  | { type: "given-back"; port: number };
 
 /** Worker → primary. */
 export type ToPrimary =
@@ -41,7 +47,12 @@ export type ToPrimary =
   | { type: "reloaded"; id: number; ok: true; secrets: number; tls: boolean }
   | { type: "reloaded"; id: number; ok: false; error: string }
   | { type: "revoked"; id: number; outcome: RevokeOutcome }
-  | { type: "metrics"; id: number; metrics: WorkerMetrics };
+  | { type: "metrics"; id: number; metrics: WorkerMetrics }
+  /** An Allocate carried a RESERVATION-TOKEN (hex) this worker does not hold: which worker does? */
+  | { type: "borrow"; id: number; token: string }
+  | { type: "lent"; id: number; lent: Omit<LentPort, "lender"> | null }
+  /** A borrowed port's socket closed here. */
+  | { type: "give-back"; lender: number; port: number };
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;

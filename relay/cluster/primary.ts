@@ -27,7 +27,7 @@ import { LISTENER_BUFFER_BYTES } from "../transport/udp-socket.js";
 import { newNonceSecret } from "../auth/nonce.js";
 import { AdmissionLedger } from "./admission-ledger.js";
 import { messageType, type ToPrimary, type ToWorker, type WorkerMetrics } from "./messages.js";
-import { splitPortRange, type SeatUdpListener, type WorkerSeat } from "./seat.js";
+import { slotOfToken, splitPortRange, type SeatUdpListener, type WorkerSeat } from "./seat.js";
 
 /** Every worker must say it serves within this, at start and after a restart. */
 export const WORKER_READY_TIMEOUT_MS = 30_000;
@@ -204,6 +204,27 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
   let onAllReady: (() => void) | null = null;
   let onStartFailure: ((error: Error) => void) | null = null;
   const onWorkerGone = new Set<() => void>();
+  /** Reserved ports one worker lent another, by port: the lender keeps each out of its pool until it comes back. */
+  const loans = new Map<number, { lender: Slot; lenderWorker: Worker; borrower: Slot }>();
+  /** Tells the lender a port is back, if the worker that lent it still runs (a restarted one has all its ports free). */
+  const endLoan = (port: number) => {
+    const loan = loans.get(port);
+    if (loan === undefined) return;
+    loans.delete(port);
+    if (loan.lender.worker === loan.lenderWorker) sendTo(loan.lenderWorker, { type: "given-back", port });
+  };
+  const borrow = async (borrower: Slot, worker: Worker, id: number, tokenHex: string) => {
+    const lender = slots[slotOfToken(Buffer.from(tokenHex, "hex"))];
+    const lenderWorker = lender?.worker ?? null;
+    let answer: ToPrimary | null = null;
+    if (lender !== undefined && lender !== borrower && lenderWorker !== null && lender.ready) {
+      answer = await pending.ask(lenderWorker, (askId) => ({ type: "lend", id: askId, token: tokenHex }), WORKER_ANSWER_TIMEOUT_MS);
+    }
+    const lent = answer?.type === "lent" ? answer.lent : null;
+    if (lent !== null) loans.set(lent.port, { lender: lender!, lenderWorker: lenderWorker!, borrower });
+    // The borrower died meanwhile: the loan ends at once.
+    if (!sendTo(worker, { type: "borrowed", id, lent: lent === null ? null : { lender: lender!.index, ...lent } }) && lent !== null) endLoan(lent.port);
+  };
 
   const handle = (slot: Slot, worker: Worker, message: unknown) => {
     const type = messageType(message);
@@ -214,12 +235,16 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
       sendTo(worker, { type: "admission", id: from.id, admission: ledger.admit(slot.index, from.user, from.address) });
     } else if (type === "release" && from.type === "release") {
       ledger.release(from.hold);
+    } else if (type === "borrow" && from.type === "borrow") {
+      void borrow(slot, worker, from.id, from.token);
+    } else if (type === "give-back" && from.type === "give-back") {
+      if (loans.get(from.port)?.borrower === slot) endLoan(from.port);
     } else if (type === "ready" && from.type === "ready") {
       slot.ready = true;
       listeners = from.listeners;
       if (started) log.info({ event: "worker-restarted", worker: slot.index, pid: worker.process.pid });
       if (slots.every((each) => each.ready)) onAllReady?.();
-    } else if ((type === "metrics" || type === "reloaded" || type === "revoked") && "id" in from) {
+    } else if ((type === "metrics" || type === "reloaded" || type === "revoked" || type === "lent") && "id" in from) {
       pending.settle(from.id, from);
     }
   };
@@ -239,6 +264,11 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
         slot.ready = false;
       }
       const ended = ledger.releaseSlot(slot.index);
+      // What it borrowed closed with it; what it lent, its successor has free in a fresh pool.
+      for (const [port, loan] of [...loans]) {
+        if (loan.borrower === slot) endLoan(port);
+        else if (loan.lender === slot) loans.delete(port);
+      }
       for (const notify of [...onWorkerGone]) notify();
       if (stopping) return;
       if (!started) {

@@ -29,14 +29,35 @@ export interface WorkerSeat {
   nonceSecret: string;
 }
 
+/** A reserved port one worker lends another: the RESERVATION-TOKEN's Allocate reached the borrower. */
+export interface LentPort {
+  /** The lender's slot, which keeps the port out of its pool until it is given back. */
+  lender: number;
+  relayIp: string;
+  port: number;
+  family: 4 | 6;
+}
+
 /**
- * The cross-worker quotas as a worker sees them: it asks the primary before an allocation is made,
- * and gives the hold back when the allocation ends.
+ * The primary as a worker sees it. The cross-worker quotas: the worker asks before an allocation is
+ * made and gives the hold back when the allocation ends. And port reservations (EVEN-PORT with the R
+ * bit): a token's Allocate may reach another worker than the one holding the port (the kernel picks
+ * the worker by the client's 4-tuple, and the token's client is another one), so that worker
+ * borrows the port through the primary and gives it back when done.
  */
-export interface SharedQuotas {
+export interface PrimaryLink {
   /** Null when the primary did not answer in time: the allocation is refused (508), nothing is held. */
   admit(user: string, address: string): Promise<Admission | null>;
   release(hold: number): void;
+  /** The port reserved under `token` by another worker, now closed there and lent to this one; null when no worker holds it. */
+  borrowReserved(token: Buffer): Promise<LentPort | null>;
+  /** Gives a borrowed port back to its lender (its socket here is closed). */
+  giveBack(lent: Pick<LentPort, "lender" | "port">): void;
+}
+
+/** A reservation token's first byte names the worker slot holding it, so a borrower's claim goes straight there. */
+export function slotOfToken(token: Buffer): number {
+  return token[0]!;
 }
 
 export class SeatError extends Error {

@@ -20,7 +20,7 @@ import { handleUncaughtErrors } from "../ops/process-errors.js";
 import { RelayServer } from "../server/relay-server.js";
 import type { Admission } from "./admission-ledger.js";
 import { isMessage, type ToPrimary, type ToWorker } from "./messages.js";
-import type { SharedQuotas, WorkerSeat } from "./seat.js";
+import type { LentPort, PrimaryLink, WorkerSeat } from "./seat.js";
 
 /** How long a worker waits for its start message, and for the primary to answer an admission. */
 export const START_MESSAGE_TIMEOUT_MS = 30_000;
@@ -31,32 +31,45 @@ function send(message: ToPrimary): void {
   if (process.connected) process.send!(message);
 }
 
-/** The primary's quotas, asked over IPC; answers arrive as `admission` messages. */
-class IpcQuotas implements SharedQuotas {
+/** The primary, asked over IPC; answers (`admission`, `borrowed`) arrive as messages with the request's id. */
+class IpcPrimary implements PrimaryLink {
   private nextId = 1;
-  private readonly waiting = new Map<number, (admission: Admission | null) => void>();
+  private readonly waiting = new Map<number, (answer: unknown) => void>();
 
   admit(user: string, address: string): Promise<Admission | null> {
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.settle(id, null), ADMISSION_TIMEOUT_MS);
-      this.waiting.set(id, (admission) => {
-        clearTimeout(timer);
-        resolve(admission);
-      });
-      send({ type: "admit", id, user, address });
-    });
+    return this.ask((id) => ({ type: "admit", id, user, address }));
   }
 
   release(hold: number): void {
     send({ type: "release", hold });
   }
 
-  settle(id: number, admission: Admission | null): void {
+  borrowReserved(token: Buffer): Promise<LentPort | null> {
+    return this.ask((id) => ({ type: "borrow", id, token: token.toString("hex") }));
+  }
+
+  giveBack({ lender, port }: Pick<LentPort, "lender" | "port">): void {
+    send({ type: "give-back", lender, port });
+  }
+
+  settle(id: number, answer: unknown): void {
     const resolve = this.waiting.get(id);
     if (resolve === undefined) return;
     this.waiting.delete(id);
-    resolve(admission);
+    resolve(answer);
+  }
+
+  /** Resolves with the answer, or null when none came within ADMISSION_TIMEOUT_MS. */
+  private ask<T>(build: (id: number) => ToPrimary): Promise<T | null> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.settle(id, null), ADMISSION_TIMEOUT_MS);
+      this.waiting.set(id, (answer) => {
+        clearTimeout(timer);
+        resolve(answer as T | null);
+      });
+      send(build(id));
+    });
   }
 }
 
@@ -75,8 +88,8 @@ function waitForStart(): Promise<{ config: RelayConfig; seat: WorkerSeat }> {
 }
 
 async function serve(log: RelayLogger, config: RelayConfig, seat: WorkerSeat): Promise<void> {
-  const quotas = new IpcQuotas();
-  const server = new RelayServer(config, (event) => (event.event === "request-failed" ? log.warn(event) : log.info(event)), { seat, quotas });
+  const primary = new IpcPrimary();
+  const server = new RelayServer(config, (event) => (event.event === "request-failed" ? log.warn(event) : log.info(event)), { seat, primary });
   let listeners;
   try {
     listeners = await server.start();
@@ -94,7 +107,13 @@ async function serve(log: RelayLogger, config: RelayConfig, seat: WorkerSeat): P
   let draining = false;
   process.on("message", (message: unknown) => {
     if (isMessage<ToWorker, "admission">(message, "admission")) {
-      quotas.settle(message.id, message.admission);
+      primary.settle(message.id, message.admission);
+    } else if (isMessage<ToWorker, "borrowed">(message, "borrowed")) {
+      primary.settle(message.id, message.lent);
+    } else if (isMessage<ToWorker, "lend">(message, "lend")) {
+      void server.lendReserved(Buffer.from(message.token, "hex")).then((lent) => send({ type: "lent", id: message.id, lent }));
+    } else if (isMessage<ToWorker, "given-back">(message, "given-back")) {
+      server.portGivenBack(message.port);
     } else if (isMessage<ToWorker, "metrics">(message, "metrics")) {
       void registry.getMetricsAsJSON().then((metrics) => send({ type: "metrics", id: message.id, metrics }));
     } else if (isMessage<ToWorker, "reload">(message, "reload")) {

@@ -43,7 +43,7 @@ import { FRAME_COMPLETION_TIMEOUT_MS, serveStreamConnection, type StreamConnecti
 import { clientKey, listenerKey, udpClientLink } from "../transport/udp.js";
 import type { AddressPortMap } from "../allocation/peer-map.js";
 import { adoptNativeUdpSocket } from "../transport/native-udp.js";
-import type { SharedQuotas, WorkerSeat } from "../cluster/seat.js";
+import type { LentPort, PrimaryLink, WorkerSeat } from "../cluster/seat.js";
 import { LISTENER_BUFFER_BYTES, openRelayUdpSocket, RELAY_SOCKET_BUFFER_BYTES, resolveUdpIo, type RelayUdpSocket } from "../transport/udp-socket.js";
 
 /** How often expired allocations, permissions and channels are swept: one timer for all of them. */
@@ -184,16 +184,21 @@ export class RelayServer implements TurnContext {
   private meter: AllocationMeter | null = null;
   /** In a worker process: each allocation's hold in the primary's cross-worker quotas, given back when it ends. */
   private readonly quotaHolds = new Map<Allocation, number>();
+  /** In a worker process: ports of this worker's range lent to another (a reservation used there), until given back. */
+  private readonly lentPorts = new Set<number>();
+  /** In a worker process: ports this worker borrowed (bound here, from another worker's range) → the lender's slot. */
+  private readonly borrowedPorts = new Map<number, number>();
 
   /**
    * `worker`: set in a worker process of a relay with several (relay/cluster/worker.ts): its seat
    * (inherited UDP listeners, its slice of the port range, which `config` must already carry) and the
-   * primary's quotas, asked before every allocation. Null: the relay is this one process.
+   * primary: its quotas, asked before every allocation, and other workers' reservations. Null: the
+   * relay is this one process.
    */
   constructor(
     readonly config: RelayConfig,
     private readonly onEvent: (event: RelayEvent) => void = () => {},
-    private readonly worker: { seat: WorkerSeat; quotas: SharedQuotas } | null = null,
+    private readonly worker: { seat: WorkerSeat; primary: PrimaryLink } | null = null,
   ) {
     this.peers = compilePeerFilter({
       allowLoopback: config.allowLoopbackPeers,
@@ -201,7 +206,11 @@ export class RelayServer implements TurnContext {
       deniedPeers: config.deniedPeerIps,
     });
     this.ports = new PortPool(config.minPort, config.maxPort);
-    this.reservations = new ReservationTable({ lifetimeMs: RESERVATION_LIFETIME_MS, perUser: config.userQuota });
+    this.reservations = new ReservationTable({
+      lifetimeMs: RESERVATION_LIFETIME_MS,
+      perUser: config.userQuota,
+      ...(worker !== null && { tokenFirstByte: worker.seat.slot }),
+    });
     this.unauthenticated = new SourceRateLimiter({ ratePerSecond: config.unauthenticatedRate, burst: config.unauthenticatedBurst });
     this.bandwidth = config.bpsCapacity > 0 ? new ByteBucket(config.bpsCapacity) : null;
     this.revocations = new RevocationList(FLEET_LIMITS.maxRevocations, config.maxCredentialTtl + config.credentialClockSkew);
@@ -701,7 +710,7 @@ export class RelayServer implements TurnContext {
     let next: ReservedPort | undefined;
     if (request.reservationToken !== null) {
       // A reservation is a socket already bound: taking it is synchronous, so no other request can take it too.
-      bound = this.reservations.take(request.reservationToken, Date.now());
+      bound = this.reservations.take(request.reservationToken, Date.now()) ?? (this.worker === null ? undefined : await this.borrowReserved(request.reservationToken));
       if (bound === undefined) return failure(508, "Insufficient Capacity: the RESERVATION-TOKEN is unknown, already used or expired; allocate without it");
       this.stats.reservations.used++;
     } else {
@@ -744,7 +753,7 @@ export class RelayServer implements TurnContext {
     // for this user and source, or says which quota it would exceed.
     let hold: number | undefined;
     if (this.worker !== null) {
-      const admission = await this.worker.quotas.admit(owner.userId, link.address.address);
+      const admission = await this.worker.primary.admit(owner.userId, link.address.address);
       if (admission === null || !admission.ok) {
         this.releaseReserved(bound);
         if (next !== undefined) this.releaseReserved(next);
@@ -771,7 +780,7 @@ export class RelayServer implements TurnContext {
       // Whatever this request bound or took goes back: a used token is spent, its port is not kept.
       this.releaseReserved(bound);
       if (next !== undefined) this.releaseReserved(next);
-      if (hold !== undefined) this.worker!.quotas.release(hold);
+      if (hold !== undefined) this.worker!.primary.release(hold);
       return refusal;
     }
     const allocation = new Allocation(link, owner, bound.socket, this.advertised(bound.relayIp, bound.port, bound.family), {
@@ -795,9 +804,52 @@ export class RelayServer implements TurnContext {
   /** Closes a bound port no allocation took (a reservation that ended, or a refused request's); it rejoins the pool once closed. */
   private releaseReserved(held: ReservedPort, onClosed?: () => void): void {
     held.socket.close(() => {
-      this.ports.release(held.port);
+      this.releasePort(held.port);
       onClosed?.();
     });
+  }
+
+  /** A relay port whose socket has closed: back to the pool, or to the worker that lent it. */
+  private releasePort(port: number): void {
+    const lender = this.borrowedPorts.get(port);
+    if (lender === undefined) return this.ports.release(port);
+    this.borrowedPorts.delete(port);
+    this.worker!.primary.giveBack({ lender, port });
+  }
+
+  /**
+   * In a worker: the port another worker reserved under `token`, lent through the primary and bound
+   * here; undefined when no worker holds the token (or the port could not be bound: it goes back).
+   */
+  private async borrowReserved(token: Buffer): Promise<ReservedPort | undefined> {
+    const lent = await this.worker!.primary.borrowReserved(token);
+    if (lent === null) return undefined;
+    try {
+      const socket = await openRelayUdpSocket(this.udpIo, lent.family, lent.relayIp, lent.port, RELAY_SOCKET_BUFFER_BYTES);
+      this.borrowedPorts.set(lent.port, lent.lender);
+      return { socket, relayIp: lent.relayIp, port: lent.port, family: lent.family };
+    } catch {
+      this.worker!.primary.giveBack(lent);
+      return undefined;
+    }
+  }
+
+  /**
+   * In a worker: hands the reservation under `token` to another worker. Its socket is closed here
+   * (the borrower binds the port once this resolves); the port stays out of this worker's pool until
+   * `portGivenBack`. Null when this worker holds no such reservation.
+   */
+  async lendReserved(token: Buffer): Promise<Omit<LentPort, "lender"> | null> {
+    const held = this.reservations.take(token, Date.now());
+    if (held === undefined) return null;
+    this.lentPorts.add(held.port);
+    await new Promise<void>((resolve) => held.socket.close(() => resolve()));
+    return { relayIp: held.relayIp, port: held.port, family: held.family };
+  }
+
+  /** A port this worker lent is free again (the borrower closed it, or died). */
+  portGivenBack(port: number): void {
+    if (this.lentPorts.delete(port)) this.ports.release(port);
   }
 
   closeAllocation(allocation: Allocation, reason: string, onClosed?: () => void): void {
@@ -809,13 +861,13 @@ export class RelayServer implements TurnContext {
     const hold = this.quotaHolds.get(allocation);
     if (hold !== undefined) {
       this.quotaHolds.delete(allocation);
-      this.worker!.quotas.release(hold);
+      this.worker!.primary.release(hold);
     }
     this.stats.addEndedTraffic(allocation.traffic);
     this.meter?.ended(allocation, endedAt);
     const port = allocation.relaySocket.address().port;
     allocation.close(() => {
-      this.ports.release(port);
+      this.releasePort(port);
       onClosed?.();
     });
     const { room, peerId } = allocation.owner;

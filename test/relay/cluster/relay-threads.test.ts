@@ -17,7 +17,11 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { TurnKeyring, type TurnCredential } from "../../../shared/turn/credentials.js";
 import type { TransportAddress } from "../../../relay/stun/attributes.js";
-import { StunClass } from "../../../relay/stun/constants.js";
+import { encodeEvenPort, encodeRequestedTransport, TRANSPORT_PROTOCOL_UDP } from "../../../relay/stun/attributes.js";
+import { AttributeType, StunClass, StunMethod } from "../../../relay/stun/constants.js";
+import { findAttribute, type StunMessage } from "../../../relay/stun/message.js";
+import { requireCoturn, uclientTotals } from "../../node/coturn.js";
+import { run } from "../../node/processes.js";
 import {
   allocate,
   cleanEnv,
@@ -60,14 +64,14 @@ interface Relay {
   workerPids: number[];
 }
 
-async function startThreadedRelay(minPort: number, extra: string[] = [], env: Record<string, string> = {}): Promise<Relay> {
+async function startThreadedRelay(minPort: number, extra: string[] = [], env: Record<string, string> = {}, ports = 20): Promise<Relay> {
   const relay = spawnRelay(
     [
       "--relay-threads=2",
       "--listening-ip=127.0.0.1",
       "--listening-port=0",
       `--min-port=${minPort}`,
-      `--max-port=${minPort + 19}`,
+      `--max-port=${minPort + ports - 1}`,
       `--realm=${REALM}`,
       "--allow-loopback-peers",
       "--prometheus",
@@ -144,11 +148,14 @@ async function openPeer(): Promise<UdpPeer> {
   return peer;
 }
 
-/** Allocates, permits the peer, sends one Send indication through, and checks the peer got it from the relayed address. */
-async function relayOnce(client: TurnTestClient, userId: string, peer: UdpPeer, payload: string): Promise<TransportAddress> {
-  const allocated = await allocate(client, await credential(userId));
-  expect(allocated.messageClass, `Allocate answered ${errorCodeOf(allocated)}`).toBe(StunClass.SuccessResponse);
-  const relayed = xorAddressOf(allocated)!;
+/** The RESERVATION-TOKEN of an Allocate's answer, or undefined. */
+function tokenOf(message: StunMessage): Buffer | undefined {
+  const attribute = findAttribute(message, AttributeType.ReservationToken);
+  return attribute === undefined ? undefined : Buffer.from(message.buffer.subarray(attribute.offset, attribute.offset + attribute.length));
+}
+
+/** Permits the peer, sends one Send indication through the allocation, and checks the peer got it from `relayed`. */
+async function sendThrough(client: TurnTestClient, userId: string, peer: UdpPeer, payload: string, relayed: TransportAddress): Promise<void> {
   expect((await createPermission(client, await credential(userId), { family: 4, address: "127.0.0.1", port: peer.port })).messageClass).toBe(StunClass.SuccessResponse);
   const before = peer.received.length;
   client.sendRaw(sendIndication({ family: 4, address: "127.0.0.1", port: peer.port }, Buffer.from(payload)));
@@ -156,6 +163,14 @@ async function relayOnce(client: TurnTestClient, userId: string, peer: UdpPeer, 
   const got = peer.received.at(-1)!;
   expect(got.data.toString()).toBe(payload);
   expect(got.port).toBe(relayed.port);
+}
+
+/** Allocates, permits the peer, sends one Send indication through, and checks the peer got it from the relayed address. */
+async function relayOnce(client: TurnTestClient, userId: string, peer: UdpPeer, payload: string): Promise<TransportAddress> {
+  const allocated = await allocate(client, await credential(userId));
+  expect(allocated.messageClass, `Allocate answered ${errorCodeOf(allocated)}`).toBe(StunClass.SuccessResponse);
+  const relayed = xorAddressOf(allocated)!;
+  await sendThrough(client, userId, peer, payload, relayed);
   return relayed;
 }
 
@@ -238,6 +253,55 @@ describe("--relay-threads 2", () => {
       } finally {
         certificate.remove();
       }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "honours a RESERVATION-TOKEN on the other worker: the port is lent to it, relays there, and goes back to its owner",
+    async () => {
+      const relay = await startThreadedRelay(MIN_PORT + 100);
+      const [zero, one] = await clientsByWorker(relay, 2);
+      const peer = await openPeer();
+      const freeBefore = await metric(relay, "relay_ports_free");
+      // Worker 0 allocates an even port P and holds P+1 under a token.
+      const rtp = await zero![0]!.request(StunMethod.Allocate, [encodeRequestedTransport(TRANSPORT_PROTOCOL_UDP), encodeEvenPort(true)], await credential("pair"));
+      expect(rtp.messageClass, `EVEN-PORT R answered ${errorCodeOf(rtp)}`).toBe(StunClass.SuccessResponse);
+      const token = tokenOf(rtp)!;
+      const rtpPort = xorAddressOf(rtp)!.port;
+      // A client of worker 1 brings the token: worker 1 borrows P+1.
+      const rtcp = await one![0]!.request(StunMethod.Allocate, [encodeRequestedTransport(TRANSPORT_PROTOCOL_UDP), { type: AttributeType.ReservationToken, value: token }], await credential("pair"));
+      expect(rtcp.messageClass, `the token's Allocate answered ${errorCodeOf(rtcp)}`).toBe(StunClass.SuccessResponse);
+      expect(xorAddressOf(rtcp)!.port).toBe(rtpPort + 1);
+      expect(await workerOf(relay, one![0]!)).toBe(1);
+      await sendThrough(one![0]!, "pair", peer, "over the borrowed port", xorAddressOf(rtcp)!);
+      // A token is good once, on any worker.
+      const again = await zero![1]!.request(StunMethod.Allocate, [encodeRequestedTransport(TRANSPORT_PROTOCOL_UDP), { type: AttributeType.ReservationToken, value: token }], await credential("pair"));
+      expect(errorCodeOf(again)).toBe(508);
+      // Both end: every port is free again, the borrowed one back in worker 0's pool.
+      expect((await deleteAllocation(one![0]!, await credential("pair"))).messageClass).toBe(StunClass.SuccessResponse);
+      expect((await deleteAllocation(zero![0]!, await credential("pair"))).messageClass).toBe(StunClass.SuccessResponse);
+      expect(await waitUntil(async () => (await metric(relay, "relay_ports_free")) === freeBefore, 5_000), "a port was not given back").toBe(true);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "relays every message of turnutils_uclient in its default mode (RTP/RTCP pairs through reservations) over both workers",
+    async () => {
+      requireCoturn();
+      const relay = await startThreadedRelay(MIN_PORT + 120, [], {}, 60);
+      const user = await credential("uclient-threads");
+      const args = ["-y", "-m", "10", "-n", "20", "-u", user.username, "-w", user.password, "-p", String(relay.udpPort), "127.0.0.1"];
+      const result = await run("turnutils_uclient", args, 30_000);
+      const report = `turnutils_uclient ${args.join(" ")}\nexit ${result.code}\n${result.stdout.slice(-2000)}\n${result.stderr.slice(-2000)}\n${relay.process.report()}`;
+      expect(result.code, report).toBe(0);
+      const totals = uclientTotals(result.stdout + result.stderr);
+      expect(totals, report).toBeDefined();
+      expect(totals!.received, report).toBe(totals!.sent);
+      const started = relay.process.events().filter((line) => line.event === "allocation-start");
+      expect(new Set(started.map((line) => line.worker)), report).toEqual(new Set([0, 1]));
+      expect(await metric(relay, "relay_port_reservations_total", { result: "used" }), report).toBeGreaterThan(0);
     },
     TEST_TIMEOUT_MS,
   );
