@@ -32,7 +32,9 @@ export type ToWorker =
   /** Another worker was given this RESERVATION-TOKEN (hex): close its port and lend it; answered with `lent`. */
   | { type: "lend"; id: number; token: string }
   /** A port this worker lent is free again. */
-  | { type: "given-back"; port: number };
+  | { type: "given-back"; port: number }
+  /** The answer to `connect`: a hold, or null when the source holds the most connections already. */
+  | { type: "connection"; id: number; hold: number | null };
 
 /** Worker → primary. */
 export type ToPrimary =
@@ -52,7 +54,11 @@ export type ToPrimary =
   | { type: "borrow"; id: number; token: string }
   | { type: "lent"; id: number; lent: Omit<LentPort, "lender"> | null }
   /** A borrowed port's socket closed here. */
-  | { type: "give-back"; lender: number; port: number };
+  | { type: "give-back"; lender: number; port: number }
+  /** A TCP or TLS connection from client `address`: within --max-connections-per-ip over all workers? */
+  | { type: "connect"; id: number; address: string }
+  /** An admitted connection closed. */
+  | { type: "disconnect"; hold: number };
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;

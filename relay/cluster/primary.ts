@@ -145,6 +145,8 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
   let config = startConfig;
   const slices = splitPortRange(config.minPort, config.maxPort, threads);
   const ledger = new AdmissionLedger(config);
+  // The same per-source rule for TCP and TLS connections (--max-connections-per-ip): one hold per connection.
+  const connections = new AdmissionLedger({ userQuota: 0, maxAllocationsPerIp: config.maxConnectionsPerIp, totalQuota: 0 });
   const pending = new PendingAnswers();
   const nonceSecret = newNonceSecret().toString("hex");
 
@@ -235,6 +237,11 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
       sendTo(worker, { type: "admission", id: from.id, admission: ledger.admit(slot.index, from.user, from.address) });
     } else if (type === "release" && from.type === "release") {
       ledger.release(from.hold);
+    } else if (type === "connect" && from.type === "connect") {
+      const admitted = connections.admit(slot.index, "", from.address);
+      sendTo(worker, { type: "connection", id: from.id, hold: admitted.ok ? admitted.hold : null });
+    } else if (type === "disconnect" && from.type === "disconnect") {
+      connections.release(from.hold);
     } else if (type === "borrow" && from.type === "borrow") {
       void borrow(slot, worker, from.id, from.token);
     } else if (type === "give-back" && from.type === "give-back") {
@@ -264,6 +271,7 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
         slot.ready = false;
       }
       const ended = ledger.releaseSlot(slot.index);
+      connections.releaseSlot(slot.index);
       // What it borrowed closed with it; what it lent, its successor has free in a fresh pool.
       for (const [port, loan] of [...loans]) {
         if (loan.borrower === slot) endLoan(port);

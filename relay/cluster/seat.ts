@@ -53,6 +53,13 @@ export interface PrimaryLink {
   borrowReserved(token: Buffer): Promise<LentPort | null>;
   /** Gives a borrowed port back to its lender (its socket here is closed). */
   giveBack(lent: Pick<LentPort, "lender" | "port">): void;
+  /**
+   * Counts one more TCP/TLS connection from `address` against --max-connections-per-ip over all
+   * workers: its hold, "refused" when the source holds the most already, null when the primary did
+   * not answer in time (the connection is then counted by this worker alone).
+   */
+  admitConnection(address: string): Promise<number | "refused" | null>;
+  releaseConnection(hold: number): void;
 }
 
 /** A reservation token's first byte names the worker slot holding it, so a borrower's claim goes straight there. */

@@ -52,6 +52,15 @@ class IpcPrimary implements PrimaryLink {
     send({ type: "give-back", lender, port });
   }
 
+  async admitConnection(address: string): Promise<number | "refused" | null> {
+    const answer = await this.ask<{ hold: number | null }>((id) => ({ type: "connect", id, address }));
+    return answer === null ? null : (answer.hold ?? "refused");
+  }
+
+  releaseConnection(hold: number): void {
+    send({ type: "disconnect", hold });
+  }
+
   settle(id: number, answer: unknown): void {
     const resolve = this.waiting.get(id);
     if (resolve === undefined) return;
@@ -108,6 +117,8 @@ async function serve(log: RelayLogger, config: RelayConfig, seat: WorkerSeat): P
   process.on("message", (message: unknown) => {
     if (isMessage<ToWorker, "admission">(message, "admission")) {
       primary.settle(message.id, message.admission);
+    } else if (isMessage<ToWorker, "connection">(message, "connection")) {
+      primary.settle(message.id, { hold: message.hold });
     } else if (isMessage<ToWorker, "borrowed">(message, "borrowed")) {
       primary.settle(message.id, message.lent);
     } else if (isMessage<ToWorker, "lend">(message, "lend")) {

@@ -561,7 +561,26 @@ export class RelayServer implements TurnContext {
       this.acceptedSockets.delete(socket);
       this.connectionsPerIp.remove(ip);
     });
+    if (cap > 0 && this.worker !== null) this.admitStreamAcrossWorkers(socket, address);
     return true;
+  }
+
+  /**
+   * In a worker: the cap counts every worker's connections from the source, so the primary is asked
+   * too. The connection is served meanwhile (a round trip between processes); when the primary
+   * refuses it, it is closed then, so the source never holds more than the cap for longer than that.
+   */
+  private admitStreamAcrossWorkers(socket: NetSocket, address: string): void {
+    const primary = this.worker!.primary;
+    void primary.admitConnection(address).then((answer) => {
+      if (answer === "refused") {
+        this.stats.streamClosed.per_ip_limit++;
+        socket.destroy();
+      } else if (answer !== null) {
+        if (socket.destroyed) primary.releaseConnection(answer);
+        else socket.once("close", () => primary.releaseConnection(answer));
+      }
+    });
   }
 
   /** Open TCP and TLS connections from `ip` (from its /64 for IPv6), as --max-connections-per-ip counts them. */

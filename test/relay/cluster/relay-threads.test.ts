@@ -12,6 +12,7 @@
  * Relay ports 32400-32499 are this suite's own (below Linux's ephemeral range).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -252,6 +253,41 @@ describe("--relay-threads 2", () => {
         }
       } finally {
         certificate.remove();
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "holds --max-connections-per-ip over both workers: connections past the cap are closed, whichever worker took them",
+    async () => {
+      const relay = await startThreadedRelay(MIN_PORT + 180, ["--max-connections-per-ip=3"]);
+      const tcpPort = portOf(relay.listening as never, "tcp");
+      const open = async (): Promise<{ socket: Socket; closed: () => boolean }> => {
+        const socket = connect({ host: "127.0.0.1", port: tcpPort });
+        let closed = false;
+        socket.on("error", () => {});
+        socket.on("close", () => (closed = true));
+        await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+        return { socket, closed: () => closed };
+      };
+      try {
+        // Dealt round-robin: 3 and 2 per worker, so neither worker's own count reaches 3.
+        const first = [];
+        for (let index = 0; index < 5; index++) first.push(await open());
+        expect(await waitUntil(() => first.filter((connection) => connection.closed()).length === 2, 5_000), "two of five should be closed").toBe(true);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(first.filter((connection) => !connection.closed())).toHaveLength(3);
+        expect(await metric(relay, "relay_stream_closed_total", { reason: "per_ip_limit" })).toBe(2);
+        // One closes: the next one is kept.
+        first.find((connection) => !connection.closed())!.socket.destroy();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const next = await open();
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        expect(next.closed()).toBe(false);
+        for (const connection of [...first, next]) connection.socket.destroy();
+      } catch (error) {
+        throw new Error(`${String(error)}\n${relay.process.report()}`);
       }
     },
     TEST_TIMEOUT_MS,
