@@ -204,7 +204,8 @@ async function buildLibrary(name, tsOptions) {
 
 /**
  * The browser client as an app's bundler would ship it: every export kept, minified, gzipped (zlib,
- * level 9). Written to dist/size.json with what each source file adds; over the limit is a failure.
+ * level 9), measured before anything is written, so a build over the limit leaves dist/ as it was.
+ * Returns the report for dist/size.json, with what each source file adds.
  */
 async function measureClient() {
   const dir = packageDir("client");
@@ -229,14 +230,13 @@ async function measureClient() {
       .map(([path, info]) => [path, info.bytesInOutput])
       .sort((a, b) => b[1] - a[1]),
   );
-  const report = { package: "@relaykit/client", minifiedBytes: output.bytes, gzipBytes, limitBytes: sizeLimit, gzipLevel: 9, inputs };
-  await writeFile(join(dir, "dist", "size.json"), `${JSON.stringify(report, null, 2)}\n`);
   const line = `@relaykit/client: ${output.bytes} bytes minified, ${gzipBytes} bytes (${(gzipBytes / 1024).toFixed(1)} KB) minified+gzipped; limit ${sizeLimit}`;
   if (gzipBytes > sizeLimit) {
     const biggest = Object.entries(inputs).slice(0, 5).map(([path, bytes]) => `${path} ${bytes} B`).join(", ");
     fail(`${line}: over the limit by ${gzipBytes - sizeLimit} bytes. The largest inputs (minified): ${biggest}. Trim the client or move code out of its entry (packages/client/src/index.ts).`);
   }
   console.log(`build-packages: ${line}`);
+  return { package: "@relaykit/client", minifiedBytes: output.bytes, gzipBytes, limitBytes: sizeLimit, gzipLevel: 9, inputs };
 }
 
 async function buildRelay() {
@@ -276,7 +276,8 @@ async function buildRelay() {
   log("build-packages: @relaykit/relay -> packages/relay/dist");
 }
 
+const clientSize = await measureClient();
 const tsOptions = readPackagesConfig();
 for (const name of LIBRARIES) await buildLibrary(name, tsOptions);
-await measureClient();
+await writeFile(join(packageDir("client"), "dist", "size.json"), `${JSON.stringify(clientSize, null, 2)}\n`);
 await buildRelay();
