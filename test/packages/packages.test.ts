@@ -17,7 +17,7 @@
  * with its registry pointed at a closed loopback port besides.
  */
 import { spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -136,6 +136,15 @@ describe("the published packages, packed and installed into a fresh app", () => 
     expect(size.gzipBytes).toBeGreaterThan(1_000);
     expect(size.gzipBytes).toBeLessThanOrEqual(15_360);
     expect(size.minifiedBytes).toBeGreaterThan(size.gzipBytes);
+  });
+
+  it("refuses a build over the size limit with the figures, and leaves dist/ as it was", async () => {
+    const sizeFile = join(repoRoot, "packages", "client", "dist", "size.json");
+    const before = statSync(sizeFile).mtimeMs;
+    const ran = await run(process.execPath, ["scripts/build-packages.mjs", "--size-limit", "1000"], repoRoot, BUILD_TIMEOUT_MS);
+    expect(ran.code, report("build-packages --size-limit 1000", ran)).toBe(1);
+    expect(ran.stderr).toMatch(/minified\+gzipped; limit 1000: over the limit by \d+ bytes\. The largest inputs \(minified\): shared\/client\//);
+    expect(statSync(sizeFile).mtimeMs).toBe(before);
   });
 
   it("packs what a careful package ships: ESM with types and maps, license, changelog, no dependencies", () => {
