@@ -7,7 +7,8 @@
 //                     dist/src/                the sources the source maps and declaration maps point at
 //                     dist/size.json           the bundle's size minified and gzipped (the README quotes it)
 //   @relaykit/server  the same layout; Web Crypto only, so it runs on Node, Workers, Deno and Bun
-//   @relaykit/relay   dist/relay.mjs (+ .map)  the relay CLI (bin relaykit-relay), pino and prom-client inlined
+//   @relaykit/relay   dist/relay.mjs (+ .map)  the relay CLI (bin relaykit-relay), pino and prom-client inlined;
+//                                            its map carries the sources' text (labelled relaykit:///<path>)
 //                     dist/scripts/build-native-udp.mjs and dist/relay/transport/native/udp-batch.c:
 //                     the package's install step builds the UDP addon with them when a C compiler
 //                     is there; without it the relay runs on Node's dgram
