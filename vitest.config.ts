@@ -5,7 +5,8 @@
  * - `worker-idle`: the same Worker with a short idle timeout, for the stale-connection sweep. It is a
  *   project of its own because a short timeout keeps waking the room, which the eviction test in
  *   `worker` must not have.
- * - `node`: Node-side tests (the local stack through `npm start`, the relay, shared code).
+ * - `node`: Node-side tests (the local stack through `npm start`, the relay, shared code, the published
+ *   packages packed and installed into a fresh app).
  * - `e2e`: real WebRTC stacks (werift, headless Chromium) through the Worker and the relay, each run
  *   inside a network namespace the test makes (so its ports are its own); after the other files, two
  *   at a time.
@@ -119,7 +120,7 @@ export default defineConfig({
         test: { name: "worker-idle", include: ["test/worker/idle/**/*.test.ts"], testTimeout: 30_000 },
       },
       {
-        test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts", "test/shared/**/*.test.ts", "test/relay/**/*.test.ts", "test/bench/**/*.test.ts"], testTimeout: 60_000 },
+        test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts", "test/shared/**/*.test.ts", "test/relay/**/*.test.ts", "test/bench/**/*.test.ts", "test/packages/**/*.test.ts"], testTimeout: 60_000 },
       },
       {
         // The relay's UDP suites once more on Node's dgram, the fallback where the native addon is not

@@ -3,7 +3,7 @@
  * checked once, with every default named here. A bad value fails the request with a message that
  * names the variable, rather than running with a limit nobody chose.
  */
-import { MAX_CREDENTIAL_TTL_SECONDS, TurnKeyring } from "../shared/turn/credentials.js";
+import { DEFAULT_TURN_TTL_SECONDS, MAX_CREDENTIAL_TTL_SECONDS, TurnKeyring } from "../shared/turn/credentials.js";
 import { isStunUrl, isTurnUrl, stunUrlsFromTurnUrls } from "../shared/turn/ice-servers.js";
 import { isGeoLocation, type GeoLocation } from "../shared/fleet/protocol.js";
 import { readFleetKeys } from "../shared/fleet/token.js";
@@ -108,7 +108,8 @@ export interface TurnConfig {
   maxTtlSeconds: number;
 }
 
-export const DEFAULT_TURN_TTL_SECONDS = 86_400;
+/** TURN_TTL's default; the number lives in shared/turn/credentials.ts, which app backends mint with too. */
+export { DEFAULT_TURN_TTL_SECONDS };
 /** As short as `?ttl=` would allow in practice: below a minute only makes sense in tests of refresh. */
 export const MIN_TURN_TTL_SECONDS = 10;
 

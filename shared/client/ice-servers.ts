@@ -71,6 +71,10 @@ function checkRoomMember(options: FetchIceServersOptions): void {
   if (!isValidUserId(options.peer)) throw new TypeError(`peer must be ${USER_ID_RULE}; got ${JSON.stringify(options.peer.slice(0, 140))}`);
 }
 
+/**
+ * Fetches `GET /v1/ice-servers` with a join token (browsers) or an API key (backends) and checks the
+ * answer; throws an IceServersError with the Worker's code and message when refused or unreachable.
+ */
 export async function fetchIceServers(options: FetchIceServersOptions): Promise<IceServersResponse> {
   const base = normalizeServerUrl(options.server);
   checkRoomMember(options);

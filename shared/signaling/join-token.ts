@@ -11,6 +11,7 @@ import { USER_ID_RULE, isValidUserId } from "../ids.js";
 import type { PeerMeta } from "./protocol.js";
 import { checkMeta } from "./validate.js";
 
+/** A join token's claims: the room, the peer id (`sub`), the expiry, and optional initial metadata. */
 export interface JoinTokenClaims {
   room: string;
   sub: string;
@@ -32,6 +33,10 @@ export interface MintJoinTokenOptions {
   now?: number;
 }
 
+/**
+ * Signs a join token (HS256) for one user in one room with the Worker's JOIN_SECRET; the Worker checks
+ * it before accepting the WebSocket. Throws when `sub` is not a valid peer id.
+ */
 export async function mintJoinToken(secret: string, options: MintJoinTokenOptions): Promise<string> {
   if (!isValidUserId(options.sub)) {
     throw new Error(`sub ${JSON.stringify(options.sub)} is not a valid peer id: use ${USER_ID_RULE}`);

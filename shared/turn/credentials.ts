@@ -26,6 +26,13 @@ export const DEFAULT_CLOCK_SKEW_SECONDS = 30;
  */
 export const MAX_CREDENTIAL_TTL_SECONDS = 172_800;
 
+/**
+ * How long a credential lives when nobody asks for another lifetime: the Worker's TURN_TTL default,
+ * and `mintIceServers`'s. A day, so a long call never meets an expired credential on a re-allocation.
+ */
+export const DEFAULT_TURN_TTL_SECONDS = 86_400;
+
+/** A TURN REST credential: what `TurnKeyring.mint` issues. */
 export interface TurnCredential {
   username: string;
   password: string;
@@ -35,10 +42,12 @@ export interface TurnCredential {
   expiresAt: number;
 }
 
+/** A credential cannot be issued as asked (a bad user id, lifetime, secret or URL); the message says what to change. */
 export class TurnCredentialError extends Error {
   override name = "TurnCredentialError";
 }
 
+/** The clock in Unix seconds, as credentials count time. */
 export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
@@ -75,11 +84,13 @@ export function constantTimeEqual(a: string, b: string): boolean {
   return difference === 0;
 }
 
+/** What `checkTurnUsername` (and `TurnKeyring.verify`) found: the expiry and user, or why the username is refused. */
 export type UsernameCheck =
   /** `userId` is the whole user part (either form); `user` says which form it is. */
   | { ok: true; expiresAt: number; userId: string; user: TurnUser }
   | { ok: false; reason: "malformed" | "expired" | "too-far-ahead"; message: string };
 
+/** How `checkTurnUsername` judges a username's expiry. */
 export interface ExpiryPolicy {
   /** Unix seconds; defaults to the clock. */
   now?: number;

@@ -32,10 +32,12 @@ export interface TurnRestResponse {
 const TURN_URL = /^turns?:[^\s,]+$/;
 const STUN_URL = /^stuns?:[^\s,]+$/;
 
+/** True for a `turn:` or `turns:` URL (with no spaces or commas). */
 export function isTurnUrl(url: string): boolean {
   return TURN_URL.test(url);
 }
 
+/** True for a `stun:` or `stuns:` URL (with no spaces or commas). */
 export function isStunUrl(url: string): boolean {
   return STUN_URL.test(url);
 }
@@ -53,13 +55,24 @@ export function stunUrlsFromTurnUrls(turnUrls: readonly string[]): string[] {
   return [...stun];
 }
 
-export function iceServersResponse(credential: TurnCredential, turnUrls: readonly string[], stunUrls: readonly string[]): IceServersResponse {
+/**
+ * The `/v1/ice-servers` body for one credential and several relays: one `stun:` entry (when there are
+ * STUN URLs), then one TURN entry per relay (each relay's URLs), all with the same credential. The
+ * Worker answers with exactly this, and so does `mintIceServers` (./mint-ice-servers.ts) for app backends.
+ */
+export function iceServersForRelays(credential: TurnCredential, relays: readonly (readonly string[])[], stunUrls: readonly string[]): IceServersResponse {
   const iceServers: IceServer[] = [];
   if (stunUrls.length > 0) iceServers.push({ urls: [...stunUrls] });
-  iceServers.push({ urls: [...turnUrls], username: credential.username, credential: credential.password });
+  for (const urls of relays) iceServers.push({ urls: [...urls], username: credential.username, credential: credential.password });
   return { iceServers, ttl: credential.ttl, expiresAt: new Date(credential.expiresAt * 1000).toISOString() };
 }
 
+/** The `/v1/ice-servers` body for one credential and one relay's TURN URLs (plus STUN URLs, if any). */
+export function iceServersResponse(credential: TurnCredential, turnUrls: readonly string[], stunUrls: readonly string[]): IceServersResponse {
+  return iceServersForRelays(credential, [turnUrls], stunUrls);
+}
+
+/** The `/v1/turn-credentials` body (the TURN REST draft's shape) for one credential and its TURN URLs. */
 export function turnRestResponse(credential: TurnCredential, turnUrls: readonly string[]): TurnRestResponse {
   return { username: credential.username, password: credential.password, ttl: credential.ttl, uris: [...turnUrls] };
 }

@@ -8,7 +8,7 @@
  */
 import type { GeoLocation } from "../../shared/fleet/protocol.js";
 import type { TurnCredential } from "../../shared/turn/credentials.js";
-import { stunUrlsFromTurnUrls, type IceServer, type IceServersResponse } from "../../shared/turn/ice-servers.js";
+import { iceServersForRelays, stunUrlsFromTurnUrls, type IceServersResponse } from "../../shared/turn/ice-servers.js";
 import { parseLocation, type FleetConfig, type TurnConfig } from "../config.js";
 import type { Env } from "../env.js";
 import { FLEET_OBJECT_NAME } from "./fleet-object.js";
@@ -75,10 +75,7 @@ type Servers = Exclude<RelayChoice, { kind: "none" }>;
 export function iceServersFor(choice: Servers, credential: TurnCredential): IceServersResponse {
   const turnEntries = choice.kind === "fleet" ? choice.relays.map((relay) => relay.urls) : [choice.turnUrls];
   const stunUrls = choice.kind === "fleet" ? stunUrlsFromTurnUrls(turnEntries.flat()) : choice.stunUrls;
-  const iceServers: IceServer[] = [];
-  if (stunUrls.length > 0) iceServers.push({ urls: stunUrls });
-  for (const urls of turnEntries) iceServers.push({ urls: [...urls], username: credential.username, credential: credential.password });
-  return { iceServers, ttl: credential.ttl, expiresAt: new Date(credential.expiresAt * 1000).toISOString() };
+  return iceServersForRelays(credential, turnEntries, stunUrls);
 }
 
 /** The TURN REST draft's `uris`: every picked relay's URLs, best relay first. */
