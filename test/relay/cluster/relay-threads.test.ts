@@ -273,7 +273,7 @@ describe("--relay-threads 2", () => {
       };
       try {
         // Dealt round-robin: 3 and 2 per worker, so neither worker's own count reaches 3.
-        const first = [];
+        const first: { socket: Socket; closed: () => boolean }[] = [];
         for (let index = 0; index < 5; index++) first.push(await open());
         expect(await waitUntil(() => first.filter((connection) => connection.closed()).length === 2, 5_000), "two of five should be closed").toBe(true);
         await new Promise((resolve) => setTimeout(resolve, 500));
