@@ -35,7 +35,7 @@ import { startOpsListener, type OpsListener } from "./ops/http.js";
 import { createRelayLogger, type RelayLogger } from "./ops/log.js";
 import { createRelayMetrics, type RelayMetrics } from "./ops/metrics.js";
 import type { FleetCounters } from "./fleet/control-client.js";
-import { createRelayFleet, type RelayFleet } from "./fleet/relay-fleet.js";
+import { createRelayFleet, fleetRelayOf, type RelayFleet } from "./fleet/relay-fleet.js";
 import type { UsageLedgerCounts } from "./fleet/usage-ledger.js";
 import { handleUncaughtErrors } from "./ops/process-errors.js";
 import { RelayServer, type ListenerAddress } from "./server/relay-server.js";
@@ -115,9 +115,9 @@ async function startMetrics(
 
 /**
  * How many worker processes to run: --relay-threads, with `auto` resolved to the CPUs this process may
- * use. Above 1 the UDP listeners need the native addon (SO_REUSEPORT groups handed to the workers),
- * and the fleet channel is not yet shared by workers: an explicit number fails the start with what
- * to change; `auto` falls back to one process and says why.
+ * use. Above 1 the UDP listeners need the native addon (SO_REUSEPORT groups handed to the workers):
+ * without it an explicit number fails the start with what to change; `auto` falls back to one
+ * process and says why.
  */
 function workerCount(config: RelayConfig, log: RelayLogger): number {
   const auto = config.relayThreads === "auto";
@@ -125,13 +125,11 @@ function workerCount(config: RelayConfig, log: RelayLogger): number {
   if (wanted <= 1) return 1;
   const native = loadNativeUdp();
   const blocker =
-    config.fleet !== null
-      ? "--fleet-url does not work with more than one relay thread yet"
-      : config.udp && config.udpIo === "dgram"
-        ? "--udp-io=dgram cannot share a UDP port between processes; use --udp-io=native or auto"
-        : config.udp && !native.ok
-          ? `the native UDP I/O does not load (${native.reason}); build it with npm run build:native`
-          : null;
+    config.udp && config.udpIo === "dgram"
+      ? "--udp-io=dgram cannot share a UDP port between processes; use --udp-io=native or auto"
+      : config.udp && !native.ok
+        ? `the native UDP I/O does not load (${native.reason}); build it with npm run build:native`
+        : null;
   if (blocker === null) return wanted;
   if (!auto) fail(`--relay-threads ${wanted}: ${blocker}, or run --relay-threads 1`, EXIT_BAD_CONFIG);
   log.warn({ event: "relay-threads-reduced", relayThreads: 1, wanted, reason: blocker });
@@ -162,7 +160,7 @@ async function main(): Promise<void> {
   const server = new RelayServer(config, (event) => (event.event === "request-failed" ? log.warn(event) : log.info(event)));
   const listeners = await startListeners(server);
   const fleet: RelayFleet | null =
-    config.fleet === null ? null : createRelayFleet(config, config.fleet, server, listeners, { info: (line) => log.info(line), warn: (line) => log.warn(line) });
+    config.fleet === null ? null : createRelayFleet(config, config.fleet, fleetRelayOf(server), listeners, { info: (line) => log.info(line), warn: (line) => log.warn(line) });
   let metricsToken = config.prometheus?.token ?? null;
   const ops = await startMetrics(config, server, () => metricsToken, fleet?.client ?? null, fleet?.usage ?? null);
   log.info({

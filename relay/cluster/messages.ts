@@ -9,6 +9,7 @@ import type { ListenerAddress, ReloadableSettings, RevokeOutcome } from "../serv
 import type { Revocation } from "../../shared/fleet/protocol.js";
 import type { RelayConfig } from "../config.js";
 import type { Admission } from "./admission-ledger.js";
+import type { WorkerReport } from "./cluster-fleet.js";
 import type { LentPort, WorkerSeat } from "./seat.js";
 
 export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
@@ -16,11 +17,16 @@ export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 /** Primary → worker. */
 export type ToWorker =
   /** The first message: the settings (as the primary resolved them) and the worker's seat. */
-  | { type: "start"; config: RelayConfig; seat: WorkerSeat }
+  | { type: "start"; config: RelayConfig; seat: WorkerSeat; revocations: Revocation[] }
   /** The answer to `admit`. */
   | { type: "admission"; id: number; admission: Admission }
-  /** Refuse new allocations; end the live ones within `timeoutMs` (or when they go quiet), then exit 0. */
-  | { type: "drain"; timeoutMs: number }
+  /**
+   * Refuse new allocations (508), let the live ones carry on (ending those that go quiet). The worker
+   * keeps answering until `stop`: its clients' datagrams reach it and no other.
+   */
+  | { type: "drain" }
+  /** Close every allocation and listener, send the last report, and exit 0. */
+  | { type: "stop" }
   /** Take these secrets and TLS files (already checked by the primary); answered with `reloaded`. */
   | { type: "reload"; id: number; settings: ReloadableSettings }
   /** End and refuse what these revocations cover; answered with `revoked`. */
@@ -58,7 +64,12 @@ export type ToPrimary =
   /** A TCP or TLS connection from client `address`: within --max-connections-per-ip over all workers? */
   | { type: "connect"; id: number; address: string }
   /** An admitted connection closed. */
-  | { type: "disconnect"; hold: number };
+  | { type: "disconnect"; hold: number }
+  /** In a fleet, every REPORT_INTERVAL_MS and once more before a drained worker exits (./cluster-fleet.ts). */
+  | ({ type: "report" } & WorkerReport)
+  /** A room member's allocation started (in a fleet): the usage ledger meters it under `id`. */
+  | { type: "member-opened"; id: number; room: string; peerId: string; createdAt: number }
+  | { type: "member-ended"; id: number; bytesToPeers: number; bytesToClient: number; endedAt: number };
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;

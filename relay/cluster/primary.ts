@@ -19,7 +19,9 @@ import { AggregatorRegistry, Counter, Gauge, Registry } from "prom-client";
 import { parseRelayArgs, type RelayConfig } from "../config.js";
 import type { RelayLogger } from "../ops/log.js";
 import { startOpsListener, type OpsListener } from "../ops/http.js";
-import { METRIC_PREFIX, registerProcessMetrics } from "../ops/metrics.js";
+import { METRIC_PREFIX, registerFleetMetrics, registerProcessMetrics } from "../ops/metrics.js";
+import { createRelayFleet, type RelayFleet } from "../fleet/relay-fleet.js";
+import { ClusterFleet } from "./cluster-fleet.js";
 import { handleUncaughtErrors } from "../ops/process-errors.js";
 import { readReloadedTls, type ListenerAddress, type Readiness } from "../server/relay-server.js";
 import { bindSharedUdpSocket, closeSharedUdpSocket } from "../transport/native-udp.js";
@@ -33,7 +35,9 @@ import { slotOfToken, splitPortRange, type SeatUdpListener, type WorkerSeat } fr
 export const WORKER_READY_TIMEOUT_MS = 30_000;
 /** A worker that does not answer a metrics scrape or a reload within this is left out of it. */
 export const WORKER_ANSWER_TIMEOUT_MS = 5_000;
-/** After the drain timeout, workers get this long to close and exit before they are killed. */
+/** How often a draining primary looks whether every allocation has ended. */
+const DRAIN_POLL_MS = 50;
+/** Told to stop, workers get this long to close and exit before they are killed. */
 export const WORKER_STOP_GRACE_MS = 10_000;
 /** A dead worker is started again after this, doubled for each death soon after a start, up to the maximum. */
 export const RESTART_DELAY_MS = 100;
@@ -148,6 +152,22 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
   // The same per-source rule for TCP and TLS connections (--max-connections-per-ip): one hold per connection.
   const connections = new AdmissionLedger({ userQuota: 0, maxAllocationsPerIp: config.maxConnectionsPerIp, totalQuota: 0 });
   const pending = new PendingAnswers();
+  // In a fleet: what the fleet reads of all workers, from their reports (./cluster-fleet.ts).
+  const clusterFleet =
+    config.fleet === null
+      ? null
+      : new ClusterFleet({
+          allocations: () => ledger.total,
+          maxHoldSeconds: config.maxCredentialTtl + config.credentialClockSkew,
+          revokeInWorkers: async (revocations) => {
+            const answers = await Promise.all(
+              slots.map((slot) =>
+                slot.worker !== null ? pending.ask(slot.worker, (id) => ({ type: "revoke", id, revocations: [...revocations] }), WORKER_ANSWER_TIMEOUT_MS) : Promise.resolve(null),
+              ),
+            );
+            return answers.reduce((ended, answer) => ended + (answer?.type === "revoked" ? answer.outcome.ended : 0), 0);
+          },
+        });
   const nonceSecret = newNonceSecret().toString("hex");
 
   // The UDP groups, one per listening IP; member i of each goes to slot i.
@@ -232,7 +252,7 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
     const type = messageType(message);
     const from = message as ToPrimary;
     if (type === "waiting" && from.type === "waiting") {
-      sendTo(worker, { type: "start", config, seat: slot.seat });
+      sendTo(worker, { type: "start", config, seat: slot.seat, revocations: clusterFleet?.activeRevocations() ?? [] });
     } else if (type === "admit" && from.type === "admit") {
       sendTo(worker, { type: "admission", id: from.id, admission: ledger.admit(slot.index, from.user, from.address) });
     } else if (type === "release" && from.type === "release") {
@@ -242,6 +262,12 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
       sendTo(worker, { type: "connection", id: from.id, hold: admitted.ok ? admitted.hold : null });
     } else if (type === "disconnect" && from.type === "disconnect") {
       connections.release(from.hold);
+    } else if (type === "report" && from.type === "report") {
+      clusterFleet?.report(slot.index, from);
+    } else if (type === "member-opened" && from.type === "member-opened") {
+      clusterFleet?.memberOpened(slot.index, from.id, from.room, from.peerId, from.createdAt);
+    } else if (type === "member-ended" && from.type === "member-ended") {
+      clusterFleet?.memberEnded(slot.index, from.id, from.bytesToPeers, from.bytesToClient, from.endedAt);
     } else if (type === "borrow" && from.type === "borrow") {
       void borrow(slot, worker, from.id, from.token);
     } else if (type === "give-back" && from.type === "give-back") {
@@ -271,6 +297,7 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
         slot.ready = false;
       }
       const ended = ledger.releaseSlot(slot.index);
+      clusterFleet?.workerGone(slot.index);
       connections.releaseSlot(slot.index);
       // What it borrowed closed with it; what it lent, its successor has free in a fresh pool.
       for (const [port, loan] of [...loans]) {
@@ -349,6 +376,12 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
     return { contentType: registry.contentType, body: await merged.metrics() };
   };
 
+  const fleet: RelayFleet | null =
+    config.fleet === null || clusterFleet === null
+      ? null
+      : createRelayFleet(config, config.fleet, clusterFleet, listeners, { info: (line) => log.info(line), warn: (line) => log.warn(line) });
+  registerFleetMetrics(registry, fleet?.client ?? null, fleet?.usage ?? null);
+
   let metricsToken = config.prometheus?.token ?? null;
   let ops: OpsListener | null = null;
   if (config.prometheus !== null) {
@@ -374,8 +407,11 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
     relayPorts: `${config.minPort}-${config.maxPort}`,
     realm: config.realm,
     ...(ops !== null && { metrics: { address: ops.address, port: ops.port } }),
+    ...(fleet !== null && { fleet: { url: config.fleet!.url, relayId: config.fleet!.relayId, urls: fleet.urls, usageBoot: fleet.usage.boot } }),
   });
   handleUncaughtErrors(process, { log: (line) => log.error(line), count: (kind) => processMetrics.countUncaughtError(kind) });
+  // After the listening line: the fleet hands the relay out only once it serves.
+  fleet?.client.start();
 
   const workersLeft = () => slots.filter((slot) => slot.worker !== null).length;
   const whenWorkersGone = (timeoutMs: number) =>
@@ -402,18 +438,26 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
     }
     stopping = true;
     draining = true;
+    // Before any wait: the fleet stops handing this relay out and moves its rooms' calls elsewhere.
+    fleet?.client.setState("draining");
     const live = ledger.total;
     log.info({ event: "stopping", signal, allocations: live, drainTimeoutSeconds: config.drainTimeoutSeconds, relayThreads: threads });
-    const timeoutMs = config.drainTimeoutSeconds * 1000;
-    for (const slot of slots) if (slot.worker !== null) sendTo(slot.worker, { type: "drain", timeoutMs });
-    const gone = await whenWorkersGone(timeoutMs + WORKER_STOP_GRACE_MS);
-    if (!gone) {
-      log.warn({ event: "workers-killed", workers: workersLeft(), reason: `not gone ${WORKER_STOP_GRACE_MS} ms after the drain timeout` });
+    for (const slot of slots) if (slot.worker !== null) sendTo(slot.worker, { type: "drain" });
+    // Every worker keeps answering (508 to a new Allocate) until all allocations, on every worker, have ended.
+    if (config.drainTimeoutSeconds > 0 && live > 0) {
+      const deadline = Date.now() + config.drainTimeoutSeconds * 1000;
+      while (ledger.total > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+      log.info({ event: "drained", reason: ledger.total === 0 ? "every allocation ended" : "drain timeout", allocations: ledger.total });
+    }
+    for (const slot of slots) if (slot.worker !== null) sendTo(slot.worker, { type: "stop" });
+    if (!(await whenWorkersGone(WORKER_STOP_GRACE_MS))) {
+      log.warn({ event: "workers-killed", workers: workersLeft(), reason: `not gone ${WORKER_STOP_GRACE_MS} ms after they were told to stop` });
       killAll();
       await whenWorkersGone(WORKER_STOP_GRACE_MS);
     }
-    if (config.drainTimeoutSeconds > 0 && live > 0) log.info({ event: "drained", reason: "every worker stopped", allocations: ledger.total });
     closeGroups();
+    // After the workers: their allocations' final usage is in.
+    await fleet?.stop();
     await ops?.close();
     process.exit(0);
   };
@@ -433,6 +477,7 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
       // A worker restarted from now on starts with what was reloaded.
       config = { ...config, ...settings };
       metricsToken = next.prometheus?.token ?? null;
+      if (fleet !== null && next.fleet !== null) fleet.setKeys(next.fleet.keys);
       if (failures.length > 0) {
         // The files were good here, so this is a worker that could not be reached or a file changed meanwhile.
         processMetrics.countReload("failed");
@@ -440,7 +485,14 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
         return;
       }
       processMetrics.countReload("ok");
-      log.info({ event: "reloaded", secretCount: settings.secrets.length, tls, metricsToken: metricsToken !== null, workers: answers.length });
+      log.info({
+        event: "reloaded",
+        secretCount: settings.secrets.length,
+        tls,
+        metricsToken: metricsToken !== null,
+        workers: answers.length,
+        ...(fleet !== null && { fleetKeys: next.fleet?.keys.length ?? 0 }),
+      });
     } catch (error) {
       processMetrics.countReload("failed");
       log.error({ event: "reload-failed", error: error instanceof Error ? error.message : String(error), keeping: "the running secrets and certificate" });

@@ -13,14 +13,18 @@
  * Its log lines go to the stdout all processes share, each with `worker: <slot>`.
  */
 import { Registry } from "prom-client";
-import type { RelayConfig } from "../config.js";
 import { createRelayLogger, type RelayLogger } from "../ops/log.js";
 import { registerProcessMetrics, registerServerMetrics } from "../ops/metrics.js";
 import { handleUncaughtErrors } from "../ops/process-errors.js";
 import { RelayServer } from "../server/relay-server.js";
 import type { Admission } from "./admission-ledger.js";
 import { isMessage, type ToPrimary, type ToWorker } from "./messages.js";
-import type { LentPort, PrimaryLink, WorkerSeat } from "./seat.js";
+import { REPORT_INTERVAL_MS, type WorkerReport } from "./cluster-fleet.js";
+import { trafficSoFar } from "../server/stats.js";
+import type { MeteredAllocation } from "../fleet/usage-ledger.js";
+
+type StartMessage = Extract<ToWorker, { type: "start" }>;
+import type { LentPort, PrimaryLink } from "./seat.js";
 
 /** How long a worker waits for its start message, and for the primary to answer an admission. */
 export const START_MESSAGE_TIMEOUT_MS = 30_000;
@@ -82,23 +86,61 @@ class IpcPrimary implements PrimaryLink {
   }
 }
 
-function waitForStart(): Promise<{ config: RelayConfig; seat: WorkerSeat }> {
+function waitForStart(): Promise<StartMessage> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no start message from the primary within ${START_MESSAGE_TIMEOUT_MS} ms`)), START_MESSAGE_TIMEOUT_MS);
     const onMessage = (message: unknown) => {
       if (!isMessage<ToWorker, "start">(message, "start")) return;
       clearTimeout(timer);
       process.off("message", onMessage);
-      resolve({ config: message.config, seat: message.seat });
+      resolve(message);
     };
     process.on("message", onMessage);
     send({ type: "waiting" });
   });
 }
 
-async function serve(log: RelayLogger, config: RelayConfig, seat: WorkerSeat): Promise<void> {
+/**
+ * In a fleet: tells the primary of every room member's allocation (start, and end with its final
+ * counters) and reports the figures the fleet reads every REPORT_INTERVAL_MS. Returns the report,
+ * to send once more before exiting.
+ */
+function reportToPrimary(server: RelayServer): () => WorkerReport {
+  const members = new Map<MeteredAllocation, number>();
+  let nextId = 1;
+  server.setAllocationMeter({
+    opened(allocation) {
+      const { room, peerId } = allocation.owner;
+      if (room === undefined || peerId === undefined) return;
+      const id = nextId++;
+      members.set(allocation, id);
+      send({ type: "member-opened", id, room, peerId, createdAt: allocation.createdAt });
+    },
+    ended(allocation, endedAt) {
+      const id = members.get(allocation);
+      if (id === undefined) return;
+      members.delete(allocation);
+      send({ type: "member-ended", id, bytesToPeers: allocation.traffic.bytesToPeers, bytesToClient: allocation.traffic.bytesToClient, endedAt });
+    },
+  });
+  const report = (): WorkerReport => {
+    const traffic = trafficSoFar(server.stats.endedTraffic, server.table.values());
+    return {
+      bytes: { toPeers: traffic.bytesToPeers, toClients: traffic.bytesToClient },
+      cpu: process.cpuUsage(),
+      members: [...members].map(([allocation, id]) => [id, allocation.traffic.bytesToPeers, allocation.traffic.bytesToClient]),
+    };
+  };
+  setInterval(() => send({ type: "report", ...report() }), REPORT_INTERVAL_MS).unref();
+  return report;
+}
+
+async function serve(log: RelayLogger, { config, seat, revocations }: StartMessage): Promise<void> {
   const primary = new IpcPrimary();
   const server = new RelayServer(config, (event) => (event.event === "request-failed" ? log.warn(event) : log.info(event)), { seat, primary });
+  // What the fleet revoked before this worker started (a restart) holds before it serves.
+  if (revocations.length > 0) server.revoke(revocations);
+  const finalReport = config.fleet === null ? null : reportToPrimary(server);
   let listeners;
   try {
     listeners = await server.start();
@@ -109,11 +151,11 @@ async function serve(log: RelayLogger, config: RelayConfig, seat: WorkerSeat): P
     process.exit(1);
   }
   const registry = new Registry();
-  registerServerMetrics(registry, server, null, null);
+  registerServerMetrics(registry, server);
   const processMetrics = registerProcessMetrics(registry);
   handleUncaughtErrors(process, { log: (line) => log.error(line), count: (kind) => processMetrics.countUncaughtError(kind) });
 
-  let draining = false;
+  let stopping = false;
   process.on("message", (message: unknown) => {
     if (isMessage<ToWorker, "admission">(message, "admission")) {
       primary.settle(message.id, message.admission);
@@ -136,12 +178,16 @@ async function serve(log: RelayLogger, config: RelayConfig, seat: WorkerSeat): P
       }
     } else if (isMessage<ToWorker, "revoke">(message, "revoke")) {
       send({ type: "revoked", id: message.id, outcome: server.revoke(message.revocations) });
-    } else if (isMessage<ToWorker, "drain">(message, "drain") && !draining) {
-      draining = true;
+    } else if (isMessage<ToWorker, "drain">(message, "drain")) {
       server.drain();
-      void (message.timeoutMs > 0 ? server.whenIdle(message.timeoutMs) : Promise.resolve(true))
-        .then(() => server.stop())
-        .then(() => process.exit(0));
+    } else if (isMessage<ToWorker, "stop">(message, "stop") && !stopping) {
+      stopping = true;
+      void server.stop()
+        .then(() => {
+          // Exits once the last figures are written to the channel (a send is asynchronous).
+          if (finalReport === null || !process.connected) process.exit(0);
+          process.send!({ type: "report", ...finalReport() } satisfies ToPrimary, undefined, {}, () => process.exit(0));
+        });
     }
   });
   // The primary is gone (killed, crashed): nothing may be served without its quotas.
@@ -156,8 +202,9 @@ export async function runWorker(): Promise<void> {
   // The primary drives drains and reloads; a signal sent to the whole process group (Ctrl-C in a
   // terminal) must not stop a worker behind the primary's back.
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1"] as const) process.on(signal, () => {});
-  const { config, seat } = await waitForStart();
+  const start = await waitForStart();
+  const { config, seat } = start;
   const log = createRelayLogger(config.logLevel, 1, { worker: seat.slot });
   // Relay ports from this worker's slice only; the quotas stay the relay's (the primary applies them).
-  await serve(log, { ...config, minPort: seat.minPort, maxPort: seat.maxPort, udpIo: "native" }, seat);
+  await serve(log, { ...start, config: { ...config, minPort: seat.minPort, maxPort: seat.maxPort, udpIo: "native" } });
 }

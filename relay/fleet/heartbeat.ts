@@ -30,6 +30,8 @@ export interface HeartbeatSources {
   bytesRelayed(): { toPeers: number; toClients: number };
   /** Allocations per room (room-scoped credentials only). */
   roomCounts(): ReadonlyMap<string, number>;
+  /** CPU time of every process relaying, cumulative; absent: this process's (process.cpuUsage). */
+  cpuUsage?(): NodeJS.CpuUsage;
 }
 
 /** Rooms by allocations, most first (ties by name, so the list is stable), cut at `max`. */
@@ -88,7 +90,7 @@ export class HeartbeatSampler {
 
   private snapshot(): Window {
     const bytes = this.sources.bytesRelayed();
-    return { at: this.now(), toPeers: bytes.toPeers, toClients: bytes.toClients, cpu: process.cpuUsage() };
+    return { at: this.now(), toPeers: bytes.toPeers, toClients: bytes.toClients, cpu: this.sources.cpuUsage?.() ?? process.cpuUsage() };
   }
 
   build(state: RelayState): HeartbeatMessage {

@@ -9,7 +9,8 @@
  */
 import { randomBytes } from "node:crypto";
 import type { FleetConfig, RelayConfig } from "../config.js";
-import type { RelayServer, ListenerAddress } from "../server/relay-server.js";
+import type { Revocation } from "../../shared/fleet/protocol.js";
+import type { AllocationMeter, ListenerAddress, RelayServer, RevokeOutcome } from "../server/relay-server.js";
 import { trafficSoFar } from "../server/stats.js";
 import { FleetControlClient, type FleetClientOptions } from "./control-client.js";
 import { HeartbeatSampler } from "./heartbeat.js";
@@ -25,6 +26,39 @@ import { UsageLedger, newBootId } from "./usage-ledger.js";
 export const FINAL_USAGE_FLUSH_MS = 2_000;
 /** Heartbeats the final flush sends at most (a relay with more than 200 members to report needs several). */
 const FINAL_USAGE_REPORTS = 3;
+
+/**
+ * What the fleet reads from the relay and hands it. One process: the server itself
+ * (`fleetRelayOf`). A relay with worker processes: the primary's view of all of them
+ * (relay/cluster/cluster-fleet.ts).
+ */
+export interface FleetRelay {
+  allocationCount(): number;
+  /** Payload bytes relayed since start, never going down. */
+  bytesRelayed(): { toPeers: number; toClients: number };
+  roomCounts(): ReadonlyMap<string, number>;
+  /** CPU time of every process relaying (microseconds since start); absent: this process's. */
+  cpuUsage?(): NodeJS.CpuUsage;
+  setAllocationMeter(meter: AllocationMeter | null): void;
+  revoke(revocations: readonly Revocation[]): RevokeOutcome | Promise<RevokeOutcome>;
+  /** Revocations held now. */
+  revocationCount(): number;
+}
+
+/** The fleet's view of a one-process relay. */
+export function fleetRelayOf(server: RelayServer): FleetRelay {
+  return {
+    allocationCount: () => server.allocationCount,
+    bytesRelayed: () => {
+      const traffic = trafficSoFar(server.stats.endedTraffic, server.table.values());
+      return { toPeers: traffic.bytesToPeers, toClients: traffic.bytesToClient };
+    },
+    roomCounts: () => server.table.roomCounts(),
+    setAllocationMeter: (meter) => server.setAllocationMeter(meter),
+    revoke: (revocations) => server.revoke(revocations),
+    revocationCount: () => server.revocations.size,
+  };
+}
 
 export interface RelayFleet {
   readonly client: FleetControlClient;
@@ -52,7 +86,7 @@ export function registeredUrls(config: Pick<RelayConfig, "externalIps" | "listen
 export function createRelayFleet(
   config: RelayConfig,
   fleet: FleetConfig,
-  server: RelayServer,
+  relay: FleetRelay,
   listeners: readonly ListenerAddress[],
   log: FleetClientOptions["log"],
   timing?: FleetClientOptions["timing"],
@@ -65,12 +99,10 @@ export function createRelayFleet(
   const version = relayVersion();
   let keys = [...fleet.keys];
   const sampler = new HeartbeatSampler({
-    allocations: () => server.allocationCount,
-    bytesRelayed: () => {
-      const traffic = trafficSoFar(server.stats.endedTraffic, server.table.values());
-      return { toPeers: traffic.bytesToPeers, toClients: traffic.bytesToClient };
-    },
-    roomCounts: () => server.table.roomCounts(),
+    allocations: () => relay.allocationCount(),
+    bytesRelayed: () => relay.bytesRelayed(),
+    roomCounts: () => relay.roomCounts(),
+    ...(relay.cpuUsage !== undefined && { cpuUsage: () => relay.cpuUsage!() }),
   });
   const usage = new UsageLedger({
     boot: newBootId(randomBytes),
@@ -82,7 +114,7 @@ export function createRelayFleet(
         advice: "room members' final usage was dropped before the fleet acknowledged it (the channel has been down long under heavy churn): their last figures are lost; check the fleet channel",
       }),
   });
-  server.setAllocationMeter(usage);
+  relay.setAllocationMeter(usage);
   let ackWaiter: (() => void) | null = null;
   const client = new FleetControlClient({
     url: fleet.url,
@@ -95,11 +127,12 @@ export function createRelayFleet(
       ackWaiter?.();
     },
     onRevoke: (revocations) => {
-      const outcome = server.revoke(revocations);
-      log.info({ event: "fleet-revoke", revocations: revocations.length, ...outcome, active: server.revocations.size });
-      if (outcome.full > 0) {
-        log.warn({ event: "fleet-revocations-full", dropped: outcome.full, advice: "the relay holds the most revocations it keeps; the fleet's own cap should have refused these: check the Worker's version" });
-      }
+      void Promise.resolve(relay.revoke(revocations)).then((outcome) => {
+        log.info({ event: "fleet-revoke", revocations: revocations.length, ...outcome, active: relay.revocationCount() });
+        if (outcome.full > 0) {
+          log.warn({ event: "fleet-revocations-full", dropped: outcome.full, advice: "the relay holds the most revocations it keeps; the fleet's own cap should have refused these: check the Worker's version" });
+        }
+      });
     },
     log,
     ...(timing !== undefined && { timing }),
@@ -112,7 +145,7 @@ export function createRelayFleet(
     },
     usage,
     stop: async () => {
-      server.setAllocationMeter(null);
+      relay.setAllocationMeter(null);
       await flushUsage(client, usage, (waiter) => (ackWaiter = waiter));
       ackWaiter = null;
       await client.stop();

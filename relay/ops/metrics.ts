@@ -56,17 +56,17 @@ function totalTraffic(server: RelayServer): TrafficCounters {
  */
 export function createRelayMetrics(server: RelayServer, fleet: FleetCounters | null = null, usage: { counts(): UsageLedgerCounts } | null = null): RelayMetrics {
   const registry = new Registry();
-  registerServerMetrics(registry, server, fleet, usage);
+  registerServerMetrics(registry, server);
+  registerFleetMetrics(registry, fleet, usage);
   return { registry, ...registerProcessMetrics(registry) };
 }
 
 /**
- * The metrics read from one server: allocations, traffic, requests, refusals, the fleet channel.
- * In a relay with worker processes each worker has these and the primary sums them
- * (relay/cluster/primary-metrics.ts): a gauge that every worker reports alike says so with its
- * `aggregator`.
+ * The metrics read from one server: allocations, traffic, requests, refusals. In a relay with
+ * worker processes each worker has these and the primary sums them (relay/cluster/primary.ts): a
+ * gauge that every worker reports alike says so with its `aggregator`.
  */
-export function registerServerMetrics(registry: Registry, server: RelayServer, fleet: FleetCounters | null, usage: { counts(): UsageLedgerCounts } | null): void {
+export function registerServerMetrics(registry: Registry, server: RelayServer): void {
   const registers = [registry];
   const stats = server.stats;
 
@@ -320,6 +320,14 @@ export function registerServerMetrics(registry: Registry, server: RelayServer, f
       this.inc(refusals("revoked"));
     },
   });
+}
+
+/**
+ * The fleet channel's metrics (`fleet`: its counters; `usage`: the usage ledger), 0 without a fleet.
+ * Kept by the process that holds the channel: the relay, or the primary of a relay with workers.
+ */
+export function registerFleetMetrics(registry: Registry, fleet: FleetCounters | null, usage: { counts(): UsageLedgerCounts } | null): void {
+  const registers = [registry];
   new Gauge({
     name: `${METRIC_PREFIX}fleet_connected`,
     help: "1 while the control channel to the Worker's fleet (--fleet-url) is open; the relay serves the same either way.",

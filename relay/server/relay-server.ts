@@ -42,6 +42,7 @@ import { STREAM_BACKLOG_BYTES, STREAM_BACKLOG_HARD_BYTES, STREAM_BACKLOG_TIMEOUT
 import { FRAME_COMPLETION_TIMEOUT_MS, serveStreamConnection, type StreamConnectionLimits } from "../transport/stream-connection.js";
 import { clientKey, listenerKey, udpClientLink } from "../transport/udp.js";
 import type { AddressPortMap } from "../allocation/peer-map.js";
+import type { MeteredAllocation } from "../fleet/usage-ledger.js";
 import { adoptNativeUdpSocket } from "../transport/native-udp.js";
 import type { LentPort, PrimaryLink, WorkerSeat } from "../cluster/seat.js";
 import { LISTENER_BUFFER_BYTES, openRelayUdpSocket, RELAY_SOCKET_BUFFER_BYTES, resolveUdpIo, type RelayUdpSocket } from "../transport/udp-socket.js";
@@ -104,9 +105,9 @@ export interface RevokeOutcome {
  * fleet's usage ledger, relay/fleet/usage-ledger.ts). Never called per packet.
  */
 export interface AllocationMeter {
-  opened(allocation: Allocation): void;
+  opened(allocation: MeteredAllocation): void;
   /** `endedAt`: the Date.now() the end is logged with, so the lifetime counted is the one logged. */
-  ended(allocation: Allocation, endedAt: number): void;
+  ended(allocation: MeteredAllocation, endedAt: number): void;
 }
 
 /** The answer to any TURN request made with a revoked credential. */

@@ -371,16 +371,18 @@ describe("a fleet that is down, hanging or answering garbage", () => {
 });
 
 describe("drain", () => {
-  const signals: [NodeJS.Signals, number, [number, number]][] = [
-    ["SIGTERM", 31208, [31080, 31089]],
-    ["SIGUSR1", 31209, [31090, 31099]],
+  // The last row: a relay with two worker processes, whose primary drains both.
+  const signals: [NodeJS.Signals, number, [number, number], number][] = [
+    ["SIGTERM", 31208, [31080, 31089], 1],
+    ["SIGUSR1", 31209, [31090, 31099], 1],
+    ["SIGTERM", 31211, [31100, 31119], 2],
   ];
   it.each(signals)(
-    "%s: a draining heartbeat at once, exit on its own once the last allocation is gone, the channel closed with 1000",
-    async (signal, port, relayPorts) => {
+    "%s: a draining heartbeat at once, exit on its own once the last allocation is gone, the channel closed with 1000 (relay ports %j, %i relay threads)",
+    async (signal, port, relayPorts, threads) => {
       // The fleet's own interval (5 s) stays: a heartbeat within 1 s of the signal is the drain's, not a periodic one.
       const fleet = await startFleet(0, [KEY]);
-      const relay = startRelay(port, relayPorts, fleet.url, ["--fleet-relay-id=draining-relay", "--drain-timeout=60"]);
+      const relay = startRelay(port, relayPorts, fleet.url, ["--fleet-relay-id=draining-relay", "--drain-timeout=60", `--relay-threads=${threads}`]);
       await waitForListening(relay);
       await waitForEvent(relay, "fleet-registered", 10_000);
       const member = await allocateAs(port, roomMemberUser("gamma", "peer-1"));

@@ -11,7 +11,7 @@
  * - metrics (relay_revocations_active, relay_allocations_revoked_total, relay_revoked_requests_total)
  *   and `allocation-end` lines with reason "revoked".
  * Ports (this file's own): relay listeners 29300-29349, relay ports 29400-29899, and
- * metrics 31560-31561 (below the system's ephemeral range); the fleet servers take any free port. Every wait is bounded; every process is ended by PID.
+ * metrics 31560-31562 (below the system's ephemeral range); the fleet servers take any free port. Every wait is bounded; every process is ended by PID.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import type { Revocation } from "../../../shared/fleet/protocol.js";
@@ -106,14 +106,19 @@ function revokedEnds(relay: RelayProcess) {
 }
 
 describe("a pushed revocation", () => {
-  it("ends the matching allocations over UDP, TCP and TLS within 2 s, refuses their credentials, and leaves the others relaying", async () => {
+  // With --relay-threads 2 the revocation reaches the primary, which hands it to both workers.
+  const setups: [number, { udp: number; tls: number; relayPorts: [number, number]; metrics: number }][] = [
+    [1, { udp: 29300, tls: 29301, relayPorts: [29400, 29499], metrics: 31560 }],
+    [2, { udp: 29304, tls: 29305, relayPorts: [29600, 29699], metrics: 31562 }],
+  ];
+  it.each(setups)("ends the matching allocations over UDP, TCP and TLS within 2 s, refuses their credentials, and leaves the others relaying (%i relay threads)", async (threads, setup) => {
     const fleet = await startFleet(0);
     const cert = testCertificate();
     certificates.push(cert);
-    const relay = startRelay(29300, [29400, 29499], fleet.url, [...cert.flags, "--tls-listening-port=29301", "--fleet-relay-id=revoke-relay", "--prometheus", "--prometheus-port=31560"]);
+    const relay = startRelay(setup.udp, setup.relayPorts, fleet.url, [...cert.flags, `--tls-listening-port=${setup.tls}`, "--fleet-relay-id=revoke-relay", "--prometheus", `--prometheus-port=${setup.metrics}`, `--relay-threads=${threads}`]);
     await waitForListening(relay);
     await waitForEvent(relay, "fleet-registered", 10_000);
-    const ports = { udp: 29300, tls: 29301 };
+    const ports = { udp: setup.udp, tls: setup.tls };
     const peer = await UdpPeer.open();
     sockets.push(peer);
 
@@ -163,7 +168,7 @@ describe("a pushed revocation", () => {
     const rejoined = await allocated("bob rejoined", "udp", ports, await mint(roomMemberUser("kick", "bob"), 900), peer);
     expect(await relays(rejoined, peer)).toBe(true);
 
-    const samples = await metrics(31560);
+    const samples = await metrics(setup.metrics);
     expect(sampleValue(samples, "relay_revocations_active")).toBe(1);
     expect(sampleValue(samples, "relay_allocations_revoked_total", { transport: "udp" })).toBe(1);
     expect(sampleValue(samples, "relay_allocations_revoked_total", { transport: "tcp" })).toBe(1);

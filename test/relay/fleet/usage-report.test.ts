@@ -9,7 +9,7 @@
  *   peerId, bytesToPeers, bytesToClient, lifetimeMs); with acks withheld they are repeated, and
  *   again after a reconnect; once acknowledged they are no longer sent (members settled);
  * - a relay stopping (SIGTERM) sends its members' final figures before it closes the channel.
- * Ports (this file's own band, 27000-27499): relay ports 27000-27099, metrics 27490-27491; the relay
+ * Ports (this file's own band, 27000-27499): relay ports 27000-27099 and 27300-27399, metrics 27490-27491; the relay
  * listeners and the fleet servers take any free port. Every wait is bounded; every process is ended by PID.
  */
 import { afterAll, describe, expect, it } from "vitest";
@@ -113,10 +113,16 @@ async function metrics(port: number) {
   return parsePrometheus((await httpGet(port, "/metrics")).body);
 }
 
-describe("usage reports", () => {
+// With --relay-threads 2 the workers report to the primary, whose ledger meters their allocations.
+const setups: [number, { live: [number, number]; stop: [number, number]; metrics: number }][] = [
+  [1, { live: [27000, 27049], stop: [27050, 27099], metrics: 27490 }],
+  [2, { live: [27300, 27349], stop: [27350, 27399], metrics: 27491 }],
+];
+
+describe.each(setups)("usage reports (%i relay threads)", (threads, setup) => {
   it("carry each room member's exact bytes and lifetime, repeat until acknowledged (across a reconnect), then stop", async () => {
     const fleet = await startFleet(false);
-    const relay = startFleetRelay(0, [27000, 27049], fleet.url, { RELAY_FLEET_KEY: KEY }, ["--fleet-relay-id=usage-relay", "--prometheus", "--prometheus-port=27490"]);
+    const relay = startFleetRelay(0, setup.live, fleet.url, { RELAY_FLEET_KEY: KEY }, ["--fleet-relay-id=usage-relay", "--prometheus", `--prometheus-port=${setup.metrics}`, `--relay-threads=${threads}`]);
     const listening = await waitForListening(relay);
     await waitForEvent(relay, "fleet-registered", 10_000);
     const boot = (listening as unknown as { fleet?: { usageBoot?: unknown } }).fleet?.usageBoot;
@@ -155,7 +161,7 @@ describe("usage reports", () => {
       expect(entry.allocationMs, member.name).toBeGreaterThanOrEqual(beat.at - member.answeredAt - BEAT_MS - 200);
     }
     // The relay's own counters: everything relayed is the members' bytes plus the plain user's.
-    const samples = await metrics(27490);
+    const samples = await metrics(setup.metrics);
     expect(sampleValue(samples, "relay_relayed_bytes_total", { direction: "to_peer" })).toBe(alice.sentToPeer + bob.sentToPeer + carol.sentToPeer);
     expect(sampleValue(samples, "relay_relayed_bytes_total", { direction: "to_client" })).toBe(alice.sentToClient + bob.sentToClient + carol.sentToClient);
     expect(sampleValue(samples, "relay_fleet_usage_members", { state: "live" })).toBe(2);
@@ -193,7 +199,7 @@ describe("usage reports", () => {
     fleet.ackUsage = true;
     const ackedFrom = fleet.usageReports(second).length;
     expect(await waitUntil(() => fleet.usageReports(second).slice(ackedFrom + 1).some((r) => r.entries.length === 0), REPORT_WITHIN_MS), JSON.stringify(fleet.usageReports(second).slice(ackedFrom))).toBe(true);
-    const afterAck = await metrics(27490);
+    const afterAck = await metrics(setup.metrics);
     expect(sampleValue(afterAck, "relay_fleet_usage_members", { state: "settled" })).toBe(2);
     expect(sampleValue(afterAck, "relay_fleet_usage_members", { state: "unacked" })).toBe(0);
     expect(sampleValue(afterAck, "relay_fleet_usage_members", { state: "live" })).toBe(0);
@@ -206,7 +212,7 @@ describe("usage reports", () => {
 
   it("a stopping relay sends its members' final figures before it closes the channel", async () => {
     const fleet = await startFleet(true);
-    const relay = startFleetRelay(0, [27050, 27099], fleet.url, { RELAY_FLEET_KEY: KEY }, ["--fleet-relay-id=usage-stop", "--drain-timeout=0"]);
+    const relay = startFleetRelay(0, setup.stop, fleet.url, { RELAY_FLEET_KEY: KEY }, ["--fleet-relay-id=usage-stop", "--drain-timeout=0", `--relay-threads=${threads}`]);
     const listening = await waitForListening(relay);
     await waitForEvent(relay, "fleet-registered", 10_000);
     const peer = await UdpPeer.open();
