@@ -394,8 +394,8 @@ const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
         name: "relay-threads",
         kind: "value",
         arg: "N",
-        help: `worker processes relaying (1-${MAX_RELAY_THREADS}, or auto: the CPUs this process may use); above 1 needs the native UDP I/O`,
-        fallback: "1",
+        help: `worker processes relaying (1-${MAX_RELAY_THREADS}, or auto: the CPUs this process may use, cgroup quota included); above 1 needs the native UDP I/O`,
+        fallback: "auto",
       },
       { name: "udp-io", kind: "value", arg: "IO", help: `UDP I/O: ${UDP_IO_CHOICES.join(", ")} (native: batched C addon, Linux, built by npm run build:native; auto: native when it loads)`, fallback: RELAY_DEFAULTS.udpIo },
       { name: "log-level", kind: "value", arg: "LEVEL", help: `lowest level logged: ${LOG_LEVELS.join(", ")}`, fallback: RELAY_DEFAULTS.logLevel },
@@ -900,7 +900,7 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
 
 function relayThreads(read: OptionReader): number | "auto" {
   const given = read.value("relay-threads");
-  if (given === undefined) return 1;
+  if (given === undefined) return "auto";
   const text = given.value.trim().toLowerCase();
   if (text === "auto") return "auto";
   const threads = Number(text);

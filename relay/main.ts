@@ -132,7 +132,10 @@ function workerCount(config: RelayConfig, log: RelayLogger): number {
         : null;
   if (blocker === null) return wanted;
   if (!auto) fail(`--relay-threads ${wanted}: ${blocker}, or run --relay-threads 1`, EXIT_BAD_CONFIG);
-  log.warn({ event: "relay-threads-reduced", relayThreads: 1, wanted, reason: blocker });
+  // The operator chose dgram: one process is what they asked for. A missing addon is a surprise.
+  const line = { event: "relay-threads-reduced", relayThreads: 1, wanted, reason: blocker };
+  if (config.udpIo === "dgram") log.info(line);
+  else log.warn(line);
   return 1;
 }
 

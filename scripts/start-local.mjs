@@ -113,7 +113,13 @@ for (const [index, listeningPort] of relayPorts.entries()) {
     : [];
   start(fleet ? relayId : "relay", process.execPath, ["--import", "tsx", "relay/main.ts",
     "--listening-ip=127.0.0.1", `--listening-port=${listeningPort}`, "--allow-loopback-peers", "--realm=relaykit.local", ...fleetFlags,
-  ], { RELAY_STATIC_AUTH_SECRET: secret, ...(fleet ? { RELAY_FLEET_KEY: fleetKey } : {}) }, !fleet);
+  ], {
+    RELAY_STATIC_AUTH_SECRET: secret,
+    ...(fleet ? { RELAY_FLEET_KEY: fleetKey } : {}),
+    // One process per local relay (a host relay defaults to one worker per CPU): a laptop runs several
+    // of them beside the Worker. RELAY_RELAY_THREADS in the environment still wins.
+    RELAY_RELAY_THREADS: process.env.RELAY_RELAY_THREADS ?? "1",
+  }, !fleet);
   started.push({ relayId, listeningPort, pid: children.at(-1).pid });
 }
 

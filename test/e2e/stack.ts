@@ -138,7 +138,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(tls !== undefined ? [`--cert=${tls.cert}`, `--pkey=${tls.key}`, `--tls-listening-port=${options.tlsPort ?? 0}`] : []),
       ...(options.relayArgs ?? []),
     ];
-    const relay = startDetached(prefix, process.execPath, ["--import", "tsx", "relay/main.ts", ...relayFlags], { RELAY_STATIC_AUTH_SECRET: relaySecret });
+    // One relay process: two stacks run at a time on CI's two cores (worker processes have their own
+    // suite, test/relay/cluster/); `relayArgs` may still ask for --relay-threads.
+    const relay = startDetached(prefix, process.execPath, ["--import", "tsx", "relay/main.ts", ...relayFlags], { RELAY_STATIC_AUTH_SECRET: relaySecret, RELAY_RELAY_THREADS: "1" });
     started.push(relay);
     const listening = await waitFor(RELAY_START_TIMEOUT_MS, () => {
       const exited = relay.exited();

@@ -79,7 +79,7 @@ describe("defaults", () => {
       drainTimeoutSeconds: 0,
       externalIpStunServer: null,
       fleet: null,
-      relayThreads: 1,
+      relayThreads: "auto",
     } satisfies RelayConfig);
   });
 
@@ -602,7 +602,7 @@ describe("operations options", () => {
     expect(failure([...BASE, "--log-level=verbose"])).toBe('--log-level is "verbose"; it must be one of trace, debug, info, warn, error, fatal, silent');
     expect(config([...BASE, "--udp-io=Native"]).udpIo).toBe("native");
     expect(failure([...BASE, "--udp-io=io_uring"])).toBe('--udp-io is "io_uring"; it must be one of auto, native, dgram');
-    expect(config(BASE).relayThreads).toBe(1);
+    expect(config(BASE).relayThreads).toBe("auto");
     expect(config([...BASE, "--relay-threads=Auto"]).relayThreads).toBe("auto");
     expect(config([...BASE, "--relay-threads=8"]).relayThreads).toBe(8);
     for (const bad of ["0", "129", "two", "-1"]) {

@@ -378,7 +378,7 @@ describe("drain", () => {
     ["SIGTERM", 31211, [31100, 31119], 2],
   ];
   it.each(signals)(
-    "%s: a draining heartbeat at once, exit on its own once the last allocation is gone, the channel closed with 1000 (relay ports %j, %i relay threads)",
+    "%s: a draining heartbeat at once, exit on its own once the last allocation is gone, the channel closed with 1000 (listener %i, relay ports %j, %i relay threads)",
     async (signal, port, relayPorts, threads) => {
       // The fleet's own interval (5 s) stays: a heartbeat within 1 s of the signal is the drain's, not a periodic one.
       const fleet = await startFleet(0, [KEY]);
