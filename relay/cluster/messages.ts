@@ -52,6 +52,10 @@ export type ToPrimary =
   | { type: "admit"; id: number; user: string; address: string }
   /** An admitted allocation ended (or was never made). */
   | { type: "release"; hold: number }
+  /** May `user` hold one more port reservation (EVEN-PORT's R bit)? Answered with `admission`. */
+  | { type: "admit-reservation"; id: number; user: string }
+  /** A reservation was used, expired, or never made. */
+  | { type: "release-reservation"; hold: number }
   | { type: "reloaded"; id: number; ok: true; secrets: number; tls: boolean }
   | { type: "reloaded"; id: number; ok: false; error: string }
   | { type: "revoked"; id: number; outcome: RevokeOutcome }

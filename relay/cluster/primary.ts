@@ -149,6 +149,8 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
   let config = startConfig;
   const slices = splitPortRange(config.minPort, config.maxPort, threads);
   const ledger = new AdmissionLedger(config);
+  // Port reservations count against --user-quota too (as in one process: allocation-quotas.ts).
+  const reservations = new AdmissionLedger({ userQuota: config.userQuota, maxAllocationsPerIp: 0, totalQuota: 0 });
   // The same per-source rule for TCP and TLS connections (--max-connections-per-ip): one hold per connection.
   const connections = new AdmissionLedger({ userQuota: 0, maxAllocationsPerIp: config.maxConnectionsPerIp, totalQuota: 0 });
   const pending = new PendingAnswers();
@@ -257,6 +259,10 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
       sendTo(worker, { type: "admission", id: from.id, admission: ledger.admit(slot.index, from.user, from.address) });
     } else if (type === "release" && from.type === "release") {
       ledger.release(from.hold);
+    } else if (type === "admit-reservation" && from.type === "admit-reservation") {
+      sendTo(worker, { type: "admission", id: from.id, admission: reservations.admit(slot.index, from.user, "") });
+    } else if (type === "release-reservation" && from.type === "release-reservation") {
+      reservations.release(from.hold);
     } else if (type === "connect" && from.type === "connect") {
       const admitted = connections.admit(slot.index, "", from.address);
       sendTo(worker, { type: "connection", id: from.id, hold: admitted.ok ? admitted.hold : null });
@@ -299,6 +305,7 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
       const ended = ledger.releaseSlot(slot.index);
       clusterFleet?.workerGone(slot.index);
       connections.releaseSlot(slot.index);
+      reservations.releaseSlot(slot.index);
       // What it borrowed closed with it; what it lent, its successor has free in a fresh pool.
       for (const [port, loan] of [...loans]) {
         if (loan.borrower === slot) endLoan(port);

@@ -60,6 +60,9 @@ export interface PrimaryLink {
    */
   admitConnection(address: string): Promise<number | "refused" | null>;
   releaseConnection(hold: number): void;
+  /** One more port reservation for `user` (--user-quota bounds them over all workers); null: no answer in time. */
+  admitReservation(user: string): Promise<Admission | null>;
+  releaseReservation(hold: number): void;
 }
 
 /** A reservation token's first byte names the worker slot holding it, so a borrower's claim goes straight there. */

@@ -48,6 +48,14 @@ class IpcPrimary implements PrimaryLink {
     send({ type: "release", hold });
   }
 
+  admitReservation(user: string): Promise<Admission | null> {
+    return this.ask((id) => ({ type: "admit-reservation", id, user }));
+  }
+
+  releaseReservation(hold: number): void {
+    send({ type: "release-reservation", hold });
+  }
+
   borrowReserved(token: Buffer): Promise<LentPort | null> {
     return this.ask((id) => ({ type: "borrow", id, token: token.toString("hex") }));
   }

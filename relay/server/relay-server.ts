@@ -29,7 +29,7 @@ import { decodeStunMessage, findAttribute, type StunMessage } from "../stun/mess
 import { CHANNEL_DATA_HEADER_LENGTH, channelDataLength, startsChannelData } from "../turn/channel-data.js";
 import { isSendIndication } from "../turn/indications.js";
 import type { AllocationRequest, TurnContext } from "./context.js";
-import { handleAllocate, quotaAnswer } from "./handlers/allocate.js";
+import { handleAllocate, quotaAnswer, reservationRefused } from "./handlers/allocate.js";
 import { handleBinding } from "./handlers/binding.js";
 import { handleChannelBind } from "./handlers/channel-bind.js";
 import { handleCreatePermission } from "./handlers/create-permission.js";
@@ -185,6 +185,8 @@ export class RelayServer implements TurnContext {
   private meter: AllocationMeter | null = null;
   /** In a worker process: each allocation's hold in the primary's cross-worker quotas, given back when it ends. */
   private readonly quotaHolds = new Map<Allocation, number>();
+  /** In a worker process: each reservation's hold in the primary's per-user count of reservations. */
+  private readonly reservationHolds = new Map<ReservedPort, number>();
   /** In a worker process: ports of this worker's range lent to another (a reservation used there), until given back. */
   private readonly lentPorts = new Set<number>();
   /** In a worker process: ports this worker borrowed (bound here, from another worker's range) → the lender's slot. */
@@ -462,7 +464,7 @@ export class RelayServer implements TurnContext {
     this.sweepTimer = null;
     this.clock.stop();
     const closing = [...this.table.values()].map((allocation) => new Promise<void>((resolve) => this.closeAllocation(allocation, "relay stopping", resolve)));
-    closing.push(...this.reservations.clear().map((held) => new Promise<void>((resolve) => this.releaseReserved(held, resolve))));
+    closing.push(...this.reservations.clear().map((held) => new Promise<void>((resolve) => this.releaseReserved(this.reservationLeft(held)!, resolve))));
     closing.push(...this.listeners.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))));
     closing.push(...this.streamListeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     for (const connection of this.connections) connection.destroy();
@@ -730,7 +732,7 @@ export class RelayServer implements TurnContext {
     let next: ReservedPort | undefined;
     if (request.reservationToken !== null) {
       // A reservation is a socket already bound: taking it is synchronous, so no other request can take it too.
-      bound = this.reservations.take(request.reservationToken, Date.now()) ?? (this.worker === null ? undefined : await this.borrowReserved(request.reservationToken));
+      bound = this.reservationLeft(this.reservations.take(request.reservationToken, Date.now())) ?? (this.worker === null ? undefined : await this.borrowReserved(request.reservationToken));
       if (bound === undefined) return failure(508, "Insufficient Capacity: the RESERVATION-TOKEN is unknown, already used or expired; allocate without it");
       this.stats.reservations.used++;
     } else {
@@ -771,15 +773,22 @@ export class RelayServer implements TurnContext {
 
     // In a worker process, the quotas of all workers together: the primary holds one more allocation
     // for this user and source, or says which quota it would exceed.
+    // With the R bit, the user's reservations are counted over all workers too (--user-quota).
     let hold: number | undefined;
+    let reservationHold: number | undefined;
     if (this.worker !== null) {
-      const admission = await this.worker.primary.admit(owner.userId, link.address.address);
-      if (admission === null || !admission.ok) {
+      const primary = this.worker.primary;
+      const admission = await primary.admit(owner.userId, link.address.address);
+      const reservation = admission?.ok === true && next !== undefined ? await primary.admitReservation(owner.userId) : undefined;
+      if (admission === null || !admission.ok || reservation === null || reservation?.ok === false) {
         this.releaseReserved(bound);
         if (next !== undefined) this.releaseReserved(next);
-        return admission === null ? failure(508, "Insufficient Capacity: the relay could not check its quotas in time; try again") : quotaAnswer(admission.refusal);
+        if (admission?.ok === true) primary.release(admission.hold);
+        if (admission === null || reservation === null) return failure(508, "Insufficient Capacity: the relay could not check its quotas in time; try again");
+        return admission.ok ? reservationRefused() : quotaAnswer(admission.refusal);
       }
       hold = admission.hold;
+      reservationHold = reservation?.hold;
     }
 
     // Checked again after the bind: a drain or another request may have come meanwhile. And the
@@ -801,6 +810,7 @@ export class RelayServer implements TurnContext {
       this.releaseReserved(bound);
       if (next !== undefined) this.releaseReserved(next);
       if (hold !== undefined) this.worker!.primary.release(hold);
+      if (reservationHold !== undefined) this.worker!.primary.releaseReservation(reservationHold);
       return refusal;
     }
     const allocation = new Allocation(link, owner, bound.socket, this.advertised(bound.relayIp, bound.port, bound.family), {
@@ -815,6 +825,7 @@ export class RelayServer implements TurnContext {
     this.stats.allocationsOpened[link.transport]++;
     if (next !== undefined) {
       this.reservations.add(next, owner.userId, allocation, Date.now());
+      if (reservationHold !== undefined) this.reservationHolds.set(next, reservationHold);
       this.stats.reservations.issued++;
     }
     this.onEvent({ event: "allocation-start", client: link.key, relayed: `${allocation.relayedAddress.address}:${bound.port}`, user: owner.userId });
@@ -827,6 +838,16 @@ export class RelayServer implements TurnContext {
       this.releasePort(held.port);
       onClosed?.();
     });
+  }
+
+  /** A reservation left the table (taken, expired, or the relay stops): its hold in the primary goes back. Returns it. */
+  private reservationLeft(held: ReservedPort | undefined): ReservedPort | undefined {
+    const hold = held === undefined ? undefined : this.reservationHolds.get(held);
+    if (hold !== undefined) {
+      this.reservationHolds.delete(held!);
+      this.worker!.primary.releaseReservation(hold);
+    }
+    return held;
   }
 
   /** A relay port whose socket has closed: back to the pool, or to the worker that lent it. */
@@ -860,7 +881,7 @@ export class RelayServer implements TurnContext {
    * `portGivenBack`. Null when this worker holds no such reservation.
    */
   async lendReserved(token: Buffer): Promise<Omit<LentPort, "lender"> | null> {
-    const held = this.reservations.take(token, Date.now());
+    const held = this.reservationLeft(this.reservations.take(token, Date.now()));
     if (held === undefined) return null;
     this.lentPorts.add(held.port);
     await new Promise<void>((resolve) => held.socket.close(() => resolve()));
@@ -937,6 +958,7 @@ export class RelayServer implements TurnContext {
   private sweep(): void {
     const now = Date.now();
     for (const held of this.reservations.sweep(now)) {
+      this.reservationLeft(held);
       this.stats.reservations.expired++;
       this.releaseReserved(held);
     }

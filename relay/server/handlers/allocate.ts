@@ -62,7 +62,11 @@ function admission(ctx: TurnContext, link: ClientLink, userId: string): Answer |
 
 /** Whether this user may hold one more port reservation: with --user-quota, as many as the allocations it allows. */
 function reservationRoom(ctx: TurnContext, userId: string): Answer | null {
-  if (ctx.reservations.hasRoomFor(userId)) return null;
+  return ctx.reservations.hasRoomFor(userId) ? null : reservationRefused();
+}
+
+/** The answer when the user holds as many port reservations as --user-quota allows. */
+export function reservationRefused(): Answer {
   return refused("user-quota", 486, "Allocation Quota Reached: this user holds the most port reservations allowed; each is freed when used or after 30 s");
 }
 

@@ -323,6 +323,30 @@ describe("--relay-threads 2", () => {
   );
 
   it(
+    "counts a user's port reservations over both workers against --user-quota",
+    async () => {
+      const relay = await startThreadedRelay(MIN_PORT + 200, ["--user-quota=2"]);
+      const [zero, one] = await clientsByWorker(relay, 2);
+      const reserve = async (client: TurnTestClient) => client.request(StunMethod.Allocate, [encodeRequestedTransport(TRANSPORT_PROTOCOL_UDP), encodeEvenPort(true)], await credential("reserver"));
+      // One reservation made on each worker; each allocation is deleted at once, its reservation stays (30 s).
+      for (const client of [zero![0]!, one![0]!]) {
+        const answer = await reserve(client);
+        expect(answer.messageClass, `EVEN-PORT R answered ${errorCodeOf(answer)}`).toBe(StunClass.SuccessResponse);
+        expect(tokenOf(answer)).toBeDefined();
+        expect((await deleteAllocation(client, await credential("reserver"))).messageClass).toBe(StunClass.SuccessResponse);
+      }
+      // A third, on either worker (each holds only one): the user holds two, the quota.
+      for (const client of [zero![1]!, one![1]!]) {
+        const answer = await reserve(client);
+        expect(errorCodeOf(answer)).toBe(486);
+      }
+      // Without the R bit the user may still allocate (no reservation asked for).
+      expect((await allocate(zero![1]!, await credential("reserver"))).messageClass).toBe(StunClass.SuccessResponse);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
     "relays every message of turnutils_uclient in its default mode (RTP/RTCP pairs through reservations) over both workers",
     async () => {
       requireCoturn();
