@@ -251,40 +251,60 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
   };
 
   const handle = (slot: Slot, worker: Worker, message: unknown) => {
-    const type = messageType(message);
+    // Node's own cluster messages share the channel; ours all have a string `type`.
+    if (messageType(message) === null) return;
     const from = message as ToPrimary;
-    if (type === "waiting" && from.type === "waiting") {
-      sendTo(worker, { type: "start", config, seat: slot.seat, revocations: clusterFleet?.activeRevocations() ?? [] });
-    } else if (type === "admit" && from.type === "admit") {
-      sendTo(worker, { type: "admission", id: from.id, admission: ledger.admit(slot.index, from.user, from.address) });
-    } else if (type === "release" && from.type === "release") {
-      ledger.release(from.hold);
-    } else if (type === "admit-reservation" && from.type === "admit-reservation") {
-      sendTo(worker, { type: "admission", id: from.id, admission: reservations.admit(slot.index, from.user, "") });
-    } else if (type === "release-reservation" && from.type === "release-reservation") {
-      reservations.release(from.hold);
-    } else if (type === "connect" && from.type === "connect") {
-      const admitted = connections.admit(slot.index, "", from.address);
-      sendTo(worker, { type: "connection", id: from.id, hold: admitted.ok ? admitted.hold : null });
-    } else if (type === "disconnect" && from.type === "disconnect") {
-      connections.release(from.hold);
-    } else if (type === "report" && from.type === "report") {
-      clusterFleet?.report(slot.index, from);
-    } else if (type === "member-opened" && from.type === "member-opened") {
-      clusterFleet?.memberOpened(slot.index, from.id, from.room, from.peerId, from.createdAt);
-    } else if (type === "member-ended" && from.type === "member-ended") {
-      clusterFleet?.memberEnded(slot.index, from.id, from.bytesToPeers, from.bytesToClient, from.endedAt);
-    } else if (type === "borrow" && from.type === "borrow") {
-      void borrow(slot, worker, from.id, from.token);
-    } else if (type === "give-back" && from.type === "give-back") {
-      if (loans.get(from.port)?.borrower === slot) endLoan(from.port);
-    } else if (type === "ready" && from.type === "ready") {
-      slot.ready = true;
-      listeners = from.listeners;
-      if (started) log.info({ event: "worker-restarted", worker: slot.index, pid: worker.process.pid });
-      if (slots.every((each) => each.ready)) onAllReady?.();
-    } else if ((type === "metrics" || type === "reloaded" || type === "revoked" || type === "lent") && "id" in from) {
-      pending.settle(from.id, from);
+    switch (from.type) {
+      case "waiting":
+        sendTo(worker, { type: "start", config, seat: slot.seat, revocations: clusterFleet?.activeRevocations() ?? [] });
+        return;
+      case "ready":
+        slot.ready = true;
+        listeners = from.listeners;
+        if (started) log.info({ event: "worker-restarted", worker: slot.index, pid: worker.process.pid });
+        if (slots.every((each) => each.ready)) onAllReady?.();
+        return;
+      case "admit":
+        sendTo(worker, { type: "admission", id: from.id, admission: ledger.admit(slot.index, from.user, from.address) });
+        return;
+      case "release":
+        ledger.release(from.hold);
+        return;
+      case "admit-reservation":
+        sendTo(worker, { type: "admission", id: from.id, admission: reservations.admit(slot.index, from.user, "") });
+        return;
+      case "release-reservation":
+        reservations.release(from.hold);
+        return;
+      case "connect": {
+        const admitted = connections.admit(slot.index, "", from.address);
+        sendTo(worker, { type: "connection", id: from.id, hold: admitted.ok ? admitted.hold : null });
+        return;
+      }
+      case "disconnect":
+        connections.release(from.hold);
+        return;
+      case "borrow":
+        void borrow(slot, worker, from.id, from.token);
+        return;
+      case "give-back":
+        if (loans.get(from.port)?.borrower === slot) endLoan(from.port);
+        return;
+      case "report":
+        clusterFleet?.report(slot.index, from);
+        return;
+      case "member-opened":
+        clusterFleet?.memberOpened(slot.index, from.id, from.room, from.peerId, from.createdAt);
+        return;
+      case "member-ended":
+        clusterFleet?.memberEnded(slot.index, from.id, from.bytesToPeers, from.bytesToClient, from.endedAt);
+        return;
+      case "metrics":
+      case "reloaded":
+      case "revoked":
+      case "lent":
+        pending.settle(from.id, from);
+        return;
     }
   };
 
