@@ -28,6 +28,7 @@ import { bindSharedUdpSocket, closeSharedUdpSocket } from "../transport/native-u
 import { LISTENER_BUFFER_BYTES } from "../transport/udp-socket.js";
 import { newNonceSecret } from "../auth/nonce.js";
 import { AdmissionLedger } from "./admission-ledger.js";
+import { PortLoans, type Loan } from "./port-loans.js";
 import { messageType, type ToPrimary, type ToWorker, type WorkerMetrics } from "./messages.js";
 import { slotOfToken, splitPortRange, type SeatUdpListener, type WorkerSeat } from "./seat.js";
 
@@ -228,14 +229,10 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
   let onAllReady: (() => void) | null = null;
   let onStartFailure: ((error: Error) => void) | null = null;
   const onWorkerGone = new Set<() => void>();
-  /** Reserved ports one worker lent another, by port: the lender keeps each out of its pool until it comes back. */
-  const loans = new Map<number, { lender: Slot; lenderWorker: Worker; borrower: Slot }>();
+  const loans = new PortLoans<Worker>();
   /** Tells the lender a port is back, if the worker that lent it still runs (a restarted one has all its ports free). */
-  const endLoan = (port: number) => {
-    const loan = loans.get(port);
-    if (loan === undefined) return;
-    loans.delete(port);
-    if (loan.lender.worker === loan.lenderWorker) sendTo(loan.lenderWorker, { type: "given-back", port });
+  const tellLender = (port: number, loan: Loan<Worker>) => {
+    if (slots[loan.lender]?.worker === loan.incarnation) sendTo(loan.incarnation, { type: "given-back", port });
   };
   const borrow = async (borrower: Slot, worker: Worker, id: number, tokenHex: string) => {
     const lender = slots[slotOfToken(Buffer.from(tokenHex, "hex"))];
@@ -245,9 +242,12 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
       answer = await pending.ask(lenderWorker, (askId) => ({ type: "lend", id: askId, token: tokenHex }), WORKER_ANSWER_TIMEOUT_MS);
     }
     const lent = answer?.type === "lent" ? answer.lent : null;
-    if (lent !== null) loans.set(lent.port, { lender: lender!, lenderWorker: lenderWorker!, borrower });
+    if (lent !== null) loans.lend(lent.port, { lender: lender!.index, incarnation: lenderWorker!, borrower: borrower.index });
     // The borrower died meanwhile: the loan ends at once.
-    if (!sendTo(worker, { type: "borrowed", id, lent: lent === null ? null : { lender: lender!.index, ...lent } }) && lent !== null) endLoan(lent.port);
+    if (!sendTo(worker, { type: "borrowed", id, lent: lent === null ? null : { lender: lender!.index, ...lent } }) && lent !== null) {
+      const loan = loans.giveBack(lent.port, borrower.index);
+      if (loan !== undefined) tellLender(lent.port, loan);
+    }
   };
 
   const handle = (slot: Slot, worker: Worker, message: unknown) => {
@@ -287,9 +287,11 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
       case "borrow":
         void borrow(slot, worker, from.id, from.token);
         return;
-      case "give-back":
-        if (loans.get(from.port)?.borrower === slot) endLoan(from.port);
+      case "give-back": {
+        const loan = loans.giveBack(from.port, slot.index);
+        if (loan !== undefined) tellLender(from.port, loan);
         return;
+      }
       case "report":
         clusterFleet?.report(slot.index, from);
         return;
@@ -327,10 +329,7 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
       connections.releaseSlot(slot.index);
       reservations.releaseSlot(slot.index);
       // What it borrowed closed with it; what it lent, its successor has free in a fresh pool.
-      for (const [port, loan] of [...loans]) {
-        if (loan.borrower === slot) endLoan(port);
-        else if (loan.lender === slot) loans.delete(port);
-      }
+      for (const [port, loan] of loans.workerGone(slot.index)) tellLender(port, loan);
       for (const notify of [...onWorkerGone]) notify();
       if (stopping) return;
       if (!started) {
