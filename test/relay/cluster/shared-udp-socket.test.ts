@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { openSync, closeSync } from "node:fs";
+import { connect, createServer, type AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { adoptNativeUdpSocket, bindSharedUdpSocket, closeSharedUdpSocket } from "../../../relay/transport/native-udp.js";
 import type { RelayUdpSocket } from "../../../relay/transport/udp-socket.js";
@@ -110,6 +111,28 @@ describe("UDP sockets shared with worker processes", () => {
       closeSync(file);
     }
     expect(() => adoptNativeUdpSocket(987_654, 1 << 20)).toThrow(expect.objectContaining({ code: "EBADF" }));
+  });
+
+  it("refuses a TCP socket (EPROTOTYPE), leaving it as it was", async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      // Node keeps a listening socket's descriptor on its handle (Linux): the one way to hand one over here.
+      const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+      expect(fd).toBeGreaterThan(2);
+      expect(() => adoptNativeUdpSocket(fd, 1 << 20)).toThrow(expect.objectContaining({ code: "EPROTOTYPE" }));
+      // Still listening: the refusal did not take or close it.
+      const connected = await new Promise<boolean>((resolve) => {
+        const client = connect((server.address() as AddressInfo).port, "127.0.0.1", () => {
+          client.destroy();
+          resolve(true);
+        });
+        client.on("error", () => resolve(false));
+      });
+      expect(connected).toBe(true);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it("an adopted socket in this process works like an opened one", async () => {
