@@ -12,7 +12,8 @@
  * Relay ports 32400-32499 are this suite's own (below Linux's ephemeral range).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect, type Socket } from "node:net";
+import { readdirSync, readFileSync } from "node:fs";
+import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -174,6 +175,52 @@ async function relayOnce(client: TurnTestClient, userId: string, peer: UdpPeer, 
   await sendThrough(client, userId, peer, payload, relayed);
   return relayed;
 }
+
+/** Processes whose command line holds `marker` (a relay's or its workers'), from /proc. */
+function processesWith(marker: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(marker)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+describe("--relay-threads: a start that cannot work", () => {
+  const run = async (args: string[], env: Record<string, string> = {}) => {
+    const relay = spawnRelay(["--listening-ip=127.0.0.1", "--listening-port=0", `--realm=${REALM}`, ...args], cleanEnv({ RELAY_STATIC_AUTH_SECRET: SECRET, ...env }));
+    expect(await waitUntil(() => relay.exit() !== undefined, STARTUP_TIMEOUT_MS), relay.report()).toBe(true);
+    return relay;
+  };
+
+  it("refuses, with what to change, a port range too small for the workers or an explicit count without the native UDP I/O", async () => {
+    const small = await run(["--relay-threads=4", `--min-port=${MIN_PORT + 240}`, `--max-port=${MIN_PORT + 245}`]);
+    expect(small.exit()).toEqual({ code: 2, signal: null });
+    expect(small.stderr()).toMatch(/^relay: the relay port range 32640-32645 is too small for 4 worker processes: .*widen --min-port\.\.--max-port or lower --relay-threads\n$/);
+    const dgram = await run(["--relay-threads=2", "--udp-io=dgram", `--min-port=${MIN_PORT + 240}`, `--max-port=${MIN_PORT + 249}`]);
+    expect(dgram.exit()).toEqual({ code: 2, signal: null });
+    expect(dgram.stderr()).toMatch(/^relay: --relay-threads 2: --udp-io=dgram cannot share a UDP port between processes; use --udp-io=native or auto, or run --relay-threads 1\n$/);
+  }, TEST_TIMEOUT_MS);
+
+  it("fails the start with one line and leaves no worker behind when the metrics port is taken", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const metricsPort = (taken.address() as AddressInfo).port;
+    const marker = `relaykit.threads.metrics-taken.${process.pid}`;
+    try {
+      const relay = await run(["--relay-threads=2", `--min-port=${MIN_PORT + 240}`, `--max-port=${MIN_PORT + 249}`, "--prometheus", `--prometheus-port=${metricsPort}`, `--software=${marker}`]);
+      expect(relay.exit()).toEqual({ code: 1, signal: null });
+      expect(relay.stderr()).toMatch(new RegExp(`^relay: cannot listen for metrics on 127\\.0\\.0\\.1:${metricsPort} \\(EADDRINUSE\\); check --prometheus-address and --prometheus-port\\n$`));
+      expect(await waitUntil(() => processesWith(marker).length === 0, 5_000), `workers left: ${processesWith(marker)}`).toBe(true);
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
+  }, TEST_TIMEOUT_MS);
+});
 
 describe("--relay-threads 2", () => {
   it(
