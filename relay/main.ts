@@ -28,6 +28,7 @@ import { availableCpus } from "./cluster/available-cpus.js";
 import { PrimaryStartError, runPrimary } from "./cluster/primary.js";
 import { SeatError } from "./cluster/seat.js";
 import { runWorker } from "./cluster/worker.js";
+import { relayWorkerCount } from "./cluster/worker-count.js";
 import { loadNativeUdp } from "./transport/native-udp.js";
 import { RELAY_USAGE, RelayConfigError, parseRelayArgs, type RelayConfig } from "./config.js";
 import { DiscoveryError, discoverRelayAddresses, externalAddressesFrom } from "./ops/discovery.js";
@@ -114,29 +115,26 @@ async function startMetrics(
 }
 
 /**
- * How many worker processes to run: --relay-threads, with `auto` resolved to the CPUs this process may
- * use. Above 1 the UDP listeners need the native addon (SO_REUSEPORT groups handed to the workers):
- * without it an explicit number fails the start with what to change; `auto` falls back to one
- * process and says why.
+ * --relay-threads applied (relay/cluster/worker-count.ts). A lower count than asked is told in the
+ * listening line (`relayThreadsReduced`); a missing addon is also a warning of its own, since the
+ * operator did not choose it.
  */
-function workerCount(config: RelayConfig, log: RelayLogger): number {
-  const auto = config.relayThreads === "auto";
-  const wanted = auto ? availableCpus() : (config.relayThreads as number);
-  if (wanted <= 1) return 1;
+function workerCount(config: RelayConfig, log: RelayLogger): { count: number; reduced?: { wanted: number; reason: string } } {
   const native = loadNativeUdp();
-  const blocker =
-    config.udp && config.udpIo === "dgram"
-      ? "--udp-io=dgram cannot share a UDP port between processes; use --udp-io=native or auto"
-      : config.udp && !native.ok
-        ? `the native UDP I/O does not load (${native.reason}); build it with npm run build:native`
-        : null;
-  if (blocker === null) return wanted;
-  if (!auto) fail(`--relay-threads ${wanted}: ${blocker}, or run --relay-threads 1`, EXIT_BAD_CONFIG);
-  // The operator chose dgram: one process is what they asked for. A missing addon is a surprise.
-  const line = { event: "relay-threads-reduced", relayThreads: 1, wanted, reason: blocker };
-  if (config.udpIo === "dgram") log.info(line);
-  else log.warn(line);
-  return 1;
+  const decided = relayWorkerCount({
+    relayThreads: config.relayThreads,
+    cpus: config.relayThreads === "auto" ? availableCpus() : 1,
+    minPort: config.minPort,
+    maxPort: config.maxPort,
+    udp: config.udp,
+    udpIo: config.udpIo,
+    native: native.ok ? { ok: true } : { ok: false, reason: native.reason },
+  });
+  if (!decided.ok) fail(decided.message, EXIT_BAD_CONFIG);
+  if (decided.reduced === undefined) return { count: decided.count };
+  const reduced = { wanted: decided.reduced.from, reason: decided.reduced.reason };
+  if (decided.reduced.level === "warn") log.warn({ event: "relay-threads-reduced", relayThreads: decided.count, ...reduced });
+  return { count: decided.count, reduced };
 }
 
 async function main(): Promise<void> {
@@ -149,9 +147,9 @@ async function main(): Promise<void> {
   const log = createRelayLogger(parsed.logLevel);
   const config = await withDiscoveredAddresses(parsed, log);
   const threads = workerCount(config, log);
-  if (threads > 1) {
+  if (threads.count > 1) {
     try {
-      await runPrimary({ config, threads, argv, log });
+      await runPrimary({ config, threads: threads.count, argv, log, ...(threads.reduced !== undefined && { reduced: threads.reduced }) });
     } catch (error) {
       if (error instanceof SeatError) fail(error.message, EXIT_BAD_CONFIG);
       if (error instanceof PrimaryStartError) fail(error.message, EXIT_START_FAILED);
@@ -170,6 +168,8 @@ async function main(): Promise<void> {
     event: "listening",
     listeners,
     udpIo: server.udpImplementation,
+    relayThreads: 1,
+    ...(threads.reduced !== undefined && { relayThreadsReduced: threads.reduced }),
     relayPorts: `${config.minPort}-${config.maxPort}`,
     realm: config.realm,
     ...(ops !== null && { metrics: { address: ops.listener.address, port: ops.listener.port } }),

@@ -139,6 +139,8 @@ export interface PrimaryOptions {
   /** The command line, read again on SIGHUP. */
   argv: readonly string[];
   log: RelayLogger;
+  /** Fewer workers than --relay-threads auto wanted, and why (said in the listening line). */
+  reduced?: { wanted: number; reason: string };
 }
 
 /**
@@ -146,7 +148,7 @@ export interface PrimaryOptions {
  * "listening" line). Throws PrimaryStartError (or a bind error with `code`, `address`, `port`) when the
  * relay cannot start; nothing is left running then.
  */
-export async function runPrimary({ config: startConfig, threads, argv, log }: PrimaryOptions): Promise<void> {
+export async function runPrimary({ config: startConfig, threads, argv, log, reduced }: PrimaryOptions): Promise<void> {
   let config = startConfig;
   const slices = splitPortRange(config.minPort, config.maxPort, threads);
   const ledger = new AdmissionLedger(config);
@@ -429,6 +431,7 @@ export async function runPrimary({ config: startConfig, threads, argv, log }: Pr
     listeners,
     udpIo: "native",
     relayThreads: threads,
+    ...(reduced !== undefined && { relayThreadsReduced: reduced }),
     workers: slots.map((slot) => ({ worker: slot.index, pid: slot.worker?.process.pid, relayPorts: `${slot.seat.minPort}-${slot.seat.maxPort}` })),
     relayPorts: `${config.minPort}-${config.maxPort}`,
     realm: config.realm,
