@@ -458,6 +458,11 @@ export class Generator {
     return this.clients.length;
   }
 
+  /** The relayed port of every allocation (bench/threads.ts tells by it which worker process holds it). */
+  get relayedPorts(): number[] {
+    return this.clients.flatMap((client) => (client.relayed !== undefined ? [client.relayed.port] : []));
+  }
+
   private sendOne(client: Client): void {
     const seq = client.nextSeq++;
     const now = performance.now();

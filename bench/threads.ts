@@ -1,0 +1,622 @@
+/**
+ * `npm run bench:threads` (issue 17): how our relay and coturn 4.17.1 scale from one relay thread to two
+ * on this machine. See bench/README.md ("Relay threads") for what each figure means. For each of ours
+ * `--relay-threads 1` and `2` and coturn 4.17.1 `--relay-threads 1` and `2`, interleaved in rounds:
+ *
+ *   1. search: a fresh server, one echo peer (turnutils_peer) and our generator (bench/gen.ts, stepped:
+ *      lib/stepped-generator.ts) with `--allocations` UDP allocations, each on its own socket (its own
+ *      4-tuple, so the kernel's SO_REUSEPORT hash spreads them over our workers); an untimed warm-up
+ *      step, then fixed-rate steps up a ladder and a bisection (lib/zero-loss-search.ts) for the highest
+ *      offered rate with no message lost;
+ *   2. CPU: the highest ladder rung every search of every server held is the common rate; each server,
+ *      freshly started again, warmed up, relays it for `--cpu-duration` seconds; CPU-seconds of its whole
+ *      process tree (our primary and its workers; every coturn thread) per 1,000 echoed messages.
+ *
+ * Nothing is pinned: two relay threads need both cores, so the servers, the generator, the echo peer and
+ * this harness share the machine's cores under the kernel's scheduler; every step records what each used.
+ *
+ * Flags:
+ *   --quick               the smoke: 1 round, 1 s steps, 3 ladder rungs and no bisection (< 60 s for two servers)
+ *   --servers a,b         any of ours-1,ours-2,coturn-1,coturn-2 (default all four; coturn ones need
+ *                         bash bench/servers/build-coturn.sh)
+ *   --rounds N            search and CPU rounds per server (default 2)
+ *   --mode M              channel (ChannelData, default) or send (Send indications)
+ *   --allocations N       UDP allocations, each its own socket (default 128; at least 64)
+ *   --size B              application bytes per message (default 100)
+ *   --step S              seconds per search step (default 3)
+ *   --warm-up S           seconds of the untimed first step (default 2)
+ *   --start-rate R        the ladder's first rung, messages/s (default 3000)
+ *   --factor F            each rung is the last times F (default 1.5)
+ *   --max-rate R          no step above this (default 100000)
+ *   --max-steps N         steps per search, ramp and bisection (default 10)
+ *   --bisect-steps N      bisection steps per search (default 3)
+ *   --cpu-duration S      seconds at the common rate (default 6)
+ *   --loss-timeout MS     a message not echoed within this is lost (default 1000)
+ *   --time-limit S        stop everything after this many seconds (default 900; quick 60)
+ *   --out FILE            JSON results (default bench/results/threads-<date>.json)
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, loadavg, release } from "node:os";
+import { dirname, join } from "node:path";
+import { generatorBase, startEchoPeer, startGenerator, type GeneratorProcess } from "./lib/loads.js";
+import { cpuSeconds, installCleanupHandlers, machineCpuSeconds, repoRoot, runningPids, sleep, startedProcesses, stopAll, sumCpu, treeCpuSeconds, type Started } from "./lib/proc.js";
+import { median } from "./lib/report.js";
+import { clientTools, COTURN_4_17_BIN, missingPrerequisite, OURS_BENCH_UNAUTHENTICATED_RATE, startServer, type BenchServer, type ServerName } from "./lib/servers.js";
+import type { SteppedOptions, StepResult } from "./lib/stepped-generator.js";
+import type { GeneratorResult } from "./lib/generator.js";
+import { bounds, highestRungHeld, nextRate, rung, type SearchPlan, type SearchStep } from "./lib/zero-loss-search.js";
+
+type VariantId = "ours-1" | "ours-2" | "coturn-1" | "coturn-2";
+interface Variant {
+  id: VariantId;
+  server: ServerName;
+  threads: number;
+  label: string;
+}
+const VARIANTS: readonly Variant[] = [
+  { id: "ours-1", server: "ours", threads: 1, label: "ours" },
+  { id: "ours-2", server: "ours", threads: 2, label: "ours" },
+  { id: "coturn-1", server: "coturn-4.17", threads: 1, label: "coturn 4.17.1" },
+  { id: "coturn-2", server: "coturn-4.17", threads: 2, label: "coturn 4.17.1" },
+];
+
+/** At least this many allocations (client 4-tuples), so SO_REUSEPORT has something to spread. */
+const MIN_ALLOCATIONS = 64;
+/** A step held only if the generator sent at least this share of what the rate asks over its send time. */
+const OFFERED_SHARE = 0.98;
+/** Pause between steps, for queues left by an overloaded step to empty. */
+const STEP_PAUSE_MS = 300;
+/** Allocations set up at once. */
+const SETUP_CONCURRENCY = 16;
+const SETUP_TIMEOUT_MS = 60_000;
+/** A worst-case server start plus allocation plus stop, for the time estimate. */
+const SESSION_OVERHEAD_S = 6;
+
+interface Options {
+  quick: boolean;
+  variants: Variant[];
+  rounds: number;
+  mode: "channel" | "send";
+  allocations: number;
+  size: number;
+  stepSeconds: number;
+  warmUpSeconds: number;
+  plan: SearchPlan;
+  cpuDurationSeconds: number;
+  lossTimeoutMs: number;
+  timeLimitSeconds: number;
+  out: string;
+}
+
+const USAGE =
+  "usage: npm run bench:threads -- [--quick] [--servers ours-1,ours-2,coturn-1,coturn-2] [--rounds N] [--mode channel|send] [--allocations N] [--size B] [--step S] [--warm-up S] [--start-rate R] [--factor F] [--max-rate R] [--max-steps N] [--bisect-steps N] [--cpu-duration S] [--loss-timeout MS] [--time-limit S] [--out FILE]";
+
+function parseArgs(argv: string[]): Options {
+  const values = new Map<string, string>();
+  let quick = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--help" || arg === "-h") {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    }
+    if (arg === "--quick") {
+      quick = true;
+      continue;
+    }
+    if (!arg.startsWith("--")) throw new Error(`unexpected argument ${arg}\n${USAGE}`);
+    const eq = arg.indexOf("=");
+    if (eq > 0) values.set(arg.slice(2, eq), arg.slice(eq + 1));
+    else {
+      const next = argv[++i];
+      if (next === undefined) throw new Error(`${arg} needs a value\n${USAGE}`);
+      values.set(arg.slice(2), next);
+    }
+  }
+  const known = ["servers", "rounds", "mode", "allocations", "size", "step", "warm-up", "start-rate", "factor", "max-rate", "max-steps", "bisect-steps", "cpu-duration", "loss-timeout", "time-limit", "out"];
+  for (const key of values.keys()) if (!known.includes(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
+  const number = (name: string, fallback: number, min: number, max = Number.POSITIVE_INFINITY) => {
+    const text = values.get(name);
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!Number.isFinite(value) || value < min || value > max) throw new Error(`--${name} must be a number from ${min} to ${max}, got ${text}`);
+    return value;
+  };
+  const variants = (values.get("servers")?.split(",") ?? VARIANTS.map((variant) => variant.id)).map((id) => {
+    const variant = VARIANTS.find((candidate) => candidate.id === id);
+    if (variant === undefined) throw new Error(`unknown server ${id}: use ${VARIANTS.map((candidate) => candidate.id).join(", ")}`);
+    return variant;
+  });
+  const mode = values.get("mode") ?? "channel";
+  if (mode !== "channel" && mode !== "send") throw new Error(`--mode must be channel or send, got ${mode}`);
+  const date = new Date().toISOString().replace(/[:]/g, "-").replace(/\..*/, "");
+  const factor = number("factor", quick ? 2 : 1.5, 1.05);
+  return {
+    quick,
+    variants,
+    rounds: Math.floor(number("rounds", quick ? 1 : 2, 1, 20)),
+    mode,
+    allocations: Math.floor(number("allocations", 128, MIN_ALLOCATIONS, 4000)),
+    size: Math.floor(number("size", 100, 16, 1200)),
+    stepSeconds: number("step", quick ? 1 : 3, 0.2, 60),
+    warmUpSeconds: number("warm-up", quick ? 0.5 : 2, 0, 60),
+    plan: {
+      startRate: number("start-rate", quick ? 1000 : 3000, 10),
+      factor,
+      maxRate: number("max-rate", 100_000, 10),
+      maxSteps: Math.floor(number("max-steps", quick ? 3 : 10, 1, 100)),
+      bisectSteps: Math.floor(number("bisect-steps", quick ? 0 : 3, 0, 50)),
+      tolerance: 0.05,
+    },
+    cpuDurationSeconds: number("cpu-duration", quick ? 1.5 : 6, 0.5, 120),
+    lossTimeoutMs: number("loss-timeout", 1000, 10, 60_000),
+    timeLimitSeconds: number("time-limit", quick ? 60 : 900, 5),
+    out: values.get("out") ?? join(repoRoot, "bench", "results", `threads-${date}${quick ? "-quick" : ""}.json`),
+  };
+}
+
+/** One fixed-rate step and what every party used during it. */
+interface StepRecord extends StepResult {
+  /** No message lost and the whole rate offered. */
+  held: boolean;
+  /** The generator sent less than OFFERED_SHARE of the rate: the load, not the server, fell short. */
+  loadShort: boolean;
+  echoedPerSecond: number;
+  wallSeconds: number;
+  /** CPU-seconds of the server's whole process tree (utime + stime, /proc/<pid>/stat) over the step. */
+  serverCpuSeconds: number;
+  /** The same per process of the tree (our primary and each worker; coturn is one process). */
+  serverCpuByPid: Record<string, number>;
+  /** CPU-seconds of the generator and the echo peer. */
+  loadCpuSeconds: number;
+  /** Cores in use over the step (CPU-seconds per second): the server, the load, the whole machine, everyone else. */
+  serverCores: number;
+  loadCores: number;
+  machineBusyCores: number;
+  otherCores: number;
+  cpuPer1k: number | undefined;
+}
+
+interface Session {
+  variant: VariantId;
+  round: number;
+  purpose: "search" | "cpu";
+  status: "ok" | "failed";
+  note?: string;
+  command: string[];
+  allocations: number;
+  /** Ours with workers: allocations each worker holds, by the relay port ranges its "listening" line gives. */
+  allocationsPerWorker?: number[];
+  warmUp?: StepRecord;
+  steps: StepRecord[];
+  /** Search: the highest rate held (0: none) and the lowest that was not (undefined: none within the plan). */
+  zeroLossRate?: number;
+  zeroLossEchoedPerSecond?: number;
+  firstFailedRate?: number;
+  highestRungHeld?: number;
+  stoppedBy?: string;
+}
+
+function cpuOfTree(pid: number): Map<number, number> {
+  try {
+    return treeCpuSeconds(pid);
+  } catch {
+    return new Map();
+  }
+}
+
+function cpuOf(process: Started): number {
+  try {
+    return cpuSeconds(process.pid);
+  } catch {
+    return 0;
+  }
+}
+
+/** Where ours's "listening" line puts each worker's relay ports: [min, max] per worker. */
+function workerPortRanges(server: BenchServer): [number, number][] | undefined {
+  const line = server
+    .output()
+    .split("\n")
+    .find((text) => text.includes('"event":"listening"'));
+  if (line === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(line) as { workers?: { relayPorts: string }[] };
+    return parsed.workers?.map((worker) => worker.relayPorts.split("-").map(Number) as [number, number]);
+  } catch {
+    return undefined;
+  }
+}
+
+class Running {
+  constructor(
+    readonly server: BenchServer,
+    readonly peer: Started,
+    readonly generator: GeneratorProcess,
+    readonly options: Options,
+  ) {}
+
+  async step(rate: number, seconds: number): Promise<StepRecord> {
+    const serverBefore = cpuOfTree(this.server.pid);
+    const loadBefore = cpuOf(this.generator.process) + cpuOf(this.peer);
+    const machineBefore = machineCpuSeconds();
+    const harnessBefore = process.cpuUsage();
+    const wallStart = performance.now();
+    this.generator.process.child.stdin?.write(`step ${rate} ${seconds}\n`);
+    const result = (await this.generator.next("step", seconds * 1000 + this.options.lossTimeoutMs + 30_000)) as unknown as StepResult;
+    const wallSeconds = (performance.now() - wallStart) / 1000;
+    const serverAfter = cpuOfTree(this.server.pid);
+    const loadCpuSeconds = cpuOf(this.generator.process) + cpuOf(this.peer) - loadBefore;
+    const machineAfter = machineCpuSeconds();
+    const harness = process.cpuUsage(harnessBefore);
+    const serverCpuByPid: Record<string, number> = {};
+    for (const [pid, after] of serverAfter) serverCpuByPid[String(pid)] = after - (serverBefore.get(pid) ?? 0);
+    const serverCpuSeconds = sumCpu(serverAfter) - sumCpu(serverBefore);
+    const machineBusyCores = (machineAfter.busy - machineBefore.busy) / wallSeconds;
+    const serverCores = serverCpuSeconds / wallSeconds;
+    const loadCores = loadCpuSeconds / wallSeconds;
+    const harnessCores = (harness.user + harness.system) / 1e6 / wallSeconds;
+    const loadShort = result.sent < OFFERED_SHARE * rate * result.sendSeconds;
+    return {
+      ...result,
+      held: result.lost === 0 && !loadShort && result.sent > 0,
+      loadShort,
+      echoedPerSecond: result.sendSeconds > 0 ? result.received / result.sendSeconds : 0,
+      wallSeconds,
+      serverCpuSeconds,
+      serverCpuByPid,
+      loadCpuSeconds,
+      serverCores,
+      loadCores,
+      machineBusyCores,
+      otherCores: Math.max(0, machineBusyCores - serverCores - loadCores - harnessCores),
+      cpuPer1k: result.received > 0 ? (serverCpuSeconds / result.received) * 1000 : undefined,
+    };
+  }
+}
+
+/** Starts the server, the echo peer and the stepped generator, sets up the allocations, runs `body`, stops all three. */
+async function session(variant: Variant, round: number, purpose: Session["purpose"], options: Options, body: (running: Running, record: Session) => Promise<void>): Promise<Session> {
+  const record: Session = { variant: variant.id, round, purpose, status: "ok", command: [], allocations: 0, steps: [] };
+  let server: BenchServer | undefined;
+  let peer: Started | undefined;
+  let generator: GeneratorProcess | undefined;
+  try {
+    server = await startServer(variant.server, { core: undefined, relayThreads: variant.threads });
+    record.command = server.command;
+    const echo = await startEchoPeer(undefined, clientTools());
+    peer = echo.process;
+    const generatorOptions: SteppedOptions = {
+      ...generatorBase(server, "udp"),
+      setupTimeoutMs: SETUP_TIMEOUT_MS,
+      stepped: true,
+      mode: options.mode,
+      allocations: options.allocations,
+      size: options.size,
+      durationSeconds: 0,
+      window: 0,
+      rate: 0,
+      peerPort: echo.port,
+      lossTimeoutMs: options.lossTimeoutMs,
+      concurrency: SETUP_CONCURRENCY,
+      checkpoints: [],
+    };
+    generator = startGenerator(generatorOptions, undefined);
+    await generator.next("hello", 30_000);
+    generator.go();
+    const ready = await generator.next("ready", SETUP_TIMEOUT_MS + 10_000);
+    record.allocations = Number(ready["allocations"]);
+    const ports = Array.isArray(ready["relayedPorts"]) ? (ready["relayedPorts"] as number[]) : [];
+    const ranges = variant.server === "ours" && variant.threads > 1 ? workerPortRanges(server) : undefined;
+    if (ranges !== undefined) record.allocationsPerWorker = ranges.map(([min, max]) => ports.filter((port) => port >= min && port <= max).length);
+    if (record.allocations < options.allocations) {
+      record.status = "failed";
+      record.note = `only ${record.allocations} of ${options.allocations} allocations`;
+      return record;
+    }
+    await body(new Running(server, peer, generator, options), record);
+    generator.process.child.stdin?.write("stop\n");
+    (await generator.next("result", 30_000)) as unknown as { result: GeneratorResult };
+    await generator.exit(10_000);
+  } catch (error) {
+    record.status = "failed";
+    record.note = (error as Error).message.split("\n")[0];
+  } finally {
+    await generator?.process.stop();
+    await peer?.stop();
+    await server?.stop();
+  }
+  return record;
+}
+
+function brief(step: StepRecord): string {
+  const workers = Object.values(step.serverCpuByPid).length > 1 ? ` [${Object.values(step.serverCpuByPid).map((v) => v.toFixed(2)).join("+")}]` : "";
+  return (
+    `${step.rate} msg/s offered: ${step.echoedPerSecond.toFixed(0)} echoed/s, lost ${step.lost}${step.loadShort ? " (the generator fell short)" : ""}, ` +
+    `server ${step.serverCores.toFixed(2)} cores${workers}, load ${step.loadCores.toFixed(2)}, machine ${step.machineBusyCores.toFixed(2)} (others ${step.otherCores.toFixed(2)}) -> ${step.held ? "held" : "NOT held"}`
+  );
+}
+
+async function search(variant: Variant, round: number, options: Options, deadline: number, log: (line: string) => void): Promise<Session> {
+  return session(variant, round, "search", options, async (running, record) => {
+    if (options.warmUpSeconds > 0) record.warmUp = await running.step(options.plan.startRate, options.warmUpSeconds);
+    const steps: SearchStep[] = [];
+    for (;;) {
+      const rate = nextRate(options.plan, steps);
+      if (rate === undefined) {
+        record.stoppedBy = steps.every((step) => step.held) && steps.length < options.plan.maxSteps ? `reached --max-rate ${options.plan.maxRate}` : "search done";
+        break;
+      }
+      if (Date.now() + (options.stepSeconds + options.lossTimeoutMs / 1000 + 1) * 1000 > deadline) {
+        record.stoppedBy = "time limit";
+        break;
+      }
+      await sleep(STEP_PAUSE_MS);
+      const step = await running.step(rate, options.stepSeconds);
+      record.steps.push(step);
+      steps.push({ rate, held: step.held });
+      log(`    ${brief(step)}`);
+    }
+    const { held, failed } = bounds(steps);
+    record.zeroLossRate = held;
+    record.zeroLossEchoedPerSecond = record.steps.find((step) => step.held && step.rate === held)?.echoedPerSecond ?? 0;
+    if (Number.isFinite(failed)) record.firstFailedRate = failed;
+    record.highestRungHeld = highestRungHeld(options.plan, steps);
+  });
+}
+
+async function cpuAtRate(variant: Variant, round: number, rate: number, options: Options, log: (line: string) => void): Promise<Session> {
+  return session(variant, round, "cpu", options, async (running, record) => {
+    if (options.warmUpSeconds > 0) record.warmUp = await running.step(Math.min(rate, options.plan.startRate), options.warmUpSeconds);
+    await sleep(STEP_PAUSE_MS);
+    const step = await running.step(rate, options.cpuDurationSeconds);
+    record.steps.push(step);
+    log(`    ${brief(step)}; CPU/1k ${step.cpuPer1k?.toFixed(4) ?? "-"} s`);
+  });
+}
+
+interface SummaryRow {
+  variant: VariantId;
+  server: string;
+  threads: number;
+  /** Median over the rounds of the highest rate held (messages/s offered), and of what was echoed at it. */
+  zeroLossRate: number | undefined;
+  zeroLossEchoedPerSecond: number | undefined;
+  zeroLossRates: number[];
+  /** Median over the rounds of the CPU-seconds per 1,000 echoed messages at the common rate. */
+  cpuPer1k: number | undefined;
+  cpuPer1ks: number[];
+  /** Messages lost at the common rate, summed over the rounds. */
+  lostAtCommonRate: number;
+  /** At the highest step held (median over rounds): cores the server used, the load used, the whole machine. */
+  serverCoresAtZeroLoss: number | undefined;
+  loadCoresAtZeroLoss: number | undefined;
+  machineCoresAtZeroLoss: number | undefined;
+  allocationsPerWorker: number[][];
+}
+
+function summarize(variant: Variant, sessions: Session[]): SummaryRow {
+  const searches = sessions.filter((s) => s.variant === variant.id && s.purpose === "search" && s.status === "ok");
+  const cpu = sessions.filter((s) => s.variant === variant.id && s.purpose === "cpu" && s.status === "ok");
+  const heldSteps = searches.flatMap((s) => s.steps.filter((step) => step.held && step.rate === s.zeroLossRate));
+  const finite = (values: (number | undefined)[]) => values.filter((value): value is number => value !== undefined && Number.isFinite(value));
+  return {
+    variant: variant.id,
+    server: variant.label,
+    threads: variant.threads,
+    zeroLossRate: median(finite(searches.map((s) => s.zeroLossRate))),
+    zeroLossEchoedPerSecond: median(finite(searches.map((s) => s.zeroLossEchoedPerSecond))),
+    zeroLossRates: finite(searches.map((s) => s.zeroLossRate)),
+    cpuPer1k: median(finite(cpu.map((s) => s.steps[0]?.cpuPer1k))),
+    cpuPer1ks: finite(cpu.map((s) => s.steps[0]?.cpuPer1k)),
+    lostAtCommonRate: cpu.reduce((sum, s) => sum + (s.steps[0]?.lost ?? 0), 0),
+    serverCoresAtZeroLoss: median(heldSteps.map((step) => step.serverCores)),
+    loadCoresAtZeroLoss: median(heldSteps.map((step) => step.loadCores)),
+    machineCoresAtZeroLoss: median(heldSteps.map((step) => step.machineBusyCores)),
+    allocationsPerWorker: sessions.filter((s) => s.variant === variant.id && s.allocationsPerWorker !== undefined).map((s) => s.allocationsPerWorker!),
+  };
+}
+
+const fixed = (value: number | undefined, digits: number) => (value === undefined ? "-" : value.toFixed(digits));
+
+function table(rows: SummaryRow[], commonRate: number | undefined): string {
+  const lines = [
+    `| server | threads | zero-loss msg/s (offered; each round) | echoed msg/s at it | server / load / machine cores at it | CPU-s per 1k msgs at ${commonRate ?? "-"} msg/s (each round) | lost at it |`,
+    "|---|---|---|---|---|---|---|",
+  ];
+  for (const row of rows) {
+    lines.push(
+      `| ${row.server} | ${row.threads} | ${fixed(row.zeroLossRate, 0)} (${row.zeroLossRates.join(", ") || "-"}) | ${fixed(row.zeroLossEchoedPerSecond, 0)} | ${fixed(row.serverCoresAtZeroLoss, 2)} / ${fixed(row.loadCoresAtZeroLoss, 2)} / ${fixed(row.machineCoresAtZeroLoss, 2)} | ${fixed(row.cpuPer1k, 4)} (${row.cpuPer1ks.map((v) => v.toFixed(4)).join(", ") || "-"}) | ${row.lostAtCommonRate} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+interface Target {
+  what: string;
+  value: number | undefined;
+  target: string;
+  met: boolean | undefined;
+}
+
+function machine(): Record<string, unknown> {
+  let coturn417: string | undefined;
+  try {
+    coturn417 = execFileSync(join(COTURN_4_17_BIN, "turnserver"), ["--version"], { encoding: "utf8", timeout: 5_000 }).trim().split("\n").pop();
+  } catch {
+    coturn417 = undefined;
+  }
+  let top: string | undefined;
+  try {
+    top = execFileSync("top", ["-bn1", "-w", "160"], { encoding: "utf8", timeout: 5_000 }).split("\n").slice(0, 16).join("\n");
+  } catch {
+    top = undefined;
+  }
+  return {
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    availableParallelism: availableParallelism(),
+    kernel: release(),
+    node: process.version,
+    coturn417,
+    loadAverageAtStart: loadavg().map((value) => Number(value.toFixed(2))),
+    topAtStart: top,
+  };
+}
+
+/** A worst-case estimate of the run's seconds, to refuse a plan that cannot fit the time limit. */
+function estimateSeconds(options: Options): number {
+  const step = (seconds: number) => seconds + options.lossTimeoutMs / 1000 + STEP_PAUSE_MS / 1000;
+  const searchSession = SESSION_OVERHEAD_S + step(options.warmUpSeconds) + options.plan.maxSteps * step(options.stepSeconds);
+  const cpuSession = SESSION_OVERHEAD_S + step(options.warmUpSeconds) + step(options.cpuDurationSeconds);
+  return options.variants.length * options.rounds * (searchSession + cpuSession);
+}
+
+async function main(): Promise<number> {
+  const options = parseArgs(process.argv.slice(2));
+  installCleanupHandlers();
+  const startedAt = Date.now();
+  const hardDeadline = startedAt + options.timeLimitSeconds * 1000;
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`bench:threads: over the time limit of ${options.timeLimitSeconds} s, stopping everything\n`);
+    void stopAll().finally(() => process.exit(124));
+  }, options.timeLimitSeconds * 1000);
+  watchdog.unref();
+  for (const variant of options.variants) {
+    const missing = missingPrerequisite(variant.server);
+    if (missing !== undefined) throw new Error(`${variant.id}: ${missing}`);
+  }
+  const estimate = estimateSeconds(options);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const info = machine();
+  const cores = Number(info["cores"]);
+  const coreSharing = `nothing pinned: the server's ${options.variants.some((v) => v.threads > 1) ? "processes and threads" : "process"}, the generator (one Node process), turnutils_peer and this harness share the machine's ${cores} cores under the kernel's scheduler (two relay threads need both cores, so the load cannot have one of its own); each step records the cores each used`;
+  log(
+    `bench:threads: ${options.variants.map((v) => v.id).join(", ")} × ${options.rounds} rounds, ${options.allocations} UDP allocations (${options.mode === "channel" ? "ChannelData" : "Send indications"}, ${options.size} B); worst case ~${Math.round(estimate)} s of a ${options.timeLimitSeconds} s limit; load average ${String(info["loadAverageAtStart"])}`,
+  );
+  log(`bench:threads: ${coreSharing}`);
+  // The CPU rounds need their share of the time: searches stop stepping once past this.
+  const cpuReserveMs = options.variants.length * options.rounds * (SESSION_OVERHEAD_S + options.warmUpSeconds + options.cpuDurationSeconds + options.lossTimeoutMs / 1000 + 1) * 1000;
+  const searchDeadline = hardDeadline - cpuReserveMs - 2_000;
+
+  const sessions: Session[] = [];
+  const rotate = <T>(list: readonly T[], by: number) => list.map((_, i) => list[(i + by) % list.length]!);
+  for (let round = 1; round <= options.rounds; round++) {
+    for (const variant of rotate(options.variants, round - 1)) {
+      log(`  [${((Date.now() - startedAt) / 1000).toFixed(0)} s] search ${variant.id} round ${round}`);
+      const record = await search(variant, round, options, searchDeadline, log);
+      sessions.push(record);
+      const perWorker = record.allocationsPerWorker !== undefined ? `; allocations per worker ${record.allocationsPerWorker.join("/")}` : "";
+      log(
+        record.status === "ok"
+          ? `    -> zero loss up to ${record.zeroLossRate} msg/s offered (${record.zeroLossEchoedPerSecond?.toFixed(0)} echoed/s)${record.firstFailedRate !== undefined ? `, loss at ${record.firstFailedRate}` : ""}; ${record.stoppedBy}${perWorker}`
+          : `    -> failed: ${record.note}`,
+      );
+    }
+  }
+  // The common rate: the highest ladder rung that every search of every server held.
+  const searches = sessions.filter((s) => s.purpose === "search");
+  const commonRung = searches.length > 0 && searches.every((s) => s.status === "ok") ? Math.min(...searches.map((s) => s.highestRungHeld ?? -1)) : -1;
+  const commonRate = commonRung >= 0 ? rung(options.plan, commonRung) : undefined;
+  if (commonRate === undefined) log("bench:threads: no ladder rate was held by every search: no CPU rounds");
+  else {
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const variant of rotate(options.variants, round - 1)) {
+        if (Date.now() + (SESSION_OVERHEAD_S + options.warmUpSeconds + options.cpuDurationSeconds) * 1000 > hardDeadline - 1_000) {
+          log(`  CPU ${variant.id} round ${round}: skipped, over the time limit`);
+          continue;
+        }
+        log(`  [${((Date.now() - startedAt) / 1000).toFixed(0)} s] CPU ${variant.id} round ${round} at ${commonRate} msg/s`);
+        const record = await cpuAtRate(variant, round, commonRate, options, log);
+        if (record.status !== "ok") log(`    -> failed: ${record.note}`);
+        sessions.push(record);
+      }
+    }
+  }
+  await stopAll();
+
+  const rows = options.variants.map((variant) => summarize(variant, sessions));
+  const row = (id: VariantId) => rows.find((r) => r.variant === id);
+  const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
+  const oursScaling = ratio(row("ours-2")?.zeroLossRate, row("ours-1")?.zeroLossRate);
+  const coturnScaling = ratio(row("coturn-2")?.zeroLossRate, row("coturn-1")?.zeroLossRate);
+  const cpuRatio = ratio(row("ours-2")?.cpuPer1k, row("ours-1")?.cpuPer1k);
+  const targets: Target[] = [
+    { what: "(a) ours CPU/1k msgs, 2 threads ÷ 1 thread", value: cpuRatio, target: "≤ 1.10", met: cpuRatio === undefined ? undefined : cpuRatio <= 1.1 },
+    {
+      what: "(b) ours scaling (2 ÷ 1 threads, zero-loss msg/s) ÷ coturn's",
+      value: ratio(oursScaling, coturnScaling),
+      target: "≥ 1.0",
+      met: oursScaling === undefined || coturnScaling === undefined ? undefined : oursScaling >= coturnScaling,
+    },
+  ];
+  const load = row("ours-1") ?? rows[0];
+  const limits = [
+    `the machine has ${cores} cores (${String(info["cpu"])}), shared with other work (load average ${String(info["loadAverageAtStart"])} at start, ${loadavg().map((v) => v.toFixed(2)).join(",")} at end)`,
+    coreSharing,
+    load?.loadCoresAtZeroLoss !== undefined
+      ? `at the zero-loss rate the load itself (generator + echo peer) used ~${load.loadCoresAtZeroLoss.toFixed(2)} cores and the machine was ~${fixed(load.machineCoresAtZeroLoss, 2)} of ${cores} cores busy: with two relay threads the server competes with its own load for the same cores, so the scaling measured here is a floor for what a host with cores to spare sees`
+      : "no zero-loss step to say what the load used",
+  ];
+  const date = new Date().toISOString();
+  const summary = {
+    date,
+    machine: { ...info, loadAverageAtEnd: loadavg().map((value) => Number(value.toFixed(2))) },
+    options,
+    notes: [
+      ...limits,
+      `ours: the production bundle, --udp-io=native, --unauthenticated-rate=${OURS_BENCH_UNAUTHENTICATED_RATE}, quotas lifted (as npm run bench), plus --relay-threads N; coturn 4.17.1: its defaults as npm run bench's coturn-4.17 row, plus --relay-threads N`,
+      "a step holds when no message is lost (not echoed within the loss timeout) and the generator offered at least 98 % of the rate",
+      "CPU: utime + stime from /proc/<pid>/stat of every process of the server's tree (ours: the primary and its workers; coturn: one process, all threads), over the step",
+    ],
+    rows,
+    commonRate,
+    scaling: { ours: oursScaling, coturn: coturnScaling },
+    targets,
+    sessions,
+    processes: startedProcesses(),
+  };
+  mkdirSync(dirname(options.out), { recursive: true });
+  writeFileSync(options.out, `${JSON.stringify(summary, null, 2)}\n`);
+
+  const sizing = rows
+    .filter((r) => r.cpuPer1k !== undefined && r.cpuPer1k > 0)
+    .map((r) => `${r.server} ${r.threads} thread${r.threads > 1 ? "s" : ""}: ~${Math.round(1000 / r.cpuPer1k!)} echoed msg/s per busy core`)
+    .join("; ");
+  const out = [
+    "",
+    `## relaykit bench:threads, ${date} (${String(info["cpu"])}, ${cores} cores, Node ${process.version}, ${String(info["coturn417"] ?? "coturn 4.17.1 ?")}; ${options.allocations} UDP allocations, ${options.mode === "channel" ? "ChannelData" : "Send indications"}, ${options.size} B; ${options.rounds} round${options.rounds > 1 ? "s" : ""}, medians)`,
+    "",
+    table(rows, commonRate),
+    "",
+    `Scaling, zero-loss msg/s 2 threads ÷ 1 thread: ours ${fixed(oursScaling, 2)}, coturn 4.17.1 ${fixed(coturnScaling, 2)}`,
+    "",
+    "| target | value | wanted | met |",
+    "|---|---|---|---|",
+    ...targets.map((t) => `| ${t.what} | ${fixed(t.value, 2)} | ${t.target} | ${t.met === undefined ? "-" : t.met ? "yes" : "NO"} |`),
+    "",
+    `Targets: ${targets.filter((t) => t.met === true).length} of ${targets.length} met${targets.some((t) => t.met === undefined) ? " (some not measured)" : ""}`,
+    "",
+    ...(sizing !== "" ? [`Sizing (1000 ÷ CPU-s per 1k at the common rate): ${sizing}`, ""] : []),
+    ...summary.notes.map((note) => `- ${note}`),
+    "",
+    `JSON: ${options.out}`,
+    "",
+  ];
+  process.stdout.write(out.join("\n"));
+  const left = runningPids();
+  if (left.length > 0) {
+    process.stderr.write(`bench:threads: processes still registered after the run: ${left.join(", ")}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+main()
+  .then((code) => process.exit(code))
+  .catch(async (error: unknown) => {
+    process.stderr.write(`bench:threads: ${error instanceof Error ? error.message : String(error)}\n`);
+    await stopAll();
+    process.exit(1);
+  });
