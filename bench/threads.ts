@@ -40,7 +40,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, release } from "node:os";
 import { dirname, join } from "node:path";
 import { generatorBase, startEchoPeer, startGenerator, type GeneratorProcess } from "./lib/loads.js";
-import { cpuSeconds, installCleanupHandlers, machineCpuSeconds, repoRoot, runningPids, sleep, startedProcesses, stopAll, sumCpu, treeCpuSeconds, type Started } from "./lib/proc.js";
+import { cpuSeconds, installCleanupHandlers, machineCpuSeconds, repoRoot, runningPids, sleep, startedProcesses, stopAll, sumCpu, threadCpuSeconds, treeCpuSeconds, udpDropsByPort, type Started } from "./lib/proc.js";
 import { median } from "./lib/report.js";
 import { clientTools, COTURN_4_17_BIN, missingPrerequisite, OURS_BENCH_UNAUTHENTICATED_RATE, startServer, type BenchServer, type ServerName } from "./lib/servers.js";
 import type { SteppedOptions, StepResult } from "./lib/stepped-generator.js";
@@ -180,7 +180,32 @@ interface StepRecord extends StepResult {
   loadCores: number;
   machineBusyCores: number;
   otherCores: number;
+  /** The busiest single thread of the server's tree, in cores: near 1, that thread is saturated. */
+  busiestServerThreadCores: number;
+  /**
+   * Datagrams dropped for a full receive buffer during the step (/proc/net/udp), by whose socket: the
+   * server's (its listening port and the allocations' relayed ports), the echo peer's, the generator's.
+   */
+  drops: { server: number; peer: number; generator: number };
   cpuPer1k: number | undefined;
+  /** Where the step lost messages: what fell short (limitOf); only on a step that lost some. */
+  limit?: Limit;
+}
+
+/** Why a step lost messages, from its readings (see limitOf). */
+type Limit = "server" | "load" | "machine" | "unclear";
+
+/**
+ * What fell short at a step that lost messages: the server, when its sockets dropped or a thread of it
+ * was saturated; the load, when the generator's or the peer's sockets dropped or the generator could not
+ * offer the rate; the machine, when every core was busy and nobody's socket dropped (the losses were late
+ * answers); unclear otherwise.
+ */
+function limitOf(step: StepRecord, cores: number): Limit {
+  if (step.drops.server > 0 || step.busiestServerThreadCores >= 0.9) return "server";
+  if (step.drops.generator > 0 || step.drops.peer > 0 || step.loadShort) return "load";
+  if (step.machineBusyCores >= 0.95 * cores) return "machine";
+  return "unclear";
 }
 
 interface Session {
@@ -236,16 +261,38 @@ function workerPortRanges(server: BenchServer): [number, number][] | undefined {
   }
 }
 
+/** The local ports of each party, to count socket drops by whose they were. */
+interface Ports {
+  server: Set<number>;
+  peer: number;
+  generator: Set<number>;
+}
+
+function dropsOf(before: Map<number, number>, after: Map<number, number>, ports: Ports): StepRecord["drops"] {
+  const drops = { server: 0, peer: 0, generator: 0 };
+  for (const [port, count] of after) {
+    const delta = count - (before.get(port) ?? 0);
+    if (delta <= 0) continue;
+    if (ports.server.has(port)) drops.server += delta;
+    else if (port === ports.peer) drops.peer += delta;
+    else if (ports.generator.has(port)) drops.generator += delta;
+  }
+  return drops;
+}
+
 class Running {
   constructor(
     readonly server: BenchServer,
     readonly peer: Started,
     readonly generator: GeneratorProcess,
     readonly options: Options,
+    readonly ports: Ports,
   ) {}
 
   async step(rate: number, seconds: number): Promise<StepRecord> {
     const serverBefore = cpuOfTree(this.server.pid);
+    const threadsBefore = threadCpuSeconds(serverBefore.keys());
+    const dropsBefore = udpDropsByPort();
     const loadBefore = cpuOf(this.generator.process) + cpuOf(this.peer);
     const machineBefore = machineCpuSeconds();
     const harnessBefore = process.cpuUsage();
@@ -254,6 +301,10 @@ class Running {
     const result = (await this.generator.next("step", seconds * 1000 + this.options.lossTimeoutMs + 30_000)) as unknown as StepResult;
     const wallSeconds = (performance.now() - wallStart) / 1000;
     const serverAfter = cpuOfTree(this.server.pid);
+    const threadsAfter = threadCpuSeconds(serverAfter.keys());
+    const drops = dropsOf(dropsBefore, udpDropsByPort(), this.ports);
+    let busiestThread = 0;
+    for (const [tid, after] of threadsAfter) busiestThread = Math.max(busiestThread, after - (threadsBefore.get(tid) ?? after));
     const loadCpuSeconds = cpuOf(this.generator.process) + cpuOf(this.peer) - loadBefore;
     const machineAfter = machineCpuSeconds();
     const harness = process.cpuUsage(harnessBefore);
@@ -265,7 +316,7 @@ class Running {
     const loadCores = loadCpuSeconds / wallSeconds;
     const harnessCores = (harness.user + harness.system) / 1e6 / wallSeconds;
     const loadShort = result.sent < rate * (OFFERED_SHARE * result.sendSeconds - OFFERED_SLACK_S);
-    return {
+    const record: StepRecord = {
       ...result,
       held: result.lost === 0 && !loadShort && result.sent > 0,
       loadShort,
@@ -278,8 +329,12 @@ class Running {
       loadCores,
       machineBusyCores,
       otherCores: Math.max(0, machineBusyCores - serverCores - loadCores - harnessCores),
+      busiestServerThreadCores: busiestThread / wallSeconds,
+      drops,
       cpuPer1k: result.received > 0 ? (serverCpuSeconds / result.received) * 1000 : undefined,
     };
+    if (result.lost > 0) record.limit = limitOf(record, cpus().length);
+    return record;
   }
 }
 
@@ -315,6 +370,7 @@ async function session(variant: Variant, round: number, purpose: Session["purpos
     const ready = await generator.next("ready", SETUP_TIMEOUT_MS + 10_000);
     record.allocations = Number(ready["allocations"]);
     const ports = Array.isArray(ready["relayedPorts"]) ? (ready["relayedPorts"] as number[]) : [];
+    const localPorts = Array.isArray(ready["localPorts"]) ? (ready["localPorts"] as number[]) : [];
     const ranges = variant.server === "ours" && variant.threads > 1 ? workerPortRanges(server) : undefined;
     if (ranges !== undefined) record.allocationsPerWorker = ranges.map(([min, max]) => ports.filter((port) => port >= min && port <= max).length);
     if (record.allocations < options.allocations) {
@@ -322,7 +378,7 @@ async function session(variant: Variant, round: number, purpose: Session["purpos
       record.note = `only ${record.allocations} of ${options.allocations} allocations`;
       return record;
     }
-    await body(new Running(server, peer, generator, options), record);
+    await body(new Running(server, peer, generator, options, { server: new Set([server.port, ...ports]), peer: echo.port, generator: new Set(localPorts) }), record);
     generator.process.child.stdin?.write("stop\n");
     (await generator.next("result", 30_000)) as unknown as { result: GeneratorResult };
     await generator.exit(10_000);
@@ -341,7 +397,9 @@ function brief(step: StepRecord): string {
   const workers = Object.values(step.serverCpuByPid).length > 1 ? ` [${Object.values(step.serverCpuByPid).map((v) => v.toFixed(2)).join("+")}]` : "";
   return (
     `${step.rate} msg/s offered: ${step.echoedPerSecond.toFixed(0)} echoed/s, lost ${step.lost}${step.loadShort ? " (the generator fell short)" : ""}, ` +
-    `server ${step.serverCores.toFixed(2)} cores${workers}, load ${step.loadCores.toFixed(2)}, machine ${step.machineBusyCores.toFixed(2)} (others ${step.otherCores.toFixed(2)}) -> ${step.held ? "held" : "NOT held"}`
+    `server ${step.serverCores.toFixed(2)} cores${workers} (busiest thread ${step.busiestServerThreadCores.toFixed(2)}), load ${step.loadCores.toFixed(2)}, machine ${step.machineBusyCores.toFixed(2)} (others ${step.otherCores.toFixed(2)})` +
+    `${step.drops.server + step.drops.peer + step.drops.generator > 0 ? `, socket drops server ${step.drops.server} peer ${step.drops.peer} generator ${step.drops.generator}` : ""}` +
+    ` -> ${step.held ? "held" : `NOT held${step.limit !== undefined ? ` (limit: ${step.limit})` : ""}`}`
   );
 }
 
@@ -420,7 +478,10 @@ interface SummaryRow {
   serverCoresAtZeroLoss: number | undefined;
   loadCoresAtZeroLoss: number | undefined;
   machineCoresAtZeroLoss: number | undefined;
+  busiestThreadAtZeroLoss: number | undefined;
   allocationsPerWorker: number[][];
+  /** Per round, what fell short at the lowest rate that lost messages (limitOf), or "-" when none did. */
+  limits: string[];
 }
 
 function summarize(variant: Variant, sessions: Session[]): SummaryRow {
@@ -436,12 +497,14 @@ function summarize(variant: Variant, sessions: Session[]): SummaryRow {
     zeroLossEchoedPerSecond: median(finite(searches.map((s) => s.zeroLossEchoedPerSecond))),
     zeroLossRates: finite(searches.map((s) => s.zeroLossRate)),
     lowerBound: searches.some((s) => s.lowerBound === true),
+    limits: searches.map((s) => s.steps.find((step) => step.rate === s.firstFailedRate && step.limit !== undefined)?.limit ?? "-"),
     cpuPer1k: median(finite(cpu.map((s) => s.steps[0]?.cpuPer1k))),
     cpuPer1ks: finite(cpu.map((s) => s.steps[0]?.cpuPer1k)),
     lostAtCommonRate: cpu.reduce((sum, s) => sum + (s.steps[0]?.lost ?? 0), 0),
     serverCoresAtZeroLoss: median(heldSteps.map((step) => step.serverCores)),
     loadCoresAtZeroLoss: median(heldSteps.map((step) => step.loadCores)),
     machineCoresAtZeroLoss: median(heldSteps.map((step) => step.machineBusyCores)),
+    busiestThreadAtZeroLoss: median(heldSteps.map((step) => step.busiestServerThreadCores)),
     allocationsPerWorker: sessions.filter((s) => s.variant === variant.id && s.allocationsPerWorker !== undefined).map((s) => s.allocationsPerWorker!),
   };
 }
@@ -450,12 +513,12 @@ const fixed = (value: number | undefined, digits: number) => (value === undefine
 
 function table(rows: SummaryRow[], commonRate: number | undefined): string {
   const lines = [
-    `| server | threads | zero-loss msg/s (offered; each round) | echoed msg/s at it | server / load / machine cores at it | CPU-s per 1k msgs at ${commonRate ?? "-"} msg/s (each round) | lost at it |`,
-    "|---|---|---|---|---|---|---|",
+    `| server | threads | zero-loss msg/s (offered; each round) | echoed msg/s at it | server / load / machine cores at it | limit at the first loss (each round) | CPU-s per 1k msgs at ${commonRate ?? "-"} msg/s (each round) | lost at it |`,
+    "|---|---|---|---|---|---|---|---|",
   ];
   for (const row of rows) {
     lines.push(
-      `| ${row.server} | ${row.threads} | ${row.lowerBound ? "≥ " : ""}${fixed(row.zeroLossRate, 0)} (${row.zeroLossRates.join(", ") || "-"}) | ${fixed(row.zeroLossEchoedPerSecond, 0)} | ${fixed(row.serverCoresAtZeroLoss, 2)} / ${fixed(row.loadCoresAtZeroLoss, 2)} / ${fixed(row.machineCoresAtZeroLoss, 2)} | ${fixed(row.cpuPer1k, 4)} (${row.cpuPer1ks.map((v) => v.toFixed(4)).join(", ") || "-"}) | ${row.lostAtCommonRate} |`,
+      `| ${row.server} | ${row.threads} | ${row.lowerBound ? "≥ " : ""}${fixed(row.zeroLossRate, 0)} (${row.zeroLossRates.join(", ") || "-"}) | ${fixed(row.zeroLossEchoedPerSecond, 0)} | ${fixed(row.serverCoresAtZeroLoss, 2)} / ${fixed(row.loadCoresAtZeroLoss, 2)} / ${fixed(row.machineCoresAtZeroLoss, 2)} | ${row.limits.join(", ") || "-"} | ${fixed(row.cpuPer1k, 4)} (${row.cpuPer1ks.map((v) => v.toFixed(4)).join(", ") || "-"}) | ${row.lostAtCommonRate} |`,
     );
   }
   return lines.join("\n");
@@ -600,13 +663,20 @@ async function main(): Promise<number> {
       met: oursScaling === undefined || coturnScaling === undefined ? undefined : oursScaling >= coturnScaling,
     },
   ];
-  const load = row("ours-1") ?? rows[0];
+  const describeLimit = (r: SummaryRow) =>
+    `${r.server} ${r.threads} thread${r.threads > 1 ? "s" : ""}: busiest server thread ${fixed(r.busiestThreadAtZeroLoss, 2)} of a core, server ${fixed(r.serverCoresAtZeroLoss, 2)}, load ${fixed(r.loadCoresAtZeroLoss, 2)}, machine ${fixed(r.machineCoresAtZeroLoss, 2)} of ${cores} cores; at the first loss: ${r.limits.join(", ")}`;
+  const oneThread = rows.filter((r) => r.threads === 1 && r.busiestThreadAtZeroLoss !== undefined);
+  // Rows that found a loss (not a floor) while their one relay thread was still far from busy.
+  const unsaturated = oneThread.filter((r) => r.busiestThreadAtZeroLoss! < 0.9 && !r.lowerBound);
   const limits = [
     `the machine has ${cores} cores (${String(info["cpu"])}), shared with other work (load average ${String(info["loadAverageAtStart"])} at start, ${loadavg().map((v) => v.toFixed(2)).join(",")} at end)`,
     coreSharing,
-    load?.loadCoresAtZeroLoss !== undefined
-      ? `at the zero-loss rate the load itself (generator + echo peer) used ~${load.loadCoresAtZeroLoss.toFixed(2)} cores and the machine was ~${fixed(load.machineCoresAtZeroLoss, 2)} of ${cores} cores busy: with two relay threads the server competes with its own load for the same cores, so the scaling measured here is a floor for what a host with cores to spare sees`
-      : "no zero-loss step to say what the load used",
+    `at the highest rate held (medians): ${rows.map(describeLimit).join("; ")}`,
+    unsaturated.length > 0
+      ? `with one relay thread, ${unsaturated.map((r) => r.server).join(" and ")} lost messages before that thread was busy (busiest thread < 0.9 of a core): this machine cannot load one relay thread fully (the load costs more CPU per message than the relay, and both share the ${cores} cores with other work), so a second thread has no work to take over and the scaling measured here is the machine's limit, not the relay's; CPU per 1k messages is the figure that compares the servers here`
+      : oneThread.some((r) => r.lowerBound)
+        ? "a row marked ≥ lost nothing up to its last step (the search ran out of steps, ladder or time): its zero-loss figure is a floor, and so is any scaling computed from it"
+        : "with two relay threads the server competes with its own load for the same cores: the scaling measured here is a floor for what a host with cores to spare sees",
   ];
   const date = new Date().toISOString();
   const summary = {

@@ -306,3 +306,48 @@ export function machineCpuSeconds(): { busy: number; total: number } {
   const busy = user! + nice! + system! + irq! + softirq! + steal!;
   return { busy: busy / CLOCK_TICKS_PER_SECOND, total: (busy + idle! + iowait!) / CLOCK_TICKS_PER_SECOND };
 }
+
+/** CPU seconds of every thread (task) of the given processes, by thread id (/proc/<pid>/task/<tid>/stat, all ticks). */
+export function threadCpuSeconds(pids: Iterable<number>): Map<number, number> {
+  const each = new Map<number, number>();
+  for (const pid of pids) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        each.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND);
+      } catch {
+        // the thread ended between listing and reading
+      }
+    }
+  }
+  return each;
+}
+
+/**
+ * Datagrams each IPv4 UDP socket dropped so far (its receive buffer was full), summed by local port
+ * (/proc/net/udp's last column; sockets of every program in this network namespace).
+ */
+export function udpDropsByPort(): Map<number, number> {
+  const drops = new Map<number, number>();
+  let text: string;
+  try {
+    text = readFileSync("/proc/net/udp", "utf8");
+  } catch {
+    return drops;
+  }
+  for (const line of text.split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 13) continue;
+    const port = Number.parseInt(fields[1]!.split(":")[1] ?? "", 16);
+    const dropped = Number(fields[fields.length - 1]);
+    if (Number.isFinite(port) && Number.isFinite(dropped)) drops.set(port, (drops.get(port) ?? 0) + dropped);
+  }
+  return drops;
+}

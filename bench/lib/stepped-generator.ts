@@ -4,7 +4,7 @@
  *
  * Conversation (JSON lines on stdout, lines on stdin), as runGenerator's:
  *   → {"event":"hello"}                       ← go
- *   → {"event":"ready","allocations":N,"relayedPorts":[...]}
+ *   → {"event":"ready","allocations":N,"relayedPorts":[...],"localPorts":[...]}
  *   ← step <rate> <seconds>                   → {"event":"step", ...StepResult}   (as often as asked)
  *   ← stop                                    → {"event":"result","result":GeneratorResult}, then it deletes
  *                                                every allocation (Refresh, LIFETIME 0) and exits
@@ -53,7 +53,7 @@ export async function runSteppedGenerator(options: SteppedOptions): Promise<void
   emit({ event: "hello" });
   while ((await nextLine()) !== "go");
   await generator.allocateUpTo(options.allocations);
-  emit({ event: "ready", allocations: generator.allocated, relayedPorts: generator.relayedPorts });
+  emit({ event: "ready", allocations: generator.allocated, relayedPorts: generator.relayedPorts, localPorts: generator.localPorts });
   for (let steps = 0; steps < MAX_STEPS; steps++) {
     const line = await nextLine();
     if (line === "stop") break;
