@@ -19,7 +19,7 @@
  *   --quick               the smoke: 1 round, 1 s steps, 3 ladder rungs and no bisection (< 60 s for two servers)
  *   --servers a,b         any of ours-1,ours-2,coturn-1,coturn-2 (default all four; coturn ones need
  *                         bash bench/servers/build-coturn.sh)
- *   --rounds N            search and CPU rounds per server (default 2)
+ *   --rounds N            search and CPU rounds per server (default 3)
  *   --mode M              channel (ChannelData, default) or send (Send indications)
  *   --allocations N       UDP allocations, each its own socket (default 128; at least 64)
  *   --size B              application bytes per message (default 100)
@@ -140,7 +140,7 @@ function parseArgs(argv: string[]): Options {
   return {
     quick,
     variants,
-    rounds: Math.floor(number("rounds", quick ? 1 : 2, 1, 20)),
+    rounds: Math.floor(number("rounds", quick ? 1 : 3, 1, 20)),
     mode,
     allocations: Math.floor(number("allocations", 128, MIN_ALLOCATIONS, 4000)),
     size: Math.floor(number("size", 100, 16, 1200)),
