@@ -196,15 +196,19 @@ interface StepRecord extends StepResult {
 type Limit = "server" | "load" | "machine" | "unclear";
 
 /**
- * What fell short at a step that lost messages: the server, when its sockets dropped or a thread of it
- * was saturated; the load, when the generator's or the peer's sockets dropped or the generator could not
- * offer the rate; the machine, when every core was busy and nobody's socket dropped (the losses were late
- * answers); unclear otherwise.
+ * What fell short at a step that lost messages:
+ * - server: one of its threads was saturated (≥ 0.9 of a core);
+ * - machine: else, every core was busy (≥ 95 %): whoever dropped or answered late was waiting for a core,
+ *   not short of one of its own (the drops by party are in the JSON);
+ * - server: else, its sockets dropped datagrams with cores to spare;
+ * - load: else, the generator's or the peer's sockets dropped, or the generator could not offer the rate;
+ * - unclear otherwise.
  */
 function limitOf(step: StepRecord, cores: number): Limit {
-  if (step.drops.server > 0 || step.busiestServerThreadCores >= 0.9) return "server";
-  if (step.drops.generator > 0 || step.drops.peer > 0 || step.loadShort) return "load";
+  if (step.busiestServerThreadCores >= 0.9) return "server";
   if (step.machineBusyCores >= 0.95 * cores) return "machine";
+  if (step.drops.server > 0) return "server";
+  if (step.drops.generator > 0 || step.drops.peer > 0 || step.loadShort) return "load";
   return "unclear";
 }
 
@@ -394,7 +398,8 @@ async function session(variant: Variant, round: number, purpose: Session["purpos
 }
 
 function brief(step: StepRecord): string {
-  const workers = Object.values(step.serverCpuByPid).length > 1 ? ` [${Object.values(step.serverCpuByPid).map((v) => v.toFixed(2)).join("+")}]` : "";
+  // Ours with workers: the cores of the primary and of each worker.
+  const workers = Object.values(step.serverCpuByPid).length > 1 ? ` [${Object.values(step.serverCpuByPid).map((v) => (v / step.wallSeconds).toFixed(2)).join("+")}]` : "";
   return (
     `${step.rate} msg/s offered: ${step.echoedPerSecond.toFixed(0)} echoed/s, lost ${step.lost}${step.loadShort ? " (the generator fell short)" : ""}, ` +
     `server ${step.serverCores.toFixed(2)} cores${workers} (busiest thread ${step.busiestServerThreadCores.toFixed(2)}), load ${step.loadCores.toFixed(2)}, machine ${step.machineBusyCores.toFixed(2)} (others ${step.otherCores.toFixed(2)})` +
@@ -472,6 +477,10 @@ interface SummaryRow {
   /** Median over the rounds of the CPU-seconds per 1,000 echoed messages at the common rate. */
   cpuPer1k: number | undefined;
   cpuPer1ks: number[];
+  /** Whether each CPU round's step held (the median takes only those). */
+  cpuHeld: boolean[];
+  /** From the search steps that held: CPU-s per 1k msgs by offered rate, median over rounds. */
+  cpuPer1kByRate: Record<string, number>;
   /** Messages lost at the common rate, summed over the rounds. */
   lostAtCommonRate: number;
   /** At the highest step held (median over rounds): cores the server used, the load used, the whole machine. */
@@ -482,6 +491,18 @@ interface SummaryRow {
   allocationsPerWorker: number[][];
   /** Per round, what fell short at the lowest rate that lost messages (limitOf), or "-" when none did. */
   limits: string[];
+}
+
+/** CPU-s per 1k messages of the search steps that held, by rate, median over the rounds. */
+function cpuByRate(searches: Session[]): Record<string, number> {
+  const byRate = new Map<number, number[]>();
+  for (const step of searches.flatMap((s) => s.steps)) {
+    if (!step.held || step.cpuPer1k === undefined) continue;
+    byRate.set(step.rate, [...(byRate.get(step.rate) ?? []), step.cpuPer1k]);
+  }
+  const out: Record<string, number> = {};
+  for (const [rate, values] of [...byRate].sort((a, b) => a[0] - b[0])) out[String(rate)] = median(values)!;
+  return out;
 }
 
 function summarize(variant: Variant, sessions: Session[]): SummaryRow {
@@ -498,8 +519,11 @@ function summarize(variant: Variant, sessions: Session[]): SummaryRow {
     zeroLossRates: finite(searches.map((s) => s.zeroLossRate)),
     lowerBound: searches.some((s) => s.lowerBound === true),
     limits: searches.map((s) => s.steps.find((step) => step.rate === s.firstFailedRate && step.limit !== undefined)?.limit ?? "-"),
-    cpuPer1k: median(finite(cpu.map((s) => s.steps[0]?.cpuPer1k))),
+    // Only steps that held: where the generator fell short its bursts change the server's batching.
+    cpuPer1k: median(finite(cpu.filter((s) => s.steps[0]?.held === true).map((s) => s.steps[0]?.cpuPer1k))),
     cpuPer1ks: finite(cpu.map((s) => s.steps[0]?.cpuPer1k)),
+    cpuHeld: cpu.map((s) => s.steps[0]?.held === true),
+    cpuPer1kByRate: cpuByRate(searches),
     lostAtCommonRate: cpu.reduce((sum, s) => sum + (s.steps[0]?.lost ?? 0), 0),
     serverCoresAtZeroLoss: median(heldSteps.map((step) => step.serverCores)),
     loadCoresAtZeroLoss: median(heldSteps.map((step) => step.loadCores)),
@@ -518,10 +542,24 @@ function table(rows: SummaryRow[], commonRate: number | undefined): string {
   ];
   for (const row of rows) {
     lines.push(
-      `| ${row.server} | ${row.threads} | ${row.lowerBound ? "≥ " : ""}${fixed(row.zeroLossRate, 0)} (${row.zeroLossRates.join(", ") || "-"}) | ${fixed(row.zeroLossEchoedPerSecond, 0)} | ${fixed(row.serverCoresAtZeroLoss, 2)} / ${fixed(row.loadCoresAtZeroLoss, 2)} / ${fixed(row.machineCoresAtZeroLoss, 2)} | ${row.limits.join(", ") || "-"} | ${fixed(row.cpuPer1k, 4)} (${row.cpuPer1ks.map((v) => v.toFixed(4)).join(", ") || "-"}) | ${row.lostAtCommonRate} |`,
+      `| ${row.server} | ${row.threads} | ${row.lowerBound ? "≥ " : ""}${fixed(row.zeroLossRate, 0)} (${row.zeroLossRates.join(", ") || "-"}) | ${fixed(row.zeroLossEchoedPerSecond, 0)} | ${fixed(row.serverCoresAtZeroLoss, 2)} / ${fixed(row.loadCoresAtZeroLoss, 2)} / ${fixed(row.machineCoresAtZeroLoss, 2)} | ${row.limits.join(", ") || "-"} | ${fixed(row.cpuPer1k, 4)} (${row.cpuPer1ks.map((v, i) => `${v.toFixed(4)}${row.cpuHeld[i] ? "" : "*"}`).join(", ") || "-"}) | ${row.lostAtCommonRate} |`,
     );
   }
+  if (rows.some((row) => row.cpuHeld.some((held) => !held))) lines.push("", "\\* that round's step did not hold (a loss, or the generator fell short): left out of the median");
   return lines.join("\n");
+}
+
+/** CPU-s per 1k messages by offered rate (the ladder's rungs every row has), from the search steps that held. */
+function rateTable(rows: SummaryRow[], plan: SearchPlan): string {
+  const rungs: number[] = [];
+  for (let index = 0; index < plan.maxSteps && rung(plan, index) <= plan.maxRate; index++) rungs.push(rung(plan, index));
+  const shown = rungs.filter((rate) => rows.filter((row) => row.cpuPer1kByRate[String(rate)] !== undefined).length >= Math.min(2, rows.length));
+  if (shown.length === 0) return "(no ladder rate held by two servers)";
+  return [
+    `| server | threads | ${shown.map((rate) => `${rate} msg/s`).join(" | ")} |`,
+    `|---|---|${shown.map(() => "---|").join("")}`,
+    ...rows.map((row) => `| ${row.server} | ${row.threads} | ${shown.map((rate) => fixed(row.cpuPer1kByRate[String(rate)], 4)).join(" | ")} |`),
+  ].join("\n");
 }
 
 interface Target {
@@ -717,7 +755,11 @@ async function main(): Promise<number> {
     "",
     `Targets: ${targets.filter((t) => t.met === true).length} of ${targets.length} met${targets.some((t) => t.met === undefined) ? " (some not measured)" : ""}`,
     "",
-    ...(sizing !== "" ? [`Sizing (1000 ÷ CPU-s per 1k at the common rate): ${sizing}`, ""] : []),
+    `CPU-s per 1k msgs by offered rate (search steps that held, median over rounds; ${options.stepSeconds} s steps, so coarser than the table${"'"}s):`,
+    "",
+    rateTable(rows, options.plan),
+    "",
+    ...(sizing !== "" ? [`Sizing (1000 ÷ CPU-s per 1k at ${commonRate} msg/s): ${sizing}`, ""] : []),
     ...summary.notes.map((note) => `- ${note}`),
     "",
     `JSON: ${options.out}`,
