@@ -8,9 +8,10 @@
  *      4-tuple, so the kernel's SO_REUSEPORT hash spreads them over our workers); an untimed warm-up
  *      step, then fixed-rate steps up a ladder and a bisection (lib/zero-loss-search.ts) for the highest
  *      offered rate with no message lost;
- *   2. CPU: the highest ladder rung every search of every server held is the common rate; each server,
- *      freshly started again, warmed up, relays it for `--cpu-duration` seconds; CPU-seconds of its whole
- *      process tree (our primary and its workers; every coturn thread) per 1,000 echoed messages.
+ *   2. CPU: the common rate is the lowest over the servers of the highest ladder rung each held (median
+ *      over its rounds); each server, freshly started again and warmed up, relays it for `--cpu-duration`
+ *      seconds; CPU-seconds of its whole process tree (our primary and its workers; every coturn thread)
+ *      per 1,000 echoed messages.
  *
  * Nothing is pinned: two relay threads need both cores, so the servers, the generator, the echo peer and
  * this harness share the machine's cores under the kernel's scheduler; every step records what each used.
@@ -664,10 +665,14 @@ async function main(): Promise<number> {
       );
     }
   }
-  // The common rate: the highest ladder rung that every search of every server held.
+  // The common rate: the lowest over the servers of the highest ladder rung each held (median over its
+  // rounds, so one round disturbed by other work on the machine does not set it alone).
   const searches = sessions.filter((s) => s.purpose === "search");
-  const measured = searches.filter((s) => s.status === "ok" && s.highestRungHeld !== undefined);
-  const commonRung = measured.length > 0 ? Math.min(...measured.map((s) => s.highestRungHeld!)) : -1;
+  const perServer = options.variants.map((variant) => {
+    const held = searches.filter((s) => s.variant === variant.id && s.status === "ok" && s.highestRungHeld !== undefined).map((s) => s.highestRungHeld!);
+    return held.length > 0 ? Math.floor(median(held)!) : -1;
+  });
+  const commonRung = perServer.length > 0 ? Math.min(...perServer) : -1;
   const commonRate = commonRung >= 0 ? rung(options.plan, commonRung) : undefined;
   if (commonRate === undefined) log("bench:threads: no ladder rate was held by every search: no CPU rounds");
   else {
