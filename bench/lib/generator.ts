@@ -132,6 +132,15 @@ class Client {
 
   constructor(readonly generator: Generator) {}
 
+  /** The local port of its UDP socket (undefined over TCP/TLS, or before it is bound). */
+  get localPort(): number | undefined {
+    try {
+      return this.socket?.address().port;
+    } catch {
+      return undefined;
+    }
+  }
+
   get reliable(): boolean {
     return this.generator.options.transport !== "udp";
   }
@@ -456,6 +465,16 @@ export class Generator {
 
   get allocated(): number {
     return this.clients.length;
+  }
+
+  /** The local UDP port of every allocation's socket (bench/threads.ts counts the drops of the load's sockets by them). */
+  get localPorts(): number[] {
+    return this.clients.flatMap((client) => (client.localPort !== undefined ? [client.localPort] : []));
+  }
+
+  /** The relayed port of every allocation (bench/threads.ts tells by it which worker process holds it). */
+  get relayedPorts(): number[] {
+    return this.clients.flatMap((client) => (client.relayed !== undefined ? [client.relayed.port] : []));
   }
 
   private sendOne(client: Client): void {

@@ -162,7 +162,7 @@ const GENERATOR_EXIT_TIMEOUT_MS = 10_000;
 /** Activity sampling for uclient's messages per second. */
 const SAMPLE_MS = 50;
 
-async function startEchoPeer(core: number | undefined, tools: ClientTools): Promise<{ port: number; process: Started }> {
+export async function startEchoPeer(core: number | undefined, tools: ClientTools): Promise<{ port: number; process: Started }> {
   const port = await freePort();
   const [command, args] = pinned(core, tools.peer, ["-L", "127.0.0.1", "-p", String(port)]);
   const peer = startProcess("turnutils_peer", command, args);
@@ -275,7 +275,7 @@ function lastLines(text: string, count = 5): string {
 }
 
 /** A running generator process and its JSON-lines conversation. */
-class GeneratorProcess {
+export class GeneratorProcess {
   private readonly events: Record<string, unknown>[] = [];
   private wake: (() => void) | undefined;
 
@@ -325,11 +325,11 @@ class GeneratorProcess {
 }
 
 /** What every generator run shares: where the server is and how to authenticate. */
-function generatorBase(server: BenchServer, transport: ClientTransport): Pick<GeneratorOptions, "serverPort" | "serverTlsPort" | "transport" | "auth" | "setupTimeoutMs"> {
+export function generatorBase(server: BenchServer, transport: ClientTransport): Pick<GeneratorOptions, "serverPort" | "serverTlsPort" | "transport" | "auth" | "setupTimeoutMs"> {
   return { serverPort: server.port, ...(server.tlsPort !== undefined ? { serverTlsPort: server.tlsPort } : {}), transport, auth: server.auth, setupTimeoutMs: GENERATOR_SETUP_TIMEOUT_MS };
 }
 
-function startGenerator(options: GeneratorOptions, core: number | undefined): GeneratorProcess {
+export function startGenerator(options: GeneratorOptions, core: number | undefined): GeneratorProcess {
   const [command, args] = pinned(core, process.execPath, ["--import", "tsx", "bench/gen.ts", JSON.stringify(options)]);
   return new GeneratorProcess(startProcess("generator", command, args, { stdin: true }));
 }

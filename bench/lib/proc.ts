@@ -246,3 +246,108 @@ export async function waitForHttp(url: string, started: Started, accept: (status
     await sleep(200);
   }
 }
+
+/** The process `pid` and every descendant of it (children, grandchildren, ...), from /proc/<n>/stat's ppid. */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      // After the name in parentheses: state (index 0), ppid (index 1).
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const list = children.get(ppid);
+      if (list === undefined) children.set(ppid, [Number(entry)]);
+      else list.push(Number(entry));
+    } catch {
+      // the process ended between listing and reading
+    }
+  }
+  const tree: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0 && tree.length < 10_000) {
+    const next = queue.shift()!;
+    tree.push(next);
+    queue.push(...(children.get(next) ?? []));
+  }
+  return tree;
+}
+
+/**
+ * CPU seconds (utime + stime of every thread, /proc/<pid>/stat) of `pid` and every live descendant, each
+ * process by its PID. A descendant that ended during a window takes its CPU with it (its parent's cutime
+ * counts it only once reaped), so a window is only whole when the tree kept its processes.
+ */
+export function treeCpuSeconds(pid: number): Map<number, number> {
+  const each = new Map<number, number>();
+  for (const member of processTree(pid)) {
+    try {
+      each.set(member, cpuSeconds(member));
+    } catch {
+      // ended between listing and reading
+    }
+  }
+  return each;
+}
+
+/** The sum of a treeCpuSeconds reading. */
+export function sumCpu(reading: Map<number, number>): number {
+  let total = 0;
+  for (const value of reading.values()) total += value;
+  return total;
+}
+
+/** Busy and total CPU time of the whole machine so far, in seconds summed over every core (/proc/stat's cpu line). */
+export function machineCpuSeconds(): { busy: number; total: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n").find((l) => l.startsWith("cpu "));
+  if (line === undefined) return { busy: 0, total: 0 };
+  // user nice system idle iowait irq softirq steal (guest time is already in user)
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number) as number[];
+  const busy = user! + nice! + system! + irq! + softirq! + steal!;
+  return { busy: busy / CLOCK_TICKS_PER_SECOND, total: (busy + idle! + iowait!) / CLOCK_TICKS_PER_SECOND };
+}
+
+/** CPU seconds of every thread (task) of the given processes, by thread id (/proc/<pid>/task/<tid>/stat, all ticks). */
+export function threadCpuSeconds(pids: Iterable<number>): Map<number, number> {
+  const each = new Map<number, number>();
+  for (const pid of pids) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        each.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND);
+      } catch {
+        // the thread ended between listing and reading
+      }
+    }
+  }
+  return each;
+}
+
+/**
+ * Datagrams each IPv4 UDP socket dropped so far (its receive buffer was full), summed by local port
+ * (/proc/net/udp's last column; sockets of every program in this network namespace).
+ */
+export function udpDropsByPort(): Map<number, number> {
+  const drops = new Map<number, number>();
+  let text: string;
+  try {
+    text = readFileSync("/proc/net/udp", "utf8");
+  } catch {
+    return drops;
+  }
+  for (const line of text.split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 13) continue;
+    const port = Number.parseInt(fields[1]!.split(":")[1] ?? "", 16);
+    const dropped = Number(fields[fields.length - 1]);
+    if (Number.isFinite(port) && Number.isFinite(dropped)) drops.set(port, (drops.get(port) ?? 0) + dropped);
+  }
+  return drops;
+}

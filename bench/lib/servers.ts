@@ -169,6 +169,11 @@ export interface ServerOptions {
   oursUdpIo?: "native" | "dgram";
   /** Run our relay with `node --cpu-prof`, writing the profiles here. */
   cpuProfileDir?: string;
+  /**
+   * `--relay-threads N` for ours and coturn (bench/threads.ts); unset: the flag is not given (each server's
+   * default: ours 1, coturn one per CPU; coturn-4.17-fast has its own 0).
+   */
+  relayThreads?: number;
 }
 
 async function waitReady(started: Started, port: number, cleanup: () => Promise<void>): Promise<void> {
@@ -185,6 +190,19 @@ async function waitReady(started: Started, port: number, cleanup: () => Promise<
     }
     if (await stunAnswers(port, 200)) return;
     await sleep(100);
+  }
+}
+
+/** Waits (bounded by the startup timeout) until the server's output holds `text`. */
+async function waitLogged(started: Started, text: string, cleanup: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  while (!started.output().includes(text)) {
+    const exited = started.exited();
+    if (exited !== undefined || Date.now() > deadline) {
+      await cleanup();
+      throw new Error(`${started.name} ${exited ?? `did not log ${text} within ${STARTUP_TIMEOUT_MS} ms`}:\n${started.output().slice(-4000)}`);
+    }
+    await sleep(50);
   }
 }
 
@@ -217,10 +235,14 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
       `--tls-listening-port=${tlsPort}`,
       ...OURS_BENCH_QUOTA_FLAGS,
       ...(options.oursDefaultLimiter ? [] : [`--unauthenticated-rate=${OURS_BENCH_UNAUTHENTICATED_RATE}`, `--unauthenticated-burst=${OURS_BENCH_UNAUTHENTICATED_RATE}`]),
+      ...(options.relayThreads !== undefined ? [`--relay-threads=${options.relayThreads}`] : []),
     ];
     const [command, full] = pinned(options.core, process.execPath, args);
     const started = startProcess("ours", command, full);
     await waitReady(started, port, started.stop);
+    // With worker processes, one member of the UDP group may answer before the others serve: wait for the
+    // primary's "listening" line, which it logs once every worker serves.
+    if ((options.relayThreads ?? 1) > 1) await waitLogged(started, '"event":"listening"', started.stop);
     return { name, pid: started.pid, port, tlsPort, auth: { kind: "rest", secret }, command: [command, ...full], output: started.output, stop: started.stop };
   }
   if (name === "coturn" || isCoturn417(name)) {
@@ -246,6 +268,7 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
       `--db=${join(dir, "turndb")}`,
       `--pidfile=${join(dir, "turnserver.pid")}`,
       ...(name === "coturn-4.17-fast" ? COTURN_FAST_FLAGS : ["--log-file=stdout", "--simple-log"]),
+      ...(options.relayThreads !== undefined && name !== "coturn-4.17-fast" ? [`--relay-threads=${options.relayThreads}`] : []),
     ];
     const binary = name === "coturn" ? "turnserver" : join(COTURN_4_17_BIN, "turnserver");
     const [command, full] = pinned(options.core, binary, args);
