@@ -165,7 +165,15 @@ async function measure(server: ServerName, load: LoadSpec, options: Options, cor
   const base = { server, load: load.id, round };
   const na = notApplicable(server, load);
   if (na !== undefined) return { ...base, status: "n/a", note: na };
-  const started = await startServer(server, { core: cores.server, oursDefaultLimiter: options.oursDefaultLimiter, oursUdpIo: options.oursUdpIo, cpuProfileDir: options.profileDir });
+  // One relay process: this bench reads one process's CPU and pins it to one core (where auto is 1
+  // anyway); `npm run bench:threads` compares thread counts.
+  const started = await startServer(server, {
+    core: cores.server,
+    oursDefaultLimiter: options.oursDefaultLimiter,
+    oursUdpIo: options.oursUdpIo,
+    cpuProfileDir: options.profileDir,
+    ...(server === "ours" && { relayThreads: 1 }),
+  });
   try {
     const warmUpCpuSeconds = options.warmUp > 0 ? await warmUp(started, load, options.warmUp, cores.load) : undefined;
     const result =

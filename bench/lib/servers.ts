@@ -170,8 +170,8 @@ export interface ServerOptions {
   /** Run our relay with `node --cpu-prof`, writing the profiles here. */
   cpuProfileDir?: string;
   /**
-   * `--relay-threads N` for ours and coturn (bench/threads.ts); unset: the flag is not given (each server's
-   * default: ours 1, coturn one per CPU; coturn-4.17-fast has its own 0).
+   * `--relay-threads N` for ours and coturn; unset: the flag is not given (each server's default: ours
+   * one per CPU of its affinity, so 1 when pinned to a core; coturn one per CPU; coturn-4.17-fast has its own 0).
    */
   relayThreads?: number;
 }
