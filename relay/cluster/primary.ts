@@ -14,27 +14,25 @@
  *     the dead worker's allocations are gone (their clients allocate again), their quota holds given back.
  */
 import cluster, { type Worker } from "node:cluster";
-import { createServer as createNetServer } from "node:net";
 import { AggregatorRegistry, Counter, Gauge, Registry } from "prom-client";
+import { newNonceSecret } from "../auth/nonce.js";
 import { parseRelayArgs, type RelayConfig } from "../config.js";
-import type { RelayLogger } from "../ops/log.js";
-import { startOpsListener, type OpsListener } from "../ops/http.js";
-import { METRIC_PREFIX, registerFleetMetrics, registerProcessMetrics } from "../ops/metrics.js";
 import { createRelayFleet, type RelayFleet } from "../fleet/relay-fleet.js";
-import { ClusterFleet } from "./cluster-fleet.js";
+import { startOpsListener, type OpsListener } from "../ops/http.js";
+import type { RelayLogger } from "../ops/log.js";
+import { METRIC_PREFIX, registerFleetMetrics, registerProcessMetrics, type RelayMetrics } from "../ops/metrics.js";
 import { handleUncaughtErrors } from "../ops/process-errors.js";
 import { readReloadedTls, type ListenerAddress, type Readiness } from "../server/relay-server.js";
-import { bindSharedUdpSocket, closeSharedUdpSocket } from "../transport/native-udp.js";
-import { LISTENER_BUFFER_BYTES } from "../transport/udp-socket.js";
-import { newNonceSecret } from "../auth/nonce.js";
 import { AdmissionLedger } from "./admission-ledger.js";
-import { PortLoans, type Loan } from "./port-loans.js";
+import { ClusterFleet } from "./cluster-fleet.js";
 import { messageType, type ToPrimary, type ToWorker, type WorkerMetrics } from "./messages.js";
-import { slotOfToken, splitPortRange, type SeatUdpListener, type WorkerSeat } from "./seat.js";
+import { PortLoans, type Loan } from "./port-loans.js";
+import { slotOfToken, splitPortRange, type WorkerSeat } from "./seat.js";
+import { bindListenerGroups, closeListenerGroups, type ListenerGroups } from "./udp-groups.js";
 
-/** Every worker must say it serves within this, at start and after a restart. */
+/** Every worker must say it serves within this, at start. */
 export const WORKER_READY_TIMEOUT_MS = 30_000;
-/** A worker that does not answer a metrics scrape or a reload within this is left out of it. */
+/** A worker that does not answer a metrics scrape, a reload or a revocation within this is left out of it. */
 export const WORKER_ANSWER_TIMEOUT_MS = 5_000;
 /** How often a draining primary looks whether every allocation has ended. */
 const DRAIN_POLL_MS = 50;
@@ -45,8 +43,6 @@ export const RESTART_DELAY_MS = 100;
 export const RESTART_DELAY_MAX_MS = 10_000;
 /** A worker that lived this long before it died is restarted at once (it was not crash-looping). */
 const STABLE_AFTER_MS = 60_000;
-/** Tries at a free UDP+TCP port when --listening-port is 0 (tests), as the one-process relay does. */
-const PORT_ZERO_ATTEMPTS = 5;
 /** The first inherited descriptor in a worker: 0-2 are stdio, 3 is the cluster's IPC channel. */
 const FIRST_INHERITED_FD = 4;
 
@@ -57,13 +53,19 @@ export class PrimaryStartError extends Error {
 interface Slot {
   readonly index: number;
   readonly seat: WorkerSeat;
-  /** The parent's descriptors of this slot's UDP members, in seat.udp's order. */
+  /** This process's descriptors of the slot's UDP members, in seat.udp's order. */
   readonly fds: number[];
   worker: Worker | null;
   ready: boolean;
   startedAt: number;
   /** Deaths in a row, each soon after a start: the next restart waits longer. */
   quickDeaths: number;
+}
+
+function sendTo(worker: Worker, message: ToWorker): boolean {
+  if (!worker.isConnected()) return false;
+  worker.send(message);
+  return true;
 }
 
 /** Answers workers owe the primary, by request id. */
@@ -92,47 +94,6 @@ class PendingAnswers {
   }
 }
 
-function sendTo(worker: Worker, message: ToWorker): boolean {
-  if (!worker.isConnected()) return false;
-  worker.send(message);
-  return true;
-}
-
-/** Whether TCP `port` is free on `ip` (the UDP groups got it first; TCP must share the number). */
-function tcpPortFree(ip: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createNetServer();
-    probe.once("error", () => resolve(false));
-    probe.listen({ port, host: ip, ipv6Only: ip.includes(":"), exclusive: true }, () => probe.close(() => resolve(true)));
-  });
-}
-
-/**
- * Binds `count` members of the SO_REUSEPORT group of `ip`:`port` (port 0: a free port, the same
- * for all). With TCP on and port 0, a port TCP cannot share is given up and another tried.
- */
-async function bindUdpGroup(ip: string, port: number, count: number, needTcp: boolean): Promise<{ port: number; fds: number[] }> {
-  const family = ip.includes(":") ? 6 : 4;
-  const attempts = port === 0 && needTcp ? PORT_ZERO_ATTEMPTS : 1;
-  for (let attempt = 1; ; attempt++) {
-    const fds: number[] = [];
-    let bound = port;
-    try {
-      for (let member = 0; member < count; member++) {
-        const shared = bindSharedUdpSocket(family, ip, bound, LISTENER_BUFFER_BYTES);
-        fds.push(shared.fd);
-        bound = shared.port;
-      }
-    } catch (error) {
-      for (const fd of fds) closeSharedUdpSocket(fd);
-      throw Object.assign(error as Error, { address: ip, port });
-    }
-    if (!needTcp || (await tcpPortFree(ip, bound))) return { port: bound, fds };
-    for (const fd of fds) closeSharedUdpSocket(fd);
-    if (attempt >= attempts) throw Object.assign(new Error("TCP port in use"), { code: "EADDRINUSE", address: ip, port: bound });
-  }
-}
-
 export interface PrimaryOptions {
   config: RelayConfig;
   threads: number;
@@ -143,399 +104,440 @@ export interface PrimaryOptions {
   reduced?: { wanted: number; reason: string };
 }
 
-/**
- * Starts the workers and serves until a stop signal; resolves once every worker serves (after the
- * "listening" line). Throws PrimaryStartError (or a bind error with `code`, `address`, `port`) when the
- * relay cannot start; nothing is left running then.
- */
-export async function runPrimary({ config: startConfig, threads, argv, log, reduced }: PrimaryOptions): Promise<void> {
-  let config = startConfig;
-  const slices = splitPortRange(config.minPort, config.maxPort, threads);
-  const ledger = new AdmissionLedger(config);
-  // Port reservations count against --user-quota too (as in one process: allocation-quotas.ts).
-  const reservations = new AdmissionLedger({ userQuota: config.userQuota, maxAllocationsPerIp: 0, totalQuota: 0 });
-  // The same per-source rule for TCP and TLS connections (--max-connections-per-ip): one hold per connection.
-  const connections = new AdmissionLedger({ userQuota: 0, maxAllocationsPerIp: config.maxConnectionsPerIp, totalQuota: 0 });
-  const pending = new PendingAnswers();
-  // In a fleet: what the fleet reads of all workers, from their reports (./cluster-fleet.ts).
-  const clusterFleet =
-    config.fleet === null
-      ? null
-      : new ClusterFleet({
-          allocations: () => ledger.total,
-          maxHoldSeconds: config.maxCredentialTtl + config.credentialClockSkew,
-          revokeInWorkers: async (revocations) => {
-            const answers = await Promise.all(
-              slots.map((slot) =>
-                slot.worker !== null ? pending.ask(slot.worker, (id) => ({ type: "revoke", id, revocations: [...revocations] }), WORKER_ANSWER_TIMEOUT_MS) : Promise.resolve(null),
-              ),
-            );
-            return answers.reduce((ended, answer) => ended + (answer?.type === "revoked" ? answer.outcome.ended : 0), 0);
-          },
-        });
-  const nonceSecret = newNonceSecret().toString("hex");
+class RelayPrimary {
+  private config: RelayConfig;
+  private readonly slots: Slot[];
+  /** Allocations of all workers (--user-quota, --max-allocations-per-ip, --total-quota). */
+  private readonly allocations: AdmissionLedger;
+  /** Port reservations count against --user-quota too (as in one process: allocation-quotas.ts). */
+  private readonly reservations: AdmissionLedger;
+  /** TCP and TLS connections by source (--max-connections-per-ip): the same per-source rule. */
+  private readonly connections: AdmissionLedger;
+  private readonly loans = new PortLoans<Worker>();
+  private readonly pending = new PendingAnswers();
+  /** In a fleet: what the fleet reads of all workers, from their reports (./cluster-fleet.ts). */
+  private readonly clusterFleet: ClusterFleet | null;
+  private fleet: RelayFleet | null = null;
+  private ops: OpsListener | null = null;
+  private metricsToken: string | null;
+  private readonly registry = new Registry();
+  private readonly processMetrics: Omit<RelayMetrics, "registry">;
+  private readonly restarts: Counter;
+  private listeners: ListenerAddress[] = [];
+  private started = false;
+  private stopping = false;
+  private draining = false;
+  /** Called when every slot serves (the start waits for it), or with why the start failed. */
+  private startWaiter: { ready(): void; failed(error: Error): void } | null = null;
+  private readonly onWorkerGone = new Set<() => void>();
 
-  // The UDP groups, one per listening IP; member i of each goes to slot i.
-  const groups: { ip: string; port: number; fds: number[] }[] = [];
-  const streamPorts: Record<string, number> = {};
-  try {
-    for (const ip of config.listeningIps) {
-      if (config.udp) {
-        const group = await bindUdpGroup(ip, config.listeningPort, threads, config.tcp);
-        groups.push({ ip, ...group });
-        streamPorts[ip] = group.port;
-      } else {
-        streamPorts[ip] = config.listeningPort;
-      }
-    }
-  } catch (error) {
-    for (const group of groups) for (const fd of group.fds) closeSharedUdpSocket(fd);
-    throw error;
+  constructor(
+    private readonly options: PrimaryOptions,
+    private readonly listenerGroups: ListenerGroups,
+  ) {
+    const config = options.config;
+    this.config = config;
+    this.metricsToken = config.prometheus?.token ?? null;
+    this.allocations = new AdmissionLedger(config);
+    this.reservations = new AdmissionLedger({ userQuota: config.userQuota, maxAllocationsPerIp: 0, totalQuota: 0 });
+    this.connections = new AdmissionLedger({ userQuota: 0, maxAllocationsPerIp: config.maxConnectionsPerIp, totalQuota: 0 });
+    const nonceSecret = newNonceSecret().toString("hex");
+    const { groups, streamPorts } = listenerGroups;
+    this.slots = splitPortRange(config.minPort, config.maxPort, options.threads).map((slice, index) => ({
+      index,
+      seat: {
+        slot: index,
+        ...slice,
+        udp: groups.map((group, listener) => ({ ip: group.ip, port: group.port, fd: FIRST_INHERITED_FD + listener })),
+        streamPorts,
+        nonceSecret,
+      },
+      fds: groups.map((group) => group.fds[index]!),
+      worker: null,
+      ready: false,
+      startedAt: 0,
+      quickDeaths: 0,
+    }));
+    this.clusterFleet =
+      config.fleet === null
+        ? null
+        : new ClusterFleet({
+            allocations: () => this.allocations.total,
+            maxHoldSeconds: config.maxCredentialTtl + config.credentialClockSkew,
+            revokeInWorkers: async (revocations) => {
+              const answers = await this.askAll((id) => ({ type: "revoke", id, revocations: [...revocations] }));
+              return answers.reduce((ended, answer) => ended + (answer?.type === "revoked" ? answer.outcome.ended : 0), 0);
+            },
+          });
+    this.processMetrics = registerProcessMetrics(this.registry);
+    this.restarts = new Counter({
+      name: `${METRIC_PREFIX}worker_restarts_total`,
+      help: "Worker processes that died and were started again (--relay-threads); each took its allocations with it.",
+      registers: [this.registry],
+    });
+    const slots = this.slots;
+    new Gauge({
+      name: `${METRIC_PREFIX}workers`,
+      help: "Worker processes serving now (--relay-threads).",
+      registers: [this.registry],
+      collect() {
+        this.set(slots.filter((slot) => slot.ready).length);
+      },
+    });
   }
-  const slots: Slot[] = slices.map((slice, index) => ({
-    index,
-    seat: {
-      slot: index,
-      ...slice,
-      udp: groups.map((group, listener): SeatUdpListener => ({ ip: group.ip, port: group.port, fd: FIRST_INHERITED_FD + listener })),
-      streamPorts,
-      nonceSecret,
-    },
-    fds: groups.map((group) => group.fds[index]!),
-    worker: null,
-    ready: false,
-    startedAt: 0,
-    quickDeaths: 0,
-  }));
 
-  const registry = new Registry();
-  const processMetrics = registerProcessMetrics(registry);
-  const restarts = new Counter({
-    name: `${METRIC_PREFIX}worker_restarts_total`,
-    help: "Worker processes that died and were started again (--relay-threads); each took its allocations with it.",
-    registers: [registry],
-  });
-  new Gauge({
-    name: `${METRIC_PREFIX}workers`,
-    help: "Worker processes serving now (--relay-threads).",
-    registers: [registry],
-    collect() {
-      this.set(slots.filter((slot) => slot.ready).length);
-    },
-  });
-
-  let listeners: ListenerAddress[] = [];
-  let stopping = false;
-  let draining = false;
-  let started = false;
-  let onAllReady: (() => void) | null = null;
-  let onStartFailure: ((error: Error) => void) | null = null;
-  const onWorkerGone = new Set<() => void>();
-  const loans = new PortLoans<Worker>();
-  /** Tells the lender a port is back, if the worker that lent it still runs (a restarted one has all its ports free). */
-  const tellLender = (port: number, loan: Loan<Worker>) => {
-    if (slots[loan.lender]?.worker === loan.incarnation) sendTo(loan.incarnation, { type: "given-back", port });
-  };
-  const borrow = async (borrower: Slot, worker: Worker, id: number, tokenHex: string) => {
-    const lender = slots[slotOfToken(Buffer.from(tokenHex, "hex"))];
-    const lenderWorker = lender?.worker ?? null;
-    let answer: ToPrimary | null = null;
-    if (lender !== undefined && lender !== borrower && lenderWorker !== null && lender.ready) {
-      answer = await pending.ask(lenderWorker, (askId) => ({ type: "lend", id: askId, token: tokenHex }), WORKER_ANSWER_TIMEOUT_MS);
+  /** Starts every worker, then the fleet and the ops listener; logs "listening". Throws PrimaryStartError. */
+  async start(): Promise<void> {
+    const { config, log } = this.options;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new PrimaryStartError(`the worker processes did not all serve within ${WORKER_READY_TIMEOUT_MS} ms`)), WORKER_READY_TIMEOUT_MS);
+        this.startWaiter = {
+          ready: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          failed: (error) => {
+            clearTimeout(timer);
+            reject(error);
+          },
+        };
+        for (const slot of this.slots) this.fork(slot);
+      });
+    } catch (error) {
+      this.abandon();
+      throw error;
+    } finally {
+      this.startWaiter = null;
     }
-    const lent = answer?.type === "lent" ? answer.lent : null;
-    if (lent !== null) loans.lend(lent.port, { lender: lender!.index, incarnation: lenderWorker!, borrower: borrower.index });
-    // The borrower died meanwhile: the loan ends at once.
-    if (!sendTo(worker, { type: "borrowed", id, lent: lent === null ? null : { lender: lender!.index, ...lent } }) && lent !== null) {
-      const loan = loans.giveBack(lent.port, borrower.index);
-      if (loan !== undefined) tellLender(lent.port, loan);
-    }
-  };
+    this.started = true;
 
-  const handle = (slot: Slot, worker: Worker, message: unknown) => {
-    // Node's own cluster messages share the channel; ours all have a string `type`.
-    if (messageType(message) === null) return;
-    const from = message as ToPrimary;
-    switch (from.type) {
-      case "waiting":
-        sendTo(worker, { type: "start", config, seat: slot.seat, revocations: clusterFleet?.activeRevocations() ?? [] });
-        return;
-      case "ready":
-        slot.ready = true;
-        listeners = from.listeners;
-        if (started) log.info({ event: "worker-restarted", worker: slot.index, pid: worker.process.pid });
-        if (slots.every((each) => each.ready)) onAllReady?.();
-        return;
-      case "admit":
-        sendTo(worker, { type: "admission", id: from.id, admission: ledger.admit(slot.index, from.user, from.address) });
-        return;
-      case "release":
-        ledger.release(from.hold);
-        return;
-      case "admit-reservation":
-        sendTo(worker, { type: "admission", id: from.id, admission: reservations.admit(slot.index, from.user, "") });
-        return;
-      case "release-reservation":
-        reservations.release(from.hold);
-        return;
-      case "connect": {
-        const admitted = connections.admit(slot.index, "", from.address);
-        sendTo(worker, { type: "connection", id: from.id, hold: admitted.ok ? admitted.hold : null });
-        return;
+    const fleet =
+      config.fleet === null || this.clusterFleet === null
+        ? null
+        : createRelayFleet(config, config.fleet, this.clusterFleet, this.listeners, { info: (line) => log.info(line), warn: (line) => log.warn(line) });
+    this.fleet = fleet;
+    registerFleetMetrics(this.registry, fleet?.client ?? null, fleet?.usage ?? null);
+    if (config.prometheus !== null) {
+      try {
+        this.ops = await startOpsListener({
+          address: config.prometheus.address,
+          port: config.prometheus.port,
+          token: () => this.metricsToken,
+          readiness: () => this.readiness(),
+          metrics: () => this.metrics(),
+        });
+      } catch (error) {
+        this.abandon();
+        const { code } = error as NodeJS.ErrnoException;
+        throw new PrimaryStartError(
+          `cannot listen for metrics on ${config.prometheus.address}:${config.prometheus.port} (${code ?? String(error)}); check --prometheus-address and --prometheus-port`,
+        );
       }
-      case "disconnect":
-        connections.release(from.hold);
-        return;
-      case "borrow":
-        void borrow(slot, worker, from.id, from.token);
-        return;
-      case "give-back": {
-        const loan = loans.giveBack(from.port, slot.index);
-        if (loan !== undefined) tellLender(from.port, loan);
-        return;
-      }
-      case "report":
-        clusterFleet?.report(slot.index, from);
-        return;
-      case "member-opened":
-        clusterFleet?.memberOpened(slot.index, from.id, from.room, from.peerId, from.createdAt);
-        return;
-      case "member-ended":
-        clusterFleet?.memberEnded(slot.index, from.id, from.bytesToPeers, from.bytesToClient, from.endedAt);
-        return;
-      case "metrics":
-      case "reloaded":
-      case "revoked":
-      case "lent":
-        pending.settle(from.id, from);
-        return;
     }
-  };
 
-  const fork = (slot: Slot) => {
+    log.info({
+      event: "listening",
+      listeners: this.listeners,
+      udpIo: "native",
+      relayThreads: this.options.threads,
+      ...(this.options.reduced !== undefined && { relayThreadsReduced: this.options.reduced }),
+      workers: this.slots.map((slot) => ({ worker: slot.index, pid: slot.worker?.process.pid, relayPorts: `${slot.seat.minPort}-${slot.seat.maxPort}` })),
+      relayPorts: `${config.minPort}-${config.maxPort}`,
+      realm: config.realm,
+      ...(this.ops !== null && { metrics: { address: this.ops.address, port: this.ops.port } }),
+      ...(fleet !== null && { fleet: { url: config.fleet!.url, relayId: config.fleet!.relayId, urls: fleet.urls, usageBoot: fleet.usage.boot } }),
+    });
+    handleUncaughtErrors(process, { log: (line) => log.error(line), count: (kind) => this.processMetrics.countUncaughtError(kind) });
+    // After the listening line: the fleet hands the relay out only once it serves.
+    fleet?.client.start();
+
+    const stopOrExit = (signal: NodeJS.Signals) =>
+      this.stop(signal).catch((error: unknown) => {
+        log.error({ event: "stop-failed", signal, error: error instanceof Error ? error.message : String(error) });
+        this.killAll();
+        process.exit(1);
+      });
+    process.on("SIGINT", stopOrExit);
+    process.on("SIGTERM", stopOrExit);
+    process.on("SIGUSR1", stopOrExit);
+    process.on("SIGHUP", () => void this.reload());
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Workers
+
+  private fork(slot: Slot): void {
     cluster.setupPrimary({ stdio: ["ignore", "inherit", "inherit", "ipc", ...slot.fds] });
     const worker = cluster.fork();
     slot.worker = worker;
     slot.ready = false;
     slot.startedAt = Date.now();
-    worker.on("message", (message: unknown) => handle(slot, worker, message));
+    worker.on("message", (message: unknown) => this.handle(slot, worker, message));
     // An IPC error (a worker gone mid-send) is the 'exit' handler's business.
     worker.on("error", () => {});
-    worker.on("exit", (code, signal) => {
-      if (slot.worker === worker) {
-        slot.worker = null;
-        slot.ready = false;
-      }
-      const ended = ledger.releaseSlot(slot.index);
-      clusterFleet?.workerGone(slot.index);
-      connections.releaseSlot(slot.index);
-      reservations.releaseSlot(slot.index);
-      // What it borrowed closed with it; what it lent, its successor has free in a fresh pool.
-      for (const [port, loan] of loans.workerGone(slot.index)) tellLender(port, loan);
-      for (const notify of [...onWorkerGone]) notify();
-      if (stopping) return;
-      if (!started) {
-        onStartFailure?.(new PrimaryStartError(`worker ${slot.index} exited before it served (${signal ?? `exit code ${code}`}); its message is above`));
+    worker.on("exit", (code: number | null, signal: string | null) => this.exited(slot, worker, code, signal as NodeJS.Signals | null));
+  }
+
+  /** A worker is gone: what it held is given back; it is restarted unless the relay stops. */
+  private exited(slot: Slot, worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
+    if (slot.worker === worker) {
+      slot.worker = null;
+      slot.ready = false;
+    }
+    const ended = this.allocations.releaseSlot(slot.index);
+    this.connections.releaseSlot(slot.index);
+    this.reservations.releaseSlot(slot.index);
+    this.clusterFleet?.workerGone(slot.index);
+    // What it borrowed closed with it; what it lent, its successor has free in a fresh pool.
+    for (const [port, loan] of this.loans.workerGone(slot.index)) this.tellLender(port, loan);
+    for (const notify of [...this.onWorkerGone]) notify();
+    if (this.stopping) return;
+    if (!this.started) {
+      this.startWaiter?.failed(new PrimaryStartError(`worker ${slot.index} exited before it served (${signal ?? `exit code ${code}`}); its message is above`));
+      return;
+    }
+    const lived = Date.now() - slot.startedAt;
+    slot.quickDeaths = lived >= STABLE_AFTER_MS ? 0 : slot.quickDeaths + 1;
+    const delay = slot.quickDeaths === 0 ? 0 : Math.min(RESTART_DELAY_MAX_MS, RESTART_DELAY_MS * 2 ** (slot.quickDeaths - 1));
+    this.restarts.inc();
+    this.options.log.error({
+      event: "worker-exited",
+      worker: slot.index,
+      pid: worker.process.pid,
+      ...(signal !== null ? { signal } : { code }),
+      allocationsEnded: ended,
+      restartInMs: delay,
+      advice: "the worker's allocations ended with it; their clients allocate again. A worker that keeps dying is a bug to report with the lines above",
+    });
+    setTimeout(() => {
+      if (!this.stopping) this.fork(slot);
+    }, delay).unref();
+  }
+
+  private handle(slot: Slot, worker: Worker, message: unknown): void {
+    // Node's own cluster messages share the channel; ours all have a string `type`.
+    if (messageType(message) === null) return;
+    const from = message as ToPrimary;
+    switch (from.type) {
+      case "waiting":
+        sendTo(worker, { type: "start", config: this.config, seat: slot.seat, revocations: this.clusterFleet?.activeRevocations() ?? [] });
+        return;
+      case "ready":
+        slot.ready = true;
+        this.listeners = from.listeners;
+        if (this.started) this.options.log.info({ event: "worker-restarted", worker: slot.index, pid: worker.process.pid });
+        if (this.slots.every((each) => each.ready)) this.startWaiter?.ready();
+        return;
+      case "admit":
+        sendTo(worker, { type: "admission", id: from.id, admission: this.allocations.admit(slot.index, from.user, from.address) });
+        return;
+      case "release":
+        this.allocations.release(from.hold);
+        return;
+      case "admit-reservation":
+        sendTo(worker, { type: "admission", id: from.id, admission: this.reservations.admit(slot.index, from.user, "") });
+        return;
+      case "release-reservation":
+        this.reservations.release(from.hold);
+        return;
+      case "connect": {
+        const admitted = this.connections.admit(slot.index, "", from.address);
+        sendTo(worker, { type: "connection", id: from.id, hold: admitted.ok ? admitted.hold : null });
         return;
       }
-      const lived = Date.now() - slot.startedAt;
-      slot.quickDeaths = lived >= STABLE_AFTER_MS ? 0 : slot.quickDeaths + 1;
-      const delay = slot.quickDeaths === 0 ? 0 : Math.min(RESTART_DELAY_MAX_MS, RESTART_DELAY_MS * 2 ** (slot.quickDeaths - 1));
-      restarts.inc();
-      log.error({
-        event: "worker-exited",
-        worker: slot.index,
-        pid: worker.process.pid,
-        ...(signal !== null ? { signal } : { code }),
-        allocationsEnded: ended,
-        restartInMs: delay,
-        advice: "the worker's allocations ended with it; their clients allocate again. A worker that keeps dying is a bug to report with the lines above",
-      });
-      setTimeout(() => {
-        if (!stopping) fork(slot);
-      }, delay).unref();
-    });
-  };
-
-  const closeGroups = () => {
-    for (const group of groups) for (const fd of group.fds.splice(0)) closeSharedUdpSocket(fd);
-  };
-  const killAll = () => {
-    for (const slot of slots) slot.worker?.process.kill("SIGKILL");
-  };
-
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new PrimaryStartError(`the worker processes did not all serve within ${WORKER_READY_TIMEOUT_MS} ms`)), WORKER_READY_TIMEOUT_MS);
-      onAllReady = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      onStartFailure = (error) => {
-        clearTimeout(timer);
-        reject(error);
-      };
-      for (const slot of slots) fork(slot);
-    });
-  } catch (error) {
-    stopping = true;
-    killAll();
-    closeGroups();
-    throw error;
-  }
-  started = true;
-  onAllReady = null;
-  onStartFailure = null;
-
-  const readiness = (): Readiness => {
-    const problems: string[] = [];
-    const starting = slots.filter((slot) => !slot.ready).map((slot) => slot.index);
-    if (starting.length > 0) problems.push(`worker ${starting.join(", ")} not serving (restarting)`);
-    if (draining) problems.push("draining: new allocations are refused");
-    return { ready: problems.length === 0, problems };
-  };
-
-  const metrics = async (): Promise<{ contentType: string; body: string }> => {
-    const answers = await Promise.all(
-      slots.map((slot) => (slot.worker !== null && slot.ready ? pending.ask(slot.worker, (id) => ({ type: "metrics", id }), WORKER_ANSWER_TIMEOUT_MS) : Promise.resolve(null))),
-    );
-    const workers = answers.flatMap((answer): WorkerMetrics[] => (answer?.type === "metrics" ? [answer.metrics] : []));
-    const merged = AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...workers]);
-    return { contentType: registry.contentType, body: await merged.metrics() };
-  };
-
-  const fleet: RelayFleet | null =
-    config.fleet === null || clusterFleet === null
-      ? null
-      : createRelayFleet(config, config.fleet, clusterFleet, listeners, { info: (line) => log.info(line), warn: (line) => log.warn(line) });
-  registerFleetMetrics(registry, fleet?.client ?? null, fleet?.usage ?? null);
-
-  let metricsToken = config.prometheus?.token ?? null;
-  let ops: OpsListener | null = null;
-  if (config.prometheus !== null) {
-    try {
-      ops = await startOpsListener({ address: config.prometheus.address, port: config.prometheus.port, token: () => metricsToken, readiness, metrics });
-    } catch (error) {
-      stopping = true;
-      killAll();
-      closeGroups();
-      const { code } = error as NodeJS.ErrnoException;
-      throw new PrimaryStartError(
-        `cannot listen for metrics on ${config.prometheus.address}:${config.prometheus.port} (${code ?? String(error)}); check --prometheus-address and --prometheus-port`,
-      );
+      case "disconnect":
+        this.connections.release(from.hold);
+        return;
+      case "borrow":
+        void this.borrow(slot, worker, from.id, from.token);
+        return;
+      case "give-back": {
+        const loan = this.loans.giveBack(from.port, slot.index);
+        if (loan !== undefined) this.tellLender(from.port, loan);
+        return;
+      }
+      case "report":
+        this.clusterFleet?.report(slot.index, from);
+        return;
+      case "member-opened":
+        this.clusterFleet?.memberOpened(slot.index, from.id, from.room, from.peerId, from.createdAt);
+        return;
+      case "member-ended":
+        this.clusterFleet?.memberEnded(slot.index, from.id, from.bytesToPeers, from.bytesToClient, from.endedAt);
+        return;
+      case "metrics":
+      case "reloaded":
+      case "revoked":
+      case "lent":
+        this.pending.settle(from.id, from);
+        return;
     }
   }
 
-  log.info({
-    event: "listening",
-    listeners,
-    udpIo: "native",
-    relayThreads: threads,
-    ...(reduced !== undefined && { relayThreadsReduced: reduced }),
-    workers: slots.map((slot) => ({ worker: slot.index, pid: slot.worker?.process.pid, relayPorts: `${slot.seat.minPort}-${slot.seat.maxPort}` })),
-    relayPorts: `${config.minPort}-${config.maxPort}`,
-    realm: config.realm,
-    ...(ops !== null && { metrics: { address: ops.address, port: ops.port } }),
-    ...(fleet !== null && { fleet: { url: config.fleet!.url, relayId: config.fleet!.relayId, urls: fleet.urls, usageBoot: fleet.usage.boot } }),
-  });
-  handleUncaughtErrors(process, { log: (line) => log.error(line), count: (kind) => processMetrics.countUncaughtError(kind) });
-  // After the listening line: the fleet hands the relay out only once it serves.
-  fleet?.client.start();
+  /** A RESERVATION-TOKEN's Allocate reached `borrower`: the holder (the token's first byte) lends the port, or nobody does. */
+  private async borrow(borrower: Slot, worker: Worker, id: number, tokenHex: string): Promise<void> {
+    const lender = this.slots[slotOfToken(Buffer.from(tokenHex, "hex"))];
+    const lenderWorker = lender?.worker ?? null;
+    let answer: ToPrimary | null = null;
+    if (lender !== undefined && lender !== borrower && lenderWorker !== null && lender.ready) {
+      answer = await this.pending.ask(lenderWorker, (askId) => ({ type: "lend", id: askId, token: tokenHex }), WORKER_ANSWER_TIMEOUT_MS);
+    }
+    const lent = answer?.type === "lent" ? answer.lent : null;
+    if (lent !== null) this.loans.lend(lent.port, { lender: lender!.index, incarnation: lenderWorker!, borrower: borrower.index });
+    // The borrower died meanwhile: the loan ends at once.
+    if (!sendTo(worker, { type: "borrowed", id, lent: lent === null ? null : { lender: lender!.index, ...lent } }) && lent !== null) {
+      const loan = this.loans.giveBack(lent.port, borrower.index);
+      if (loan !== undefined) this.tellLender(lent.port, loan);
+    }
+  }
 
-  const workersLeft = () => slots.filter((slot) => slot.worker !== null).length;
-  const whenWorkersGone = (timeoutMs: number) =>
-    new Promise<boolean>((resolve) => {
+  /** Tells the lender a port is back, if the worker that lent it still runs (a restarted one has all its ports free). */
+  private tellLender(port: number, loan: Loan<Worker>): void {
+    if (this.slots[loan.lender]?.worker === loan.incarnation) sendTo(loan.incarnation, { type: "given-back", port });
+  }
+
+  /** Asks every running worker; one answer (or null: none in time) per slot. */
+  private askAll(build: (id: number) => ToWorker, onlyReady = false): Promise<(ToPrimary | null)[]> {
+    return Promise.all(
+      this.slots.map((slot) =>
+        slot.worker !== null && (!onlyReady || slot.ready) ? this.pending.ask(slot.worker, build, WORKER_ANSWER_TIMEOUT_MS) : Promise.resolve(null),
+      ),
+    );
+  }
+
+  private workersLeft(): number {
+    return this.slots.filter((slot) => slot.worker !== null).length;
+  }
+
+  private whenWorkersGone(timeoutMs: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
       const check = () => {
-        if (workersLeft() > 0) return;
-        finish(true);
+        if (this.workersLeft() === 0) finish(true);
       };
       const finish = (gone: boolean) => {
         clearTimeout(timer);
-        onWorkerGone.delete(check);
+        this.onWorkerGone.delete(check);
         resolve(gone);
       };
       const timer = setTimeout(() => finish(false), timeoutMs);
-      onWorkerGone.add(check);
+      this.onWorkerGone.add(check);
       check();
     });
+  }
 
-  const stop = async (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log.warn({ event: "stopping-now", signal, allocations: ledger.total });
-      killAll();
+  private killAll(): void {
+    for (const slot of this.slots) slot.worker?.process.kill("SIGKILL");
+  }
+
+  /** A start that failed: every worker killed, every socket closed. */
+  private abandon(): void {
+    this.stopping = true;
+    this.killAll();
+    closeListenerGroups(this.listenerGroups.groups);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Operations
+
+  private readiness(): Readiness {
+    const problems: string[] = [];
+    const starting = this.slots.filter((slot) => !slot.ready).map((slot) => slot.index);
+    if (starting.length > 0) problems.push(`worker ${starting.join(", ")} not serving (restarting)`);
+    if (this.draining) problems.push("draining: new allocations are refused");
+    return { ready: problems.length === 0, problems };
+  }
+
+  /** One page: this process's metrics and every serving worker's, summed (prom-client's aggregate). */
+  private async metrics(): Promise<{ contentType: string; body: string }> {
+    const answers = await this.askAll((id) => ({ type: "metrics", id }), true);
+    const workers = answers.flatMap((answer): WorkerMetrics[] => (answer?.type === "metrics" ? [answer.metrics] : []));
+    const merged = AggregatorRegistry.aggregate([await this.registry.getMetricsAsJSON(), ...workers]);
+    return { contentType: this.registry.contentType, body: await merged.metrics() };
+  }
+
+  /**
+   * SIGTERM, SIGINT, SIGUSR1: every worker drains and keeps serving until the allocations of all of
+   * them have ended (or --drain-timeout), then stops; a second signal exits at once.
+   */
+  private async stop(signal: NodeJS.Signals): Promise<void> {
+    const { log } = this.options;
+    const config = this.config;
+    if (this.stopping) {
+      log.warn({ event: "stopping-now", signal, allocations: this.allocations.total });
+      this.killAll();
       process.exit(1);
     }
-    stopping = true;
-    draining = true;
+    this.stopping = true;
+    this.draining = true;
     // Before any wait: the fleet stops handing this relay out and moves its rooms' calls elsewhere.
-    fleet?.client.setState("draining");
-    const live = ledger.total;
-    log.info({ event: "stopping", signal, allocations: live, drainTimeoutSeconds: config.drainTimeoutSeconds, relayThreads: threads });
-    for (const slot of slots) if (slot.worker !== null) sendTo(slot.worker, { type: "drain" });
-    // Every worker keeps answering (508 to a new Allocate) until all allocations, on every worker, have ended.
+    this.fleet?.client.setState("draining");
+    const live = this.allocations.total;
+    log.info({ event: "stopping", signal, allocations: live, drainTimeoutSeconds: config.drainTimeoutSeconds, relayThreads: this.options.threads });
+    for (const slot of this.slots) if (slot.worker !== null) sendTo(slot.worker, { type: "drain" });
     if (config.drainTimeoutSeconds > 0 && live > 0) {
       const deadline = Date.now() + config.drainTimeoutSeconds * 1000;
-      while (ledger.total > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
-      log.info({ event: "drained", reason: ledger.total === 0 ? "every allocation ended" : "drain timeout", allocations: ledger.total });
+      while (this.allocations.total > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+      log.info({ event: "drained", reason: this.allocations.total === 0 ? "every allocation ended" : "drain timeout", allocations: this.allocations.total });
     }
-    for (const slot of slots) if (slot.worker !== null) sendTo(slot.worker, { type: "stop" });
-    if (!(await whenWorkersGone(WORKER_STOP_GRACE_MS))) {
-      log.warn({ event: "workers-killed", workers: workersLeft(), reason: `not gone ${WORKER_STOP_GRACE_MS} ms after they were told to stop` });
-      killAll();
-      await whenWorkersGone(WORKER_STOP_GRACE_MS);
+    for (const slot of this.slots) if (slot.worker !== null) sendTo(slot.worker, { type: "stop" });
+    if (!(await this.whenWorkersGone(WORKER_STOP_GRACE_MS))) {
+      log.warn({ event: "workers-killed", workers: this.workersLeft(), reason: `not gone ${WORKER_STOP_GRACE_MS} ms after they were told to stop` });
+      this.killAll();
+      await this.whenWorkersGone(WORKER_STOP_GRACE_MS);
     }
-    closeGroups();
+    closeListenerGroups(this.listenerGroups.groups);
     // After the workers: their allocations' final usage is in.
-    await fleet?.stop();
-    await ops?.close();
+    await this.fleet?.stop();
+    await this.ops?.close();
     process.exit(0);
-  };
+  }
 
-  const reload = async () => {
+  /** SIGHUP: the options read again and checked here first, so a bad file changes no worker; then every worker takes them. */
+  private async reload(): Promise<void> {
+    const { log } = this.options;
     try {
-      const parsed = parseRelayArgs(argv, process.env);
+      const parsed = parseRelayArgs(this.options.argv, process.env);
       if (parsed.help) return;
       const next = parsed.config;
-      // Checked here first, so a bad file changes no worker.
-      const tls = readReloadedTls(next, listeners.some((listener) => listener.transport === "tls")) !== null;
+      const tls = readReloadedTls(next, this.listeners.some((listener) => listener.transport === "tls")) !== null;
       const settings = { secrets: next.secrets, certFile: next.certFile, keyFile: next.keyFile };
-      const answers = await Promise.all(
-        slots.map((slot) => (slot.worker !== null ? pending.ask(slot.worker, (id) => ({ type: "reload", id, settings }), WORKER_ANSWER_TIMEOUT_MS) : Promise.resolve(null))),
-      );
+      const answers = await this.askAll((id) => ({ type: "reload", id, settings }));
       const failures = answers.flatMap((answer, slot) => (answer?.type === "reloaded" && answer.ok ? [] : [`worker ${slot}: ${answer?.type === "reloaded" && !answer.ok ? answer.error : "no answer"}`]));
       // A worker restarted from now on starts with what was reloaded.
-      config = { ...config, ...settings };
-      metricsToken = next.prometheus?.token ?? null;
-      if (fleet !== null && next.fleet !== null) fleet.setKeys(next.fleet.keys);
+      this.config = { ...this.config, ...settings };
+      this.metricsToken = next.prometheus?.token ?? null;
+      if (this.fleet !== null && next.fleet !== null) this.fleet.setKeys(next.fleet.keys);
       if (failures.length > 0) {
         // The files were good here, so this is a worker that could not be reached or a file changed meanwhile.
-        processMetrics.countReload("failed");
+        this.processMetrics.countReload("failed");
         log.error({ event: "reload-failed", error: failures.join("; "), keeping: "the other workers took the new settings; send SIGHUP again" });
         return;
       }
-      processMetrics.countReload("ok");
+      this.processMetrics.countReload("ok");
       log.info({
         event: "reloaded",
         secretCount: settings.secrets.length,
         tls,
-        metricsToken: metricsToken !== null,
+        metricsToken: this.metricsToken !== null,
         workers: answers.length,
-        ...(fleet !== null && { fleetKeys: next.fleet?.keys.length ?? 0 }),
+        ...(this.fleet !== null && { fleetKeys: next.fleet?.keys.length ?? 0 }),
       });
     } catch (error) {
-      processMetrics.countReload("failed");
+      this.processMetrics.countReload("failed");
       log.error({ event: "reload-failed", error: error instanceof Error ? error.message : String(error), keeping: "the running secrets and certificate" });
     }
-  };
+  }
+}
 
-  const stopOrExit = (signal: NodeJS.Signals) =>
-    stop(signal).catch((error: unknown) => {
-      log.error({ event: "stop-failed", signal, error: error instanceof Error ? error.message : String(error) });
-      killAll();
-      process.exit(1);
-    });
-  process.on("SIGINT", stopOrExit);
-  process.on("SIGTERM", stopOrExit);
-  process.on("SIGUSR1", stopOrExit);
-  process.on("SIGHUP", () => void reload());
+/**
+ * Binds the listeners, starts the workers and serves until a stop signal; resolves once every worker
+ * serves (after the "listening" line). Throws PrimaryStartError, a SeatError (the port range is too
+ * small), or a bind error with `code`, `address`, `port`, with nothing left running.
+ */
+export async function runPrimary(options: PrimaryOptions): Promise<void> {
+  // Checked before anything is bound: a range too small for the workers is the operator's to fix.
+  splitPortRange(options.config.minPort, options.config.maxPort, options.threads);
+  const groups = await bindListenerGroups(options.config, options.threads);
+  await new RelayPrimary(options, groups).start();
 }
