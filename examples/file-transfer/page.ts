@@ -14,10 +14,13 @@ import { Mesh, RoomClient, isValidRoomName } from "@relaykit/client";
 
 /** 16 KiB: the message size every browser's data channels deliver whole. */
 const CHUNK_BYTES = 16 * 1024;
-/** Stop queueing while this much is waiting in the channel's send buffer… */
-const HIGH_WATER_BYTES = 1024 * 1024;
+/**
+ * Stop queueing while this much waits in the channel's send buffer (a whole file queued at once would
+ * sit in memory twice, and the progress bar would say nothing)…
+ */
+const HIGH_WATER_BYTES = 256 * 1024;
 /** …and go on when it has drained to this (the channel's bufferedAmountLowThreshold). */
-const LOW_WATER_BYTES = 256 * 1024;
+const LOW_WATER_BYTES = 64 * 1024;
 /** Both sides hold the whole file in memory (the sender to hash it, the receiver to offer it). */
 const MAX_FILE_BYTES = 256 * 1024 * 1024;
 

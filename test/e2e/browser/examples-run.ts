@@ -3,18 +3,20 @@
  * `node scripts/serve-example.mjs <name>`, then headless Chromium pages on what that serves. Runs
  * INSIDE a fresh network namespace (examples.test.ts starts it through runInNetns):
  *
- *   node --import tsx test/e2e/browser/examples-run.ts --example=file-transfer|broadcast|token-backend
+ *   node --import tsx test/e2e/browser/examples-run.ts --examples=file-transfer,broadcast|token-backend
  *        [--size=BYTES] [--viewers=N] [--timeout-ms=N]
  *
+ * One `npm start` and one Chromium serve every example listed, one after the other; each example's
+ * findings go under its name in the summary.
  * - file-transfer: two pages join one room; one sends a random file (`--size`, default 1.5 MB); the
  *   summary has the Node-side SHA-256 of the file, the hashes both pages show, their progress bars
  *   and the SHA-256 of what the receiver's download link holds.
  * - broadcast: a sender with `?max=<viewers>`, then `--viewers` viewers (default 3); for each viewer
  *   the video element's size and playback, its decoded frames (getStats) and the directions of its
  *   transceivers and outbound streams; then one viewer too many, and what its page says.
- * - token-backend: `JOIN_SECRET=… npm start` and the backend with the same secret; two pages fetch
- *   tokens and join one room; the summary has what each page shows, and how the Worker answers a
- *   room socket without a token.
+ * - token-backend (alone: it needs `JOIN_SECRET=… npm start`, which refuses the others' open rooms):
+ *   the backend with the same secret; two pages fetch tokens and join one room; the summary has what
+ *   each page shows, and how the Worker answers a room socket without a token.
  *
  * The last stdout line is the JSON summary the test asserts on; see harness.ts.
  */
@@ -41,9 +43,11 @@ const SOCKET_TIMEOUT_MS = 5_000;
 const EXAMPLES = ["file-transfer", "broadcast", "token-backend"] as const;
 type Example = (typeof EXAMPLES)[number];
 
-const flags = parseFlags(process.argv.slice(2), ["example", "size", "viewers", "timeout-ms"]);
-const example = flags.get("example") as Example;
-if (!EXAMPLES.includes(example)) throw new Error(`--example must be one of ${EXAMPLES.join(", ")}, not ${String(example)}`);
+const flags = parseFlags(process.argv.slice(2), ["examples", "size", "viewers", "timeout-ms"]);
+const examples = (flags.get("examples") ?? "").split(",") as Example[];
+const unknown = examples.filter((name) => !EXAMPLES.includes(name));
+if (unknown.length > 0) throw new Error(`--examples takes a comma-separated list of ${EXAMPLES.join(", ")}; not ${unknown.join(", ")}`);
+if (examples.includes("token-backend") && examples.length > 1) throw new Error("token-backend needs a Worker with JOIN_SECRET, where the others' open rooms are refused: run it alone");
 const fileSize = numberFlag(flags, "size", 1_500_000);
 const viewerCount = numberFlag(flags, "viewers", 3);
 const timeoutMs = numberFlag(flags, "timeout-ms", 90_000);
@@ -73,19 +77,28 @@ async function serveExample(context: ScriptContext, name: Example, workerUrl: st
   }, () => output);
 }
 
+/** The pages of the example running now; closed when it is done, before its server stops. */
+const openPages: Page[] = [];
+
 async function openPage(browser: Browser, url: string, label: string, pageErrors: string[]): Promise<Page> {
   const page = await (await newRecordedContext(browser)).newPage();
+  openPages.push(page);
   collectPageErrors(page, pageErrors, label);
   await page.goto(url, { timeout: PAGE_LOAD_TIMEOUT_MS });
   return page;
+}
+
+/** One example's share of the script: its own summary record, and phases named after it. */
+interface Part {
+  summary: Record<string, unknown>;
+  phase(name: string): void;
 }
 
 const statusOf = (page: Page) => page.evaluate(() => ({ state: document.getElementById("status")?.dataset["state"] ?? null, text: document.getElementById("status")?.textContent ?? "" }));
 
 // -------------------------------------------------------------------------------------------------
 
-async function fileTransfer(context: ScriptContext, browser: Browser, url: string, pageErrors: string[]): Promise<void> {
-  const { summary, phase } = context;
+async function fileTransfer({ summary, phase }: Part, browser: Browser, url: string, pageErrors: string[]): Promise<void> {
   const room = `files-${randomBytes(4).toString("hex")}`;
   const file = randomBytes(fileSize);
   const sha256 = createHash("sha256").update(file).digest("hex");
@@ -105,29 +118,41 @@ async function fileTransfer(context: ScriptContext, browser: Browser, url: strin
   }, () => "a page's Send button is still disabled");
 
   phase("send the file");
+  // Every value each page's progress bar takes on the way (a bar's value is reflected in its attribute).
+  for (const page of pages) {
+    await page.evaluate(() => {
+      const values: number[] = [];
+      (window as unknown as { progressValues: number[] }).progressValues = values;
+      new MutationObserver((records) => {
+        for (const record of records) if (record.target instanceof HTMLProgressElement) values.push(record.target.value);
+      }).observe(document.getElementById("transfers")!, { subtree: true, attributes: true, attributeFilter: ["value"] });
+    });
+  }
+  const progressValues = (page: Page) => page.evaluate(() => (window as unknown as { progressValues: number[] }).progressValues);
   const sendStarted = Date.now();
   await sender.setInputFiles("#file", { name: "random.bin", mimeType: "application/octet-stream", buffer: file });
   await sender.click("#send-button");
-  /** Progress values the receiver showed on the way (sampled), to see it move. */
-  const seen = new Set<number>();
   const readRow = (page: Page, direction: "in" | "out") =>
     page.evaluate((which) => {
       const row = document.querySelector<HTMLElement>(`.transfer[data-direction="${which}"]`);
       const progress = row?.querySelector("progress");
       return row === null || progress == null ? null : { state: row.dataset["state"] ?? null, sha256: row.dataset["sha256"] ?? null, value: progress.value, max: progress.max, text: row.textContent ?? "" };
     }, direction);
-  const received = await pollUntil("the receiver's check of the file", TRANSFER_TIMEOUT_MS, 20, async () => {
-    const row = await readRow(receiver, "in");
-    if (row !== null) seen.add(row.value);
-    return row?.state != null ? row : undefined;
-  }, () => `progress values seen: ${[...seen].join(", ")}`);
+  let lastRow: Awaited<ReturnType<typeof readRow>> = null;
+  summary["receiver"] = await pollUntil("the receiver's check of the file", TRANSFER_TIMEOUT_MS, 50, async () => {
+    lastRow = await readRow(receiver, "in");
+    return lastRow?.state != null ? lastRow : undefined;
+  }, () => `the receiver's transfer: ${JSON.stringify(lastRow)}`);
   summary["transferMs"] = Date.now() - sendStarted;
-  summary["receiver"] = received;
-  summary["receiverProgressSeen"] = [...seen].sort((a, b) => a - b);
   summary["sender"] = await pollUntil("the sender's delivery report", TRANSFER_TIMEOUT_MS, 50, async () => {
     const row = await readRow(sender, "out");
     return row?.state != null ? row : undefined;
   }, () => "no delivery report");
+  // How the bars moved: how many updates, and the distinct values strictly between empty and full.
+  for (const [label, page] of [["sender", sender], ["receiver", receiver]] as const) {
+    const values = await progressValues(page);
+    summary[`${label}Progress`] = { updates: values.length, between: new Set(values.filter((value) => value > 0 && value < fileSize)).size, last: values.at(-1) ?? null };
+  }
 
   phase("read the download");
   summary["download"] = await receiver.evaluate(async () => {
@@ -169,8 +194,7 @@ async function viewerState(page: Page) {
   });
 }
 
-async function broadcast(context: ScriptContext, browser: Browser, url: string, pageErrors: string[]): Promise<void> {
-  const { summary, phase } = context;
+async function broadcast({ summary, phase }: Part, browser: Browser, url: string, pageErrors: string[]): Promise<void> {
   const room = `live-${randomBytes(4).toString("hex")}`;
 
   phase("the sender starts");
@@ -229,8 +253,7 @@ function socketStatus(url: string): Promise<number> {
   });
 }
 
-async function tokenBackend(context: ScriptContext, browser: Browser, url: string, pageErrors: string[], workerUrl: string): Promise<void> {
-  const { summary, phase } = context;
+async function tokenBackend({ summary, phase }: Part, browser: Browser, url: string, pageErrors: string[], workerUrl: string): Promise<void> {
   const room = `standup-${randomBytes(4).toString("hex")}`;
 
   phase("two pages fetch tokens and join");
@@ -264,25 +287,30 @@ async function tokenBackend(context: ScriptContext, browser: Browser, url: strin
 runScript("examples-run", timeoutMs, async (context) => {
   const { summary, phase, onCleanup } = context;
   const pageErrors: string[] = [];
-  summary["example"] = example;
+  summary["examples"] = examples;
   summary["pageErrors"] = pageErrors;
 
   phase("npm start");
-  const joinSecret = example === "token-backend" ? randomBytes(32).toString("base64url") : undefined;
+  const joinSecret = examples.includes("token-backend") ? randomBytes(32).toString("base64url") : undefined;
   const env: Record<string, string> = joinSecret === undefined ? {} : { JOIN_SECRET: joinSecret };
   const local = await startLocalWorker({ env });
   onCleanup(() => local.stop());
   const workerUrl = `http://127.0.0.1:${local.port}`;
 
-  phase("serve the example");
-  const url = await serveExample(context, example, workerUrl, env);
-  summary["url"] = url;
-
   phase("launch Chromium");
   const chrome = await launchChromium();
   onCleanup(() => chrome.close());
 
-  if (example === "file-transfer") await fileTransfer(context, chrome.browser, url, pageErrors);
-  else if (example === "broadcast") await broadcast(context, chrome.browser, url, pageErrors);
-  else await tokenBackend(context, chrome.browser, url, pageErrors, workerUrl);
+  for (const example of examples) {
+    const record: Record<string, unknown> = {};
+    summary[example] = record;
+    const part: Part = { summary: record, phase: (name) => phase(`${example}: ${name}`) };
+    part.phase("serve the example");
+    const url = await serveExample(context, example, workerUrl, env);
+    record["url"] = url;
+    if (example === "file-transfer") await fileTransfer(part, chrome.browser, url, pageErrors);
+    else if (example === "broadcast") await broadcast(part, chrome.browser, url, pageErrors);
+    else await tokenBackend(part, chrome.browser, url, pageErrors, workerUrl);
+    for (const page of openPages.splice(0)) await page.context().close();
+  }
 });
