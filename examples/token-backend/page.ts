@@ -23,12 +23,29 @@ function showPeers(peers: Iterable<PeerInfo>): void {
   );
 }
 
-async function join(roomName: string, name: string): Promise<void> {
-  status("joining", "Asking the backend for a token…");
+/** A fresh token from this page's backend, and the Worker it is for. */
+async function fetchToken(roomName: string, name: string): Promise<{ token: string; server: string }> {
   const answer = await fetch(`/token?${new URLSearchParams({ room: roomName, name })}`);
   const body = (await answer.json()) as { token?: string; server?: string; error?: string };
   if (!answer.ok || body.token === undefined || body.server === undefined) throw new Error(body.error ?? `the backend answered ${answer.status}`);
-  const room = new RoomClient({ server: body.server, room: roomName, token: body.token });
+  return { token: body.token, server: body.server };
+}
+
+async function join(roomName: string, name: string): Promise<void> {
+  status("joining", "Asking the backend for a token…");
+  const first = await fetchToken(roomName, name);
+  let unused: string | null = first.token;
+  const room = new RoomClient({
+    server: first.server,
+    room: roomName,
+    // Tokens are short-lived: a function gets a fresh one for every reconnection (and for the TURN
+    // credential refreshes, which present it too). The first one is already here.
+    token: async () => {
+      const token = unused ?? (await fetchToken(roomName, name)).token;
+      unused = null;
+      return token;
+    },
+  });
   room.on("peer-joined", () => showPeers(room.peers.values()));
   room.on("peer-left", () => showPeers(room.peers.values()));
   room.on("error", ({ message }) => status("error", message));

@@ -42,6 +42,7 @@ interface ExamplesSummary extends ScriptSummary {
     receiver?: TransferRow;
     sender?: TransferRow;
     download?: { name: string; size: number; sha256: string } | null;
+    iceServersStatus?: number;
     senderProgress?: { updates: number; between: number; last: number | null };
     receiverProgress?: { updates: number; between: number; last: number | null };
   };
@@ -88,6 +89,8 @@ describe.skipIf(unavailable !== null)("the examples against `npm start`, in Chro
     expect(summary.receiver, details).toMatchObject({ state: "intact", sha256, value: size, max: size });
     expect(summary.sender, details).toMatchObject({ state: "delivered", sha256, value: size, max: size });
     expect(summary.download, details).toEqual({ name: "random.bin", size, sha256 });
+    // Credential refreshes go to the page's origin, which serve-example forwards to the Worker.
+    expect(summary.iceServersStatus, details).toBe(200);
     // The bars moved on the way: several values between empty and full, then full.
     for (const side of ["senderProgress", "receiverProgress"] as const) {
       expect(summary[side]?.between, `${side}\n${details}`).toBeGreaterThan(1);

@@ -154,6 +154,11 @@ async function fileTransfer({ summary, phase }: Part, browser: Browser, url: str
     summary[`${label}Progress`] = { updates: values.length, between: new Set(values.filter((value) => value > 0 && value < fileSize)).size, last: values.at(-1) ?? null };
   }
 
+  phase("fresh ICE servers from the page's origin");
+  // What the client fetches when its TURN credentials near expiry or a call fails: the page's own
+  // origin, which serve-example forwards to the Worker, so no CORS is involved.
+  summary["iceServersStatus"] = await receiver.evaluate(async (query) => (await fetch(`/v1/ice-servers?${query}`)).status, `room=${room}&peer=receiver`);
+
   phase("read the download");
   summary["download"] = await receiver.evaluate(async () => {
     const link = document.querySelector<HTMLAnchorElement>('.transfer[data-direction="in"] a[download]');
