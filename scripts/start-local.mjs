@@ -130,7 +130,7 @@ const workerVars = fleet
   ? { TURN_SECRETS: secret, FLEET_KEYS: fleetKey, FLEET_PICK: values["fleet-pick"], FLEET_DEFAULT_LOCATION: `${HOME.lat},${HOME.lon}`, API_KEYS: apiKey, AUTH_MODE: "open" }
   : { TURN_SECRETS: secret, TURN_URLS: turnUrls, AUTH_MODE: "open" };
 /** Settings a developer may try locally, taken from the environment when set. */
-const PASSED_THROUGH = ["JOIN_SECRET", "WEBHOOK_URL", "WEBHOOK_SECRET"];
+const PASSED_THROUGH = ["JOIN_SECRET", "WEBHOOK_URL", "WEBHOOK_SECRET", "ALLOWED_ORIGINS"];
 for (const name of PASSED_THROUGH) if (process.env[name]) workerVars[name] = process.env[name];
 start("Worker", process.execPath, ["node_modules/wrangler/bin/wrangler.js", "dev", "--local", "--ip", "127.0.0.1", "--port", port,
   ...Object.entries(workerVars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
