@@ -75,6 +75,8 @@ async function viewer(room: RoomClient): Promise<void> {
   const mesh = new Mesh({
     room,
     createPeerConnection: (config) => new RTCPeerConnection(config),
+    // Only the sender opens links (to every viewer): viewers hold no connection to each other.
+    connectTo: () => false,
     setup: ({ peerId, pc }) => {
       pc.ontrack = ({ streams }) => {
         senderId = peerId;

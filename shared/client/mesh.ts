@@ -78,6 +78,13 @@ export interface MeshOptions<PC extends PeerConnectionLike> {
   maxIceRestarts?: number;
   /** How long a newcomer waits for the first offer before making its own. Default 5 s. */
   firstOfferWaitMs?: number;
+  /**
+   * Which peers this side opens a link to by itself (when it joins, or when they join). Default: all.
+   * A peer that signals first always gets a link, so a one-to-many app's receivers say
+   * `connectTo: () => false` and link only with the sender, which links with everyone; they hold no
+   * connection to each other.
+   */
+  connectTo?: (peerId: string) => boolean;
 }
 
 export const DEFAULT_FIRST_OFFER_WAIT_MS = 5_000;
@@ -211,9 +218,9 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
         // A session that was not resumed starts over: the others dropped their links to us.
         if (!welcome.resumed) for (const peerId of [...this.state.keys()]) this.closeLink(peerId);
         // We are the newcomer to everyone in the welcome: they offer first.
-        for (const peer of welcome.peers) this.ensureLink(peer.id, true);
+        for (const peer of welcome.peers) this.openLink(peer.id, true);
       }),
-      room.on("peer-joined", (peer) => this.ensureLink(peer.id)),
+      room.on("peer-joined", (peer) => this.openLink(peer.id)),
       room.on("peer-left", (peerId) => this.closeLink(peerId)),
       room.on("signal", (from, data) => this.onSignal(from, data)),
       // Whatever the reason (welcome, refresh, a push because a relay drains, a fetch after a failed
@@ -224,7 +231,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       room.on("ice-servers", () => this.applyConfiguration(true)),
     );
     // A mesh made after the welcome picks up the peers already there.
-    if (room.peerId !== null) for (const peerId of room.peers.keys()) this.ensureLink(peerId, true);
+    if (room.peerId !== null) for (const peerId of room.peers.keys()) this.openLink(peerId, true);
   }
 
   /** The live links, by peer id. */
@@ -382,6 +389,11 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
         if (timer !== undefined) clearTimeout(timer);
       }
     });
+  }
+
+  /** A link this side opens by itself, if `connectTo` wants one with this peer. */
+  private openLink(peerId: string, newcomer = false): void {
+    if (this.options.connectTo === undefined || this.options.connectTo(peerId)) this.ensureLink(peerId, newcomer);
   }
 
   /** `newcomer`: we learned of this peer from our welcome, so it makes the first offer. */

@@ -113,6 +113,8 @@ describe.skipIf(unavailable !== null)("the examples against `npm start`, in Chro
       expect(after.directions.length, label).toBeGreaterThanOrEqual(2); // video and audio
       for (const direction of after.directions) expect(direction, label).toMatch(/:recvonly$/);
       expect(after.outboundStreams, label).toBe(0);
+      // One connection, to the sender: viewers link with no other viewer (Mesh's connectTo).
+      expect(after.connections, label).toEqual(["connected"]);
     }
     expect(summary.senderStatus?.text, details).toContain(`Sending to ${VIEWERS} of at most ${VIEWERS} viewers`);
     expect(summary.extraViewer?.text, details).toContain("full");

@@ -383,3 +383,21 @@ describe("/v1/ice-servers for a room member", () => {
     expect(server.iceServersRequests).toEqual([]);
   });
 });
+
+describe("connectTo", () => {
+  it("opens links only to the peers it names, at the welcome and on a join, and still answers a peer that signals first", async () => {
+    // A broadcast viewer: it links with nobody by itself.
+    const { mesh, pcs } = await connectedMesh("viewer-1", ["sender"], { connectTo: (peerId) => peerId === "sender" });
+    expect([...mesh.links.keys()]).toEqual(["sender"]);
+    server.push({ type: "peer-joined", peer: { id: "viewer-2", meta: {} } });
+    await sleep(200);
+    expect([...mesh.links.keys()]).toEqual(["sender"]);
+    // A peer it did not name signals first (an offer): the link is made, to answer it.
+    server.push({ type: "peer-joined", peer: { id: "viewer-3", meta: {} } });
+    await sleep(200);
+    expect(pcs.has("viewer-3")).toBe(false);
+    server.push({ type: "signal", from: "viewer-3", data: { mesh: { session: "s-3", description: { type: "offer", sdp: "v=0 offer" } } } });
+    await until(() => pcs.has("viewer-3"), "a link made for viewer-3's offer");
+    expect([...mesh.links.keys()].sort()).toEqual(["sender", "viewer-3"]);
+  });
+});
