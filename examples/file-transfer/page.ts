@@ -1,8 +1,10 @@
 /**
- * A 1:1 file transfer: both people open this page and join a room by name; either picks a file and
- * sends it to the other over an RTCDataChannel, in chunks, pausing whenever the channel's send buffer
- * is full. Both sides show progress; the receiver checks the SHA-256 of what arrived against the
- * sender's and offers the file for download. (More than two in the room: the file goes to each.)
+ * A 1:1 call with file transfer: both people open this page and join a room by name; they see and
+ * hear each other (camera and microphone; without them the call is data only), and either picks a
+ * file and sends it to the other over an RTCDataChannel of the same connection, in chunks, pausing
+ * whenever the channel's send buffer is full. Both sides show progress; the receiver checks the
+ * SHA-256 of what arrived against the sender's and offers the file for download. (More than two in
+ * the room: the file goes to each, the last one to connect is the one seen.)
  *
  * On the channel, per file: a JSON `start` ({ name, size, sha256 }), the chunks as binary messages, a
  * JSON `end`; the receiver answers with a JSON `received` carrying the SHA-256 it computed.
@@ -159,12 +161,30 @@ function showPeers(): void {
   $<HTMLButtonElement>("send-button").disabled = open === 0 || sending;
 }
 
-function join(roomName: string): void {
+/** The camera and microphone, or null (none, or not allowed): the call is then data only. */
+async function localMedia(): Promise<MediaStream | null> {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+    $<HTMLVideoElement>("local").srcObject = stream;
+    return stream;
+  } catch (error) {
+    $("media").textContent = `No camera or microphone (${error instanceof Error ? error.message : String(error)}): files only.`;
+    return null;
+  }
+}
+
+async function join(roomName: string): Promise<void> {
+  const media = await localMedia();
   const room = new RoomClient({ server, room: roomName });
   const mesh = new Mesh({
     room,
     createPeerConnection: (config) => new RTCPeerConnection(config),
     setup: ({ peerId, pc }) => {
+      if (media !== null) for (const track of media.getTracks()) pc.addTrack(track, media);
+      pc.ontrack = ({ streams }) => {
+        const remote = $<HTMLVideoElement>("remote");
+        if (streams[0] !== undefined && remote.srcObject !== streams[0]) remote.srcObject = streams[0];
+      };
       // Negotiated with the same id on both sides: the channel exists as soon as the link does.
       const channel = pc.createDataChannel("file", { negotiated: true, id: 0, ordered: true });
       channel.bufferedAmountLowThreshold = LOW_WATER_BYTES;
@@ -193,7 +213,7 @@ $("join").addEventListener("submit", (event) => {
   const name = $<HTMLInputElement>("room").value.trim();
   if (!isValidRoomName(name)) return void ($("status").textContent = "Room names are 1 to 64 letters, digits, _, . or -.");
   $<HTMLFormElement>("join").hidden = true;
-  join(name);
+  void join(name);
 });
 
 $("send").addEventListener("submit", async (event) => {

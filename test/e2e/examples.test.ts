@@ -44,6 +44,7 @@ interface ExamplesSummary extends ScriptSummary {
     download?: { name: string; size: number; sha256: string } | null;
     iceServersStatus?: number;
     senderProgress?: { updates: number; between: number; last: number | null };
+    remoteVideo?: { width: number; time: number }[];
     receiverProgress?: { updates: number; between: number; last: number | null };
   };
   broadcast?: {
@@ -80,7 +81,7 @@ describe.skipIf(unavailable !== null)("the examples against `npm start`, in Chro
     withTokens = run("token-backend");
   });
 
-  it("file-transfer: a 1.5 MB random file arrives intact (SHA-256), both progress bars at 100 %, the download holds it", async () => {
+  it("file-transfer: a 1:1 call (video both ways) where a 1.5 MB random file arrives intact (SHA-256), both progress bars at 100 %, the download holds it", async () => {
     const { summary: all, details } = await openRooms;
     const summary = all["file-transfer"] ?? {};
     expect(all.ok || all.phase?.startsWith("broadcast"), details).toBe(true);
@@ -89,6 +90,9 @@ describe.skipIf(unavailable !== null)("the examples against `npm start`, in Chro
     expect(summary.receiver, details).toMatchObject({ state: "intact", sha256, value: size, max: size });
     expect(summary.sender, details).toMatchObject({ state: "delivered", sha256, value: size, max: size });
     expect(summary.download, details).toEqual({ name: "random.bin", size, sha256 });
+    // A call: each side plays the other's camera.
+    expect(summary.remoteVideo, details).toHaveLength(2);
+    for (const video of summary.remoteVideo!) expect(video.width, details).toBeGreaterThan(0);
     // Credential refreshes go to the page's origin, which serve-example forwards to the Worker.
     expect(summary.iceServersStatus, details).toBe(200);
     // The bars moved on the way: several values between empty and full, then full.

@@ -154,6 +154,17 @@ async function fileTransfer({ summary, phase }: Part, browser: Browser, url: str
     summary[`${label}Progress`] = { updates: values.length, between: new Set(values.filter((value) => value > 0 && value < fileSize)).size, last: values.at(-1) ?? null };
   }
 
+  phase("the call's video, both ways");
+  // Chromium's fake camera: each page plays the other's video on the same connection as the file.
+  const remoteVideo = (page: Page) => page.evaluate(() => {
+    const video = document.getElementById("remote") as HTMLVideoElement;
+    return { width: video.videoWidth, time: video.currentTime };
+  });
+  summary["remoteVideo"] = await pollUntil("each page playing the other's video", CONNECT_TIMEOUT_MS, 100, async () => {
+    const seen = await Promise.all(pages.map(remoteVideo));
+    return seen.every((video) => video.width > 0 && video.time > 0) ? seen : undefined;
+  }, () => "a page's remote video has no frames");
+
   phase("fresh ICE servers from the page's origin");
   // What the client fetches when its TURN credentials near expiry or a call fails: the page's own
   // origin, which serve-example forwards to the Worker, so no CORS is involved.
