@@ -82,14 +82,40 @@ export interface RunResult {
 }
 
 /** Runs a command to completion, killing it after `timeoutMs`. */
-export function run(command: string, args: string[], timeoutMs: number): Promise<RunResult> {
+export interface RunOptions {
+  /** Default: the repository's root. */
+  cwd?: string;
+  /** Added to this process's environment. */
+  env?: Record<string, string>;
+  /**
+   * Run in a process group of its own and end the whole group at the timeout: for a command that
+   * starts servers of its own (a bench, npm), whose children must not outlive it.
+   */
+  group?: boolean;
+}
+
+/** Runs a command to completion, killed after `timeoutMs` (stderr then says so). */
+export function run(command: string, args: string[], timeoutMs: number, options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, {
+      cwd: options.cwd ?? repoRoot,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: options.group ?? false,
+      env: { ...process.env, ...options.env },
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    const timer = setTimeout(() => {
+      stderr += `\n(killed after ${timeoutMs} ms)`;
+      if (options.group !== true || child.pid === undefined) return void child.kill("SIGKILL");
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }, timeoutMs);
     child.once("error", (error) => {
       clearTimeout(timer);
       reject(error);

@@ -16,14 +16,13 @@
  * repository's node_modules the same way as ours. Nothing here reaches a registry: npm runs offline,
  * with its registry pointed at a closed loopback port besides.
  */
-import { spawn } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LOCAL_WORKER_HOOK_TIMEOUT_MS, repoRoot, startLocalWorker, type LocalWorker } from "../node/processes.js";
+import { LOCAL_WORKER_HOOK_TIMEOUT_MS, repoRoot, run as runCommand, startLocalWorker, type LocalWorker, type RunResult } from "../node/processes.js";
 import { publicExports } from "./public-exports.js";
 
 const PACKAGES = ["client", "server", "relay"] as const;
@@ -38,33 +37,11 @@ const esbuild = join(repoRoot, "node_modules", "esbuild", "bin", "esbuild");
 /** npm must not reach a registry from a test: offline, and a registry nobody listens on if it tried. */
 const offlineNpm = { npm_config_offline: "true", npm_config_registry: "http://127.0.0.1:9/", npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" };
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Ran = RunResult;
 
 /** Runs a command to completion in `cwd`, killed (its whole process group) after `timeoutMs`. */
 function run(command: string, args: string[], cwd: string, timeoutMs: number, env: Record<string, string> = {}): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      stderr += `\n(killed after ${timeoutMs} ms)`;
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-    }, timeoutMs);
-    child.once("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCommand(command, args, timeoutMs, { cwd, env, group: true });
 }
 
 const report = (what: string, ran: Ran) => `${what}: exit ${ran.code}\nstdout:\n${ran.stdout}\nstderr:\n${ran.stderr}`;
