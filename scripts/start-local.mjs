@@ -12,7 +12,9 @@
 // (`kill -TERM <pid>` or `kill -USR1 <pid>`, pids printed below) and its calls move to relay-2.
 //
 // Options: --port N (Worker, default 8787), --relay-port N (default 3478), --relays N (default 1),
-// --fleet-pick N (FLEET_PICK with --relays, default 1 here so a call uses one relay at a time).
+// --fleet-pick N (FLEET_PICK with --relays, default 1 here so a call uses one relay at a time),
+// --persist-to DIR (where local workerd keeps the rooms' storage; default: wrangler's .wrangler/state,
+// which two stacks started at once must not share: their SQLite files lock each other out).
 // JOIN_SECRET, WEBHOOK_URL and WEBHOOK_SECRET, when set in the environment, are given to the Worker:
 // try join tokens, or webhooks to a receiver on this machine.
 import { spawn } from "node:child_process";
@@ -25,6 +27,7 @@ const { values } = parseArgs({
     "relay-port": { type: "string", default: "3478" },
     relays: { type: "string", default: "1" },
     "fleet-pick": { type: "string", default: "1" },
+    "persist-to": { type: "string" },
   },
 });
 const port = values.port;
@@ -133,6 +136,7 @@ const workerVars = fleet
 const PASSED_THROUGH = ["JOIN_SECRET", "WEBHOOK_URL", "WEBHOOK_SECRET", "ALLOWED_ORIGINS"];
 for (const name of PASSED_THROUGH) if (process.env[name]) workerVars[name] = process.env[name];
 start("Worker", process.execPath, ["node_modules/wrangler/bin/wrangler.js", "dev", "--local", "--ip", "127.0.0.1", "--port", port,
+  ...(values["persist-to"] !== undefined ? ["--persist-to", values["persist-to"]] : []),
   ...Object.entries(workerVars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
 ], {});
 

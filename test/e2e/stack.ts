@@ -122,10 +122,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const secret = randomBytes(32).toString("base64url");
   const relaySecret = options.relaySecretMismatch ? randomBytes(32).toString("base64url") : secret;
   const tls = transports.includes("tls") ? selfSignedCertificate() : undefined;
+  // The Worker's local storage of its own: two stacks at once must not share .wrangler/state (SQLITE_BUSY).
+  const state = mkdtempSync(join(tmpdir(), "relaykit-e2e-state-"));
   const started: Started[] = [];
   const stop = async () => {
     await Promise.all(started.map(stopGroup));
     if (tls !== undefined) rmSync(tls.dir, { recursive: true, force: true });
+    rmSync(state, { recursive: true, force: true });
   };
 
   try {
@@ -172,7 +175,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const worker = startDetached(
       prefix,
       process.execPath,
-      ["node_modules/wrangler/bin/wrangler.js", "dev", "--local", "--ip", host, "--port", String(workerPort), "--inspector-port", "0", ...varFlags],
+      ["node_modules/wrangler/bin/wrangler.js", "dev", "--local", "--ip", host, "--port", String(workerPort), "--inspector-port", "0", "--persist-to", state, ...varFlags],
       quietWrangler,
     );
     started.push(worker);

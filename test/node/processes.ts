@@ -3,6 +3,9 @@
  * short commands run to completion. Every wait is bounded and everything started is stopped by PID.
  */
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -173,7 +176,10 @@ async function startLocalWorkerOnce(options: LocalWorkerOptions, timeoutMs: numb
   const port = await freePort();
   const relayPort = await freePort();
   const fleetArgs = options.relays !== undefined && options.relays > 1 ? ["--relays", String(options.relays)] : [];
-  const child = spawn("npm", ["start", "--", "--port", String(port), "--relay-port", String(relayPort), ...fleetArgs], {
+  // Storage of its own: stacks started at once (e2e files run two at a time, some start two) must not
+  // share wrangler's .wrangler/state, whose SQLite files then lock each other out (SQLITE_BUSY).
+  const state = mkdtempSync(join(tmpdir(), "relaykit-local-state-"));
+  const child = spawn("npm", ["start", "--", "--port", String(port), "--relay-port", String(relayPort), "--persist-to", state, ...fleetArgs], {
     cwd: repoRoot,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
@@ -185,7 +191,7 @@ async function startLocalWorkerOnce(options: LocalWorkerOptions, timeoutMs: numb
   let exited: string | undefined;
   child.once("exit", (code, signal) => (exited = `exited early (code ${code}, signal ${signal})`));
 
-  const stop = async () => {
+  const stopGroup = async () => {
     const pid = child.pid;
     if (pid === undefined) return;
     // Drop our ends of the pipes so a lingering child cannot keep this process busy.
@@ -195,6 +201,10 @@ async function startLocalWorkerOnce(options: LocalWorkerOptions, timeoutMs: numb
     const deadline = Date.now() + STOP_TIMEOUT_MS;
     while (signalGroup(pid, 0) && Date.now() < deadline) await sleep(100);
     signalGroup(pid, "SIGKILL"); // a no-op when SIGTERM was enough
+  };
+  const stop = async () => {
+    await stopGroup();
+    rmSync(state, { recursive: true, force: true });
   };
 
   const url = `http://127.0.0.1:${port}/v1/rooms/x`;
