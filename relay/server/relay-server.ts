@@ -321,7 +321,7 @@ export class RelayServer implements TurnContext {
     return this.serveUdp(socket, bound.address, bound.port);
   }
 
-  /** Serves the UDP listener `socket`, bound to `address`:`port`. */
+  /** Serves the UDP listener `socket`, bound to `boundIp`:`port`. */
   private serveUdp(socket: RelayUdpSocket, boundIp: string, port: number): ListenerAddress {
     const listener = listenerKey(boundIp, port);
     const clients = this.table.udpClientsAt(listener);
