@@ -129,7 +129,9 @@ describe("coturn's clients against the relay", () => {
     }
   }, UCLIENT_TIMEOUT_MS + PEER_START_TIMEOUT_MS + 5_000);
 
-  it.concurrent("relays every message over TLS (turns:)", async () => {
+  // Alone, after the concurrent modes: uclient's TLS client waits a fixed time for the last echoes, and
+  // with a dozen other uclients busy beside it on two cores one arrived late (CI, twice), counted lost.
+  it("relays every message over TLS (turns:)", async () => {
     const credential = await mint("uclient-tls", 600);
     const args = ["-y", "-t", "-S", "-c", "-n", "20", "-u", credential.username, "-w", credential.password, "-p", String(tlsPort), "127.0.0.1"];
     await expectEveryMessageRelayed(args);
