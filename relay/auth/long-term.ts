@@ -47,7 +47,12 @@ export interface AuthSuccess {
   readonly userId: string;
   /** Unix seconds, from the username. */
   readonly expiresAt: number;
-  /** The long-term key that verified the request (a copy): sign the response with it. */
+  /**
+   * The long-term key that verified the request: sign the response with it. Shared with the key cache
+   * and with every allocation of this username (never written to): a copy per request was a 16-byte
+   * slice of Node's 8 KiB buffer pool kept by each allocation, which kept whole pool slabs alive
+   * (4.4 MB at 10,000 idle allocations).
+   */
   readonly key: Buffer;
   /** Which integrity attribute was checked; RFC 8489 §9.2.4 has the response carry the same one. */
   readonly integrity: "message-integrity" | "message-integrity-sha256";
@@ -213,7 +218,7 @@ export class LongTermAuthenticator {
       username: username.value,
       userId: checked.userId,
       expiresAt: checked.expiresAt,
-      key: Buffer.from(matched),
+      key: matched,
       integrity,
     };
   }

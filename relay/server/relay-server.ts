@@ -40,7 +40,7 @@ import { RelayStats } from "./stats.js";
 import { requestDigest, TransactionCache } from "./transaction-cache.js";
 import { STREAM_BACKLOG_BYTES, STREAM_BACKLOG_HARD_BYTES, STREAM_BACKLOG_TIMEOUT_MS } from "../transport/stream.js";
 import { FRAME_COMPLETION_TIMEOUT_MS, serveStreamConnection, type StreamConnectionLimits } from "../transport/stream-connection.js";
-import { clientKey, listenerKey, udpClientLink } from "../transport/udp.js";
+import { clientKey, listenerKey, UdpClientLink } from "../transport/udp.js";
 import type { AddressPortMap } from "../allocation/peer-map.js";
 import type { MeteredAllocation } from "../fleet/usage-ledger.js";
 import { adoptNativeUdpSocket } from "../transport/native-udp.js";
@@ -514,7 +514,7 @@ export class RelayServer implements TurnContext {
     if (this.relaySendIndication(datagram, allocation)) return;
     // A request outlives this call (authentication is asynchronous): it gets its own copy.
     const request = this.decodeRequest(Buffer.from(datagram));
-    if (request !== null) this.answer(udpClientLink(socket, listener, address, port), request);
+    if (request !== null) this.answer(new UdpClientLink(socket, listener, address, port), request);
   }
 
   /** A Send indication is relayed at once (data path); true when `data` was one, relayed or dropped. */
