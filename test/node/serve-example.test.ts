@@ -194,7 +194,8 @@ describe("serve-example.mjs on loopback, in front of a recording Worker", () => 
 
   it("forwards only to the Worker: an absolute or scheme-relative request target naming another host is refused", async () => {
     const other = `127.0.0.1:${elsewhere.port}`;
-    for (const target of [`http://${other}/v1/echo`, `//${other}/v1/echo`, `/\\${other}/v1/echo`]) {
+    // The last cannot be parsed as a URL at all: refused too, and the proxy does not fall over.
+    for (const target of [`http://${other}/v1/echo`, `//${other}/v1/echo`, `/\\${other}/v1/echo`, "http://[::1/v1/echo"]) {
       const answer = await exchange(proxyPort, get(target));
       expect(answer.text, `GET ${target}`).not.toContain("elsewhere");
       expectRefused(answer, `GET ${target}`);
