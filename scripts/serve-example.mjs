@@ -76,27 +76,54 @@ if (name === "token-backend") {
   await import(pathToFileURL(join(outDir, "server.mjs")).href);
 } else {
   const files = { "/": ["index.html", "text/html; charset=utf-8"], "/page.js": ["page.js", "text/javascript"], "/page.js.map": ["page.js.map", "application/json"] };
+  const local = "http://serve-example.invalid";
+  // The request's target as a URL, or undefined unless it is origin-form ("/path?query"): an absolute
+  // or scheme-relative target ("http://host/…", "//host/…") names another host, and this proxy
+  // forwards to the Worker alone.
+  const targetOf = (req) => {
+    try {
+      const url = new URL(req.url ?? "/", local);
+      return url.origin === local ? url : undefined;
+    } catch {
+      return undefined;
+    }
+  };
   const server = createServer(async (req, res) => {
-    const path = new URL(req.url ?? "/", "http://x").pathname;
-    if (path.startsWith("/v1/")) {
+    const url = targetOf(req);
+    if (url === undefined) return res.writeHead(400, { "content-type": "text/plain" }).end("bad request target");
+    if (url.pathname.startsWith("/v1/")) {
       // Forward to the Worker as it is (the Host header names the Worker, as if asked directly).
-      const upstream = request(new URL(req.url, worker), { method: req.method, headers: { ...req.headers, host: worker.host } }, (answer) => {
+      const upstream = request(new URL(url.pathname + url.search, worker.origin), { method: req.method, headers: { ...req.headers, host: worker.host } }, (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
+        // The Worker gone mid-answer: end the client's connection too, rather than leave it waiting for the rest.
+        answer.once("close", () => answer.complete || res.destroy());
       });
-      upstream.once("error", (error) => res.writeHead(502).end(`the Worker at ${worker.origin} did not answer (${error.message}): is \`npm start\` running?`));
+      upstream.once("error", (error) => {
+        if (res.headersSent) res.destroy();
+        else res.writeHead(502).end(`the Worker at ${worker.origin} did not answer (${error.message}): is \`npm start\` running?`);
+      });
+      // The client gone midway (its body or the answer cut short): close the Worker's request too.
+      res.once("close", () => res.writableFinished || upstream.destroy());
       req.pipe(upstream);
       return;
     }
-    const file = files[path];
+    const file = files[url.pathname];
     if (file === undefined) return res.writeHead(404, { "content-type": "text/plain" }).end("not found");
+    if (req.method !== "GET" && req.method !== "HEAD") return res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed");
     res.writeHead(200, { "content-type": file[1], "cache-control": "no-store" }).end(await readFile(join(outDir, file[0])));
   });
-  // Room sockets: replay the upgrade request to the Worker, then pipe both ways.
+  // Room sockets (under /v1/ only): replay the upgrade request to the Worker, then pipe both ways.
   server.on("upgrade", (req, socket, head) => {
+    const url = targetOf(req);
+    if (!url?.pathname.startsWith("/v1/")) {
+      socket.on("error", () => socket.destroy());
+      socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+      return;
+    }
     const upstream = connect(Number(worker.port || 80), worker.hostname, () => {
       const headers = Object.entries({ ...req.headers, host: worker.host }).flatMap(([key, value]) => (Array.isArray(value) ? value : [value]).map((item) => `${key}: ${item}`));
-      upstream.write(`${req.method} ${req.url} HTTP/1.1\r\n${headers.join("\r\n")}\r\n\r\n`);
+      upstream.write(`${req.method} ${url.pathname}${url.search} HTTP/1.1\r\n${headers.join("\r\n")}\r\n\r\n`);
       upstream.write(head);
       upstream.pipe(socket);
       socket.pipe(upstream);

@@ -72,14 +72,48 @@ interface ThreadsSummary {
   processes: { name: string; pid: number }[];
 }
 
-/** Runs a bench script to completion, its whole process group killed after `timeoutMs`. */
-function run(script: string, args: string[], timeoutMs: number): Promise<RunResult> {
-  return runCommand(process.execPath, ["--import", "tsx", script, ...args], timeoutMs, { group: true });
+/** One bench run, as the smoke tests start it. */
+interface BenchRunOptions<T> {
+  script: string;
+  args: string[];
+  /** Where the run writes its JSON (`--out`). */
+  out: string;
+  /** `--time-limit`: the bench stops itself after this many seconds. */
+  timeLimitS: number;
+  /** Past this the test kills the run's whole process group. */
+  timeoutMs: number;
+  /**
+   * The processes the run's JSON says it started (at least `atLeast` of them), each checked gone once it
+   * exits. Omitted for a bench whose exit code already says so.
+   */
+  started?: { of: (summary: T) => readonly { pid: number }[]; atLeast: number };
 }
 
-/** What a failed assertion prints: the exit code and everything the run wrote. */
-function runReport(result: { code: number | null; stdout: string; stderr: string }): string {
-  return `exit ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
+interface BenchRun<T> {
+  result: RunResult;
+  /** The exit code and everything the run wrote, for failure messages. */
+  report: string;
+  /** The JSON it wrote to `out`. */
+  summary: T;
+}
+
+/**
+ * Runs a bench script to completion (`--out`, `--time-limit` added), expects exit 0 and its JSON, checks
+ * that no process it started is left, and returns the parsed JSON for the checks of each bench.
+ */
+async function runBench<T>(options: BenchRunOptions<T>): Promise<BenchRun<T>> {
+  const args = ["--import", "tsx", options.script, ...options.args, "--out", options.out, "--time-limit", String(options.timeLimitS)];
+  const result = await runCommand(process.execPath, args, options.timeoutMs, { group: true });
+  const report = `exit ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
+  expect(result.code, report).toBe(0);
+  expect(existsSync(options.out), report).toBe(true);
+  const summary = JSON.parse(readFileSync(options.out, "utf8")) as T;
+  if (options.started !== undefined) {
+    const started = options.started.of(summary);
+    expect(started.length, report).toBeGreaterThanOrEqual(options.started.atLeast);
+    expectGone(started.map((entry) => entry.pid));
+  }
+  return { result, report, summary };
 }
 
 function alive(pid: number): boolean {
@@ -96,6 +130,12 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Fails, naming them, when any of these processes still runs. */
+function expectGone(pids: readonly number[]): void {
+  const left = pids.filter(alive);
+  expect(left, `still running: ${JSON.stringify(left)}`).toEqual([]);
+}
+
 describe("npm run bench -- --quick", () => {
   const dir = mkdtempSync(join(tmpdir(), "relaykit-bench-smoke-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -103,15 +143,18 @@ describe("npm run bench -- --quick", () => {
   it(
     "prints the table, writes JSON and SVG with a row per server and load, and leaves no process behind",
     async () => {
-      const out = join(dir, "quick.json");
       const svg = join(dir, "quick.svg");
-      const result = await run("bench/run.ts", ["--quick", "--out", out, "--svg", svg, "--time-limit", String(BENCH_LIMIT_S)], TEST_TIMEOUT_MS - 5_000);
-      const report = runReport(result);
-      expect(result.code, report).toBe(0);
-      expect(existsSync(out), report).toBe(true);
+      // Every process it started is gone: servers, echo peers, uclients, generators.
+      const { result, report, summary } = await runBench<Summary>({
+        script: "bench/run.ts",
+        args: ["--quick", "--svg", svg],
+        out: join(dir, "quick.json"),
+        timeLimitS: BENCH_LIMIT_S,
+        timeoutMs: TEST_TIMEOUT_MS - 5_000,
+        started: { of: (json) => json.processes, atLeast: 10 },
+      });
       expect(readFileSync(svg, "utf8")).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
 
-      const summary = JSON.parse(readFileSync(out, "utf8")) as Summary;
       // coturn 4.17.1 takes part once bench/servers/build-coturn.sh has built it (CI does not).
       expect(summary.options.servers).toEqual(["ours", "coturn", ...(coturn417Built() ? ["coturn-4.17"] : []), "node-turn"]);
       const loads = [...new Set(summary.measurements.map((m) => m.load))];
@@ -154,11 +197,6 @@ describe("npm run bench -- --quick", () => {
       expect(result.stdout).toMatch(/^Targets: /m);
       if (coturn417Built()) expect(result.stdout).toMatch(/CPU\/1k whole, ours ÷ coturn 4\.17 \| [0-9.]+ \| ≤ 1\.0 \| (yes|NO) \|/);
       else expect(result.stderr).toMatch(/coturn 4\.17\.1 is not built/);
-
-      // Every process it started is gone: servers, echo peers, uclients, generators.
-      expect(summary.processes.length).toBeGreaterThanOrEqual(10);
-      const left = summary.processes.filter((p) => alive(p.pid));
-      expect(left, JSON.stringify(left)).toEqual([]);
     },
     TEST_TIMEOUT_MS,
   );
@@ -181,12 +219,14 @@ describe("npm run bench:signaling (a tiny run)", () => {
   it(
     "measures the Worker, PeerJS and the empty-room floor with and without the client's deflate offer, prints the table and the targets, and exits 0 with nothing left running",
     async () => {
-      const out = join(dir, "signaling.json");
-      const result = await run("bench/signaling.ts", ["--quick", "--joins", "3", "--duration", "1", "--peers", "2", "--out", out, "--time-limit", String(BENCH_LIMIT_S)], TEST_TIMEOUT_MS - 5_000);
-      const report = runReport(result);
       // Exit 0 also means every process it started was gone at the end (it exits 1 otherwise).
-      expect(result.code, report).toBe(0);
-      const summary = JSON.parse(readFileSync(out, "utf8")) as { results: SignalingRow[]; targets: string[] };
+      const { result, report, summary } = await runBench<{ results: SignalingRow[]; targets: string[] }>({
+        script: "bench/signaling.ts",
+        args: ["--quick", "--joins", "3", "--duration", "1", "--peers", "2"],
+        out: join(dir, "signaling.json"),
+        timeLimitS: BENCH_LIMIT_S,
+        timeoutMs: TEST_TIMEOUT_MS - 5_000,
+      });
       expect(summary.results.map((row) => [row.server, row.deflateOffered])).toEqual([
         ["relaykit Worker", true],
         ["relaykit Worker", false],
@@ -239,12 +279,15 @@ describe("npm run bench:threads -- --quick --servers ours-1,ours-2", () => {
   it(
     "searches and measures ours with 1 and 2 relay threads, prints the table and targets, writes the JSON, and leaves no process behind",
     async () => {
-      const out = join(dir, "threads.json");
-      const result = await run("bench/threads.ts", ["--quick", "--servers", "ours-1,ours-2", "--out", out, "--time-limit", String(THREADS_LIMIT_S)], THREADS_TEST_TIMEOUT_MS - 5_000);
-      const report = `exit ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
-      expect(result.code, report).toBe(0);
-      expect(existsSync(out), report).toBe(true);
-      const summary = JSON.parse(readFileSync(out, "utf8")) as ThreadsSummary;
+      // Every process it started is gone: servers (and our workers with them), echo peers, generators.
+      const { result, report, summary } = await runBench<ThreadsSummary>({
+        script: "bench/threads.ts",
+        args: ["--quick", "--servers", "ours-1,ours-2"],
+        out: join(dir, "threads.json"),
+        timeLimitS: THREADS_LIMIT_S,
+        timeoutMs: THREADS_TEST_TIMEOUT_MS - 5_000,
+        started: { of: (json) => json.processes, atLeast: 6 },
+      });
 
       expect(summary.rows.map((row) => [row.variant, row.threads])).toEqual([
         ["ours-1", 1],
@@ -283,13 +326,8 @@ describe("npm run bench:threads -- --quick --servers ours-1,ours-2", () => {
       expect(result.stdout).toMatch(/^Targets: /m);
       expect(result.stdout).toMatch(/nothing pinned/);
 
-      // Every process it started is gone: servers (and our workers with them), echo peers, generators.
-      expect(summary.processes.length).toBeGreaterThanOrEqual(6);
-      const left = summary.processes.filter((p) => alive(p.pid));
-      expect(left, JSON.stringify(left)).toEqual([]);
-      // Our workers too (forked by the primary, so known only by the CPU readings of its tree).
-      const workers = summary.sessions.flatMap((s) => s.steps.flatMap((step) => Object.keys(step.serverCpuByPid).map(Number)));
-      expect(workers.filter(alive)).toEqual([]);
+      // Our workers are gone too (forked by the primary, so known only by the CPU readings of its tree).
+      expectGone(summary.sessions.flatMap((s) => s.steps.flatMap((step) => Object.keys(step.serverCpuByPid).map(Number))));
     },
     THREADS_TEST_TIMEOUT_MS,
   );

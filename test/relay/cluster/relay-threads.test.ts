@@ -26,22 +26,20 @@ import { requireCoturn, uclientTotals } from "../../node/coturn.js";
 import { run } from "../../node/processes.js";
 import {
   allocate,
-  cleanEnv,
   createPermission,
   deleteAllocation,
   httpGet,
   parsePrometheus,
-  portOf,
   sampleValue,
-  spawnRelay,
+  spawnTestRelay,
+  startRelay,
   STOP_TIMEOUT_MS,
   stopAllProcesses,
   waitForEvent,
-  waitForListening,
   waitUntil,
-  type RelayProcess,
+  type StartedRelay,
 } from "../ops/ops-helpers.js";
-import { errorCodeOf, REALM, SECRET, sendIndication, testCertificate, TurnTestClient, UdpPeer, xorAddressOf, type ClientTransport } from "../turn-client.js";
+import { errorCodeOf, SECRET, sendIndication, testCertificate, TurnTestClient, UdpPeer, xorAddressOf, type ClientTransport } from "../turn-client.js";
 
 const MIN_PORT = 32400;
 const STARTUP_TIMEOUT_MS = 30_000;
@@ -58,39 +56,9 @@ afterAll(async () => {
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }, STOP_TIMEOUT_MS + 5_000);
 
-interface Relay {
-  process: RelayProcess;
-  udpPort: number;
-  listening: Record<string, unknown>;
-  metricsPort: number;
-  workerPids: number[];
-}
-
-async function startThreadedRelay(minPort: number, extra: string[] = [], env: Record<string, string> = {}, ports = 20): Promise<Relay> {
-  const relay = spawnRelay(
-    [
-      "--relay-threads=2",
-      "--listening-ip=127.0.0.1",
-      "--listening-port=0",
-      `--min-port=${minPort}`,
-      `--max-port=${minPort + ports - 1}`,
-      `--realm=${REALM}`,
-      "--allow-loopback-peers",
-      "--prometheus",
-      "--prometheus-port=0",
-      ...extra,
-    ],
-    cleanEnv({ RELAY_STATIC_AUTH_SECRET: SECRET, ...env }),
-  );
-  const listening = (await waitForListening(relay, STARTUP_TIMEOUT_MS)) as unknown as Record<string, unknown> & Parameters<typeof portOf>[0];
-  const workers = listening.workers as { worker: number; pid: number }[];
-  return {
-    process: relay,
-    udpPort: portOf(listening, "udp"),
-    listening,
-    metricsPort: listening.metrics!.port,
-    workerPids: workers.map((worker) => worker.pid),
-  };
+/** The relay with two workers, relay ports `ports` from `minPort`, metrics on any free port. */
+function startThreadedRelay(minPort: number, extra: string[] = [], env: Record<string, string> = {}, ports = 20): Promise<StartedRelay> {
+  return startRelay({ relayPorts: [minPort, minPort + ports - 1], metricsPort: 0, args: ["--relay-threads=2", ...extra], env }, STARTUP_TIMEOUT_MS);
 }
 
 const credentialsByUser = new Map<string, TurnCredential>();
@@ -112,7 +80,7 @@ async function openClient(port: number, transport: ClientTransport = "udp"): Pro
 }
 
 /** The worker whose "allocation-start" line names this client, waiting for the line. */
-async function workerOf(relay: Relay, client: TurnTestClient): Promise<number> {
+async function workerOf(relay: StartedRelay, client: TurnTestClient): Promise<number> {
   const mine = (line: Record<string, unknown>) => line.event === "allocation-start" && typeof line.client === "string" && line.client.includes(`:${client.port}@`);
   const seen = await waitUntil(() => relay.process.events().some(mine), 5_000);
   expect(seen, `no allocation-start line for client port ${client.port}\n${relay.process.report()}`).toBe(true);
@@ -123,7 +91,7 @@ async function workerOf(relay: Relay, client: TurnTestClient): Promise<number> {
  * UDP clients sorted by the worker they reach: each allocates as a user of its own and deletes the
  * allocation at once. The kernel keeps a 4-tuple on one member while the group stays as it is.
  */
-async function clientsByWorker(relay: Relay, perWorker: number): Promise<TurnTestClient[][]> {
+async function clientsByWorker(relay: StartedRelay, perWorker: number): Promise<TurnTestClient[][]> {
   const byWorker: TurnTestClient[][] = [[], []];
   for (let probe = 0; probe < 60 && byWorker.some((list) => list.length < perWorker); probe++) {
     const client = await openClient(relay.udpPort);
@@ -138,7 +106,7 @@ async function clientsByWorker(relay: Relay, perWorker: number): Promise<TurnTes
   return byWorker.map((list) => list.slice(0, perWorker));
 }
 
-async function metric(relay: Relay, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+async function metric(relay: StartedRelay, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
   const answer = await httpGet(relay.metricsPort, "/metrics");
   expect(answer.status).toBe(200);
   return sampleValue(parsePrometheus(answer.body), name, labels);
@@ -191,17 +159,17 @@ function processesWith(marker: string): number[] {
 }
 
 describe("--relay-threads: a start that cannot work", () => {
-  const run = async (args: string[], env: Record<string, string> = {}) => {
-    const relay = spawnRelay(["--listening-ip=127.0.0.1", "--listening-port=0", `--realm=${REALM}`, ...args], cleanEnv({ RELAY_STATIC_AUTH_SECRET: SECRET, ...env }));
+  const run = async (relayPorts: [number, number], args: string[]) => {
+    const relay = spawnTestRelay({ relayPorts, loopbackPeers: false, args });
     expect(await waitUntil(() => relay.exit() !== undefined, STARTUP_TIMEOUT_MS), relay.report()).toBe(true);
     return relay;
   };
 
   it("refuses, with what to change, a port range too small for the workers or an explicit count without the native UDP I/O", async () => {
-    const small = await run(["--relay-threads=4", `--min-port=${MIN_PORT + 240}`, `--max-port=${MIN_PORT + 245}`]);
+    const small = await run([MIN_PORT + 240, MIN_PORT + 245], ["--relay-threads=4"]);
     expect(small.exit()).toEqual({ code: 2, signal: null });
     expect(small.stderr()).toMatch(/^relay: the relay port range 32640-32645 is too small for 4 worker processes: .*widen --min-port\.\.--max-port or lower --relay-threads\n$/);
-    const dgram = await run(["--relay-threads=2", "--udp-io=dgram", `--min-port=${MIN_PORT + 240}`, `--max-port=${MIN_PORT + 249}`]);
+    const dgram = await run([MIN_PORT + 240, MIN_PORT + 249], ["--relay-threads=2", "--udp-io=dgram"]);
     expect(dgram.exit()).toEqual({ code: 2, signal: null });
     expect(dgram.stderr()).toMatch(/^relay: --relay-threads 2: --udp-io=dgram cannot share a UDP port between processes; use --udp-io=native or auto, or run --relay-threads 1\n$/);
   }, TEST_TIMEOUT_MS);
@@ -212,7 +180,7 @@ describe("--relay-threads: a start that cannot work", () => {
     const metricsPort = (taken.address() as AddressInfo).port;
     const marker = `relaykit.threads.metrics-taken.${process.pid}`;
     try {
-      const relay = await run(["--relay-threads=2", `--min-port=${MIN_PORT + 240}`, `--max-port=${MIN_PORT + 249}`, "--prometheus", `--prometheus-port=${metricsPort}`, `--software=${marker}`]);
+      const relay = await run([MIN_PORT + 240, MIN_PORT + 249], ["--relay-threads=2", "--prometheus", `--prometheus-port=${metricsPort}`, `--software=${marker}`]);
       expect(relay.exit()).toEqual({ code: 1, signal: null });
       expect(relay.stderr()).toMatch(new RegExp(`^relay: cannot listen for metrics on 127\\.0\\.0\\.1:${metricsPort} \\(EADDRINUSE\\); check --prometheus-address and --prometheus-port\\n$`));
       expect(await waitUntil(() => processesWith(marker).length === 0, 5_000), `workers left: ${processesWith(marker)}`).toBe(true);
@@ -229,7 +197,7 @@ describe("--relay-threads 2", () => {
       const relay = await startThreadedRelay(MIN_PORT);
       expect(relay.listening.relayThreads).toBe(2);
       expect(relay.workerPids).toHaveLength(2);
-      const slices = (relay.listening.workers as { relayPorts: string }[]).map((worker) => worker.relayPorts.split("-").map(Number) as [number, number]);
+      const slices = relay.listening.workers!.map((worker) => worker.relayPorts.split("-").map(Number) as [number, number]);
       expect(slices).toEqual([
         [MIN_PORT, MIN_PORT + 9],
         [MIN_PORT + 10, MIN_PORT + 19],
@@ -286,8 +254,8 @@ describe("--relay-threads 2", () => {
       const certificate = testCertificate();
       try {
         const relay = await startThreadedRelay(MIN_PORT + 40, [...certificate.flags, "--tls-listening-port=0"]);
-        const tcpPort = portOf(relay.listening as never, "tcp");
-        const tlsPort = portOf(relay.listening as never, "tls");
+        const tcpPort = relay.port("tcp");
+        const tlsPort = relay.port("tls");
         const peer = await openPeer();
         for (const [transport, port] of [["tcp", tcpPort], ["tls", tlsPort]] as const) {
           const workers = new Set<number>();
@@ -309,7 +277,7 @@ describe("--relay-threads 2", () => {
     "holds --max-connections-per-ip over both workers: connections past the cap are closed, whichever worker took them",
     async () => {
       const relay = await startThreadedRelay(MIN_PORT + 180, ["--max-connections-per-ip=3"]);
-      const tcpPort = portOf(relay.listening as never, "tcp");
+      const tcpPort = relay.port("tcp");
       const open = async (): Promise<{ socket: Socket; closed: () => boolean }> => {
         const socket = connect({ host: "127.0.0.1", port: tcpPort });
         let closed = false;

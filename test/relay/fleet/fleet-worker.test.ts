@@ -20,8 +20,8 @@ import type { FleetView, RelayView } from "../../../shared/fleet/view.js";
 import type { IceServersResponse } from "../../../shared/turn/ice-servers.js";
 import type { TurnCredential } from "../../../shared/turn/credentials.js";
 import { quietWrangler, repoRoot, signalGroup, sleep } from "../../node/processes.js";
-import { REALM, SECRET, TurnTestClient, mint } from "../turn-client.js";
-import { allocateOk, cleanEnv, spawnRelay, stopAllProcesses, waitForListening, waitUntil, type RelayProcess } from "../ops/ops-helpers.js";
+import { SECRET, TurnTestClient, mint } from "../turn-client.js";
+import { allocateOk, spawnTestRelay, stopAllProcesses, waitForListening, waitUntil, type RelayProcess } from "../ops/ops-helpers.js";
 
 const WORKER_PORT = 31501;
 const RELAY_PORT = 31250;
@@ -113,14 +113,15 @@ function turnUrlsOf(response: IceServersResponse): string[] {
 }
 
 function startRelay(): RelayProcess {
-  return spawnRelay(
-    [
-      "--listening-ip=127.0.0.1", `--listening-port=${RELAY_PORT}`, "--min-port=31300", "--max-port=31399", `--realm=${REALM}`, "--allow-loopback-peers",
+  return spawnTestRelay({
+    listeningPort: RELAY_PORT,
+    relayPorts: [31300, 31399],
+    args: [
       `--fleet-url=ws://127.0.0.1:${WORKER_PORT}/v1/fleet`, `--fleet-relay-id=${RELAY_ID}`, "--fleet-region=test-lab", "--fleet-location=50.11,8.68",
       "--total-quota=100", "--drain-timeout=60",
     ],
-    cleanEnv({ RELAY_STATIC_AUTH_SECRET: SECRET, RELAY_FLEET_KEY: FLEET_KEY }),
-  );
+    env: { RELAY_FLEET_KEY: FLEET_KEY },
+  });
 }
 
 async function allocateWith(credential: TurnCredential): Promise<TurnTestClient> {

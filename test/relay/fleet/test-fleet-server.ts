@@ -27,8 +27,7 @@ import {
   type UsageReport,
 } from "../../../shared/fleet/protocol.js";
 import { verifyFleetToken, type FleetTokenClaims } from "../../../shared/fleet/token.js";
-import { REALM, SECRET } from "../turn-client.js";
-import { cleanEnv, spawnRelay, type RelayProcess } from "../ops/ops-helpers.js";
+import { spawnTestRelay, type RelayProcess } from "../ops/ops-helpers.js";
 
 export interface FleetConnection {
   readonly ws: WebSocket;
@@ -225,17 +224,5 @@ export class TestFleetServer {
  * secret, joined to the fleet at `fleetUrl` with `env`'s fleet key (RELAY_FLEET_KEY).
  */
 export function startFleetRelay(listeningPort: number, relayPorts: [number, number], fleetUrl: string, env: Record<string, string>, extra: string[] = []): RelayProcess {
-  return spawnRelay(
-    [
-      "--listening-ip=127.0.0.1",
-      `--listening-port=${listeningPort}`,
-      `--min-port=${relayPorts[0]}`,
-      `--max-port=${relayPorts[1]}`,
-      `--realm=${REALM}`,
-      "--allow-loopback-peers",
-      `--fleet-url=${fleetUrl}`,
-      ...extra,
-    ],
-    cleanEnv({ RELAY_STATIC_AUTH_SECRET: SECRET, ...env }),
-  );
+  return spawnTestRelay({ listeningPort, relayPorts, args: [`--fleet-url=${fleetUrl}`, ...extra], env });
 }

@@ -18,7 +18,7 @@ import { connect as tlsConnect } from "node:tls";
 import { afterAll, describe, expect, it } from "vitest";
 import { TurnKeyring, type TurnCredential } from "../../../shared/turn/credentials.js";
 import { StunClass } from "../../../relay/stun/constants.js";
-import { REALM, SECRET, TurnTestClient, UdpPeer, errorCodeOf, mint, sendIndication, type ClientTransport } from "../turn-client.js";
+import { SECRET, TurnTestClient, UdpPeer, errorCodeOf, mint, sendIndication, type ClientTransport } from "../turn-client.js";
 import {
   allocate,
   allocateOk,
@@ -27,14 +27,14 @@ import {
   deleteAllocation,
   httpGet,
   parsePrometheus,
-  portOf,
   sampleValue,
   spawnRelay,
+  startRelay,
   stopAllProcesses,
   waitForEvent,
-  waitForListening,
   waitUntil,
-  type RelayProcess,
+  type StartedRelay,
+  type TestRelayOptions,
 } from "./ops-helpers.js";
 
 const EXIT_TIMEOUT_MS = 10_000;
@@ -53,8 +53,9 @@ function tempDir(): string {
   return dir;
 }
 
-function baseArgs(minPort: number): string[] {
-  return ["--listening-ip=127.0.0.1", "--listening-port=0", `--min-port=${minPort}`, `--max-port=${minPort + 49}`, `--realm=${REALM}`, "--allow-loopback-peers", "--prometheus", "--prometheus-port=0"];
+/** The relay on relay ports `minPort`..+49, metrics on any free port, with `options` on top. */
+function startFrom(minPort: number, options: Omit<TestRelayOptions, "relayPorts" | "metricsPort">): Promise<StartedRelay> {
+  return startRelay({ relayPorts: [minPort, minPort + 49], metricsPort: 0, ...options });
 }
 
 async function openClient(port: number, transport: ClientTransport = "udp"): Promise<TurnTestClient> {
@@ -93,16 +94,9 @@ async function readyStatus(metricsPort: number): Promise<number> {
   return (await httpGet(metricsPort, "/readyz")).status;
 }
 
-function started(args: string[], env: Record<string, string> = { RELAY_STATIC_AUTH_SECRET: SECRET }): RelayProcess {
-  return spawnRelay(args, cleanEnv(env));
-}
-
 describe("SIGTERM drains", () => {
   it("refuses new allocations, turns /readyz to 503, keeps a live allocation relaying, and exits 0 when it ends", async () => {
-    const relay = started([...baseArgs(42500), "--drain-timeout=60"]);
-    const listening = await waitForListening(relay);
-    const port = portOf(listening, "udp");
-    const metricsPort = listening.metrics!.port;
+    const { process: relay, udpPort: port, metricsPort } = await startFrom(42500, { args: ["--drain-timeout=60"] });
     const credential = await mint("drain-user");
     const pair = await relayingPair(port, credential);
     expect(await readyStatus(metricsPort)).toBe(200);
@@ -135,9 +129,8 @@ describe("SIGTERM drains", () => {
   }, 40_000);
 
   it("closes what is left once --drain-timeout passes, then exits 0", async () => {
-    const relay = started([...baseArgs(42550), "--drain-timeout=2"]);
-    const listening = await waitForListening(relay);
-    await relayingPair(portOf(listening, "udp"), await mint("slow-user"));
+    const { process: relay, udpPort } = await startFrom(42550, { args: ["--drain-timeout=2"] });
+    await relayingPair(udpPort, await mint("slow-user"));
     const signalledAt = Date.now();
     process.kill(relay.pid, "SIGTERM");
     expect(await waitUntil(() => relay.exit() !== undefined, EXIT_TIMEOUT_MS), relay.report()).toBe(true);
@@ -150,9 +143,8 @@ describe("SIGTERM drains", () => {
   }, 40_000);
 
   it("exits 1 at once on a second signal", async () => {
-    const relay = started([...baseArgs(42600), "--drain-timeout=600"]);
-    const listening = await waitForListening(relay);
-    await relayingPair(portOf(listening, "udp"), await mint("stuck-user"));
+    const { process: relay, udpPort } = await startFrom(42600, { args: ["--drain-timeout=600"] });
+    await relayingPair(udpPort, await mint("stuck-user"));
     process.kill(relay.pid, "SIGTERM");
     await waitForEvent(relay, "stopping", 5_000);
     const secondAt = Date.now();
@@ -183,14 +175,12 @@ describe("SIGHUP reloads", () => {
     writeFileSync(tokenFile, `${tokenA}\n`);
     const firstCertificate = newCertificate("relay-first");
 
-    const relay = started(
-      [...baseArgs(42650), `--static-auth-secret-file=${secretFile}`, `--prometheus-token-file=${tokenFile}`, `--cert=${certFile}`, `--pkey=${keyFile}`, "--tls-listening-port=0"],
-      {},
-    );
-    const listening = await waitForListening(relay);
-    const port = portOf(listening, "udp");
-    const tlsPort = portOf(listening, "tls");
-    const metricsPort = listening.metrics!.port;
+    const started = await startFrom(42650, {
+      secret: null,
+      args: [`--static-auth-secret-file=${secretFile}`, `--prometheus-token-file=${tokenFile}`, `--cert=${certFile}`, `--pkey=${keyFile}`, "--tls-listening-port=0"],
+    });
+    const { process: relay, udpPort: port, metricsPort } = started;
+    const tlsPort = started.port("tls");
     expect(await servedCertificate(tlsPort)).toBe(firstCertificate);
 
     const credentialA = await new TurnKeyring([secretA]).mint("rotating-user", 600);
@@ -255,7 +245,8 @@ describe("bad configuration", () => {
     const dir = tempDir();
     const configFile = join(dir, "relay.conf");
     writeFileSync(configFile, `# relay\nlistening-ip=127.0.0.1\nstatic-auth-secret=${SECRET}\nmin-port=70000\n`);
-    const relay = started([], { RELAY_CONFIG: configFile });
+    // Nothing but the config file: no flag, no secret in the environment.
+    const relay = spawnRelay([], cleanEnv({ RELAY_CONFIG: configFile }));
     expect(await waitUntil(() => relay.exit() !== undefined, EXIT_TIMEOUT_MS), relay.report()).toBe(true);
     expect(relay.exit()).toEqual({ code: 2, signal: null });
     expect(relay.stderr().trim()).toBe(`relay: min-port in ${configFile} line 4 is "70000"; it must be a whole number from 1 to 65535`);

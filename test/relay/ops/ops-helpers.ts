@@ -11,7 +11,7 @@ import { encodeLifetime, encodeRequestedTransport, encodeXorAddress, TRANSPORT_P
 import { AttributeType, StunClass, StunMethod } from "../../../relay/stun/constants.js";
 import type { StunMessage } from "../../../relay/stun/message.js";
 import { repoRoot, signalGroup, sleep } from "../../node/processes.js";
-import { errorCodeOf, xorAddressOf, type TurnTestClient } from "../turn-client.js";
+import { errorCodeOf, REALM, SECRET, xorAddressOf, type TurnTestClient } from "../turn-client.js";
 
 export const STOP_TIMEOUT_MS = 10_000;
 
@@ -103,6 +103,9 @@ export interface ListeningLine {
   listeners: { transport: string; address: string; port: number }[];
   metrics?: { address: string; port: number };
   udpIo?: "native" | "dgram";
+  /** Under --relay-threads (relay/cluster/primary.ts): the count and each worker's slot, PID and port slice. */
+  relayThreads?: number;
+  workers?: { worker: number; pid: number; relayPorts: string }[];
 }
 
 export async function waitForListening(relay: RelayProcess, timeoutMs = 30_000): Promise<ListeningLine> {
@@ -113,6 +116,83 @@ export function portOf(listening: ListeningLine, transport: "udp" | "tcp" | "tls
   const listener = listening.listeners.find((entry) => entry.transport === transport);
   if (listener === undefined) throw new Error(`no ${transport} listener in ${JSON.stringify(listening)}`);
   return listener.port;
+}
+
+/**
+ * The relay the suites start again and again: on 127.0.0.1, the test realm, the test secret from the
+ * environment (RELAY_STATIC_AUTH_SECRET), peers on loopback allowed (the tests' peers are local).
+ */
+export interface TestRelayOptions {
+  /** --min-port and --max-port: each suite keeps to a port band of its own. */
+  relayPorts: readonly [number, number];
+  /** --listening-port for UDP and TCP; 0 (the default) lets the kernel pick: read it back from the listening line. */
+  listeningPort?: number;
+  /** Serve /metrics, /livez and /readyz on this --prometheus-port (0: any free one); undefined: no metrics listener. */
+  metricsPort?: number;
+  /** --allow-loopback-peers; true unless a test is about starting at all. */
+  loopbackPeers?: boolean;
+  /** RELAY_STATIC_AUTH_SECRET; SECRET unless given, null to leave it unset (a secret file or a config file gives it). */
+  secret?: string | null;
+  /** Further flags, after the ones above. */
+  args?: readonly string[];
+  /** Further RELAY_* variables, over the secret. */
+  env?: Record<string, string>;
+}
+
+/** The command line and environment `options` stand for (the rest of a developer's RELAY_* variables removed). */
+function testRelayCommand(options: TestRelayOptions): { args: string[]; env: NodeJS.ProcessEnv } {
+  const args = [
+    "--listening-ip=127.0.0.1",
+    `--listening-port=${options.listeningPort ?? 0}`,
+    `--min-port=${options.relayPorts[0]}`,
+    `--max-port=${options.relayPorts[1]}`,
+    `--realm=${REALM}`,
+    ...(options.loopbackPeers === false ? [] : ["--allow-loopback-peers"]),
+    ...(options.metricsPort === undefined ? [] : ["--prometheus", `--prometheus-port=${options.metricsPort}`]),
+    ...(options.args ?? []),
+  ];
+  const secret = options.secret === undefined ? SECRET : options.secret;
+  return { args, env: cleanEnv({ ...(secret === null ? {} : { RELAY_STATIC_AUTH_SECRET: secret }), ...options.env }) };
+}
+
+/**
+ * Spawns the test relay without waiting for it: for a start that is meant to fail, or for several
+ * relays started together and waited for afterwards (`waitForListening`).
+ */
+export function spawnTestRelay(options: TestRelayOptions): RelayProcess {
+  const { args, env } = testRelayCommand(options);
+  return spawnRelay(args, env);
+}
+
+/** A test relay that has logged its "listening" line, with what the tests read from that line. */
+export interface StartedRelay {
+  readonly process: RelayProcess;
+  readonly listening: ListeningLine;
+  /** The UDP listener's port (the one --listening-port opens first). */
+  readonly udpPort: number;
+  /** The port of this transport's listener; throws when the relay has none. */
+  port(transport: "udp" | "tcp" | "tls"): number;
+  /** The metrics listener's port; throws when the relay was started without `metricsPort`. */
+  readonly metricsPort: number;
+  /** The worker processes' PIDs by slot under --relay-threads; empty for a single-process relay. */
+  readonly workerPids: number[];
+}
+
+/** Spawns the test relay and waits (at most `timeoutMs`) for its "listening" line; fails with its output. */
+export async function startRelay(options: TestRelayOptions, timeoutMs = 30_000): Promise<StartedRelay> {
+  const relay = spawnTestRelay(options);
+  const listening = await waitForListening(relay, timeoutMs);
+  return {
+    process: relay,
+    listening,
+    udpPort: portOf(listening, "udp"),
+    port: (transport) => portOf(listening, transport),
+    get metricsPort(): number {
+      if (listening.metrics === undefined) throw new Error(`no metrics listener in ${JSON.stringify(listening)}`);
+      return listening.metrics.port;
+    },
+    workerPids: (listening.workers ?? []).map((worker) => worker.pid),
+  };
 }
 
 /** Ends a process group: SIGTERM, a bounded wait, then SIGKILL. */
