@@ -40,6 +40,7 @@ import { RelayStats } from "./stats.js";
 import { requestDigest, TransactionCache } from "./transaction-cache.js";
 import { STREAM_BACKLOG_BYTES, STREAM_BACKLOG_HARD_BYTES, STREAM_BACKLOG_TIMEOUT_MS } from "../transport/stream.js";
 import { FRAME_COMPLETION_TIMEOUT_MS, serveStreamConnection, type StreamConnectionLimits } from "../transport/stream-connection.js";
+import { setStreamFlushPoint } from "../transport/stream-batch.js";
 import { clientKey, listenerKey, UdpClientLink } from "../transport/udp.js";
 import type { AddressPortMap } from "../allocation/peer-map.js";
 import type { MeteredAllocation } from "../fleet/usage-ledger.js";
@@ -238,6 +239,7 @@ export class RelayServer implements TurnContext {
   async start(): Promise<ListenerAddress[]> {
     // First, so --udp-io=native without the addon fails before anything is bound.
     this.udpIo = resolveUdpIo(this.config.udpIo);
+    setStreamFlushPoint(this.udpIo === "native" ? "callback" : "turn");
     this.clock.start();
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();

@@ -1,15 +1,16 @@
 /**
- * Relayed frames to a TCP/TLS client gathered per event-loop turn (transport/stream-batch.ts):
- * over real sockets, many frames in one turn reach the client byte for byte in order (ChannelData
- * padded with zeros, STUN answers in their place), in few writes; the backlog bound and its drops
- * still hold for a client that does not read; a connection torn down with frames pending is quiet.
+ * Relayed frames to a TCP/TLS client gathered per batch (transport/stream-batch.ts): over real
+ * sockets, many frames in one turn reach the client byte for byte in order (ChannelData padded with
+ * zeros, STUN answers in their place), in few writes; the flush point decides what one write gathers
+ * (a callback's frames, or a whole turn's); the backlog bound and its drops still hold for a client
+ * that does not read; a connection torn down with frames pending is quiet.
  */
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { createServer as createNetServer, connect as netConnect, type Server as NetServer, type Socket } from "node:net";
 import { connect as tlsConnect, createServer as createTlsServer } from "node:tls";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { STREAM_BATCH_BYTES } from "../../relay/transport/stream-batch.js";
+import { setStreamFlushPoint, STREAM_BATCH_BYTES, type StreamFlushPoint } from "../../relay/transport/stream-batch.js";
 import { StreamFramer } from "../../relay/transport/stream-framer.js";
 import { STREAM_CLOSE_REASONS, StreamClientLink, type StreamCloseReason, type StreamCounters } from "../../relay/transport/stream.js";
 import { buildStunMessage, newTransactionId } from "../../relay/stun/builder.js";
@@ -150,6 +151,41 @@ describe("relayed frames of one turn, written together", () => {
       if (transport === "tcp") expect(writes.count, `${writes.count} writes`).toBeLessThanOrEqual(12);
       else expect(writes.count, `${writes.count} writes`).toBeGreaterThanOrEqual(600);
     });
+
+    if (transport === "tcp") {
+      it("over tcp: frames of three callbacks in one turn go out in one write at the \"turn\" flush point (dgram), in one per callback at \"callback\" (the native addon's batches)", async () => {
+        const cases: [StreamFlushPoint, number][] = [["turn", 1], ["callback", 3]];
+        try {
+          for (const [point, wantedWrites] of cases) {
+            setStreamFlushPoint(point);
+            const { relaySide, clientSide } = await connectPair(transport);
+            const link = new StreamClientLink(relaySide, transport, LIMITS, newCounters());
+            const writes = countWrites(relaySide);
+            const data = Buffer.alloc(100);
+            const expected: Buffer[] = [];
+            // Immediates queued together run in one check phase: three callbacks of one turn.
+            await new Promise<void>((resolve) => {
+              for (let callback = 0; callback < 3; callback++) {
+                setImmediate(() => {
+                  for (let i = 0; i < 10; i++) {
+                    data.fill(callback * 10 + i);
+                    link.sendChannelData(0x4000, data, 0, data.length);
+                    expected.push(paddedChannelData(0x4000, Buffer.from(data)));
+                  }
+                });
+              }
+              setImmediate(resolve);
+            });
+            const want = Buffer.concat(expected);
+            const got = await readBytes(clientSide, want.length);
+            expect(got.equals(want), `${point}: the client's bytes differ from the frames sent, in order`).toBe(true);
+            expect(writes.count, `${point}: ${writes.count} writes`).toBe(wantedWrites);
+          }
+        } finally {
+          setStreamFlushPoint("callback");
+        }
+      });
+    }
 
     it(`over ${transport}: connections sharing batch buffers from turn to turn each get their own bytes`, async () => {
       const pairs = [await connectPair(transport), await connectPair(transport), await connectPair(transport)];
