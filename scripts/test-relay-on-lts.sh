@@ -28,7 +28,19 @@ if [ "$actual" != "v${NODE_LTS_VERSION}" ]; then
   exit 1
 fi
 
-echo "Relay tests under Node ${actual} (the container's runtime)"
+# A network namespace of its own with only loopback, when this machine allows one: the suite's
+# fixed port bands then cannot meet those of `npm test` running beside it (scripts/test-everything.sh)
+# or a developer's own relay. Root gets a plain one; anyone else one inside a user namespace.
+if [ -z "${RELAYKIT_LTS_IN_NETNS:-}" ]; then
+  unshare_args=(--net --mount)
+  [ "$(id -u)" -eq 0 ] || unshare_args=(--user --map-root-user --net --mount)
+  if command -v unshare >/dev/null && command -v ip >/dev/null && unshare "${unshare_args[@]}" true 2>/dev/null; then
+    exec unshare "${unshare_args[@]}" env RELAYKIT_LTS_IN_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
+  fi
+  echo "test-relay-on-lts: no network namespace could be made (unshare); running on this machine's network" >&2
+fi
+
+echo "Relay tests under Node ${actual} (the container's runtime)${RELAYKIT_LTS_IN_NETNS:+, in a loopback-only network namespace}"
 # vitest runs in this Node, and so does every relay process the tests spawn (process.execPath).
 # PATH first: a test that runs `node` by name gets the LTS binary too.
 if [ "$#" -eq 0 ]; then set -- test/relay; fi
