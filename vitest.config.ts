@@ -70,8 +70,10 @@ export default defineConfig({
       },
       {
         // The relay fleet is one Durable Object for the whole Worker, so its suites run in a runtime of
-        // their own (no other file sees their relays) and one file at a time. The rooms there mint with
-        // the fleet's TURN secret (drain notices), so open rooms are allowed on purpose.
+        // their own (no other file sees their relays) and one after another: as one file
+        // (test/worker/fleet.test.ts imports them), because vitest runs the files of a project with
+        // file parallelism off after every other suite of the run. The rooms there mint with the
+        // fleet's TURN secret (drain notices), so open rooms are allowed on purpose.
         plugins: [
           cloudflareTest({
             wrangler,
@@ -80,12 +82,13 @@ export default defineConfig({
             },
           }),
         ],
-        test: { name: "worker-fleet", include: ["test/worker/fleet*.test.ts"], testTimeout: 30_000, fileParallelism: false },
+        test: { name: "worker-fleet", include: ["test/worker/fleet.test.ts"], testTimeout: 30_000 },
       },
       {
         // Webhooks: a real receiver on loopback (test/node/webhook-receiver.ts, started by globalSetup
-        // on the Node side) that the rooms and the fleet POST to. One file at a time: the fleet object is
-        // one per runtime, and the receiver's failure rules are shared.
+        // on the Node side) that the rooms and the fleet POST to. One suite at a time, as one file
+        // (test/worker/webhooks/webhooks.test.ts): the fleet object is one per runtime, and the
+        // receiver's failure rules are shared.
         plugins: [
           cloudflareTest({
             wrangler,
@@ -107,7 +110,6 @@ export default defineConfig({
           include: ["test/worker/webhooks/**/*.test.ts"],
           globalSetup: ["test/node/webhook-receiver.ts"],
           testTimeout: 30_000,
-          fileParallelism: false,
         },
       },
       {

@@ -4,15 +4,13 @@
  * real control socket), covering the kicked member's credentials (`<room>/<peer-id>`) or the whole
  * room's, for as long as a member's credential (TURN_TTL) can live.
  */
-import { beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RevokeMessage } from "../../shared/fleet/protocol.js";
 import { readTurnConfig } from "../../worker/config.js";
 import type { Env } from "../../worker/env.js";
 import { env } from "cloudflare:workers";
-import { liveRelay, resetFleet } from "./fleet-relay.js";
+import { liveRelay } from "./fleet-relay.js";
 import { TestPeer, fetchWorker, freshRoom } from "./peer.js";
-
-beforeEach(resetFleet);
 
 const API_KEY = "fleet-moderation-test-key";
 const vars: Partial<Env> = { API_KEYS: API_KEY };

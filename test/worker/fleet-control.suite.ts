@@ -3,16 +3,14 @@
  * one connection per relay id, message limits, FLEET_MAX_RELAYS, and the operator view.
  */
 import { runInDurableObject, runDurableObjectAlarm } from "cloudflare:test";
-import { beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FLEET_CLOSE_CODES, FLEET_LIMITS, HEARTBEAT_INTERVAL_MS } from "../../shared/fleet/protocol.js";
 import { mintFleetToken } from "../../shared/fleet/token.js";
 import { REGISTER_WITHIN_MS, type FleetConnection } from "../../worker/fleet/fleet-connection.js";
 import { FORGET_RELAY_AFTER_MS } from "../../worker/fleet/fleet-store.js";
 import type { FleetView } from "../../shared/fleet/view.js";
-import { FLEET_URL, PLACES, TestRelay, fleetKey, fleetStub, heartbeatMessage, liveRelay, registerMessage, resetFleet, waitFor } from "./fleet-relay.js";
+import { FLEET_URL, PLACES, TestRelay, fleetKey, fleetStub, heartbeatMessage, liveRelay, registerMessage, waitFor } from "./fleet-relay.js";
 import { fetchWorker } from "./peer.js";
-
-beforeEach(resetFleet);
 
 async function refusals(): Promise<FleetView["refusals"]> {
   return (await fleetStub().operatorView()).refusals;

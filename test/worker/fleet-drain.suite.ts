@@ -3,14 +3,12 @@
  * (and only those), whose peers get an `ice-servers` frame without the draining relay, with a fresh
  * credential for `<room>/<peer-id>`, nearest that peer first.
  */
-import { beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { GeoLocation } from "../../shared/fleet/protocol.js";
 import { TurnKeyring, checkTurnUsername } from "../../shared/turn/credentials.js";
 import { fleetSnapshots } from "../../worker/fleet/snapshot-cache.js";
-import { PLACES, fleetStub, liveRelay, resetFleet, waitFor } from "./fleet-relay.js";
+import { PLACES, fleetStub, liveRelay, waitFor } from "./fleet-relay.js";
 import { TestPeer, freshRoom, type Joined } from "./peer.js";
-
-beforeEach(resetFleet);
 
 const TURN_SECRET = "fleet-test-turn-secret"; // vitest.config.ts, worker-fleet project
 

@@ -4,16 +4,14 @@
  * 503 no-relay-available), room-scoped usernames, and the per-isolate cache.
  */
 import { runInDurableObject } from "cloudflare:test";
-import { beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { LIVE_WITHIN_MS, type GeoLocation } from "../../shared/fleet/protocol.js";
 import { TurnKeyring, checkTurnUsername } from "../../shared/turn/credentials.js";
 import type { IceServersResponse, TurnRestResponse } from "../../shared/turn/ice-servers.js";
 import type { Env } from "../../worker/env.js";
 import { SNAPSHOT_MAX_AGE_MS, fleetSnapshots } from "../../worker/fleet/snapshot-cache.js";
-import { PLACES, fleetStub, liveRelay, registerMessage, resetFleet, waitFor } from "./fleet-relay.js";
+import { PLACES, fleetStub, liveRelay, registerMessage, waitFor } from "./fleet-relay.js";
 import { TestPeer, fetchWorker, freshRoom } from "./peer.js";
-
-beforeEach(resetFleet);
 
 const TURN_SECRET = "fleet-test-turn-secret"; // vitest.config.ts, worker-fleet project
 const FALLBACK_URLS = "turn:fallback.example:3478?transport=udp";

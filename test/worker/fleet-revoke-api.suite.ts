@@ -4,16 +4,14 @@
  * the Worker's JSON shape, the revocation budget of ISSUE_RATE_LIMITER (the real binding), and 503
  * without FLEET_KEYS.
  */
-import { beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { mintJoinToken } from "../../shared/signaling/join-token.js";
 import { DEFAULT_CLOCK_SKEW_SECONDS, MAX_CREDENTIAL_TTL_SECONDS } from "../../shared/turn/credentials.js";
 import type { Env } from "../../worker/env.js";
 import type { RevokeResponse } from "../../worker/routes/credentials.js";
-import { fleetStub, liveRelay, resetFleet } from "./fleet-relay.js";
+import { fleetStub, liveRelay } from "./fleet-relay.js";
 import { fetchWorker } from "./peer.js";
 import { ISSUE_ATTEMPTS_PAST_ANY_WINDOW } from "../issue-limit.js";
-
-beforeEach(resetFleet);
 
 let keyCounter = 0;
 /** A fresh API key per test: the rate limit of one test never touches another. */

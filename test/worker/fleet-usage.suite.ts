@@ -5,14 +5,12 @@
  * shows them per peer and in total, and the room view shows the totals. Reports that arrive twice,
  * late or out of order change nothing; relays and relay restarts add up.
  */
-import { beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FLEET_LIMITS, type FleetMessage, type UsageEntry } from "../../shared/fleet/protocol.js";
 import type { RoomUsage, RoomView } from "../../shared/signaling/protocol.js";
 import type { Env } from "../../worker/env.js";
-import { TestRelay, heartbeatMessage, liveRelay, resetFleet } from "./fleet-relay.js";
+import { TestRelay, heartbeatMessage, liveRelay } from "./fleet-relay.js";
 import { fetchWorker, freshRoom } from "./peer.js";
-
-beforeEach(resetFleet);
 
 const API_KEY = "fleet-usage-test-key";
 const vars: Partial<Env> = { API_KEYS: API_KEY };

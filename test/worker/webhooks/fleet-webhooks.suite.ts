@@ -11,8 +11,6 @@ import type { WebhookEventOf } from "../../../shared/webhooks/events.js";
 import { TestRelay, fleetStub, liveRelay, resetFleet, waitFor } from "../fleet-relay.js";
 import { accepted, expectSigned, received, summary, waitForRequests } from "./hooks.js";
 
-beforeEach(resetFleet);
-
 let relayCounter = 0;
 function freshRelayId(prefix: string): string {
   relayCounter += 1;
@@ -27,6 +25,8 @@ async function relayEvents(relayId: string, count: number) {
 }
 
 describe("fleet webhooks", () => {
+  beforeEach(resetFleet);
+
   it("relay-draining once, on the heartbeat that turns the relay draining; no relay-lost when it then goes", async () => {
     const id = freshRelayId("drain");
     const relay = await liveRelay(id);

@@ -5,12 +5,10 @@
  * passed, and refuses past FLEET_LIMITS.maxRevocations.
  */
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FLEET_LIMITS, type Revocation, type RevokeMessage } from "../../shared/fleet/protocol.js";
 import { MAX_CREDENTIAL_TTL_SECONDS } from "../../shared/turn/credentials.js";
-import { TestRelay, fleetStub, liveRelay, registerMessage, resetFleet } from "./fleet-relay.js";
-
-beforeEach(resetFleet);
+import { TestRelay, fleetStub, liveRelay, registerMessage } from "./fleet-relay.js";
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
