@@ -37,6 +37,11 @@ if [ -z "${RELAYKIT_LTS_IN_NETNS:-}" ]; then
   if command -v unshare >/dev/null && command -v ip >/dev/null && unshare "${unshare_args[@]}" true 2>/dev/null; then
     exec unshare "${unshare_args[@]}" env RELAYKIT_LTS_IN_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
   fi
+  if [ -n "${RELAYKIT_LTS_NEEDS_NETNS:-}" ]; then
+    # Beside another suite, the host's network would mean shared port bands: say so, run nothing.
+    echo "test-relay-on-lts: no network namespace could be made (unshare); not running beside another suite" >&2
+    exit 75
+  fi
   echo "test-relay-on-lts: no network namespace could be made (unshare); running on this machine's network" >&2
 fi
 
