@@ -1,9 +1,9 @@
 /**
  * Frames bound for one TCP/TLS connection, gathered into one buffer while a batch of datagrams is
- * delivered (or an event-loop turn runs) and written once, at its end. Each `socket.write` costs a pass through Node's stream
- * machinery and a `write` syscall (over TLS also one record, with its own header, MAC and padding);
- * relayed data arrives a datagram at a time, so a peer's burst would otherwise cost one of each per
- * packet. Frames keep their order: everything written to the connection goes through the batch
+ * delivered (or an event-loop turn runs) and written once, at its end. Each `socket.write` costs a
+ * pass through Node's stream machinery and a `write` syscall (over TLS also one record, with its own
+ * header, MAC and padding); relayed data arrives a datagram at a time, so a peer's burst would
+ * otherwise cost one of each per packet. Frames keep their order: everything written to the connection goes through the batch
  * (stream.ts flushes it before a STUN answer).
  *
  * The flush runs once for every connection with something pending, at the StreamFlushPoint below, so
