@@ -7,7 +7,8 @@
  *   --messages N            messages per uclient client (default 2000 / 1000 / 500 for 10 / 100 / 200 clients)
  *   --idle A,B              idle-allocation checkpoints (default 1000,10000)
  *   --lifecycles N          allocation lifecycles in the lifecycle load (default 2000; quick 100)
- *   --warm-up N             untimed allocation lifecycles every server runs before every load (default 500; quick 50; 0: none)
+ *   --warm-up N             untimed allocation lifecycles every server runs before every load (default 500; quick 50; 0: none);
+ *                           outside --quick a short untimed run of the load itself follows them
  *   --servers a,b           any of ours,coturn,coturn-4.17,coturn-4.17-fast,node-turn (default all built;
  *                           quick leaves coturn-4.17-fast out unless named)
  *   --loads p,q             loads whose id starts with any of these (e.g. uclient-send,gen,lifecycle,alloc)
@@ -175,7 +176,9 @@ async function measure(server: ServerName, load: LoadSpec, options: Options, cor
     ...(server === "ours" && { relayThreads: 1 }),
   });
   try {
-    const warmUpCpuSeconds = options.warmUp > 0 ? await warmUp(started, load, options.warmUp, cores.load) : undefined;
+    // The quick run checks that the harness works: its tiny loads get the lifecycles only.
+    const dataWarmUp = options.quick ? null : { tools: options.tools, lossTimeoutMs: options.lossTimeoutMs };
+    const warmUpCpuSeconds = options.warmUp > 0 ? await warmUp(started, load, options.warmUp, cores.load, dataWarmUp) : undefined;
     const result =
       load.kind === "uclient"
         ? await runUclient(started, load, cores.load, options.tools)
@@ -273,7 +276,7 @@ async function main(): Promise<number> {
     "CPU/1k whole: server CPU from just before the first client's first packet until the last client is gone (uclient exited; the generator deleted its allocations and exited), per 1,000 echoed messages; CPU/1k data: uclient from its \"Total connect time\" line, the generator over its send phase",
     "every server but node-turn listens on UDP, TCP and TLS (one self-signed certificate per run) for every load",
     options.warmUp > 0
-      ? `every server ran ${options.warmUp} untimed allocation lifecycles over the load's transport before each load (steady state, as a relay that has served before); their CPU, median per server: ${warmUpSummary(measurements, options.servers)}`
+      ? `every server ran ${options.warmUp} untimed allocation lifecycles over the load's transport before each load${options.quick ? "" : ", then a short untimed run of the load itself (uclient: a tenth of its messages; the generator: 1 s)"} (steady state, as a relay that has served before); their CPU, median per server: ${warmUpSummary(measurements, options.servers)}`
       : "no warm-up (--warm-up 0): every figure includes each server's first allocations from a cold start",
   ];
   const date = new Date().toISOString();
