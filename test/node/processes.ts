@@ -84,7 +84,7 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs a command to completion, killing it after `timeoutMs`. */
+/** How `run` starts a command. */
 export interface RunOptions {
   /** Default: the repository's root. */
   cwd?: string;

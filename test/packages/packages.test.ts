@@ -37,16 +37,14 @@ const esbuild = join(repoRoot, "node_modules", "esbuild", "bin", "esbuild");
 /** npm must not reach a registry from a test: offline, and a registry nobody listens on if it tried. */
 const offlineNpm = { npm_config_offline: "true", npm_config_registry: "http://127.0.0.1:9/", npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" };
 
-type Ran = RunResult;
-
 /** Runs a command to completion in `cwd`, killed (its whole process group) after `timeoutMs`. */
-function run(command: string, args: string[], cwd: string, timeoutMs: number, env: Record<string, string> = {}): Promise<Ran> {
+function run(command: string, args: string[], cwd: string, timeoutMs: number, env: Record<string, string> = {}): Promise<RunResult> {
   return runCommand(command, args, timeoutMs, { cwd, env, group: true });
 }
 
-const report = (what: string, ran: Ran) => `${what}: exit ${ran.code}\nstdout:\n${ran.stdout}\nstderr:\n${ran.stderr}`;
+const report = (what: string, ran: RunResult) => `${what}: exit ${ran.code}\nstdout:\n${ran.stdout}\nstderr:\n${ran.stderr}`;
 
-async function mustRun(what: string, command: string, args: string[], cwd: string, timeoutMs: number, env: Record<string, string> = {}): Promise<Ran> {
+async function mustRun(what: string, command: string, args: string[], cwd: string, timeoutMs: number, env: Record<string, string> = {}): Promise<RunResult> {
   const ran = await run(command, args, cwd, timeoutMs, env);
   if (ran.code !== 0) throw new Error(report(what, ran));
   return ran;
