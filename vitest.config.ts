@@ -125,13 +125,14 @@ export default defineConfig({
         test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts", "test/shared/**/*.test.ts", "test/relay/**/*.test.ts", "test/bench/**/*.test.ts", "test/packages/**/*.test.ts"], testTimeout: 60_000 },
       },
       {
-        // The relay's UDP suites once more on Node's dgram, the fallback where the native addon is not
-        // built (the node project runs them on the addon: test/relay/turn-client.ts, TEST_UDP_IO).
+        // The relay's UDP and TCP suites once more on Node's dgram and net, the fallbacks where the native
+        // addon is not built (the node project runs them on the addon: test/relay/turn-client.ts,
+        // TEST_UDP_IO and TEST_TCP_IO).
         test: {
           name: "node-dgram",
           environment: "node",
-          include: ["test/relay/relay-data-path.test.ts", "test/relay/relay-udp-abuse.test.ts", "test/relay/relay-transports.test.ts", "test/relay/relay-allocate.test.ts", "test/relay/relay-uclient.test.ts", "test/relay/relay-lifecycle.test.ts"],
-          env: { RELAYKIT_TEST_UDP_IO: "dgram" },
+          include: ["test/relay/relay-data-path.test.ts", "test/relay/relay-udp-abuse.test.ts", "test/relay/relay-transports.test.ts", "test/relay/relay-allocate.test.ts", "test/relay/relay-uclient.test.ts", "test/relay/relay-lifecycle.test.ts", "test/relay/relay-stream-abuse.test.ts", "test/relay/relay-methods-over-streams.test.ts"],
+          env: { RELAYKIT_TEST_UDP_IO: "dgram", RELAYKIT_TEST_TCP_IO: "net" },
           testTimeout: 60_000,
         },
       },

@@ -19,6 +19,7 @@
  *   --no-pin                do not pin server and load to separate cores
  *   --ours-default-limiter  keep our relay's default --unauthenticated-rate (the benchmark raises it)
  *   --ours-udp-io IO        native (default: the batched addon, which must be built) or dgram
+ *   --ours-tcp-io IO        native (default: the same addon's TCP) or net (Node's sockets), for TURN over TCP
  *   --profile DIR           run our relay under `node --cpu-prof`, one .cpuprofile per run in DIR
  */
 import { execFileSync } from "node:child_process";
@@ -49,12 +50,13 @@ interface Options {
   oursDefaultLimiter: boolean;
   /** What carries our relay's UDP; native fails the start when the addon is not built. */
   oursUdpIo: "native" | "dgram";
+  oursTcpIo: "native" | "net";
   profileDir: string | undefined;
   /** coturn's client tools for the uclient loads and the echo peer, one set for every server. */
   tools: ClientTools;
 }
 
-const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--lifecycles N] [--warm-up N] [--servers ours,coturn,coturn-4.17,coturn-4.17-fast,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--ours-udp-io native|dgram] [--profile DIR]";
+const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--lifecycles N] [--warm-up N] [--servers ours,coturn,coturn-4.17,coturn-4.17-fast,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--ours-udp-io native|dgram] [--ours-tcp-io native|net] [--profile DIR]";
 
 function parseArgs(argv: string[]): Options {
   const values = new Map<string, string>();
@@ -75,7 +77,7 @@ function parseArgs(argv: string[]): Options {
       values.set(arg.slice(2), next);
     }
   }
-  const known = new Set(["ours-udp-io", "profile", "rounds", "duration", "messages", "idle", "lifecycles", "warm-up", "servers", "loads", "out", "svg", "loss-timeout", "time-limit"]);
+  const known = new Set(["ours-udp-io", "ours-tcp-io", "profile", "rounds", "duration", "messages", "idle", "lifecycles", "warm-up", "servers", "loads", "out", "svg", "loss-timeout", "time-limit"]);
   for (const key of values.keys()) if (!known.has(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
   const quick = flags.has("quick");
   const number = (name: string, fallback: number, min: number) => {
@@ -114,7 +116,8 @@ function parseArgs(argv: string[]): Options {
     timeLimitSeconds: number("time-limit", quick ? 90 : 3600, 1),
     pin: !flags.has("no-pin"),
     oursDefaultLimiter: flags.has("ours-default-limiter"),
-    oursUdpIo: oursUdpIo(values.get("ours-udp-io")),
+    oursUdpIo: oneOf("ours-udp-io", values.get("ours-udp-io"), ["native", "dgram"]),
+    oursTcpIo: oneOf("ours-tcp-io", values.get("ours-tcp-io"), ["native", "net"]),
     profileDir: values.get("profile"),
     tools: clientTools(),
   };
@@ -172,6 +175,7 @@ async function measure(server: ServerName, load: LoadSpec, options: Options, cor
     core: cores.server,
     oursDefaultLimiter: options.oursDefaultLimiter,
     oursUdpIo: options.oursUdpIo,
+    oursTcpIo: options.oursTcpIo,
     cpuProfileDir: options.profileDir,
     ...(server === "ours" && { relayThreads: 1 }),
   });
@@ -270,7 +274,7 @@ async function main(): Promise<number> {
     options.oursDefaultLimiter
       ? "ours ran with its default --unauthenticated-rate (20/s per source IP, burst 40)"
       : `ours ran with --unauthenticated-rate=${OURS_BENCH_UNAUTHENTICATED_RATE}: every allocation starts with a 401 from 127.0.0.1, which the default (20/s, burst 40) throttles; coturn has no such limiter`,
-    `ours ran with --udp-io=${options.oursUdpIo}${options.oursUdpIo === "native" ? " (the batched recvmmsg addon)" : " (Node's dgram)"}`,
+    `ours ran with --udp-io=${options.oursUdpIo}${options.oursUdpIo === "native" ? " (the batched recvmmsg addon)" : " (Node's dgram)"} and --tcp-io=${options.oursTcpIo}${options.oursTcpIo === "native" ? " (the addon's TCP)" : " (Node's net)"}`,
     "node-turn ran unmodified with one static user (it has no TURN REST scheme)",
     "uclient loads: -c -z 1 (one message per ms per client); msg/s is echoed messages over the span the server was busy",
     "CPU/1k whole: server CPU from just before the first client's first packet until the last client is gone (uclient exited; the generator deleted its allocations and exited), per 1,000 echoed messages; CPU/1k data: uclient from its \"Total connect time\" line, the generator over its send phase",
@@ -321,7 +325,10 @@ main()
     process.exit(1);
   });
 
-function oursUdpIo(given: string | undefined): "native" | "dgram" {
-  if (given === undefined || given === "native" || given === "dgram") return given ?? "native";
-  throw new Error(`--ours-udp-io must be native or dgram, got ${given}\n${USAGE}`);
+/** The option's value among `choices`; the first when not given. */
+function oneOf<T extends string>(name: string, given: string | undefined, choices: readonly [T, ...T[]]): T {
+  if (given === undefined) return choices[0];
+  const chosen = choices.find((choice) => choice === given);
+  if (chosen === undefined) throw new Error(`--${name} must be ${choices.join(" or ")}, got ${given}\n${USAGE}`);
+  return chosen;
 }

@@ -34,9 +34,11 @@ import { publicHost } from "./fleet/public-urls.js";
 import { parseCidr } from "./policy/peer-filter.js";
 import { encodeText, type TextAttributeType } from "./stun/attributes.js";
 import { AttributeType } from "./stun/constants.js";
+import type { TcpIo } from "./transport/native-stream.js";
 import type { UdpIo } from "./transport/udp-socket.js";
 
 const UDP_IO_CHOICES: readonly UdpIo[] = ["auto", "native", "dgram"];
+const TCP_IO_CHOICES: readonly TcpIo[] = ["auto", "native", "net"];
 
 export interface ExternalAddress {
   /** Advertised to clients in XOR-RELAYED-ADDRESS. */
@@ -132,6 +134,12 @@ export interface RelayConfig {
    * than dgram under uclient's loads), `dgram` (Node's sockets), or `auto`: native when the addon loads, else dgram.
    */
   udpIo: UdpIo;
+  /**
+   * What carries TURN over plain TCP [tcp-io]: `native` (the same addon: accept, read and write in C),
+   * `net` (Node's sockets), or `auto`: native when the addon loads, else net. TLS is always Node's;
+   * so is TCP in a worker process of --relay-threads (the primary accepts and hands connections on).
+   */
+  tcpIo: TcpIo;
   /** The lowest level of log line written [log-level]. */
   logLevel: LogLevel;
   /** The metrics and health listener (`--prometheus`); null: none. */
@@ -249,6 +257,7 @@ export const RELAY_DEFAULTS = {
   drainTimeoutSeconds: 0,
   logLevel: "info",
   udpIo: "auto",
+  tcpIo: "auto",
   stunPort: 3478,
 } as const;
 
@@ -398,6 +407,7 @@ const OPTION_GROUPS: readonly (readonly [string, readonly OptionSpec[]])[] = [
         fallback: "auto",
       },
       { name: "udp-io", kind: "value", arg: "IO", help: `UDP I/O: ${UDP_IO_CHOICES.join(", ")} (native: batched C addon, Linux, built by npm run build:native; auto: native when it loads)`, fallback: RELAY_DEFAULTS.udpIo },
+      { name: "tcp-io", kind: "value", arg: "IO", help: `TURN over TCP: ${TCP_IO_CHOICES.join(", ")} (native: the same addon; auto: native when it loads; TLS is always Node's)`, fallback: RELAY_DEFAULTS.tcpIo },
       { name: "log-level", kind: "value", arg: "LEVEL", help: `lowest level logged: ${LOG_LEVELS.join(", ")}`, fallback: RELAY_DEFAULTS.logLevel },
       { name: "prometheus", kind: "switch", help: "serve /metrics (Prometheus), /livez and /readyz over HTTP", fallback: "off" },
       { name: "prometheus-port", kind: "value", arg: "N", help: "port of the metrics and health listener", fallback: String(RELAY_DEFAULTS.prometheusPort) },
@@ -888,7 +898,8 @@ function parse(argv: readonly string[], env: Env, known: string[]): ParsedArgs {
       software: text(read.value("software"), AttributeType.Software),
       configFile: configGiven?.value ?? null,
       logLevel: logLevel(read.value("log-level")),
-      udpIo: udpIo(read.value("udp-io")),
+      udpIo: choice(read.value("udp-io"), UDP_IO_CHOICES, RELAY_DEFAULTS.udpIo),
+      tcpIo: choice(read.value("tcp-io"), TCP_IO_CHOICES, RELAY_DEFAULTS.tcpIo),
       prometheus,
       drainTimeoutSeconds: read.integer("drain-timeout", RELAY_DEFAULTS.drainTimeoutSeconds, 0, MAX_DRAIN_TIMEOUT_SECONDS, "seconds"),
       externalIpStunServer: stunServerGiven === undefined ? null : stunServerAddress(stunServerGiven),
@@ -984,11 +995,12 @@ function singleIp(given: Given<string> | undefined): string | undefined {
   return given.value;
 }
 
-function udpIo(given: Given<string> | undefined): UdpIo {
-  if (given === undefined) return RELAY_DEFAULTS.udpIo;
-  const io = UDP_IO_CHOICES.find((name) => name === given.value.toLowerCase());
-  if (io === undefined) throw new RelayConfigError(`${given.from} is ${JSON.stringify(given.value)}; it must be one of ${UDP_IO_CHOICES.join(", ")}`);
-  return io;
+/** One of `choices` (any case), or `fallback` when not given. */
+function choice<T extends string>(given: Given<string> | undefined, choices: readonly T[], fallback: T): T {
+  if (given === undefined) return fallback;
+  const chosen = choices.find((name) => name === given.value.toLowerCase());
+  if (chosen === undefined) throw new RelayConfigError(`${given.from} is ${JSON.stringify(given.value)}; it must be one of ${choices.join(", ")}`);
+  return chosen;
 }
 
 function logLevel(given: Given<string> | undefined): LogLevel {

@@ -168,6 +168,7 @@ async function main(): Promise<void> {
     event: "listening",
     listeners,
     udpIo: server.udpImplementation,
+    tcpIo: server.tcpImplementation,
     relayThreads: 1,
     ...(threads.reduced !== undefined && { relayThreadsReduced: threads.reduced }),
     relayPorts: `${config.minPort}-${config.maxPort}`,

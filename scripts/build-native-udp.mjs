@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the relay's batched UDP addon (relay/transport/native/udp-batch.c) with the C compiler and
+// Builds the relay's native I/O addon (relay/transport/native: batched UDP, TCP streams) with the C compiler and
 // the headers of the Node that runs this script; no node-gyp, no Python, no download.
 //
 //   node scripts/build-native-udp.mjs [OUT]        fails with a reason when it cannot build
@@ -18,7 +18,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 const ifPossible = args.includes("--if-possible");
 const out = resolve(args.find((arg) => !arg.startsWith("--")) ?? join(root, "relay/transport/native/build/udp-batch.node"));
-const source = join(root, "relay/transport/native/udp-batch.c");
+const sources = ["udp-batch.c", "stream-io.c"].map((file) => join(root, "relay/transport/native", file));
 
 function giveUp(reason) {
   if (ifPossible) {
@@ -42,8 +42,8 @@ try {
 }
 mkdirSync(dirname(out), { recursive: true });
 try {
-  execFileSync(compiler, ["-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-I", headers, source, "-o", out], { stdio: "inherit" });
+  execFileSync(compiler, ["-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-I", headers, ...sources, "-o", out], { stdio: "inherit" });
 } catch {
-  giveUp(`${compiler} failed on ${source} (its messages are above)`);
+  giveUp(`${compiler} failed on ${sources.join(" and ")} (its messages are above)`);
 }
 console.log(`build-native-udp: built ${out}`);

@@ -9,9 +9,9 @@
 //   @relaykit/server  the same layout; Web Crypto only, so it runs on Node, Workers, Deno and Bun
 //   @relaykit/relay   dist/relay.mjs (+ .map)  the relay CLI (bin relaykit-relay), pino and prom-client inlined;
 //                                            its map carries the sources' text (labelled relaykit:///<path>)
-//                     dist/scripts/build-native-udp.mjs and dist/relay/transport/native/udp-batch.c:
-//                     the package's install step builds the UDP addon with them when a C compiler
-//                     is there; without it the relay runs on Node's dgram
+//                     dist/scripts/build-native-udp.mjs and dist/relay/transport/native/*.c, *.h:
+//                     the package's install step builds the native I/O addon with them when a C
+//                     compiler is there; without it the relay runs on Node's dgram and net
 //
 // It fails (exit 1, saying why) when the declarations do not type-check, when a .d.ts or a map points
 // outside its package or at a module the package does not ship, when a library bundle would need a
@@ -271,7 +271,9 @@ async function buildRelay() {
   await mkdir(join(dist, "scripts"), { recursive: true });
   await copyFile(join(root, "scripts", "build-native-udp.mjs"), join(dist, "scripts", "build-native-udp.mjs"));
   await mkdir(join(dist, "relay", "transport", "native"), { recursive: true });
-  await copyFile(join(root, "relay", "transport", "native", "udp-batch.c"), join(dist, "relay", "transport", "native", "udp-batch.c"));
+  for (const file of ["udp-batch.c", "stream-io.c", "native-common.h"]) {
+    await copyFile(join(root, "relay", "transport", "native", file), join(dist, "relay", "transport", "native", file));
+  }
   await labelEmbeddedSources(join(dist, "relay.mjs.map"));
   await checkDeclarations(dir);
   log("build-packages: @relaykit/relay -> packages/relay/dist");

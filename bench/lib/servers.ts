@@ -172,6 +172,8 @@ export interface ServerOptions {
   oursDefaultLimiter?: boolean;
   /** What carries our relay's UDP (--udp-io); native unless asked. */
   oursUdpIo?: "native" | "dgram";
+  /** What carries our relay's TURN over TCP (--tcp-io); native unless asked. */
+  oursTcpIo?: "native" | "net";
   /** Run our relay with `node --cpu-prof`, writing the profiles here. */
   cpuProfileDir?: string;
   /**
@@ -235,6 +237,7 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
       `--realm=${REALM}`,
       "--allow-loopback-peers",
       `--udp-io=${options.oursUdpIo ?? "native"}`,
+      `--tcp-io=${options.oursTcpIo ?? "native"}`,
       `--cert=${tls.cert}`,
       `--pkey=${tls.key}`,
       `--tls-listening-port=${tlsPort}`,

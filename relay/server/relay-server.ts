@@ -3,7 +3,7 @@
  * opens and closes every one of them on `stop()`, so no relay port outlives its allocation.
  */
 import { readFileSync } from "node:fs";
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket as NetSocket } from "node:net";
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from "node:net";
 import { createSecureContext, createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import { FLEET_LIMITS, type Revocation } from "../../shared/fleet/protocol.js";
 import { TurnKeyring } from "../../shared/turn/credentials.js";
@@ -39,7 +39,9 @@ import { buildResponse, failure, refused, type Answer } from "./responses.js";
 import { RelayStats } from "./stats.js";
 import { requestDigest, TransactionCache } from "./transaction-cache.js";
 import { STREAM_BACKLOG_BYTES, STREAM_BACKLOG_HARD_BYTES, STREAM_BACKLOG_TIMEOUT_MS } from "../transport/stream.js";
+import { listenNativeStream, resolveTcpIo } from "../transport/native-stream.js";
 import { FRAME_COMPLETION_TIMEOUT_MS, serveStreamConnection, type StreamConnectionLimits } from "../transport/stream-connection.js";
+import type { StreamListener, StreamSocket } from "../transport/stream-socket.js";
 import { setStreamFlushPoint } from "../transport/stream-batch.js";
 import { clientKey, listenerKey, UdpClientLink } from "../transport/udp.js";
 import type { AddressPortMap } from "../allocation/peer-map.js";
@@ -141,11 +143,13 @@ export class RelayServer implements TurnContext {
   private readonly listeners: RelayUdpSocket[] = [];
   /** What carries UDP, resolved from --udp-io when the relay starts. */
   private udpIo: "native" | "dgram" = "dgram";
-  private readonly streamListeners: NetServer[] = [];
+  /** What carries TURN over plain TCP, resolved from --tcp-io when the relay starts (a cluster worker's is net). */
+  private tcpIo: "native" | "net" = "net";
+  private readonly streamListeners: StreamListener[] = [];
   /** The TURN connections (TCP sockets, TLS sockets once their handshake is done). */
-  private readonly connections = new Set<NetSocket>();
+  private readonly connections = new Set<StreamSocket>();
   /** Every accepted TCP connection, TLS handshakes under way included: `stop()` ends them all. */
-  private readonly acceptedSockets = new Set<NetSocket>();
+  private readonly acceptedSockets = new Set<StreamSocket>();
   /** Open TCP/TLS connections by source (`sourceOf`), for --max-connections-per-ip; a source leaves the map at 0. */
   private readonly connectionsPerIp = new LiveCounts();
   /**
@@ -239,6 +243,8 @@ export class RelayServer implements TurnContext {
   async start(): Promise<ListenerAddress[]> {
     // First, so --udp-io=native without the addon fails before anything is bound.
     this.udpIo = resolveUdpIo(this.config.udpIo);
+    // A worker's TCP comes through the cluster's shared handle, which only Node's net can take.
+    this.tcpIo = this.worker !== null ? "net" : resolveTcpIo(this.config.tcpIo);
     setStreamFlushPoint(this.udpIo === "native" ? "callback" : "turn");
     this.clock.start();
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
@@ -269,6 +275,11 @@ export class RelayServer implements TurnContext {
     return this.udpIo;
   }
 
+  /** What carries the relay's TURN over TCP (after `start()`): the native addon or Node's net. */
+  get tcpImplementation(): "native" | "net" {
+    return this.tcpIo;
+  }
+
   /** Whether `address:port` is one of this relay's listeners (no peer may be). */
   isOwnListener(address: string, port: number): boolean {
     return this.self.isListener(address, port);
@@ -291,7 +302,7 @@ export class RelayServer implements TurnContext {
       }
       if (!this.config.tcp) return bound;
       try {
-        bound.push(await this.listenStream(createNetServer(), "tcp", ip, port));
+        bound.push(await this.listenTcp(ip, port));
         return bound;
       } catch (error) {
         if (attempt >= attempts || (error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
@@ -339,22 +350,38 @@ export class RelayServer implements TurnContext {
     return { transport: "udp", address: boundIp, port };
   }
 
-  private async listenStream(server: NetServer, transport: "tcp" | "tls", ip: string, port: number): Promise<ListenerAddress> {
+  /** The TURN-over-TCP listener on `ip`:`port`, on the native addon or on Node's net (--tcp-io). */
+  private async listenTcp(ip: string, port: number): Promise<ListenerAddress> {
+    if (this.tcpIo === "net") return this.listenStream(createNetServer(), "tcp", ip, port);
+    const server = listenNativeStream(ip, port);
+    this.serveStreamListener(server, "tcp");
+    const address = server.address();
+    return { transport: "tcp", address: address.address, port: address.port };
+  }
+
+  /** Admits and serves what `server` accepts, and keeps it among the listeners `stop()` closes. */
+  private serveStreamListener(server: StreamListener, transport: "tcp" | "tls"): void {
     server.maxConnections = MAX_STREAM_CONNECTIONS;
     if (transport === "tls") {
       // Counted per address on the raw TCP connection, before any handshake work is spent on it.
-      server.prependListener("connection", (socket: NetSocket) => this.admitStream(socket));
-      server.on("secureConnection", (socket: NetSocket) => this.fromStreamClient(socket, transport));
+      server.prependListener("connection", (socket: StreamSocket) => this.admitStream(socket));
+      server.on("secureConnection", (socket: StreamSocket) => this.fromStreamClient(socket, transport));
     } else {
-      server.on("connection", (socket: NetSocket) => {
+      server.on("connection", (socket: StreamSocket) => {
         if (this.admitStream(socket)) this.fromStreamClient(socket, transport);
       });
     }
     // A failed TLS handshake or a reset before it must not crash the relay.
-    server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: NetSocket) => {
+    server.on("tlsClientError", (error: NodeJS.ErrnoException, socket: StreamSocket) => {
       if (error.code === "ERR_TLS_HANDSHAKE_TIMEOUT") this.stats.streamClosed.tls_handshake++;
       socket.destroy();
     });
+    server.on("error", () => {});
+    this.streamListeners.push(server);
+  }
+
+  /** Binds Node's `server` (TCP, or TLS) on `ip`:`port` and serves it. */
+  private async listenStream(server: NetServer, transport: "tcp" | "tls", ip: string, port: number): Promise<ListenerAddress> {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen({ port, host: ip, ipv6Only: ip.includes(":") }, () => {
@@ -362,8 +389,7 @@ export class RelayServer implements TurnContext {
         resolve();
       });
     });
-    server.on("error", () => {});
-    this.streamListeners.push(server);
+    this.serveStreamListener(server, transport);
     const address = server.address() as AddressInfo;
     return { transport, address: address.address, port: address.port };
   }
@@ -546,7 +572,7 @@ export class RelayServer implements TurnContext {
    * until it closes; false when it was refused and closed. The count is taken and given back on the
    * raw socket, whose 'close' comes exactly once whatever ends it.
    */
-  private admitStream(socket: NetSocket): boolean {
+  private admitStream(socket: StreamSocket): boolean {
     const address = socket.remoteAddress;
     if (address === undefined) {
       // Reset before it could be looked at: nothing to serve.
@@ -575,7 +601,7 @@ export class RelayServer implements TurnContext {
    * too. The connection is served meanwhile (a round trip between processes); when the primary
    * refuses it, it is closed then, so the source never holds more than the cap for longer than that.
    */
-  private admitStreamAcrossWorkers(socket: NetSocket, address: string): void {
+  private admitStreamAcrossWorkers(socket: StreamSocket, address: string): void {
     const primary = this.worker!.primary;
     void primary.admitConnection(address).then((answer) => {
       if (answer === "refused") {
@@ -593,7 +619,7 @@ export class RelayServer implements TurnContext {
     return this.connectionsPerIp.get(sourceOf(ip));
   }
 
-  private fromStreamClient(socket: NetSocket, transport: "tcp" | "tls"): void {
+  private fromStreamClient(socket: StreamSocket, transport: "tcp" | "tls"): void {
     // Gone before it was served (a reset during the TLS handshake): its 5-tuple is unknown.
     if (socket.destroyed || socket.remoteAddress === undefined) {
       socket.destroy();
@@ -626,7 +652,9 @@ export class RelayServer implements TurnContext {
       return;
     }
     if (this.relaySendIndication(frame, this.table.byKey(link.key))) return;
-    const request = this.decodeRequest(frame);
+    // A request outlives this call (authentication is asynchronous), and a native connection's
+    // frame lies in the addon's reused receive area: it gets its own copy.
+    const request = this.decodeRequest(Buffer.from(frame));
     if (request !== null) this.answer(link, request);
   }
 

@@ -10,7 +10,7 @@
  * no frame waits for a later turn of the event loop and a connection sees one write per batch at most
  * (plus one per STREAM_BATCH_BYTES).
  */
-import type { Socket } from "node:net";
+import type { StreamSocket } from "./stream-socket.js";
 import { CHANNEL_DATA_HEADER_LENGTH } from "../turn/channel-data.js";
 
 /**
@@ -72,8 +72,8 @@ export class StreamBatch {
    */
   private readonly writeAtOnce: boolean;
 
-  constructor(private readonly socket: Socket) {
-    this.writeAtOnce = (socket as Socket & { encrypted?: boolean }).encrypted === true;
+  constructor(private readonly socket: StreamSocket) {
+    this.writeAtOnce = socket.encrypted === true;
   }
 
   /** Bytes gathered and not yet handed to the socket. */
@@ -131,10 +131,10 @@ export class StreamBatch {
     }
     socket.write(buffer.subarray(0, filled));
     // An empty queue after the write means the kernel took the bytes at once and the buffer is free
-    // to refill. Otherwise the socket holds it until sent: TLS always does (its writes complete
+    // to refill. Otherwise a Node socket holds it until sent: TLS always does (its writes complete
     // later), TCP when the kernel's buffer is full. Such a socket gets copies from then on, rather
-    // than a fresh batch buffer per flush.
-    if (socket.writableLength !== 0) {
+    // than a fresh batch buffer per flush. A native connection copies what it queues itself.
+    if (socket.holdsWrittenBuffers !== false && socket.writableLength !== 0) {
       this.buffer = null;
       this.socketHoldsWrites = true;
     }

@@ -4,7 +4,7 @@
  * the framing, and the hooks back into the server. Every timer is per connection; per chunk the cost
  * is the framer's push and a flag read.
  */
-import type { Socket } from "node:net";
+import type { StreamSocket } from "./stream-socket.js";
 import { StreamFramer } from "./stream-framer.js";
 import { StreamClientLink, type StreamBacklogLimits, type StreamCloseReason, type StreamCounters } from "./stream.js";
 
@@ -41,7 +41,7 @@ export interface StreamConnectionHooks {
  * browsers send STUN-only Bindings over UDP, not over a TURN server's TCP port).
  */
 export function serveStreamConnection(
-  socket: Socket,
+  socket: StreamSocket,
   transport: "tcp" | "tls",
   limits: StreamConnectionLimits,
   allocateTimeoutMs: number,

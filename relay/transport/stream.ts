@@ -12,7 +12,7 @@
  * Per packet this costs one getter read, an addition and a comparison; the only timer is armed by a
  * drop, at most one per connection.
  */
-import type { Socket } from "node:net";
+import type { StreamSocket } from "./stream-socket.js";
 import type { ClientLink } from "../allocation/allocation.js";
 import type { TransportAddress } from "../stun/attributes.js";
 import { channelDataStreamLength } from "../turn/channel-data.js";
@@ -86,7 +86,7 @@ export class StreamClientLink implements ClientLink {
   private readonly batch: StreamBatch;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: StreamSocket,
     readonly transport: "tcp" | "tls",
     private readonly limits: StreamBacklogLimits,
     private readonly counters: StreamCounters,
@@ -181,6 +181,6 @@ export class StreamClientLink implements ClientLink {
 }
 
 /** Bytes written to this socket that have left the relay's queue (bytesWritten counts the queued ones too). */
-function flushedBytes(socket: Socket): number {
+function flushedBytes(socket: StreamSocket): number {
   return socket.bytesWritten - socket.writableLength;
 }

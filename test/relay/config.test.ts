@@ -75,6 +75,7 @@ describe("defaults", () => {
       configFile: null,
       logLevel: "info",
       udpIo: "auto",
+      tcpIo: "auto",
       prometheus: null,
       drainTimeoutSeconds: 0,
       externalIpStunServer: null,
@@ -246,6 +247,7 @@ describe("environment variables", () => {
       RELAY_MAX_ALLOCATE_TIMEOUT: "30",
       RELAY_SOFTWARE: "relaykit",
       RELAY_UDP_IO: "dgram",
+      RELAY_TCP_IO: "net",
       RELAY_RELAY_THREADS: "4",
     });
     expect(parsed).toEqual({
@@ -285,6 +287,7 @@ describe("environment variables", () => {
       configFile: null,
       logLevel: "info",
       udpIo: "dgram",
+      tcpIo: "net",
       prometheus: null,
       drainTimeoutSeconds: 0,
       externalIpStunServer: null,
@@ -456,6 +459,7 @@ describe("--help", () => {
     "config",
     "relay-threads",
     "udp-io",
+    "tcp-io",
     "log-level",
     "prometheus",
     "prometheus-port",
@@ -602,6 +606,8 @@ describe("operations options", () => {
     expect(failure([...BASE, "--log-level=verbose"])).toBe('--log-level is "verbose"; it must be one of trace, debug, info, warn, error, fatal, silent');
     expect(config([...BASE, "--udp-io=Native"]).udpIo).toBe("native");
     expect(failure([...BASE, "--udp-io=io_uring"])).toBe('--udp-io is "io_uring"; it must be one of auto, native, dgram');
+    expect(config([...BASE, "--tcp-io=NET"]).tcpIo).toBe("net");
+    expect(failure([...BASE, "--tcp-io=libuv"])).toBe('--tcp-io is "libuv"; it must be one of auto, native, net');
     expect(config(BASE).relayThreads).toBe("auto");
     expect(config([...BASE, "--relay-threads=Auto"]).relayThreads).toBe("auto");
     expect(config([...BASE, "--relay-threads=8"]).relayThreads).toBe(8);

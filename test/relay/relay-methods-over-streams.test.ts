@@ -23,10 +23,11 @@ import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { longTermKey, verifyMessageIntegrity } from "../../relay/stun/integrity.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
-import { REALM, TurnTestClient, UdpPeer, errorCodeOf, mint, startRelay, testCertificate, textOf, type ClientTransport } from "./turn-client.js";
+import { REALM, TEST_TCP_IO, TurnTestClient, UdpPeer, errorCodeOf, mint, startRelay, testCertificate, textOf, type ClientTransport } from "./turn-client.js";
 
-const MIN_PORT = 48000;
-const MAX_PORT = 48199;
+/** Each TCP implementation's pass (TEST_TCP_IO) has a band of its own: the two projects run at once. */
+const MIN_PORT = TEST_TCP_IO === "native" ? 48000 : 48200;
+const MAX_PORT = MIN_PORT + 199;
 const UDP = encodeRequestedTransport(17);
 const LOOPBACK = "127.0.0.1";
 /** In --denied-peer-ip below (and TEST-NET-2, denied by default anyway). */

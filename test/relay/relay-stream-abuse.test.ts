@@ -11,7 +11,9 @@
  *   finishes: each is closed within its bound;
  * - one source address cannot hold more than --max-connections-per-ip connections across TCP and
  *   TLS, and another address is still served.
- * Relay ports 38000-38199 are this suite's own. Every wait and loop is bounded; every socket is closed.
+ * It runs on the TCP implementation this run uses (TEST_TCP_IO: the node project the native addon's,
+ * node-dgram Node's net). Relay ports 38000-38199 (native) and 38200-38399 (net) are this suite's own.
+ * Every wait and loop is bounded; every socket is closed.
  */
 import { connect as netConnect, Socket as NetSocket } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
@@ -26,10 +28,10 @@ import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants
 import { longTermKey } from "../../relay/stun/integrity.js";
 import { decodeStunMessage } from "../../relay/stun/message.js";
 import { StreamFramer } from "../../relay/transport/stream-framer.js";
-import { REALM, SECRET, TEST_UDP_IO, TurnTestClient, UdpPeer, mint, testCertificate, textOf, xorAddressOf } from "./turn-client.js";
+import { REALM, SECRET, TEST_TCP_IO, TEST_UDP_IO, TurnTestClient, UdpPeer, mint, testCertificate, textOf, xorAddressOf } from "./turn-client.js";
 
-const MIN_PORT = 38000;
-const MAX_PORT = 38199;
+const MIN_PORT = TEST_TCP_IO === "native" ? 38000 : 38200;
+const MAX_PORT = MIN_PORT + 199;
 const PORTS = MAX_PORT - MIN_PORT + 1;
 const UDP = encodeRequestedTransport(17);
 const LOOPBACK = "127.0.0.1";
@@ -88,6 +90,7 @@ async function startStreamRelay(extra: string[] = [], tune: (limits: StreamLimit
     `--static-auth-secret=${SECRET}`,
     `--realm=${REALM}`,
     `--udp-io=${TEST_UDP_IO}`,
+    `--tcp-io=${TEST_TCP_IO}`,
     "--allow-loopback-peers",
     ...certificate.flags,
     "--tls-listening-port=0",

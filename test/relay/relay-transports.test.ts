@@ -29,7 +29,7 @@ import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants
 import { longTermKey, verifyMessageIntegrity } from "../../relay/stun/integrity.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
 import { StreamFramer } from "../../relay/transport/stream-framer.js";
-import { errorCodeOf, mint, startRelay, TEST_UDP_IO, textOf } from "./turn-client.js";
+import { errorCodeOf, mint, startRelay, TEST_TCP_IO, TEST_UDP_IO, textOf } from "./turn-client.js";
 
 const ARRIVE_MS = 2_000;
 const QUIET_MS = 300;
@@ -306,11 +306,12 @@ async function expectRelayWorks(conversation: Conversation, credential: TurnCred
 describe("IPv6 and IPv4 listeners in one relay", () => {
   const FLAGS = ["--listening-ip=::1", "--relay-ip=127.0.0.1", "--relay-ip=::1", "--allow-loopback-peers", "--min-port=47200", "--max-port=47299"];
 
-  it("listens on both, over UDP and TCP, on the UDP implementation this run asks for", async () => {
+  it("listens on both, over UDP and TCP, on the UDP and TCP implementations this run asks for", async () => {
     const { relay, listeners } = await relayWith(FLAGS);
     for (const address of ["127.0.0.1", "::1"]) for (const transport of ["udp", "tcp"] as const) expect(listener(listeners, transport, address).port).toBeGreaterThan(0);
     // native in the node project, dgram in node-dgram (vitest.config.ts): each pass tests what it says.
     expect(relay.udpImplementation).toBe(TEST_UDP_IO);
+    expect(relay.tcpImplementation).toBe(TEST_TCP_IO);
   });
 
   it("answers Binding over UDP on ::1 with the client's ::1 address", async () => {

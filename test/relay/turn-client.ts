@@ -30,11 +30,13 @@ const WAIT_MS = 2_000;
 const START_ATTEMPTS = 5;
 
 /**
- * The UDP implementation the in-process relays of this run use: RELAYKIT_TEST_UDP_IO (dgram for the
- * fallback pass, scripts/test-relay-dgram.sh), else native, which CI builds. Never `auto`: a missing
- * addon must fail the run, not quietly test dgram twice.
+ * The UDP implementation the in-process relays of this run use: RELAYKIT_TEST_UDP_IO (dgram for
+ * the fallback pass, the node-dgram project of vitest.config.ts), else native, which CI builds.
+ * Never `auto`: a missing addon must fail the run, not quietly test dgram twice.
  */
 export const TEST_UDP_IO = process.env.RELAYKIT_TEST_UDP_IO === "dgram" ? "dgram" : "native";
+/** The same for TURN over TCP: RELAYKIT_TEST_TCP_IO (net in the fallback pass), else native. */
+export const TEST_TCP_IO = process.env.RELAYKIT_TEST_TCP_IO === "net" ? "net" : "native";
 
 /**
  * Counts the datagrams the relay's first UDP listener reads, whatever they are: the relay's own
@@ -65,6 +67,7 @@ export async function startRelay(
     `--static-auth-secret=${SECRET}`,
     `--realm=${REALM}`,
     `--udp-io=${TEST_UDP_IO}`,
+    `--tcp-io=${TEST_TCP_IO}`,
     ...extra,
   ]);
   if (parsed.help) throw new Error("unexpected --help");

@@ -27,26 +27,18 @@
  *
  * The JavaScript side is relay/transport/native-udp.ts; the build is scripts/build-native-udp.mjs.
  */
-#define NAPI_VERSION 8
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
+#include "native-common.h"
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <node_api.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
-#include <uv.h>
 
 /* Datagrams read per recvmmsg call, and calls per readiness event before yielding to the loop. */
 #define BATCH 64
 #define ROUNDS_PER_EVENT 4
 /* One receive slot holds the largest UDP payload. */
 #define SLOT_BYTES 65536
-#define ADDRESS_TEXT 64
 /* Sends held for the check phase: at most this many, in at most this many bytes (then flushed early). */
 #define DEFERRED_SENDS 1024
 #define DEFERRED_BYTES (256 * 1024)
@@ -133,70 +125,6 @@ struct module_state {
   struct mmsghdr out_messages[BATCH];
   struct iovec out_vectors[BATCH];
 };
-
-/* ---- errors ----------------------------------------------------------------------------------- */
-
-/* Throws an Error whose `code` is the errno's name (EADDRINUSE, ...), as Node's own errors carry. */
-static napi_value throw_errno(napi_env env, int error, const char *what) {
-  char message[256];
-  snprintf(message, sizeof message, "%s: %s", what, strerror(error));
-  napi_value code, text, exception;
-  napi_create_string_utf8(env, uv_err_name(-error), NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
-  napi_create_error(env, code, text, &exception);
-  napi_set_named_property(env, exception, "code", code);
-  napi_throw(env, exception);
-  return NULL;
-}
-
-static napi_value throw_type(napi_env env, const char *message) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
-  return NULL;
-}
-
-/* ---- addresses -------------------------------------------------------------------------------- */
-
-static int parse_address(int family, const char *text, int port, struct sockaddr_storage *out, socklen_t *length) {
-  memset(out, 0, sizeof *out);
-  if (port < 0 || port > 65535) return EINVAL;
-  if (family == 4) {
-    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, text, &v4->sin_addr) != 1) return EINVAL;
-    *length = sizeof *v4;
-  } else {
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET6, text, &v6->sin6_addr) != 1) return EINVAL;
-    *length = sizeof *v6;
-  }
-  return 0;
-}
-
-static int read_address_argument(napi_env env, napi_value value, int family, int port, struct sockaddr_storage *out, socklen_t *length) {
-  char text[ADDRESS_TEXT];
-  size_t text_length = 0;
-  if (napi_get_value_string_latin1(env, value, text, sizeof text, &text_length) != napi_ok) return EINVAL;
-  return parse_address(family, text, port, out, length);
-}
-
-/* The raw IP bytes of an IPv4 or IPv6 sender and their length (4 or 16). */
-static const unsigned char *ip_bytes(const struct sockaddr_storage *sender, int *length) {
-  if (sender->ss_family == AF_INET) {
-    *length = 4;
-    return (const unsigned char *)&((const struct sockaddr_in *)sender)->sin_addr;
-  }
-  *length = 16;
-  return (const unsigned char *)&((const struct sockaddr_in6 *)sender)->sin6_addr;
-}
-
-/* The port of an IPv4 or IPv6 address, in host order. */
-static int port_of(const struct sockaddr_storage *address) {
-  return address->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)address)->sin_port)
-                                       : ntohs(((const struct sockaddr_in6 *)address)->sin6_port);
-}
 
 /* Whether `sender` has the IP address (ports aside) of the socket's remembered sender. */
 static int is_remembered_sender(const udp_socket *socket, const struct sockaddr_storage *sender) {
@@ -593,15 +521,6 @@ static void close_all_at_teardown(void *data) {
 
 /* ---- JavaScript entry points ------------------------------------------------------------------ */
 
-/* A two-element array, the shape the small getters answer in. */
-static napi_value make_pair(napi_env env, napi_value first, napi_value second) {
-  napi_value pair;
-  napi_create_array_with_length(env, 2, &pair);
-  napi_set_element(env, pair, 0, first);
-  napi_set_element(env, pair, 1, second);
-  return pair;
-}
-
 /*
  * A new UDP socket bound to `address`:`port`, non-blocking, or -1 after throwing. With `reuse_port`
  * it joins the address's SO_REUSEPORT group (every member must ask for it): the kernel then gives
@@ -667,12 +586,6 @@ static napi_value start_socket(napi_env env, module_state *state, int fd, int fa
   state->open = socket;
   set_polling(socket, UV_READABLE);
   return handle;
-}
-
-/* Whether `value` is an object (the receiver a socket's datagrams are delivered to). */
-static int is_object(napi_env env, napi_value value) {
-  napi_valuetype type;
-  return napi_typeof(env, value, &type) == napi_ok && type == napi_object;
 }
 
 /*
@@ -811,12 +724,6 @@ static napi_value js_local_address(napi_env env, napi_callback_info info) {
   napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, &address);
   napi_create_uint32(env, (uint32_t)port_of(&local), &port_value);
   return make_pair(env, address, port_value);
-}
-
-static napi_value errno_value(napi_env env, int error) {
-  napi_value result;
-  napi_create_int32(env, error, &result);
-  return result;
 }
 
 /*
@@ -986,5 +893,7 @@ NAPI_MODULE_INIT() {
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
+  /* Without them the relay's TCP runs on Node's net, as on a machine without the addon. */
+  register_stream_io(env, exports);
   return exports;
 }

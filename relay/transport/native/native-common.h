@@ -1,0 +1,110 @@
+/*
+ * What both halves of the relay's native I/O addon share: errors thrown the way Node's own carry
+ * them, IP address parsing and formatting, and the small shapes the getters answer in. The addon is
+ * one module (udp-batch.c registers it; stream-io.c adds the TCP functions), so these are static
+ * inline, one copy per file that uses them.
+ */
+#ifndef RELAYKIT_NATIVE_COMMON_H
+#define RELAYKIT_NATIVE_COMMON_H
+#define NAPI_VERSION 8
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#define ADDRESS_TEXT 64
+
+/* ---- errors ----------------------------------------------------------------------------------- */
+
+/* Throws an Error whose `code` is the errno's name (EADDRINUSE, ...), as Node's own errors carry. */
+static inline napi_value throw_errno(napi_env env, int error, const char *what) {
+  char message[256];
+  snprintf(message, sizeof message, "%s: %s", what, strerror(error));
+  napi_value code, text, exception;
+  napi_create_string_utf8(env, uv_err_name(-error), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
+  napi_create_error(env, code, text, &exception);
+  napi_set_named_property(env, exception, "code", code);
+  napi_throw(env, exception);
+  return NULL;
+}
+
+static inline napi_value throw_type(napi_env env, const char *message) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+  return NULL;
+}
+
+/* ---- addresses -------------------------------------------------------------------------------- */
+
+static inline int parse_address(int family, const char *text, int port, struct sockaddr_storage *out, socklen_t *length) {
+  memset(out, 0, sizeof *out);
+  if (port < 0 || port > 65535) return EINVAL;
+  if (family == 4) {
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, text, &v4->sin_addr) != 1) return EINVAL;
+    *length = sizeof *v4;
+  } else {
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, text, &v6->sin6_addr) != 1) return EINVAL;
+    *length = sizeof *v6;
+  }
+  return 0;
+}
+
+static inline int read_address_argument(napi_env env, napi_value value, int family, int port, struct sockaddr_storage *out, socklen_t *length) {
+  char text[ADDRESS_TEXT];
+  size_t text_length = 0;
+  if (napi_get_value_string_latin1(env, value, text, sizeof text, &text_length) != napi_ok) return EINVAL;
+  return parse_address(family, text, port, out, length);
+}
+
+/* The raw IP bytes of an IPv4 or IPv6 sender and their length (4 or 16). */
+static inline const unsigned char *ip_bytes(const struct sockaddr_storage *sender, int *length) {
+  if (sender->ss_family == AF_INET) {
+    *length = 4;
+    return (const unsigned char *)&((const struct sockaddr_in *)sender)->sin_addr;
+  }
+  *length = 16;
+  return (const unsigned char *)&((const struct sockaddr_in6 *)sender)->sin6_addr;
+}
+
+/* The port of an IPv4 or IPv6 address, in host order. */
+static inline int port_of(const struct sockaddr_storage *address) {
+  return address->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)address)->sin_port)
+                                       : ntohs(((const struct sockaddr_in6 *)address)->sin6_port);
+}
+
+/* A two-element array, the shape the small getters answer in. */
+static inline napi_value make_pair(napi_env env, napi_value first, napi_value second) {
+  napi_value pair;
+  napi_create_array_with_length(env, 2, &pair);
+  napi_set_element(env, pair, 0, first);
+  napi_set_element(env, pair, 1, second);
+  return pair;
+}
+
+/* Whether `value` is an object (the receiver a socket's datagrams are delivered to). */
+static inline int is_object(napi_env env, napi_value value) {
+  napi_valuetype type;
+  return napi_typeof(env, value, &type) == napi_ok && type == napi_object;
+}
+
+static inline napi_value errno_value(napi_env env, int error) {
+  napi_value result;
+  napi_create_int32(env, error, &result);
+  return result;
+}
+
+
+/* Adds the TCP stream functions (stream-io.c) to the addon's exports; false when they could not be set up. */
+int register_stream_io(napi_env env, napi_value exports);
+
+#endif

@@ -1,0 +1,637 @@
+/*
+ * TCP for the relay's TURN clients (Linux): accept, read and write on non-blocking sockets polled
+ * by libuv, with the bytes read handed to JavaScript in place and written straight from its
+ * buffers. TLS stays on Node's tls (it needs OpenSSL's record layer); this is plain TCP only.
+ *
+ * Why: over TCP, what the relay spends beyond coturn is Node's stream machinery, not TURN: per read
+ * a fresh 64 KiB allocation shrunk to size, a Buffer, a MakeCallback and a 'data' event through the
+ * Readable state machine; per write a write request object, a Writable state machine pass and a
+ * callback on the next tick. A `perf` profile of turnutils_uclient's TCP load had the kernel's
+ * work per message below coturn's and all of the difference in that machinery (docs/benchmarks.md).
+ * Here a readiness event reads into one receive area shared by every connection and calls
+ * JavaScript once per read with its length; a write is one send() from the caller's buffer, and
+ * only what the kernel does not take at once is copied, to the connection's queue, which goes out
+ * when the socket is writable again. JavaScript bounds that queue (stream.ts), as it bounds a Node
+ * socket's writableLength.
+ *
+ * Every close is JavaScript's call (close(handle)): a read of 0 (the peer's FIN) or a read error is
+ * reported to the end handler, and reading stops, so a half-closed socket does not wake the loop.
+ *
+ * The JavaScript side is relay/transport/native-stream.ts; udp-batch.c registers these functions
+ * (register_stream_io) in the same addon.
+ */
+#define _GNU_SOURCE
+#include "native-common.h"
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* What one read takes at most: a whole turnutils burst, or a few 64 KiB frames' worth. */
+#define READ_AREA_BYTES 65536
+/* Reads per readiness event before yielding to the loop (a flood must not starve other sockets). */
+#define READS_PER_EVENT 4
+/* Connections accepted per readiness event of a listener. */
+#define ACCEPTS_PER_EVENT 64
+/* Out of descriptors (EMFILE): the listener stops accepting this long, rather than spin on a
+ * connection it cannot take. The kernel keeps the waiting ones in the listen backlog meanwhile. */
+#define ACCEPT_PAUSE_MS 100
+
+typedef struct out_chunk {
+  struct out_chunk *next;
+  size_t length;
+  size_t sent;
+  unsigned char data[];
+} out_chunk;
+
+typedef struct stream_state stream_state;
+typedef struct stream_handle stream_handle;
+
+/* A listener or a connection. */
+struct stream_handle {
+  stream_state *state;
+  napi_env env;
+  uv_poll_t *poll;         /* allocated apart: its close callback may outlive this struct */
+  uv_timer_t *pause_timer; /* listeners only, allocated apart for the same reason */
+  int fd;
+  int listening;
+  int reading; /* a connection stops reading at its end of stream or a read error */
+  int closing;
+  int polled_events;
+  /* The receiver the handlers are called on, strong while open: it holds the handle, so neither is
+   * collected while the socket can still be read. NULL for a connection JavaScript has not started. */
+  napi_ref self;
+  napi_ref on_closed; /* what closeStream was given to call once the descriptor is closed (a listener's port free) */
+  out_chunk *out_head;
+  out_chunk *out_tail;
+  size_t queued_bytes;
+  stream_handle *prev_open;
+  stream_handle *next_open;
+};
+
+struct stream_state {
+  napi_ref receive_area;
+  unsigned char *receive_bytes;
+  napi_ref on_connection; /* (handle, remoteAddress, remotePort, localAddress, localPort), `this`: the listener's receiver */
+  napi_ref on_data;       /* (length): the bytes lie at the start of the receive area; `this`: the connection's receiver */
+  napi_ref on_end;        /* (errno): 0 for the peer's end of stream; `this`: the connection's receiver */
+  napi_async_context async_context;
+  stream_handle *open; /* every open handle, closed at environment teardown */
+};
+
+static void set_polling(stream_handle *handle, int events);
+
+/* ---- handles ---------------------------------------------------------------------------------- */
+
+static void free_closed_handle(uv_handle_t *handle) {
+  free(handle);
+}
+
+/* The open handle behind `value`, or NULL (after throwing unless `quiet`). */
+static stream_handle *open_handle_of(napi_env env, napi_value value, int quiet) {
+  void *data = NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) {
+    if (!quiet) throw_type(env, "expected a stream handle from listen() or the connection handler");
+    return NULL;
+  }
+  stream_handle *handle = data;
+  if (handle->closing) {
+    if (!quiet) throw_errno(env, EBADF, "the stream is closed");
+    return NULL;
+  }
+  return handle;
+}
+
+static void free_out_queue(stream_handle *handle) {
+  out_chunk *chunk = handle->out_head;
+  while (chunk != NULL) {
+    out_chunk *next = chunk->next;
+    free(chunk);
+    chunk = next;
+  }
+  handle->out_head = handle->out_tail = NULL;
+  handle->queued_bytes = 0;
+}
+
+/* The external's finalizer: runs once JavaScript no longer holds the handle, which is only after close. */
+static void finalize_handle(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  stream_handle *handle = data;
+  free_out_queue(handle);
+  free(handle);
+}
+
+static void link_open(stream_handle *handle) {
+  stream_state *state = handle->state;
+  handle->next_open = state->open;
+  if (state->open != NULL) state->open->prev_open = handle;
+  state->open = handle;
+}
+
+static void unlink_open(stream_handle *handle) {
+  stream_state *state = handle->state;
+  if (handle->prev_open != NULL) handle->prev_open->next_open = handle->next_open;
+  else if (state->open == handle) state->open = handle->next_open;
+  if (handle->next_open != NULL) handle->next_open->prev_open = handle->prev_open;
+  handle->prev_open = handle->next_open = NULL;
+}
+
+/* A handle polling `fd` (which it then owns), linked among the open ones, and its external; NULL after closing `fd`. */
+static stream_handle *new_handle(napi_env env, stream_state *state, int fd, int listening, napi_value *external) {
+  stream_handle *handle = calloc(1, sizeof *handle);
+  uv_poll_t *poll = malloc(sizeof *poll);
+  uv_loop_t *loop = NULL;
+  if (handle == NULL || poll == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init_socket(loop, poll, fd) != 0) {
+    free(handle);
+    free(poll);
+    close(fd);
+    return NULL;
+  }
+  handle->state = state;
+  handle->env = env;
+  handle->poll = poll;
+  poll->data = handle;
+  handle->fd = fd;
+  handle->listening = listening;
+  handle->reading = !listening;
+  if (napi_create_external(env, handle, finalize_handle, NULL, external) != napi_ok) {
+    /* Nothing in JavaScript holds it: close the poll handle here and free the struct. */
+    poll->data = NULL;
+    close(fd);
+    uv_close((uv_handle_t *)poll, free_closed_handle);
+    free(handle);
+    return NULL;
+  }
+  link_open(handle);
+  return handle;
+}
+
+/* ---- closing ---------------------------------------------------------------------------------- */
+
+static void on_poll_closed(uv_handle_t *poll) {
+  stream_handle *handle = poll->data;
+  free(poll);
+  if (handle == NULL) return; /* its descriptor was closed already (teardown, or never started) */
+  close(handle->fd);
+  handle->fd = -1;
+  napi_env env = handle->env;
+  if (handle->on_closed != NULL) {
+    napi_handle_scope handles;
+    napi_open_handle_scope(env, &handles);
+    napi_value self, callback;
+    napi_get_reference_value(env, handle->self, &self);
+    napi_get_reference_value(env, handle->on_closed, &callback);
+    napi_make_callback(env, handle->state->async_context, self, callback, 0, NULL, NULL);
+    napi_delete_reference(env, handle->on_closed);
+    handle->on_closed = NULL;
+    napi_close_handle_scope(env, handles);
+  }
+  /* Last: once this reference goes, the handle may be collected and the struct freed. */
+  if (handle->self != NULL) {
+    napi_ref self = handle->self;
+    handle->self = NULL;
+    napi_delete_reference(env, self);
+  }
+}
+
+/*
+ * Stops the handle and drops what its queue holds, as Node's destroy() does. The descriptor closes
+ * once libuv lets go of the poll handle, unless nothing holds the struct alive until then (a
+ * connection never started, or the environment going away): then it closes now.
+ */
+static void begin_close(stream_handle *handle, int teardown) {
+  handle->closing = 1;
+  unlink_open(handle);
+  free_out_queue(handle);
+  uv_poll_stop(handle->poll);
+  if (handle->pause_timer != NULL) {
+    uv_close((uv_handle_t *)handle->pause_timer, free_closed_handle);
+    handle->pause_timer = NULL;
+  }
+  if (teardown || handle->self == NULL) {
+    handle->poll->data = NULL;
+    close(handle->fd);
+    handle->fd = -1;
+  }
+  uv_close((uv_handle_t *)handle->poll, on_poll_closed);
+}
+
+static void close_all_at_teardown(void *data) {
+  stream_state *state = data;
+  while (state->open != NULL) begin_close(state->open, 1);
+}
+
+/* ---- calling JavaScript ----------------------------------------------------------------------- */
+
+/* Calls `callback` with `self` as `this`; an exception that escapes the handler is uncaught, as in net. */
+static int call_handler(napi_env env, napi_value self, napi_value callback, size_t argc, napi_value *argv) {
+  if (napi_call_function(env, self, callback, argc, argv, NULL) != napi_pending_exception) return 0;
+  napi_value exception;
+  napi_get_and_clear_last_exception(env, &exception);
+  napi_fatal_exception(env, exception);
+  return -1;
+}
+
+static napi_value address_text(napi_env env, const struct sockaddr_storage *address) {
+  char text[ADDRESS_TEXT] = "";
+  int length;
+  inet_ntop(address->ss_family, ip_bytes(address, &length), text, sizeof text);
+  napi_value value;
+  napi_create_string_latin1(env, text, NAPI_AUTO_LENGTH, &value);
+  return value;
+}
+
+/* ---- accepting -------------------------------------------------------------------------------- */
+
+static void on_pause_over(uv_timer_t *timer) {
+  stream_handle *listener = timer->data;
+  if (listener != NULL && !listener->closing) set_polling(listener, UV_READABLE);
+}
+
+static void pause_accepting(stream_handle *listener) {
+  if (listener->pause_timer == NULL) {
+    uv_loop_t *loop = NULL;
+    listener->pause_timer = malloc(sizeof *listener->pause_timer);
+    if (listener->pause_timer == NULL || napi_get_uv_event_loop(listener->env, &loop) != napi_ok || uv_timer_init(loop, listener->pause_timer) != 0) {
+      free(listener->pause_timer);
+      listener->pause_timer = NULL;
+      return; /* no timer: keep accepting, as libuv's own listeners would */
+    }
+    listener->pause_timer->data = listener;
+  }
+  set_polling(listener, 0);
+  uv_timer_start(listener->pause_timer, on_pause_over, ACCEPT_PAUSE_MS, 0);
+}
+
+static void accept_connections(stream_handle *listener) {
+  napi_env env = listener->env;
+  stream_state *state = listener->state;
+  napi_handle_scope handles;
+  napi_open_handle_scope(env, &handles);
+  napi_value self = NULL, callback = NULL;
+  napi_get_reference_value(env, listener->self, &self);
+  if (state->on_connection != NULL) napi_get_reference_value(env, state->on_connection, &callback);
+  napi_callback_scope scope;
+  napi_open_callback_scope(env, self, state->async_context, &scope);
+  for (int i = 0; i < ACCEPTS_PER_EVENT && !listener->closing && callback != NULL; i++) {
+    struct sockaddr_storage remote;
+    socklen_t remote_length = sizeof remote;
+    int fd = accept4(listener->fd, (struct sockaddr *)&remote, &remote_length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_accepting(listener);
+      break;
+    }
+    struct sockaddr_storage local;
+    socklen_t local_length = sizeof local;
+    if ((remote.ss_family != AF_INET && remote.ss_family != AF_INET6) || getsockname(fd, (struct sockaddr *)&local, &local_length) != 0) {
+      close(fd);
+      continue;
+    }
+    /* TURN frames are small and each is due now: no Nagle delay, as the relay's net sockets had. */
+    int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    napi_handle_scope per_connection;
+    napi_open_handle_scope(env, &per_connection);
+    napi_value argv[5];
+    stream_handle *connection = new_handle(env, state, fd, 0, &argv[0]);
+    if (connection != NULL) {
+      argv[1] = address_text(env, &remote);
+      napi_create_uint32(env, (uint32_t)port_of(&remote), &argv[2]);
+      argv[3] = address_text(env, &local);
+      napi_create_uint32(env, (uint32_t)port_of(&local), &argv[4]);
+      int failed = call_handler(env, self, callback, 5, argv);
+      /* A connection the handler neither started nor closed is closed: nothing would ever read it. */
+      if (!connection->closing && connection->self == NULL) begin_close(connection, 0);
+      if (failed) {
+        napi_close_handle_scope(env, per_connection);
+        break;
+      }
+    }
+    napi_close_handle_scope(env, per_connection);
+  }
+  napi_close_callback_scope(env, scope);
+  napi_close_handle_scope(env, handles);
+}
+
+/* ---- reading ---------------------------------------------------------------------------------- */
+
+static void read_connection(stream_handle *connection) {
+  napi_env env = connection->env;
+  stream_state *state = connection->state;
+  napi_handle_scope handles;
+  napi_open_handle_scope(env, &handles);
+  napi_value self = NULL, on_data = NULL, on_end = NULL;
+  napi_get_reference_value(env, connection->self, &self);
+  napi_get_reference_value(env, state->on_data, &on_data);
+  napi_get_reference_value(env, state->on_end, &on_end);
+  napi_callback_scope scope;
+  napi_open_callback_scope(env, self, state->async_context, &scope);
+  for (int round = 0; round < READS_PER_EVENT && connection->reading && !connection->closing; round++) {
+    ssize_t count = read(connection->fd, state->receive_bytes, READ_AREA_BYTES);
+    if (count < 0 && errno == EINTR) continue;
+    if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    napi_value argument;
+    if (count > 0) {
+      napi_create_uint32(env, (uint32_t)count, &argument);
+      if (call_handler(env, self, on_data, 1, &argument) != 0) break;
+      if (count < READ_AREA_BYTES) break; /* drained, most likely; the poll says if not */
+      continue;
+    }
+    /* The peer's end of stream (0) or a read error: reading stops, and JavaScript decides. */
+    connection->reading = 0;
+    set_polling(connection, connection->out_head != NULL ? UV_WRITABLE : 0);
+    napi_create_int32(env, count == 0 ? 0 : errno, &argument);
+    call_handler(env, self, on_end, 1, &argument);
+    break;
+  }
+  napi_close_callback_scope(env, scope);
+  napi_close_handle_scope(env, handles);
+}
+
+/* ---- writing ---------------------------------------------------------------------------------- */
+
+/* Sends what `bytes` holds past `*sent`; 0 when done or the kernel is full (EAGAIN), else the errno. */
+static int send_some(int fd, const unsigned char *bytes, size_t length, size_t *sent) {
+  while (*sent < length) {
+    ssize_t count = send(fd, bytes + *sent, length - *sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (count >= 0) {
+      *sent += (size_t)count;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return errno;
+  }
+  return 0;
+}
+
+/* Sends the queue's chunks in order while the kernel takes them; 0, or the errno of a broken connection. */
+static int flush_out_queue(stream_handle *connection) {
+  while (connection->out_head != NULL) {
+    out_chunk *chunk = connection->out_head;
+    size_t before = chunk->sent;
+    int error = send_some(connection->fd, chunk->data, chunk->length, &chunk->sent);
+    connection->queued_bytes -= chunk->sent - before;
+    if (error != 0) return error;
+    if (chunk->sent < chunk->length) return 0;
+    connection->out_head = chunk->next;
+    if (connection->out_head == NULL) connection->out_tail = NULL;
+    free(chunk);
+  }
+  set_polling(connection, connection->reading ? UV_READABLE : 0);
+  return 0;
+}
+
+/* ---- polling ---------------------------------------------------------------------------------- */
+
+static void on_poll(uv_poll_t *poll, int status, int events) {
+  stream_handle *handle = poll->data;
+  if (handle == NULL || handle->closing) return;
+  if (handle->listening) {
+    if (status == 0) accept_connections(handle);
+    return;
+  }
+  if (status < 0) {
+    /* A poll error (the connection reset): libuv has stopped the poll; the read reports the error. */
+    uv_poll_stop(poll);
+    handle->polled_events = 0;
+    if (handle->reading) read_connection(handle);
+    return;
+  }
+  if ((events & UV_WRITABLE) && flush_out_queue(handle) != 0) {
+    /* The connection is broken: what waits can never go; the read reports the error to JavaScript. */
+    free_out_queue(handle);
+    if (!handle->reading) set_polling(handle, 0);
+  }
+  if ((events & UV_READABLE) && handle->reading && !handle->closing) read_connection(handle);
+}
+
+static void set_polling(stream_handle *handle, int events) {
+  if (handle->closing || handle->polled_events == events) return;
+  handle->polled_events = events;
+  if (events == 0) uv_poll_stop(handle->poll);
+  else uv_poll_start(handle->poll, events, on_poll);
+}
+
+/* ---- JavaScript entry points ------------------------------------------------------------------ */
+
+static stream_state *state_of(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
+  void *data = NULL;
+  napi_get_cb_info(env, info, argc, argv, NULL, &data);
+  return data;
+}
+
+/*
+ * setStreamHandlers(onConnection, onData, onEnd): the handlers of every listener and connection;
+ * set once, before listen(). See stream_state for their arguments.
+ */
+static napi_value js_set_stream_handlers(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  stream_state *state = state_of(env, info, &argc, argv);
+  for (size_t i = 0; i < 3; i++) {
+    napi_valuetype type = napi_undefined;
+    if (argc < 3 || napi_typeof(env, argv[i], &type) != napi_ok || type != napi_function) {
+      return throw_type(env, "setStreamHandlers(onConnection, onData, onEnd: functions)");
+    }
+  }
+  napi_ref *slots[3] = {&state->on_connection, &state->on_data, &state->on_end};
+  for (size_t i = 0; i < 3; i++) {
+    if (*slots[i] != NULL) napi_delete_reference(env, *slots[i]);
+    napi_create_reference(env, argv[i], 1, slots[i]);
+  }
+  return NULL;
+}
+
+/* streamReceiveArea() -> Buffer: where the bytes of every read handed to onData lie (from offset 0). */
+static napi_value js_stream_receive_area(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  stream_state *state = state_of(env, info, &argc, NULL);
+  napi_value area;
+  napi_get_reference_value(env, state->receive_area, &area);
+  return area;
+}
+
+/*
+ * listenStream(family: 4 | 6, address: string, port: number, backlog: number, receiver: object
+ *              [, reusePort: boolean]) -> handle
+ * A TCP listener; each connection it accepts goes to onConnection with `receiver` as `this`.
+ * Throws the bind or listen error with its `code` (EADDRINUSE, ...).
+ */
+static napi_value js_listen_stream(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  stream_state *state = state_of(env, info, &argc, argv);
+  int32_t family = 0, port = -1, backlog = 0;
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &family) != napi_ok || (family != 4 && family != 6) ||
+      napi_get_value_int32(env, argv[2], &port) != napi_ok || napi_get_value_int32(env, argv[3], &backlog) != napi_ok || backlog < 1 ||
+      !is_object(env, argv[4])) {
+    return throw_type(env, "listenStream(family 4|6, address, port, backlog >= 1, receiver object[, reusePort])");
+  }
+  if (state->on_connection == NULL) return throw_type(env, "setStreamHandlers() must come before listenStream()");
+  bool reuse_port = false;
+  if (argc >= 6) napi_get_value_bool(env, argv[5], &reuse_port);
+  struct sockaddr_storage local;
+  socklen_t local_length;
+  if (read_address_argument(env, argv[1], family, port, &local, &local_length) != 0) return throw_errno(env, EINVAL, "not an IP address and port to listen on");
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, errno, "socket");
+  int on = 1;
+  const char *failed = NULL;
+  /* SO_REUSEADDR as Node's listeners set it: a restart binds while old connections sit in TIME_WAIT. */
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) failed = "SO_REUSEADDR";
+  else if (family == 6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0) failed = "IPV6_V6ONLY";
+  else if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) failed = "SO_REUSEPORT";
+  else if (bind(fd, (struct sockaddr *)&local, local_length) != 0) failed = "bind";
+  else if (listen(fd, backlog) != 0) failed = "listen";
+  if (failed != NULL) {
+    int error = errno;
+    close(fd);
+    return throw_errno(env, error, failed);
+  }
+  napi_value external;
+  stream_handle *listener = new_handle(env, state, fd, 1, &external);
+  if (listener == NULL) return throw_errno(env, ENOMEM, "could not set up the listener's poll handle");
+  napi_create_reference(env, argv[4], 1, &listener->self);
+  set_polling(listener, UV_READABLE);
+  return external;
+}
+
+/*
+ * startStream(handle, receiver: object): starts reading a connection onConnection was given; its
+ * reads and its end go to onData and onEnd with `receiver` as `this`. The receiver must hold the
+ * handle: the strong reference to it is what keeps the handle alive while the connection is open.
+ */
+static napi_value js_start_stream(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  state_of(env, info, &argc, argv);
+  if (argc < 2 || !is_object(env, argv[1])) return throw_type(env, "startStream(handle, receiver object)");
+  stream_handle *connection = open_handle_of(env, argv[0], 0);
+  if (connection == NULL) return NULL;
+  if (connection->listening || connection->self != NULL) return throw_type(env, "startStream: not a new connection's handle");
+  napi_create_reference(env, argv[1], 1, &connection->self);
+  set_polling(connection, UV_READABLE);
+  return NULL;
+}
+
+/*
+ * writeStream(handle, buffer, offset, length) -> the bytes queued after it (>= 0), or -errno.
+ * What the kernel takes now is sent from `buffer` itself; the rest is copied to the connection's
+ * queue, behind what waits there already. Never throws: a closed handle is -EBADF, a slice past
+ * the buffer -ERANGE, a broken connection its errno (EPIPE, ECONNRESET).
+ */
+static napi_value js_write_stream(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  state_of(env, info, &argc, argv);
+  if (argc < 4) return errno_value(env, -EINVAL);
+  stream_handle *connection = open_handle_of(env, argv[0], 1);
+  if (connection == NULL || connection->listening) return errno_value(env, -EBADF);
+  void *bytes = NULL;
+  size_t byte_length = 0;
+  uint32_t offset = 0, length = 0;
+  if (napi_get_buffer_info(env, argv[1], &bytes, &byte_length) != napi_ok || napi_get_value_uint32(env, argv[2], &offset) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &length) != napi_ok) {
+    return errno_value(env, -EINVAL);
+  }
+  if ((size_t)offset + length > byte_length) return errno_value(env, -ERANGE);
+  const unsigned char *start = (const unsigned char *)bytes + offset;
+  size_t sent = 0;
+  if (connection->out_head == NULL) {
+    int error = send_some(connection->fd, start, length, &sent);
+    if (error != 0) return errno_value(env, -error);
+  }
+  if (sent < length) {
+    size_t rest = length - sent;
+    out_chunk *chunk = malloc(sizeof *chunk + rest);
+    if (chunk == NULL) return errno_value(env, -ENOMEM);
+    chunk->next = NULL;
+    chunk->length = rest;
+    chunk->sent = 0;
+    memcpy(chunk->data, start + sent, rest);
+    if (connection->out_tail != NULL) connection->out_tail->next = chunk;
+    else connection->out_head = chunk;
+    connection->out_tail = chunk;
+    connection->queued_bytes += rest;
+    set_polling(connection, (connection->reading ? UV_READABLE : 0) | UV_WRITABLE);
+  }
+  napi_value queued;
+  napi_create_double(env, (double)connection->queued_bytes, &queued);
+  return queued;
+}
+
+/* streamQueued(handle) -> bytes waiting in the connection's queue (0 once closed). */
+static napi_value js_stream_queued(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  state_of(env, info, &argc, argv);
+  stream_handle *connection = argc == 1 ? open_handle_of(env, argv[0], 1) : NULL;
+  napi_value queued;
+  napi_create_double(env, connection == NULL ? 0 : (double)connection->queued_bytes, &queued);
+  return queued;
+}
+
+/* streamLocalAddress(handle) -> [address, port]: a listener's bound address. */
+static napi_value js_stream_local_address(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  state_of(env, info, &argc, argv);
+  stream_handle *handle = argc == 1 ? open_handle_of(env, argv[0], 0) : (throw_type(env, "streamLocalAddress(handle)"), NULL);
+  if (handle == NULL) return NULL;
+  struct sockaddr_storage local;
+  socklen_t length = sizeof local;
+  if (getsockname(handle->fd, (struct sockaddr *)&local, &length) != 0) return throw_errno(env, errno, "getsockname");
+  napi_value port;
+  napi_create_uint32(env, (uint32_t)port_of(&local), &port);
+  return make_pair(env, address_text(env, &local), port);
+}
+
+/*
+ * closeStream(handle[, onClosed]): closes a listener or a connection now; what its queue holds is
+ * dropped. onClosed runs once the descriptor is closed (a listener's port is free). Closing twice
+ * is a no-op (and the second onClosed is not called).
+ */
+static napi_value js_close_stream(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  state_of(env, info, &argc, argv);
+  if (argc < 1) return throw_type(env, "closeStream(handle[, onClosed])");
+  stream_handle *handle = open_handle_of(env, argv[0], 1);
+  if (handle == NULL) return NULL;
+  napi_valuetype type = napi_undefined;
+  if (argc >= 2) napi_typeof(env, argv[1], &type);
+  /* Only a started handle can call back: the others close their descriptor at once. */
+  if (type == napi_function && handle->self != NULL) napi_create_reference(env, argv[1], 1, &handle->on_closed);
+  begin_close(handle, 0);
+  return NULL;
+}
+
+int register_stream_io(napi_env env, napi_value exports) {
+  stream_state *state = calloc(1, sizeof *state);
+  if (state == NULL) return 0;
+  napi_value area;
+  if (napi_create_buffer(env, READ_AREA_BYTES, (void **)&state->receive_bytes, &area) != napi_ok) {
+    free(state);
+    return 0;
+  }
+  napi_create_reference(env, area, 1, &state->receive_area);
+  napi_value resource, resource_name;
+  napi_create_object(env, &resource);
+  napi_create_string_utf8(env, "relaykit.TcpStream", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, resource, resource_name, &state->async_context);
+  /* The state lives as long as the environment: teardown closes every handle, and the process ends. */
+  napi_add_env_cleanup_hook(env, close_all_at_teardown, state);
+  napi_property_descriptor functions[] = {
+      {"setStreamHandlers", NULL, js_set_stream_handlers, NULL, NULL, NULL, napi_default, state},
+      {"streamReceiveArea", NULL, js_stream_receive_area, NULL, NULL, NULL, napi_default, state},
+      {"listenStream", NULL, js_listen_stream, NULL, NULL, NULL, napi_default, state},
+      {"startStream", NULL, js_start_stream, NULL, NULL, NULL, napi_default, state},
+      {"writeStream", NULL, js_write_stream, NULL, NULL, NULL, napi_default, state},
+      {"streamQueued", NULL, js_stream_queued, NULL, NULL, NULL, napi_default, state},
+      {"streamLocalAddress", NULL, js_stream_local_address, NULL, NULL, NULL, napi_default, state},
+      {"closeStream", NULL, js_close_stream, NULL, NULL, NULL, napi_default, state},
+  };
+  return napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) == napi_ok;
+}
