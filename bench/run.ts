@@ -20,16 +20,19 @@
  *   --ours-default-limiter  keep our relay's default --unauthenticated-rate (the benchmark raises it)
  *   --ours-udp-io IO        native (default: the batched addon, which must be built) or dgram
  *   --ours-tcp-io IO        native (default: the same addon's TCP) or net (Node's sockets), for TURN over TCP
+ *   --ours-node NODE        image (default: the Node the relay's image runs, relay/Dockerfile's NODE_VERSION,
+ *                           when scripts/test-relay-on-lts.sh has installed it; else this Node, and the notes say so),
+ *                           current (the Node running the bench), or a path to a node binary
  *   --profile DIR           run our relay under `node --cpu-prof`, one .cpuprofile per run in DIR
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
 import { dirname, join } from "node:path";
 import { defineLoads, notApplicable, warmUp, runAllocations, runGenerated, runLifecycles, runUclient, type LoadSpec, type Measurement } from "./lib/loads.js";
 import { installCleanupHandlers, onPath, pinning, repoRoot, runningPids, startedProcesses, stopAll } from "./lib/proc.js";
 import { median, ratios, ratioTable, summarize, svgChart, table, targetSummary } from "./lib/report.js";
-import { clientTools, COTURN_4_17_BIN, coturn417Built, isCoturn417, missingPrerequisite, OURS_BENCH_UNAUTHENTICATED_RATE, SERVER_NAMES, startServer, type ClientTools, type ServerName } from "./lib/servers.js";
+import { clientTools, COTURN_4_17_BIN, coturn417Built, imageNodePath, imageNodeVersion, isCoturn417, missingPrerequisite, OURS_BENCH_UNAUTHENTICATED_RATE, SERVER_NAMES, startServer, type ClientTools, type ServerName } from "./lib/servers.js";
 
 interface Options {
   quick: boolean;
@@ -51,12 +54,14 @@ interface Options {
   /** What carries our relay's UDP; native fails the start when the addon is not built. */
   oursUdpIo: "native" | "dgram";
   oursTcpIo: "native" | "net";
+  /** The Node our relay runs on, and how the notes name it. */
+  oursNode: { path: string; version: string; label: string };
   profileDir: string | undefined;
   /** coturn's client tools for the uclient loads and the echo peer, one set for every server. */
   tools: ClientTools;
 }
 
-const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--lifecycles N] [--warm-up N] [--servers ours,coturn,coturn-4.17,coturn-4.17-fast,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--ours-udp-io native|dgram] [--ours-tcp-io native|net] [--profile DIR]";
+const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--lifecycles N] [--warm-up N] [--servers ours,coturn,coturn-4.17,coturn-4.17-fast,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--ours-udp-io native|dgram] [--ours-tcp-io native|net] [--ours-node image|current|PATH] [--profile DIR]";
 
 function parseArgs(argv: string[]): Options {
   const values = new Map<string, string>();
@@ -77,7 +82,7 @@ function parseArgs(argv: string[]): Options {
       values.set(arg.slice(2), next);
     }
   }
-  const known = new Set(["ours-udp-io", "ours-tcp-io", "profile", "rounds", "duration", "messages", "idle", "lifecycles", "warm-up", "servers", "loads", "out", "svg", "loss-timeout", "time-limit"]);
+  const known = new Set(["ours-udp-io", "ours-tcp-io", "ours-node", "profile", "rounds", "duration", "messages", "idle", "lifecycles", "warm-up", "servers", "loads", "out", "svg", "loss-timeout", "time-limit"]);
   for (const key of values.keys()) if (!known.has(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
   const quick = flags.has("quick");
   const number = (name: string, fallback: number, min: number) => {
@@ -118,6 +123,7 @@ function parseArgs(argv: string[]): Options {
     oursDefaultLimiter: flags.has("ours-default-limiter"),
     oursUdpIo: oneOf("ours-udp-io", values.get("ours-udp-io"), ["native", "dgram"]),
     oursTcpIo: oneOf("ours-tcp-io", values.get("ours-tcp-io"), ["native", "net"]),
+    oursNode: oursNode(values.get("ours-node")),
     profileDir: values.get("profile"),
     tools: clientTools(),
   };
@@ -176,6 +182,7 @@ async function measure(server: ServerName, load: LoadSpec, options: Options, cor
     oursDefaultLimiter: options.oursDefaultLimiter,
     oursUdpIo: options.oursUdpIo,
     oursTcpIo: options.oursTcpIo,
+    oursNode: options.oursNode.path,
     cpuProfileDir: options.profileDir,
     ...(server === "ours" && { relayThreads: 1 }),
   });
@@ -274,7 +281,7 @@ async function main(): Promise<number> {
     options.oursDefaultLimiter
       ? "ours ran with its default --unauthenticated-rate (20/s per source IP, burst 40)"
       : `ours ran with --unauthenticated-rate=${OURS_BENCH_UNAUTHENTICATED_RATE}: every allocation starts with a 401 from 127.0.0.1, which the default (20/s, burst 40) throttles; coturn has no such limiter`,
-    `ours ran with --udp-io=${options.oursUdpIo}${options.oursUdpIo === "native" ? " (the batched recvmmsg addon)" : " (Node's dgram)"} and --tcp-io=${options.oursTcpIo}${options.oursTcpIo === "native" ? " (the addon's TCP)" : " (Node's net)"}`,
+    `ours ran with --udp-io=${options.oursUdpIo}${options.oursUdpIo === "native" ? " (the batched recvmmsg addon)" : " (Node's dgram)"} and --tcp-io=${options.oursTcpIo}${options.oursTcpIo === "native" ? " (the addon's TCP)" : " (Node's net)"}, on ${options.oursNode.label}`,
     "node-turn ran unmodified with one static user (it has no TURN REST scheme)",
     "uclient loads: -c -z 1 (one message per ms per client); msg/s is echoed messages over the span the server was busy",
     "CPU/1k whole: server CPU from just before the first client's first packet until the last client is gone (uclient exited; the generator deleted its allocations and exited), per 1,000 echoed messages; CPU/1k data: uclient from its \"Total connect time\" line, the generator over its send phase",
@@ -292,7 +299,7 @@ async function main(): Promise<number> {
 
   const out = [
     "",
-    `## relaykit bench, ${date} (${String(info["cpu"])}, ${String(info["cores"])} cores, Node ${process.version}, ${String(info["coturn"] ?? "coturn ?")}${info["coturn417"] !== undefined ? ` and ${String(info["coturn417"])}` : ""}; uclient from ${options.tools.from}; load average ${String(info["loadAverageAtStart"])})`,
+    `## relaykit bench, ${date} (${String(info["cpu"])}, ${String(info["cores"])} cores, Node ${process.version}, ours on Node ${options.oursNode.version}, ${String(info["coturn"] ?? "coturn ?")}${info["coturn417"] !== undefined ? ` and ${String(info["coturn417"])}` : ""}; uclient from ${options.tools.from}; load average ${String(info["loadAverageAtStart"])})`,
     "",
     table(rows),
     "",
@@ -324,6 +331,23 @@ main()
     await stopAll();
     process.exit(1);
   });
+
+/**
+ * The Node our relay runs on. By default the one its image runs (what an operator's relay runs on):
+ * its V8 tiers code up sooner and its builtins differ, so the same relay costs another CPU figure.
+ */
+function oursNode(given: string | undefined): { path: string; version: string; label: string } {
+  const running = { path: process.execPath, version: process.version, label: `Node ${process.version}, the one running the bench` };
+  if (given === "current") return running;
+  if (given !== undefined && given !== "image") {
+    if (!existsSync(given)) throw new Error(`--ours-node ${given}: no such file\n${USAGE}`);
+    const version = execFileSync(given, ["--version"], { encoding: "utf8", timeout: 5_000 }).trim();
+    return { path: given, version, label: `Node ${version} (${given})` };
+  }
+  const image = imageNodePath();
+  if (image !== undefined) return { path: image, version: `v${imageNodeVersion()}`, label: `Node v${imageNodeVersion()}, the one the relay's image runs` };
+  return { ...running, label: `${running.label}: the image's Node v${imageNodeVersion()} is not installed (bash scripts/test-relay-on-lts.sh installs it)` };
+}
 
 /** The option's value among `choices`; the first when not given. */
 function oneOf<T extends string>(name: string, given: string | undefined, choices: readonly [T, ...T[]]): T {

