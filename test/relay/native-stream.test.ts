@@ -6,7 +6,9 @@
  * error, never a crash. The relay's whole TCP behaviour on it is tested by the relay suites, which
  * the node project runs on native TCP (TEST_TCP_IO in turn-client.ts).
  */
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { listenNativeStream, loadNativeStream, resolveTcpIo, type NativeStreamServer, type NativeStreamSocket } from "../../relay/transport/native-stream.js";
@@ -226,6 +228,61 @@ describe("a native TCP connection", () => {
     await sleep(250);
     expect(idle).toBe(after);
   });
+});
+
+/** CPU seconds `pid` has used (user + system), from /proc. */
+function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+describe("a native TCP listener out of file descriptors", () => {
+  it("neither spins nor drops its listener: it pauses, and takes the waiting connections once descriptors are free", async () => {
+    // A process limited to 96 descriptors, holding every connection it accepts.
+    const script = [
+      'import { listenNativeStream } from "./relay/transport/native-stream.ts";',
+      'const server = listenNativeStream("127.0.0.1", 0);',
+      "let accepted = 0;",
+      'server.on("connection", (socket) => { accepted++; socket.on("error", () => {}); console.log(JSON.stringify({ accepted })); });',
+      'console.log(JSON.stringify({ port: server.address().port }));',
+      "setInterval(() => {}, 1000);",
+    ].join("\n");
+    const child = spawn("bash", ["-c", 'ulimit -n 96 && exec "$0" --import tsx --input-type=module -e "$1"', process.execPath, script], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const lines = () => stdout.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as { port?: number; accepted?: number });
+    const accepted = () => Math.max(0, ...lines().map((line) => line.accepted ?? 0));
+    const report = () => `stdout: ${stdout.slice(-500)}\nstderr: ${stderr.slice(-1000)}`;
+    try {
+      expect(await waitUntil(() => lines().some((line) => line.port !== undefined), 20_000), report()).toBe(true);
+      const port = lines().find((line) => line.port !== undefined)!.port!;
+      const held: Socket[] = [];
+      for (let i = 0; i < 160; i++) {
+        const client = connect({ host: "127.0.0.1", port });
+        client.on("error", () => {});
+        held.push(client);
+        clients.push(client);
+      }
+      // It takes what its descriptors allow, then runs out (EMFILE): some connections wait in the backlog.
+      await sleep(1_000);
+      const first = accepted();
+      expect(first, report()).toBeGreaterThan(20);
+      expect(first, report()).toBeLessThan(96);
+      // Paused, not spinning on accept(): a spin would burn the whole second.
+      const before = cpuSecondsOf(child.pid!);
+      await sleep(1_000);
+      expect(cpuSecondsOf(child.pid!) - before, report()).toBeLessThan(0.15);
+      expect(child.exitCode, report()).toBeNull();
+      // Descriptors come free as clients leave; the waiting connections are taken.
+      for (const client of held.slice(0, 40)) client.destroy();
+      expect(await waitUntil(() => accepted() >= first + 30, 5_000), report()).toBe(true);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 40_000);
 });
 
 describe("the addon's stream functions given bad calls", () => {
