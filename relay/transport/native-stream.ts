@@ -31,7 +31,8 @@ interface StreamAddon {
   writeStream(handle: StreamHandle, data: Buffer, offset: number, length: number): number;
   streamQueued(handle: StreamHandle): number;
   streamLocalAddress(handle: StreamHandle): [string, number];
-  closeStream(handle: StreamHandle, onClosed?: () => void): void;
+  /** Closes the descriptor at once (a listener's port is free when it returns). */
+  closeStream(handle: StreamHandle): void;
 }
 declare const streamHandle: unique symbol;
 type StreamHandle = { readonly [streamHandle]: true };
@@ -217,7 +218,9 @@ export class NativeStreamServer extends EventEmitter implements StreamListener {
       return this;
     }
     this.closed = true;
-    this.addon.closeStream(this.handle, () => {
+    this.addon.closeStream(this.handle);
+    // The port is free already; the callback and 'close' still come later, as net.Server's do.
+    process.nextTick(() => {
       callback?.();
       this.emit("close");
     });

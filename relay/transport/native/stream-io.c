@@ -1,21 +1,28 @@
 /*
- * TCP for the relay's TURN clients (Linux): accept, read and write on non-blocking sockets polled
- * by libuv, with the bytes read handed to JavaScript in place and written straight from its
- * buffers. TLS stays on Node's tls (it needs OpenSSL's record layer); this is plain TCP only.
+ * TCP for the relay's TURN clients (Linux): accept, read and write on non-blocking sockets, with the
+ * bytes read handed to JavaScript in place and written straight from its buffers. TLS stays on
+ * Node's tls (it needs OpenSSL's record layer); this is plain TCP only.
  *
  * Why: over TCP, what the relay spends beyond coturn is Node's stream machinery, not TURN: per read
  * a fresh 64 KiB allocation shrunk to size, a Buffer, a MakeCallback and a 'data' event through the
  * Readable state machine; per write a write request object, a Writable state machine pass and a
  * callback on the next tick. A `perf` profile of turnutils_uclient's TCP load had the kernel's
  * work per message below coturn's and all of the difference in that machinery (docs/benchmarks.md).
- * Here a readiness event reads into one receive area shared by every connection and calls
- * JavaScript once per read with its length; a write is one send() from the caller's buffer, and
- * only what the kernel does not take at once is copied, to the connection's queue, which goes out
- * when the socket is writable again. JavaScript bounds that queue (stream.ts), as it bounds a Node
- * socket's writableLength.
  *
- * Every close is JavaScript's call (close(handle)): a read of 0 (the peer's FIN) or a read error is
+ * How: every listener and connection is in one epoll set of the addon's own, which libuv polls as
+ * one descriptor. When it is ready, one epoll_wait takes up to EVENTS_PER_BATCH ready sockets, and
+ * they are all handled inside one callback scope: accepts, reads (into one receive area shared by
+ * every connection, handed to JavaScript as a length) and queued writes. So the scope's exit work
+ * (microtasks, the tick queue, where stream-batch.ts writes what the batch gathered) is paid once
+ * per batch, not once per socket, as recvmmsg batches datagrams in udp-batch.c. A write is one
+ * send() from the caller's buffer; only what the kernel does not take at once is copied, to the
+ * connection's queue, which goes out when the socket is writable again. JavaScript bounds that
+ * queue (stream.ts), as it bounds a Node socket's writableLength.
+ *
+ * Every close is JavaScript's call (closeStream): a read of 0 (the peer's FIN) or a read error is
  * reported to the end handler, and reading stops, so a half-closed socket does not wake the loop.
+ * A descriptor is closed at once; the handle's reference to its JavaScript object is dropped after
+ * the batch, so later events of the same batch never meet a freed handle.
  *
  * The JavaScript side is relay/transport/native-stream.ts; udp-batch.c registers these functions
  * (register_stream_io) in the same addon.
@@ -24,15 +31,18 @@
 #include "native-common.h"
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 /* What one read takes at most: a whole turnutils burst, or a few 64 KiB frames' worth. */
 #define READ_AREA_BYTES 65536
-/* Reads per readiness event before yielding to the loop (a flood must not starve other sockets). */
+/* Reads of one connection per batch before going on to the next (a flood must not starve the others). */
 #define READS_PER_EVENT 4
-/* Connections accepted per readiness event of a listener. */
+/* Ready sockets taken per epoll_wait, all handled in one callback scope. */
+#define EVENTS_PER_BATCH 64
+/* Connections accepted per readiness of a listener. */
 #define ACCEPTS_PER_EVENT 64
-/* Out of descriptors (EMFILE): the listener stops accepting this long, rather than spin on a
+/* Out of descriptors (EMFILE): a listener stops accepting this long, rather than spin on a
  * connection it cannot take. The kernel keeps the waiting ones in the listen backlog meanwhile. */
 #define ACCEPT_PAUSE_MS 100
 
@@ -50,35 +60,68 @@ typedef struct stream_handle stream_handle;
 struct stream_handle {
   stream_state *state;
   napi_env env;
-  uv_poll_t *poll;         /* allocated apart: its close callback may outlive this struct */
-  uv_timer_t *pause_timer; /* listeners only, allocated apart for the same reason */
   int fd;
   int listening;
   int reading; /* a connection stops reading at its end of stream or a read error */
   int closing;
-  int polled_events;
+  int paused;  /* a listener out of descriptors, waiting for the pause timer */
+  uint32_t watched; /* the epoll events it is registered for; 0: not in the set */
   /* The receiver the handlers are called on, strong while open: it holds the handle, so neither is
    * collected while the socket can still be read. NULL for a connection JavaScript has not started. */
   napi_ref self;
-  napi_ref on_closed; /* what closeStream was given to call once the descriptor is closed (a listener's port free) */
   out_chunk *out_head;
   out_chunk *out_tail;
   size_t queued_bytes;
   stream_handle *prev_open;
   stream_handle *next_open;
+  stream_handle *next_released; /* closed during a batch: its reference is dropped after it */
 };
 
 struct stream_state {
+  napi_env env;
   napi_ref receive_area;
   unsigned char *receive_bytes;
   napi_ref on_connection; /* (handle, remoteAddress, remotePort, localAddress, localPort), `this`: the listener's receiver */
   napi_ref on_data;       /* (length): the bytes lie at the start of the receive area; `this`: the connection's receiver */
   napi_ref on_end;        /* (errno): 0 for the peer's end of stream; `this`: the connection's receiver */
+  napi_ref resource;      /* the callback scope's resource object */
   napi_async_context async_context;
+  int epoll_fd;
+  uv_poll_t *poll;         /* libuv's poll of epoll_fd; allocated apart: its close callback may outlive the state */
+  uv_timer_t *pause_timer; /* restarts listeners paused for lack of descriptors; allocated apart too */
+  int loop_referenced;     /* whether the poll keeps the loop alive: while any handle is open, as Node's sockets do */
+  size_t open_count;
   stream_handle *open; /* every open handle, closed at environment teardown */
+  int delivering;      /* a batch is being handled */
+  stream_handle *released;
+  struct epoll_event events[EVENTS_PER_BATCH];
 };
 
-static void set_polling(stream_handle *handle, int events);
+/* ---- the epoll set ---------------------------------------------------------------------------- */
+
+/* Registers `handle` for `events` (0: takes it out of the set). */
+static void watch(stream_handle *handle, uint32_t events) {
+  if (handle->closing || handle->watched == events) return;
+  stream_state *state = handle->state;
+  struct epoll_event event = {.events = events, .data = {.ptr = handle}};
+  if (events == 0) epoll_ctl(state->epoll_fd, EPOLL_CTL_DEL, handle->fd, &event);
+  else epoll_ctl(state->epoll_fd, handle->watched == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, handle->fd, &event);
+  handle->watched = events;
+}
+
+/* What a connection waits for: its reads while it reads, the kernel's room while its queue holds bytes. */
+static uint32_t connection_events(const stream_handle *connection) {
+  return (connection->reading ? EPOLLIN : 0) | (connection->out_head != NULL ? EPOLLOUT : 0);
+}
+
+/* The poll keeps the event loop alive while any listener or connection is open, and only then. */
+static void update_loop_reference(stream_state *state) {
+  int wanted = state->open_count > 0;
+  if (state->poll == NULL || wanted == state->loop_referenced) return;
+  if (wanted) uv_ref((uv_handle_t *)state->poll);
+  else uv_unref((uv_handle_t *)state->poll);
+  state->loop_referenced = wanted;
+}
 
 /* ---- handles ---------------------------------------------------------------------------------- */
 
@@ -90,7 +133,7 @@ static void free_closed_handle(uv_handle_t *handle) {
 static stream_handle *open_handle_of(napi_env env, napi_value value, int quiet) {
   void *data = NULL;
   if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) {
-    if (!quiet) throw_type(env, "expected a stream handle from listen() or the connection handler");
+    if (!quiet) throw_type(env, "expected a stream handle from listenStream() or the connection handler");
     return NULL;
   }
   stream_handle *handle = data;
@@ -126,6 +169,8 @@ static void link_open(stream_handle *handle) {
   handle->next_open = state->open;
   if (state->open != NULL) state->open->prev_open = handle;
   state->open = handle;
+  state->open_count++;
+  update_loop_reference(state);
 }
 
 static void unlink_open(stream_handle *handle) {
@@ -134,31 +179,24 @@ static void unlink_open(stream_handle *handle) {
   else if (state->open == handle) state->open = handle->next_open;
   if (handle->next_open != NULL) handle->next_open->prev_open = handle->prev_open;
   handle->prev_open = handle->next_open = NULL;
+  state->open_count--;
+  update_loop_reference(state);
 }
 
-/* A handle polling `fd` (which it then owns), linked among the open ones, and its external; NULL after closing `fd`. */
+/* A handle for `fd` (which it then owns), linked among the open ones, and its external; NULL after closing `fd`. */
 static stream_handle *new_handle(napi_env env, stream_state *state, int fd, int listening, napi_value *external) {
   stream_handle *handle = calloc(1, sizeof *handle);
-  uv_poll_t *poll = malloc(sizeof *poll);
-  uv_loop_t *loop = NULL;
-  if (handle == NULL || poll == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init_socket(loop, poll, fd) != 0) {
-    free(handle);
-    free(poll);
+  if (handle == NULL) {
     close(fd);
     return NULL;
   }
   handle->state = state;
   handle->env = env;
-  handle->poll = poll;
-  poll->data = handle;
   handle->fd = fd;
   handle->listening = listening;
   handle->reading = !listening;
   if (napi_create_external(env, handle, finalize_handle, NULL, external) != napi_ok) {
-    /* Nothing in JavaScript holds it: close the poll handle here and free the struct. */
-    poll->data = NULL;
     close(fd);
-    uv_close((uv_handle_t *)poll, free_closed_handle);
     free(handle);
     return NULL;
   }
@@ -168,57 +206,58 @@ static stream_handle *new_handle(napi_env env, stream_state *state, int fd, int 
 
 /* ---- closing ---------------------------------------------------------------------------------- */
 
-static void on_poll_closed(uv_handle_t *poll) {
-  stream_handle *handle = poll->data;
-  free(poll);
-  if (handle == NULL) return; /* its descriptor was closed already (teardown, or never started) */
-  close(handle->fd);
-  handle->fd = -1;
-  napi_env env = handle->env;
-  if (handle->on_closed != NULL) {
-    napi_handle_scope handles;
-    napi_open_handle_scope(env, &handles);
-    napi_value self, callback;
-    napi_get_reference_value(env, handle->self, &self);
-    napi_get_reference_value(env, handle->on_closed, &callback);
-    napi_make_callback(env, handle->state->async_context, self, callback, 0, NULL, NULL);
-    napi_delete_reference(env, handle->on_closed);
-    handle->on_closed = NULL;
-    napi_close_handle_scope(env, handles);
-  }
+static void release(stream_handle *handle) {
   /* Last: once this reference goes, the handle may be collected and the struct freed. */
-  if (handle->self != NULL) {
-    napi_ref self = handle->self;
-    handle->self = NULL;
-    napi_delete_reference(env, self);
-  }
+  napi_ref self = handle->self;
+  handle->self = NULL;
+  if (self != NULL) napi_delete_reference(handle->env, self);
 }
 
 /*
- * Stops the handle and drops what its queue holds, as Node's destroy() does. The descriptor closes
- * once libuv lets go of the poll handle, unless nothing holds the struct alive until then (a
- * connection never started, or the environment going away): then it closes now.
+ * Closes the descriptor now and drops what the queue holds, as Node's destroy() does. The reference
+ * to the receiver goes now, or after the batch being handled (its later events may name this handle).
  */
 static void begin_close(stream_handle *handle, int teardown) {
+  watch(handle, 0);
   handle->closing = 1;
   unlink_open(handle);
   free_out_queue(handle);
-  uv_poll_stop(handle->poll);
-  if (handle->pause_timer != NULL) {
-    uv_close((uv_handle_t *)handle->pause_timer, free_closed_handle);
-    handle->pause_timer = NULL;
+  close(handle->fd);
+  handle->fd = -1;
+  if (teardown || handle->self == NULL) return; /* at teardown no JavaScript may be called, references included */
+  stream_state *state = handle->state;
+  if (state->delivering > 0) {
+    handle->next_released = state->released;
+    state->released = handle;
+  } else {
+    release(handle);
   }
-  if (teardown || handle->self == NULL) {
-    handle->poll->data = NULL;
-    close(handle->fd);
-    handle->fd = -1;
+}
+
+static void release_closed_in_batch(stream_state *state) {
+  while (state->released != NULL) {
+    stream_handle *handle = state->released;
+    state->released = handle->next_released;
+    handle->next_released = NULL;
+    release(handle);
   }
-  uv_close((uv_handle_t *)handle->poll, on_poll_closed);
 }
 
 static void close_all_at_teardown(void *data) {
   stream_state *state = data;
   while (state->open != NULL) begin_close(state->open, 1);
+  if (state->poll != NULL) {
+    uv_poll_stop(state->poll);
+    state->poll->data = NULL;
+    uv_close((uv_handle_t *)state->poll, free_closed_handle);
+    state->poll = NULL;
+  }
+  if (state->pause_timer != NULL) {
+    uv_close((uv_handle_t *)state->pause_timer, free_closed_handle);
+    state->pause_timer = NULL;
+  }
+  close(state->epoll_fd);
+  state->epoll_fd = -1;
 }
 
 /* ---- calling JavaScript ----------------------------------------------------------------------- */
@@ -241,39 +280,38 @@ static napi_value address_text(napi_env env, const struct sockaddr_storage *addr
   return value;
 }
 
+/* The handlers, fetched once per batch. */
+typedef struct handlers {
+  napi_value on_connection;
+  napi_value on_data;
+  napi_value on_end;
+} handlers;
+
 /* ---- accepting -------------------------------------------------------------------------------- */
 
 static void on_pause_over(uv_timer_t *timer) {
-  stream_handle *listener = timer->data;
-  if (listener != NULL && !listener->closing) set_polling(listener, UV_READABLE);
+  stream_state *state = timer->data;
+  for (stream_handle *handle = state->open; handle != NULL; handle = handle->next_open) {
+    if (!handle->paused) continue;
+    handle->paused = 0;
+    watch(handle, EPOLLIN);
+  }
 }
 
 static void pause_accepting(stream_handle *listener) {
-  if (listener->pause_timer == NULL) {
-    uv_loop_t *loop = NULL;
-    listener->pause_timer = malloc(sizeof *listener->pause_timer);
-    if (listener->pause_timer == NULL || napi_get_uv_event_loop(listener->env, &loop) != napi_ok || uv_timer_init(loop, listener->pause_timer) != 0) {
-      free(listener->pause_timer);
-      listener->pause_timer = NULL;
-      return; /* no timer: keep accepting, as libuv's own listeners would */
-    }
-    listener->pause_timer->data = listener;
-  }
-  set_polling(listener, 0);
-  uv_timer_start(listener->pause_timer, on_pause_over, ACCEPT_PAUSE_MS, 0);
+  stream_state *state = listener->state;
+  if (state->pause_timer == NULL) return; /* no timer: keep accepting, as libuv's own listeners would */
+  listener->paused = 1;
+  watch(listener, 0);
+  if (!uv_is_active((uv_handle_t *)state->pause_timer)) uv_timer_start(state->pause_timer, on_pause_over, ACCEPT_PAUSE_MS, 0);
 }
 
-static void accept_connections(stream_handle *listener) {
+/* Accepts what waits; 0, or -1 when a handler threw (the batch stops). */
+static int accept_connections(stream_handle *listener, const handlers *js) {
   napi_env env = listener->env;
-  stream_state *state = listener->state;
-  napi_handle_scope handles;
-  napi_open_handle_scope(env, &handles);
-  napi_value self = NULL, callback = NULL;
+  napi_value self;
   napi_get_reference_value(env, listener->self, &self);
-  if (state->on_connection != NULL) napi_get_reference_value(env, state->on_connection, &callback);
-  napi_callback_scope scope;
-  napi_open_callback_scope(env, self, state->async_context, &scope);
-  for (int i = 0; i < ACCEPTS_PER_EVENT && !listener->closing && callback != NULL; i++) {
+  for (int i = 0; i < ACCEPTS_PER_EVENT && !listener->closing; i++) {
     struct sockaddr_storage remote;
     socklen_t remote_length = sizeof remote;
     int fd = accept4(listener->fd, (struct sockaddr *)&remote, &remote_length, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -294,59 +332,50 @@ static void accept_connections(stream_handle *listener) {
     napi_handle_scope per_connection;
     napi_open_handle_scope(env, &per_connection);
     napi_value argv[5];
-    stream_handle *connection = new_handle(env, state, fd, 0, &argv[0]);
+    stream_handle *connection = new_handle(env, listener->state, fd, 0, &argv[0]);
+    int failed = 0;
     if (connection != NULL) {
       argv[1] = address_text(env, &remote);
       napi_create_uint32(env, (uint32_t)port_of(&remote), &argv[2]);
       argv[3] = address_text(env, &local);
       napi_create_uint32(env, (uint32_t)port_of(&local), &argv[4]);
-      int failed = call_handler(env, self, callback, 5, argv);
+      failed = call_handler(env, self, js->on_connection, 5, argv);
       /* A connection the handler neither started nor closed is closed: nothing would ever read it. */
       if (!connection->closing && connection->self == NULL) begin_close(connection, 0);
-      if (failed) {
-        napi_close_handle_scope(env, per_connection);
-        break;
-      }
     }
     napi_close_handle_scope(env, per_connection);
+    if (failed) return -1;
   }
-  napi_close_callback_scope(env, scope);
-  napi_close_handle_scope(env, handles);
+  return 0;
 }
 
 /* ---- reading ---------------------------------------------------------------------------------- */
 
-static void read_connection(stream_handle *connection) {
+/* Reads what waits; 0, or -1 when a handler threw (the batch stops). */
+static int read_connection(stream_handle *connection, const handlers *js) {
   napi_env env = connection->env;
-  stream_state *state = connection->state;
-  napi_handle_scope handles;
-  napi_open_handle_scope(env, &handles);
-  napi_value self = NULL, on_data = NULL, on_end = NULL;
+  unsigned char *area = connection->state->receive_bytes;
+  napi_value self;
   napi_get_reference_value(env, connection->self, &self);
-  napi_get_reference_value(env, state->on_data, &on_data);
-  napi_get_reference_value(env, state->on_end, &on_end);
-  napi_callback_scope scope;
-  napi_open_callback_scope(env, self, state->async_context, &scope);
   for (int round = 0; round < READS_PER_EVENT && connection->reading && !connection->closing; round++) {
-    ssize_t count = read(connection->fd, state->receive_bytes, READ_AREA_BYTES);
+    ssize_t count = read(connection->fd, area, READ_AREA_BYTES);
     if (count < 0 && errno == EINTR) continue;
     if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     napi_value argument;
     if (count > 0) {
       napi_create_uint32(env, (uint32_t)count, &argument);
-      if (call_handler(env, self, on_data, 1, &argument) != 0) break;
-      if (count < READ_AREA_BYTES) break; /* drained, most likely; the poll says if not */
+      if (call_handler(env, self, js->on_data, 1, &argument) != 0) return -1;
+      if (count < READ_AREA_BYTES) break; /* drained, most likely; the next batch says if not */
       continue;
     }
     /* The peer's end of stream (0) or a read error: reading stops, and JavaScript decides. */
+    int error = count == 0 ? 0 : errno;
     connection->reading = 0;
-    set_polling(connection, connection->out_head != NULL ? UV_WRITABLE : 0);
-    napi_create_int32(env, count == 0 ? 0 : errno, &argument);
-    call_handler(env, self, on_end, 1, &argument);
-    break;
+    watch(connection, connection_events(connection));
+    napi_create_int32(env, error, &argument);
+    return call_handler(env, self, js->on_end, 1, &argument);
   }
-  napi_close_callback_scope(env, scope);
-  napi_close_handle_scope(env, handles);
+  return 0;
 }
 
 /* ---- writing ---------------------------------------------------------------------------------- */
@@ -379,39 +408,57 @@ static int flush_out_queue(stream_handle *connection) {
     if (connection->out_head == NULL) connection->out_tail = NULL;
     free(chunk);
   }
-  set_polling(connection, connection->reading ? UV_READABLE : 0);
+  watch(connection, connection_events(connection));
   return 0;
 }
 
-/* ---- polling ---------------------------------------------------------------------------------- */
+/* ---- the batch -------------------------------------------------------------------------------- */
 
-static void on_poll(uv_poll_t *poll, int status, int events) {
-  stream_handle *handle = poll->data;
-  if (handle == NULL || handle->closing) return;
-  if (handle->listening) {
-    if (status == 0) accept_connections(handle);
-    return;
+static void handle_batch(stream_state *state, int count) {
+  napi_env env = state->env;
+  napi_handle_scope handles;
+  napi_open_handle_scope(env, &handles);
+  handlers js;
+  napi_value resource;
+  napi_get_reference_value(env, state->on_connection, &js.on_connection);
+  napi_get_reference_value(env, state->on_data, &js.on_data);
+  napi_get_reference_value(env, state->on_end, &js.on_end);
+  napi_get_reference_value(env, state->resource, &resource);
+  napi_callback_scope scope;
+  napi_open_callback_scope(env, resource, state->async_context, &scope);
+  state->delivering++;
+  for (int i = 0; i < count; i++) {
+    stream_handle *handle = state->events[i].data.ptr;
+    uint32_t events = state->events[i].events;
+    if (handle->closing) continue;
+    int failed = 0;
+    if (handle->listening) {
+      failed = accept_connections(handle, &js);
+    } else {
+      if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && handle->out_head != NULL && flush_out_queue(handle) != 0) {
+        /* The connection is broken: what waits can never go; the read reports the error to JavaScript. */
+        free_out_queue(handle);
+        watch(handle, connection_events(handle));
+      }
+      if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && handle->reading && !handle->closing) failed = read_connection(handle, &js);
+    }
+    if (failed) break; /* the exception is on its way to 'uncaughtException'; what is left waits for the next batch */
   }
-  if (status < 0) {
-    /* A poll error (the connection reset): libuv has stopped the poll; the read reports the error. */
-    uv_poll_stop(poll);
-    handle->polled_events = 0;
-    if (handle->reading) read_connection(handle);
-    return;
-  }
-  if ((events & UV_WRITABLE) && flush_out_queue(handle) != 0) {
-    /* The connection is broken: what waits can never go; the read reports the error to JavaScript. */
-    free_out_queue(handle);
-    if (!handle->reading) set_polling(handle, 0);
-  }
-  if ((events & UV_READABLE) && handle->reading && !handle->closing) read_connection(handle);
+  state->delivering--;
+  /* Closing the scope runs the microtasks and the tick queue: what JavaScript deferred to them, once per batch. */
+  napi_close_callback_scope(env, scope);
+  release_closed_in_batch(state);
+  napi_close_handle_scope(env, handles);
 }
 
-static void set_polling(stream_handle *handle, int events) {
-  if (handle->closing || handle->polled_events == events) return;
-  handle->polled_events = events;
-  if (events == 0) uv_poll_stop(handle->poll);
-  else uv_poll_start(handle->poll, events, on_poll);
+static void on_epoll_ready(uv_poll_t *poll, int status, int events) {
+  (void)events;
+  stream_state *state = poll->data;
+  if (state == NULL || status < 0) return;
+  int count;
+  do count = epoll_wait(state->epoll_fd, state->events, EVENTS_PER_BATCH, 0);
+  while (count < 0 && errno == EINTR);
+  if (count > 0 && state->on_data != NULL) handle_batch(state, count);
 }
 
 /* ---- JavaScript entry points ------------------------------------------------------------------ */
@@ -492,9 +539,9 @@ static napi_value js_listen_stream(napi_env env, napi_callback_info info) {
   }
   napi_value external;
   stream_handle *listener = new_handle(env, state, fd, 1, &external);
-  if (listener == NULL) return throw_errno(env, ENOMEM, "could not set up the listener's poll handle");
+  if (listener == NULL) return throw_errno(env, ENOMEM, "could not set up the listener");
   napi_create_reference(env, argv[4], 1, &listener->self);
-  set_polling(listener, UV_READABLE);
+  watch(listener, EPOLLIN);
   return external;
 }
 
@@ -512,7 +559,7 @@ static napi_value js_start_stream(napi_env env, napi_callback_info info) {
   if (connection == NULL) return NULL;
   if (connection->listening || connection->self != NULL) return throw_type(env, "startStream: not a new connection's handle");
   napi_create_reference(env, argv[1], 1, &connection->self);
-  set_polling(connection, UV_READABLE);
+  watch(connection, EPOLLIN);
   return NULL;
 }
 
@@ -555,7 +602,7 @@ static napi_value js_write_stream(napi_env env, napi_callback_info info) {
     else connection->out_head = chunk;
     connection->out_tail = chunk;
     connection->queued_bytes += rest;
-    set_polling(connection, (connection->reading ? UV_READABLE : 0) | UV_WRITABLE);
+    watch(connection, connection_events(connection));
   }
   napi_value queued;
   napi_create_double(env, (double)connection->queued_bytes, &queued);
@@ -588,37 +635,44 @@ static napi_value js_stream_local_address(napi_env env, napi_callback_info info)
   return make_pair(env, address_text(env, &local), port);
 }
 
-/*
- * closeStream(handle[, onClosed]): closes a listener or a connection now; what its queue holds is
- * dropped. onClosed runs once the descriptor is closed (a listener's port is free). Closing twice
- * is a no-op (and the second onClosed is not called).
- */
+/* closeStream(handle): closes a listener (its port is free when it returns) or a connection; what its queue holds is dropped. Closing twice is a no-op. */
 static napi_value js_close_stream(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 1;
+  napi_value argv[1];
   state_of(env, info, &argc, argv);
-  if (argc < 1) return throw_type(env, "closeStream(handle[, onClosed])");
+  if (argc < 1) return throw_type(env, "closeStream(handle)");
   stream_handle *handle = open_handle_of(env, argv[0], 1);
-  if (handle == NULL) return NULL;
-  napi_valuetype type = napi_undefined;
-  if (argc >= 2) napi_typeof(env, argv[1], &type);
-  /* Only a started handle can call back: the others close their descriptor at once. */
-  if (type == napi_function && handle->self != NULL) napi_create_reference(env, argv[1], 1, &handle->on_closed);
-  begin_close(handle, 0);
+  if (handle != NULL) begin_close(handle, 0);
   return NULL;
 }
 
 int register_stream_io(napi_env env, napi_value exports) {
   stream_state *state = calloc(1, sizeof *state);
-  if (state == NULL) return 0;
-  napi_value area;
-  if (napi_create_buffer(env, READ_AREA_BYTES, (void **)&state->receive_bytes, &area) != napi_ok) {
+  uv_loop_t *loop = NULL;
+  if (state == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok) {
     free(state);
     return 0;
   }
+  state->env = env;
+  state->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  state->poll = malloc(sizeof *state->poll);
+  state->pause_timer = malloc(sizeof *state->pause_timer);
+  napi_value area;
+  if (state->epoll_fd < 0 || state->poll == NULL || state->pause_timer == NULL || uv_poll_init(loop, state->poll, state->epoll_fd) != 0 ||
+      uv_timer_init(loop, state->pause_timer) != 0 || napi_create_buffer(env, READ_AREA_BYTES, (void **)&state->receive_bytes, &area) != napi_ok) {
+    /* Nothing was started yet; what was made is leaked rather than risk closing half-made libuv handles. */
+    return 0;
+  }
+  state->poll->data = state;
+  state->pause_timer->data = state;
+  /* Unreferenced until a handle opens: an addon with no listener must not keep the process alive. */
+  uv_unref((uv_handle_t *)state->poll);
+  uv_unref((uv_handle_t *)state->pause_timer);
+  uv_poll_start(state->poll, UV_READABLE, on_epoll_ready);
   napi_create_reference(env, area, 1, &state->receive_area);
   napi_value resource, resource_name;
   napi_create_object(env, &resource);
+  napi_create_reference(env, resource, 1, &state->resource);
   napi_create_string_utf8(env, "relaykit.TcpStream", NAPI_AUTO_LENGTH, &resource_name);
   napi_async_init(env, resource, resource_name, &state->async_context);
   /* The state lives as long as the environment: teardown closes every handle, and the process ends. */
