@@ -14,6 +14,7 @@
  */
 import { EventEmitter } from "node:events";
 import { getSystemErrorName } from "node:util";
+import { resolveIo } from "./io-choice.js";
 import { loadNativeUdp } from "./native-udp.js";
 import type { StreamListener, StreamSocket } from "./stream-socket.js";
 
@@ -73,11 +74,7 @@ export type TcpIo = "auto" | "native" | "net";
 
 /** Resolves which implementation `io` means on this machine; throws when `native` cannot load. */
 export function resolveTcpIo(io: TcpIo): "native" | "net" {
-  if (io === "net") return "net";
-  const native = loadNativeStream();
-  if (native.ok) return "native";
-  if (io === "native") throw new Error(`--tcp-io=native: ${native.reason}`);
-  return "net";
+  return resolveIo("--tcp-io", io, "net", loadNativeStream);
 }
 
 /** A Node-style error for an errno the addon reported (EPIPE, ECONNRESET, ...). */

@@ -30,6 +30,7 @@
 import { createSocket, type Socket, type SocketOptions } from "node:dgram";
 import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
 import { channelDataHeader } from "../turn/channel-data.js";
+import { resolveIo } from "./io-choice.js";
 import { loadNativeUdp, nativeSendTotals, openNativeUdpSocket, setNativeSendQueueLimit } from "./native-udp.js";
 import { RelayUdpSocketBase, UDP_SEND_QUEUE_TOTAL_BYTES, type RelayUdpSocket, type SendCounts, type SendTotals } from "./relay-udp-socket.js";
 
@@ -73,11 +74,7 @@ export type UdpIo = "auto" | "native" | "dgram";
 
 /** Resolves which implementation `io` means on this machine; throws when `native` cannot load. */
 export function resolveUdpIo(io: UdpIo): "native" | "dgram" {
-  if (io === "dgram") return "dgram";
-  const native = loadNativeUdp();
-  if (native.ok) return "native";
-  if (io === "native") throw new Error(`--udp-io=native: ${native.reason}`);
-  return "dgram";
+  return resolveIo("--udp-io", io, "dgram", loadNativeUdp);
 }
 
 /** Opens and binds a UDP socket; rejects with the bind error (its `code`, e.g. EADDRINUSE). */
