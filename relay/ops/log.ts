@@ -1,13 +1,18 @@
 /**
  * The relay's log: one JSON object per line on stdout (pino), `{"level":"info","time":"<ISO 8601>",
  * "event":"…", …}`. Every line has an `event`; tools and tests parse the "listening" line to learn
- * the ports. Written synchronously: a line logged right before exit is never lost, and the relay
- * logs per allocation and per signal, never per packet.
+ * the ports. The relay logs per allocation and per signal, never per packet.
+ *
+ * Lines are gathered for up to LOG_FLUSH_DELAY_MS and written together, synchronously
+ * (`BufferedLineDestination`): a system call per line cost about 7 us of CPU (pino's file stream
+ * and the pipe's write), against about 2 us to format the line, and a busy relay logs two lines per
+ * allocation. A line appears at most LOG_FLUSH_DELAY_MS after it was logged, and one logged right
+ * before exit is written on the way out (process 'exit').
  *
  * No line carries a secret, a password or a full credential: the events are built from user ids,
  * addresses and counters, and any field named like a secret is censored all the same.
  */
-import { pino, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger } from "pino";
 import type { LogLevel } from "../config.js";
 
 export type RelayLogger = Logger;
@@ -53,8 +58,82 @@ function censorShallow(value: unknown): unknown {
   return copy ?? value;
 }
 
+/** What `BufferedLineDestination` writes to: pino's synchronous file destination, or a stand-in in tests. */
+export interface LineSink {
+  write(text: string): unknown;
+}
+
+/** How long a line may wait to be written with the lines after it. */
+export const LOG_FLUSH_DELAY_MS = 25;
+/** Text held before it is written at once: a relay that logs in a loop holds no more than this. */
+export const LOG_BUFFER_CHARS = 64 * 1024;
+
+/** Destinations holding text, written out when the process exits (one 'exit' listener for them all). */
+const holdingText = new Set<BufferedLineDestination>();
+let exitHookInstalled = false;
+
+/**
+ * A pino destination that hands `sink` the lines logged over LOG_FLUSH_DELAY_MS in one write; at
+ * once at LOG_BUFFER_CHARS, on `flush()`, and when the process exits.
+ */
+export class BufferedLineDestination implements DestinationStream {
+  private pending = "";
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly sink: LineSink,
+    private readonly delayMs = LOG_FLUSH_DELAY_MS,
+  ) {}
+
+  write(line: string): void {
+    if (this.pending === "") {
+      holdingText.add(this);
+      installExitHook();
+      // Unref'd: held lines never keep a process alive; the exit hook writes them.
+      this.timer ??= setTimeout(this.flushLater, this.delayMs).unref();
+    }
+    this.pending += line;
+    if (this.pending.length >= LOG_BUFFER_CHARS) this.flush();
+  }
+
+  /** Writes what is held now; `done` (pino's `logger.flush(cb)`) is called once it is written. */
+  flush(done?: (error?: Error) => void): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const text = this.pending;
+    this.pending = "";
+    holdingText.delete(this);
+    if (text !== "") {
+      try {
+        this.sink.write(text);
+      } catch {
+        // The log cannot be written (stdout closed): there is nowhere to say so, and the relay serves on.
+      }
+    }
+    done?.();
+  }
+
+  private readonly flushLater = (): void => {
+    this.timer = null;
+    this.flush();
+  };
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on("exit", () => {
+    for (const destination of [...holdingText]) destination.flush();
+  });
+}
+
 /** `fields`: put on every line (a worker process's `worker: <slot>`). */
 export function createRelayLogger(level: LogLevel, fd = 1, fields?: Record<string, unknown>): RelayLogger {
+  const file = pino.destination({ fd, sync: true });
+  // A failed write is dropped in flush(); without a listener, the stream's 'error' event would throw.
+  file.on("error", () => {});
   return pino(
     {
       level,
@@ -62,6 +141,6 @@ export function createRelayLogger(level: LogLevel, fd = 1, fields?: Record<strin
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }), log: censorSecrets },
     },
-    pino.destination({ fd, sync: true }),
+    new BufferedLineDestination(file),
   );
 }

@@ -212,11 +212,13 @@ describe("--relay-threads 2", () => {
           expect(relayed.port).toBeLessThanOrEqual(high);
         }
       }
-      // The one /metrics sums both workers: 6 live allocations, and as many opened as both logged.
-      const started = relay.process.events().filter((line) => line.event === "allocation-start");
-      expect(new Set(started.map((line) => line.worker))).toEqual(new Set([0, 1]));
+      // The one /metrics sums both workers: 6 live allocations, and as many opened as both logged
+      // (a log line is written up to 25 ms after the event, so the count is awaited).
       expect(await metric(relay, "relay_allocations_active", { transport: "udp" })).toBe(6);
-      expect(await metric(relay, "relay_allocations_total", { transport: "udp" })).toBe(started.length);
+      const total = await metric(relay, "relay_allocations_total", { transport: "udp" });
+      const started = () => relay.process.events().filter((line) => line.event === "allocation-start");
+      expect(await waitUntil(() => started().length === total, 5_000), `${started().length} allocation-start lines for ${total} allocations`).toBe(true);
+      expect(new Set(started().map((line) => line.worker))).toEqual(new Set([0, 1]));
       expect(await metric(relay, "relay_workers")).toBe(2);
     },
     TEST_TIMEOUT_MS,
@@ -403,8 +405,9 @@ describe("--relay-threads 2", () => {
       // Worker 1's client lost its allocation; it allocates again, on the new worker 1 (same socket, same group).
       const linesBefore = relay.process.events().length;
       await relayOnce(one![1]!, "victim-again", peer, "after");
-      const line = relay.process.events().slice(linesBefore).find((event) => event.event === "allocation-start");
-      expect(line?.worker).toBe(1);
+      const startedSince = () => relay.process.events().slice(linesBefore).find((event) => event.event === "allocation-start");
+      expect(await waitUntil(() => startedSince() !== undefined, 5_000), "no allocation-start line").toBe(true);
+      expect(startedSince()?.worker).toBe(1);
       expect(await metric(relay, "relay_workers")).toBe(2);
     },
     TEST_TIMEOUT_MS,

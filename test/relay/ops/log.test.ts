@@ -1,8 +1,10 @@
+import { spawnSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { censorSecrets, createRelayLogger } from "../../../relay/ops/log.js";
+import { BufferedLineDestination, censorSecrets, createRelayLogger, LOG_BUFFER_CHARS, LOG_FLUSH_DELAY_MS } from "../../../relay/ops/log.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -15,7 +17,9 @@ function logged(fields: Record<string, unknown>): Record<string, unknown> {
   dirs.push(dir);
   const file = join(dir, "log");
   const fd = openSync(file, "w");
-  createRelayLogger("info", fd).info(fields);
+  const log = createRelayLogger("info", fd);
+  log.info(fields);
+  log.flush();
   closeSync(fd);
   const lines = readFileSync(file, "utf8").trim().split("\n");
   expect(lines).toHaveLength(1);
@@ -49,5 +53,89 @@ describe("the relay's log lines", () => {
     expect(censored).not.toBe(secretive);
     expect(secretive.nested.credential).toBe("c");
     expect(censored).toEqual({ event: "x", nested: { credential: "<redacted>" } });
+  });
+});
+
+/** A sink that records each write it is given. */
+function recordingSink(): { writes: string[]; write(text: string): void } {
+  const writes: string[] = [];
+  return { writes, write: (text) => void writes.push(text) };
+}
+
+describe("the relay's log destination", () => {
+  it("writes the lines logged within LOG_FLUSH_DELAY_MS in one write, in order, once the delay has passed", async () => {
+    const sink = recordingSink();
+    const destination = new BufferedLineDestination(sink);
+    destination.write("a\n");
+    await nextTurn();
+    destination.write("b\n");
+    destination.write("c\n");
+    expect(sink.writes).toEqual([]);
+    await sleep(LOG_FLUSH_DELAY_MS + 50);
+    expect(sink.writes).toEqual(["a\nb\nc\n"]);
+    destination.write("d\n");
+    await sleep(LOG_FLUSH_DELAY_MS + 50);
+    expect(sink.writes).toEqual(["a\nb\nc\n", "d\n"]);
+  });
+
+  it("writes at once when LOG_BUFFER_CHARS are held, so a relay that logs in a loop holds no more", async () => {
+    const sink = recordingSink();
+    const destination = new BufferedLineDestination(sink);
+    const line = `${"x".repeat(99)}\n`;
+    const lines = Math.ceil(LOG_BUFFER_CHARS / line.length) + 5;
+    for (let i = 0; i < lines; i++) destination.write(line);
+    expect(sink.writes).toHaveLength(1);
+    expect(sink.writes[0]!.length).toBeGreaterThanOrEqual(LOG_BUFFER_CHARS);
+    await sleep(LOG_FLUSH_DELAY_MS + 50);
+    expect(sink.writes.join("")).toBe(line.repeat(lines));
+  });
+
+  it("writes on flush(), and calls pino's flush callback", () => {
+    const sink = recordingSink();
+    const destination = new BufferedLineDestination(sink);
+    destination.write("a\n");
+    let flushed = false;
+    destination.flush(() => (flushed = true));
+    expect(sink.writes).toEqual(["a\n"]);
+    expect(flushed).toBe(true);
+  });
+
+  it("drops text that cannot be written instead of throwing, and writes what comes after", async () => {
+    let failing = true;
+    const written: string[] = [];
+    const destination = new BufferedLineDestination({
+      write(text) {
+        if (failing) throw Object.assign(new Error("write EPIPE"), { code: "EPIPE" });
+        written.push(text);
+      },
+    });
+    destination.write("lost\n");
+    expect(() => destination.flush()).not.toThrow();
+    failing = false;
+    destination.write("kept\n");
+    await sleep(LOG_FLUSH_DELAY_MS + 50);
+    expect(written).toEqual(["kept\n"]);
+  });
+
+  it("writes lines logged right before process.exit(), and never keeps a process alive for them", () => {
+    const logModule = JSON.stringify(new URL("../../../relay/ops/log.ts", import.meta.url).pathname);
+    const run = (ending: string) => {
+      const script = [
+        `import { createRelayLogger } from ${logModule};`,
+        `const log = createRelayLogger("info");`,
+        `log.info({ event: "first" });`,
+        `log.info({ event: "last" });`,
+        ending,
+      ].join("\n");
+      return spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+    };
+    const events = (stdout: string) => stdout.trim().split("\n").map((line) => (JSON.parse(line) as { event: string }).event);
+    const exited = run("process.exit(3);");
+    expect(exited.status).toBe(3);
+    expect(events(exited.stdout)).toEqual(["first", "last"]);
+    // Nothing else to do: the process ends at once (the held lines' timer is unref'd) and still writes them.
+    const ended = run("");
+    expect(ended.status).toBe(0);
+    expect(events(ended.stdout)).toEqual(["first", "last"]);
   });
 });
