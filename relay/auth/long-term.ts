@@ -23,6 +23,7 @@ import { AttributeType } from "../stun/constants.js";
 import { PasswordAlgorithm, longTermKey, verifyMessageIntegrity, verifyMessageIntegritySha256 } from "../stun/integrity.js";
 import { type StunAttributeRef, type StunMessage, findAttribute } from "../stun/message.js";
 import type { NonceIssuer } from "./nonce.js";
+import { RecencyMap } from "../collections/recency-map.js";
 
 /** How many usernames' keys are kept by default: one entry is a few dozen bytes per secret. */
 export const DEFAULT_KEY_CACHE_SIZE = 10_000;
@@ -103,8 +104,8 @@ export class LongTermAuthenticator {
   private readonly nonces: NonceIssuer;
   private readonly policy: Required<Pick<ExpiryPolicy, "clockSkewSeconds" | "maxTtlSeconds">>;
   private readonly keyCacheSize: number;
-  /** username → one long-term key per secret, in keyring order. Only usernames that verified get in. */
-  private readonly keyCache = new Map<string, readonly Buffer[]>();
+  /** username → one long-term key per secret, in keyring order (least recently used first). Only usernames that verified get in. */
+  private readonly keyCache: RecencyMap<string, readonly Buffer[]>;
 
   /** Throws RangeError on a realm that cannot be sent or a bad cache size: both come from our own configuration. */
   constructor(options: LongTermAuthenticatorOptions) {
@@ -122,6 +123,7 @@ export class LongTermAuthenticator {
       maxTtlSeconds: options.maxTtlSeconds ?? MAX_CREDENTIAL_TTL_SECONDS,
     };
     this.keyCacheSize = keyCacheSize;
+    this.keyCache = new RecencyMap(keyCacheSize);
   }
 
   /** How many secrets credentials are checked against. */
@@ -212,7 +214,7 @@ export class LongTermAuthenticator {
     if (matched === undefined) return fail("bad-integrity", 401, "Unauthenticated: MESSAGE-INTEGRITY does not match; check the TURN credential");
 
     // Keys derived from secrets a reload replaced meanwhile are not kept.
-    if (keyring === this.keyring) this.remember(username.value, keys, cached !== undefined);
+    if (keyring === this.keyring) this.remember(username.value, keys);
     return {
       ok: true,
       username: username.value,
@@ -229,15 +231,9 @@ export class LongTermAuthenticator {
   }
 
   /** Marks `username` as most recently used, evicting the least recently used beyond the bound. */
-  private remember(username: string, keys: readonly Buffer[], wasCached: boolean): void {
+  private remember(username: string, keys: readonly Buffer[]): void {
     if (this.keyCacheSize === 0) return;
-    if (wasCached) this.keyCache.delete(username);
     this.keyCache.set(username, keys);
-    while (this.keyCache.size > this.keyCacheSize) {
-      const oldest = this.keyCache.keys().next();
-      if (oldest.done === true) break;
-      this.keyCache.delete(oldest.value);
-    }
   }
 }
 

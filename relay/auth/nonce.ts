@@ -24,6 +24,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { HmacSha1Key, hmacSha1 } from "../stun/sha1.js";
+import { RecencyMap } from "../collections/recency-map.js";
 
 /** The secret must be at least this long; `newNonceSecret()` makes a 32-byte one. */
 export const MIN_NONCE_SECRET_BYTES = 16;
@@ -81,8 +82,8 @@ export class NonceIssuer {
   private readonly macKey: HmacSha1Key;
   private readonly lifetimeMs: number;
   private readonly verifiedMemoSize: number;
-  /** client address → the last nonce whose MAC verified for it (insertion order: oldest first). */
-  private readonly verified = new Map<string, string>();
+  /** client address → the last nonce whose MAC verified for it (least recently verified first). */
+  private readonly verified: RecencyMap<string, string>;
 
   /** Throws RangeError on a short secret or a lifetime that is not a positive number: both come from our own configuration. */
   constructor(options: NonceIssuerOptions) {
@@ -97,6 +98,7 @@ export class NonceIssuer {
       throw new RangeError(`verifiedMemoSize must be a whole number from 0 up, got ${verifiedMemoSize}`);
     }
     this.verifiedMemoSize = verifiedMemoSize;
+    this.verified = new RecencyMap(verifiedMemoSize);
     // Prepared at once, so later changes to the caller's array change nothing.
     this.macKey = new HmacSha1Key(options.secret);
     this.lifetimeMs = Math.round(options.lifetimeSeconds * 1000);
@@ -143,12 +145,7 @@ export class NonceIssuer {
 
   private remember(clientKey: string, nonce: string): void {
     if (this.verifiedMemoSize === 0) return;
-    this.verified.delete(clientKey);
     this.verified.set(clientKey, nonce);
-    if (this.verified.size > this.verifiedMemoSize) {
-      const oldest = this.verified.keys().next();
-      if (oldest.done !== true) this.verified.delete(oldest.value);
-    }
   }
 
   /** The MAC of (time, client address), as the nonce's 22 base64url characters. */

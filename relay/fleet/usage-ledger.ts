@@ -26,6 +26,7 @@
  * Pure logic: the clock is injected; no I/O.
  */
 import { FLEET_LIMITS, type UsageAckMessage, type UsageEntry, type UsageReport } from "../../shared/fleet/protocol.js";
+import { RecencyMap } from "../collections/recency-map.js";
 
 export const USAGE_LEDGER_LIMITS = {
   /**
@@ -119,9 +120,12 @@ export class UsageLedger {
   private readonly members = new Map<string, Member>();
   /** Members with a live allocation. */
   private readonly live = new Map<string, Member>();
-  /** Idle members by when they went idle (Map order), split by whether their final figures are acknowledged. */
-  private readonly idleUnacked = new Map<string, Member>();
-  private readonly idleSettled = new Map<string, Member>();
+  /**
+   * Idle members by when they went idle (oldest first), split by whether their final figures are
+   * acknowledged. RecencyMaps: the oldest goes out in constant time when the bound is met.
+   */
+  private readonly idleUnacked = new RecencyMap<string, Member>();
+  private readonly idleSettled = new RecencyMap<string, Member>();
   /** Report seq → what it carried, for the acks to come. */
   private readonly inFlight = new Map<number, { key: string; figures: UsageFigures }[]>();
   private seq = 0;
@@ -209,17 +213,15 @@ export class UsageLedger {
   private bound(): void {
     let droppedNow = 0;
     while (this.idleSettled.size + this.idleUnacked.size > this.maxIdleMembers) {
-      const settled = this.idleSettled.keys().next();
-      if (!settled.done) {
-        this.idleSettled.delete(settled.value);
-        this.members.delete(settled.value);
+      const settled = this.idleSettled.shift();
+      if (settled !== undefined) {
+        this.members.delete(settled[0]);
         this.forgotten++;
         continue;
       }
-      const unacked = this.idleUnacked.keys().next();
-      if (unacked.done) break;
-      this.idleUnacked.delete(unacked.value);
-      this.members.delete(unacked.value);
+      const unacked = this.idleUnacked.shift();
+      if (unacked === undefined) break;
+      this.members.delete(unacked[0]);
       this.dropped++;
       droppedNow++;
     }

@@ -11,6 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import type { StunMessage } from "../stun/message.js";
+import { RecencyMap } from "../collections/recency-map.js";
 
 export const TRANSACTION_CACHE_TTL_MS = 40_000;
 export const TRANSACTION_CACHE_MAX_ENTRIES = 20_000;
@@ -21,7 +22,7 @@ export const TRANSACTION_CACHE_MAX_ENTRIES = 20_000;
  * cached 40 s while resends are rare. Every Allocate leaves one, so at 10,000 fresh allocations
  * that was ~3 MB of the relay's memory.
  */
-type Entry = { request: string; response: string | null; storedAt: number };
+type Entry = { readonly request: string; response: string | null; storedAt: number };
 
 /** What a lookup finds for a request. */
 export type CachedAnswer =
@@ -49,13 +50,15 @@ export function requestDigest(request: StunMessage): string {
 }
 
 export class TransactionCache {
-  /** Insertion order is age order, so the oldest entries are the first to go. */
-  private readonly entries = new Map<string, Entry>();
+  /** Oldest stored first, so the oldest entries are the first to go. */
+  private readonly entries: RecencyMap<string, Entry>;
 
   constructor(
     private readonly ttlMs = TRANSACTION_CACHE_TTL_MS,
-    private readonly maxEntries = TRANSACTION_CACHE_MAX_ENTRIES,
-  ) {}
+    maxEntries = TRANSACTION_CACHE_MAX_ENTRIES,
+  ) {
+    this.entries = new RecencyMap(maxEntries);
+  }
 
   get size(): number {
     return this.entries.size;
@@ -70,13 +73,16 @@ export class TransactionCache {
   }
 
   markPending(key: string, digest: string, now: number): void {
-    this.put(key, { request: digest, response: null, storedAt: now });
+    this.entries.set(key, { request: digest, response: null, storedAt: now });
   }
 
   /** Stores the answer for the request `markPending` registered under `key`. */
   store(key: string, response: Buffer, now: number): void {
     const pending = this.entries.get(key);
-    if (pending !== undefined) this.put(key, { request: pending.request, response: response.toString("latin1"), storedAt: now });
+    if (pending === undefined) return;
+    pending.response = response.toString("latin1");
+    pending.storedAt = now;
+    this.entries.touch(key);
   }
 
   forget(key: string): void {
@@ -85,18 +91,8 @@ export class TransactionCache {
 
   /** Drops entries older than the TTL. */
   prune(now: number): void {
-    for (const [key, entry] of this.entries) {
-      if (now - entry.storedAt <= this.ttlMs) break;
-      this.entries.delete(key);
-    }
-  }
-
-  private put(key: string, entry: Entry): void {
-    this.entries.delete(key);
-    this.entries.set(key, entry);
-    if (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next();
-      if (!oldest.done) this.entries.delete(oldest.value);
+    for (let oldest = this.entries.oldest(); oldest !== undefined && now - oldest[1].storedAt > this.ttlMs; oldest = this.entries.oldest()) {
+      this.entries.shift();
     }
   }
 }
