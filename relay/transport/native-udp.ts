@@ -8,6 +8,7 @@
  * `--udp-io=auto` falls back to dgram.
  */
 import { createRequire } from "node:module";
+import { isIPv4 } from "node:net";
 import { fileURLToPath } from "node:url";
 import { RelayUdpSocketBase, UDP_SEND_QUEUE_TOTAL_BYTES, type RelayUdpSocket, type SendCounts, type SendTotals } from "./relay-udp-socket.js";
 
@@ -93,18 +94,26 @@ class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
   private readonly localAddress: string;
   private readonly localPort: number;
 
-  /** `open` makes the addon's handle for this socket (open or adopt); `ip`, the address it was asked to bind, if any. */
+  /** `open` makes the addon's handle for this socket (open or adopt); `ip` and `port`, the address it was asked to bind, if any. */
   constructor(
     private readonly addon: UdpBatchAddon,
     open: (receiver: NativeRelaySocket) => NativeHandle,
     ip?: string,
+    port?: number,
   ) {
     super();
     // Datagrams arrive through the addon's one handler (loadNativeUdp), with this socket as `this`.
     this.handle = open(this);
-    const [address, boundPort] = addon.localAddress(this.handle);
-    this.localAddress = address === ip ? ip : address;
-    this.localPort = boundPort;
+    if (ip !== undefined && port !== undefined && port > 0 && isIPv4(ip)) {
+      // A dotted quad the kernel bound as given (isIPv4 takes no other spelling): no getsockname per
+      // allocation. IPv6 text has many spellings, and port 0 is the kernel's choice: both are asked.
+      this.localAddress = ip;
+      this.localPort = port;
+    } else {
+      const [address, boundPort] = addon.localAddress(this.handle);
+      this.localAddress = address === ip ? ip : address;
+      this.localPort = boundPort;
+    }
   }
 
   /** The addon answers every problem (closed, bad port or address, slice past the buffer) with an errno, never a throw. */
@@ -139,7 +148,7 @@ class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
  */
 export function openNativeUdpSocket(family: 4 | 6, ip: string, port: number, bufferBytes: number, reusePort = false): RelayUdpSocket {
   const addon = loadedAddon();
-  return new NativeRelaySocket(addon, (receiver) => addon.open(family, ip, port, bufferBytes, receiver, reusePort), ip);
+  return new NativeRelaySocket(addon, (receiver) => addon.open(family, ip, port, bufferBytes, receiver, reusePort), ip, port);
 }
 
 /**

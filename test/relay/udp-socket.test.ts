@@ -4,7 +4,7 @@
  * closing), the native one queues behind a full send buffer, and dgram destinations that are IP
  * literals skip dns.lookup.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createSocket, type Socket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
@@ -243,6 +243,64 @@ for (const io of ["native", "dgram"] as const) {
         expect(far.received[0]!.data.toString()).toBe("bye");
       });
     });
+
+    it("lets a handler close its own socket and another one mid-delivery: nothing reaches a closed socket, the others still get theirs, each close calls back once", async () => {
+      const [first, second, third] = await Promise.all([open(), open(), open()]);
+      const far = await peer();
+      let secondClosed = false;
+      const afterClose: string[] = [];
+      const closes: string[] = [];
+      let firstCalls = 0;
+      first!.onDatagram = () => {
+        firstCalls++;
+        if (firstCalls > 1) afterClose.push("first");
+        if (firstCalls === 1) {
+          first!.close(() => closes.push("first"));
+          second!.close(() => closes.push("second"));
+          secondClosed = true;
+        }
+      };
+      second!.onDatagram = () => {
+        if (secondClosed) afterClose.push("second");
+      };
+      const thirdReceived = record(third!);
+      // Sent together, so the three sockets are likely ready in the same turn of the loop.
+      for (let index = 0; index < 5; index++) far.socket.send(Buffer.from(`a${index}`), first!.address().port, "127.0.0.1");
+      for (let index = 0; index < 5; index++) far.socket.send(Buffer.from(`b${index}`), second!.address().port, "127.0.0.1");
+      for (let index = 0; index < 5; index++) far.socket.send(Buffer.from(`c${index}`), third!.address().port, "127.0.0.1");
+      expect(await waitUntil(() => thirdReceived.length === 5 && closes.length === 2, ARRIVE_MS)).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(firstCalls).toBe(1);
+      expect(afterClose).toEqual([]);
+      expect(closes.sort()).toEqual(["first", "second"]);
+      expect(thirdReceived.map((datagram) => datagram.data.toString())).toEqual(["c0", "c1", "c2", "c3", "c4"]);
+    });
+
+    it("keeps the process alive while a socket is open, and lets it end once the socket is closed", async () => {
+      const script = `
+        import { openRelayUdpSocket } from "./relay/transport/udp-socket.ts";
+        const socket = await openRelayUdpSocket(${JSON.stringify(io)}, 4, "127.0.0.1", 0, 65536);
+        socket.onDatagram = () => socket.close(() => console.log("closed"));
+        console.log("ready " + socket.address().port);`;
+      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      try {
+        expect(await waitUntil(() => /ready \d+/.test(stdout), 15_000), stdout).toBe(true);
+        const port = Number(/ready (\d+)/.exec(stdout)![1]);
+        // Nothing but the socket is left to keep it running.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(child.exitCode).toBeNull();
+        const far = await peer();
+        far.socket.send(Buffer.from("close"), port, "127.0.0.1");
+        const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve("still running"), 5_000))]);
+        expect(code).toBe(0);
+        expect(stdout).toContain("closed");
+      } finally {
+        if (child.exitCode === null) child.kill("SIGKILL");
+      }
+    }, 30_000);
 
     it("drops datagrams until a handler is set, and after close", async () => {
       const socket = await openRelayUdpSocket(io, 4, "127.0.0.1", 0, RELAY_SOCKET_BUFFER_BYTES);

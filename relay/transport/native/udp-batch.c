@@ -1,7 +1,8 @@
 /*
  * Batched UDP I/O for the relay's data path (Linux): recvmmsg into one shared receive area, one
- * JavaScript call per datagram inside one callback scope per batch, and sendto/sendmsg straight
- * from the caller's buffer.
+ * JavaScript call per datagram inside one callback scope per wake of the loop, and sendto/sendmsg
+ * straight from the caller's buffer. Every socket sits in one epoll set of the module's own, which
+ * libuv polls as one descriptor (see module_state).
  *
  * Why: Node's dgram spends more CPU per datagram than the relay's own TURN logic does: a 64 KiB
  * receive buffer malloc'ed and freed, the sender address printf-formatted into a fresh rinfo
@@ -31,12 +32,15 @@
 #include "native-common.h"
 #include <fcntl.h>
 #include <stdbool.h>
+#include <sys/epoll.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 /* Datagrams read per recvmmsg call, and calls per readiness event before yielding to the loop. */
 #define BATCH 64
 #define ROUNDS_PER_EVENT 4
+/* Ready sockets taken per epoll_wait, all delivered in one callback scope. */
+#define SOCKETS_PER_WAKE 64
 /* One receive slot holds the largest UDP payload. */
 #define SLOT_BYTES 65536
 /* Sends held for the check phase: at most this many, in at most this many bytes (then flushed early). */
@@ -68,11 +72,13 @@ typedef struct deferred_send {
 struct udp_socket {
   module_state *state;
   napi_env env;
-  uv_poll_t *poll; /* allocated apart: its close callback may outlive this struct at teardown */
   int fd;
   int family;
   int closing;
-  int polled_events;
+  int polled_events; /* UV_READABLE | UV_WRITABLE it is registered for in the module's epoll set; 0: not in it */
+  /* Adopted: another process may hold the same open file description, so close() alone would not
+   * take it out of the epoll set, which must be told. */
+  int shares_description;
   napi_ref self; /* the receiver open() was given, strong while open: it holds the handle, so neither is collected while it can still receive */
   napi_ref on_closed;
   /* The text of the last sender's IP and its raw bytes: a relay socket hears from one peer or a
@@ -89,6 +95,7 @@ struct udp_socket {
   double send_dropped; /* datagrams that met a full queue as well */
   struct udp_socket *prev_open;
   struct udp_socket *next_open;
+  struct udp_socket *next_closed; /* closed, its JavaScript side still to finish (finish_closes) */
   /* Its sends deferred to the check phase (indices into the module's deferred_sends; -1: none), and
    * the next socket with deferred sends. */
   int deferred_head;
@@ -102,6 +109,8 @@ struct udp_socket {
  * of each idle allocation's memory (issue 16: 10,000 idle allocations under 100 MB).
  */
 struct module_state {
+  napi_env env;
+  napi_ref resource;     /* the async resource every delivery's callback scope runs under */
   napi_ref receive_area; /* the Buffer JavaScript reads datagrams from */
   napi_ref on_datagram;  /* (offset, length, address, port), called with the socket's receiver as `this` */
   napi_async_context async_context;
@@ -110,12 +119,29 @@ struct module_state {
   struct iovec vectors[BATCH];
   struct sockaddr_storage senders[BATCH];
   udp_socket *open; /* every open socket, closed at environment teardown */
+  int open_count;
+  /*
+   * Every open socket is in one epoll set of the module's own, which libuv polls as one descriptor:
+   * opening and closing a socket is one epoll_ctl (or none) where a libuv poll handle per socket took
+   * five (a check ADD and DEL, a redundant FIONBIO, and two DELs at stop and close), and the sockets
+   * ready together are delivered in one callback scope. `set_poll` is referenced while a socket is
+   * open, so open sockets keep the process alive as they did.
+   */
+  int epoll_fd;
+  uv_poll_t *set_poll; /* allocated apart: its close callback may outlive this struct at teardown */
+  int set_poll_referenced;
+  struct epoll_event ready[SOCKETS_PER_WAKE];
+  /* Closed sockets whose onClosed and references are finished on the next loop turn (an idle
+   * handle, which keeps that turn from blocking): a socket closed during a delivery must stay
+   * valid until the delivery is over. */
+  udp_socket *closed;
+  uv_idle_t *close_idle;
   size_t total_queued_bytes; /* in every socket's queue together */
   size_t total_queue_limit;  /* the bound on total_queued_bytes */
   double total_send_queued;  /* running totals over every socket, closed ones included */
   double total_send_dropped;
   /* Sends made during delivery, held until the check phase (see the top of this file). */
-  int delivering; /* deliver_batch calls on the stack */
+  int delivering; /* deliveries (deliver_ready) on the stack */
   uv_check_t *flush_check; /* allocated apart: its close callback may outlive this struct at teardown */
   udp_socket *deferring; /* sockets with deferred sends, each once */
   int deferred_count;
@@ -191,22 +217,20 @@ static void finalize_socket(napi_env env, void *data, void *hint) {
   free(socket);
 }
 
-static void set_polling(udp_socket *socket, int events);
+static int set_polling(udp_socket *socket, int events);
 
 /* ---- receiving -------------------------------------------------------------------------------- */
 
-static void deliver_batch(udp_socket *socket) {
+/*
+ * Reads what `socket` holds (up to ROUNDS_PER_EVENT recvmmsg calls) and hands each datagram to
+ * `callback`. Runs inside the wake's callback scope (deliver_ready); returns 1 when the handler
+ * let an exception escape.
+ */
+static int deliver_datagrams(udp_socket *socket, napi_value callback) {
   napi_env env = socket->env;
   module_state *state = socket->state;
-  napi_handle_scope handles;
-  napi_open_handle_scope(env, &handles);
-  napi_value self = NULL, callback = NULL;
+  napi_value self = NULL;
   napi_get_reference_value(env, socket->self, &self);
-  if (state->on_datagram != NULL) napi_get_reference_value(env, state->on_datagram, &callback);
-  napi_callback_scope scope;
-  napi_open_callback_scope(env, self, state->async_context, &scope);
-  /* Until the scope closes (its microtasks included), sends wait for the check phase. */
-  state->delivering++;
 
   /* Most batches come from few senders: the address text is made once per change of sender, and
    * the socket remembers the last one from batch to batch. */
@@ -214,7 +238,6 @@ static void deliver_batch(udp_socket *socket) {
   if (socket->sender_text != NULL) napi_get_reference_value(env, socket->sender_text, &last_address);
   int reference_stale = 0; /* the socket's reference still holds an earlier sender's text */
   int failed = 0;
-  if (callback == NULL) failed = 1; /* no handler set yet: nothing to hand datagrams to */
 
   for (int round = 0; round < ROUNDS_PER_EVENT && !socket->closing && !failed; round++) {
     for (int i = 0; i < BATCH; i++) {
@@ -266,9 +289,7 @@ static void deliver_batch(udp_socket *socket) {
     napi_delete_reference(env, socket->sender_text);
     napi_create_reference(env, last_address, 1, &socket->sender_text);
   }
-  napi_close_callback_scope(env, scope);
-  state->delivering--;
-  napi_close_handle_scope(env, handles);
+  return failed;
 }
 
 /* ---- sending ---------------------------------------------------------------------------------- */
@@ -447,29 +468,69 @@ static int send_datagram(udp_socket *socket, const struct iovec *parts, int part
   return send_or_queue(socket, parts, part_count, to, to_length);
 }
 
-static void on_poll(uv_poll_t *poll, int status, int events) {
-  udp_socket *socket = poll->data;
-  if (socket == NULL || socket->closing) return;
-  if (status < 0) return; /* e.g. EBADF while closing; the socket reports nothing else */
-  if (events & UV_WRITABLE) flush_queue(socket);
-  if (events & UV_READABLE) deliver_batch(socket);
+/* Delivers the `count` ready sockets of one wake in one callback scope. */
+static void deliver_ready(module_state *state, int count) {
+  napi_env env = state->env;
+  napi_handle_scope handles;
+  napi_open_handle_scope(env, &handles);
+  napi_value callback = NULL, resource = NULL;
+  napi_get_reference_value(env, state->on_datagram, &callback);
+  napi_get_reference_value(env, state->resource, &resource);
+  napi_callback_scope scope;
+  napi_open_callback_scope(env, resource, state->async_context, &scope);
+  /* Until the scope closes (its microtasks included), sends wait for the check phase. */
+  state->delivering++;
+  for (int i = 0; i < count; i++) {
+    udp_socket *socket = state->ready[i].data.ptr;
+    uint32_t events = state->ready[i].events;
+    if (socket->closing) continue; /* closed by a handler earlier in this wake: it stays valid until finish_closes */
+    if (events & (EPOLLOUT | EPOLLERR)) flush_queue(socket);
+    if ((events & (EPOLLIN | EPOLLERR)) && !socket->closing && deliver_datagrams(socket, callback)) break;
+    /* After an escaped exception (on its way to 'uncaughtException'), what is left waits for the next wake. */
+  }
+  /* Closing the scope runs the microtasks and the tick queue (once per wake, not once per socket);
+   * what they send is deferred as well. */
+  napi_close_callback_scope(env, scope);
+  state->delivering--;
+  napi_close_handle_scope(env, handles);
 }
 
-static void set_polling(udp_socket *socket, int events) {
-  if (socket->closing || socket->polled_events == events) return;
+static void on_set_ready(uv_poll_t *poll, int status, int events) {
+  (void)events;
+  module_state *state = poll->data;
+  if (state == NULL || status < 0 || state->on_datagram == NULL) return;
+  int count;
+  do count = epoll_wait(state->epoll_fd, state->ready, SOCKETS_PER_WAKE, 0);
+  while (count < 0 && errno == EINTR);
+  if (count > 0) deliver_ready(state, count);
+}
+
+/* The set's poll keeps the event loop alive while any socket is open, and only then. */
+static void update_loop_reference(module_state *state) {
+  int wanted = state->open_count > 0;
+  if (state->set_poll == NULL || wanted == state->set_poll_referenced) return;
+  if (wanted) uv_ref((uv_handle_t *)state->set_poll);
+  else uv_unref((uv_handle_t *)state->set_poll);
+  state->set_poll_referenced = wanted;
+}
+
+/* Registers `socket` in the module's epoll set for `events` (UV_READABLE, UV_WRITABLE); 0 or an errno. */
+static int set_polling(udp_socket *socket, int events) {
+  if (socket->closing || socket->polled_events == events) return 0;
+  struct epoll_event event = {
+      .events = ((events & UV_READABLE) ? EPOLLIN : 0) | ((events & UV_WRITABLE) ? EPOLLOUT : 0),
+      .data = {.ptr = socket},
+  };
+  if (epoll_ctl(socket->state->epoll_fd, socket->polled_events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, socket->fd, &event) != 0) return errno;
   socket->polled_events = events;
-  uv_poll_start(socket->poll, events, on_poll);
+  return 0;
 }
 
 /* ---- closing ---------------------------------------------------------------------------------- */
 
-static void on_poll_closed(uv_handle_t *handle) {
-  udp_socket *socket = handle->data;
-  free(handle);
-  if (socket == NULL) return; /* closed at teardown: no JavaScript to tell */
+/* A closed socket's JavaScript side: onClosed is called, and the references go. */
+static void finish_close(udp_socket *socket) {
   napi_env env = socket->env;
-  close(socket->fd);
-  socket->fd = -1;
   napi_handle_scope handles;
   napi_open_handle_scope(env, &handles);
   napi_value self, callback;
@@ -489,34 +550,67 @@ static void on_poll_closed(uv_handle_t *handle) {
   napi_delete_reference(env, socket->self);
 }
 
+static void on_close_idle(uv_idle_t *idle) {
+  module_state *state = idle->data;
+  uv_idle_stop(idle);
+  if (state == NULL) return;
+  udp_socket *socket = state->closed;
+  state->closed = NULL;
+  while (socket != NULL) {
+    udp_socket *next = socket->next_closed;
+    socket->next_closed = NULL;
+    finish_close(socket);
+    socket = next;
+  }
+}
+
+/* Closes the socket now (its port is free when this returns); its JavaScript side finishes on the next turn. */
 static void begin_close(udp_socket *socket, int teardown) {
+  module_state *state = socket->state;
   /* What JavaScript sent before closing still goes out (the queue behind a full buffer does not). */
   flush_socket_deferred(socket);
   socket->closing = 1;
   unlink_open(socket);
   free_queue(socket);
-  uv_poll_stop(socket->poll);
-  if (teardown) {
-    /* The environment is going away: release the port now and call no JavaScript. */
-    socket->poll->data = NULL;
-    close(socket->fd);
-    socket->fd = -1;
-  }
-  uv_close((uv_handle_t *)socket->poll, on_poll_closed);
+  if (socket->polled_events != 0 && socket->shares_description) epoll_ctl(state->epoll_fd, EPOLL_CTL_DEL, socket->fd, NULL);
+  socket->polled_events = 0;
+  close(socket->fd); /* which also takes an unshared descriptor out of the epoll set */
+  socket->fd = -1;
+  state->open_count--;
+  update_loop_reference(state);
+  if (teardown) return; /* the environment is going away: no JavaScript to call */
+  socket->next_closed = state->closed;
+  state->closed = socket;
+  if (state->close_idle != NULL) uv_idle_start(state->close_idle, on_close_idle);
+  else finish_close(socket); /* no idle handle could be set up: finish now */
 }
 
-static void on_check_closed(uv_handle_t *handle) {
+static void free_closed_handle(uv_handle_t *handle) {
   free(handle);
 }
 
 static void close_all_at_teardown(void *data) {
   module_state *state = data;
   while (state->open != NULL) begin_close(state->open, 1);
+  state->closed = NULL;
   if (state->flush_check != NULL) {
     state->flush_check->data = NULL;
-    uv_close((uv_handle_t *)state->flush_check, on_check_closed);
+    uv_close((uv_handle_t *)state->flush_check, free_closed_handle);
     state->flush_check = NULL;
   }
+  if (state->close_idle != NULL) {
+    state->close_idle->data = NULL;
+    uv_close((uv_handle_t *)state->close_idle, free_closed_handle);
+    state->close_idle = NULL;
+  }
+  if (state->set_poll != NULL) {
+    uv_poll_stop(state->set_poll);
+    state->set_poll->data = NULL;
+    uv_close((uv_handle_t *)state->set_poll, free_closed_handle);
+    state->set_poll = NULL;
+  }
+  if (state->epoll_fd >= 0) close(state->epoll_fd);
+  state->epoll_fd = -1;
 }
 
 /* ---- JavaScript entry points ------------------------------------------------------------------ */
@@ -558,24 +652,25 @@ static int bind_socket(napi_env env, int family, napi_value address, int port, i
 }
 
 /* Starts receiving on a bound socket `fd` (which it then owns): the handle, or NULL after throwing. */
-static napi_value start_socket(napi_env env, module_state *state, int fd, int family, int buffer_bytes, napi_value receiver) {
+static napi_value start_socket(napi_env env, module_state *state, int fd, int family, int buffer_bytes, napi_value receiver, int shares_description) {
   udp_socket *socket = calloc(1, sizeof *socket);
-  uv_poll_t *poll = malloc(sizeof *poll);
-  uv_loop_t *loop = NULL;
-  if (socket == NULL || poll == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init_socket(loop, poll, fd) != 0) {
-    free(socket);
-    free(poll);
+  if (socket == NULL) {
     close(fd);
-    return throw_errno(env, ENOMEM, "could not set up the socket's poll handle");
+    return throw_errno(env, ENOMEM, "could not set up the socket");
   }
   socket->state = state;
   socket->env = env;
-  socket->poll = poll;
-  poll->data = socket;
   socket->fd = fd;
+  socket->shares_description = shares_description;
   socket->family = family;
   socket->queue_limit = buffer_bytes > 0 ? (size_t)buffer_bytes : 1 << 20;
   socket->deferred_head = socket->deferred_tail = -1;
+  int error = state->epoll_fd < 0 ? EBADF : set_polling(socket, UV_READABLE);
+  if (error != 0) {
+    close(fd);
+    free(socket);
+    return throw_errno(env, error, "could not watch the socket");
+  }
 
   napi_value handle;
   napi_create_external(env, socket, finalize_socket, NULL, &handle);
@@ -584,7 +679,8 @@ static napi_value start_socket(napi_env env, module_state *state, int fd, int fa
   socket->next_open = state->open;
   if (state->open != NULL) state->open->prev_open = socket;
   state->open = socket;
-  set_polling(socket, UV_READABLE);
+  state->open_count++;
+  update_loop_reference(state);
   return handle;
 }
 
@@ -610,7 +706,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   bool reuse_port = false;
   if (argc >= 6) napi_get_value_bool(env, argv[5], &reuse_port);
   int fd = bind_socket(env, family, argv[1], port, buffer_bytes, reuse_port);
-  return fd < 0 ? NULL : start_socket(env, state, fd, family, buffer_bytes, argv[4]);
+  return fd < 0 ? NULL : start_socket(env, state, fd, family, buffer_bytes, argv[4], 0);
 }
 
 /*
@@ -680,7 +776,7 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
   if (getsockname(fd, (struct sockaddr *)&local, &local_length) != 0 || port_of(&local) == 0) return throw_errno(env, EINVAL, "the socket to adopt is not bound");
   int flags = fcntl(fd, F_GETFL);
   if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return throw_errno(env, errno, "could not make the socket non-blocking");
-  return start_socket(env, state, fd, domain == AF_INET ? 4 : 6, buffer_bytes, argv[2]);
+  return start_socket(env, state, fd, domain == AF_INET ? 4 : 6, buffer_bytes, argv[2], 1);
 }
 
 /* setDatagramHandler(handler(offset, length, address, port)): the one handler of every socket; set once, before open(). */
@@ -837,6 +933,7 @@ static void free_state(napi_env env, void *data, void *hint) {
   (void)hint;
   module_state *state = data;
   napi_delete_reference(env, state->receive_area);
+  napi_delete_reference(env, state->resource);
   if (state->on_datagram != NULL) napi_delete_reference(env, state->on_datagram);
   /* The shared async context is not destroyed: that would emit an async-hooks event while the environment is going away. */
   free(state);
@@ -855,6 +952,8 @@ NAPI_MODULE_INIT() {
   napi_create_object(env, &resource);
   napi_create_string_utf8(env, "relaykit.UdpBatchSocket", NAPI_AUTO_LENGTH, &resource_name);
   napi_async_init(env, resource, resource_name, &state->async_context);
+  napi_create_reference(env, resource, 1, &state->resource);
+  state->env = env;
   state->total_queue_limit = DEFAULT_TOTAL_QUEUE_BYTES;
   /* The check phase's flush of deferred sends; unreferenced, so it never keeps the process alive.
    * Without it (it could not be set up) every send goes at once. */
@@ -868,6 +967,25 @@ NAPI_MODULE_INIT() {
     state->flush_check->data = state;
     uv_unref((uv_handle_t *)state->flush_check);
   }
+  /* The epoll set of every socket. Without it open() and adopt() throw, and the relay runs on dgram. */
+  state->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  state->set_poll = malloc(sizeof *state->set_poll);
+  if (state->epoll_fd < 0 || state->set_poll == NULL || loop == NULL || uv_poll_init(loop, state->set_poll, state->epoll_fd) != 0) {
+    free(state->set_poll);
+    state->set_poll = NULL;
+    if (state->epoll_fd >= 0) close(state->epoll_fd);
+    state->epoll_fd = -1;
+  } else {
+    state->set_poll->data = state;
+    uv_unref((uv_handle_t *)state->set_poll);
+    uv_poll_start(state->set_poll, UV_READABLE, on_set_ready);
+  }
+  state->close_idle = malloc(sizeof *state->close_idle);
+  if (state->close_idle != NULL && (loop == NULL || uv_idle_init(loop, state->close_idle) != 0)) {
+    free(state->close_idle);
+    state->close_idle = NULL;
+  }
+  if (state->close_idle != NULL) state->close_idle->data = state;
   for (int i = 0; i < BATCH; i++) {
     state->vectors[i].iov_base = state->receive_bytes + (size_t)i * SLOT_BYTES;
     state->vectors[i].iov_len = SLOT_BYTES;
