@@ -95,7 +95,7 @@ struct udp_socket {
   double send_dropped; /* datagrams that met a full queue as well */
   struct udp_socket *prev_open;
   struct udp_socket *next_open;
-  struct udp_socket *next_closed; /* closed, its JavaScript side still to finish (finish_closes) */
+  struct udp_socket *next_closed; /* closed, its JavaScript side still to finish (on_close_idle) */
   /* Its sends deferred to the check phase (indices into the module's deferred_sends; -1: none), and
    * the next socket with deferred sends. */
   int deferred_head;
@@ -483,7 +483,7 @@ static void deliver_ready(module_state *state, int count) {
   for (int i = 0; i < count; i++) {
     udp_socket *socket = state->ready[i].data.ptr;
     uint32_t events = state->ready[i].events;
-    if (socket->closing) continue; /* closed by a handler earlier in this wake: it stays valid until finish_closes */
+    if (socket->closing) continue; /* closed by a handler earlier in this wake: it stays valid until on_close_idle */
     if (events & (EPOLLOUT | EPOLLERR)) flush_queue(socket);
     if ((events & (EPOLLIN | EPOLLERR)) && !socket->closing && deliver_datagrams(socket, callback)) break;
     /* After an escaped exception (on its way to 'uncaughtException'), what is left waits for the next wake. */
