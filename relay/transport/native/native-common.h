@@ -18,6 +18,21 @@
 
 #define ADDRESS_TEXT 64
 
+/* ---- the event loop --------------------------------------------------------------------------- */
+
+/*
+ * Makes `poll` (the libuv poll of one of the addon's epoll sets) keep the event loop alive while
+ * `open_count` handles are open, and only then, as Node's own sockets do; `*referenced` remembers
+ * which it does now, so the call costs nothing when nothing changed.
+ */
+static inline void keep_loop_alive_while_open(uv_poll_t *poll, int *referenced, int open_count) {
+  int wanted = open_count > 0;
+  if (poll == NULL || wanted == *referenced) return;
+  if (wanted) uv_ref((uv_handle_t *)poll);
+  else uv_unref((uv_handle_t *)poll);
+  *referenced = wanted;
+}
+
 /* ---- errors ----------------------------------------------------------------------------------- */
 
 /* Throws an Error whose `code` is the errno's name (EADDRINUSE, ...), as Node's own errors carry. */

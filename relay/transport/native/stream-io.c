@@ -116,11 +116,7 @@ static uint32_t connection_events(const stream_handle *connection) {
 
 /* The poll keeps the event loop alive while any listener or connection is open, and only then. */
 static void update_loop_reference(stream_state *state) {
-  int wanted = state->open_count > 0;
-  if (state->poll == NULL || wanted == state->loop_referenced) return;
-  if (wanted) uv_ref((uv_handle_t *)state->poll);
-  else uv_unref((uv_handle_t *)state->poll);
-  state->loop_referenced = wanted;
+  keep_loop_alive_while_open(state->poll, &state->loop_referenced, state->open_count);
 }
 
 /* ---- handles ---------------------------------------------------------------------------------- */

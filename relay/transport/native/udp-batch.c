@@ -507,11 +507,7 @@ static void on_set_ready(uv_poll_t *poll, int status, int events) {
 
 /* The set's poll keeps the event loop alive while any socket is open, and only then. */
 static void update_loop_reference(module_state *state) {
-  int wanted = state->open_count > 0;
-  if (state->set_poll == NULL || wanted == state->set_poll_referenced) return;
-  if (wanted) uv_ref((uv_handle_t *)state->set_poll);
-  else uv_unref((uv_handle_t *)state->set_poll);
-  state->set_poll_referenced = wanted;
+  keep_loop_alive_while_open(state->set_poll, &state->set_poll_referenced, state->open_count);
 }
 
 /* Registers `socket` in the module's epoll set for `events` (UV_READABLE, UV_WRITABLE); 0 or an errno. */
