@@ -16,6 +16,7 @@ setsid --wait env RELAYKIT_LTS_NEEDS_NETNS=1 bash scripts/test-relay-on-lts.sh >
 lts_pid=$!
 trap 'kill -TERM -- "-$lts_pid" 2>/dev/null; exit 130' INT TERM
 
+rm -f .tmp/vitest.json  # so a run that fails before vitest reports nothing stale
 npm test
 npm_status=$?
 wait "$lts_pid"
@@ -31,5 +32,10 @@ fi
 echo
 echo "=== the relay's suite under the container's Node LTS (scripts/test-relay-on-lts.sh; also in ${lts_log}) ==="
 cat "$lts_log"
+if [ "$npm_status" -ne 0 ] && [ -f .tmp/vitest.json ]; then
+  # Said again here, last, because a CI record may keep only the tail of the output.
+  echo "=== npm test, once more: what failed ==="
+  node scripts/print-test-summary.mjs .tmp/vitest.json | sed -n '/^failed:/,$p'
+fi
 echo "=== npm test: exit ${npm_status}; relay suite under Node LTS: exit ${lts_status} ==="
 [ "$npm_status" -eq 0 ] && [ "$lts_status" -eq 0 ]

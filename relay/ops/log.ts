@@ -3,11 +3,13 @@
  * "event":"…", …}`. Every line has an `event`; tools and tests parse the "listening" line to learn
  * the ports. The relay logs per allocation and per signal, never per packet.
  *
- * Lines are gathered for up to LOG_FLUSH_DELAY_MS and written together, synchronously
- * (`BufferedLineDestination`): a system call per line cost about 7 us of CPU (pino's file stream
- * and the pipe's write), against about 2 us to format the line, and a busy relay logs two lines per
- * allocation. A line appears at most LOG_FLUSH_DELAY_MS after it was logged, and one logged right
- * before exit is written on the way out (process 'exit').
+ * A busy relay's lines are gathered and written together, synchronously (`BufferedLineDestination`):
+ * a system call per line cost about 7 us of CPU (pino's file stream and the pipe's write), against
+ * about 2 us to format the line, and a busy relay logs two lines per allocation. A line logged after
+ * a quiet spell is written at once; the lines that follow it within LOG_FLUSH_DELAY_MS wait for the
+ * end of that window and go out in one write. So a line appears at most LOG_FLUSH_DELAY_MS after it
+ * was logged, one on its own appears at once, and one logged right before exit is written on the way
+ * out (process 'exit').
  *
  * No line carries a secret, a password or a full credential: the events are built from user ids,
  * addresses and counters, and any field named like a secret is censored all the same.
@@ -63,7 +65,7 @@ export interface LineSink {
   write(text: string): unknown;
 }
 
-/** How long a line may wait to be written with the lines after it. */
+/** How long a line may wait to be written with the lines before it. */
 export const LOG_FLUSH_DELAY_MS = 25;
 /** Text held before it is written at once: a relay that logs in a loop holds no more than this. */
 export const LOG_BUFFER_CHARS = 64 * 1024;
@@ -73,12 +75,14 @@ const holdingText = new Set<BufferedLineDestination>();
 let exitHookInstalled = false;
 
 /**
- * A pino destination that hands `sink` the lines logged over LOG_FLUSH_DELAY_MS in one write; at
- * once at LOG_BUFFER_CHARS, on `flush()`, and when the process exits.
+ * A pino destination that writes to `sink` at most once per LOG_FLUSH_DELAY_MS window: a line that
+ * opens a window goes out at once, the lines logged during the window go out together at its end
+ * (which opens the next window). Also at once at LOG_BUFFER_CHARS, on `flush()`, and at exit.
  */
 export class BufferedLineDestination implements DestinationStream {
   private pending = "";
-  private timer: NodeJS.Timeout | null = null;
+  /** Runs while a window is open: set when a write opens one, cleared when a window ends with nothing held. */
+  private window: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly sink: LineSink,
@@ -86,38 +90,51 @@ export class BufferedLineDestination implements DestinationStream {
   ) {}
 
   write(line: string): void {
+    if (this.window === null) {
+      this.writeOut(line);
+      this.openWindow();
+      return;
+    }
     if (this.pending === "") {
       holdingText.add(this);
       installExitHook();
-      // Unref'd: held lines never keep a process alive; the exit hook writes them.
-      this.timer ??= setTimeout(this.flushLater, this.delayMs).unref();
     }
     this.pending += line;
-    if (this.pending.length >= LOG_BUFFER_CHARS) this.flush();
+    if (this.pending.length >= LOG_BUFFER_CHARS) this.writeHeld();
   }
 
   /** Writes what is held now; `done` (pino's `logger.flush(cb)`) is called once it is written. */
   flush(done?: (error?: Error) => void): void {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-    const text = this.pending;
-    this.pending = "";
-    holdingText.delete(this);
-    if (text !== "") {
-      try {
-        this.sink.write(text);
-      } catch {
-        // The log cannot be written (stdout closed): there is nowhere to say so, and the relay serves on.
-      }
-    }
+    this.writeHeld();
     done?.();
   }
 
-  private readonly flushLater = (): void => {
-    this.timer = null;
-    this.flush();
+  private writeHeld(): void {
+    const text = this.pending;
+    if (text === "") return;
+    this.pending = "";
+    holdingText.delete(this);
+    this.writeOut(text);
+  }
+
+  private writeOut(text: string): void {
+    try {
+      this.sink.write(text);
+    } catch {
+      // The log cannot be written (stdout closed): there is nowhere to say so, and the relay serves on.
+    }
+  }
+
+  /** Unref'd: an open window never keeps a process alive; the exit hook writes what it holds. */
+  private openWindow(): void {
+    this.window = setTimeout(this.endWindow, this.delayMs).unref();
+  }
+
+  private readonly endWindow = (): void => {
+    this.window = null;
+    if (this.pending === "") return;
+    this.writeHeld();
+    this.openWindow();
   };
 }
 

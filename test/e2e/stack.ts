@@ -91,6 +91,20 @@ async function stopGroup(started: Started): Promise<void> {
   started.child.stderr?.destroy();
 }
 
+/**
+ * The relay's log once `enough` holds for it, or as it stands after `timeoutMs`: the relay writes a
+ * line that follows another within 25 ms a little later (relay/ops/log.ts), and this process reads
+ * the pipe only when its own loop gets to it, so a line may trail the event it reports.
+ */
+export async function relayEventsOnce(stack: Pick<Stack, "relayEvents">, enough: (events: RelayLogLine[]) => boolean, timeoutMs: number): Promise<RelayLogLine[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const events = stack.relayEvents();
+    if (enough(events) || Date.now() >= deadline) return events;
+    await sleep(50);
+  }
+}
+
 /** The relay's JSON log lines in `text` (anything else in it is skipped). */
 export function parseRelayLog(text: string): RelayLogLine[] {
   const lines: RelayLogLine[] = [];

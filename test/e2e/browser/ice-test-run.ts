@@ -11,7 +11,7 @@
  * every TURN check must fail.
  */
 import { launchChromium, trustTlsKeyArgs } from "../chromium.js";
-import { startStack } from "../stack.js";
+import { relayEventsOnce, startStack, type RelayLogLine } from "../stack.js";
 import { withTimeout } from "../../node/processes.js";
 import { numberFlag, parseFlags, runScript } from "./harness.js";
 import { collectPageErrors, newRecordedContext, runIceTest, waitForHook } from "./pages.js";
@@ -20,6 +20,10 @@ const flags = parseFlags(process.argv.slice(2), ["wrong-secret", "gather-timeout
 const wrongSecret = flags.has("wrong-secret");
 const gatherTimeoutMs = numberFlag(flags, "gather-timeout-ms", 8_000);
 const timeoutMs = numberFlag(flags, "timeout-ms", 50_000);
+/** How long the relay's lines may trail the page's result: at most this, while they are missing. */
+const RELAY_LOG_WAIT_MS = 5_000;
+/** How long to wait for lines that ought not to come (no relay candidate): a few of the log's 25 ms windows. */
+const RELAY_LOG_SETTLE_MS = 500;
 
 runScript("ice-test-run", timeoutMs, async ({ summary, phase, onCleanup }) => {
   const pageErrors: string[] = [];
@@ -47,5 +51,11 @@ runScript("ice-test-run", timeoutMs, async ({ summary, phase, onCleanup }) => {
   // The page bounds its own gathering; the margin covers fetching the ICE servers first.
   const result = await withTimeout(runIceTest(page, { relayOnly: false, timeoutMs: gatherTimeoutMs }), gatherTimeoutMs + 10_000, "the ICE test page's run()");
   summary["result"] = result;
-  summary["relayAllocations"] = stack.relayEvents().filter((event) => event.event === "allocation-start" || event.event === "allocation-end");
+  // One allocation-start per relay candidate the page gathered; with none (the wrong secret), a
+  // moment for a line that should not be there to arrive all the same.
+  const relayCandidates = result.candidates.filter((candidate) => candidate.type === "relay").length;
+  const allocationLines = (events: RelayLogLine[]) => events.filter((event) => event.event === "allocation-start" || event.event === "allocation-end");
+  const starts = (events: RelayLogLine[]) => allocationLines(events).filter((event) => event.event === "allocation-start").length;
+  const events = await relayEventsOnce(stack, (logged) => relayCandidates > 0 && starts(logged) >= relayCandidates, relayCandidates > 0 ? RELAY_LOG_WAIT_MS : RELAY_LOG_SETTLE_MS);
+  summary["relayAllocations"] = allocationLines(events);
 });

@@ -24,7 +24,7 @@ import { RTCPeerConnection, type RTCDataChannel } from "werift";
 import { WebSocket } from "ws";
 import { Mesh, RoomClient, readMeshSignal, type JsonValue, type PeerLink } from "../../../shared/client/index.js";
 import { launchChromium } from "../chromium.js";
-import { startStack } from "../stack.js";
+import { relayEventsOnce, startStack, type RelayLogLine } from "../stack.js";
 import { selectedPair } from "../werift-stats.js";
 import { withTimeout } from "../../node/processes.js";
 import { numberFlag, parseFlags, pollUntil, runScript } from "./harness.js";
@@ -35,6 +35,8 @@ const CHAT_TIMEOUT_MS = 5_000;
 /** Video RTP packets werift must receive from the page's fake camera. */
 const MIN_VIDEO_PACKETS = 50;
 const JOIN_TIMEOUT_MS = 5_000;
+/** How long the relay's allocation lines may trail the call, at most. */
+const RELAY_LOG_WAIT_MS = 5_000;
 
 const flags = parseFlags(process.argv.slice(2), ["first", "timeout-ms"]);
 const first = flags.get("first") ?? "werift";
@@ -208,5 +210,8 @@ runScript("werift-chromium-call", timeoutMs, async ({ summary, phase, onCleanup 
   const firstAnswer = descriptions.find((event) => event.type === "answer");
   summary["firstAnsweredOffer"] = firstAnswer === undefined ? null : firstAnswer.direction === "received" ? "werift" : "chromium";
   summary["pagePeerConnectionLog"] = await peerConnectionLog(page);
-  summary["relayClients"] = stack.relayEvents().filter((event) => event.event === "allocation-start").map((event) => String(event["client"]));
+  // Both sides allocated on the relay; its lines may trail the call a little (relayEventsOnce).
+  const allocationStarts = (events: RelayLogLine[]) => events.filter((event) => event.event === "allocation-start");
+  const events = await relayEventsOnce(stack, (logged) => allocationStarts(logged).length >= 2, RELAY_LOG_WAIT_MS);
+  summary["relayClients"] = allocationStarts(events).map((event) => String(event["client"]));
 });

@@ -63,19 +63,42 @@ function recordingSink(): { writes: string[]; write(text: string): void } {
 }
 
 describe("the relay's log destination", () => {
-  it("writes the lines logged within LOG_FLUSH_DELAY_MS in one write, in order, once the delay has passed", async () => {
+  it("writes a line logged after a quiet spell at once", async () => {
+    const sink = recordingSink();
+    const destination = new BufferedLineDestination(sink);
+    destination.write("a\n");
+    expect(sink.writes).toEqual(["a\n"]);
+    // The window it opened ends with nothing held, so the next line after a quiet spell goes at once too.
+    await sleep(LOG_FLUSH_DELAY_MS + 50);
+    destination.write("b\n");
+    expect(sink.writes).toEqual(["a\n", "b\n"]);
+  });
+
+  it("writes the lines logged within LOG_FLUSH_DELAY_MS of a write in one write, in order, at the window's end", async () => {
     const sink = recordingSink();
     const destination = new BufferedLineDestination(sink);
     destination.write("a\n");
     await nextTurn();
     destination.write("b\n");
     destination.write("c\n");
-    expect(sink.writes).toEqual([]);
+    expect(sink.writes).toEqual(["a\n"]);
     await sleep(LOG_FLUSH_DELAY_MS + 50);
-    expect(sink.writes).toEqual(["a\nb\nc\n"]);
-    destination.write("d\n");
-    await sleep(LOG_FLUSH_DELAY_MS + 50);
-    expect(sink.writes).toEqual(["a\nb\nc\n", "d\n"]);
+    expect(sink.writes).toEqual(["a\n", "b\nc\n"]);
+  });
+
+  it("opens a new window with the write at a window's end, so a line soon after it waits as well", async () => {
+    // A long window here, so the test's own timing has room: 400 ms, the line 100 ms into the second.
+    const windowMs = 400;
+    const sink = recordingSink();
+    const destination = new BufferedLineDestination(sink, windowMs);
+    destination.write("a\n");
+    destination.write("b\n");
+    await sleep(windowMs + 100);
+    expect(sink.writes).toEqual(["a\n", "b\n"]);
+    destination.write("c\n");
+    expect(sink.writes).toEqual(["a\n", "b\n"]);
+    await sleep(windowMs);
+    expect(sink.writes).toEqual(["a\n", "b\n", "c\n"]);
   });
 
   it("writes at once when LOG_BUFFER_CHARS are held, so a relay that logs in a loop holds no more", async () => {
@@ -84,8 +107,9 @@ describe("the relay's log destination", () => {
     const line = `${"x".repeat(99)}\n`;
     const lines = Math.ceil(LOG_BUFFER_CHARS / line.length) + 5;
     for (let i = 0; i < lines; i++) destination.write(line);
-    expect(sink.writes).toHaveLength(1);
-    expect(sink.writes[0]!.length).toBeGreaterThanOrEqual(LOG_BUFFER_CHARS);
+    // The first line at once, then the held ones when they reached the bound.
+    expect(sink.writes).toHaveLength(2);
+    expect(sink.writes[1]!.length).toBeGreaterThanOrEqual(LOG_BUFFER_CHARS);
     await sleep(LOG_FLUSH_DELAY_MS + 50);
     expect(sink.writes.join("")).toBe(line.repeat(lines));
   });
@@ -94,9 +118,11 @@ describe("the relay's log destination", () => {
     const sink = recordingSink();
     const destination = new BufferedLineDestination(sink);
     destination.write("a\n");
+    destination.write("b\n");
+    expect(sink.writes).toEqual(["a\n"]);
     let flushed = false;
     destination.flush(() => (flushed = true));
-    expect(sink.writes).toEqual(["a\n"]);
+    expect(sink.writes).toEqual(["a\n", "b\n"]);
     expect(flushed).toBe(true);
   });
 
