@@ -8,6 +8,7 @@ import { takeBoth, type ByteBucket } from "../policy/bandwidth.js";
 import type { SelfGuard } from "../policy/self-guard.js";
 import type { TransportAddress } from "../stun/attributes.js";
 import type { RelayUdpSocket } from "../transport/udp-socket.js";
+import type { DatagramReceiver } from "../transport/relay-udp-socket.js";
 import { encodeDataIndication } from "../turn/indications.js";
 import { AddressPortMap, type ReadonlyAddressPortMap } from "./peer-map.js";
 
@@ -96,12 +97,14 @@ const NO_PERMISSIONS: Map<string, number> = new Map();
 const NO_CHANNELS_BY_NUMBER: Map<number, ChannelBinding> = new Map();
 const NO_CHANNELS_BY_PEER = new AddressPortMap<ChannelBinding>();
 
-export class Allocation {
+export class Allocation implements DatagramReceiver {
   private permissionsByAddress = NO_PERMISSIONS;
   private channelMapByNumber = NO_CHANNELS_BY_NUMBER;
   private channelMapByPeer = NO_CHANNELS_BY_PEER;
   readonly traffic: TrafficCounters = { packetsToPeers: 0, bytesToPeers: 0, packetsToClient: 0, bytesToClient: 0, droppedFromPeers: 0, droppedOverBandwidth: 0 };
   readonly createdAt: number;
+  readonly allocateTransactionId: string;
+  readonly allocateDigest: string;
   expiresAt: number;
   closed = false;
 
@@ -113,20 +116,25 @@ export class Allocation {
     /** What clients are told (XOR-RELAYED-ADDRESS): the bound address, or its external-ip mapping. */
     readonly relayedAddress: TransportAddress,
     private readonly limits: AllocationLimits,
-    /** The Allocate's transaction id: a retransmitted Allocate gets the same answer. */
-    readonly allocateTransactionId: string,
+    /** The Allocate that made it (its transaction id in hex, and requestDigest): a copy of it gets the same answer. */
+    made: { readonly transactionId: string; readonly digest: string },
     lifetimeMs: number,
   ) {
+    this.allocateTransactionId = made.transactionId;
+    this.allocateDigest = made.digest;
     this.createdAt = Date.now();
     this.expiresAt = this.createdAt + lifetimeMs;
-    relaySocket.onDatagram = (data, offset, length, address, port) => {
-      try {
-        this.fromPeer(data, offset, length, address, port);
-      } catch {
-        // No datagram may take the relay down; one that trips an unforeseen error is dropped.
-        this.traffic.droppedFromPeers++;
-      }
-    };
+    relaySocket.receiver = this;
+  }
+
+  /** A datagram from a peer, on the relay socket (this is the socket's DatagramReceiver). */
+  receiveDatagram(data: Buffer, offset: number, length: number, address: string, port: number): void {
+    try {
+      this.fromPeer(data, offset, length, address, port);
+    } catch {
+      // No datagram may take the relay down; one that trips an unforeseen error is dropped.
+      this.traffic.droppedFromPeers++;
+    }
   }
 
   /** Peer IP → permission expiry (ms). Permissions are per IP address, not per port (RFC 8656 §9). */

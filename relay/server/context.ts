@@ -21,6 +21,8 @@ export interface RelayRequest {
   readonly auth: AuthSuccess;
   /** Milliseconds since the epoch. */
   readonly now: number;
+  /** What stands for the request's bytes (requestDigest): a copy of it has the same. */
+  readonly digest: string;
 }
 
 export interface AllocationRequest {
@@ -31,7 +33,9 @@ export interface AllocationRequest {
   /** A RESERVATION-TOKEN to honour: the port it holds becomes this allocation's (its family too), or 508. */
   reservationToken: Buffer | null;
   lifetimeMs: number;
+  /** The Allocate's transaction id (hex) and digest: the allocation answers copies of it (RelayServer.handleRequest). */
   transactionId: string;
+  digest: string;
   /**
    * Checked again once the relay socket is bound, right before the allocation is registered: other
    * requests may have run while the bind was under way (quotas, a second Allocate of this client).

@@ -7,7 +7,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { createSecureContext, createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import { FLEET_LIMITS, type Revocation } from "../../shared/fleet/protocol.js";
 import { TurnKeyring } from "../../shared/turn/credentials.js";
-import { Allocation, type AllocationOwner, type ClientLink } from "../allocation/allocation.js";
+import { Allocation, type AllocationLimits, type AllocationOwner, type ClientLink } from "../allocation/allocation.js";
 import { AllocationTable } from "../allocation/allocation-table.js";
 import { PortPool } from "../allocation/port-pool.js";
 import { RESERVATION_LIFETIME_MS, ReservationTable, type ReservedPort } from "../allocation/reservations.js";
@@ -29,7 +29,7 @@ import { decodeStunMessage, findAttribute, type StunMessage } from "../stun/mess
 import { CHANNEL_DATA_HEADER_LENGTH, channelDataLength, startsChannelData } from "../turn/channel-data.js";
 import { isSendIndication } from "../turn/indications.js";
 import type { AllocationRequest, TurnContext } from "./context.js";
-import { handleAllocate, quotaAnswer, reservationRefused } from "./handlers/allocate.js";
+import { allocateSuccess, handleAllocate, quotaAnswer, reservationRefused } from "./handlers/allocate.js";
 import { handleBinding } from "./handlers/binding.js";
 import { handleChannelBind } from "./handlers/channel-bind.js";
 import { handleCreatePermission } from "./handlers/create-permission.js";
@@ -37,7 +37,7 @@ import { handleRefresh } from "./handlers/refresh.js";
 import { handleSendIndication } from "./handlers/send.js";
 import { buildResponse, failure, refused, type Answer } from "./responses.js";
 import { RelayStats } from "./stats.js";
-import { requestDigest, TransactionCache } from "./transaction-cache.js";
+import { requestDigest, TransactionCache, transactionKey as transactionKeyOf } from "./transaction-cache.js";
 import { STREAM_BACKLOG_BYTES, STREAM_BACKLOG_HARD_BYTES, STREAM_BACKLOG_TIMEOUT_MS } from "../transport/stream.js";
 import { listenNativeStream, resolveTcpIo } from "../transport/native-stream.js";
 import { FRAME_COMPLETION_TIMEOUT_MS, serveStreamConnection, type StreamConnectionLimits } from "../transport/stream-connection.js";
@@ -186,6 +186,8 @@ export class RelayServer implements TurnContext {
   private readonly bandwidth: ByteBucket | null;
   /** Set once the listeners are bound and their ports known; refreshed by the sweep (interfaces change). */
   private self = new SelfGuard([], [], []);
+  /** The limits every allocation without a --max-bps bucket of its own shares (limitsForNewAllocation). */
+  private unmeteredLimits: AllocationLimits | undefined;
   private interfacesReadAt = Date.now();
   private meter: AllocationMeter | null = null;
   /** In a worker process: each allocation's hold in the primary's cross-worker quotas, given back when it ends. */
@@ -267,6 +269,7 @@ export class RelayServer implements TurnContext {
       this.config.listeningIps,
       this.config.externalIps.map((external) => external.public),
     );
+    this.unmeteredLimits = undefined; // made again with this guard
     return bound;
   }
 
@@ -686,18 +689,31 @@ export class RelayServer implements TurnContext {
     if (message.method === StunMethod.Binding) return answerUnauthenticated(() => handleBinding(message, link));
     if (!TURN_METHODS.has(message.method)) return answerUnauthenticated(() => failure(400, "Bad Request: unknown method"));
 
-    const transactionKey = `${link.key}/${message.transactionId.toString("hex")}`;
+    const transactionId = message.transactionId.toString("hex");
+    const transactionKey = transactionKeyOf(link.key, transactionId);
     const digest = requestDigest(message);
     const cached = this.transactions.lookup(transactionKey, digest, now);
-    if (cached === "pending") return;
+    if (cached === "pending" || cached === "ended") return;
     if (cached === "mismatch") {
       this.stats.transactionMismatches++;
       return;
     }
     // A resend is not authenticated again, so it is limited like any unauthenticated answer.
     if (cached !== undefined) return this.sendUnauthenticated(link, now, () => cached);
+    // The transaction that made this client's allocation is remembered by the allocation, not the
+    // cache (an entry there was ~450 bytes of every fresh allocation for 40 s, issue 16): a copy of
+    // it is answered again (RFC 8656 §7.2), anything else under its id is no retransmission.
+    const made = this.table.byKey(link.key);
+    if (made !== undefined && made.allocateTransactionId === transactionId) {
+      if (made.allocateDigest !== digest) {
+        this.stats.transactionMismatches++;
+        return;
+      }
+      return this.sendUnauthenticated(link, now, () => this.answerAllocateCopy(made, message, now));
+    }
 
     this.transactions.markPending(transactionKey, digest, now);
+    let answer: Answer;
     let response: Buffer;
     try {
       // Like coturn, an allocation outlives its credential while it is refreshed; --strict-expiry ends that.
@@ -714,14 +730,27 @@ export class RelayServer implements TurnContext {
       }
       // A revoked credential gets nothing more: no allocation, refresh, permission or channel.
       const revoked = this.revocations.covers({ username: auth.username, userId: auth.userId, credentialExpiresAt: auth.expiresAt }, Math.floor(now / 1000));
-      response = respond(revoked ? refused("revoked", 403, REVOKED_REASON) : await this.dispatch(link, message, auth, now), auth);
+      answer = revoked ? refused("revoked", 403, REVOKED_REASON) : await this.dispatch(link, message, auth, now, digest);
+      response = respond(answer, auth);
     } catch (error) {
       this.transactions.forget(transactionKey);
       this.onEvent({ event: "request-failed", method: message.method, error: String(error) });
       return link.sendStun(respond(failure(500, "Server Error")));
     }
-    this.transactions.store(transactionKey, response, Date.now());
+    // A new allocation answers copies of its Allocate itself (above); closeAllocation marks the
+    // transaction ended when it goes.
+    if (message.method === StunMethod.Allocate && answer.ok) this.transactions.forget(transactionKey);
+    else this.transactions.store(transactionKey, response, Date.now());
     link.sendStun(response);
+  }
+
+  /** The answer to a copy of the Allocate that made `allocation`, signed as the first one was. */
+  private answerAllocateCopy(allocation: Allocation, copy: StunMessage, now: number): Buffer {
+    const integrity = copy.messageIntegritySha256 !== undefined ? "message-integrity-sha256" : "message-integrity";
+    return buildResponse(copy, allocateSuccess(this, allocation, copy.transactionId, now), {
+      software: this.config.software,
+      signature: { key: allocation.owner.key, integrity },
+    });
   }
 
   /**
@@ -739,8 +768,8 @@ export class RelayServer implements TurnContext {
     return [encodeText(AttributeType.Realm, realm), encodeText(AttributeType.Nonce, nonce)];
   }
 
-  private dispatch(link: ClientLink, message: StunMessage, auth: AuthSuccess, now: number): Answer | Promise<Answer> {
-    const request = { message, link, auth, now };
+  private dispatch(link: ClientLink, message: StunMessage, auth: AuthSuccess, now: number, digest: string): Answer | Promise<Answer> {
+    const request = { message, link, auth, now, digest };
     switch (message.method) {
       case StunMethod.Allocate:
         return handleAllocate(this, request);
@@ -843,12 +872,7 @@ export class RelayServer implements TurnContext {
       if (reservationHold !== undefined) this.worker!.primary.releaseReservation(reservationHold);
       return refusal;
     }
-    const allocation = new Allocation(link, owner, bound.socket, this.advertised(bound.relayIp, bound.port, bound.family), {
-      clock: this.clock,
-      self: this.self,
-      bandwidth: this.config.maxBps > 0 ? new ByteBucket(this.config.maxBps) : null,
-      sharedBandwidth: this.bandwidth,
-    }, request.transactionId, request.lifetimeMs);
+    const allocation = new Allocation(link, owner, bound.socket, this.advertised(bound.relayIp, bound.port, bound.family), this.limitsForNewAllocation(), request, request.lifetimeMs);
     this.table.add(allocation);
     if (hold !== undefined) this.quotaHolds.set(allocation, hold);
     this.meter?.opened(allocation);
@@ -923,6 +947,16 @@ export class RelayServer implements TurnContext {
     if (this.lentPorts.delete(port)) this.ports.release(port);
   }
 
+  /**
+   * What a new allocation's datagrams are checked against: with --max-bps a bucket of its own, else
+   * one object for every allocation (one each was 56 bytes of every idle allocation, issue 16).
+   */
+  private limitsForNewAllocation(): AllocationLimits {
+    if (this.config.maxBps > 0) return { clock: this.clock, self: this.self, bandwidth: new ByteBucket(this.config.maxBps), sharedBandwidth: this.bandwidth };
+    this.unmeteredLimits ??= { clock: this.clock, self: this.self, bandwidth: null, sharedBandwidth: this.bandwidth };
+    return this.unmeteredLimits;
+  }
+
   closeAllocation(allocation: Allocation, reason: string, onClosed?: () => void): void {
     if (allocation.closed) return onClosed?.();
     // Every way an allocation ends comes through here: its counters join the totals in the same
@@ -933,6 +967,10 @@ export class RelayServer implements TurnContext {
     if (hold !== undefined) {
       this.quotaHolds.delete(allocation);
       this.worker!.primary.release(hold);
+    }
+    // A copy of its Allocate still on its way must not make a new allocation (TCP and TLS clients never resend).
+    if (allocation.client.transport === "udp") {
+      this.transactions.markEnded(transactionKeyOf(allocation.client.key, allocation.allocateTransactionId), allocation.createdAt, endedAt);
     }
     this.stats.addEndedTraffic(allocation.traffic);
     this.meter?.ended(allocation, endedAt);

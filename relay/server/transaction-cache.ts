@@ -22,12 +22,24 @@ export const TRANSACTION_CACHE_MAX_ENTRIES = 20_000;
  * cached 40 s while resends are rare. Every Allocate leaves one, so at 10,000 fresh allocations
  * that was ~3 MB of the relay's memory.
  */
-type Entry = { readonly request: string; response: string | null; storedAt: number };
+type Entry = {
+  /** The request's digest; null: what the transaction made has ended (`markEnded`), and every copy is dropped. */
+  readonly request: string | null;
+  response: string | null;
+  storedAt: number;
+};
+
+/** The cache's key for a transaction of the client at `linkKey` (ClientLink.key). */
+export function transactionKey(linkKey: string, transactionIdHex: string): string {
+  return `${linkKey}/${transactionIdHex}`;
+}
 
 /** What a lookup finds for a request. */
 export type CachedAnswer =
   /** The first copy is still being handled: drop this one, the answer is on its way. */
   | "pending"
+  /** The client had its answer and what the request made has ended since: drop this late copy. */
+  | "ended"
   /** The transaction id is known but the request differs from the first: not a retransmission. */
   | "mismatch"
   /** The answer to resend. */
@@ -68,6 +80,7 @@ export class TransactionCache {
   lookup(key: string, digest: string, now: number): CachedAnswer {
     const entry = this.entries.get(key);
     if (entry === undefined || now - entry.storedAt > this.ttlMs) return undefined;
+    if (entry.request === null) return "ended";
     if (entry.request !== digest) return "mismatch";
     return entry.response === null ? "pending" : Buffer.from(entry.response, "latin1");
   }
@@ -83,6 +96,16 @@ export class TransactionCache {
     pending.response = response.toString("latin1");
     pending.storedAt = now;
     this.entries.touch(key);
+  }
+
+  /**
+   * What the request under `key`, made at `since`, created has ended (an allocation, deleted): a copy
+   * of the request still in flight is dropped rather than handled anew, until `since` is older than
+   * the TTL, as long as a retransmission may come.
+   */
+  markEnded(key: string, since: number, now: number): void {
+    if (now - since > this.ttlMs) return;
+    this.entries.set(key, { request: null, response: null, storedAt: since });
   }
 
   forget(key: string): void {

@@ -68,7 +68,7 @@ export function loadNativeUdp(): NativeUdpLoad {
     // One call per datagram from C, into the area every socket shares (reads are synchronous). One
     // handler for all sockets, not a closure each: 10,000 idle allocations are 10,000 sockets.
     addon.setDatagramHandler(function (this: NativeRelaySocket, offset, length, address, port) {
-      this.onDatagram(area, offset, length, address, port);
+      this.deliver(area, offset, length, address, port);
     });
     loaded = { ok: true, addon };
   } catch (error) {

@@ -148,7 +148,7 @@ class DgramRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
     private readonly queueLimit: number,
   ) {
     super();
-    socket.on("message", (data, from) => this.onDatagram(data, 0, data.length, from.address, from.port));
+    socket.on("message", (data, from) => this.deliver(data, 0, data.length, from.address, from.port));
     // A send error (e.g. ICMP port unreachable surfacing as ECONNREFUSED) must not crash the relay.
     socket.on("error", () => {});
   }

@@ -85,7 +85,7 @@ async function newAllocation(io: "native" | "dgram" = "dgram"): Promise<{ alloca
     socket,
     { family: 4, address: "127.0.0.1", port },
     { clock, self: new SelfGuard([], [], []), bandwidth: null, sharedBandwidth: null },
-    "000000000000000000000000",
+    { transactionId: "000000000000000000000000", digest: "test" },
     600_000,
   );
   allocations.push(allocation);

@@ -146,16 +146,39 @@ describe("the relay's front door", () => {
       expect(findAttribute(answer, AttributeType.Software)).toBeUndefined();
     });
 
-    it("gives a retransmitted Allocate the very same answer, and a new Allocate from the same client 437", async () => {
+    it("answers a retransmitted Allocate with the same allocation, and a new Allocate from the same client 437", async () => {
       const c = await client();
       const credential = await mint("dave");
-      const transactionId = newTransactionId();
-      const request = await c.signedRequest(StunMethod.Allocate, [UDP], credential, transactionId);
+      const allocationsBefore = relay.allocationCount;
+      const request = await c.signedRequest(StunMethod.Allocate, [UDP], credential);
       const first = await c.exchange(request);
       const again = await c.exchange(request);
-      expect(again.raw.equals(first.raw)).toBe(true);
+      expect(again.message.messageClass).toBe(StunClass.SuccessResponse);
+      expect(again.message.transactionId.equals(first.message.transactionId)).toBe(true);
+      expect(xorAddressOf(again.message, AttributeType.XorRelayedAddress)).toEqual(xorAddressOf(first.message, AttributeType.XorRelayedAddress));
+      expect(lifetime(again.message)).toBeGreaterThanOrEqual(lifetime(first.message)! - 1);
+      expect(verifyMessageIntegrity(again.message, longTermKey(credential.username, REALM, credential.password))).toBe(true);
+      expect(relay.allocationCount).toBe(allocationsBefore + 1);
       const other = await c.request(StunMethod.Allocate, [UDP], credential);
       expect(errorCodeOf(other)).toBe(437);
+    });
+
+    it("drops a copy of an Allocate that arrives after its allocation was deleted: no answer, no second allocation", async () => {
+      const c = await client();
+      const credential = await mint("late-copy");
+      const allocationsBefore = relay.allocationCount;
+      const request = await c.signedRequest(StunMethod.Allocate, [UDP], credential);
+      expect((await c.exchange(request)).message.messageClass).toBe(StunClass.SuccessResponse);
+      const deleted = await c.request(StunMethod.Refresh, [encodeLifetime(0)], credential);
+      expect(deleted.messageClass).toBe(StunClass.SuccessResponse);
+      expect(relay.allocationCount).toBe(allocationsBefore);
+      // The first copy's late twin, delayed in the network.
+      c.sendRaw(request);
+      expect(await c.receive(500)).toBeNull();
+      expect(relay.allocationCount).toBe(allocationsBefore);
+      // A new transaction is a new Allocate, and gets an allocation.
+      expect((await c.request(StunMethod.Allocate, [UDP], credential)).messageClass).toBe(StunClass.SuccessResponse);
+      expect(relay.allocationCount).toBe(allocationsBefore + 1);
     });
 
     it("honours a requested lifetime", async () => {

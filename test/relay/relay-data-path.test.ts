@@ -89,13 +89,15 @@ function trapThrows(allocation: Allocation): unknown[] {
     }
   };
   const socket = allocation.relaySocket;
-  const handler = socket.onDatagram;
-  socket.onDatagram = (...args) => {
-    try {
-      handler(...args);
-    } catch (error) {
-      thrown.push(error);
-    }
+  const receiver = socket.receiver!;
+  socket.receiver = {
+    receiveDatagram: (...args) => {
+      try {
+        receiver.receiveDatagram(...args);
+      } catch (error) {
+        thrown.push(error);
+      }
+    },
   };
   return thrown;
 }

@@ -243,6 +243,7 @@ describe("EVEN-PORT with the R bit and RESERVATION-TOKEN", () => {
       reservationToken: null,
       lifetimeMs: 600_000,
       transactionId: "00",
+      digest: "test",
       // The server asks only after binding: answer as if another Allocate of this client had won meanwhile.
       admit: () => failure(437, "Allocation Mismatch"),
     });

@@ -30,6 +30,21 @@ describe("the transaction cache", () => {
     expect(cache.size).toBe(0);
   });
 
+  it("calls every copy of a transaction whose result has ended 'ended', until the TTL has run from when it was made", () => {
+    const cache = new TransactionCache(1_000, 10);
+    cache.markPending("client/tx1", "d", 100);
+    cache.forget("client/tx1"); // answered by what it made, which keeps no entry here
+    cache.markEnded("client/tx1", 100, 400);
+    expect(cache.lookup("client/tx1", "d", 500)).toBe("ended");
+    expect(cache.lookup("client/tx1", "another digest", 500)).toBe("ended");
+    expect(cache.lookup("client/tx1", "d", 1_101)).toBeUndefined();
+    // Made longer ago than the TTL: no copy can still come, so nothing is kept.
+    cache.markEnded("client/tx2", 100, 1_101);
+    expect(cache.size).toBe(1);
+    cache.prune(1_101);
+    expect(cache.size).toBe(0);
+  });
+
   it("ignores entries past the TTL, and prune drops them counting from when the answer was stored", () => {
     const cache = new TransactionCache(1_000, 10);
     cache.markPending("old", "d", 0);

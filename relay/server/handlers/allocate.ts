@@ -27,12 +27,12 @@ import { failure, refused, success, type Answer } from "../responses.js";
  * The answer to a successful Allocate, also resent for a retransmission of it: with the
  * RESERVATION-TOKEN of the port it reserved, while that is still held.
  */
-export function allocateSuccess(ctx: TurnContext, allocation: Allocation, request: RelayRequest): Answer {
-  const id = request.message.transactionId;
-  const token = ctx.reservations.tokenMadeBy(allocation, request.now);
+export function allocateSuccess(ctx: TurnContext, allocation: Allocation, transactionId: Buffer, now: number): Answer {
+  const id = transactionId;
+  const token = ctx.reservations.tokenMadeBy(allocation, now);
   return success([
     encodeXorAddress(AttributeType.XorRelayedAddress, allocation.relayedAddress, id),
-    encodeLifetime(Math.max(0, Math.round((allocation.expiresAt - request.now) / 1000))),
+    encodeLifetime(Math.max(0, Math.round((allocation.expiresAt - now) / 1000))),
     ...(token === undefined ? [] : [encodeReservationToken(token)]),
     encodeXorAddress(AttributeType.XorMappedAddress, allocation.client.address, id),
   ]);
@@ -86,13 +86,9 @@ export function grantedLifetime(requested: number | undefined, maxSeconds: numbe
 
 export async function handleAllocate(ctx: TurnContext, request: RelayRequest): Promise<Answer> {
   const { message, link, auth } = request;
-  const transactionId = message.transactionId.toString("hex");
-  const existing = ctx.table.byKey(link.key);
-  if (existing !== undefined) {
-    // A retransmission whose cached answer is gone gets the same answer again; anything else is 437.
-    if (existing.allocateTransactionId === transactionId && existing.owner.username === auth.username) return allocateSuccess(ctx, existing, request);
-    return failure(437, "Allocation Mismatch: this client already has an allocation");
-  }
+  // A copy of the Allocate that made this client's allocation never gets here: the server answers it
+  // from the allocation (RelayServer.handleRequest). Any other Allocate from the client is a mismatch.
+  if (ctx.table.byKey(link.key) !== undefined) return failure(437, "Allocation Mismatch: this client already has an allocation");
 
   const transport = findAttribute(message, AttributeType.RequestedTransport);
   if (transport === undefined) return failure(400, "Bad Request: REQUESTED-TRANSPORT is missing");
@@ -150,8 +146,8 @@ export async function handleAllocate(ctx: TurnContext, request: RelayRequest): P
   const opened = await ctx.openAllocation(
     link,
     { username: auth.username, userId: auth.userId, key: auth.key, credentialExpiresAt: auth.expiresAt, ...roomOf(auth.userId) },
-    { family, evenPort, reserveNextPort, reservationToken, lifetimeMs: lifetimeSeconds * 1000, transactionId, admit },
+    { family, evenPort, reserveNextPort, reservationToken, lifetimeMs: lifetimeSeconds * 1000, transactionId: message.transactionId.toString("hex"), digest: request.digest, admit },
   );
   if ("ok" in opened) return opened;
-  return allocateSuccess(ctx, opened, request);
+  return allocateSuccess(ctx, opened, message.transactionId, request.now);
 }
