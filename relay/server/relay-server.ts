@@ -38,6 +38,7 @@ import { handleSendIndication } from "./handlers/send.js";
 import { buildResponse, failure, refused, type Answer } from "./responses.js";
 import { RelayStats } from "./stats.js";
 import { requestDigest, TransactionCache, transactionKey as transactionKeyOf } from "./transaction-cache.js";
+import { FreedMemoryReturn } from "../ops/freed-memory.js";
 import { STREAM_BACKLOG_BYTES, STREAM_BACKLOG_HARD_BYTES, STREAM_BACKLOG_TIMEOUT_MS } from "../transport/stream.js";
 import { listenNativeStream, resolveTcpIo } from "../transport/native-stream.js";
 import { FRAME_COMPLETION_TIMEOUT_MS, serveStreamConnection, type StreamConnectionLimits } from "../transport/stream-connection.js";
@@ -46,7 +47,7 @@ import { setStreamFlushPoint } from "../transport/stream-batch.js";
 import { clientKey, listenerKey, UdpClientLink } from "../transport/udp.js";
 import type { AddressPortMap } from "../allocation/peer-map.js";
 import type { MeteredAllocation } from "../fleet/usage-ledger.js";
-import { adoptNativeUdpSocket } from "../transport/native-udp.js";
+import { adoptNativeUdpSocket, trimFreedNativeMemory } from "../transport/native-udp.js";
 import type { LentPort, PrimaryLink, WorkerSeat } from "../cluster/seat.js";
 import { LISTENER_BUFFER_BYTES, openRelayUdpSocket, RELAY_SOCKET_BUFFER_BYTES, resolveUdpIo, type RelayUdpSocket } from "../transport/udp-socket.js";
 
@@ -140,6 +141,8 @@ export class RelayServer implements TurnContext {
   readonly reservations: ReservationTable<ReservedPort>;
   private readonly auth: LongTermAuthenticator;
   private readonly transactions = new TransactionCache();
+  /** Gives the C heap's freed pages back once a burst of allocations has settled. */
+  private readonly freedMemory = new FreedMemoryReturn(trimFreedNativeMemory);
   private readonly listeners: RelayUdpSocket[] = [];
   /** What carries UDP, resolved from --udp-io when the relay starts. */
   private udpIo: "native" | "dgram" = "dgram";
@@ -877,6 +880,7 @@ export class RelayServer implements TurnContext {
     if (hold !== undefined) this.quotaHolds.set(allocation, hold);
     this.meter?.opened(allocation);
     this.stats.allocationsOpened[link.transport]++;
+    this.freedMemory.changed();
     if (next !== undefined) {
       this.reservations.add(next, owner.userId, allocation, Date.now());
       if (reservationHold !== undefined) this.reservationHolds.set(next, reservationHold);
@@ -973,6 +977,7 @@ export class RelayServer implements TurnContext {
       this.transactions.markEnded(transactionKeyOf(allocation.client.key, allocation.allocateTransactionId), allocation.createdAt, endedAt);
     }
     this.stats.addEndedTraffic(allocation.traffic);
+    this.freedMemory.changed();
     this.meter?.ended(allocation, endedAt);
     const port = allocation.relaySocket.address().port;
     allocation.close(() => {
@@ -1038,6 +1043,7 @@ export class RelayServer implements TurnContext {
     }
     this.transactions.prune(now);
     this.revocations.prune(Math.floor(now / 1000));
+    this.freedMemory.tick(now);
     if (now - this.interfacesReadAt >= INTERFACE_REFRESH_MS) {
       this.interfacesReadAt = now;
       this.self.refresh();

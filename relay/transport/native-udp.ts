@@ -29,6 +29,8 @@ interface UdpBatchAddon {
   sendTotals(): [queued: number, dropped: number, queuedBytes: number];
   setSendQueueLimit(totalBytes: number): void;
   close(handle: NativeHandle, onClosed?: () => void): void;
+  /** glibc's malloc_trim(0): the C heap's free pages back to the system; true when any went. */
+  trimMemory(): boolean;
 }
 declare const nativeHandle: unique symbol;
 type NativeHandle = { readonly [nativeHandle]: true };
@@ -53,6 +55,14 @@ export function nativeSendTotals(): SendTotals {
   if (!loaded?.ok) return { queued: 0, dropped: 0, queuedBytes: 0 };
   const [queued, dropped, queuedBytes] = loaded.addon.sendTotals();
   return { queued, dropped, queuedBytes };
+}
+
+/**
+ * Gives the C heap's free pages back to the system (malloc_trim, through the addon); false when
+ * none went, or the addon is not loaded.
+ */
+export function trimFreedNativeMemory(): boolean {
+  return loaded?.ok === true && loaded.addon.trimMemory();
 }
 
 export function loadNativeUdp(): NativeUdpLoad {

@@ -31,6 +31,7 @@
 #define _GNU_SOURCE
 #include "native-common.h"
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
 #include <stdlib.h>
@@ -790,6 +791,18 @@ static napi_value js_set_datagram_handler(napi_env env, napi_callback_info info)
 }
 
 /* receiveArea() -> Buffer: where every datagram handed to onDatagram lies (offset, length). */
+/*
+ * trimMemory() -> boolean: gives the C heap's free pages back to the system (glibc's malloc_trim),
+ * true when any were. glibc keeps what a burst freed for reuse, and only the heap's top ever goes
+ * back on its own; the relay calls this once a burst of allocations has settled (freed-memory.ts).
+ */
+static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  napi_get_boolean(env, malloc_trim(0) != 0, &result);
+  return result;
+}
+
 static napi_value js_receive_area(napi_env env, napi_callback_info info) {
   (void)info;
   module_state *state;
@@ -999,6 +1012,7 @@ NAPI_MODULE_INIT() {
       {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
       {"setDatagramHandler", NULL, js_set_datagram_handler, NULL, NULL, NULL, napi_default, NULL},
       {"receiveArea", NULL, js_receive_area, NULL, NULL, NULL, napi_default, NULL},
+      {"trimMemory", NULL, js_trim_memory, NULL, NULL, NULL, napi_default, NULL},
       {"localAddress", NULL, js_local_address, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
       {"sendCounts", NULL, js_send_counts, NULL, NULL, NULL, napi_default, NULL},

@@ -15,6 +15,7 @@ import { isAbsolute, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StunClass } from "../../../relay/stun/constants.js";
 import { freePort, repoRoot } from "../../node/processes.js";
+import { imageRuntimeEnv } from "../../../bench/lib/servers.js";
 import { SECRET, TurnTestClient, mint } from "../turn-client.js";
 import {
   allocateOk,
@@ -178,6 +179,13 @@ describe("relay/Dockerfile", () => {
         expect(ignore.split("\n"), `${pattern} in relay/Dockerfile.dockerignore`).toContain(pattern);
       }
     }
+  });
+
+  it("sets how Node runs the relay on one ENV line, which the benchmark starts its relay with as well", () => {
+    const env = envOf(finalStage);
+    expect(env["MALLOC_ARENA_MAX"]).toMatch(/^\d+$/);
+    expect(env["NODE_OPTIONS"]).toMatch(/^--v8-pool-size=\d+$/);
+    expect(imageRuntimeEnv()).toEqual({ MALLOC_ARENA_MAX: env["MALLOC_ARENA_MAX"], NODE_OPTIONS: env["NODE_OPTIONS"] });
   });
 
   it("and deploy/compose.yaml runs it with host networking and time to drain", () => {
