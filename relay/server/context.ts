@@ -21,7 +21,8 @@ export interface RelayRequest {
   readonly auth: AuthSuccess;
   /** Milliseconds since the epoch. */
   readonly now: number;
-  /** What stands for the request's bytes (requestDigest): a copy of it has the same. */
+  /** The transaction id in hex, and what stands for the request's bytes (requestDigest): a copy of it has the same. */
+  readonly transactionId: string;
   readonly digest: string;
 }
 

@@ -733,7 +733,7 @@ export class RelayServer implements TurnContext {
       }
       // A revoked credential gets nothing more: no allocation, refresh, permission or channel.
       const revoked = this.revocations.covers({ username: auth.username, userId: auth.userId, credentialExpiresAt: auth.expiresAt }, Math.floor(now / 1000));
-      answer = revoked ? refused("revoked", 403, REVOKED_REASON) : await this.dispatch(link, message, auth, now, digest);
+      answer = revoked ? refused("revoked", 403, REVOKED_REASON) : await this.dispatch(link, message, auth, now, transactionId, digest);
       response = respond(answer, auth);
     } catch (error) {
       this.transactions.forget(transactionKey);
@@ -771,8 +771,8 @@ export class RelayServer implements TurnContext {
     return [encodeText(AttributeType.Realm, realm), encodeText(AttributeType.Nonce, nonce)];
   }
 
-  private dispatch(link: ClientLink, message: StunMessage, auth: AuthSuccess, now: number, digest: string): Answer | Promise<Answer> {
-    const request = { message, link, auth, now, digest };
+  private dispatch(link: ClientLink, message: StunMessage, auth: AuthSuccess, now: number, transactionId: string, digest: string): Answer | Promise<Answer> {
+    const request = { message, link, auth, now, transactionId, digest };
     switch (message.method) {
       case StunMethod.Allocate:
         return handleAllocate(this, request);

@@ -19,8 +19,8 @@ export const TRANSACTION_CACHE_MAX_ENTRIES = 20_000;
 /**
  * `response` is the answer's bytes as a latin1 string: one string is about a quarter of the memory of
  * a Buffer that small (its ArrayBuffer, backing store and their bookkeeping), and an answer stays
- * cached 40 s while resends are rare. Every Allocate leaves one, so at 10,000 fresh allocations
- * that was ~3 MB of the relay's memory.
+ * cached 40 s while resends are rare. (An Allocate that made an allocation leaves none: the
+ * allocation answers its copies, RelayServer.handleRequest.)
  */
 type Entry = {
   /** The request's digest; null: what the transaction made has ended (`markEnded`), and every copy is dropped. */

@@ -146,7 +146,7 @@ export async function handleAllocate(ctx: TurnContext, request: RelayRequest): P
   const opened = await ctx.openAllocation(
     link,
     { username: auth.username, userId: auth.userId, key: auth.key, credentialExpiresAt: auth.expiresAt, ...roomOf(auth.userId) },
-    { family, evenPort, reserveNextPort, reservationToken, lifetimeMs: lifetimeSeconds * 1000, transactionId: message.transactionId.toString("hex"), digest: request.digest, admit },
+    { family, evenPort, reserveNextPort, reservationToken, lifetimeMs: lifetimeSeconds * 1000, transactionId: request.transactionId, digest: request.digest, admit },
   );
   if ("ok" in opened) return opened;
   return allocateSuccess(ctx, opened, message.transactionId, request.now);
