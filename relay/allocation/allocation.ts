@@ -3,7 +3,7 @@
  * 5-tuple, with the permissions and channels the client installed. The data path in both
  * directions lives here: receive, look up, check, send, with no promise, closure or copy per packet.
  */
-import type { CoarseClock } from "../clock.js";
+import type { DataPathClock } from "../clock.js";
 import { takeBoth, type ByteBucket } from "../policy/bandwidth.js";
 import type { SelfGuard } from "../policy/self-guard.js";
 import type { TransportAddress } from "../stun/attributes.js";
@@ -79,7 +79,7 @@ export interface AllocationOwner {
 
 /** What every datagram of an allocation is checked against, shared with the server. */
 export interface AllocationLimits {
-  readonly clock: CoarseClock;
+  readonly clock: DataPathClock;
   /** The relay's own listeners, which are no peers. */
   readonly self: SelfGuard;
   /** max-bps for this allocation, both directions together; null: unlimited. */

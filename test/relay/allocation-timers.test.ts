@@ -2,7 +2,7 @@
  * An allocation's timers, with a fake clock (plain numbers): permissions and channel bindings live
  * exactly their lifetime (alive at expiry - 1 ms, gone at expiry), refreshing extends them, `sweep`
  * drops what ran out from every map, and refreshing a channel keeps the one binding. The data path
- * reads the same clock (`CoarseClock.now`, set by hand here): a datagram from a peer whose permission
+ * reads the same clock (a `DataPathClock`, its `now` set by hand here): a datagram from a peer whose permission
  * ran out is dropped, and ChannelData on an expired channel goes nowhere.
  *
  * The allocation gets a real UDP socket on 127.0.0.1 (closed after each test) and a stub client link
@@ -11,7 +11,6 @@
 import { createSocket, type Socket } from "node:dgram";
 import { afterEach, describe, expect, it } from "vitest";
 import { Allocation, type AllocationOwner, type ClientLink } from "../../relay/allocation/allocation.js";
-import { CoarseClock } from "../../relay/clock.js";
 import { CHANNEL_LIFETIME_SECONDS, PERMISSION_LIFETIME_SECONDS } from "../../relay/config.js";
 import { SelfGuard } from "../../relay/policy/self-guard.js";
 import type { TransportAddress } from "../../relay/stun/attributes.js";
@@ -72,12 +71,11 @@ async function udpSocket(): Promise<Socket> {
 }
 
 /** An allocation on a relay socket of either implementation (udp-socket.ts); dgram unless asked. */
-async function newAllocation(io: "native" | "dgram" = "dgram"): Promise<{ allocation: Allocation; link: StubLink; clock: CoarseClock; socket: RelayUdpSocket }> {
+async function newAllocation(io: "native" | "dgram" = "dgram"): Promise<{ allocation: Allocation; link: StubLink; clock: { now: number }; socket: RelayUdpSocket }> {
   const socket = await openRelayUdpSocket(io, 4, "127.0.0.1", 0, RELAY_SOCKET_BUFFER_BYTES);
   const link = stubLink();
-  // Never started: `now` moves only when a test sets it.
-  const clock = new CoarseClock();
-  clock.now = T0;
+  // `now` moves only when a test sets it.
+  const clock = { now: T0 };
   const port = socket.address().port;
   const allocation = new Allocation(
     link,
