@@ -268,6 +268,7 @@ async function main(): Promise<number> {
                 measurement.lifecyclesPerSecond !== undefined ? `${measurement.lifecyclesPerSecond.toFixed(0)} lifecycles/s` : undefined,
                 measurement.cpuPer1kLifecycles !== undefined ? `CPU/1k lifecycles ${measurement.cpuPer1kLifecycles.toFixed(3)} s` : undefined,
                 measurement.idleCpuPercent !== undefined ? `idle CPU ${JSON.stringify(Object.fromEntries(Object.entries(measurement.idleCpuPercent).map(([k, v]) => [k, Number(v.toFixed(2))])))} %` : undefined,
+                measurement.idleSettleMs !== undefined ? `settled after ${JSON.stringify(measurement.idleSettleMs)} ms` : undefined,
                 measurement.allocationsPerSecond !== undefined ? `${measurement.allocationsPerSecond.toFixed(0)} alloc/s` : undefined,
                 measurement.warmUpCpuSeconds !== undefined ? `warm-up ${measurement.warmUpCpuSeconds.toFixed(2)} CPU-s` : undefined,
                 measurement.rssMb !== undefined ? `RSS ${JSON.stringify(Object.fromEntries(Object.entries(measurement.rssMb).map(([k, v]) => [k, Math.round(v)])))} MB` : undefined,
