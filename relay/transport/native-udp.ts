@@ -14,14 +14,14 @@ import { RelayUdpSocketBase, UDP_SEND_QUEUE_TOTAL_BYTES, type RelayUdpSocket, ty
 
 /** The addon's functions (udp-batch.c, "JavaScript entry points"). */
 interface UdpBatchAddon {
-  /** The one handler of every socket, called with the socket's `receiver` (open's last argument) as `this`. */
-  setDatagramHandler(handler: (this: NativeRelaySocket, offset: number, length: number, address: string, port: number) => void): void;
-  open(family: 4 | 6, address: string, port: number, bufferBytes: number, receiver: NativeRelaySocket, reusePort?: boolean): NativeHandle;
+  /** The one handler of every socket, called with the socket's handle. */
+  setDatagramHandler(handler: (handle: NativeHandle, offset: number, length: number, address: string, port: number) => void): void;
+  open(family: 4 | 6, address: string, port: number, bufferBytes: number, reusePort?: boolean): NativeHandle;
   /** A bound SO_REUSEPORT socket this process holds without reading it, for another process to adopt: its fd and port. */
   bindShared(family: 4 | 6, address: string, port: number, bufferBytes: number): [fd: number, port: number];
   closeShared(fd: number): void;
   /** Receives on a bound UDP socket this process was given (the handle owns `fd` from then on). */
-  adopt(fd: number, bufferBytes: number, receiver: NativeRelaySocket): NativeHandle;
+  adopt(fd: number, bufferBytes: number): NativeHandle;
   receiveArea(): Buffer;
   localAddress(handle: NativeHandle): [string, number];
   send(handle: NativeHandle, data: Buffer, offset: number, length: number, port: number, address: string, channel?: number): number;
@@ -32,8 +32,20 @@ interface UdpBatchAddon {
   /** glibc's malloc_trim(0): the C heap's free pages back to the system; true when any went. */
   trimMemory(): boolean;
 }
-declare const nativeHandle: unique symbol;
-type NativeHandle = { readonly [nativeHandle]: true };
+/**
+ * A socket as the addon names it: a small integer, valid from open until close, whose low
+ * HANDLE_INDEX_BITS index a table of the addon's (and `receivers` here).
+ */
+type NativeHandle = number & { readonly nativeHandle: true };
+/** As udp-batch.c's HANDLE_INDEX_BITS. */
+const HANDLE_INDEX_MASK = (1 << 20) - 1;
+
+/**
+ * The socket of every open handle, by its index: the addon calls the one handler with the handle,
+ * and this finds the socket to deliver to. A reference from C to each socket object and a handle
+ * object each were ~240 bytes of every idle allocation (issue 16).
+ */
+const receivers: (NativeRelaySocket | undefined)[] = [];
 
 export type NativeUdpLoad = { ok: true; addon: UdpBatchAddon } | { ok: false; reason: string };
 
@@ -77,8 +89,8 @@ export function loadNativeUdp(): NativeUdpLoad {
     const area = addon.receiveArea();
     // One call per datagram from C, into the area every socket shares (reads are synchronous). One
     // handler for all sockets, not a closure each: 10,000 idle allocations are 10,000 sockets.
-    addon.setDatagramHandler(function (this: NativeRelaySocket, offset, length, address, port) {
-      this.deliver(area, offset, length, address, port);
+    addon.setDatagramHandler((handle, offset, length, address, port) => {
+      receivers[handle & HANDLE_INDEX_MASK]?.deliver(area, offset, length, address, port);
     });
     loaded = { ok: true, addon };
   } catch (error) {
@@ -104,16 +116,17 @@ class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
   private readonly localAddress: string;
   private readonly localPort: number;
 
-  /** `open` makes the addon's handle for this socket (open or adopt); `ip` and `port`, the address it was asked to bind, if any. */
+  /** `handle`, the addon's for this socket (from open or adopt); `ip` and `port`, the address it was asked to bind, if any. */
   constructor(
     private readonly addon: UdpBatchAddon,
-    open: (receiver: NativeRelaySocket) => NativeHandle,
+    handle: NativeHandle,
     ip?: string,
     port?: number,
   ) {
     super();
-    // Datagrams arrive through the addon's one handler (loadNativeUdp), with this socket as `this`.
-    this.handle = open(this);
+    // Datagrams arrive through the addon's one handler (loadNativeUdp), which finds this socket here.
+    this.handle = handle;
+    receivers[handle & HANDLE_INDEX_MASK] = this;
     if (ip !== undefined && port !== undefined && port > 0 && isIPv4(ip)) {
       // A dotted quad the kernel bound as given (isIPv4 takes no other spelling): no getsockname per
       // allocation. IPv6 text has many spellings, and port 0 is the kernel's choice: both are asked.
@@ -148,6 +161,8 @@ class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
   }
 
   protected release(onClosed?: () => void): void {
+    // The addon delivers nothing to a closed handle, and may give its index to a later socket.
+    if (receivers[this.handle & HANDLE_INDEX_MASK] === this) receivers[this.handle & HANDLE_INDEX_MASK] = undefined;
     this.addon.close(this.handle, onClosed);
   }
 }
@@ -158,7 +173,7 @@ class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
  */
 export function openNativeUdpSocket(family: 4 | 6, ip: string, port: number, bufferBytes: number, reusePort = false): RelayUdpSocket {
   const addon = loadedAddon();
-  return new NativeRelaySocket(addon, (receiver) => addon.open(family, ip, port, bufferBytes, receiver, reusePort), ip, port);
+  return new NativeRelaySocket(addon, addon.open(family, ip, port, bufferBytes, reusePort), ip, port);
 }
 
 /**
@@ -180,7 +195,7 @@ export function closeSharedUdpSocket(fd: number): void {
 /** Receives on a bound UDP socket `fd` this process inherited (one bindSharedUdpSocket made in the process that started it); the socket owns it. */
 export function adoptNativeUdpSocket(fd: number, bufferBytes: number): RelayUdpSocket {
   const addon = loadedAddon();
-  return new NativeRelaySocket(addon, (receiver) => addon.adopt(fd, bufferBytes, receiver));
+  return new NativeRelaySocket(addon, addon.adopt(fd, bufferBytes));
 }
 
 function loadedAddon(): UdpBatchAddon {

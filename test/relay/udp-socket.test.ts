@@ -406,8 +406,8 @@ describe("native sockets sharing a port (SO_REUSEPORT), as relay workers will", 
 });
 
 describe("a native socket nothing in JavaScript holds", () => {
-  // The addon keeps an open socket alive by its reference to the socket object, which holds the
-  // handle: a socket the relay forgot (but did not close) must still receive after a full GC.
+  // The addon names a socket by a number; native-udp.ts's table of receivers is what keeps an open
+  // socket's object alive: a socket the relay forgot (but did not close) must still receive after a full GC.
   it("still receives after garbage collection", () => {
     const script = `
       import { createSocket } from "node:dgram";
@@ -430,6 +430,45 @@ describe("a native socket nothing in JavaScript holds", () => {
     expect(run.status, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout.trim().split("\n").at(-1)!)).toEqual(["after gc"]);
   }, 30_000);
+});
+
+describe("the native addon's socket handles", () => {
+  // A handle is a slot's index and generation: once its socket is closed, the slot may go to a later
+  // socket, and the old handle must reach nothing, neither the later socket nor freed memory.
+  it("refuses a handle kept past close, though a later socket has its slot", async () => {
+    const native = loadNativeUdp();
+    if (!native.ok) throw new Error(native.reason);
+    const { addon } = native;
+    const first = addon.open(4, "127.0.0.1", 0, 65536);
+    await new Promise<void>((resolve) => addon.close(first, resolve));
+    const later = addon.open(4, "127.0.0.1", 0, 65536);
+    try {
+      expect(later & 0xfffff).toBe(first & 0xfffff); // the freed slot is the first one taken again
+      expect(later).not.toBe(first);
+      const [, laterPort] = addon.localAddress(later);
+      const peer = createSocket("udp4");
+      const got: Buffer[] = [];
+      peer.on("message", (message) => got.push(message));
+      await new Promise<void>((resolve) => peer.bind(0, "127.0.0.1", resolve));
+      try {
+        // Not sent: the errno comes back (EBADF), and nothing leaves the later socket.
+        expect(addon.send(first, Buffer.from("stale"), 0, 5, peer.address().port, "127.0.0.1")).toBe(9);
+        expect(() => addon.localAddress(first)).toThrow(expect.objectContaining({ code: "EBADF" }));
+        expect(() => addon.sendCounts(first)).toThrow(expect.objectContaining({ code: "EBADF" }));
+        expect(() => addon.close(first)).toThrow(expect.objectContaining({ code: "EBADF" }));
+        expect(() => addon.localAddress("not a handle" as never)).toThrow(TypeError);
+        // The later socket itself still sends.
+        expect(addon.send(later, Buffer.from("fresh"), 0, 5, peer.address().port, "127.0.0.1")).toBe(0);
+        expect(await waitUntil(() => got.length > 0, ARRIVE_MS)).toBe(true);
+        expect(got.map((message) => message.toString())).toEqual(["fresh"]);
+        expect(laterPort).toBeGreaterThan(0);
+      } finally {
+        peer.close();
+      }
+    } finally {
+      await new Promise<void>((resolve) => addon.close(later, resolve));
+    }
+  });
 });
 
 describe("the native socket's send queue", async () => {

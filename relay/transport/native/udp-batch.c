@@ -8,8 +8,8 @@
  * receive buffer malloc'ed and freed, the sender address printf-formatted into a fresh rinfo
  * object, a full MakeCallback (async hooks, tick queue, microtasks) per datagram, and a JS send
  * path with a request object per send. Here a readiness event reads up to BATCH datagrams per
- * system call and hands each to JavaScript as (offset, length, address, port) into the shared
- * receive area, which JavaScript reads in place and must not keep past the call.
+ * system call and hands each to JavaScript as (socket handle, offset, length, address, port) into
+ * the shared receive area, which JavaScript reads in place and must not keep past the call.
  *
  * Sends made while a batch is being delivered are not sent at once: they are copied aside and, at
  * the loop's check phase (after every readiness event of this turn), each socket's go out in one
@@ -80,7 +80,7 @@ struct udp_socket {
   /* Adopted: another process may hold the same open file description, so close() alone would not
    * take it out of the epoll set, which must be told. */
   int shares_description;
-  napi_ref self; /* the receiver open() was given, strong while open: it holds the handle, so neither is collected while it can still receive */
+  uint32_t handle; /* what JavaScript holds: see socket_slot */
   napi_ref on_closed;
   /* The text of the last sender's IP and its raw bytes: a relay socket hears from one peer or a
    * few, so the same string goes to JavaScript datagram after datagram (no allocation, and Map
@@ -105,6 +105,25 @@ struct udp_socket {
 };
 
 /*
+ * JavaScript holds a socket as a number, its handle: the index of its slot below and the slot's
+ * generation, so a handle kept past close finds nothing, never a later socket in the same slot.
+ * JavaScript keeps the receiver of each handle itself and the handler is called with the handle.
+ * A napi external per socket and a reference to its receiver were ~240 bytes of every idle
+ * allocation (issue 16: 10,000 idle allocations under 100 MB); a slot is 16. A handle stays under
+ * 2^30, which V8 keeps as a small integer, unboxed.
+ */
+#define HANDLE_INDEX_BITS 20
+#define HANDLE_INDEX_MASK ((1u << HANDLE_INDEX_BITS) - 1)
+#define HANDLE_GENERATIONS (1u << 10)
+#define NO_SLOT UINT32_MAX
+
+typedef struct socket_slot {
+  udp_socket *socket; /* NULL: free */
+  uint32_t generation;
+  uint32_t next_free; /* the next free slot while this one is free; NO_SLOT after the last */
+} socket_slot;
+
+/*
  * Per socket, only what differs: the handler (setDatagramHandler) and the async context are the
  * module's, shared by every socket. A reference and an async context per socket were ~200 bytes
  * of each idle allocation's memory (issue 16: 10,000 idle allocations under 100 MB).
@@ -113,7 +132,7 @@ struct module_state {
   napi_env env;
   napi_ref resource;     /* the async resource every delivery's callback scope runs under */
   napi_ref receive_area; /* the Buffer JavaScript reads datagrams from */
-  napi_ref on_datagram;  /* (offset, length, address, port), called with the socket's receiver as `this` */
+  napi_ref on_datagram;  /* (handle, offset, length, address, port), called with `this` undefined */
   napi_async_context async_context;
   unsigned char *receive_bytes;
   struct mmsghdr messages[BATCH];
@@ -121,6 +140,9 @@ struct module_state {
   struct sockaddr_storage senders[BATCH];
   udp_socket *open; /* every open socket, closed at environment teardown */
   int open_count;
+  socket_slot *slots; /* by handle index; grown by doubling, never shrunk */
+  uint32_t slot_capacity;
+  uint32_t free_slot; /* the first free slot, NO_SLOT when every one is taken */
   /*
    * Every open socket is in one epoll set of the module's own, which libuv polls as one descriptor:
    * opening and closing a socket is one epoll_ctl (or none) where a libuv poll handle per socket took
@@ -163,15 +185,52 @@ static int is_remembered_sender(const udp_socket *socket, const struct sockaddr_
 
 /* ---- the socket handle ------------------------------------------------------------------------ */
 
+/* Gives `socket` a slot, and so its handle; ENOMEM when none can be had (out of memory, or 2^20 sockets). */
+static int assign_slot(module_state *state, udp_socket *socket) {
+  if (state->free_slot == NO_SLOT) {
+    uint32_t capacity = state->slot_capacity == 0 ? 1024 : state->slot_capacity * 2;
+    if (capacity > HANDLE_INDEX_MASK + 1) return ENOMEM;
+    socket_slot *grown = realloc(state->slots, capacity * sizeof *grown);
+    if (grown == NULL) return ENOMEM;
+    for (uint32_t i = state->slot_capacity; i < capacity; i++) {
+      grown[i] = (socket_slot){.socket = NULL, .generation = 0, .next_free = i + 1 < capacity ? i + 1 : NO_SLOT};
+    }
+    state->free_slot = state->slot_capacity;
+    state->slots = grown;
+    state->slot_capacity = capacity;
+  }
+  uint32_t index = state->free_slot;
+  socket_slot *slot = &state->slots[index];
+  state->free_slot = slot->next_free;
+  slot->socket = socket;
+  socket->handle = (slot->generation << HANDLE_INDEX_BITS) | index;
+  return 0;
+}
+
+/* Frees the slot of a socket that is finished with, for a later socket under the next generation. */
+static void release_slot(module_state *state, udp_socket *socket) {
+  uint32_t index = socket->handle & HANDLE_INDEX_MASK;
+  socket_slot *slot = &state->slots[index];
+  slot->socket = NULL;
+  slot->generation = (slot->generation + 1) % HANDLE_GENERATIONS;
+  slot->next_free = state->free_slot;
+  state->free_slot = index;
+}
+
 /* The open socket behind `handle`; otherwise NULL, after throwing unless `quiet` (send never throws). */
 static udp_socket *open_socket_of(napi_env env, napi_value handle, int quiet) {
-  void *data = NULL;
-  if (napi_get_value_external(env, handle, &data) != napi_ok || data == NULL) {
+  module_state *state;
+  napi_get_instance_data(env, (void **)&state);
+  napi_valuetype type = napi_undefined;
+  uint32_t value = 0;
+  if (napi_typeof(env, handle, &type) != napi_ok || type != napi_number || napi_get_value_uint32(env, handle, &value) != napi_ok ||
+      (value & HANDLE_INDEX_MASK) >= state->slot_capacity) {
     if (!quiet) throw_type(env, "expected a socket handle from open()");
     return NULL;
   }
-  udp_socket *socket = data;
-  if (socket->closing) {
+  udp_socket *socket = state->slots[value & HANDLE_INDEX_MASK].socket;
+  if (socket == NULL || socket->handle != value || socket->closing) {
+    /* A handle from before its socket was closed (its slot is free, or holds a later socket). */
     if (!quiet) throw_errno(env, EBADF, "the socket is closed");
     return NULL;
   }
@@ -209,11 +268,9 @@ static void unlink_open(udp_socket *socket) {
   socket->prev_open = socket->next_open = NULL;
 }
 
-/* The handle's finalizer: runs once JavaScript no longer holds it, which is only after close. */
-static void finalize_socket(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  udp_socket *socket = data;
+/* Frees a socket that never served or is left at teardown, and its slot. */
+static void free_socket(udp_socket *socket) {
+  release_slot(socket->state, socket);
   free_queue(socket);
   free(socket);
 }
@@ -227,11 +284,11 @@ static int set_polling(udp_socket *socket, int events);
  * `callback`. Runs inside the wake's callback scope (deliver_ready); returns 1 when the handler
  * let an exception escape.
  */
-static int deliver_datagrams(udp_socket *socket, napi_value callback) {
+static int deliver_datagrams(udp_socket *socket, napi_value callback, napi_value undefined) {
   napi_env env = socket->env;
   module_state *state = socket->state;
-  napi_value self = NULL;
-  napi_get_reference_value(env, socket->self, &self);
+  napi_value handle;
+  napi_create_uint32(env, socket->handle, &handle);
 
   /* Most batches come from few senders: the address text is made once per change of sender, and
    * the socket remembers the last one from batch to batch. */
@@ -269,12 +326,13 @@ static int deliver_datagrams(udp_socket *socket, napi_value callback) {
         if (socket->sender_text == NULL) napi_create_reference(env, last_address, 1, &socket->sender_text);
         else reference_stale = 1;
       }
-      napi_value argv[4];
-      napi_create_uint32(env, (uint32_t)(i * SLOT_BYTES), &argv[0]);
-      napi_create_uint32(env, (uint32_t)state->messages[i].msg_len, &argv[1]);
-      argv[2] = last_address;
-      napi_create_uint32(env, (uint32_t)port, &argv[3]);
-      if (napi_call_function(env, self, callback, 4, argv, NULL) == napi_pending_exception) {
+      napi_value argv[5];
+      argv[0] = handle;
+      napi_create_uint32(env, (uint32_t)(i * SLOT_BYTES), &argv[1]);
+      napi_create_uint32(env, (uint32_t)state->messages[i].msg_len, &argv[2]);
+      argv[3] = last_address;
+      napi_create_uint32(env, (uint32_t)port, &argv[4]);
+      if (napi_call_function(env, undefined, callback, 5, argv, NULL) == napi_pending_exception) {
         /* The handler is meant to catch its own errors; one that escapes is uncaught, as in dgram. */
         napi_value exception;
         napi_get_and_clear_last_exception(env, &exception);
@@ -474,9 +532,10 @@ static void deliver_ready(module_state *state, int count) {
   napi_env env = state->env;
   napi_handle_scope handles;
   napi_open_handle_scope(env, &handles);
-  napi_value callback = NULL, resource = NULL;
+  napi_value callback = NULL, resource = NULL, undefined = NULL;
   napi_get_reference_value(env, state->on_datagram, &callback);
   napi_get_reference_value(env, state->resource, &resource);
+  napi_get_undefined(env, &undefined);
   napi_callback_scope scope;
   napi_open_callback_scope(env, resource, state->async_context, &scope);
   /* Until the scope closes (its microtasks included), sends wait for the check phase. */
@@ -486,7 +545,7 @@ static void deliver_ready(module_state *state, int count) {
     uint32_t events = state->ready[i].events;
     if (socket->closing) continue; /* closed by a handler earlier in this wake: it stays valid until on_close_idle */
     if (events & (EPOLLOUT | EPOLLERR)) flush_queue(socket);
-    if ((events & (EPOLLIN | EPOLLERR)) && !socket->closing && deliver_datagrams(socket, callback)) break;
+    if ((events & (EPOLLIN | EPOLLERR)) && !socket->closing && deliver_datagrams(socket, callback, undefined)) break;
     /* After an escaped exception (on its way to 'uncaughtException'), what is left waits for the next wake. */
   }
   /* Closing the scope runs the microtasks and the tick queue (once per wake, not once per socket);
@@ -525,16 +584,19 @@ static int set_polling(udp_socket *socket, int events) {
 
 /* ---- closing ---------------------------------------------------------------------------------- */
 
-/* A closed socket's JavaScript side: onClosed is called, and the references go. */
+/* A closed socket's JavaScript side: onClosed is called, the references go, and so does the socket. */
 static void finish_close(udp_socket *socket) {
   napi_env env = socket->env;
+  /* First: the handle names nothing from here on, and onClosed may open a socket in its slot. */
+  release_slot(socket->state, socket);
   napi_handle_scope handles;
   napi_open_handle_scope(env, &handles);
-  napi_value self, callback;
-  napi_get_reference_value(env, socket->self, &self);
   if (socket->on_closed != NULL) {
+    /* napi_make_callback wants an object as `this`: the global one. */
+    napi_value global, callback;
+    napi_get_global(env, &global);
     napi_get_reference_value(env, socket->on_closed, &callback);
-    napi_make_callback(env, socket->state->async_context, self, callback, 0, NULL, NULL);
+    napi_make_callback(env, socket->state->async_context, global, callback, 0, NULL, NULL);
     napi_delete_reference(env, socket->on_closed);
     socket->on_closed = NULL;
   }
@@ -543,8 +605,8 @@ static void finish_close(udp_socket *socket) {
     napi_delete_reference(env, socket->sender_text);
     socket->sender_text = NULL;
   }
-  /* Last: once this reference goes, the handle may be collected and the struct freed. */
-  napi_delete_reference(env, socket->self);
+  free_queue(socket);
+  free(socket);
 }
 
 static void on_close_idle(uv_idle_t *idle) {
@@ -649,9 +711,10 @@ static int bind_socket(napi_env env, int family, napi_value address, int port, i
 }
 
 /* Starts receiving on a bound socket `fd` (which it then owns): the handle, or NULL after throwing. */
-static napi_value start_socket(napi_env env, module_state *state, int fd, int family, int buffer_bytes, napi_value receiver, int shares_description) {
+static napi_value start_socket(napi_env env, module_state *state, int fd, int family, int buffer_bytes, int shares_description) {
   udp_socket *socket = calloc(1, sizeof *socket);
-  if (socket == NULL) {
+  if (socket == NULL || assign_slot(state, socket) != 0) {
+    free(socket);
     close(fd);
     return throw_errno(env, ENOMEM, "could not set up the socket");
   }
@@ -665,13 +728,12 @@ static napi_value start_socket(napi_env env, module_state *state, int fd, int fa
   int error = state->epoll_fd < 0 ? EBADF : set_polling(socket, UV_READABLE);
   if (error != 0) {
     close(fd);
-    free(socket);
+    free_socket(socket);
     return throw_errno(env, error, "could not watch the socket");
   }
 
   napi_value handle;
-  napi_create_external(env, socket, finalize_socket, NULL, &handle);
-  napi_create_reference(env, receiver, 1, &socket->self);
+  napi_create_uint32(env, socket->handle, &handle);
 
   socket->next_open = state->open;
   if (state->open != NULL) state->open->prev_open = socket;
@@ -682,28 +744,27 @@ static napi_value start_socket(napi_env env, module_state *state, int fd, int fa
 }
 
 /*
- * open(family: 4 | 6, address: string, port: number, bufferBytes: number, receiver: object
- *      [, reusePort: boolean]) -> handle
- * Each datagram goes to the handler setDatagramHandler set, with `receiver` as `this`. The receiver
- * must hold the handle it gets back: the strong reference to the receiver is what keeps the handle
- * (and the struct behind it) alive while the socket is open. `reusePort`: see bind_socket.
+ * open(family: 4 | 6, address: string, port: number, bufferBytes: number[, reusePort: boolean])
+ *      -> handle
+ * Each datagram goes to the handler setDatagramHandler set, with this socket's handle (a number,
+ * valid until the socket is closed). `reusePort`: see bind_socket.
  */
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 5;
+  napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   module_state *state;
   napi_get_instance_data(env, (void **)&state);
   int32_t family = 0, port = -1, buffer_bytes = 0;
-  if (argc < 5 || napi_get_value_int32(env, argv[0], &family) != napi_ok || (family != 4 && family != 6) ||
-      napi_get_value_int32(env, argv[2], &port) != napi_ok || napi_get_value_int32(env, argv[3], &buffer_bytes) != napi_ok || !is_object(env, argv[4])) {
-    return throw_type(env, "open(family 4|6, address, port, bufferBytes, receiver object[, reusePort])");
+  if (argc < 4 || napi_get_value_int32(env, argv[0], &family) != napi_ok || (family != 4 && family != 6) ||
+      napi_get_value_int32(env, argv[2], &port) != napi_ok || napi_get_value_int32(env, argv[3], &buffer_bytes) != napi_ok) {
+    return throw_type(env, "open(family 4|6, address, port, bufferBytes[, reusePort])");
   }
   if (state->on_datagram == NULL) return throw_type(env, "setDatagramHandler(handler) must come before open()");
   bool reuse_port = false;
-  if (argc >= 6) napi_get_value_bool(env, argv[5], &reuse_port);
+  if (argc >= 5) napi_get_value_bool(env, argv[4], &reuse_port);
   int fd = bind_socket(env, family, argv[1], port, buffer_bytes, reuse_port);
-  return fd < 0 ? NULL : start_socket(env, state, fd, family, buffer_bytes, argv[4], 0);
+  return fd < 0 ? NULL : start_socket(env, state, fd, family, buffer_bytes, 0);
 }
 
 /*
@@ -744,20 +805,20 @@ static napi_value js_close_shared(napi_env env, napi_callback_info info) {
 }
 
 /*
- * adopt(fd: number, bufferBytes: number, receiver: object) -> handle
+ * adopt(fd: number, bufferBytes: number) -> handle
  * Receives on a bound UDP socket this process was given (e.g. bindShared's, inherited), as open()
  * does on its own; the handle owns the descriptor from then on. Refuses anything but a bound UDP
  * socket of IPv4 or IPv6 (EBADF, ENOTSOCK, EPROTOTYPE, EAFNOSUPPORT).
  */
 static napi_value js_adopt(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   module_state *state;
   napi_get_instance_data(env, (void **)&state);
   int32_t fd = -1, buffer_bytes = 0;
-  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || napi_get_value_int32(env, argv[1], &buffer_bytes) != napi_ok || !is_object(env, argv[2])) {
-    return throw_type(env, "adopt(fd, bufferBytes, receiver object)");
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || napi_get_value_int32(env, argv[1], &buffer_bytes) != napi_ok) {
+    return throw_type(env, "adopt(fd, bufferBytes)");
   }
   if (state->on_datagram == NULL) return throw_type(env, "setDatagramHandler(handler) must come before adopt()");
   int type = 0, domain = 0;
@@ -773,10 +834,10 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
   if (getsockname(fd, (struct sockaddr *)&local, &local_length) != 0 || port_of(&local) == 0) return throw_errno(env, EINVAL, "the socket to adopt is not bound");
   int flags = fcntl(fd, F_GETFL);
   if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return throw_errno(env, errno, "could not make the socket non-blocking");
-  return start_socket(env, state, fd, domain == AF_INET ? 4 : 6, buffer_bytes, argv[2], 1);
+  return start_socket(env, state, fd, domain == AF_INET ? 4 : 6, buffer_bytes, 1);
 }
 
-/* setDatagramHandler(handler(offset, length, address, port)): the one handler of every socket; set once, before open(). */
+/* setDatagramHandler(handler(handle, offset, length, address, port)): the one handler of every socket; set once, before open(). */
 static napi_value js_set_datagram_handler(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -941,6 +1002,11 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 static void free_state(napi_env env, void *data, void *hint) {
   (void)hint;
   module_state *state = data;
+  /* Sockets left at teardown (closed by close_all_at_teardown, or closed and never finished). */
+  for (uint32_t i = 0; i < state->slot_capacity; i++) {
+    if (state->slots[i].socket != NULL) free_socket(state->slots[i].socket);
+  }
+  free(state->slots);
   napi_delete_reference(env, state->receive_area);
   napi_delete_reference(env, state->resource);
   if (state->on_datagram != NULL) napi_delete_reference(env, state->on_datagram);
@@ -963,6 +1029,7 @@ NAPI_MODULE_INIT() {
   napi_async_init(env, resource, resource_name, &state->async_context);
   napi_create_reference(env, resource, 1, &state->resource);
   state->env = env;
+  state->free_slot = NO_SLOT;
   state->total_queue_limit = DEFAULT_TOTAL_QUEUE_BYTES;
   /* The check phase's flush of deferred sends; unreferenced, so it never keeps the process alive.
    * Without it (it could not be set up) every send goes at once. */
