@@ -39,11 +39,6 @@ export class CoarseClock implements DataPathClock {
     this.sleep();
   }
 
-  /** Whether the timer runs (for tests: it must stop on its own when nobody reads). */
-  get ticking(): boolean {
-    return this.timer !== null;
-  }
-
   private wake(): void {
     this.value = Date.now();
     this.timer = setInterval(this.tick, this.tickMs);
