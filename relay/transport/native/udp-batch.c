@@ -221,10 +221,9 @@ static void release_slot(module_state *state, udp_socket *socket) {
 static udp_socket *open_socket_of(napi_env env, napi_value handle, int quiet) {
   module_state *state;
   napi_get_instance_data(env, (void **)&state);
-  napi_valuetype type = napi_undefined;
   uint32_t value = 0;
-  if (napi_typeof(env, handle, &type) != napi_ok || type != napi_number || napi_get_value_uint32(env, handle, &value) != napi_ok ||
-      (value & HANDLE_INDEX_MASK) >= state->slot_capacity) {
+  /* napi_get_value_uint32 refuses anything but a number (napi_number_expected). */
+  if (napi_get_value_uint32(env, handle, &value) != napi_ok || (value & HANDLE_INDEX_MASK) >= state->slot_capacity) {
     if (!quiet) throw_type(env, "expected a socket handle from open()");
     return NULL;
   }
