@@ -10,6 +10,8 @@
  * - The same through the listener's handler directly (no root needed), for every message kind.
  * - A request whose answer throws on the way out: reported as request-failed, never an unhandled
  *   rejection (which ends a Node process by default).
+ * - A request whose handler throws (authenticated, answered without waiting on anything): 500 Server
+ *   Error, reported, and the same transaction sent again is judged afresh.
  *
  * Escaped errors (uncaughtException, unhandledRejection) are recorded and fail the test that made
  * them. Relay ports 48600-48649 (native) and 48650-48699 (dgram) are this file's own.
@@ -17,12 +19,12 @@
 import { execFile } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import type { RelayEvent, RelayServer } from "../../relay/server/relay-server.js";
-import { encodeChannelNumber, encodeRequestedTransport, encodeXorAddress, type TransportAddress } from "../../relay/stun/attributes.js";
+import { encodeChannelNumber, encodeLifetime, encodeRequestedTransport, encodeXorAddress, type TransportAddress } from "../../relay/stun/attributes.js";
 import { buildStunMessage, newTransactionId } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import type { RelayUdpSocket } from "../../relay/transport/udp-socket.js";
 import { channelDataHeader } from "../../relay/turn/channel-data.js";
-import { TEST_UDP_IO, TurnTestClient, UdpPeer, mint, recordEscapedErrors, sendIndication, startRelay, xorAddressOf } from "./turn-client.js";
+import { TEST_UDP_IO, TurnTestClient, UdpPeer, errorCodeOf, mint, recordEscapedErrors, sendIndication, startRelay, xorAddressOf } from "./turn-client.js";
 
 const MIN_PORT = TEST_UDP_IO === "native" ? 48600 : 48650;
 const RAW_SEND_TIMEOUT_MS = 5_000;
@@ -200,5 +202,37 @@ describe(`a request whose answer throws on the way out, on ${TEST_UDP_IO}`, () =
     ]);
     listener.send = send;
     expect(await answersBinding(port)).toBe(true);
+  });
+});
+
+describe(`a request whose handler throws, on ${TEST_UDP_IO}`, () => {
+  it("gets 500 Server Error, is reported as request-failed, and the same transaction resent is judged afresh", async () => {
+    const events: RelayEvent[] = [];
+    const { relay, port } = await relayOnLoopback([], (event) => events.push(event));
+    const asker = await client(port);
+    const credential = await mint();
+    const allocated = await asker.request(StunMethod.Allocate, [encodeRequestedTransport(17)], credential);
+    expect(allocated.messageClass).toBe(StunClass.SuccessResponse);
+
+    // A Refresh to lifetime 0 ends the allocation through closeAllocation: make that throw once.
+    const closeAllocation = relay.closeAllocation.bind(relay);
+    relay.closeAllocation = () => {
+      throw new Error("closing failed");
+    };
+    const deletion = await asker.signedRequest(StunMethod.Refresh, [encodeLifetime(0)], credential);
+    const failed = (await asker.exchange(deletion)).message;
+    expect(failed.messageClass).toBe(StunClass.ErrorResponse);
+    expect(errorCodeOf(failed)).toBe(500);
+    expect(events.filter((event) => event.event === "request-failed")).toEqual([
+      expect.objectContaining({ event: "request-failed", method: StunMethod.Refresh, error: "Error: closing failed" }),
+    ]);
+    expect(relay.allocationCount).toBe(1);
+
+    // Not cached as that transaction's answer: the same bytes again are handled, and succeed.
+    relay.closeAllocation = closeAllocation;
+    const retried = (await asker.exchange(deletion)).message;
+    expect(retried.messageClass).toBe(StunClass.SuccessResponse);
+    expect(relay.allocationCount).toBe(0);
+    expect(escaped).toEqual([]);
   });
 });
