@@ -244,6 +244,15 @@ export function registerServerMetrics(registry: Registry, server: RelayServer): 
       this.inc(udpSendTotals().dropped);
     },
   });
+  new Counter({
+    name: `${METRIC_PREFIX}udp_sent_segmented_total`,
+    help: "UDP datagrams that left in segmented sends (UDP_SEGMENT: a run to one destination handed to the kernel at once; native UDP only).",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(udpSendTotals().segmented);
+    },
+  });
   new Gauge({
     name: `${METRIC_PREFIX}udp_send_queue_bytes`,
     help: "Bytes waiting in UDP send queues now, over every socket.",

@@ -26,7 +26,7 @@ interface UdpBatchAddon {
   localAddress(handle: NativeHandle): [string, number];
   send(handle: NativeHandle, data: Buffer, offset: number, length: number, port: number, address: string, channel?: number): number;
   sendCounts(handle: NativeHandle): [queued: number, dropped: number];
-  sendTotals(): [queued: number, dropped: number, queuedBytes: number];
+  sendTotals(): [queued: number, dropped: number, queuedBytes: number, segmented: number];
   setSendQueueLimit(totalBytes: number): void;
   close(handle: NativeHandle, onClosed?: () => void): void;
   /** glibc's malloc_trim(0): the C heap's free pages back to the system; true when any went. */
@@ -64,9 +64,9 @@ export function setNativeSendQueueLimit(totalBytes: number): void {
 
 /** What the native sockets' queues did, over every socket, closed ones included; zeros when the addon is not loaded. */
 export function nativeSendTotals(): SendTotals {
-  if (!loaded?.ok) return { queued: 0, dropped: 0, queuedBytes: 0 };
-  const [queued, dropped, queuedBytes] = loaded.addon.sendTotals();
-  return { queued, dropped, queuedBytes };
+  if (!loaded?.ok) return { queued: 0, dropped: 0, queuedBytes: 0, segmented: 0 };
+  const [queued, dropped, queuedBytes, segmented] = loaded.addon.sendTotals();
+  return { queued, dropped, queuedBytes, segmented };
 }
 
 /**

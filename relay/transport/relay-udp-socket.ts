@@ -23,6 +23,8 @@ export interface SendCounts {
 /** The same over every socket of one implementation, closed ones included, and the bytes waiting now. */
 export interface SendTotals extends SendCounts {
   queuedBytes: number;
+  /** Datagrams that left in segmented sends (UDP_SEGMENT: a run to one destination in one send; native only). */
+  segmented: number;
 }
 
 /** One datagram: `data[offset .. offset + length)`, valid only during the call. */

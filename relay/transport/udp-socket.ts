@@ -66,6 +66,7 @@ export function udpSendTotals(): SendTotals {
     queued: native.queued + dgramQueues.queued,
     dropped: native.dropped + dgramQueues.dropped,
     queuedBytes: native.queuedBytes + dgramQueues.bytes,
+    segmented: native.segmented,
   };
 }
 

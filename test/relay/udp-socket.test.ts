@@ -16,6 +16,7 @@ import {
   openRelayUdpSocket,
   RELAY_SOCKET_BUFFER_BYTES,
   resolveUdpIo,
+  udpSendTotals,
   type RelayUdpSocket,
 } from "../../relay/transport/udp-socket.js";
 import { netnsSuiteUnavailable, runInNetns } from "../node/netns.js";
@@ -212,6 +213,63 @@ for (const io of ["native", "dgram"] as const) {
           const datagram = one.received[0]!.data;
           expect([datagram.length, datagram.readUInt16BE(0), datagram.readUInt16BE(2), datagram.readUInt32BE(4)]).toEqual([size + 4, 0x4000 + i, size, i]);
         });
+      });
+
+      /** A datagram of `size` bytes that says which it is: its index, then its index's low byte throughout. */
+      function marked(index: number, size: number): Buffer {
+        const datagram = Buffer.alloc(size, index & 0xff);
+        if (size >= 4) datagram.writeUInt32BE(index, 0);
+        return datagram;
+      }
+
+      // The native path sends a run of three or more datagrams to one destination, all of one size (the
+      // last may be shorter), as one segmented send (UDP_SEGMENT): at most 64 of them, of at most 1,452
+      // bytes each, at most 65,000 bytes together. The receivers must not be able to tell.
+      it("arrive one by one, whole and in order, when runs of them go to one destination", async () => {
+        const socket = await open();
+        const [a, b, c, d] = await Promise.all([peer(), peer(), peer(), peer()]);
+        const plan: [Peer, number][] = [
+          ...Array.from({ length: 70 }, () => [a, 100] as [Peer, number]), // over 64: two segmented sends
+          [a, 40], // shorter: ends the second run, in it
+          ...Array.from({ length: 3 }, () => [a, 200] as [Peer, number]), // larger: a run of its own
+          ...Array.from({ length: 5 }, () => [b, 1_452] as [Peer, number]), // the largest segment
+          ...Array.from({ length: 3 }, () => [b, 1_453] as [Peer, number]), // over it: one by one
+          ...Array.from({ length: 48 }, () => [c, 1_400] as [Peer, number]), // over 65,000 bytes: 46, then 2 alone
+          ...Array.from({ length: 8 }, (_, i) => [i % 2 === 0 ? d : c, 100] as [Peer, number]), // alternating: no runs
+          [d, 0], // empty datagrams go alone
+          [d, 0],
+          [d, 100], // two: alone too
+          [d, 100],
+          [d, 0],
+        ];
+        c.socket.setRecvBufferSize(4 * 1024 * 1024); // 67 KB of datagrams at once (the kernel caps it at rmem_max)
+        const before = udpSendTotals().segmented;
+        await onFirstDatagram(socket, () => plan.forEach(([to, size], index) => socket.send(marked(index, size), 0, size, to.port, "127.0.0.1")));
+        const arrived = () => a.received.length + b.received.length + c.received.length + d.received.length;
+        expect(await waitUntil(() => arrived() === plan.length, 5_000), `${arrived()} of ${plan.length} arrived`).toBe(true);
+        for (const [name, receiver] of Object.entries({ a, b, c, d })) {
+          const expected = plan.flatMap(([to, size], index) => (to === receiver ? [marked(index, size).toString("hex")] : []));
+          expect(receiver.received.map((datagram) => datagram.data.toString("hex")), `what ${name} received`).toEqual(expected);
+        }
+        // 64 + 7 to a, then 3; 5 to b; 46 to c. Node's dgram sends each datagram alone.
+        expect(udpSendTotals().segmented - before).toBe(io === "native" ? 64 + 7 + 3 + 5 + 46 : 0);
+      });
+
+      it("arrive one by one over IPv6 too, when a run of them goes to one destination", async () => {
+        const socket = await open(6);
+        const far = await peer(6);
+        const before = udpSendTotals().segmented;
+        let replied = false;
+        socket.onDatagram = () => {
+          if (replied) return;
+          replied = true;
+          for (let index = 0; index < 10; index++) socket.send(marked(index, 120), 0, 120, far.port, "::1");
+        };
+        const trigger = await peer(6);
+        trigger.socket.send(Buffer.from("go"), socket.address().port, "::1");
+        expect(await waitUntil(() => far.received.length === 10, ARRIVE_MS)).toBe(true);
+        expect(far.received.map((datagram) => datagram.data.toString("hex"))).toEqual(Array.from({ length: 10 }, (_, index) => marked(index, 120).toString("hex")));
+        expect(udpSendTotals().segmented - before).toBe(io === "native" ? 10 : 0);
       });
 
       it("keep their order with a send from the next phase of the loop, and go out before a close they precede", async () => {
@@ -494,6 +552,21 @@ describe("the native socket's send queue", async () => {
     // Nothing vanished: every datagram arrived or was counted as dropped, and the order held.
     expect(outcome.received).toBe(outcome.sent - outcome.dropped);
     expect(outcome.inOrder).toBe(true);
+  }, 40_000);
+});
+
+describe("a segmented send the route refuses", async () => {
+  const unavailable = await netnsSuiteUnavailable("a segmented send the route refuses", async () => {
+    const probe = await runInNetns("ip link set lo mtu 1200", [], 10_000);
+    return probe.code === 0 ? null : `could not lower loopback's MTU in a namespace: ${probe.stderr.trim()}`;
+  });
+  it.skipIf(unavailable !== null)("goes again datagram by datagram, every one whole and in order, and the socket keeps sending", async () => {
+    const result = await runInNetns("sh -c 'ip link set lo mtu 1200 && exec node --import tsx test/relay/netns/native-udp-segment-refused.ts'", [], 30_000);
+    expect(result.code, result.stderr).toBe(0);
+    const outcome = JSON.parse(result.stdout.trim().split("\n").at(-1)!) as Record<"large" | "small", { sent: number; received: number; intact: boolean }>;
+    // 1,400-byte datagrams over an MTU of 1,200: no segmented send can carry them, IP fragments each one.
+    expect(outcome.large).toEqual({ sent: 10, received: 10, intact: true });
+    expect(outcome.small).toEqual({ sent: 10, received: 10, intact: true });
   }, 40_000);
 });
 

@@ -185,6 +185,7 @@ describe("metrics follow the traffic", () => {
     expect(sampleValue(after, "relay_udp_send_queued_total")).toBe(totals.queued);
     expect(sampleValue(after, "relay_udp_send_dropped_total")).toBe(totals.dropped);
     expect(sampleValue(after, "relay_udp_send_queue_bytes")).toBe(totals.queuedBytes);
+    expect(sampleValue(after, "relay_udp_sent_segmented_total")).toBe(totals.segmented);
     expect(sampleValue(after, "relay_uncaught_errors_total", { kind: "exception" })).toBe(0);
     expect(sampleValue(after, "relay_uncaught_errors_total", { kind: "rejection" })).toBe(0);
     metrics.countUncaughtError("rejection");
