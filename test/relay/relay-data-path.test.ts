@@ -22,7 +22,13 @@ import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { longTermKey, verifyMessageIntegrity } from "../../relay/stun/integrity.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
-import { TurnTestClient, UdpPeer, errorCodeOf, mint, sendIndication, startRelay, textOf } from "./turn-client.js";
+import { TEST_UDP_IO, TurnTestClient, UdpPeer, errorCodeOf, mint, sendIndication, startRelay, textOf } from "./turn-client.js";
+
+/**
+ * This file's relay ports: 36000-36399 on the native addon, 37000-37399 on dgram (the node-dgram
+ * project runs it again, possibly beside the node project's run), which no other suite uses.
+ */
+const PORT_BASE = TEST_UDP_IO === "native" ? 36_000 : 37_000;
 
 /** How long a datagram that must not arrive is waited for. */
 const QUIET_MS = 300;
@@ -264,7 +270,7 @@ describe("relay data path (loopback peers allowed)", () => {
   let port: number;
 
   beforeAll(async () => {
-    ({ relay, port } = await startRelay(["--allow-loopback-peers", "--min-port=45000", "--max-port=45099"]));
+    ({ relay, port } = await startRelay(["--allow-loopback-peers", `--min-port=${PORT_BASE}`, `--max-port=${PORT_BASE + 99}`]));
   });
 
   afterAll(async () => {
@@ -554,7 +560,7 @@ describe("relay data path: peers the relay refuses (no --allow-loopback-peers)",
   let port: number;
 
   beforeAll(async () => {
-    ({ relay, port } = await startRelay(["--min-port=45100", "--max-port=45199"]));
+    ({ relay, port } = await startRelay([`--min-port=${PORT_BASE + 100}`, `--max-port=${PORT_BASE + 199}`]));
   });
 
   afterAll(async () => {
@@ -600,8 +606,8 @@ describe("relay data path: IPv6 allocations", () => {
       "--allow-loopback-peers",
       "--relay-ip=127.0.0.1",
       "--relay-ip=::1",
-      "--min-port=45200",
-      "--max-port=45299",
+      `--min-port=${PORT_BASE + 200}`,
+      `--max-port=${PORT_BASE + 299}`,
     ]));
   });
 
@@ -659,7 +665,7 @@ describe("relay data path: the relay's own listeners are no peers", () => {
   let port: number;
 
   beforeAll(async () => {
-    ({ relay, port } = await startRelay(["--allow-loopback-peers", "--min-port=45300", "--max-port=45399"]));
+    ({ relay, port } = await startRelay(["--allow-loopback-peers", `--min-port=${PORT_BASE + 300}`, `--max-port=${PORT_BASE + 399}`]));
   });
 
   afterAll(async () => {
@@ -679,7 +685,7 @@ describe("relay data path: the relay's own listeners are no peers", () => {
   ])("refuses ChannelBind to its own listener given as %s (%s)", async (_name, listeningIp, peerIp) => {
     // A second listener, besides the helper's 127.0.0.1: the client talks to that one and binds to this one.
     let listeners: ListenerAddress[] = [];
-    const spelled = await startRelay([`--listening-ip=${listeningIp}`, "--relay-ip=127.0.0.1", "--relay-ip=::1", "--allow-loopback-peers", "--min-port=45300", "--max-port=45399"], undefined, (bound) => {
+    const spelled = await startRelay([`--listening-ip=${listeningIp}`, "--relay-ip=127.0.0.1", "--relay-ip=::1", "--allow-loopback-peers", `--min-port=${PORT_BASE + 300}`, `--max-port=${PORT_BASE + 399}`], undefined, (bound) => {
       listeners = bound;
     });
     try {
@@ -695,7 +701,7 @@ describe("relay data path: the relay's own listeners are no peers", () => {
 
   it("refuses ChannelBind to any loopback address of a wildcard (0.0.0.0) listener", async () => {
     let listeners: ListenerAddress[] = [];
-    const wildcard = await startRelay(["--listening-ip=0.0.0.0", "--relay-ip=127.0.0.1", "--allow-loopback-peers", "--min-port=45300", "--max-port=45399"], undefined, (bound) => {
+    const wildcard = await startRelay(["--listening-ip=0.0.0.0", "--relay-ip=127.0.0.1", "--allow-loopback-peers", `--min-port=${PORT_BASE + 300}`, `--max-port=${PORT_BASE + 399}`], undefined, (bound) => {
       listeners = bound;
     });
     try {

@@ -4,8 +4,9 @@
  * what is freed; credentials that expire under a live allocation; stop() frees everything; and a flood
  * of unauthenticated requests costs the relay no state and gets only small answers.
  *
- * Every relay gets a port range of its own (45000-45999, no other suite uses it), so a port being
- * free or taken here is about this relay alone. Every wait is bounded.
+ * Every relay gets a port range of its own (45000-45999 on the native addon, 35000-35999 on dgram: the
+ * node-dgram project runs this file again, possibly beside the node project's run; no other suite
+ * uses either), so a port being free or taken here is about this relay alone. Every wait is bounded.
  */
 import { createSocket } from "node:dgram";
 import { afterEach, describe, expect, it } from "vitest";
@@ -15,7 +16,7 @@ import { encodeLifetime, encodeRequestedTransport, encodeXorAddress, readErrorCo
 import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../../relay/stun/builder.js";
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
-import { TurnTestClient, UdpPeer, canBindUdp, errorCodeOf, mint, sendIndication, startRelay, xorAddressOf } from "./turn-client.js";
+import { TEST_UDP_IO, TurnTestClient, UdpPeer, canBindUdp, errorCodeOf, mint, sendIndication, startRelay, xorAddressOf } from "./turn-client.js";
 
 const UDP = encodeRequestedTransport(17);
 
@@ -36,9 +37,12 @@ afterEach(async () => {
   await Promise.all(relays.splice(0).map((relay) => relay.stop()));
 });
 
-/** A relay on 127.0.0.1 with the relay ports `minPort`..`maxPort` and `flags`. */
+/** Where this file's ports lie under the io this run uses: the figures below are the native run's. */
+const PORT_SHIFT = TEST_UDP_IO === "native" ? 0 : -10_000;
+
+/** A relay on 127.0.0.1 with the relay ports `minPort`..`maxPort` (shifted by PORT_SHIFT) and `flags`. */
 async function relayWith(minPort: number, maxPort: number, flags: string[] = []) {
-  const started = await startRelay([`--min-port=${minPort}`, `--max-port=${maxPort}`, ...flags]);
+  const started = await startRelay([`--min-port=${minPort + PORT_SHIFT}`, `--max-port=${maxPort + PORT_SHIFT}`, ...flags]);
   relays.push(started.relay);
   return { ...started, rangeSize: maxPort - minPort + 1 };
 }
@@ -347,7 +351,7 @@ describe("quotas and the port range", () => {
     const credential = await mint("alice");
     const squatter = createSocket("udp4");
     try {
-      await new Promise<void>((resolve) => squatter.bind(45090, "127.0.0.1", resolve));
+      await new Promise<void>((resolve) => squatter.bind(45090 + PORT_SHIFT, "127.0.0.1", resolve));
       expect(outcome(await allocate(client, credential))).toBe("error 508");
     } finally {
       await new Promise<void>((resolve) => squatter.close(() => resolve()));
@@ -384,7 +388,7 @@ describe("a credential that expires under a live allocation (--credential-clock-
 
   it("with --strict-expiry the allocation ends with its credential: data stops, the port is freed, the next Refresh gets 401", async () => {
     const ends: RelayEvent[] = [];
-    const started = await startRelay(["--min-port=45110", "--max-port=45119", "--credential-clock-skew=0", "--strict-expiry", "--allow-loopback-peers"], (event) => {
+    const started = await startRelay([`--min-port=${45110 + PORT_SHIFT}`, `--max-port=${45119 + PORT_SHIFT}`, "--credential-clock-skew=0", "--strict-expiry", "--allow-loopback-peers"], (event) => {
       if (event.event === "allocation-end") ends.push(event);
     });
     relays.push(started.relay);
