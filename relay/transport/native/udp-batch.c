@@ -21,8 +21,8 @@
  * already wait (order is kept per socket); closing a socket sends what waits for it first.
  *
  * Within a socket's deferred sends, a run of three or more datagrams to one destination, all of one
- * size (the last may be shorter), leaves as one segmented send (UDP_SEGMENT, Linux 4.18): the kernel walks its
- * output path once for the run and cuts it into the datagrams below that, so the receiver still
+ * size (the last may be shorter), leaves as one segmented send (UDP_SEGMENT, Linux 4.18): the kernel
+ * walks its output path once for the run and cuts it into the datagrams below that, so the receiver still
  * gets each one apart. Runs are common: a client's packets come in bursts, and each is relayed to
  * the same peer, its echo to the same client (in the bench's uclient loads, 98 % of the deferred
  * sends were in runs, four long on average). A segmented send the kernel refuses (no support, a
@@ -60,11 +60,11 @@
  * raised it), of at most this many bytes each (below an Ethernet path's 1472-byte UDP payload, so a
  * route of MTU 1500 never refuses them) and this many in all (under a UDP datagram's 65,507). */
 #define SEGMENTS_MAX 64
+#define SEGMENT_BYTES_MAX 1452
+#define SEGMENTED_BYTES_MAX 65000
 /* Shorter runs go datagram by datagram: a run of two measured no cheaper segmented (three: 10 % less
  * CPU, four 11 %, eight 21 %, in a probe sending runs from a delivery to two and four receivers). */
 #define SEGMENTS_MIN 3
-#define SEGMENT_BYTES_MAX 1452
-#define SEGMENTED_BYTES_MAX 65000
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
