@@ -79,6 +79,11 @@ export interface MeshOptions<PC extends PeerConnectionLike> {
   /** How long a newcomer waits for the first offer before making its own. Default 5 s. */
   firstOfferWaitMs?: number;
   /**
+   * How long after a recovery's ICE restart the link must be connected again; if it is not, the mesh
+   * recovers it anew (within `maxIceRestarts`). Default `RECOVERY_CHECK_MS` (10 s).
+   */
+  recoveryCheckMs?: number;
+  /**
    * Which peers this side opens a link to by itself (when it joins, or when they join). Default: all.
    * A peer that signals first always gets a link, so a one-to-many app's receivers say
    * `connectTo: () => false` and link only with the sender, which links with everyone; they hold no
@@ -161,7 +166,7 @@ interface LinkState<PC extends PeerConnectionLike> extends PeerLink<PC> {
   /** A recovery is waiting for its backoff or its fetch; later `failed` events change nothing. */
   recovering: boolean;
   recoveryTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Set after a recovery's restart: recovers again if the link is not connected RECOVERY_CHECK_MS later. */
+  /** Set after a recovery's restart: recovers again if the link is not connected `recoveryCheckMs` later. */
   recoveryCheckTimer: ReturnType<typeof setTimeout> | undefined;
   /** Set while the connection is `disconnected`: recovers it if it stays so for DISCONNECTED_RECOVERY_MS. */
   disconnectedTimer: ReturnType<typeof setTimeout> | undefined;
@@ -187,6 +192,21 @@ function randomSession(): string {
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
+/** Refuses a mesh option that would make it spin or never act, saying what is wanted. */
+function checkMeshTimings(options: Pick<MeshOptions<PeerConnectionLike>, "maxIceRestarts" | "firstOfferWaitMs" | "recoveryCheckMs">): void {
+  const { maxIceRestarts, firstOfferWaitMs, recoveryCheckMs } = options;
+  if (maxIceRestarts !== undefined && !(Number.isInteger(maxIceRestarts) && maxIceRestarts >= 0)) {
+    throw new TypeError(`maxIceRestarts must be a whole number, 0 or more; got ${String(maxIceRestarts)}`);
+  }
+  // 0 is a real choice for the first offer (a broadcast's sender need not wait); a check sooner than
+  // 100 ms after a restart would take every restart in flight for one that went nowhere.
+  for (const [name, value, least] of [["firstOfferWaitMs", firstOfferWaitMs, 0], ["recoveryCheckMs", recoveryCheckMs, 100]] as const) {
+    if (value !== undefined && !(Number.isFinite(value) && value >= least && value <= 600_000)) {
+      throw new TypeError(`${name} must be milliseconds from ${least} to 600000; got ${String(value)}`);
+    }
+  }
+}
+
 /** The `a=ice-ufrag:` values of a session description. */
 export function remoteUfrags(sdp: string): Set<string> {
   const ufrags = new Set<string>();
@@ -209,6 +229,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
 
   constructor(options: MeshOptions<PC>) {
     super();
+    checkMeshTimings(options);
     this.options = options;
     this.room = options.room;
     this.policy = options.iceTransportPolicy ?? "all";
@@ -363,7 +384,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     link.recoveryCheckTimer = setTimeout(() => {
       link.recoveryCheckTimer = undefined;
       if (!link.closed && !this.closed && link.pc.connectionState !== "connected") this.recoverFailedLink(link);
-    }, RECOVERY_CHECK_MS);
+    }, this.options.recoveryCheckMs ?? RECOVERY_CHECK_MS);
     if (link.restartGeneration !== generation) return;
     this.restartFromOneSide(link, true);
   }

@@ -28,6 +28,8 @@ import { RecordingPeerConnection, usernames } from "./recording-peer-connection.
 import { RoomServer, iceServersFrame, sleep, turnServer, until, welcomeFrame } from "./room-server.js";
 
 const ROOM = "fleet-follow";
+/** A recovery check much shorter than the default, so the tests that wait for one are quick. */
+const SHORT_RECOVERY_CHECK_MS = 1_500;
 
 let server: RoomServer;
 const closers: (() => void)[] = [];
@@ -233,21 +235,42 @@ describe("a call that fails", () => {
     expect(pcs.get("c")!.calls()).toEqual(["setConfiguration fresh", "restartIce"]);
   });
 
-  it(`tries again when a recovery's restart has not brought the call back within ${RECOVERY_CHECK_MS} ms (the state sits in failed, with no further event)`, async () => {
-    const { pcs, log } = await connectedMesh("a", ["b"], {}, false);
+  it(`tries again when a recovery's restart has not brought the call back within recoveryCheckMs (the state sits in failed, with no further event)`, async () => {
+    const { pcs, log } = await connectedMesh("a", ["b"], { recoveryCheckMs: SHORT_RECOVERY_CHECK_MS }, false);
     server.answer = { kind: "servers", iceServers: [turnServer("fresh")], ttlSeconds: 3600 };
     log.length = 0;
     pcs.get("b")!.setConnectionState("failed");
     await until(() => pcs.get("b")!.count("restartIce") === 1, "the first recovery");
     expect(server.iceServersRequests).toHaveLength(1);
     // Nothing changes: no event says the restart went nowhere. The check does.
-    await until(() => pcs.get("b")!.count("restartIce") === 2, "the second recovery", RECOVERY_CHECK_MS + ICE_RECOVERY_BACKOFF.maxDelayMs / 4);
+    const firstAt = Date.now();
+    await until(() => pcs.get("b")!.count("restartIce") === 2, "the second recovery", SHORT_RECOVERY_CHECK_MS + ICE_RECOVERY_BACKOFF.maxDelayMs / 4);
+    expect(Date.now() - firstAt, "not before the check").toBeGreaterThanOrEqual(SHORT_RECOVERY_CHECK_MS - 100);
     expect(server.iceServersRequests, "the second recovery asks the Worker anew").toHaveLength(2);
     // Back up: no third.
     pcs.get("b")!.setConnectionState("connected");
-    await sleep(RECOVERY_CHECK_MS + 1_000);
+    await sleep(SHORT_RECOVERY_CHECK_MS + 1_000);
     expect(pcs.get("b")!.count("restartIce")).toBe(2);
-  }, 3 * RECOVERY_CHECK_MS);
+  }, 30_000);
+
+  it(`checks ${RECOVERY_CHECK_MS} ms after a recovery by default, and refuses timings that would spin or never act`, async () => {
+    const room = roomClient();
+    const make = (extra: Partial<MeshOptions<RecordingPeerConnection>>) => new Mesh<RecordingPeerConnection>({ room, createPeerConnection: (config) => new RecordingPeerConnection(config, []), ...extra });
+    expect(() => make({ recoveryCheckMs: 50 })).toThrow(/recoveryCheckMs must be milliseconds from 100 to 600000; got 50/);
+    expect(() => make({ recoveryCheckMs: Number.NaN })).toThrow(/recoveryCheckMs must be milliseconds/);
+    expect(() => make({ firstOfferWaitMs: -1 })).toThrow(/firstOfferWaitMs must be milliseconds from 0 to 600000; got -1/);
+    expect(() => make({ maxIceRestarts: 1.5 })).toThrow(/maxIceRestarts must be a whole number, 0 or more; got 1.5/);
+    make({ firstOfferWaitMs: 0, maxIceRestarts: 0, recoveryCheckMs: 100 }).close();
+    // Without the option the check comes RECOVERY_CHECK_MS after the restart.
+    const { pcs, log } = await connectedMesh("a", ["b"], {}, false);
+    server.answer = { kind: "servers", iceServers: [turnServer("fresh")], ttlSeconds: 3600 };
+    log.length = 0;
+    pcs.get("b")!.setConnectionState("failed");
+    await until(() => pcs.get("b")!.count("restartIce") === 1, "the first recovery");
+    await sleep(RECOVERY_CHECK_MS - 1_000);
+    expect(pcs.get("b")!.count("restartIce"), "no second recovery before the default check").toBe(1);
+    await until(() => pcs.get("b")!.count("restartIce") === 2, "the second recovery", ICE_RECOVERY_BACKOFF.maxDelayMs / 4);
+  }, 30_000);
 
   it("on the polite side also fetches and applies, and restarts only if the other side has not", async () => {
     const { pcs, log } = await connectedMesh("m", ["a"], {}, false);
