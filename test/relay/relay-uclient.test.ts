@@ -5,6 +5,7 @@
  * with credentials the Worker's keyring minted. Every message must come back: zero loss.
  */
 import { spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RelayServer } from "../../relay/server/relay-server.js";
 import { trafficSoFar } from "../../relay/server/stats.js";
@@ -15,7 +16,7 @@ import { canBindUdp, mint, startRelay, testCertificate } from "./turn-client.js"
 const UCLIENT_TIMEOUT_MS = 30_000;
 /** Echoes uclient's TLS client may count lost although the relay wrote them to it: it waits a fixed time for the last ones (see the TLS case). */
 const LATE_TLS_ECHOES = 2;
-const PEER_START_TIMEOUT_MS = 3_000;
+const PEER_START_TIMEOUT_MS = 10_000;
 
 /** A UDP port P on 127.0.0.1 with P + 1 free too (turnutils_peer binds both). */
 async function freeUdpPair(): Promise<number> {
@@ -26,14 +27,26 @@ async function freeUdpPair(): Promise<number> {
   throw new Error("no two consecutive UDP ports free on 127.0.0.1 after 20 tries");
 }
 
-/** Waits, at most `timeoutMs`, until something holds UDP `port` on 127.0.0.1. */
-async function udpPortTaken(port: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!(await canBindUdp(port))) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+/**
+ * Waits, at most `timeoutMs`, until something on UDP `port` of 127.0.0.1 echoes a datagram (as
+ * turnutils_peer does once it is up). Asking it, rather than trying to bind the port ourselves,
+ * never holds the port at the moment the peer binds it.
+ */
+async function udpEchoes(port: number, timeoutMs: number): Promise<boolean> {
+  const socket = createSocket("udp4");
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  try {
+    const echoed = new Promise<true>((resolve) => socket.once("message", () => resolve(true)));
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      socket.send("ready?", port, "127.0.0.1");
+      const answer = await Promise.race([echoed, new Promise<false>((resolve) => setTimeout(() => resolve(false), 100))]);
+      if (answer) return true;
+    }
+    return false;
+  } finally {
+    socket.close();
   }
-  return false;
 }
 
 describe("coturn's clients against the relay", () => {
@@ -125,7 +138,7 @@ describe("coturn's clients against the relay", () => {
     // turnutils_peer echoes on peerPort (RTP) and peerPort + 1 (RTCP); it is stopped by its process group.
     const peer = spawn("turnutils_peer", ["-p", String(peerPort), "-L", "127.0.0.1"], { stdio: "ignore", detached: true });
     try {
-      expect(await udpPortTaken(peerPort, PEER_START_TIMEOUT_MS), "turnutils_peer did not start").toBe(true);
+      expect(await udpEchoes(peerPort, PEER_START_TIMEOUT_MS), "turnutils_peer did not start").toBe(true);
       const before = { ...relay.stats.reservations };
       const credential = await mint("uclient-default", 600);
       const args = ["-n", "20", "-e", "127.0.0.1", "-r", String(peerPort), "-u", credential.username, "-w", credential.password, "-p", String(port), "127.0.0.1"];
