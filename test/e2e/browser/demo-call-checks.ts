@@ -38,9 +38,14 @@ export interface DemoCallSummary extends ScriptSummary {
 export const SCRIPT = "demo-call.ts";
 export const CALL_TIMEOUT_MS = 60_000;
 export const PROCESS_TIMEOUT_MS = 90_000;
-/** The refresh case: allocations of 10 s (the relay's floor), a call held for 30 s. */
+/**
+ * The refresh case: allocations of 10 s (the relay's floor), a call held for 24 s, long enough that
+ * the allocations carrying it must have been refreshed twice (Chromium refreshes every ~5 s).
+ */
 export const SHORT_LIFETIME_S = 10;
-export const HOLD_MS = 30_000;
+export const HOLD_MS = 24_000;
+/** Allocations this many lifetimes old were refreshed at least twice. */
+export const TWICE_REFRESHED_LIFETIMES = 2.2;
 export const REFRESH_TIMEOUT_MS = 100_000;
 /** The credential case: the Worker's TURN credentials live 15 s; the client refreshes at about 12 s. */
 export const SHORT_TTL_S = 15;
