@@ -1,7 +1,8 @@
 /**
  * One case of the NAT lab, start to finish: build the lab (topology.ts), check it is what it claims to
- * be (preconditions), start the Worker and the relay in `pub` (test/e2e/stack.ts), run one werift peer
- * in each home (home-peer.ts), and print one JSON line (`LabCaseSummary`) with everything observed.
+ * be (preconditions) while the Worker and the relay start in `pub` (test/e2e/stack.ts), run one
+ * werift peer in each home (home-peer.ts), and print one JSON line (`LabCaseSummary`) with everything
+ * observed.
  * It judges nothing itself: nat-lab.test.ts asserts on the summary.
  *
  *   node --import tsx test/e2e/nat/lab-case.ts <case> [--peer-timeout-ms N]
@@ -181,22 +182,33 @@ async function main(summary: LabCaseSummary): Promise<void> {
   const begin = Date.now();
   await timed("build", async () => buildLab(labCase.shape));
   summary.routerRules = { nat1: routerRules("nat1"), nat2: routerRules("nat2") };
-  summary.preconditions = await timed("preconditions", checkPreconditions);
+  // The checks and the stack's start side by side: half the checks wait out a probe's timeout for
+  // the answer that must not come, and the stack (in pub, behind no router) needs nothing from them.
+  const [checked, started] = await Promise.allSettled([
+    timed("preconditions", checkPreconditions),
+    timed("stackStart", () =>
+      startStack({
+        host: LAB.pub,
+        netnsExec: ["ip", "netns", "exec", "pub"],
+        workerPort: WORKER_PORT,
+        relayPort: LAB.relayPort,
+        turnTransports: labCase.turnTransports,
+        relaySecretMismatch: labCase.relaySecretMismatch,
+        // The lab's internet is TEST-NET-2, which a public relay refuses as a peer by default.
+        relayArgs: [`--allowed-peer-ip=${LAB.publicCidr}`],
+      }),
+    ),
+  ]);
+  if (checked.status === "rejected") {
+    if (started.status === "fulfilled") await started.value.stop();
+    throw checked.reason;
+  }
+  if (started.status === "rejected") throw started.reason;
+  summary.preconditions = checked.value;
+  const stack = started.value;
   // From here on the counters see only the call.
   resetCounters();
 
-  const stack = await timed("stackStart", () =>
-    startStack({
-      host: LAB.pub,
-      netnsExec: ["ip", "netns", "exec", "pub"],
-      workerPort: WORKER_PORT,
-      relayPort: LAB.relayPort,
-      turnTransports: labCase.turnTransports,
-      relaySecretMismatch: labCase.relaySecretMismatch,
-      // The lab's internet is TEST-NET-2, which a public relay refuses as a peer by default.
-      relayArgs: [`--allowed-peer-ip=${LAB.publicCidr}`],
-    }),
-  );
   try {
     summary.turnUrls = stack.turnUrls;
     summary.peers = await timed("call", () => runPeers(stack, labCase, caseName, peerTimeoutMs));
