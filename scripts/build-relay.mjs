@@ -7,7 +7,9 @@
 //                           without it the bundle runs on Node's dgram
 // No node_modules are needed next to it: `node OUTDIR/relay.mjs --help` runs anywhere Node runs.
 //
-// Usage: node scripts/build-relay.mjs [OUTDIR]   (default dist/relay)
+// Usage: node scripts/build-relay.mjs [OUTDIR] [--target=nodeNN]   (default dist/relay, node24)
+// --target is for the test suites, which run the same bundle on the Node they run on
+// (vitest.config.ts); the image's bundle is built for its own Node.
 import { build } from "esbuild";
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -15,10 +17,17 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const outDir = resolve(process.argv[2] ?? join(root, "dist", "relay"));
+const targetFlag = process.argv.slice(2).find((arg) => arg.startsWith("--target="));
+const outArg = process.argv.slice(2).find((arg) => !arg.startsWith("--"));
+const outDir = resolve(outArg ?? join(root, "dist", "relay"));
 const pkg = JSON.parse(await readFile(join(root, "package.json"), "utf8"));
 /** The Node version the image runs; the bundle may use what it has. */
-const TARGET = "node24";
+const IMAGE_TARGET = "node24";
+const TARGET = targetFlag === undefined ? IMAGE_TARGET : targetFlag.slice("--target=".length);
+if (!/^node\d+$/.test(TARGET)) {
+  console.error(`build-relay: --target must be nodeNN (e.g. --target=node20), not ${JSON.stringify(TARGET)}`);
+  process.exit(2);
+}
 
 await rm(outDir, { recursive: true, force: true });
 await mkdir(outDir, { recursive: true });

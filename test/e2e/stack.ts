@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { quietWrangler, repoRoot, signalGroup, sleep } from "../node/processes.js";
+import { relayEntryArgs } from "../node/relay-command.js";
 
 export type TurnTransport = "udp" | "tcp" | "tls";
 
@@ -157,7 +158,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ];
     // One relay process: two stacks run at a time on CI's two cores (worker processes have their own
     // suite, test/relay/cluster/); `relayArgs` may still ask for --relay-threads.
-    const relay = startDetached(prefix, process.execPath, ["--import", "tsx", "relay/main.ts", ...relayFlags], { RELAY_STATIC_AUTH_SECRET: relaySecret, RELAY_RELAY_THREADS: "1" });
+    const relay = startDetached(prefix, process.execPath, [...relayEntryArgs(), ...relayFlags], { RELAY_STATIC_AUTH_SECRET: relaySecret, RELAY_RELAY_THREADS: "1" });
     started.push(relay);
     const listening = await waitFor(RELAY_START_TIMEOUT_MS, () => {
       const exited = relay.exited();

@@ -11,6 +11,7 @@ import { encodeLifetime, encodeRequestedTransport, encodeXorAddress, TRANSPORT_P
 import { AttributeType, StunClass, StunMethod } from "../../../relay/stun/constants.js";
 import type { StunMessage } from "../../../relay/stun/message.js";
 import { repoRoot, signalGroup, sleep } from "../../node/processes.js";
+import { relayEntryArgs } from "../../node/relay-command.js";
 import { errorCodeOf, REALM, SECRET, xorAddressOf, type TurnTestClient } from "../turn-client.js";
 
 export const STOP_TIMEOUT_MS = 10_000;
@@ -76,9 +77,9 @@ export function spawnNode(args: string[], env: NodeJS.ProcessEnv, cwd = repoRoot
   return relay;
 }
 
-/** relay/main.ts through tsx, as `npm run relay` runs it. */
+/** The relay as a process: this run's bundle, or relay/main.ts through tsx (test/node/relay-command.ts). */
 export function spawnRelay(args: string[], env: NodeJS.ProcessEnv): RelayProcess {
-  return spawnNode(["--import", "tsx", "relay/main.ts", ...args], env);
+  return spawnNode([...relayEntryArgs(), ...args], env);
 }
 
 export async function waitUntil(condition: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 50): Promise<boolean> {
