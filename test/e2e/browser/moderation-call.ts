@@ -8,8 +8,9 @@
  * with JOIN_SECRET, WEBHOOK_URL and WEBHOOK_SECRET in its environment), opens the demo room in two
  * Chromium contexts with join tokens for `alice` and `bob`, relay-only, and waits until the call is
  * up on relay-1 with video decoding both ways. Then, through the admin API:
- * - kicks bob with a 60 s ban: it records when every allocation bob's credentials made on relay-1
- *   had ended, and how each one still live at the kick ended (the relay's own `allocation-end` log lines), when alice's page stopped listing bob,
+ * - kicks bob with a 60 s ban, his page playing a client that ignores it (it never closes its peer
+ *   connections): it records when every allocation bob's credentials made on relay-1 had ended, and
+ *   how each one still live at the kick ended (the relay's own `allocation-end` log lines), when alice's page stopped listing bob,
  *   whether bob's page kept receiving video, and what a rejoin with bob's token was answered;
  * - closes the room, waits until every allocation of the room has ended, and reads the room's usage
  *   (GET /v1/rooms/:room/usage) until it stops changing, beside the bytes the relay's `allocation-end`
@@ -146,6 +147,12 @@ runScript("moderation-call", timeoutMs, async ({ summary, phase, onCleanup }) =>
     return callIsUp(seen.alice) && callIsUp(seen.bob) ? true : undefined;
   }, () => JSON.stringify(last));
   const isBob = (user: string) => user === `${room}/bob`;
+  // Bob's page plays a client that ignores the kick: it never closes its peer connections. An honest
+  // page closes them when the room says it was kicked, and Chromium then deletes its allocations
+  // itself, racing the revocation (in CI it won half the time); here only the relay can end them.
+  await pages.bob.evaluate(() => {
+    RTCPeerConnection.prototype.close = () => undefined;
+  });
   // Chromium may already have let go of an allocation it no longer uses (its pair switched before
   // the kick): only those live at the kick are the revocation's to end.
   const atKick = allocationsOf(local.output(), isBob);
