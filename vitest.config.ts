@@ -24,7 +24,8 @@ execFileSync(process.execPath, ["scripts/build-web.mjs", "--quiet"], { stdio: "i
 
 // The relay the suites start as a process is the bundle the image runs (scripts/build-relay.mjs), built
 // afresh for this run and this Node: a start costs a quarter of the CPU of relay/main.ts through tsx
-// (0.3 s against 1.3 s; 1.0 against 4.0 s with --relay-threads=2), and the suites start hundreds.
+// (0.3 s against 1.3 s; 1.0 against 4.0 s with --relay-threads=2), and every relay-process and e2e
+// test starts at least one.
 // test/node/relay-command.ts reads RELAYKIT_TEST_RELAY; without it (a script run by hand) they run
 // relay/main.ts through tsx. A directory of this run's own, so runs side by side (npm test and the
 // LTS run) never rebuild each other's. Watch mode keeps the bundle of its start: restart it after
