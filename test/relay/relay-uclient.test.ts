@@ -14,8 +14,12 @@ import { freePort, run, signalGroup } from "../node/processes.js";
 import { canBindUdp, mint, startRelay, testCertificate } from "./turn-client.js";
 
 const UCLIENT_TIMEOUT_MS = 30_000;
-/** Echoes uclient's TLS client may count lost although the relay wrote them to it: it waits a fixed time for the last ones (see the TLS case). */
-const LATE_TLS_ECHOES = 2;
+/**
+ * Echoes uclient's TLS client may count lost although the relay wrote them to it: it waits a fixed time
+ * for the last ones (see the TLS case). A tenth of the 40 it sends: in CI it counted 2, then 3 (the LTS
+ * run beside npm test's three files at a time), while the relay's own counters were exact.
+ */
+const LATE_TLS_ECHOES = 4;
 const PEER_START_TIMEOUT_MS = 10_000;
 
 /** A UDP port P on 127.0.0.1 with P + 1 free too (turnutils_peer binds both). */
