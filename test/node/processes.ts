@@ -164,13 +164,18 @@ export async function startLocalWorker(options: LocalWorkerOptions = {}): Promis
   try {
     return await startLocalWorkerOnce(options, STARTUP_ATTEMPT_MS);
   } catch (error) {
-    if (!(error instanceof StartupTimeout)) throw error;
+    if (!(error instanceof StartupTimeout || error instanceof PortTaken)) throw error;
     process.stderr.write(`startLocalWorker: ${error.message}\nstartLocalWorker: trying once more on fresh ports\n`);
     return startLocalWorkerOnce(options, STARTUP_ATTEMPT_MS);
   }
 }
 
 class StartupTimeout extends Error {}
+/**
+ * A port picked free was taken before npm start bound it: in CI a relay test's relay-port band
+ * (inside the system's ephemeral range, where free ports come from) took the relay port.
+ */
+class PortTaken extends Error {}
 
 async function startLocalWorkerOnce(options: LocalWorkerOptions, timeoutMs: number): Promise<LocalWorker> {
   const port = await freePort();
@@ -211,7 +216,10 @@ async function startLocalWorkerOnce(options: LocalWorkerOptions, timeoutMs: numb
   const deadline = Date.now() + timeoutMs;
   try {
     for (;;) {
-      if (exited !== undefined) throw new Error(`npm start ${exited}. Output:\n${output}`);
+      if (exited !== undefined) {
+        const Failure = /EADDRINUSE|Address already in use/.test(output) ? PortTaken : Error;
+        throw new Failure(`npm start ${exited}. Output:\n${output}`);
+      }
       if (Date.now() > deadline) throw new StartupTimeout(`npm start did not answer ${url} within ${timeoutMs} ms. Output:\n${output}`);
       try {
         const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
