@@ -10,8 +10,9 @@
  * up on relay-1 with video decoding both ways. Then, through the admin API:
  * - kicks bob with a 60 s ban, his page playing a client that ignores it (it never closes its peer
  *   connections): it records when every allocation bob's credentials made on relay-1 had ended, and
- *   how each one still live at the kick ended (the relay's own `allocation-end` log lines), when alice's page stopped listing bob,
- *   whether bob's page kept receiving video, and what a rejoin with bob's token was answered;
+ *   how each one still live at the kick ended (the relay's own `allocation-end` log lines), when
+ *   alice's page stopped listing bob, whether bob's page kept receiving video, and what a rejoin
+ *   with bob's token was answered;
  * - closes the room, waits until every allocation of the room has ended, and reads the room's usage
  *   (GET /v1/rooms/:room/usage) until it stops changing, beside the bytes the relay's `allocation-end`
  *   lines counted for the room;
