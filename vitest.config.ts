@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { writeUnwatchedWranglerConfig } from "./test/node/wrangler-config.js";
 
 // wrangler.toml serves dist/web as static assets, and the workerd pool refuses to start without it:
 // build the pages first (well under a second), so `npx vitest` works on a fresh clone too.
@@ -30,10 +31,13 @@ execFileSync(process.execPath, ["scripts/build-web.mjs", "--quiet"], { stdio: "i
 // relay/main.ts through tsx. A directory of this run's own, so runs side by side (npm test and the
 // LTS run) never rebuild each other's. Watch mode keeps the bundle of its start: restart it after
 // changing the relay.
-const testRelayDir = mkdtempSync(join(tmpdir(), "relaykit-test-relay-"));
-process.once("exit", () => rmSync(testRelayDir, { recursive: true, force: true }));
-execFileSync(process.execPath, ["scripts/build-relay.mjs", testRelayDir, `--target=node${process.versions.node.split(".")[0]}`], { stdio: "inherit" });
-process.env["RELAYKIT_TEST_RELAY"] = join(testRelayDir, "relay.mjs");
+const testRunDir = mkdtempSync(join(tmpdir(), "relaykit-test-run-"));
+process.once("exit", () => rmSync(testRunDir, { recursive: true, force: true }));
+execFileSync(process.execPath, ["scripts/build-relay.mjs", testRunDir, `--target=node${process.versions.node.split(".")[0]}`], { stdio: "inherit" });
+process.env["RELAYKIT_TEST_RELAY"] = join(testRunDir, "relay.mjs");
+// Every `wrangler dev` the suites start runs wrangler.toml without its [build] watcher (the pages are
+// built above), whose rebuild could reload the Worker just after it started: test/node/wrangler-config.ts.
+process.env["RELAYKIT_TEST_WRANGLER_CONFIG"] = writeUnwatchedWranglerConfig(process.cwd(), testRunDir);
 
 const wrangler = { configPath: "./wrangler.toml" };
 /**

@@ -14,7 +14,10 @@
 // Options: --port N (Worker, default 8787), --relay-port N (default 3478), --relays N (default 1),
 // --fleet-pick N (FLEET_PICK with --relays, default 1 here so a call uses one relay at a time),
 // --persist-to DIR (where local workerd keeps the rooms' storage; default: wrangler's .wrangler/state,
-// which two stacks started at once must not share: their SQLite files lock each other out).
+// which two stacks started at once must not share: their SQLite files lock each other out),
+// --wrangler-config FILE (the Worker's wrangler configuration; default wrangler.toml. The test suites
+// give one without [build]: its watcher's rebuild can reload the Worker just after it started, which
+// drops every WebSocket on it).
 // JOIN_SECRET, WEBHOOK_URL and WEBHOOK_SECRET, when set in the environment, are given to the Worker:
 // try join tokens, or webhooks to a receiver on this machine.
 import { spawn } from "node:child_process";
@@ -28,6 +31,7 @@ const { values } = parseArgs({
     relays: { type: "string", default: "1" },
     "fleet-pick": { type: "string", default: "1" },
     "persist-to": { type: "string" },
+    "wrangler-config": { type: "string" },
   },
 });
 const port = values.port;
@@ -136,6 +140,7 @@ const workerVars = fleet
 const PASSED_THROUGH = ["JOIN_SECRET", "WEBHOOK_URL", "WEBHOOK_SECRET", "ALLOWED_ORIGINS"];
 for (const name of PASSED_THROUGH) if (process.env[name]) workerVars[name] = process.env[name];
 start("Worker", process.execPath, ["node_modules/wrangler/bin/wrangler.js", "dev", "--local", "--ip", "127.0.0.1", "--port", port,
+  ...(values["wrangler-config"] !== undefined ? ["--config", values["wrangler-config"]] : []),
   ...(values["persist-to"] !== undefined ? ["--persist-to", values["persist-to"]] : []),
   ...Object.entries(workerVars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
 ], {});

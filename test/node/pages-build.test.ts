@@ -353,7 +353,7 @@ describe("fleet page: rows", () => {
   });
 });
 
-describe("npm start serves the pages (wrangler dev: the build, then assets first)", () => {
+describe("npm start serves the pages (assets first; the Worker first for the API and the pages)", () => {
   let worker: LocalWorker;
   let base: string;
 

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
+import { testWranglerConfigArgs } from "./wrangler-config.js";
 import { fileURLToPath } from "node:url";
 
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
@@ -40,31 +41,47 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
   }
 }
 
-/** A port nothing listens on right now: bind port 0 on 127.0.0.1, read the port, release it. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Where freePort() looks: below Linux's ephemeral range (32768-60999), so the kernel never hands one of
+ * these ports to an outgoing connection or a socket bound to port 0 between the check and the server's
+ * own bind, or while wrangler restarts workerd on it after its start-up rebuild; and below every band
+ * the relay suites give their relays' ports (20000-32767 and above).
+ */
+export const FREE_PORT_BAND = { first: 10_000, last: 19_999 } as const;
+const FREE_PORT_TRIES = 50;
+
+/** Whether `port` can be bound on 127.0.0.1 right now, over TCP (and over UDP too when asked). */
+async function canBind(port: number, udpToo: boolean): Promise<boolean> {
+  const tcpFree = await new Promise<boolean>((resolve) => {
     const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error("could not read the bound port"))));
-    });
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+  if (!tcpFree || !udpToo) return tcpFree;
+  return new Promise<boolean>((resolve) => {
+    const socket = createSocket("udp4");
+    socket.once("error", () => resolve(false));
+    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
   });
 }
 
-/** A port free on 127.0.0.1 for both TCP and UDP, for servers that listen on both (coturn, the relay). */
-export async function freeTcpAndUdpPort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await freePort();
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const socket = createSocket("udp4");
-      socket.once("error", () => resolve(false));
-      socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
+async function freePortInBand(udpToo: boolean): Promise<number> {
+  const size = FREE_PORT_BAND.last - FREE_PORT_BAND.first + 1;
+  for (let attempt = 0; attempt < FREE_PORT_TRIES; attempt++) {
+    const port = FREE_PORT_BAND.first + Math.floor(Math.random() * size);
+    if (await canBind(port, udpToo)) return port;
   }
-  throw new Error("no port free for both TCP and UDP on 127.0.0.1 after 20 tries");
+  throw new Error(`no port of ${FREE_PORT_BAND.first}-${FREE_PORT_BAND.last} was free on 127.0.0.1 after ${FREE_PORT_TRIES} tries: is something holding that band?`);
+}
+
+/** A port nothing listens on right now on 127.0.0.1 (TCP), picked at random in FREE_PORT_BAND. */
+export function freePort(): Promise<number> {
+  return freePortInBand(false);
+}
+
+/** A port free on 127.0.0.1 for both TCP and UDP, for servers that listen on both (coturn, the relay). */
+export function freeTcpAndUdpPort(): Promise<number> {
+  return freePortInBand(true);
 }
 
 /** Sends `signal` to the process group led by `pid`; false when no process of the group is left. */
@@ -172,19 +189,22 @@ export async function startLocalWorker(options: LocalWorkerOptions = {}): Promis
 
 class StartupTimeout extends Error {}
 /**
- * A port picked free was taken before npm start bound it: in CI a relay test's relay-port band
- * (inside the system's ephemeral range, where free ports come from) took the relay port.
+ * A port picked free was taken before npm start bound it. Rare since ports come from FREE_PORT_BAND
+ * (before, from the ephemeral range, where a relay test's relay ports once took one in CI); another
+ * suite picking the same port at the same moment still can.
  */
 class PortTaken extends Error {}
 
 async function startLocalWorkerOnce(options: LocalWorkerOptions, timeoutMs: number): Promise<LocalWorker> {
   const port = await freePort();
-  const relayPort = await freePort();
+  const relayPort = await freeTcpAndUdpPort();
   const fleetArgs = options.relays !== undefined && options.relays > 1 ? ["--relays", String(options.relays)] : [];
   // Storage of its own: stacks started at once (e2e files run two at a time, some start two) must not
   // share wrangler's .wrangler/state, whose SQLite files then lock each other out (SQLITE_BUSY).
   const state = mkdtempSync(join(tmpdir(), "relaykit-local-state-"));
-  const child = spawn("npm", ["start", "--", "--port", String(port), "--relay-port", String(relayPort), "--persist-to", state, ...fleetArgs], {
+  const wranglerConfig = testWranglerConfigArgs().slice(1);
+  const configArgs = wranglerConfig.length === 0 ? [] : ["--wrangler-config", ...wranglerConfig];
+  const child = spawn("npm", ["start", "--", "--port", String(port), "--relay-port", String(relayPort), "--persist-to", state, ...fleetArgs, ...configArgs], {
     cwd: repoRoot,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
