@@ -12,12 +12,14 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join as joinPath } from "node:path";
 import WebSocket from "ws";
 import { FLEET_SUBPROTOCOL, HEARTBEAT_INTERVAL_MS, type HeartbeatMessage, type RegisterMessage } from "../shared/fleet/protocol.js";
 import { mintFleetToken } from "../shared/fleet/token.js";
 import { freePort, installCleanupHandlers, pinned, pinning, repoRoot, startProcess, stopAll, waitForHttp, type Started } from "./lib/proc.js";
+import { unwatchedWranglerConfigArgs } from "../test/node/wrangler-config.js";
 
 const QUIET_WRANGLER = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true" };
 const START_TIMEOUT_MS = 60_000;
@@ -44,8 +46,12 @@ function percentile(sorted: number[], q: number): number {
 
 function startWorker(name: string, port: number, core: number | undefined, vars: Record<string, string>): Started {
   const varFlags = Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
+  // Storage of its own: two workerd processes on one state directory lock each other's SQLite out (SQLITE_BUSY).
+  const state = mkdtempSync(joinPath(tmpdir(), "relaykit-bench-fleet-state-"));
+  process.once("exit", () => rmSync(state, { recursive: true, force: true }));
   const [command, args] = pinned(core, process.execPath, [
-    "node_modules/wrangler/bin/wrangler.js", "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", "0", ...varFlags,
+    "node_modules/wrangler/bin/wrangler.js", "dev", ...unwatchedWranglerConfigArgs(), "--local", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", "0",
+    "--persist-to", state, ...varFlags,
   ]);
   return startProcess(name, command, args, { env: QUIET_WRANGLER });
 }

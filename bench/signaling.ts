@@ -21,6 +21,7 @@ import { dirname, join as joinPath } from "node:path";
 import { performance } from "node:perf_hooks";
 import WebSocket from "ws";
 import { freePort, installCleanupHandlers, pinned, pinning, repoRoot, runningPids, sleep, startProcess, stopAll, waitForHttp, type Started } from "./lib/proc.js";
+import { unwatchedWranglerConfigArgs } from "../test/node/wrangler-config.js";
 
 const WORKER_VARS: Record<string, string> = {
   ROOM_CAPACITY: "64",
@@ -229,7 +230,7 @@ async function main(): Promise<number> {
   const workerPort = await freePort();
   const varFlags = Object.entries(WORKER_VARS).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
   const [wCommand, wArgs] = pinned(cores.server, process.execPath, [
-    "node_modules/wrangler/bin/wrangler.js", "dev", "--local", "--ip", "127.0.0.1", "--port", String(workerPort), "--inspector-port", "0", ...varFlags,
+    "node_modules/wrangler/bin/wrangler.js", "dev", ...unwatchedWranglerConfigArgs(), "--local", "--ip", "127.0.0.1", "--port", String(workerPort), "--inspector-port", "0", ...varFlags,
   ]);
   const peerPort = await freePort();
   const [pCommand, pArgs] = pinned(cores.server, process.execPath, ["bench/servers/peerjs.cjs", String(peerPort)]);

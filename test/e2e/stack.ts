@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { quietWrangler, repoRoot, signalGroup, sleep } from "../node/processes.js";
 import { relayEntryArgs } from "../node/relay-command.js";
-import { testWranglerConfigArgs } from "../node/wrangler-config.js";
+import { unwatchedWranglerConfigArgs } from "../node/wrangler-config.js";
 
 export type TurnTransport = "udp" | "tcp" | "tls";
 
@@ -191,7 +191,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const worker = startDetached(
       prefix,
       process.execPath,
-      ["node_modules/wrangler/bin/wrangler.js", "dev", ...testWranglerConfigArgs(), "--local", "--ip", host, "--port", String(workerPort), "--inspector-port", "0", "--persist-to", state, ...varFlags],
+      ["node_modules/wrangler/bin/wrangler.js", "dev", ...unwatchedWranglerConfigArgs(), "--local", "--ip", host, "--port", String(workerPort), "--inspector-port", "0", "--persist-to", state, ...varFlags],
       quietWrangler,
     );
     started.push(worker);

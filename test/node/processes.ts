@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
-import { testWranglerConfigArgs } from "./wrangler-config.js";
+import { unwatchedWranglerConfigArgs } from "./wrangler-config.js";
 import { fileURLToPath } from "node:url";
 
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
@@ -202,9 +202,8 @@ async function startLocalWorkerOnce(options: LocalWorkerOptions, timeoutMs: numb
   // Storage of its own: stacks started at once (e2e files run two at a time, some start two) must not
   // share wrangler's .wrangler/state, whose SQLite files then lock each other out (SQLITE_BUSY).
   const state = mkdtempSync(join(tmpdir(), "relaykit-local-state-"));
-  const wranglerConfig = testWranglerConfigArgs().slice(1);
-  const configArgs = wranglerConfig.length === 0 ? [] : ["--wrangler-config", ...wranglerConfig];
-  const child = spawn("npm", ["start", "--", "--port", String(port), "--relay-port", String(relayPort), "--persist-to", state, ...fleetArgs, ...configArgs], {
+  const [, wranglerConfig] = unwatchedWranglerConfigArgs();
+  const child = spawn("npm", ["start", "--", "--port", String(port), "--relay-port", String(relayPort), "--persist-to", state, ...fleetArgs, "--wrangler-config", wranglerConfig!], {
     cwd: repoRoot,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],

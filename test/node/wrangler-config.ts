@@ -6,10 +6,14 @@
  * watcher is ready. On a loaded machine that second build can finish after the server has started,
  * and wrangler then reloads the Worker, which drops every WebSocket open on it (close code 1006): a
  * NAT-lab call whose peers had just joined never came up in CI. The suites build the pages once
- * before any file runs (vitest.config.ts), so they lose nothing by not watching.
+ * before any file runs (vitest.config.ts), so they lose nothing by not watching. The benches that run
+ * the Worker use it too: a reload in the middle of a measurement would drop its connections.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 /** Reads wrangler.toml from `root` and returns it without `[build]`, with `main` and the assets directory absolute. */
 export function unwatchedWranglerConfig(root: string): string {
@@ -39,11 +43,23 @@ export function writeUnwatchedWranglerConfig(root: string, dir: string): string 
   return path;
 }
 
+let writtenHere: string | undefined;
+
 /**
- * `--config <file>` for `wrangler dev` when vitest.config.ts wrote the unwatched configuration for this
- * run (RELAYKIT_TEST_WRANGLER_CONFIG); nothing outside vitest, where wrangler.toml is used as it is.
+ * `--config <file>` for a `wrangler dev` that must not reload while it is tested or measured: the
+ * configuration vitest.config.ts wrote for this run (RELAYKIT_TEST_WRANGLER_CONFIG), or, outside vitest
+ * (a bench or a lab script run by hand), one written on first use into a directory removed at exit,
+ * after building the pages it serves.
  */
-export function testWranglerConfigArgs(): string[] {
-  const path = process.env["RELAYKIT_TEST_WRANGLER_CONFIG"];
-  return path === undefined || path === "" ? [] : ["--config", path];
+export function unwatchedWranglerConfigArgs(): string[] {
+  const fromRun = process.env["RELAYKIT_TEST_WRANGLER_CONFIG"];
+  if (fromRun !== undefined && fromRun !== "") return ["--config", fromRun];
+  if (writtenHere === undefined) {
+    const root = fileURLToPath(new URL("../..", import.meta.url));
+    const dir = mkdtempSync(join(tmpdir(), "relaykit-wrangler-"));
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    execFileSync(process.execPath, [join(root, "scripts", "build-web.mjs"), "--quiet"], { stdio: "inherit" });
+    writtenHere = writeUnwatchedWranglerConfig(root, dir);
+  }
+  return ["--config", writtenHere];
 }

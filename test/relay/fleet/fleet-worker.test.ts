@@ -20,7 +20,7 @@ import type { FleetView, RelayView } from "../../../shared/fleet/view.js";
 import type { IceServersResponse } from "../../../shared/turn/ice-servers.js";
 import type { TurnCredential } from "../../../shared/turn/credentials.js";
 import { quietWrangler, repoRoot, signalGroup, sleep } from "../../node/processes.js";
-import { testWranglerConfigArgs } from "../../node/wrangler-config.js";
+import { unwatchedWranglerConfigArgs } from "../../node/wrangler-config.js";
 import { SECRET, TurnTestClient, mint } from "../turn-client.js";
 import { allocateOk, spawnTestRelay, stopAllProcesses, waitForListening, waitUntil, type RelayProcess } from "../ops/ops-helpers.js";
 
@@ -54,7 +54,7 @@ async function startWorker(): Promise<WorkerProcess> {
   const child = spawn(
     process.execPath,
     [
-      "node_modules/wrangler/bin/wrangler.js", "dev", ...testWranglerConfigArgs(), "--local", "--ip", "127.0.0.1", "--port", String(WORKER_PORT), "--inspector-port", "0",
+      "node_modules/wrangler/bin/wrangler.js", "dev", ...unwatchedWranglerConfigArgs(), "--local", "--ip", "127.0.0.1", "--port", String(WORKER_PORT), "--inspector-port", "0",
       "--persist-to", persistDir, ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
     ],
     { cwd: repoRoot, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...quietWrangler } },
