@@ -73,7 +73,17 @@ export interface PeerSummary {
   otherHomeDone: boolean;
   /** What the room client and the mesh reported through their `error` events. */
   clientErrors: string[];
+  /**
+   * What happened when, as "<ms since the peer started> <event>": descriptions and candidates received,
+   * signaling, ICE and connection states, the echo channel opening. For reading a failure: werift has
+   * been seen (rarely, in CI) to report a connection "failed" early while its data flowed, which the
+   * mesh then recovers with an ICE restart. At most TIMELINE_LIMIT entries.
+   */
+  timeline: string[];
 }
+
+/** The most entries a peer's timeline keeps; later events are not recorded. */
+export const TIMELINE_LIMIT = 200;
 
 // ---------------------------------------------------------------------------------------------
 // What stun-probe.ts map prints, and lab-case.ts

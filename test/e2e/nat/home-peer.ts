@@ -20,7 +20,7 @@ import { networkInterfaces } from "node:os";
 import { RTCPeerConnection, type RTCDataChannel } from "werift";
 import { WebSocket } from "ws";
 import { Mesh, RoomClient, readMeshSignal, type IceServer, type JsonValue, type PeerLink } from "../../../shared/client/index.js";
-import type { CandidateInfo, PeerSummary, Policy, ServerChoice } from "./cases.js";
+import { TIMELINE_LIMIT, type CandidateInfo, type PeerSummary, type Policy, type ServerChoice } from "./cases.js";
 import { withTimeout } from "../../node/processes.js";
 
 /** The negotiated channel both homes create (same label and id on both sides, no in-band open). */
@@ -139,6 +139,11 @@ async function readStats(pc: RTCPeerConnection): Promise<{ selectedPair?: PeerSu
 
 const started = Date.now();
 
+/** Adds "<ms since start> <what>" to the summary's timeline, up to TIMELINE_LIMIT entries. */
+function mark(summary: PeerSummary, what: string): void {
+  if (summary.timeline.length < TIMELINE_LIMIT) summary.timeline.push(`${Date.now() - started} ${what}`);
+}
+
 async function main(options: Options, summary: PeerSummary): Promise<void> {
   assertInHome(options.expectAddress);
   const deadline = started + options.timeoutMs;
@@ -147,9 +152,14 @@ async function main(options: Options, summary: PeerSummary): Promise<void> {
   const room = new RoomClient({ server: options.server, room: options.room, WebSocket, reconnect: { maxAttempts: 3 } });
   room.on("error", (error) => summary.clientErrors.push(`room ${error.code}: ${error.message}`));
   room.on("signal", (_from, data) => {
-    const candidate = readMeshSignal(data)?.candidate;
+    const signal = readMeshSignal(data);
+    if (signal?.description !== undefined) mark(summary, `received ${signal.description.type}`);
+    const candidate = signal?.candidate;
     const parsed = candidate === undefined ? null : parseCandidate(candidate.candidate);
-    if (parsed !== null) summary.remoteCandidates.push(parsed);
+    if (parsed !== null) {
+      summary.remoteCandidates.push(parsed);
+      mark(summary, `received candidate ${parsed.type} ${parsed.protocol}`);
+    }
   });
   let otherDone: () => void = () => {};
   const otherHomeDone = new Promise<void>((resolve) => (otherDone = resolve));
@@ -192,18 +202,27 @@ async function main(options: Options, summary: PeerSummary): Promise<void> {
       const { pc } = created;
       pc.onIceCandidate.subscribe((candidate) => {
         const parsed = candidate === undefined ? null : parseCandidate(candidate.candidate);
-        if (parsed !== null) summary.localCandidates.push(parsed);
+        if (parsed !== null) {
+          summary.localCandidates.push(parsed);
+          mark(summary, `gathered ${parsed.type} ${parsed.protocol}`);
+        }
       });
+      pc.signalingStateChange.subscribe((state) => mark(summary, `signaling ${state}`));
       pc.connectionStateChange.subscribe((state) => {
+        mark(summary, `connection ${state}`);
         summary.connectionStates.push(state);
         if (state === "connected" && summary.connectedAfterMs === undefined) summary.connectedAfterMs = Date.now() - started;
       });
-      pc.iceConnectionStateChange.subscribe((state) => summary.iceConnectionStates.push(state));
+      pc.iceConnectionStateChange.subscribe((state) => {
+        mark(summary, `ice ${state}`);
+        summary.iceConnectionStates.push(state);
+      });
       const echo = pc.createDataChannel(ECHO_CHANNEL.label, { negotiated: true, id: ECHO_CHANNEL.id });
       channel = echo;
       echo.stateChanged.subscribe((state) => {
         if (state !== "open") return;
         summary.channelOpenAfterMs = Date.now() - started;
+        mark(summary, "echo channel open");
         channelOpened();
       });
       echo.onMessage.subscribe((data) => {
@@ -272,6 +291,7 @@ const summary: PeerSummary = {
   pairStates: {},
   otherHomeDone: false,
   clientErrors: [],
+  timeline: [],
 };
 
 function report(ok: boolean, error?: string): never {

@@ -87,6 +87,9 @@ export function expectEchoCall(summary: LabCaseSummary, context: string): void {
     expect(result.echoesSent).toBe(messages);
     expect(result.selectedPair?.state).toBe("succeeded");
     expect(result.clientErrors, `${home}'s room client and mesh reported errors during a call that worked`).toEqual([]);
+    // The timeline a failure is read from was kept: the channel opened after an answer came or went.
+    expect(result.timeline.some((entry) => / echo channel open$/.test(entry)), seen).toBe(true);
+    expect(result.timeline.some((entry) => / (received answer|signaling stable)$/.test(entry)), seen).toBe(true);
   }
 }
 
