@@ -22,6 +22,7 @@
 // try join tokens, or webhooks to a receiver on this machine.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
@@ -53,6 +54,11 @@ if (!/^[1-9]$/.test(values["fleet-pick"])) {
 }
 if (Number(relayPort) + relayCount - 1 > 65535) {
   console.error(`npm start: --relay-port ${relayPort} leaves no room for ${relayCount} relays`);
+  process.exit(2);
+}
+const wranglerConfig = values["wrangler-config"];
+if (wranglerConfig !== undefined && !existsSync(wranglerConfig)) {
+  console.error(`npm start: --wrangler-config ${JSON.stringify(wranglerConfig)}: no such file (leave it out to run wrangler.toml)`);
   process.exit(2);
 }
 const fleet = relayCount > 1;
@@ -140,7 +146,7 @@ const workerVars = fleet
 const PASSED_THROUGH = ["JOIN_SECRET", "WEBHOOK_URL", "WEBHOOK_SECRET", "ALLOWED_ORIGINS"];
 for (const name of PASSED_THROUGH) if (process.env[name]) workerVars[name] = process.env[name];
 start("Worker", process.execPath, ["node_modules/wrangler/bin/wrangler.js", "dev", "--local", "--ip", "127.0.0.1", "--port", port,
-  ...(values["wrangler-config"] !== undefined ? ["--config", values["wrangler-config"]] : []),
+  ...(wranglerConfig !== undefined ? ["--config", wranglerConfig] : []),
   ...(values["persist-to"] !== undefined ? ["--persist-to", values["persist-to"]] : []),
   ...Object.entries(workerVars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
 ], {});
