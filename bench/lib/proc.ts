@@ -8,10 +8,9 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
-import { createServer } from "node:net";
-import { createSocket } from "node:dgram";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
+import { freeTcpAndUdpPort } from "../../test/node/processes.js";
 
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -196,27 +195,12 @@ export function rssBytes(pid: number): number {
   return Number(match[1]) * 1024;
 }
 
-/** A port free on 127.0.0.1 for both TCP and UDP right now. */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address();
-        const bound = typeof address === "object" && address !== null ? address.port : 0;
-        server.close(() => resolve(bound));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const socket = createSocket("udp4");
-      socket.once("error", () => resolve(false));
-      socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
-    });
-    if (port > 0 && udpFree) return port;
-  }
-  throw new Error("no port free for both TCP and UDP on 127.0.0.1 after 20 tries");
-}
+/**
+ * A port free on 127.0.0.1 for both TCP and UDP right now, picked where the suites pick theirs
+ * (test/node/processes.ts FREE_PORT_BAND): clear of the relay-port range the bench gives its servers,
+ * and of the ephemeral range, since bench-smoke runs the benches beside the other test files.
+ */
+export const freePort = freeTcpAndUdpPort;
 
 /** Whether `command` is an executable on PATH. */
 export function onPath(command: string): boolean {

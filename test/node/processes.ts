@@ -44,10 +44,11 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
 /**
  * Where freePort() looks: below Linux's ephemeral range (32768-60999), so the kernel never hands one of
  * these ports to an outgoing connection or a socket bound to port 0 between the check and the server's
- * own bind, or while wrangler restarts workerd on it after its start-up rebuild; and below every band
- * the relay suites give their relays' ports (20000-32767 and above).
+ * own bind, or while wrangler restarts workerd on it after its start-up rebuild; and clear of every band
+ * the suites and the benches give relays' ports (the bench's 10000-21999, which bench-smoke runs beside
+ * the suites; 20000-32767 and above), and of X11's 6000-6063. A port some local service holds is skipped.
  */
-export const FREE_PORT_BAND = { first: 10_000, last: 19_999 } as const;
+export const FREE_PORT_BAND = { first: 6_100, last: 7_999 } as const;
 const FREE_PORT_TRIES = 50;
 
 /** Whether `port` can be bound on 127.0.0.1 right now, over TCP (and over UDP too when asked). */
