@@ -11,6 +11,10 @@
  * pair comes from one side only: the peer that was already in the room offers as soon as it sees the
  * newcomer, and the newcomer holds its own until that offer arrives (or `firstOfferWaitMs` passes,
  * for a peer with nothing to offer). Later renegotiations may collide and are resolved as usual.
+ * What the newcomer held while waiting is offered once its connection has settled (connected or
+ * failed), not while ICE and DTLS are still being set up: that offer usually changes nothing the
+ * answer did not already cover, and werift starts its transports again on every answer, so an extra
+ * round in the middle of the first checks fails its connection ("state must be new").
  *
  * The mesh also keeps every connection on the room's current ICE servers: when the Worker's TURN
  * credentials are refreshed, or the room pushes new servers (a relay in the old ones is draining), it
@@ -93,6 +97,11 @@ export interface MeshOptions<PC extends PeerConnectionLike> {
 }
 
 export const DEFAULT_FIRST_OFFER_WAIT_MS = 5_000;
+/**
+ * The longest a newcomer's held offer waits, after it answered the first offer, for its connection
+ * to settle; a connection still "connecting" by then gets the offer anyway.
+ */
+export const HELD_OFFER_SETTLE_MAX_MS = 10_000;
 /** How long the polite side waits for the other side's ICE restart after new credentials. */
 export const POLITE_RESTART_DELAY_MS = 3_000;
 export const DEFAULT_MAX_ICE_RESTARTS = 3;
@@ -178,6 +187,12 @@ interface LinkState<PC extends PeerConnectionLike> extends PeerLink<PC> {
   /** negotiationneeded fired while the first offer was held. */
   negotiationHeld: boolean;
   holdTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The held offer waits for the connection to settle; the timer caps that wait. */
+  heldOfferTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Offers this side made (first offers, renegotiations, restarts). */
+  offersMade: number;
+  /** `offersMade` when the held offer started waiting. */
+  offersAtRelease: number;
   /** Remote descriptions applied so far; tells the polite side whether the other restarted ICE. */
   remoteDescriptions: number;
   restartTimer: ReturnType<typeof setTimeout> | undefined;
@@ -442,12 +457,15 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       holdingFirstOffer: newcomer,
       negotiationHeld: false,
       holdTimer: undefined,
+      heldOfferTimer: undefined,
+      offersMade: 0,
+      offersAtRelease: 0,
       remoteDescriptions: 0,
       restartTimer: undefined,
     };
     this.state.set(peerId, link);
     if (newcomer) {
-      link.holdTimer = setTimeout(() => this.releaseFirstOffer(link), this.options.firstOfferWaitMs ?? DEFAULT_FIRST_OFFER_WAIT_MS);
+      link.holdTimer = setTimeout(() => this.releaseFirstOffer(link, false), this.options.firstOfferWaitMs ?? DEFAULT_FIRST_OFFER_WAIT_MS);
     }
 
     pc.onnegotiationneeded = () => {
@@ -478,6 +496,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
         if (link.recoveryCheckTimer !== undefined) clearTimeout(link.recoveryCheckTimer);
         link.recoveryCheckTimer = undefined;
       }
+      if (link.heldOfferTimer !== undefined && state !== "new" && state !== "connecting") this.makeHeldOffer(link);
       // Both sides see the failure and both fetch fresh servers; one side restarts.
       if (state === "failed") this.recoverFailedLink(link);
       this.watchDisconnected(link, state === "disconnected");
@@ -503,6 +522,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
         await pc.setLocalDescription();
         const description = pc.localDescription;
         if (description !== null && (description.type === "offer" || description.type === "answer")) {
+          if (description.type === "offer") link.offersMade++;
           this.send(link, { description: { type: description.type, sdp: description.sdp } });
         }
       } finally {
@@ -512,19 +532,35 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
   }
 
   /**
-   * Ends a newcomer's wait for the first offer. A negotiationneeded swallowed meanwhile does not
-   * fire again by itself (the flag was already set), so the held offer is made now; after answering
-   * the other side's offer it is a cheap no-change round trip at worst.
+   * Ends a newcomer's wait for the first offer. A negotiationneeded swallowed meanwhile is not
+   * fired again by every stack (werift does not re-check after answering), so the held offer is
+   * made here: at once when the wait timed out (the other side had nothing to offer), or, after
+   * answering the other side's offer, once the connection has settled (see the top). A stack that
+   * does fire negotiationneeded again after the answer (a browser with a change still unnegotiated)
+   * offers at once as usual, and the held offer is then dropped as already made.
    */
-  private releaseFirstOffer(link: LinkState<PC>): void {
+  private releaseFirstOffer(link: LinkState<PC>, answered: boolean): void {
     if (!link.holdingFirstOffer) return;
     link.holdingFirstOffer = false;
     if (link.holdTimer !== undefined) clearTimeout(link.holdTimer);
     link.holdTimer = undefined;
-    if (link.negotiationHeld && !link.closed) {
-      link.negotiationHeld = false;
+    if (!link.negotiationHeld || link.closed) return;
+    link.negotiationHeld = false;
+    const state = link.pc.connectionState;
+    if (!answered || (state !== "new" && state !== "connecting")) {
       this.negotiate(link);
+      return;
     }
+    link.offersAtRelease = link.offersMade;
+    link.heldOfferTimer = setTimeout(() => this.makeHeldOffer(link), HELD_OFFER_SETTLE_MAX_MS);
+  }
+
+  /** The held offer, once the connection settled or the wait ran out: unless one was made since. */
+  private makeHeldOffer(link: LinkState<PC>): void {
+    if (link.heldOfferTimer === undefined) return;
+    clearTimeout(link.heldOfferTimer);
+    link.heldOfferTimer = undefined;
+    if (!link.closed && link.offersMade === link.offersAtRelease) this.negotiate(link);
   }
 
   private closeLink(peerId: string): void {
@@ -533,6 +569,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     link.closed = true;
     this.state.delete(peerId);
     if (link.holdTimer !== undefined) clearTimeout(link.holdTimer);
+    if (link.heldOfferTimer !== undefined) clearTimeout(link.heldOfferTimer);
     if (link.restartTimer !== undefined) clearTimeout(link.restartTimer);
     if (link.recoveryTimer !== undefined) clearTimeout(link.recoveryTimer);
     if (link.disconnectedTimer !== undefined) clearTimeout(link.disconnectedTimer);
@@ -582,7 +619,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
         if (answer !== null && answer.type === "answer") this.send(link, { description: { type: "answer", sdp: answer.sdp } });
       }
       // The first offer came from the other side, as arranged: now this side may offer too.
-      this.releaseFirstOffer(link);
+      this.releaseFirstOffer(link, description.type === "offer");
     }
     if (signal.candidate !== undefined) {
       // A candidate of an ICE generation the remote side has since restarted away from (it was
