@@ -110,6 +110,37 @@ for (const io of ["native", "dgram"] as const) {
       expect(received.map((list) => list.map((datagram) => datagram.data.toString()))).toEqual([["to 0"], ["to 1"], ["to 2"]]);
     });
 
+    it("hands every socket its own datagrams, whole and in order, when many sockets' datagrams are read together (more than one batch of 64)", async () => {
+      // The native path gathers what every ready socket holds into one receive area and hands it to
+      // JavaScript in batches: a slot must reach the socket it was read from, with its own sender.
+      const sockets = await Promise.all([open(), open(), open(), open()]);
+      const received = sockets.map(record);
+      const senders = await Promise.all([peer(), peer()]);
+      const perSocket = 40;
+      for (let i = 0; i < perSocket; i++) {
+        sockets.forEach((socket, index) => senders[(i + index) % 2]!.socket.send(Buffer.from(`${index}:${i}`), socket.address().port, "127.0.0.1"));
+      }
+      expect(await waitUntil(() => received.every((list) => list.length === perSocket), ARRIVE_MS)).toBe(true);
+      received.forEach((list, index) => {
+        expect(list.map((datagram) => datagram.data.toString())).toEqual([...Array(perSocket).keys()].map((i) => `${index}:${i}`));
+        expect(list.map((datagram) => datagram.port)).toEqual([...Array(perSocket).keys()].map((i) => senders[(i + index) % 2]!.port));
+      });
+    });
+
+    it("names a sender by its address text whatever its octets (high bits set, zeros inside)", async () => {
+      const socket = await open();
+      const received = record(socket);
+      const addresses = ["127.254.128.9", "127.0.0.255", "127.128.0.1"];
+      for (const address of addresses) {
+        const sender = createSocket("udp4");
+        peers.push(sender);
+        await new Promise<void>((resolve) => sender.bind(0, address, resolve));
+        sender.send(Buffer.from(address), socket.address().port, "127.0.0.1");
+        expect(await waitUntil(() => received.length === addresses.indexOf(address) + 1, ARRIVE_MS)).toBe(true);
+      }
+      expect(received.map(({ data, address }) => [data.toString(), address])).toEqual(addresses.map((address) => [address, address]));
+    });
+
     it("puts the ChannelData header (channel, length) in front of the slice it sends", async () => {
       const socket = await open();
       const far = await peer();
