@@ -8,11 +8,11 @@
  * for real over it, on recording peer connections (recording-peer-connection.ts) whose
  * negotiationneeded and connection state the test fires as a WebRTC stack would.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { HELD_OFFER_SETTLE_MAX_MS, Mesh, RoomClient, type MeshOptions } from "../../../shared/client/index.js";
 import { RecordingPeerConnection } from "./recording-peer-connection.js";
-import { RoomServer, sleep, until, welcomeFrame } from "./room-server.js";
+import { RoomServer, roomServerForEachTest, sleep, until, welcomeFrame } from "./room-server.js";
 
 const ME = "newcomer";
 const OLD = "old-timer";
@@ -20,17 +20,7 @@ const OLD = "old-timer";
 const QUIET_MS = 300;
 
 let server: RoomServer;
-const closers: (() => void)[] = [];
-
-beforeEach(async () => {
-  server = new RoomServer();
-  await server.start();
-});
-
-afterEach(async () => {
-  for (const close of closers.splice(0)) close();
-  await server.stop();
-});
+const closers = roomServerForEachTest((started) => (server = started));
 
 /** The description types this side sent to OLD, in order. */
 function sentDescriptions(): string[] {
@@ -75,6 +65,19 @@ function answerFromOld(): void {
   server.push({ type: "signal", from: OLD, data: { mesh: { session: "old-session", description: { type: "answer", sdp: "v=0\r\na=ice-ufrag:old\r\n" } } } });
 }
 
+/**
+ * The newcomer joins with a change to negotiate (held, as the first offer is the other side's),
+ * answers the other side's offer, and its connection starts connecting.
+ */
+async function answeredWhileHolding(extra: Partial<MeshOptions<RecordingPeerConnection>> = {}): Promise<RecordingPeerConnection> {
+  const pc = await joinAsNewcomer(extra);
+  fireNegotiationNeeded(pc);
+  offerFromOld();
+  await until(() => sentDescriptions().length === 1, "the answer to the first offer");
+  pc.setConnectionState("connecting");
+  return pc;
+}
+
 describe("a newcomer's first offer", () => {
   it("is held until the other side's offer is answered, then made once the connection is up, not while it is connecting", async () => {
     const pc = await joinAsNewcomer();
@@ -94,11 +97,7 @@ describe("a newcomer's first offer", () => {
   });
 
   it("is made when the connection fails instead of coming up", async () => {
-    const pc = await joinAsNewcomer({ maxIceRestarts: 0 });
-    fireNegotiationNeeded(pc);
-    offerFromOld();
-    await until(() => sentDescriptions().length === 1, "the answer to the first offer");
-    pc.setConnectionState("connecting");
+    const pc = await answeredWhileHolding({ maxIceRestarts: 0 });
     pc.setConnectionState("failed");
     await until(() => sentDescriptions().length === 2, "the held offer after the connection failed");
     expect(sentDescriptions()).toEqual(["answer", "offer"]);
@@ -115,11 +114,7 @@ describe("a newcomer's first offer", () => {
   });
 
   it("is not made twice when the stack asks again after the answer (as browsers do for a change still unnegotiated)", async () => {
-    const pc = await joinAsNewcomer();
-    fireNegotiationNeeded(pc);
-    offerFromOld();
-    await until(() => sentDescriptions().length === 1, "the answer to the first offer");
-    pc.setConnectionState("connecting");
+    const pc = await answeredWhileHolding();
     fireNegotiationNeeded(pc);
     await until(() => sentDescriptions().length === 2, "the offer the stack asked for");
     answerFromOld();
@@ -130,12 +125,8 @@ describe("a newcomer's first offer", () => {
   });
 
   it(`is made anyway when the connection is still connecting ${HELD_OFFER_SETTLE_MAX_MS} ms after the answer`, async () => {
-    const pc = await joinAsNewcomer();
-    fireNegotiationNeeded(pc);
-    offerFromOld();
-    await until(() => sentDescriptions().length === 1, "the answer to the first offer");
+    await answeredWhileHolding();
     const answered = Date.now();
-    pc.setConnectionState("connecting");
     await until(() => sentDescriptions().length === 2, "the held offer after the settle wait", HELD_OFFER_SETTLE_MAX_MS + 5_000);
     expect(Date.now() - answered).toBeGreaterThanOrEqual(HELD_OFFER_SETTLE_MAX_MS - 500);
     expect(sentDescriptions()).toEqual(["answer", "offer"]);

@@ -7,7 +7,7 @@
  * wrongly or never. The mesh runs for real over that room client, on recording peer connections
  * (recording-peer-connection.ts) whose connection state the test moves as a WebRTC stack would.
  */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import {
   DISCONNECTED_RECOVERY_MS,
@@ -25,24 +25,14 @@ import {
 } from "../../../shared/client/index.js";
 import { fetchIceServers } from "../../../shared/client/ice-servers.js";
 import { RecordingPeerConnection, usernames } from "./recording-peer-connection.js";
-import { RoomServer, iceServersFrame, sleep, turnServer, until, welcomeFrame } from "./room-server.js";
+import { RoomServer, roomServerForEachTest, iceServersFrame, sleep, turnServer, until, welcomeFrame } from "./room-server.js";
 
 const ROOM = "fleet-follow";
 /** A recovery check much shorter than the default, so the tests that wait for one are quick. */
 const SHORT_RECOVERY_CHECK_MS = 1_500;
 
 let server: RoomServer;
-const closers: (() => void)[] = [];
-
-beforeEach(async () => {
-  server = new RoomServer();
-  await server.start();
-});
-
-afterEach(async () => {
-  for (const close of closers.splice(0)) close();
-  await server.stop();
-});
+const closers = roomServerForEachTest((started) => (server = started));
 
 function roomClient(extra: Partial<RoomClientOptions> = {}): RoomClient {
   const room = new RoomClient({ server: server.url, room: ROOM, WebSocket, reconnect: { initialDelayMs: 50, maxDelayMs: 200 }, ...extra });

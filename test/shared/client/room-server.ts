@@ -10,6 +10,7 @@
  *   says: fresh servers, an error status, or nothing at all (a Worker that hangs).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { afterEach, beforeEach } from "vitest";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import { PING_FRAME, SIGNALING_SUBPROTOCOL, type IceServersFrame, type PeerInfo, type WelcomeFrame } from "../../../shared/signaling/protocol.js";
@@ -146,3 +147,22 @@ export async function until(condition: () => boolean, what: string, ms = WAIT_MS
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A fresh RoomServer for each test of the calling file, handed to `started`; after each test, what
+ * the test pushed onto the returned list is closed (room clients, meshes), then the server stops.
+ */
+export function roomServerForEachTest(started: (server: RoomServer) => void): (() => void)[] {
+  const closers: (() => void)[] = [];
+  let current: RoomServer | undefined;
+  beforeEach(async () => {
+    current = new RoomServer();
+    await current.start();
+    started(current);
+  });
+  afterEach(async () => {
+    for (const close of closers.splice(0)) close();
+    await current?.stop();
+  });
+  return closers;
+}
