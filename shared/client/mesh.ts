@@ -187,12 +187,8 @@ interface LinkState<PC extends PeerConnectionLike> extends PeerLink<PC> {
   /** negotiationneeded fired while the first offer was held. */
   negotiationHeld: boolean;
   holdTimer: ReturnType<typeof setTimeout> | undefined;
-  /** The held offer waits for the connection to settle; the timer caps that wait. */
+  /** Set while the held offer waits for the connection to settle; the timer caps that wait. */
   heldOfferTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Offers this side made (first offers, renegotiations, restarts). */
-  offersMade: number;
-  /** `offersMade` when the held offer started waiting. */
-  offersAtRelease: number;
   /** Remote descriptions applied so far; tells the polite side whether the other restarted ICE. */
   remoteDescriptions: number;
   restartTimer: ReturnType<typeof setTimeout> | undefined;
@@ -200,6 +196,11 @@ interface LinkState<PC extends PeerConnectionLike> extends PeerLink<PC> {
 
 /** The longest one negotiation step (applying a description, making an offer) may take. */
 const NEGOTIATION_STEP_TIMEOUT_MS = 15_000;
+
+/** Past setting up: ICE and DTLS have finished one way or the other (connected, failed, and after). */
+function isSettled(connectionState: string): boolean {
+  return connectionState !== "new" && connectionState !== "connecting";
+}
 
 function randomSession(): string {
   const bytes = new Uint8Array(8);
@@ -458,8 +459,6 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
       negotiationHeld: false,
       holdTimer: undefined,
       heldOfferTimer: undefined,
-      offersMade: 0,
-      offersAtRelease: 0,
       remoteDescriptions: 0,
       restartTimer: undefined,
     };
@@ -496,7 +495,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
         if (link.recoveryCheckTimer !== undefined) clearTimeout(link.recoveryCheckTimer);
         link.recoveryCheckTimer = undefined;
       }
-      if (link.heldOfferTimer !== undefined && state !== "new" && state !== "connecting") this.makeHeldOffer(link);
+      if (link.heldOfferTimer !== undefined && isSettled(state)) this.makeHeldOffer(link);
       // Both sides see the failure and both fetch fresh servers; one side restarts.
       if (state === "failed") this.recoverFailedLink(link);
       this.watchDisconnected(link, state === "disconnected");
@@ -522,7 +521,8 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
         await pc.setLocalDescription();
         const description = pc.localDescription;
         if (description !== null && (description.type === "offer" || description.type === "answer")) {
-          if (description.type === "offer") link.offersMade++;
+          // Any offer now carries what a waiting held offer would have.
+          if (description.type === "offer") this.dropHeldOffer(link);
           this.send(link, { description: { type: description.type, sdp: description.sdp } });
         }
       } finally {
@@ -546,21 +546,20 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     link.holdTimer = undefined;
     if (!link.negotiationHeld || link.closed) return;
     link.negotiationHeld = false;
-    const state = link.pc.connectionState;
-    if (!answered || (state !== "new" && state !== "connecting")) {
-      this.negotiate(link);
-      return;
-    }
-    link.offersAtRelease = link.offersMade;
-    link.heldOfferTimer = setTimeout(() => this.makeHeldOffer(link), HELD_OFFER_SETTLE_MAX_MS);
+    if (!answered || isSettled(link.pc.connectionState)) this.negotiate(link);
+    else link.heldOfferTimer = setTimeout(() => this.makeHeldOffer(link), HELD_OFFER_SETTLE_MAX_MS);
   }
 
-  /** The held offer, once the connection settled or the wait ran out: unless one was made since. */
+  /** The held offer, once the connection settled or the wait ran out (unless an offer went meanwhile). */
   private makeHeldOffer(link: LinkState<PC>): void {
     if (link.heldOfferTimer === undefined) return;
-    clearTimeout(link.heldOfferTimer);
+    this.dropHeldOffer(link);
+    if (!link.closed) this.negotiate(link);
+  }
+
+  private dropHeldOffer(link: LinkState<PC>): void {
+    if (link.heldOfferTimer !== undefined) clearTimeout(link.heldOfferTimer);
     link.heldOfferTimer = undefined;
-    if (!link.closed && link.offersMade === link.offersAtRelease) this.negotiate(link);
   }
 
   private closeLink(peerId: string): void {
@@ -569,7 +568,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
     link.closed = true;
     this.state.delete(peerId);
     if (link.holdTimer !== undefined) clearTimeout(link.holdTimer);
-    if (link.heldOfferTimer !== undefined) clearTimeout(link.heldOfferTimer);
+    this.dropHeldOffer(link);
     if (link.restartTimer !== undefined) clearTimeout(link.restartTimer);
     if (link.recoveryTimer !== undefined) clearTimeout(link.recoveryTimer);
     if (link.disconnectedTimer !== undefined) clearTimeout(link.disconnectedTimer);
