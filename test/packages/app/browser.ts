@@ -10,6 +10,7 @@ import {
   DISCONNECTED_RECOVERY_MS,
   ERROR_CODES,
   FRESH_ICE_SERVERS_MS,
+  HELD_OFFER_SETTLE_MAX_MS,
   ICE_RECOVERY_BACKOFF,
   IceServersError,
   Mesh,
@@ -169,7 +170,8 @@ document.querySelector("#relay-only")?.addEventListener("change", () => mesh.set
 log(
   `recovery: restart after ${DISCONNECTED_RECOVERY_MS} ms disconnected, check after ${RECOVERY_CHECK_MS} ms, ` +
     `backoff ${ICE_RECOVERY_BACKOFF.initialDelayMs}-${ICE_RECOVERY_BACKOFF.maxDelayMs} ms, polite side waits ${POLITE_RESTART_DELAY_MS} ms, ` +
-    `servers fresh for ${FRESH_ICE_SERVERS_MS} ms, fetch gives up after ${RECOVERY_FETCH_TIMEOUT_MS} ms`,
+    `servers fresh for ${FRESH_ICE_SERVERS_MS} ms, fetch gives up after ${RECOVERY_FETCH_TIMEOUT_MS} ms, ` +
+    `a held first offer waits up to ${HELD_OFFER_SETTLE_MAX_MS} ms for the call to settle`,
 );
 await room.connect();
 room.setMeta(me);
