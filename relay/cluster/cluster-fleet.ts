@@ -6,7 +6,9 @@
  *   - every REPORT_INTERVAL_MS: bytes relayed and CPU time so far, and the byte counters of their
  *     live room-member allocations;
  *   - each room-member allocation's start, and its end with its final counters: the allocations
- *     per room are counted from these, so a heartbeat has them at once.
+ *     per room are counted from these, so a heartbeat has them without waiting for a report. The
+ *     heartbeat's total is the primary's own count of admissions, which a new allocation reaches
+ *     first: a heartbeat built in the moment between has it in the total and not yet in its room.
  *
  * The usage ledger then meters stand-ins for those allocations exactly as it meters a one-process
  * relay's own: final figures on the end message, live ones as of the last report. A worker that
