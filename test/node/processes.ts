@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
-import { unwatchedWranglerConfigArgs } from "./wrangler-config.js";
+import { unwatchedWranglerConfigPath } from "./wrangler-config.js";
 import { fileURLToPath } from "node:url";
 
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
@@ -203,8 +203,7 @@ async function startLocalWorkerOnce(options: LocalWorkerOptions, timeoutMs: numb
   // Storage of its own: stacks started at once (e2e files run two at a time, some start two) must not
   // share wrangler's .wrangler/state, whose SQLite files then lock each other out (SQLITE_BUSY).
   const state = mkdtempSync(join(tmpdir(), "relaykit-local-state-"));
-  const [, wranglerConfig] = unwatchedWranglerConfigArgs();
-  const child = spawn("npm", ["start", "--", "--port", String(port), "--relay-port", String(relayPort), "--persist-to", state, ...fleetArgs, "--wrangler-config", wranglerConfig!], {
+  const child = spawn("npm", ["start", "--", "--port", String(port), "--relay-port", String(relayPort), "--persist-to", state, ...fleetArgs, "--wrangler-config", unwatchedWranglerConfigPath()], {
     cwd: repoRoot,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],

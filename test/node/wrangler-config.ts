@@ -46,14 +46,14 @@ export function writeUnwatchedWranglerConfig(root: string, dir: string): string 
 let writtenHere: string | undefined;
 
 /**
- * `--config <file>` for a `wrangler dev` that must not reload while it is tested or measured: the
- * configuration vitest.config.ts wrote for this run (RELAYKIT_TEST_WRANGLER_CONFIG), or, outside vitest
- * (a bench or a lab script run by hand), one written on first use into a directory removed at exit,
+ * The configuration file for a `wrangler dev` that must not reload while it is tested or measured:
+ * the one vitest.config.ts wrote for this run (RELAYKIT_TEST_WRANGLER_CONFIG), or, outside vitest (a
+ * bench or a lab script run by hand), one written on first use into a directory removed at exit,
  * after building the pages it serves.
  */
-export function unwatchedWranglerConfigArgs(): string[] {
+export function unwatchedWranglerConfigPath(): string {
   const fromRun = process.env["RELAYKIT_TEST_WRANGLER_CONFIG"];
-  if (fromRun !== undefined && fromRun !== "") return ["--config", fromRun];
+  if (fromRun !== undefined && fromRun !== "") return fromRun;
   if (writtenHere === undefined) {
     const root = fileURLToPath(new URL("../..", import.meta.url));
     const dir = mkdtempSync(join(tmpdir(), "relaykit-wrangler-"));
@@ -61,5 +61,10 @@ export function unwatchedWranglerConfigArgs(): string[] {
     execFileSync(process.execPath, [join(root, "scripts", "build-web.mjs"), "--quiet"], { stdio: "inherit" });
     writtenHere = writeUnwatchedWranglerConfig(root, dir);
   }
-  return ["--config", writtenHere];
+  return writtenHere;
+}
+
+/** `--config <file>` for `wrangler dev`: unwatchedWranglerConfigPath(). */
+export function unwatchedWranglerConfigArgs(): string[] {
+  return ["--config", unwatchedWranglerConfigPath()];
 }
