@@ -495,7 +495,7 @@ export class Mesh<PC extends PeerConnectionLike = PeerConnectionLike> extends Em
         if (link.recoveryCheckTimer !== undefined) clearTimeout(link.recoveryCheckTimer);
         link.recoveryCheckTimer = undefined;
       }
-      if (link.heldOfferTimer !== undefined && isSettled(state)) this.makeHeldOffer(link);
+      if (isSettled(state)) this.makeHeldOffer(link);
       // Both sides see the failure and both fetch fresh servers; one side restarts.
       if (state === "failed") this.recoverFailedLink(link);
       this.watchDisconnected(link, state === "disconnected");
