@@ -18,7 +18,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 const ifPossible = args.includes("--if-possible");
 const out = resolve(args.find((arg) => !arg.startsWith("--")) ?? join(root, "relay/transport/native/build/udp-batch.node"));
-const sources = ["udp-batch.c", "stream-io.c"].map((file) => join(root, "relay/transport/native", file));
+const sources = ["udp-batch.c", "stream-io.c", "channel-routes.c"].map((file) => join(root, "relay/transport/native", file));
 
 function giveUp(reason) {
   if (ifPossible) {

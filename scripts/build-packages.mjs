@@ -271,7 +271,7 @@ async function buildRelay() {
   await mkdir(join(dist, "scripts"), { recursive: true });
   await copyFile(join(root, "scripts", "build-native-udp.mjs"), join(dist, "scripts", "build-native-udp.mjs"));
   await mkdir(join(dist, "relay", "transport", "native"), { recursive: true });
-  for (const file of ["udp-batch.c", "stream-io.c", "native-common.h"]) {
+  for (const file of ["udp-batch.c", "stream-io.c", "channel-routes.c", "channel-routes.h", "native-common.h"]) {
     await copyFile(join(root, "relay", "transport", "native", file), join(dist, "relay", "transport", "native", file));
   }
   await labelEmbeddedSources(join(dist, "relay.mjs.map"));

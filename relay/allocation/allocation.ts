@@ -2,13 +2,19 @@
  * One TURN allocation (RFC 8656 §2.2): a relay socket on the relay's address, bound to one client
  * 5-tuple, with the permissions and channels the client installed. The data path in both
  * directions lives here: receive, look up, check, send, with no promise, closure or copy per packet.
+ *
+ * A UDP client's bound channels can be relayed below JavaScript as well (`ChannelRoutes`, the native
+ * addon's channel routes): this class sets a channel's route while the channel and its peer's
+ * permission both live, until the earlier of their expiries, and only when no datagram needs a
+ * check beyond those (no bandwidth limit). The rules stay here; what the routes relay is added to
+ * `traffic` whenever it is read.
  */
 import type { DataPathClock } from "../clock.js";
 import { takeBoth, type ByteBucket } from "../policy/bandwidth.js";
 import type { SelfGuard } from "../policy/self-guard.js";
 import type { TransportAddress } from "../stun/attributes.js";
 import type { RelayUdpSocket } from "../transport/udp-socket.js";
-import type { DatagramReceiver } from "../transport/relay-udp-socket.js";
+import type { ChannelRoutes, DatagramReceiver } from "../transport/relay-udp-socket.js";
 import { encodeDataIndication } from "../turn/indications.js";
 import { AddressPortMap, type ReadonlyAddressPortMap } from "./peer-map.js";
 
@@ -101,7 +107,7 @@ export class Allocation implements DatagramReceiver {
   private permissionsByAddress = NO_PERMISSIONS;
   private channelMapByNumber = NO_CHANNELS_BY_NUMBER;
   private channelMapByPeer = NO_CHANNELS_BY_PEER;
-  readonly traffic: TrafficCounters = { packetsToPeers: 0, bytesToPeers: 0, packetsToClient: 0, bytesToClient: 0, droppedFromPeers: 0, droppedOverBandwidth: 0 };
+  private readonly counters: TrafficCounters = { packetsToPeers: 0, bytesToPeers: 0, packetsToClient: 0, bytesToClient: 0, droppedFromPeers: 0, droppedOverBandwidth: 0 };
   readonly createdAt: number;
   readonly allocateTransactionId: string;
   readonly allocateDigest: string;
@@ -119,12 +125,22 @@ export class Allocation implements DatagramReceiver {
     /** The Allocate that made it (its transaction id in hex, and requestDigest): a copy of it gets the same answer. */
     made: { readonly transactionId: string; readonly digest: string },
     lifetimeMs: number,
+    /** Where its bound channels may be relayed below JavaScript; null: none (see the top of this file). */
+    private readonly routes: ChannelRoutes | null = null,
   ) {
     this.allocateTransactionId = made.transactionId;
     this.allocateDigest = made.digest;
     this.createdAt = Date.now();
     this.expiresAt = this.createdAt + lifetimeMs;
     relaySocket.receiver = this;
+    // Routes are for allocations whose datagrams need no check but permissions and channels.
+    if (limits.bandwidth !== null || limits.sharedBandwidth !== null) this.routes = null;
+  }
+
+  /** What it relayed and dropped, exact whenever read: what its channel routes relayed is collected first. */
+  get traffic(): TrafficCounters {
+    this.routes?.collect(this.counters);
+    return this.counters;
   }
 
   /** A datagram from a peer, on the relay socket (this is the socket's DatagramReceiver). */
@@ -133,7 +149,7 @@ export class Allocation implements DatagramReceiver {
       this.fromPeer(data, offset, length, address, port);
     } catch {
       // No datagram may take the relay down; one that trips an unforeseen error is dropped.
-      this.traffic.droppedFromPeers++;
+      this.counters.droppedFromPeers++;
     }
   }
 
@@ -159,11 +175,11 @@ export class Allocation implements DatagramReceiver {
     // Port 0 is no destination (and dgram throws on it); the relay's own listeners are no peers.
     if (peerPort === 0 || this.limits.self.isListener(peerAddress, peerPort)) return;
     if (!takeBoth(this.limits.bandwidth, this.limits.sharedBandwidth, length, this.limits.clock.now)) {
-      this.traffic.droppedOverBandwidth++;
+      this.counters.droppedOverBandwidth++;
       return;
     }
-    this.traffic.packetsToPeers++;
-    this.traffic.bytesToPeers += length;
+    this.counters.packetsToPeers++;
+    this.counters.bytesToPeers += length;
     this.relaySocket.send(data, offset, length, peerPort, peerAddress);
   }
 
@@ -181,15 +197,15 @@ export class Allocation implements DatagramReceiver {
     const now = this.limits.clock.now;
     // Port 0 is no peer the client could answer (toPeer refuses it): a forged sender, dropped.
     if (port === 0 || !this.hasPermission(address, now)) {
-      this.traffic.droppedFromPeers++;
+      this.counters.droppedFromPeers++;
       return;
     }
     if (!takeBoth(this.limits.bandwidth, this.limits.sharedBandwidth, length, now)) {
-      this.traffic.droppedOverBandwidth++;
+      this.counters.droppedOverBandwidth++;
       return;
     }
-    this.traffic.packetsToClient++;
-    this.traffic.bytesToClient += length;
+    this.counters.packetsToClient++;
+    this.counters.bytesToClient += length;
     const binding = this.channelMapByPeer.get(address, port);
     if (binding !== undefined && binding.expiresAt > now) {
       this.client.sendChannelData(binding.number, data, offset, length);
@@ -197,7 +213,7 @@ export class Allocation implements DatagramReceiver {
     }
     if (length > MAX_DATA_INDICATION_PAYLOAD) {
       // Too big to wrap in a Data indication (the STUN length field is 16 bits): only a channel carries it.
-      this.traffic.droppedFromPeers++;
+      this.counters.droppedFromPeers++;
       return;
     }
     const indication = encodeDataIndication(address, port, data, offset, length);
@@ -208,6 +224,8 @@ export class Allocation implements DatagramReceiver {
   permit(peerAddress: string, lifetimeMs: number, now: number): void {
     if (this.permissionsByAddress === NO_PERMISSIONS) this.permissionsByAddress = new Map();
     this.permissionsByAddress.set(peerAddress, now + lifetimeMs);
+    if (this.routes === null) return;
+    for (const binding of this.channelMapByNumber.values()) if (binding.peer.address === peerAddress) this.route(binding, now);
   }
 
   /** Binds or refreshes a channel; the caller has checked the rebinding rules. */
@@ -215,6 +233,7 @@ export class Allocation implements DatagramReceiver {
     const existing = this.channelMapByNumber.get(number);
     if (existing !== undefined) {
       existing.expiresAt = now + lifetimeMs;
+      this.route(existing, now);
       return;
     }
     if (this.channelMapByNumber === NO_CHANNELS_BY_NUMBER) {
@@ -224,6 +243,21 @@ export class Allocation implements DatagramReceiver {
     const binding: ChannelBinding = { number, peer, expiresAt: now + lifetimeMs };
     this.channelMapByNumber.set(number, binding);
     this.channelMapByPeer.set(peer.address, peer.port, binding);
+    this.route(binding, now);
+  }
+
+  /**
+   * Routes the channel below JavaScript until the earlier of its own expiry and its peer's
+   * permission's, or stops routing it when either has run out. The relay's own listeners are no
+   * peers (toPeer drops them datagram by datagram), so they are never routed.
+   */
+  private route(binding: ChannelBinding, now: number): void {
+    const routes = this.routes;
+    if (routes === null) return;
+    const { address, port } = binding.peer;
+    const until = Math.min(binding.expiresAt, this.permissionsByAddress.get(address) ?? 0);
+    const routed = until > now && port !== 0 && !this.limits.self.isListener(address, port) && routes.set(binding.number, address, port, until - now);
+    if (!routed) routes.delete(binding.number);
   }
 
   /** Drops permissions and channels that have run out; maps left empty go back to the shared empty ones. */
@@ -238,6 +272,7 @@ export class Allocation implements DatagramReceiver {
       for (const [number, binding] of channels) {
         if (binding.expiresAt <= now) {
           channels.delete(number);
+          this.routes?.delete(number);
           this.channelMapByPeer.delete(binding.peer.address, binding.peer.port);
         }
       }
@@ -252,6 +287,8 @@ export class Allocation implements DatagramReceiver {
   close(onClosed: () => void): void {
     if (this.closed) return;
     this.closed = true;
+    // Closing the socket ends its routes and what they counted since the last read: read it first.
+    this.routes?.collect(this.counters);
     this.relaySocket.close(onClosed);
   }
 }

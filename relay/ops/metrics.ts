@@ -13,7 +13,7 @@ import type { RefusalKind } from "../server/responses.js";
 import type { RelayServer } from "../server/relay-server.js";
 import { TRANSPORTS, trafficSoFar, type ClientTransport } from "../server/stats.js";
 import { STREAM_CLOSE_REASONS } from "../transport/stream.js";
-import { udpSendTotals } from "../transport/udp-socket.js";
+import { channelRouteTotals, udpSendTotals } from "../transport/udp-socket.js";
 
 /** Every metric of the relay's own starts with this; process and Node metrics keep their standard names. */
 export const METRIC_PREFIX = "relay_";
@@ -251,6 +251,26 @@ export function registerServerMetrics(registry: Registry, server: RelayServer): 
     collect() {
       this.reset();
       this.inc(udpSendTotals().segmented);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}channel_routes`,
+    help: "Bound channels of UDP clients relayed by the native addon without entering JavaScript (native UDP only).",
+    registers,
+    collect() {
+      this.set(channelRouteTotals().routes);
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}channel_routed_datagrams_total`,
+    help: "Datagrams relayed over channel routes by the native addon: to_peer from clients' ChannelData, to_client from peers.",
+    labelNames: ["direction"],
+    registers,
+    collect() {
+      this.reset();
+      const totals = channelRouteTotals();
+      this.inc({ direction: "to_peer" }, totals.routedToPeers);
+      this.inc({ direction: "to_client" }, totals.routedToClients);
     },
   });
   new Gauge({

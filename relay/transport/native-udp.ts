@@ -10,7 +10,15 @@
 import { createRequire } from "node:module";
 import { isIPv4 } from "node:net";
 import { fileURLToPath } from "node:url";
-import { RelayUdpSocketBase, UDP_SEND_QUEUE_TOTAL_BYTES, type RelayUdpSocket, type SendCounts, type SendTotals } from "./relay-udp-socket.js";
+import {
+  RelayUdpSocketBase,
+  UDP_SEND_QUEUE_TOTAL_BYTES,
+  type ChannelRoutes,
+  type RelayedCounts,
+  type RelayUdpSocket,
+  type SendCounts,
+  type SendTotals,
+} from "./relay-udp-socket.js";
 
 /** The addon's functions (udp-batch.c, "JavaScript entry points"). */
 interface UdpBatchAddon {
@@ -29,6 +37,12 @@ interface UdpBatchAddon {
   sendTotals(): [queued: number, dropped: number, queuedBytes: number, segmented: number];
   setSendQueueLimit(totalBytes: number): void;
   close(handle: NativeHandle, onClosed?: () => void): void;
+  /** Routes `channel` between the client on `listener` and the peer of the `relay` socket (native/channel-routes.h); false when it cannot. */
+  routeChannel(relay: NativeHandle, listener: NativeHandle, clientAddress: string, clientPort: number, channel: number, peerAddress: string, peerPort: number, lifetimeMs: number): boolean;
+  unrouteChannel(relay: NativeHandle, channel: number): void;
+  /** Adds what the relay socket's routes relayed since the last call to `counts` [packets and bytes to peers, to the client]; false when it has none. */
+  collectRouted(relay: NativeHandle, counts: Float64Array): boolean;
+  routeTotals(): [routes: number, routedToPeers: number, routedToClients: number];
   /** glibc's malloc_trim(0): the C heap's free pages back to the system; true when any went. */
   trimMemory(): boolean;
 }
@@ -69,6 +83,13 @@ export function nativeSendTotals(): SendTotals {
   return { queued, dropped, queuedBytes, segmented };
 }
 
+/** The channel routes now, and the datagrams they relayed over the process's life, each way; zeros when the addon is not loaded. */
+export function nativeRouteTotals(): { routes: number; routedToPeers: number; routedToClients: number } {
+  if (!loaded?.ok) return { routes: 0, routedToPeers: 0, routedToClients: 0 };
+  const [routes, routedToPeers, routedToClients] = loaded.addon.routeTotals();
+  return { routes, routedToPeers, routedToClients };
+}
+
 /**
  * Gives the C heap's free pages back to the system (malloc_trim, through the addon); false when
  * none went, or the addon is not loaded.
@@ -105,9 +126,40 @@ export function loadNativeUdp(): NativeUdpLoad {
   return loaded;
 }
 
+/** What collectRouted fills, reused: read and cleared synchronously. */
+const routedCounts = new Float64Array(4);
+
+/** One relay socket's routes to one UDP client (made once per allocation, and only for one that can use them). */
+class NativeChannelRoutes implements ChannelRoutes {
+  constructor(
+    private readonly addon: UdpBatchAddon,
+    private readonly relay: NativeHandle,
+    private readonly listener: NativeHandle,
+    private readonly clientAddress: string,
+    private readonly clientPort: number,
+  ) {}
+
+  set(channel: number, peerAddress: string, peerPort: number, lifetimeMs: number): boolean {
+    return this.addon.routeChannel(this.relay, this.listener, this.clientAddress, this.clientPort, channel, peerAddress, peerPort, lifetimeMs);
+  }
+
+  delete(channel: number): void {
+    this.addon.unrouteChannel(this.relay, channel);
+  }
+
+  collect(counts: RelayedCounts): void {
+    routedCounts.fill(0);
+    if (!this.addon.collectRouted(this.relay, routedCounts)) return;
+    counts.packetsToPeers += routedCounts[0]!;
+    counts.bytesToPeers += routedCounts[1]!;
+    counts.packetsToClient += routedCounts[2]!;
+    counts.bytesToClient += routedCounts[3]!;
+  }
+}
+
 class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
   readonly io = "native";
-  private readonly handle: NativeHandle;
+  readonly handle: NativeHandle;
   /**
    * Read once at bind: the port stays the same, and the handle cannot answer after close. The
    * address is the `ip` it was asked to bind whenever the kernel spells it the same way, so 10,000
@@ -146,6 +198,11 @@ class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
 
   sendChannelData(channel: number, data: Buffer, offset: number, length: number, port: number, address: string): void {
     if (!this.closed) this.addon.send(this.handle, data, offset, length, port, address, channel);
+  }
+
+  /** Routes to a client on another native socket; none to a dgram listener, which C cannot send from. */
+  override channelRoutesTo(listener: RelayUdpSocket, clientAddress: string, clientPort: number): ChannelRoutes | null {
+    return listener instanceof NativeRelaySocket ? new NativeChannelRoutes(this.addon, this.handle, listener.handle, clientAddress, clientPort) : null;
   }
 
   /** Read when the socket is bound and when it ends, never per datagram: a fresh object each time is fine. */

@@ -27,6 +27,33 @@ export interface SendTotals extends SendCounts {
   segmented: number;
 }
 
+/** What relayed data counts, in the names the allocation's traffic counters use. */
+export interface RelayedCounts {
+  packetsToPeers: number;
+  bytesToPeers: number;
+  packetsToClient: number;
+  bytesToClient: number;
+}
+
+/**
+ * One allocation's bound channels, relayed below JavaScript (the native addon's channel routes,
+ * native/channel-routes.h): a ChannelData from the client goes to the channel's peer, and a
+ * datagram from that peer to the client as ChannelData, without a call into JavaScript either way.
+ * The allocation decides what is routed and for how long; whatever no live route matches comes to
+ * JavaScript as before.
+ */
+export interface ChannelRoutes {
+  /**
+   * Relays `channel` to and from the peer for `lifetimeMs` from now (a new route, or a new
+   * lifetime); false when it cannot be routed, and JavaScript relays it.
+   */
+  set(channel: number, peerAddress: string, peerPort: number, lifetimeMs: number): boolean;
+  /** Stops routing `channel` (nothing when it is not routed). */
+  delete(channel: number): void;
+  /** Adds what the routes relayed since the last call to `counts`. */
+  collect(counts: RelayedCounts): void;
+}
+
 /** One datagram: `data[offset .. offset + length)`, valid only during the call. */
 export type DatagramHandler = (data: Buffer, offset: number, length: number, address: string, port: number) => void;
 
@@ -52,6 +79,11 @@ export interface RelayUdpSocket {
   send(data: Buffer, offset: number, length: number, port: number, address: string): void;
   /** Sends a ChannelData message: the 4-byte header, then `data[offset .. offset + length)`; never throws either. */
   sendChannelData(channel: number, data: Buffer, offset: number, length: number, port: number, address: string): void;
+  /**
+   * This socket's (an allocation's relay socket's) channel routes to a UDP client on `listener`, or
+   * null when the implementation has none (dgram) or cannot reach that listener.
+   */
+  channelRoutesTo(listener: RelayUdpSocket, clientAddress: string, clientPort: number): ChannelRoutes | null;
   /** This socket's queued and dropped sends so far; zeros after close. */
   sendCounts(): SendCounts;
   address(): { address: string; port: number };
@@ -66,6 +98,11 @@ export abstract class RelayUdpSocketBase {
   onDatagram: DatagramHandler = dropDatagram;
   receiver: DatagramReceiver | null = null;
   protected closed = false;
+
+  /** No routes by default: every datagram goes through JavaScript. */
+  channelRoutesTo(_listener: RelayUdpSocket, _clientAddress: string, _clientPort: number): ChannelRoutes | null {
+    return null;
+  }
 
   /** Hands a received datagram to the receiver, or else the handler: the implementations call it for each one. */
   deliver(data: Buffer, offset: number, length: number, address: string, port: number): void {

@@ -31,7 +31,7 @@ import { createSocket, type Socket, type SocketOptions } from "node:dgram";
 import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
 import { channelDataHeader } from "../turn/channel-data.js";
 import { resolveIo } from "./io-choice.js";
-import { loadNativeUdp, nativeSendTotals, openNativeUdpSocket, setNativeSendQueueLimit } from "./native-udp.js";
+import { loadNativeUdp, nativeRouteTotals, nativeSendTotals, openNativeUdpSocket, setNativeSendQueueLimit } from "./native-udp.js";
 import { RelayUdpSocketBase, UDP_SEND_QUEUE_TOTAL_BYTES, type RelayUdpSocket, type SendCounts, type SendTotals } from "./relay-udp-socket.js";
 
 export { UDP_SEND_QUEUE_TOTAL_BYTES } from "./relay-udp-socket.js";
@@ -68,6 +68,14 @@ export function udpSendTotals(): SendTotals {
     queuedBytes: native.queuedBytes + dgramQueues.bytes,
     segmented: native.segmented,
   };
+}
+
+/**
+ * The channel routes (bound channels of UDP clients relayed below JavaScript; native only) now, and
+ * the datagrams they relayed over the process's life, each way.
+ */
+export function channelRouteTotals(): { routes: number; routedToPeers: number; routedToClients: number } {
+  return nativeRouteTotals();
 }
 
 /** Which implementation carries the relay's UDP (`--udp-io`); `auto` takes native when it loads. */

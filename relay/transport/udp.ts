@@ -3,7 +3,7 @@
  * one datagram per message, with no ChannelData padding (RFC 8656 §12.5 allows that on UDP).
  */
 import type { ClientLink } from "../allocation/allocation.js";
-import type { RelayUdpSocket } from "./udp-socket.js";
+import type { ChannelRoutes, RelayUdpSocket } from "./relay-udp-socket.js";
 
 /** A listener's side of the 5-tuple as text: "192.0.2.9:3478". */
 export function listenerKey(address: string, port: number): string {
@@ -49,5 +49,10 @@ export class UdpClientLink implements ClientLink {
 
   sendChannelData(channel: number, data: Buffer, offset: number, length: number): void {
     this.socket.sendChannelData(channel, data, offset, length, this.port, this.ip);
+  }
+
+  /** Routes for the channels of this client's allocation on `relaySocket`, where the sockets can carry them (relay-udp-socket.ts). */
+  channelRoutesFrom(relaySocket: RelayUdpSocket): ChannelRoutes | null {
+    return relaySocket.channelRoutesTo(this.socket, this.ip, this.port);
   }
 }

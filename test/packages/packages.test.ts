@@ -141,7 +141,7 @@ describe("the published packages, packed and installed into a fresh app", () => 
       expect(installed.exports).toEqual({ ".": { types: "./dist/index.d.ts", import: "./dist/index.js" }, "./package.json": "./package.json" });
     }
     expect(packed.get("relay")!.files.map((file) => file.path)).toEqual(
-      expect.arrayContaining(["dist/relay.mjs", "dist/scripts/build-native-udp.mjs", "dist/relay/transport/native/udp-batch.c", "dist/relay/transport/native/stream-io.c", "dist/relay/transport/native/native-common.h"]),
+      expect.arrayContaining(["dist/relay.mjs", "dist/scripts/build-native-udp.mjs", "dist/relay/transport/native/udp-batch.c", "dist/relay/transport/native/stream-io.c", "dist/relay/transport/native/channel-routes.c", "dist/relay/transport/native/channel-routes.h", "dist/relay/transport/native/native-common.h"]),
     );
   });
 

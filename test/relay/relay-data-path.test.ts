@@ -22,6 +22,7 @@ import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { longTermKey, verifyMessageIntegrity } from "../../relay/stun/integrity.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
+import { channelRouteTotals } from "../../relay/transport/udp-socket.js";
 import { TEST_UDP_IO, TurnTestClient, UdpPeer, errorCodeOf, mint, sendIndication, startRelay, textOf } from "./turn-client.js";
 
 /**
@@ -370,6 +371,24 @@ describe("relay data path (loopback peers allowed)", () => {
       expect(got.data.equals(reply)).toBe(true);
       // Over UDP the relay sends ChannelData unpadded (relay/transport/udp.ts).
       expect(got.datagramLength).toBe(4 + reply.length);
+    });
+
+    it("relays a bound channel without JavaScript on the native addon (channel routes), on dgram through JavaScript, byte for byte either way", async () => {
+      const { client, credential, relayed } = await allocated();
+      const peer = await openPeer();
+      const before = channelRouteTotals();
+      expectSignedSuccess(await channelBind(client, credential, CHANNEL, peerAt(peer.port)), client, credential);
+      const routed = TEST_UDP_IO === "native" ? 1 : 0;
+      expect(channelRouteTotals().routes - before.routes).toBe(routed);
+      for (let i = 0; i < 3; i++) client.sendRaw(channelData(CHANNEL, payloadOf(10 + i, i)));
+      for (let i = 0; i < 3; i++) await expectAtPeer(peer, i, payloadOf(10 + i, i), relayed);
+      for (let i = 0; i < 2; i++) {
+        peer.send(payloadOf(20 + i, i), relayed.port);
+        const got = await nextChannelData(client);
+        expect([got.channel, got.data.equals(payloadOf(20 + i, i))]).toEqual([CHANNEL, true]);
+      }
+      const after = channelRouteTotals();
+      expect([after.routedToPeers - before.routedToPeers, after.routedToClients - before.routedToClients]).toEqual([3 * routed, 2 * routed]);
     });
 
     it("ChannelBind also installs the permission: a Send indication to the bound peer's IP passes", async () => {

@@ -39,6 +39,7 @@
  */
 #define _GNU_SOURCE
 #include "native-common.h"
+#include "channel-routes.h"
 #include <fcntl.h>
 #include <malloc.h>
 #include <stdbool.h>
@@ -124,6 +125,9 @@ struct udp_socket {
   int deferred_tail;
   struct udp_socket *next_deferring;
   int unsegmented; /* its kernel or route refused a segmented send for good: one datagram per message */
+  /* Channel routes (channel-routes.h): as a relay socket, its own; as a listener, how many serve its clients. */
+  channel_route *routes;
+  int client_routes;
 };
 
 /*
@@ -202,6 +206,11 @@ struct module_state {
     struct cmsghdr align;
   } out_controls[BATCH];
   double total_segmented; /* datagrams that left in segmented sends */
+  /* Bound channels relayed in C (channel-routes.h), and what they relayed over the process's life. */
+  route_table routes;
+  uv_loop_t *loop; /* whose clock (uv_now) route expiries are on */
+  double total_routed_to_peers;
+  double total_routed_to_clients;
 };
 
 /* Whether `sender` has the IP address (ports aside) of the socket's remembered sender. */
@@ -305,6 +314,73 @@ static void free_socket(udp_socket *socket) {
 
 static int set_polling(udp_socket *socket, int events);
 
+/* ---- channel routes --------------------------------------------------------------------------- */
+
+static int send_datagram(udp_socket *socket, const struct iovec *parts, int part_count, const struct sockaddr_storage *to, socklen_t to_length);
+
+/* Takes a route out of the table and its sockets, and frees it (what it counted since the last collection goes with it). */
+static void drop_route(module_state *state, channel_route *route) {
+  remove_route(&state->routes, route);
+  channel_route **link = &route->relay->routes;
+  while (*link != NULL && *link != route) link = &(*link)->next_of_relay;
+  if (*link != NULL) *link = route->next_of_relay;
+  route->listener->client_routes--;
+  free(route);
+}
+
+/* Drops every route through `socket`, as a relay socket or as a listener (it is closing). */
+static void drop_routes_of(module_state *state, udp_socket *socket) {
+  while (socket->routes != NULL) drop_route(state, socket->routes);
+  for (uint32_t i = 0; i < state->routes.bucket_count && socket->client_routes > 0; i++) {
+    channel_route *route = state->routes.buckets[i];
+    while (route != NULL) {
+      channel_route *next = route->next_in_bucket;
+      if (route->listener == socket) drop_route(state, route);
+      route = next;
+    }
+  }
+}
+
+/*
+ * Relays a datagram in C when it matches a live channel route (channel-routes.h); 1 when it did, 0
+ * when it is JavaScript's. On a listener, a ChannelData from a routed client goes to its peer from
+ * the relay socket; on a relay socket, a datagram from a routed peer goes to its client as
+ * ChannelData. This runs during delivery, so the sends are deferred like JavaScript's and leave in
+ * the same sendmmsg. A ChannelData whose length field runs past the datagram is JavaScript's to drop.
+ */
+static int relay_routed(module_state *state, udp_socket *socket, const struct sockaddr_storage *sender, unsigned char *bytes, size_t length) {
+  route_address from;
+  if (!route_address_from(sender, &from)) return 0;
+  struct sockaddr_storage to;
+  if (socket->client_routes > 0) {
+    /* ChannelData starts with 0b01: channels 0x4000-0x7FFF (channel-data.ts). */
+    if (length < 4 || (bytes[0] & 0xC0) != 0x40) return 0;
+    uint16_t channel = (uint16_t)(bytes[0] << 8 | bytes[1]);
+    size_t data_length = (size_t)(bytes[2] << 8 | bytes[3]);
+    if (4 + data_length > length) return 0;
+    channel_route *route = find_client_route(&state->routes, socket, &from, channel);
+    if (route == NULL || uv_now(state->loop) >= route->expires_at) return 0;
+    socklen_t to_length = route_address_to_sockaddr(&route->peer, &to);
+    struct iovec part = {.iov_base = bytes + 4, .iov_len = data_length};
+    send_datagram(route->relay, &part, 1, &to, to_length);
+    route->packets_to_peer++;
+    route->bytes_to_peer += (double)data_length;
+    state->total_routed_to_peers++;
+    return 1;
+  }
+  if (socket->routes == NULL || length > 0xffff) return 0;
+  channel_route *route = find_peer_route(socket->routes, &from);
+  if (route == NULL || uv_now(state->loop) >= route->expires_at) return 0;
+  unsigned char header[4] = {(unsigned char)(route->channel >> 8), (unsigned char)route->channel, (unsigned char)(length >> 8), (unsigned char)length};
+  struct iovec parts[2] = {{.iov_base = header, .iov_len = 4}, {.iov_base = bytes, .iov_len = length}};
+  socklen_t to_length = route_address_to_sockaddr(&route->client, &to);
+  send_datagram(route->listener, parts, 2, &to, to_length);
+  route->packets_to_client++;
+  route->bytes_to_client += (double)length;
+  state->total_routed_to_clients++;
+  return 1;
+}
+
 /* ---- receiving -------------------------------------------------------------------------------- */
 
 /*
@@ -341,6 +417,10 @@ static int deliver_datagrams(udp_socket *socket, napi_value callback, napi_value
       if (header->msg_flags & MSG_TRUNC) continue; /* larger than any TURN message */
       struct sockaddr_storage *sender = &state->senders[i];
       if (sender->ss_family != AF_INET && sender->ss_family != AF_INET6) continue;
+      if ((socket->routes != NULL || socket->client_routes > 0) &&
+          relay_routed(state, socket, sender, state->receive_bytes + (size_t)i * SLOT_BYTES, state->messages[i].msg_len)) {
+        continue;
+      }
       int port = port_of(sender);
       if (!is_remembered_sender(socket, sender)) {
         char text[ADDRESS_TEXT];
@@ -732,6 +812,7 @@ static void begin_close(udp_socket *socket, int teardown) {
   module_state *state = socket->state;
   /* What JavaScript sent before closing still goes out (the queue behind a full buffer does not). */
   flush_socket_deferred(socket);
+  drop_routes_of(state, socket);
   socket->closing = 1;
   unlink_open(socket);
   free_queue(socket);
@@ -1075,6 +1156,134 @@ static napi_value js_send_totals(napi_env env, napi_callback_info info) {
   return totals;
 }
 
+/*
+ * routeChannel(relay, listener, clientAddress, clientPort, channel, peerAddress, peerPort, lifetimeMs)
+ *   -> boolean
+ * Relays `channel` between the client (on the listener socket) and the peer (from the relay socket)
+ * in C for `lifetimeMs` from now (channel-routes.h): a new route, or a new lifetime and addresses
+ * for the relay socket's route of that channel. A route of another channel to the same peer goes
+ * (a peer has one channel). False when it cannot be set (a closed socket, an address not of its
+ * socket's family, port 0, a number outside 0x4000-0x7FFF, the table full): JavaScript relays then.
+ */
+static napi_value js_route_channel(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  module_state *state;
+  napi_get_instance_data(env, (void **)&state);
+  napi_value result;
+  napi_get_boolean(env, false, &result);
+  if (argc < 8 || state->loop == NULL) return result;
+  udp_socket *relay = open_socket_of(env, argv[0], 1);
+  udp_socket *listener = open_socket_of(env, argv[1], 1);
+  int32_t client_port = 0, peer_port = 0;
+  uint32_t channel = 0;
+  double lifetime_ms = 0;
+  if (relay == NULL || listener == NULL || relay == listener || napi_get_value_int32(env, argv[3], &client_port) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &channel) != napi_ok || napi_get_value_int32(env, argv[6], &peer_port) != napi_ok ||
+      napi_get_value_double(env, argv[7], &lifetime_ms) != napi_ok) {
+    return result;
+  }
+  if (client_port <= 0 || peer_port <= 0 || channel < 0x4000 || channel > 0x7fff || !(lifetime_ms > 0) || lifetime_ms > 86400000.0) return result;
+  struct sockaddr_storage client_address, peer_address;
+  socklen_t unused;
+  route_address client, peer;
+  if (read_address_argument(env, argv[2], listener->family, client_port, &client_address, &unused) != 0 ||
+      read_address_argument(env, argv[5], relay->family, peer_port, &peer_address, &unused) != 0 || !route_address_from(&client_address, &client) ||
+      !route_address_from(&peer_address, &peer)) {
+    return result;
+  }
+  channel_route *route = find_relay_channel(relay->routes, (uint16_t)channel);
+  if (route != NULL && (route->listener != listener || !same_route_address(&route->client, &client) || !same_route_address(&route->peer, &peer))) {
+    drop_route(state, route);
+    route = NULL;
+  }
+  channel_route *other = find_peer_route(relay->routes, &peer);
+  if (other != NULL && other != route) drop_route(state, other);
+  if (route == NULL) {
+    route = calloc(1, sizeof *route);
+    if (route == NULL) return result;
+    route->listener = listener;
+    route->relay = relay;
+    route->client = client;
+    route->peer = peer;
+    route->channel = (uint16_t)channel;
+    if (add_route(&state->routes, route) != 0) {
+      free(route);
+      return result;
+    }
+    route->next_of_relay = relay->routes;
+    relay->routes = route;
+    listener->client_routes++;
+  }
+  route->expires_at = uv_now(state->loop) + (uint64_t)lifetime_ms;
+  napi_get_boolean(env, true, &result);
+  return result;
+}
+
+/* unrouteChannel(relay, channel): the relay socket's route of `channel` goes, if it has one. */
+static napi_value js_unroute_channel(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  module_state *state;
+  napi_get_instance_data(env, (void **)&state);
+  uint32_t channel = 0;
+  udp_socket *relay = argc == 2 ? open_socket_of(env, argv[0], 1) : NULL;
+  if (relay == NULL || napi_get_value_uint32(env, argv[1], &channel) != napi_ok) return NULL;
+  channel_route *route = find_relay_channel(relay->routes, (uint16_t)channel);
+  if (route != NULL) drop_route(state, route);
+  return NULL;
+}
+
+/*
+ * collectRouted(relay, counts: Float64Array(4)) -> boolean
+ * Adds what the relay socket's routes relayed since the last call to counts (packets and bytes to
+ * peers, packets and bytes to the client) and starts theirs again from zero; false when it has no
+ * route (counts untouched).
+ */
+static napi_value js_collect_routed(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_value result;
+  napi_get_boolean(env, false, &result);
+  udp_socket *relay = argc == 2 ? open_socket_of(env, argv[0], 1) : NULL;
+  if (relay == NULL || relay->routes == NULL) return result;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = NULL;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array || length < 4) {
+    return throw_type(env, "collectRouted(handle, Float64Array of 4)");
+  }
+  double *counts = data;
+  for (channel_route *route = relay->routes; route != NULL; route = route->next_of_relay) {
+    counts[0] += route->packets_to_peer;
+    counts[1] += route->bytes_to_peer;
+    counts[2] += route->packets_to_client;
+    counts[3] += route->bytes_to_client;
+    route->packets_to_peer = route->bytes_to_peer = route->packets_to_client = route->bytes_to_client = 0;
+  }
+  napi_get_boolean(env, true, &result);
+  return result;
+}
+
+/* routeTotals() -> [routes, routedToPeers, routedToClients]: the routes now, and the datagrams they relayed over the process's life. */
+static napi_value js_route_totals(napi_env env, napi_callback_info info) {
+  (void)info;
+  module_state *state;
+  napi_get_instance_data(env, (void **)&state);
+  napi_value totals, value;
+  napi_create_array_with_length(env, 3, &totals);
+  napi_create_uint32(env, state->routes.count, &value);
+  napi_set_element(env, totals, 0, value);
+  napi_create_double(env, state->total_routed_to_peers, &value);
+  napi_set_element(env, totals, 1, value);
+  napi_create_double(env, state->total_routed_to_clients, &value);
+  napi_set_element(env, totals, 2, value);
+  return totals;
+}
+
 /* setSendQueueLimit(totalBytes): the bound on every socket's queue together; what waits already stays. */
 static napi_value js_set_send_queue_limit(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -1113,6 +1322,7 @@ static void free_state(napi_env env, void *data, void *hint) {
     if (state->slots[i].socket != NULL) free_socket(state->slots[i].socket);
   }
   free(state->slots);
+  free_route_table(&state->routes);
   napi_delete_reference(env, state->receive_area);
   napi_delete_reference(env, state->resource);
   if (state->on_datagram != NULL) napi_delete_reference(env, state->on_datagram);
@@ -1145,6 +1355,7 @@ NAPI_MODULE_INIT() {
     free(state->flush_check);
     state->flush_check = NULL;
   }
+  state->loop = loop;
   if (state->flush_check != NULL) {
     state->flush_check->data = state;
     uv_unref((uv_handle_t *)state->flush_check);
@@ -1192,6 +1403,10 @@ NAPI_MODULE_INIT() {
       {"sendTotals", NULL, js_send_totals, NULL, NULL, NULL, napi_default, NULL},
       {"setSendQueueLimit", NULL, js_set_send_queue_limit, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+      {"routeChannel", NULL, js_route_channel, NULL, NULL, NULL, napi_default, NULL},
+      {"unrouteChannel", NULL, js_unroute_channel, NULL, NULL, NULL, napi_default, NULL},
+      {"collectRouted", NULL, js_collect_routed, NULL, NULL, NULL, napi_default, NULL},
+      {"routeTotals", NULL, js_route_totals, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   /* Without them the relay's TCP runs on Node's net, as on a machine without the addon. */
