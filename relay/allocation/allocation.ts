@@ -47,6 +47,11 @@ export interface ClientLink {
   sendDataIndication(message: Buffer): void;
   /** `data[offset .. offset + length)` may be a reused receive area: send it now or copy it. */
   sendChannelData(channel: number, data: Buffer, offset: number, length: number): void;
+  /**
+   * Where this client's bound channels on `relaySocket` can be relayed below JavaScript, or null
+   * (relay-udp-socket.ts); only a UDP client on a native listener has them.
+   */
+  channelRoutesFrom?(relaySocket: RelayUdpSocket): ChannelRoutes | null;
 }
 
 export interface ChannelBinding {
@@ -107,6 +112,11 @@ export class Allocation implements DatagramReceiver {
   private permissionsByAddress = NO_PERMISSIONS;
   private channelMapByNumber = NO_CHANNELS_BY_NUMBER;
   private channelMapByPeer = NO_CHANNELS_BY_PEER;
+  /**
+   * Where its bound channels are relayed below JavaScript: undefined until its first channel asks
+   * (an idle allocation holds none), then the client's routes, or null when it has none.
+   */
+  private routes: ChannelRoutes | null | undefined = undefined;
   private readonly counters: TrafficCounters = { packetsToPeers: 0, bytesToPeers: 0, packetsToClient: 0, bytesToClient: 0, droppedFromPeers: 0, droppedOverBandwidth: 0 };
   readonly createdAt: number;
   readonly allocateTransactionId: string;
@@ -125,16 +135,12 @@ export class Allocation implements DatagramReceiver {
     /** The Allocate that made it (its transaction id in hex, and requestDigest): a copy of it gets the same answer. */
     made: { readonly transactionId: string; readonly digest: string },
     lifetimeMs: number,
-    /** Where its bound channels may be relayed below JavaScript; null: none (see the top of this file). */
-    private readonly routes: ChannelRoutes | null = null,
   ) {
     this.allocateTransactionId = made.transactionId;
     this.allocateDigest = made.digest;
     this.createdAt = Date.now();
     this.expiresAt = this.createdAt + lifetimeMs;
     relaySocket.receiver = this;
-    // Routes are for allocations whose datagrams need no check but permissions and channels.
-    if (limits.bandwidth !== null || limits.sharedBandwidth !== null) this.routes = null;
   }
 
   /** What it relayed and dropped, exact whenever read: what its channel routes relayed is collected first. */
@@ -224,7 +230,8 @@ export class Allocation implements DatagramReceiver {
   permit(peerAddress: string, lifetimeMs: number, now: number): void {
     if (this.permissionsByAddress === NO_PERMISSIONS) this.permissionsByAddress = new Map();
     this.permissionsByAddress.set(peerAddress, now + lifetimeMs);
-    if (this.routes === null) return;
+    // Routes exist only once a channel was bound (bindChannel asks for them).
+    if (this.routes === undefined || this.routes === null) return;
     for (const binding of this.channelMapByNumber.values()) if (binding.peer.address === peerAddress) this.route(binding, now);
   }
 
@@ -252,12 +259,24 @@ export class Allocation implements DatagramReceiver {
    * peers (toPeer drops them datagram by datagram), so they are never routed.
    */
   private route(binding: ChannelBinding, now: number): void {
-    const routes = this.routes;
+    const routes = this.channelRoutes();
     if (routes === null) return;
     const { address, port } = binding.peer;
     const until = Math.min(binding.expiresAt, this.permissionsByAddress.get(address) ?? 0);
     const routed = until > now && port !== 0 && !this.limits.self.isListener(address, port) && routes.set(binding.number, address, port, until - now);
     if (!routed) routes.delete(binding.number);
+  }
+
+  /**
+   * The client's channel routes, asked for once. None for an allocation whose datagrams need a
+   * check beyond permissions and channels: a bandwidth limit meters every one.
+   */
+  private channelRoutes(): ChannelRoutes | null {
+    if (this.routes === undefined) {
+      const metered = this.limits.bandwidth !== null || this.limits.sharedBandwidth !== null;
+      this.routes = metered ? null : (this.client.channelRoutesFrom?.(this.relaySocket) ?? null);
+    }
+    return this.routes;
   }
 
   /** Drops permissions and channels that have run out; maps left empty go back to the shared empty ones. */

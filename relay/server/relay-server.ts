@@ -875,9 +875,7 @@ export class RelayServer implements TurnContext {
       if (reservationHold !== undefined) this.worker!.primary.releaseReservation(reservationHold);
       return refusal;
     }
-    // A UDP client's channels may be relayed below JavaScript (allocation.ts says when).
-    const routes = link instanceof UdpClientLink ? link.channelRoutesFrom(bound.socket) : null;
-    const allocation = new Allocation(link, owner, bound.socket, this.advertised(bound.relayIp, bound.port, bound.family), this.limitsForNewAllocation(), request, request.lifetimeMs, routes);
+    const allocation = new Allocation(link, owner, bound.socket, this.advertised(bound.relayIp, bound.port, bound.family), this.limitsForNewAllocation(), request, request.lifetimeMs);
     this.table.add(allocation);
     if (hold !== undefined) this.quotaHolds.set(allocation, hold);
     this.meter?.opened(allocation);

@@ -73,13 +73,14 @@ function recordingLink(link: UdpClientLink): { link: ClientLink; fromJavaScript:
       fromJavaScript.push({ channel, data: Buffer.from(data.subarray(offset, offset + length)) });
       link.sendChannelData(channel, data, offset, length);
     },
+    channelRoutesFrom: (relaySocket) => link.channelRoutesFrom(relaySocket),
   };
   return { link: recording, fromJavaScript };
 }
 
 const unmetered = (self = new SelfGuard([], [], [])): AllocationLimits => ({ clock: { now: T0 }, self, bandwidth: null, sharedBandwidth: null });
 
-/** A native listener, an allocation for `client` on it (with routes, as the relay makes one), and its relay socket. */
+/** A native listener, an allocation for `client` on it (whose link offers routes, as the relay's UDP links do), and its relay socket. */
 async function setUp(limits: AllocationLimits = unmetered()) {
   const client = await endpoint();
   const peer = await endpoint();
@@ -96,7 +97,6 @@ async function setUp(limits: AllocationLimits = unmetered()) {
     limits,
     { transactionId: "000000000000000000000000", digest: "test" },
     600_000,
-    udpLink.channelRoutesFrom(relaySocket),
   );
   closers.push(() => new Promise<void>((resolve) => (allocation.closed ? resolve() : allocation.close(resolve))));
   return { client, peer, listener, toJavaScript, relaySocket, allocation, fromJavaScript };
