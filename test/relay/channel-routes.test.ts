@@ -167,6 +167,22 @@ describe("channel routes (native UDP)", () => {
     expect(allocation.traffic).toMatchObject({ packetsToPeers: 6, bytesToPeers: 48, packetsToClient: 3, bytesToClient: 9 });
   });
 
+  it("relay a 60,000-byte datagram whole, drop one too big to wrap in ChannelData, and go on relaying", async () => {
+    const { client, peer, relaySocket, allocation } = await setUp();
+    allocation.bindChannel(CHANNEL, { family: 4, address: "127.0.0.1", port: peer.port }, 600_000, T0);
+    allocation.permit("127.0.0.1", 300_000, T0);
+    const large = Buffer.alloc(60_000, 7);
+    await send(peer.socket, large, relaySocket.address().port);
+    expect(await waitFor(() => client.received.length === 1)).toBe(true);
+    expect(client.received[0]!.data.length).toBe(4 + large.length);
+    expect(client.received[0]!.data.subarray(4).equals(large)).toBe(true);
+    // 65,507 bytes is the most an IPv4 datagram carries: with the 4-byte header it cannot leave.
+    await send(peer.socket, Buffer.alloc(65_507, 1), relaySocket.address().port);
+    await send(peer.socket, Buffer.from("after"), relaySocket.address().port);
+    expect(await waitFor(() => client.received.length === 2)).toBe(true);
+    expect(client.received[1]!.data).toEqual(channelData(CHANNEL, "after"));
+  });
+
   it("are not set without the peer's permission: the data goes to JavaScript", async () => {
     const { client, peer, listener, toJavaScript, allocation } = await setUp();
     const before = channelRouteTotals().routes;
