@@ -316,6 +316,14 @@ static int set_polling(udp_socket *socket, int events);
 
 /* ---- channel routes --------------------------------------------------------------------------- */
 
+/* A ChannelData header (RFC 8656 §12.4): the channel number, then the data's length, both big-endian. */
+static void write_channel_data_header(unsigned char header[4], uint32_t channel, size_t length) {
+  header[0] = (unsigned char)(channel >> 8);
+  header[1] = (unsigned char)channel;
+  header[2] = (unsigned char)(length >> 8);
+  header[3] = (unsigned char)length;
+}
+
 static int send_datagram(udp_socket *socket, const struct iovec *parts, int part_count, const struct sockaddr_storage *to, socklen_t to_length);
 
 /* Takes a route out of the table and its sockets, and frees it (what it counted since the last collection goes with it). */
@@ -371,7 +379,8 @@ static int relay_routed(module_state *state, udp_socket *socket, const struct so
   if (socket->routes == NULL || length > 0xffff) return 0;
   channel_route *route = find_peer_route(socket->routes, &from);
   if (route == NULL || uv_now(state->loop) >= route->expires_at) return 0;
-  unsigned char header[4] = {(unsigned char)(route->channel >> 8), (unsigned char)route->channel, (unsigned char)(length >> 8), (unsigned char)length};
+  unsigned char header[4];
+  write_channel_data_header(header, route->channel, length);
   struct iovec parts[2] = {{.iov_base = header, .iov_len = 4}, {.iov_base = bytes, .iov_len = length}};
   socklen_t to_length = route_address_to_sockaddr(&route->client, &to);
   send_datagram(route->listener, parts, 2, &to, to_length);
@@ -1111,10 +1120,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     if (argc >= 7) {
       uint32_t channel = 0;
       napi_get_value_uint32(env, argv[6], &channel);
-      header[0] = (unsigned char)(channel >> 8);
-      header[1] = (unsigned char)channel;
-      header[2] = (unsigned char)(length >> 8);
-      header[3] = (unsigned char)length;
+      write_channel_data_header(header, channel, length);
       parts[part_count].iov_base = header;
       parts[part_count++].iov_len = 4;
     }
