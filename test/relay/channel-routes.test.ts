@@ -16,6 +16,7 @@ import { SelfGuard } from "../../relay/policy/self-guard.js";
 import { loadNativeUdp } from "../../relay/transport/native-udp.js";
 import { UdpClientLink } from "../../relay/transport/udp.js";
 import { channelRouteTotals, openRelayUdpSocket, RELAY_SOCKET_BUFFER_BYTES, type RelayUdpSocket } from "../../relay/transport/udp-socket.js";
+import { waitUntil } from "./ops/ops-helpers.js";
 
 const T0 = 1_700_000_000_000;
 const CHANNEL = 0x4001;
@@ -115,11 +116,7 @@ function send(from: Socket, message: Buffer, port: number): Promise<void> {
   return new Promise<void>((resolve, reject) => from.send(message, port, "127.0.0.1", (error) => (error ? reject(error) : resolve())));
 }
 
-async function waitFor(condition: () => boolean, timeoutMs = ARRIVE_MS): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
-  return condition();
-}
+const waitFor = (condition: () => boolean): Promise<boolean> => waitUntil(condition, ARRIVE_MS, 5);
 
 const quiet = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, QUIET_MS));
 
