@@ -28,6 +28,7 @@ import { buildStunMessage, newTransactionId, type StunAttributeValue } from "../
 import { AttributeType, StunClass, StunMethod } from "../../relay/stun/constants.js";
 import { longTermKey, verifyMessageIntegrity } from "../../relay/stun/integrity.js";
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
+import { nativeSendTotals } from "../../relay/transport/native-udp.js";
 import { StreamFramer } from "../../relay/transport/stream-framer.js";
 import { errorCodeOf, mint, startRelay, TEST_TCP_IO, TEST_UDP_IO, textOf } from "./turn-client.js";
 
@@ -458,6 +459,27 @@ describe("TURN over TCP", () => {
     expect(dataView(indication, findAttribute(indication, AttributeType.Data)!).toString()).toBe("odd");
     expect(relay.allocationCount).toBe(1);
   });
+
+  it.runIf(TEST_UDP_IO === "native" && TEST_TCP_IO === "native")(
+    "sends what one read of a TCP client carries to a peer together, after the read: a run to one peer leaves in one segmented send",
+    async () => {
+      const { listeners } = await relayWith(FLAGS);
+      const credential = await mint("tcp-batched-sends");
+      const client = await TcpConversation.open(listener(listeners, "tcp", "127.0.0.1").port);
+      const { relayed } = await client.allocate(credential);
+      const peer = await Peer.open("127.0.0.1");
+      await permissionAndChannel(client, credential, peer.address);
+      const segmentedBefore = nativeSendTotals().segmented;
+      // Eight frames of one size in one write: one read, eight datagrams to one peer, held until the
+      // read's batch is over and then handed to the kernel as one run (udp-batch.c, UDP_SEGMENT).
+      const payloads = Array.from({ length: 8 }, (_, i) => Buffer.alloc(100, i + 1));
+      client.send(Buffer.concat(payloads.map((payload) => channelDataFrame(CHANNEL, payload, true))));
+      expect(await waitUntil(() => peer.received.length >= 8, ARRIVE_MS), "the peer did not get eight datagrams").toBe(true);
+      expect(peer.received.map((datagram) => datagram.data)).toEqual(payloads);
+      expect(peer.received.every((datagram) => datagram.port === relayed.port)).toBe(true);
+      expect(nativeSendTotals().segmented - segmentedBefore).toBe(8);
+    },
+  );
 
   it("deletes the allocation when the connection closes: the count goes back to 0 and the port back to the pool", async () => {
     const { relay, listeners, events } = await relayWith(FLAGS);

@@ -119,6 +119,13 @@ static inline napi_value errno_value(napi_env env, int error) {
 }
 
 
+/*
+ * While held (hold != 0, until a matching call with 0), UDP sends wait for the loop's check phase
+ * and leave in one sendmmsg per socket, as sends made during a UDP delivery do (udp-batch.c): the
+ * TCP side holds them over each batch of reads, so its clients' relayed data is batched too.
+ */
+void hold_udp_sends(napi_env env, int hold);
+
 /* Adds the TCP stream functions (stream-io.c) to the addon's exports; false when they could not be set up. */
 int register_stream_io(napi_env env, napi_value exports);
 

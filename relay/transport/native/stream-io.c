@@ -423,6 +423,8 @@ static void handle_batch(stream_state *state, int count) {
   napi_callback_scope scope;
   napi_open_callback_scope(env, resource, state->async_context, &scope);
   state->delivering++;
+  /* What the reads relay to peers over UDP leaves in one sendmmsg per relay socket, after the batch. */
+  hold_udp_sends(env, 1);
   for (int i = 0; i < count; i++) {
     stream_handle *handle = state->events[i].data.ptr;
     uint32_t events = state->events[i].events;
@@ -443,6 +445,7 @@ static void handle_batch(stream_state *state, int count) {
   state->delivering--;
   /* Closing the scope runs the microtasks and the tick queue: what JavaScript deferred to them, once per batch. */
   napi_close_callback_scope(env, scope);
+  hold_udp_sends(env, 0);
   release_closed_in_batch(state);
   napi_close_handle_scope(env, handles);
 }

@@ -16,8 +16,9 @@
  * sendmmsg. The kernel's work per datagram stays, but the system call around it is paid once per
  * socket per turn instead of once per datagram: on this VM sendto costs about 3.8 us a datagram
  * against 2.2 us in a sendmmsg of 32. The listener, which answers every client, gains most: the
- * datagrams that all the relay sockets receive in one turn leave through it in a few calls. A send
- * outside delivery (a timer, a TCP client's data) goes at once, unless sends on the same socket
+ * datagrams that all the relay sockets receive in one turn leave through it in a few calls. The
+ * data of TCP clients is held the same way while stream-io.c handles a batch of their reads
+ * (hold_udp_sends). A send outside both (a timer) goes at once, unless sends on the same socket
  * already wait (order is kept per socket); closing a socket sends what waits for it first.
  *
  * Within a socket's deferred sends, a run of three or more datagrams to one destination, all of one
@@ -190,7 +191,7 @@ struct module_state {
   double total_send_queued;  /* running totals over every socket, closed ones included */
   double total_send_dropped;
   /* Sends made during delivery, held until the check phase (see the top of this file). */
-  int delivering; /* deliveries (deliver_ready) on the stack */
+  int delivering; /* deliveries (deliver_ready) and stream batches (hold_udp_sends) on the stack */
   uv_check_t *flush_check; /* allocated apart: its close callback may outlive this struct at teardown */
   udp_socket *deferring; /* sockets with deferred sends, each once */
   int deferred_count;
@@ -718,6 +719,12 @@ static int send_datagram(udp_socket *socket, const struct iovec *parts, int part
     return 0;
   }
   return send_or_queue(socket, parts, part_count, to, to_length);
+}
+
+void hold_udp_sends(napi_env env, int hold) {
+  module_state *state = NULL;
+  if (napi_get_instance_data(env, (void **)&state) != napi_ok || state == NULL) return;
+  state->delivering += hold ? 1 : -1;
 }
 
 /* Delivers the `count` ready sockets of one wake in one callback scope. */
