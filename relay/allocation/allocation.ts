@@ -3,8 +3,9 @@
  * 5-tuple, with the permissions and channels the client installed. The data path in both
  * directions lives here: receive, look up, check, send, with no promise, closure or copy per packet.
  *
- * A UDP client's bound channels can be relayed below JavaScript as well (`ChannelRoutes`, the native
- * addon's channel routes): this class sets a channel's route while the channel and its peer's
+ * A client's bound channels can be relayed below JavaScript as well (`ChannelRoutes`, the native
+ * addon's channel routes: a UDP client's both ways, a plain TCP client's from the client to the
+ * peer): this class sets a channel's route while the channel and its peer's
  * permission both live, until the earlier of their expiries, and only when no datagram needs a
  * check beyond those (no bandwidth limit). The rules stay here; what the routes relay is added to
  * `traffic` whenever it is read.
@@ -49,7 +50,8 @@ export interface ClientLink {
   sendChannelData(channel: number, data: Buffer, offset: number, length: number): void;
   /**
    * Where this client's bound channels on `relaySocket` can be relayed below JavaScript, or null
-   * (relay-udp-socket.ts); only a UDP client on a native listener has them.
+   * (relay-udp-socket.ts): a UDP client on a native listener has them, and a TCP client on a native
+   * connection (its side only); a TLS client has none.
    */
   channelRoutesFrom?(relaySocket: RelayUdpSocket): ChannelRoutes | null;
 }

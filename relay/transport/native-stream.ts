@@ -16,6 +16,7 @@ import { EventEmitter } from "node:events";
 import { getSystemErrorName } from "node:util";
 import { resolveIo } from "./io-choice.js";
 import { loadNativeUdp } from "./native-udp.js";
+import type { ChannelRoutes, NativeStreamConnection, RelayUdpSocket } from "./relay-udp-socket.js";
 import type { StreamListener, StreamSocket } from "./stream-socket.js";
 
 /** The addon's stream functions (stream-io.c, "JavaScript entry points"). */
@@ -35,8 +36,8 @@ interface StreamAddon {
   /** Closes the descriptor at once (a listener's port is free when it returns). */
   closeStream(handle: StreamHandle): void;
 }
-declare const streamHandle: unique symbol;
-type StreamHandle = { readonly [streamHandle]: true };
+/** A listener's or connection's handle in the addon; a connection's is what its channel routes name. */
+type StreamHandle = NativeStreamConnection;
 
 export type NativeStreamLoad = { ok: true; addon: StreamAddon } | { ok: false; reason: string };
 
@@ -131,6 +132,11 @@ export class NativeStreamSocket extends EventEmitter implements StreamSocket {
 
   destroy(): void {
     this.destroyWith(undefined);
+  }
+
+  /** Routes from this connection's client, in C, when the relay socket is the addon's too (native-udp.ts). */
+  channelRoutesFrom(relaySocket: RelayUdpSocket): ChannelRoutes | null {
+    return this.destroyed ? null : relaySocket.channelRoutesFromStream(this.handle);
   }
 
   /** Nagle is off on every native connection from the start (stream-io.c). */

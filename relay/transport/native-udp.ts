@@ -14,6 +14,7 @@ import {
   RelayUdpSocketBase,
   UDP_SEND_QUEUE_TOTAL_BYTES,
   type ChannelRoutes,
+  type NativeStreamConnection,
   type RelayedCounts,
   type RelayUdpSocket,
   type SendCounts,
@@ -39,6 +40,7 @@ interface UdpBatchAddon {
   close(handle: NativeHandle, onClosed?: () => void): void;
   /** Routes `channel` between the client on `listener` and the peer of the `relay` socket (native/channel-routes.h); false when it cannot. */
   routeChannel(relay: NativeHandle, listener: NativeHandle, clientAddress: string, clientPort: number, channel: number, peerAddress: string, peerPort: number, lifetimeMs: number): boolean;
+  routeStreamChannel(relay: NativeHandle, stream: NativeStreamConnection, channel: number, peerAddress: string, peerPort: number, lifetimeMs: number): boolean;
   unrouteChannel(relay: NativeHandle, channel: number): void;
   /** Adds what the relay socket's routes relayed since the last call to `counts` [packets and bytes to peers, to the client]; false when it has none. */
   collectRouted(relay: NativeHandle, counts: Float64Array): boolean;
@@ -129,19 +131,17 @@ export function loadNativeUdp(): NativeUdpLoad {
 /** What collectRouted fills, reused: read and cleared synchronously. */
 const routedCounts = new Float64Array(4);
 
-/** One relay socket's routes to one UDP client (made once per allocation, and only for one that can use them). */
-class NativeChannelRoutes implements ChannelRoutes {
+/**
+ * One relay socket's channel routes to one client (made once per allocation, and only for one that
+ * can use them): the relay socket's routes are deleted and collected alike, whoever the client is.
+ */
+abstract class RelaySocketRoutes implements ChannelRoutes {
   constructor(
-    private readonly addon: UdpBatchAddon,
-    private readonly relay: NativeHandle,
-    private readonly listener: NativeHandle,
-    private readonly clientAddress: string,
-    private readonly clientPort: number,
+    protected readonly addon: UdpBatchAddon,
+    protected readonly relay: NativeHandle,
   ) {}
 
-  set(channel: number, peerAddress: string, peerPort: number, lifetimeMs: number): boolean {
-    return this.addon.routeChannel(this.relay, this.listener, this.clientAddress, this.clientPort, channel, peerAddress, peerPort, lifetimeMs);
-  }
+  abstract set(channel: number, peerAddress: string, peerPort: number, lifetimeMs: number): boolean;
 
   delete(channel: number): void {
     this.addon.unrouteChannel(this.relay, channel);
@@ -154,6 +154,38 @@ class NativeChannelRoutes implements ChannelRoutes {
     counts.bytesToPeers += routedCounts[1]!;
     counts.packetsToClient += routedCounts[2]!;
     counts.bytesToClient += routedCounts[3]!;
+  }
+}
+
+/** Routes to and from a UDP client on another native socket, both ways. */
+class UdpClientRoutes extends RelaySocketRoutes {
+  constructor(
+    addon: UdpBatchAddon,
+    relay: NativeHandle,
+    private readonly listener: NativeHandle,
+    private readonly clientAddress: string,
+    private readonly clientPort: number,
+  ) {
+    super(addon, relay);
+  }
+
+  set(channel: number, peerAddress: string, peerPort: number, lifetimeMs: number): boolean {
+    return this.addon.routeChannel(this.relay, this.listener, this.clientAddress, this.clientPort, channel, peerAddress, peerPort, lifetimeMs);
+  }
+}
+
+/** Routes from a TCP client on a native connection: the client's side only (stream-io.c). */
+class StreamClientRoutes extends RelaySocketRoutes {
+  constructor(
+    addon: UdpBatchAddon,
+    relay: NativeHandle,
+    private readonly stream: NativeStreamConnection,
+  ) {
+    super(addon, relay);
+  }
+
+  set(channel: number, peerAddress: string, peerPort: number, lifetimeMs: number): boolean {
+    return this.addon.routeStreamChannel(this.relay, this.stream, channel, peerAddress, peerPort, lifetimeMs);
   }
 }
 
@@ -202,7 +234,11 @@ class NativeRelaySocket extends RelayUdpSocketBase implements RelayUdpSocket {
 
   /** Routes to a client on another native socket; none to a dgram listener, which C cannot send from. */
   override channelRoutesTo(listener: RelayUdpSocket, clientAddress: string, clientPort: number): ChannelRoutes | null {
-    return listener instanceof NativeRelaySocket ? new NativeChannelRoutes(this.addon, this.handle, listener.handle, clientAddress, clientPort) : null;
+    return listener instanceof NativeRelaySocket ? new UdpClientRoutes(this.addon, this.handle, listener.handle, clientAddress, clientPort) : null;
+  }
+
+  override channelRoutesFromStream(stream: NativeStreamConnection): ChannelRoutes | null {
+    return new StreamClientRoutes(this.addon, this.handle, stream);
   }
 
   /** Read when the socket is bound and when it ends, never per datagram: a fresh object each time is fine. */

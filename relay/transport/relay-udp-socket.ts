@@ -54,6 +54,10 @@ export interface ChannelRoutes {
   collect(counts: RelayedCounts): void;
 }
 
+declare const nativeStreamConnection: unique symbol;
+/** A TCP connection of the native addon (native-stream.ts), as the addon names it to route its client's channels. */
+export type NativeStreamConnection = { readonly [nativeStreamConnection]: true };
+
 /** One datagram: `data[offset .. offset + length)`, valid only during the call. */
 export type DatagramHandler = (data: Buffer, offset: number, length: number, address: string, port: number) => void;
 
@@ -84,6 +88,13 @@ export interface RelayUdpSocket {
    * null when the implementation has none (dgram) or cannot reach that listener.
    */
   channelRoutesTo(listener: RelayUdpSocket, clientAddress: string, clientPort: number): ChannelRoutes | null;
+  /**
+   * This socket's channel routes from a TCP client on the addon's connection `stream`, or null when
+   * the implementation has none (dgram). They carry the client's side only: ChannelData the client
+   * sends goes to the peer below JavaScript; the peer's datagrams still come to JavaScript, which
+   * holds the connection to its backlog rules (stream.ts).
+   */
+  channelRoutesFromStream(stream: NativeStreamConnection): ChannelRoutes | null;
   /** This socket's queued and dropped sends so far; zeros after close. */
   sendCounts(): SendCounts;
   address(): { address: string; port: number };
@@ -101,6 +112,10 @@ export abstract class RelayUdpSocketBase {
 
   /** No routes by default: every datagram goes through JavaScript. */
   channelRoutesTo(_listener: RelayUdpSocket, _clientAddress: string, _clientPort: number): ChannelRoutes | null {
+    return null;
+  }
+
+  channelRoutesFromStream(_stream: NativeStreamConnection): ChannelRoutes | null {
     return null;
   }
 

@@ -4,6 +4,7 @@
  * TCP connections of native-stream.ts (`--tcp-io=native`), which implement only these.
  */
 import type { EventEmitter } from "node:events";
+import type { ChannelRoutes, RelayUdpSocket } from "./relay-udp-socket.js";
 
 export interface StreamSocket extends EventEmitter {
   readonly remoteAddress?: string | undefined;
@@ -30,6 +31,11 @@ export interface StreamSocket extends EventEmitter {
   setNoDelay(noDelay?: boolean): unknown;
   /** Calls `callback` after `ms` without reads or writes; the connection stays open. */
   setTimeout(ms: number, callback: () => void): unknown;
+  /**
+   * The channel routes of an allocation on `relaySocket` for this connection's client, where the
+   * connection and the socket can carry them (both the native addon's); absent or null otherwise.
+   */
+  channelRoutesFrom?(relaySocket: RelayUdpSocket): ChannelRoutes | null;
 }
 
 /** A listener of TURN connections over TCP or TLS. */

@@ -14,6 +14,7 @@
  */
 import type { StreamSocket } from "./stream-socket.js";
 import type { ClientLink } from "../allocation/allocation.js";
+import type { ChannelRoutes, RelayUdpSocket } from "./relay-udp-socket.js";
 import type { TransportAddress } from "../stun/attributes.js";
 import { channelDataStreamLength } from "../turn/channel-data.js";
 import { StreamBatch } from "./stream-batch.js";
@@ -135,6 +136,15 @@ export class StreamClientLink implements ClientLink {
     if (!this.hasRoom(frameLength)) return this.drop();
     // Copied into the turn's batch at once: `data` may be the relay's reused receive area.
     this.batch.appendChannelData(channel, data, offset, length, frameLength);
+  }
+
+  /**
+   * Routes for the channels of this client's allocation on `relaySocket`, where the connection can
+   * carry them (a native TCP connection): the client's side only, so every byte to the client still
+   * passes the backlog rules above.
+   */
+  channelRoutesFrom(relaySocket: RelayUdpSocket): ChannelRoutes | null {
+    return this.socket.channelRoutesFrom?.(relaySocket) ?? null;
   }
 
   /**

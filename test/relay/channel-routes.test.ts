@@ -213,6 +213,17 @@ describe("channel routes (native UDP)", () => {
     expect(toJavaScript).toHaveLength(1);
   });
 
+  it("keep what a route relayed before the sweep dropped it for the allocation's next count", async () => {
+    const { client, peer, listener, allocation } = await setUp();
+    allocation.bindChannel(CHANNEL, { family: 4, address: "127.0.0.1", port: peer.port }, 1_000, T0);
+    allocation.permit("127.0.0.1", 300_000, T0);
+    for (let i = 0; i < 4; i++) await send(client.socket, channelData(CHANNEL, "12345"), listener.address().port);
+    expect(await waitFor(() => peer.received.length === 4)).toBe(true);
+    allocation.sweep(T0 + 1_000);
+    expect(allocation.traffic).toMatchObject({ packetsToPeers: 4, bytesToPeers: 20 });
+    expect(allocation.traffic).toMatchObject({ packetsToPeers: 4, bytesToPeers: 20 });
+  });
+
   it("go when the sweep drops the channel, and when the allocation closes", async () => {
     const { peer, allocation } = await setUp();
     const before = channelRouteTotals().routes;

@@ -30,6 +30,7 @@ import { longTermKey, verifyMessageIntegrity } from "../../relay/stun/integrity.
 import { decodeStunMessage, findAttribute, type StunMessage } from "../../relay/stun/message.js";
 import { nativeSendTotals } from "../../relay/transport/native-udp.js";
 import { StreamFramer } from "../../relay/transport/stream-framer.js";
+import { channelRouteTotals } from "../../relay/transport/udp-socket.js";
 import { errorCodeOf, mint, startRelay, TEST_TCP_IO, TEST_UDP_IO, textOf } from "./turn-client.js";
 
 const ARRIVE_MS = 2_000;
@@ -470,6 +471,7 @@ describe("TURN over TCP", () => {
       const peer = await Peer.open("127.0.0.1");
       await permissionAndChannel(client, credential, peer.address);
       const segmentedBefore = nativeSendTotals().segmented;
+      const routedBefore = channelRouteTotals().routedToPeers;
       // Eight frames of one size in one write: one read, eight datagrams to one peer, held until the
       // read's batch is over and then handed to the kernel as one run (udp-batch.c, UDP_SEGMENT).
       const payloads = Array.from({ length: 8 }, (_, i) => Buffer.alloc(100, i + 1));
@@ -478,6 +480,8 @@ describe("TURN over TCP", () => {
       expect(peer.received.map((datagram) => datagram.data)).toEqual(payloads);
       expect(peer.received.every((datagram) => datagram.port === relayed.port)).toBe(true);
       expect(nativeSendTotals().segmented - segmentedBefore).toBe(8);
+      // Relayed by the addon itself (channel routes), without entering JavaScript.
+      expect(channelRouteTotals().routedToPeers - routedBefore).toBe(8);
     },
   );
 

@@ -78,6 +78,13 @@ channel_route *find_peer_route(channel_route *first, const route_address *peer) 
   return NULL;
 }
 
+channel_route *find_stream_route(const stream_routes *routes, uint16_t channel) {
+  for (channel_route *route = routes->first; route != NULL; route = route->next_of_stream) {
+    if (route->channel == channel) return route;
+  }
+  return NULL;
+}
+
 channel_route *find_relay_channel(channel_route *first, uint16_t channel) {
   for (channel_route *route = first; route != NULL; route = route->next_of_relay) {
     if (route->channel == channel) return route;

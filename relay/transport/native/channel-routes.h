@@ -11,9 +11,14 @@
  * and its peer's permission are live, with the earlier of their two expiries, and only for an
  * allocation whose every datagram needs no other check (no bandwidth limit).
  *
- * This file is the data structure alone: a hash table from (listener, client, channel) for the
- * client's side, and each relay socket's own short list for the peer's side. The sockets are
- * udp-batch.c's; here they are opaque pointers.
+ * A TCP client's channels are routed on the client's side only (stream-io.c): a ChannelData frame
+ * that one read carries whole goes to the peer from the relay socket. The peer's datagrams still go
+ * to JavaScript, which holds the connection to its backlog rules (relay/transport/stream.ts).
+ *
+ * This file is the data structure alone: a hash table from (listener, client, channel) for a UDP
+ * client's side, each TCP connection's own short list for a TCP client's, and each relay socket's
+ * own short list for the peer's side. The sockets are udp-batch.c's and stream-io.c's; here they
+ * are opaque pointers.
  */
 #ifndef RELAYKIT_CHANNEL_ROUTES_H
 #define RELAYKIT_CHANNEL_ROUTES_H
@@ -21,6 +26,7 @@
 #include <sys/socket.h>
 
 struct udp_socket;
+struct stream_routes;
 
 /* An IPv4 or IPv6 transport address in the form routes compare: family, port (host order), IP bytes. */
 typedef struct route_address {
@@ -31,9 +37,11 @@ typedef struct route_address {
 
 typedef struct channel_route {
   struct channel_route *next_in_bucket;
-  struct channel_route *next_of_relay; /* the relay socket's next route */
-  struct udp_socket *listener;         /* where the client's ChannelData arrives and its relayed data leaves */
-  struct udp_socket *relay;            /* the allocation's relay socket */
+  struct channel_route *next_of_relay;  /* the relay socket's next route */
+  struct channel_route *next_of_stream; /* a TCP client's: its connection's next route */
+  struct udp_socket *listener;          /* a UDP client's: where its ChannelData arrives and its relayed data leaves */
+  struct stream_routes *stream;         /* a TCP client's (listener NULL): its connection's routes */
+  struct udp_socket *relay;             /* the allocation's relay socket */
   route_address client;
   route_address peer;
   uint16_t channel;
@@ -52,6 +60,12 @@ typedef struct route_table {
   uint32_t count;
 } route_table;
 
+/* A TCP connection's routes (stream-io.c keeps one in each connection): a connection carries one
+ * allocation, whose few channels are walked. */
+typedef struct stream_routes {
+  channel_route *first;
+} stream_routes;
+
 /* At most this many routes in one process: past it a channel is relayed by JavaScript, as before. */
 #define ROUTES_MAX (1u << 18)
 
@@ -65,6 +79,8 @@ int same_route_address(const route_address *a, const route_address *b);
 channel_route *find_client_route(const route_table *table, const struct udp_socket *listener, const route_address *client, uint16_t channel);
 /* The route among a relay socket's (`first` and its next_of_relay) whose peer is `peer`; NULL when none. */
 channel_route *find_peer_route(channel_route *first, const route_address *peer);
+/* The route of `channel` among a TCP connection's; NULL when none. */
+channel_route *find_stream_route(const stream_routes *routes, uint16_t channel);
 /* The route of `channel` among a relay socket's; NULL when none. */
 channel_route *find_relay_channel(channel_route *first, uint16_t channel);
 

@@ -126,6 +126,21 @@ static inline napi_value errno_value(napi_env env, int error) {
  */
 void hold_udp_sends(napi_env env, int hold);
 
+/*
+ * What the two halves call of each other for a TCP client's channel routes (channel-routes.h):
+ * stream-io.c cuts routed frames out of a connection's reads; udp-batch.c owns the routes and the
+ * relay sockets they send from.
+ */
+struct channel_route;
+struct stream_routes;
+/* The routes of the open connection behind `handle` (a stream handle); NULL for anything else. In stream-io.c. */
+struct stream_routes *stream_routes_of(napi_env env, napi_value handle);
+/* Sends one ChannelData's data (`length` bytes at `data`) from the route's relay socket to its peer
+ * when the route is live; 1 when it did (and counted it), 0 when the frame is JavaScript's. In udp-batch.c. */
+int relay_stream_channel_data(struct channel_route *route, const unsigned char *data, size_t length);
+/* Drops every route of a connection that is closing. In udp-batch.c. */
+void drop_stream_routes(struct stream_routes *routes);
+
 /* Adds the TCP stream functions (stream-io.c) to the addon's exports; false when they could not be set up. */
 int register_stream_io(napi_env env, napi_value exports);
 

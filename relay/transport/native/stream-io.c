@@ -29,6 +29,7 @@
  */
 #define _GNU_SOURCE
 #include "native-common.h"
+#include "channel-routes.h"
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -56,6 +57,19 @@ typedef struct out_chunk {
 typedef struct stream_state stream_state;
 typedef struct stream_handle stream_handle;
 
+/*
+ * Where a connection's frames start, followed read by read as relay/transport/stream-framer.ts cuts
+ * them (RFC 8656 §12.5), so that a ChannelData frame on a routed channel can be told apart and
+ * relayed here without JavaScript.
+ */
+typedef struct frame_cursor {
+  size_t rest;              /* bytes of a frame begun in an earlier read still to come */
+  unsigned char prefix[4];  /* the first bytes of a frame whose 4-byte length prefix is split across reads */
+  unsigned char prefix_filled;
+  unsigned char rest_carries_data; /* the frame in progress is ChannelData or a STUN indication (a Send) */
+  unsigned char lost;       /* bytes that are not TURN came: JavaScript closes the connection; nothing more is routed */
+} frame_cursor;
+
 /* A listener or a connection. */
 struct stream_handle {
   stream_state *state;
@@ -72,6 +86,9 @@ struct stream_handle {
   out_chunk *out_head;
   out_chunk *out_tail;
   size_t queued_bytes;
+  /* Its client's channels routed to peers in C (channel-routes.h; set by udp-batch.c), and its framing. */
+  stream_routes routes;
+  frame_cursor cursor;
   stream_handle *prev_open;
   stream_handle *next_open;
   stream_handle *next_released; /* closed during a batch: its reference is dropped after it */
@@ -214,6 +231,7 @@ static void release(stream_handle *handle) {
  * to the receiver goes now, or after the batch being handled (its later events may name this handle).
  */
 static void begin_close(stream_handle *handle, int teardown) {
+  drop_stream_routes(&handle->routes);
   watch(handle, 0);
   handle->closing = 1;
   unlink_open(handle);
@@ -347,6 +365,90 @@ static int accept_connections(stream_handle *listener, const handlers *js) {
 
 /* ---- reading ---------------------------------------------------------------------------------- */
 
+/* Stream bytes of the frame whose 4-byte prefix is at `p`: ChannelData padded to 4 bytes, STUN its
+ * 20-byte header and body; 0 when the first byte starts neither (stream-framer.ts's rule). */
+static size_t frame_length(const unsigned char *p) {
+  size_t length = (size_t)(p[2] << 8 | p[3]);
+  if ((p[0] & 0xC0) == 0x40) return 4 + ((length + 3) & ~(size_t)3);
+  if (p[0] <= 0x03) return 20 + length;
+  return 0;
+}
+
+/* Whether the frame whose prefix is at `p` carries data to a peer: ChannelData, or a STUN indication (class bits 01). */
+static int carries_data(const unsigned char *p) {
+  return (p[0] & 0xC0) == 0x40 || (p[0] <= 0x03 && (p[0] & 0x01) == 0 && (p[1] & 0x10) != 0);
+}
+
+/* Moves `length` bytes from `in` down to `out` (where JavaScript's bytes of the read end so far). */
+static void keep_for_javascript(unsigned char *bytes, size_t out, size_t in, size_t length) {
+  if (out != in) memmove(bytes + out, bytes + in, length);
+}
+
+/*
+ * Relays each whole ChannelData frame of one read (`bytes`, `length`) whose channel has a live route
+ * and cuts it out; the other bytes move down over the gaps, in order, for JavaScript, whose framer so
+ * sees the stream without those frames. Returns how many bytes are JavaScript's. A frame split across
+ * reads is JavaScript's, as is everything on a connection without routes (its frames are still followed).
+ *
+ * Data keeps its order: JavaScript relays its frames after this returns, so once a frame that
+ * carries data (ChannelData, or a Send indication) is left to it, nothing later in the read is
+ * routed. STUN requests do not stop routing: no data rides on them.
+ */
+static size_t relay_routed_frames(stream_handle *connection, unsigned char *bytes, size_t length) {
+  frame_cursor *cursor = &connection->cursor;
+  size_t in = 0, out = 0;
+  int data_left_to_javascript = 0;
+  while (in < length && !cursor->lost) {
+    size_t left = length - in;
+    if (cursor->rest > 0) {
+      if (cursor->rest_carries_data) data_left_to_javascript = 1;
+      size_t take = cursor->rest < left ? cursor->rest : left;
+      keep_for_javascript(bytes, out, in, take);
+      in += take;
+      out += take;
+      cursor->rest -= take;
+      continue;
+    }
+    if (cursor->prefix_filled > 0 || left < 4) {
+      /* A length prefix split across reads: gathered here as well, to learn where the frame ends. */
+      size_t take = 4 - (size_t)cursor->prefix_filled < left ? 4 - (size_t)cursor->prefix_filled : left;
+      memcpy(cursor->prefix + cursor->prefix_filled, bytes + in, take);
+      keep_for_javascript(bytes, out, in, take);
+      in += take;
+      out += take;
+      cursor->prefix_filled = (unsigned char)(cursor->prefix_filled + take);
+      if (cursor->prefix_filled < 4) break;
+      cursor->prefix_filled = 0;
+      size_t frame = frame_length(cursor->prefix);
+      if (frame == 0) cursor->lost = 1;
+      else cursor->rest = frame - 4;
+      cursor->rest_carries_data = (unsigned char)carries_data(cursor->prefix);
+      if (cursor->rest_carries_data) data_left_to_javascript = 1;
+      continue;
+    }
+    const unsigned char *frame = bytes + in;
+    size_t frame_bytes = frame_length(frame);
+    if (frame_bytes == 0) {
+      cursor->lost = 1;
+      break;
+    }
+    if (frame_bytes <= left && (frame[0] & 0xC0) == 0x40 && connection->routes.first != NULL && !data_left_to_javascript) {
+      channel_route *route = find_stream_route(&connection->routes, (uint16_t)(frame[0] << 8 | frame[1]));
+      if (route != NULL && relay_stream_channel_data(route, frame + 4, (size_t)(frame[2] << 8 | frame[3]))) {
+        in += frame_bytes;
+        continue;
+      }
+    }
+    cursor->rest = frame_bytes; /* JavaScript's: passed on by the first branch, in this read and the next */
+    cursor->rest_carries_data = (unsigned char)carries_data(frame);
+  }
+  if (in < length) {
+    keep_for_javascript(bytes, out, in, length - in);
+    out += length - in;
+  }
+  return out;
+}
+
 /* Reads what waits; 0, or -1 when a handler threw (the batch stops). */
 static int read_connection(stream_handle *connection, const handlers *js) {
   napi_env env = connection->env;
@@ -359,8 +461,11 @@ static int read_connection(stream_handle *connection, const handlers *js) {
     if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     napi_value argument;
     if (count > 0) {
-      napi_create_uint32(env, (uint32_t)count, &argument);
-      if (call_handler(env, self, js->on_data, 1, &argument) != 0) return -1;
+      size_t javascripts = relay_routed_frames(connection, area, (size_t)count);
+      if (javascripts > 0) {
+        napi_create_uint32(env, (uint32_t)javascripts, &argument);
+        if (call_handler(env, self, js->on_data, 1, &argument) != 0) return -1;
+      }
       if (count < READ_AREA_BYTES) break; /* drained, most likely; the next batch says if not */
       continue;
     }
@@ -606,6 +711,11 @@ static napi_value js_write_stream(napi_env env, napi_callback_info info) {
   napi_value queued;
   napi_create_double(env, (double)connection->queued_bytes, &queued);
   return queued;
+}
+
+stream_routes *stream_routes_of(napi_env env, napi_value handle) {
+  stream_handle *connection = open_handle_of(env, handle, 1);
+  return connection == NULL || connection->listening ? NULL : &connection->routes;
 }
 
 /* streamQueued(handle) -> bytes waiting in the connection's queue (0 once closed). */

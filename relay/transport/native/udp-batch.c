@@ -129,6 +129,9 @@ struct udp_socket {
   /* Channel routes (channel-routes.h): as a relay socket, its own; as a listener, how many serve its clients. */
   channel_route *routes;
   int client_routes;
+  /* What its routes relayed before they were dropped (by JavaScript, or by their client's connection
+   * closing) and JavaScript has not collected: collectRouted's four counts, allocated at the first such drop. */
+  double *unclaimed_routed;
 };
 
 /*
@@ -210,6 +213,7 @@ struct module_state {
   /* Bound channels relayed in C (channel-routes.h), and what they relayed over the process's life. */
   route_table routes;
   uv_loop_t *loop; /* whose clock (uv_now) route expiries are on */
+  uint32_t stream_route_count; /* TCP clients' routes, which are not in the table */
   double total_routed_to_peers;
   double total_routed_to_clients;
 };
@@ -310,6 +314,7 @@ static void unlink_open(udp_socket *socket) {
 static void free_socket(udp_socket *socket) {
   release_slot(socket->state, socket);
   free_queue(socket);
+  free(socket->unclaimed_routed);
   free(socket);
 }
 
@@ -327,14 +332,38 @@ static void write_channel_data_header(unsigned char header[4], uint32_t channel,
 
 static int send_datagram(udp_socket *socket, const struct iovec *parts, int part_count, const struct sockaddr_storage *to, socklen_t to_length);
 
-/* Takes a route out of the table and its sockets, and frees it (what it counted since the last collection goes with it). */
+/* Keeps what a route relayed since the last collection on its relay socket, for the next one. */
+static void keep_unclaimed_counts(channel_route *route) {
+  if (route->packets_to_peer == 0 && route->packets_to_client == 0) return;
+  udp_socket *relay = route->relay;
+  if (relay->unclaimed_routed == NULL && (relay->unclaimed_routed = calloc(4, sizeof(double))) == NULL) return;
+  relay->unclaimed_routed[0] += route->packets_to_peer;
+  relay->unclaimed_routed[1] += route->bytes_to_peer;
+  relay->unclaimed_routed[2] += route->packets_to_client;
+  relay->unclaimed_routed[3] += route->bytes_to_client;
+}
+
+/* Takes a route out of the table (a UDP client's) or its connection's list (a TCP client's) and out
+ * of its relay socket's, and frees it; what it counted since the last collection stays on the relay socket. */
 static void drop_route(module_state *state, channel_route *route) {
-  remove_route(&state->routes, route);
+  keep_unclaimed_counts(route);
+  if (route->listener != NULL) {
+    remove_route(&state->routes, route);
+    route->listener->client_routes--;
+  } else {
+    channel_route **link = &route->stream->first;
+    while (*link != NULL && *link != route) link = &(*link)->next_of_stream;
+    if (*link != NULL) *link = route->next_of_stream;
+    state->stream_route_count--;
+  }
   channel_route **link = &route->relay->routes;
   while (*link != NULL && *link != route) link = &(*link)->next_of_relay;
   if (*link != NULL) *link = route->next_of_relay;
-  route->listener->client_routes--;
   free(route);
+}
+
+void drop_stream_routes(stream_routes *routes) {
+  while (routes->first != NULL) drop_route(routes->first->relay->state, routes->first);
 }
 
 /* Drops every route through `socket`, as a relay socket or as a listener (it is closing). */
@@ -350,6 +379,25 @@ static void drop_routes_of(module_state *state, udp_socket *socket) {
   }
 }
 
+/* Sends a routed ChannelData's data to the route's peer from its relay socket, and counts it. */
+static void route_to_peer(module_state *state, channel_route *route, const unsigned char *data, size_t length) {
+  struct sockaddr_storage to;
+  socklen_t to_length = route_address_to_sockaddr(&route->peer, &to);
+  struct iovec part = {.iov_base = (void *)data, .iov_len = length};
+  send_datagram(route->relay, &part, 1, &to, to_length);
+  route->packets_to_peer++;
+  route->bytes_to_peer += (double)length;
+  state->total_routed_to_peers++;
+}
+
+/* A TCP client's frame (stream-io.c reads it; it holds sends for the batch like a delivery). */
+int relay_stream_channel_data(channel_route *route, const unsigned char *data, size_t length) {
+  module_state *state = route->relay->state;
+  if (uv_now(state->loop) >= route->expires_at) return 0;
+  route_to_peer(state, route, data, length);
+  return 1;
+}
+
 /*
  * Relays a datagram in C when it matches a live channel route (channel-routes.h); 1 when it did, 0
  * when it is JavaScript's. On a listener, a ChannelData from a routed client goes to its peer from
@@ -360,7 +408,6 @@ static void drop_routes_of(module_state *state, udp_socket *socket) {
 static int relay_routed(module_state *state, udp_socket *socket, const struct sockaddr_storage *sender, unsigned char *bytes, size_t length) {
   route_address from;
   if (!route_address_from(sender, &from)) return 0;
-  struct sockaddr_storage to;
   if (socket->client_routes > 0) {
     /* ChannelData starts with 0b01: channels 0x4000-0x7FFF (channel-data.ts). */
     if (length < 4 || (bytes[0] & 0xC0) != 0x40) return 0;
@@ -369,20 +416,17 @@ static int relay_routed(module_state *state, udp_socket *socket, const struct so
     if (4 + data_length > length) return 0;
     channel_route *route = find_client_route(&state->routes, socket, &from, channel);
     if (route == NULL || uv_now(state->loop) >= route->expires_at) return 0;
-    socklen_t to_length = route_address_to_sockaddr(&route->peer, &to);
-    struct iovec part = {.iov_base = bytes + 4, .iov_len = data_length};
-    send_datagram(route->relay, &part, 1, &to, to_length);
-    route->packets_to_peer++;
-    route->bytes_to_peer += (double)data_length;
-    state->total_routed_to_peers++;
+    route_to_peer(state, route, bytes + 4, data_length);
     return 1;
   }
   if (socket->routes == NULL || length > 0xffff) return 0;
   channel_route *route = find_peer_route(socket->routes, &from);
-  if (route == NULL || uv_now(state->loop) >= route->expires_at) return 0;
+  /* A TCP client's route (no listener) relays its client's side only: the peer's datagrams are JavaScript's. */
+  if (route == NULL || route->listener == NULL || uv_now(state->loop) >= route->expires_at) return 0;
   unsigned char header[4];
   write_channel_data_header(header, route->channel, length);
   struct iovec parts[2] = {{.iov_base = header, .iov_len = 4}, {.iov_base = bytes, .iov_len = length}};
+  struct sockaddr_storage to;
   socklen_t to_length = route_address_to_sockaddr(&route->client, &to);
   send_datagram(route->listener, parts, 2, &to, to_length);
   route->packets_to_client++;
@@ -806,6 +850,7 @@ static void finish_close(udp_socket *socket) {
     socket->sender_text = NULL;
   }
   free_queue(socket);
+  free(socket->unclaimed_routed);
   free(socket);
 }
 
@@ -1170,13 +1215,75 @@ static napi_value js_send_totals(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * Routes `channel` of `relay` for `lifetime_ms` from now: to the peer, and from the client, a UDP
+ * client's (`listener` and `client`) or a TCP client's (`stream`, listener NULL). The relay socket's
+ * route of that channel stays when its client and peer are the same (a new lifetime) and goes
+ * otherwise; a route of another channel to the same peer goes (a peer has one channel). 0, or ENOMEM.
+ */
+static int set_route(module_state *state, udp_socket *relay, udp_socket *listener, const route_address *client, stream_routes *stream, uint16_t channel,
+                     const route_address *peer, double lifetime_ms) {
+  channel_route *route = find_relay_channel(relay->routes, channel);
+  if (route != NULL && (route->listener != listener || route->stream != stream || (listener != NULL && !same_route_address(&route->client, client)) ||
+                        !same_route_address(&route->peer, peer))) {
+    drop_route(state, route);
+    route = NULL;
+  }
+  channel_route *other = find_peer_route(relay->routes, peer);
+  if (other != NULL && other != route) drop_route(state, other);
+  if (route == NULL) {
+    route = calloc(1, sizeof *route);
+    if (route == NULL) return ENOMEM;
+    route->listener = listener;
+    route->stream = stream;
+    route->relay = relay;
+    route->peer = *peer;
+    route->channel = channel;
+    if (listener != NULL) {
+      route->client = *client;
+      if (add_route(&state->routes, route) != 0) {
+        free(route);
+        return ENOMEM;
+      }
+      listener->client_routes++;
+    } else {
+      if (state->routes.count + state->stream_route_count >= ROUTES_MAX) {
+        free(route);
+        return ENOMEM;
+      }
+      route->next_of_stream = stream->first;
+      stream->first = route;
+      state->stream_route_count++;
+    }
+    route->next_of_relay = relay->routes;
+    relay->routes = route;
+  }
+  route->expires_at = uv_now(state->loop) + (uint64_t)lifetime_ms;
+  return 0;
+}
+
+/* Reads a route's channel, peer and lifetime (argv[0..3]) for the relay socket; 0, or -1 when one is out of range. */
+static int read_route_arguments(napi_env env, const napi_value argv[4], const udp_socket *relay, uint16_t *channel, route_address *peer, double *lifetime_ms) {
+  uint32_t number = 0;
+  int32_t peer_port = 0;
+  if (napi_get_value_uint32(env, argv[0], &number) != napi_ok || napi_get_value_int32(env, argv[2], &peer_port) != napi_ok ||
+      napi_get_value_double(env, argv[3], lifetime_ms) != napi_ok) {
+    return -1;
+  }
+  if (peer_port <= 0 || number < 0x4000 || number > 0x7fff || !(*lifetime_ms > 0) || *lifetime_ms > 86400000.0) return -1;
+  struct sockaddr_storage peer_address;
+  socklen_t unused;
+  if (read_address_argument(env, argv[1], relay->family, peer_port, &peer_address, &unused) != 0 || !route_address_from(&peer_address, peer)) return -1;
+  *channel = (uint16_t)number;
+  return 0;
+}
+
+/*
  * routeChannel(relay, listener, clientAddress, clientPort, channel, peerAddress, peerPort, lifetimeMs)
  *   -> boolean
- * Relays `channel` between the client (on the listener socket) and the peer (from the relay socket)
- * in C for `lifetimeMs` from now (channel-routes.h): a new route, or a new lifetime and addresses
- * for the relay socket's route of that channel. A route of another channel to the same peer goes
- * (a peer has one channel). False when it cannot be set (a closed socket, an address not of its
- * socket's family, port 0, a number outside 0x4000-0x7FFF, the table full): JavaScript relays then.
+ * Relays `channel` between a UDP client (on the listener socket) and the peer (from the relay
+ * socket) in C for `lifetimeMs` from now (channel-routes.h): a new route, or a new lifetime (set_route).
+ * False when it cannot be set (a closed socket, an address not of its socket's family, port 0, a
+ * number outside 0x4000-0x7FFF, the table full): JavaScript relays then.
  */
 static napi_value js_route_channel(napi_env env, napi_callback_info info) {
   size_t argc = 8;
@@ -1189,48 +1296,43 @@ static napi_value js_route_channel(napi_env env, napi_callback_info info) {
   if (argc < 8 || state->loop == NULL) return result;
   udp_socket *relay = open_socket_of(env, argv[0], 1);
   udp_socket *listener = open_socket_of(env, argv[1], 1);
-  int32_t client_port = 0, peer_port = 0;
-  uint32_t channel = 0;
-  double lifetime_ms = 0;
-  if (relay == NULL || listener == NULL || relay == listener || napi_get_value_int32(env, argv[3], &client_port) != napi_ok ||
-      napi_get_value_uint32(env, argv[4], &channel) != napi_ok || napi_get_value_int32(env, argv[6], &peer_port) != napi_ok ||
-      napi_get_value_double(env, argv[7], &lifetime_ms) != napi_ok) {
-    return result;
-  }
-  if (client_port <= 0 || peer_port <= 0 || channel < 0x4000 || channel > 0x7fff || !(lifetime_ms > 0) || lifetime_ms > 86400000.0) return result;
-  struct sockaddr_storage client_address, peer_address;
-  socklen_t unused;
+  int32_t client_port = 0;
+  uint16_t channel;
+  double lifetime_ms;
   route_address client, peer;
-  if (read_address_argument(env, argv[2], listener->family, client_port, &client_address, &unused) != 0 ||
-      read_address_argument(env, argv[5], relay->family, peer_port, &peer_address, &unused) != 0 || !route_address_from(&client_address, &client) ||
-      !route_address_from(&peer_address, &peer)) {
+  struct sockaddr_storage client_address;
+  socklen_t unused;
+  if (relay == NULL || listener == NULL || relay == listener || napi_get_value_int32(env, argv[3], &client_port) != napi_ok || client_port <= 0 ||
+      read_address_argument(env, argv[2], listener->family, client_port, &client_address, &unused) != 0 || !route_address_from(&client_address, &client) ||
+      read_route_arguments(env, &argv[4], relay, &channel, &peer, &lifetime_ms) != 0) {
     return result;
   }
-  channel_route *route = find_relay_channel(relay->routes, (uint16_t)channel);
-  if (route != NULL && (route->listener != listener || !same_route_address(&route->client, &client) || !same_route_address(&route->peer, &peer))) {
-    drop_route(state, route);
-    route = NULL;
-  }
-  channel_route *other = find_peer_route(relay->routes, &peer);
-  if (other != NULL && other != route) drop_route(state, other);
-  if (route == NULL) {
-    route = calloc(1, sizeof *route);
-    if (route == NULL) return result;
-    route->listener = listener;
-    route->relay = relay;
-    route->client = client;
-    route->peer = peer;
-    route->channel = (uint16_t)channel;
-    if (add_route(&state->routes, route) != 0) {
-      free(route);
-      return result;
-    }
-    route->next_of_relay = relay->routes;
-    relay->routes = route;
-    listener->client_routes++;
-  }
-  route->expires_at = uv_now(state->loop) + (uint64_t)lifetime_ms;
-  napi_get_boolean(env, true, &result);
+  napi_get_boolean(env, set_route(state, relay, listener, &client, NULL, channel, &peer, lifetime_ms) == 0, &result);
+  return result;
+}
+
+/*
+ * routeStreamChannel(relay, stream, channel, peerAddress, peerPort, lifetimeMs) -> boolean
+ * The same for a TCP client on the addon's connection `stream` (stream-io.c), on the client's side
+ * only: a ChannelData frame the client sends goes to the peer in C; the peer's datagrams go to
+ * JavaScript. False when it cannot be set (a closed socket or connection, as above).
+ */
+static napi_value js_route_stream_channel(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  module_state *state;
+  napi_get_instance_data(env, (void **)&state);
+  napi_value result;
+  napi_get_boolean(env, false, &result);
+  if (argc < 6 || state->loop == NULL) return result;
+  udp_socket *relay = open_socket_of(env, argv[0], 1);
+  stream_routes *stream = stream_routes_of(env, argv[1]);
+  uint16_t channel;
+  double lifetime_ms;
+  route_address peer;
+  if (relay == NULL || stream == NULL || read_route_arguments(env, &argv[2], relay, &channel, &peer, &lifetime_ms) != 0) return result;
+  napi_get_boolean(env, set_route(state, relay, NULL, NULL, stream, channel, &peer, lifetime_ms) == 0, &result);
   return result;
 }
 
@@ -1252,8 +1354,8 @@ static napi_value js_unroute_channel(napi_env env, napi_callback_info info) {
 /*
  * collectRouted(relay, counts: Float64Array(4)) -> boolean
  * Adds what the relay socket's routes relayed since the last call to counts (packets and bytes to
- * peers, packets and bytes to the client) and starts theirs again from zero; false when it has no
- * route (counts untouched).
+ * peers, packets and bytes to the client), those dropped since included, and starts again from
+ * zero; false when it has nothing to add (counts untouched).
  */
 static napi_value js_collect_routed(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -1262,7 +1364,7 @@ static napi_value js_collect_routed(napi_env env, napi_callback_info info) {
   napi_value result;
   napi_get_boolean(env, false, &result);
   udp_socket *relay = argc == 2 ? open_socket_of(env, argv[0], 1) : NULL;
-  if (relay == NULL || relay->routes == NULL) return result;
+  if (relay == NULL || (relay->routes == NULL && relay->unclaimed_routed == NULL)) return result;
   napi_typedarray_type type;
   size_t length = 0;
   void *data = NULL;
@@ -1270,6 +1372,11 @@ static napi_value js_collect_routed(napi_env env, napi_callback_info info) {
     return throw_type(env, "collectRouted(handle, Float64Array of 4)");
   }
   double *counts = data;
+  if (relay->unclaimed_routed != NULL) {
+    for (int i = 0; i < 4; i++) counts[i] += relay->unclaimed_routed[i];
+    free(relay->unclaimed_routed);
+    relay->unclaimed_routed = NULL;
+  }
   for (channel_route *route = relay->routes; route != NULL; route = route->next_of_relay) {
     counts[0] += route->packets_to_peer;
     counts[1] += route->bytes_to_peer;
@@ -1288,7 +1395,7 @@ static napi_value js_route_totals(napi_env env, napi_callback_info info) {
   napi_get_instance_data(env, (void **)&state);
   napi_value totals, value;
   napi_create_array_with_length(env, 3, &totals);
-  napi_create_uint32(env, state->routes.count, &value);
+  napi_create_uint32(env, state->routes.count + state->stream_route_count, &value);
   napi_set_element(env, totals, 0, value);
   napi_create_double(env, state->total_routed_to_peers, &value);
   napi_set_element(env, totals, 1, value);
@@ -1417,6 +1524,7 @@ NAPI_MODULE_INIT() {
       {"setSendQueueLimit", NULL, js_set_send_queue_limit, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"routeChannel", NULL, js_route_channel, NULL, NULL, NULL, napi_default, NULL},
+      {"routeStreamChannel", NULL, js_route_stream_channel, NULL, NULL, NULL, napi_default, NULL},
       {"unrouteChannel", NULL, js_unroute_channel, NULL, NULL, NULL, napi_default, NULL},
       {"collectRouted", NULL, js_collect_routed, NULL, NULL, NULL, napi_default, NULL},
       {"routeTotals", NULL, js_route_totals, NULL, NULL, NULL, napi_default, NULL},
