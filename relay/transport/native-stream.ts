@@ -17,7 +17,7 @@ import { getSystemErrorName } from "node:util";
 import { resolveIo } from "./io-choice.js";
 import { loadNativeUdp } from "./native-udp.js";
 import type { ChannelRoutes, NativeStreamConnection, RelayUdpSocket } from "./relay-udp-socket.js";
-import type { StreamListener, StreamSocket } from "./stream-socket.js";
+import type { RoutedBacklog, StreamListener, StreamSocket } from "./stream-socket.js";
 
 /** The addon's stream functions (stream-io.c, "JavaScript entry points"). */
 interface StreamAddon {
@@ -25,6 +25,7 @@ interface StreamAddon {
     onConnection: (this: NativeStreamServer, handle: StreamHandle, remoteAddress: string, remotePort: number, localAddress: string, localPort: number) => void,
     onData: (this: NativeStreamSocket, length: number) => void,
     onEnd: (this: NativeStreamSocket, errno: number) => void,
+    onRouteDrop: (this: NativeStreamSocket) => void,
   ): void;
   streamReceiveArea(): Buffer;
   listenStream(family: 4 | 6, address: string, port: number, backlog: number, receiver: NativeStreamServer, reusePort?: boolean): StreamHandle;
@@ -32,6 +33,10 @@ interface StreamAddon {
   /** The bytes queued after the write, or -errno. */
   writeStream(handle: StreamHandle, data: Buffer, offset: number, length: number): number;
   streamQueued(handle: StreamHandle): number;
+  /** Lets channel routes write peers' data to the connection while its queue stays within `bytes`; 0: not at all. */
+  setStreamRouteBacklog(handle: StreamHandle, bytes: number): void;
+  /** Bytes written so far, queued ones included, by JavaScript and by routes; answers after close too. */
+  streamWritten(handle: StreamHandle): number;
   streamLocalAddress(handle: StreamHandle): [string, number];
   /** Closes the descriptor at once (a listener's port is free when it returns). */
   closeStream(handle: StreamHandle): void;
@@ -66,6 +71,9 @@ export function loadNativeStream(): NativeStreamLoad {
     function (errno) {
       this.ended(errno);
     },
+    function () {
+      this.routeDropped();
+    },
   );
   return (loaded = { ok: true, addon });
 }
@@ -88,7 +96,8 @@ export class NativeStreamSocket extends EventEmitter implements StreamSocket {
   readonly encrypted = false;
   readonly holdsWrittenBuffers = false;
   destroyed = false;
-  bytesWritten = 0;
+  /** Told when a channel route drops a peer's data for lack of backlog room (set with the routes). */
+  private routedBacklog: RoutedBacklog | null = null;
   /** What the addon's queue held after the last write: 0 means nothing can be queued, so no call is needed to ask. */
   private lastQueued = 0;
   /** Set by every read and write; the idle check clears it. */
@@ -112,8 +121,14 @@ export class NativeStreamSocket extends EventEmitter implements StreamSocket {
     return !this.destroyed;
   }
 
+  /** Counted by the addon, which also writes what channel routes relay to the client. */
+  get bytesWritten(): number {
+    return this.addon.streamWritten(this.handle);
+  }
+
   get writableLength(): number {
-    if (this.lastQueued === 0 || this.destroyed) return 0;
+    // Routes queue what the kernel does not take of their writes too: a routed connection always asks.
+    if ((this.lastQueued === 0 && this.routedBacklog === null) || this.destroyed) return 0;
     return (this.lastQueued = this.addon.streamQueued(this.handle));
   }
 
@@ -124,7 +139,6 @@ export class NativeStreamSocket extends EventEmitter implements StreamSocket {
       this.destroyWith(errnoError(-queued, "write"));
       return false;
     }
-    this.bytesWritten += data.length;
     this.lastQueued = queued;
     this.active = true;
     return queued === 0;
@@ -134,9 +148,23 @@ export class NativeStreamSocket extends EventEmitter implements StreamSocket {
     this.destroyWith(undefined);
   }
 
-  /** Routes from this connection's client, in C, when the relay socket is the addon's too (native-udp.ts). */
-  channelRoutesFrom(relaySocket: RelayUdpSocket): ChannelRoutes | null {
-    return this.destroyed ? null : relaySocket.channelRoutesFromStream(this.handle);
+  /**
+   * Routes for this connection's client, in C, when the relay socket is the addon's too
+   * (native-udp.ts): both ways, the peer's data written here within `backlog.bytes` of queue.
+   */
+  channelRoutesFrom(relaySocket: RelayUdpSocket, backlog: RoutedBacklog): ChannelRoutes | null {
+    if (this.destroyed) return null;
+    const routes = relaySocket.channelRoutesFromStream(this.handle);
+    if (routes !== null) {
+      this.routedBacklog = backlog;
+      this.addon.setStreamRouteBacklog(this.handle, backlog.bytes);
+    }
+    return routes;
+  }
+
+  /** A route dropped a peer's data (stream-io.c's onRouteDrop): the backlog rules count and watch it. */
+  routeDropped(): void {
+    this.routedBacklog?.dropped();
   }
 
   /** Nagle is off on every native connection from the start (stream-io.c). */

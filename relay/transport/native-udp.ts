@@ -174,7 +174,7 @@ class UdpClientRoutes extends RelaySocketRoutes {
   }
 }
 
-/** Routes from a TCP client on a native connection: the client's side only (stream-io.c). */
+/** Routes for a TCP client on a native connection, both ways (stream-io.c). */
 class StreamClientRoutes extends RelaySocketRoutes {
   constructor(
     addon: UdpBatchAddon,

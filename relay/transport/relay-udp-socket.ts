@@ -89,10 +89,10 @@ export interface RelayUdpSocket {
    */
   channelRoutesTo(listener: RelayUdpSocket, clientAddress: string, clientPort: number): ChannelRoutes | null;
   /**
-   * This socket's channel routes from a TCP client on the addon's connection `stream`, or null when
-   * the implementation has none (dgram). They carry the client's side only: ChannelData the client
-   * sends goes to the peer below JavaScript; the peer's datagrams still come to JavaScript, which
-   * holds the connection to its backlog rules (stream.ts).
+   * This socket's channel routes for a TCP client on the addon's connection `stream`, or null when
+   * the implementation has none (dgram): ChannelData the client sends goes to the peer below
+   * JavaScript, and the peer's datagrams to the client once the connection has its backlog bound
+   * (stream.ts, through the connection's own `channelRoutesFrom`).
    */
   channelRoutesFromStream(stream: NativeStreamConnection): ChannelRoutes | null;
   /** This socket's queued and dropped sends so far; zeros after close. */

@@ -35,7 +35,15 @@ export interface StreamSocket extends EventEmitter {
    * The channel routes of an allocation on `relaySocket` for this connection's client, where the
    * connection and the socket can carry them (both the native addon's); absent or null otherwise.
    */
-  channelRoutesFrom?(relaySocket: RelayUdpSocket): ChannelRoutes | null;
+  channelRoutesFrom?(relaySocket: RelayUdpSocket, backlog: RoutedBacklog): ChannelRoutes | null;
+}
+
+/** The backlog rule channel routes keep when they write a peer's data to a connection (stream.ts). */
+export interface RoutedBacklog {
+  /** The most the connection's queue may hold with the frame; past it the frame is dropped. */
+  readonly bytes: number;
+  /** Called for each frame dropped so. */
+  dropped(): void;
 }
 
 /** A listener of TURN connections over TCP or TLS. */

@@ -140,11 +140,11 @@ export class StreamClientLink implements ClientLink {
 
   /**
    * Routes for the channels of this client's allocation on `relaySocket`, where the connection can
-   * carry them (a native TCP connection): the client's side only, so every byte to the client still
-   * passes the backlog rules above.
+   * carry them (a native TCP connection). What they write to the client keeps the backlog rules
+   * above: they drop past `backlogBytes` of queue, and each drop is counted and watched here.
    */
   channelRoutesFrom(relaySocket: RelayUdpSocket): ChannelRoutes | null {
-    return this.socket.channelRoutesFrom?.(relaySocket) ?? null;
+    return this.socket.channelRoutesFrom?.(relaySocket, { bytes: this.limits.backlogBytes, dropped: () => this.drop() }) ?? null;
   }
 
   /**

@@ -1,8 +1,9 @@
 /**
  * Channel routes of a TCP client: ChannelData that a client on a native TCP connection sends on a
  * routed channel goes to the peer from the native addon, without entering JavaScript
- * (relay/transport/native/stream-io.c cuts it out of the read; channel-routes.h); the peer's
- * datagrams still reach the client through JavaScript, which holds the connection to its backlog rules.
+ * (relay/transport/native/stream-io.c cuts it out of the read; channel-routes.h), and the peer's
+ * datagrams go to the client as padded ChannelData from the addon too, under the connection's
+ * backlog rules (relay/transport/stream.ts: drop past the bound, count, hang up when it does not drain).
  *
  * Real sockets on 127.0.0.1: a native TCP listener served as the relay serves it
  * (serveStreamConnection), a Node net client, an allocation's native relay socket and a dgram peer.
@@ -62,7 +63,9 @@ function write(client: TcpSocket, bytes: Buffer): Promise<void> {
 }
 
 /** A TCP client's allocation on a native connection, set up as the relay serves it, and a peer. */
-async function setUp(limits: AllocationLimits = { clock: { now: T0 }, self: new SelfGuard([], [], []), bandwidth: null, sharedBandwidth: null }) {
+const UNMETERED: AllocationLimits = { clock: { now: T0 }, self: new SelfGuard([], [], []), bandwidth: null, sharedBandwidth: null };
+
+async function setUp(limits: AllocationLimits = UNMETERED, streamLimits = LIMITS) {
   const server = listenNativeStream("127.0.0.1", 0);
   closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const accepted = new Promise<NativeStreamSocket>((resolve) => server.once("connection", resolve));
@@ -84,7 +87,7 @@ async function setUp(limits: AllocationLimits = { clock: { now: T0 }, self: new 
   const counters: StreamCounters = { streamBacklogDropped: 0, streamClosed: Object.fromEntries(STREAM_CLOSE_REASONS.map((reason) => [reason, 0])) as StreamCounters["streamClosed"] };
   const toJavaScript: Buffer[] = [];
   let allocation: Allocation | undefined;
-  const link = serveStreamConnection(served, "tcp", LIMITS, 60_000, counters, {
+  const link = serveStreamConnection(served, "tcp", streamLimits, 60_000, counters, {
     hasAllocation: () => allocation !== undefined,
     onFrame: (_link, bytes) => {
       toJavaScript.push(Buffer.from(bytes));
@@ -92,11 +95,18 @@ async function setUp(limits: AllocationLimits = { clock: { now: T0 }, self: new 
     },
     onClose: () => {},
   });
+  // What the allocation hands the link for the client in JavaScript (what no route took).
+  const fromJavaScript: string[] = [];
+  const sendChannelData = link.sendChannelData.bind(link);
+  link.sendChannelData = (channel, data, offset, length) => {
+    fromJavaScript.push(data.toString("latin1", offset, offset + length));
+    sendChannelData(channel, data, offset, length);
+  };
   allocation = new Allocation(link, OWNER, relaySocket, { family: 4, address: "127.0.0.1", port: relaySocket.address().port }, limits, { transactionId: "000000000000000000000000", digest: "test" }, 600_000);
   const opened = allocation;
   closers.push(() => new Promise<void>((resolve) => (opened.closed ? resolve() : opened.close(resolve))));
   const peerAddress = { family: 4 as const, address: "127.0.0.1", port: peer.address().port };
-  return { client, served, peer, peerAddress, toPeer, relaySocket, allocation, toJavaScript, counters, fromClient };
+  return { client, served, link, peer, peerAddress, toPeer, relaySocket, allocation, toJavaScript, fromJavaScript, counters, fromClient };
 }
 
 /** Binds CHANNEL (and the permission) to the peer: the route is set. */
@@ -166,15 +176,41 @@ describe("channel routes of a TCP client (native TCP and UDP)", () => {
     expect(toPeer.map((datagram) => datagram.data.toString())).toEqual(["first"]);
   });
 
-  it("carry the client's side only: the peer's datagrams reach the client through JavaScript, as padded ChannelData", async () => {
-    const { peer, peerAddress, relaySocket, allocation, fromClient } = await setUp();
+  it("relay the peer's datagrams to the client in C as padded ChannelData, JavaScript sending none", async () => {
+    const { peer, peerAddress, relaySocket, allocation, fromClient, fromJavaScript } = await setUp();
     bindToPeer(allocation, peerAddress);
     const before = channelRouteTotals().routedToClients;
-    peer.send(Buffer.from("hello"), relaySocket.address().port, "127.0.0.1");
-    expect(await waitFor(() => Buffer.concat(fromClient).length === 12)).toBe(true);
-    expect(Buffer.concat(fromClient)).toEqual(frame(CHANNEL, "hello"));
-    expect(channelRouteTotals().routedToClients).toBe(before);
-    expect(allocation.traffic).toMatchObject({ packetsToClient: 1, bytesToClient: 5 });
+    for (const payload of ["hello", "a", "four", "sixteen bytes!!!"]) peer.send(Buffer.from(payload), relaySocket.address().port, "127.0.0.1");
+    const expected = Buffer.concat(["hello", "a", "four", "sixteen bytes!!!"].map((payload) => frame(CHANNEL, payload)));
+    expect(await waitFor(() => Buffer.concat(fromClient).length === expected.length)).toBe(true);
+    expect(Buffer.concat(fromClient)).toEqual(expected);
+    expect(fromJavaScript).toEqual([]);
+    expect(channelRouteTotals().routedToClients - before).toBe(4);
+    expect(allocation.traffic).toMatchObject({ packetsToClient: 4, bytesToClient: 26 });
+  });
+
+  it("keep the backlog rules for a client that stops reading: drop past the bound, count, and hang up when it does not drain", async () => {
+    const backlogBytes = 16 * 1024;
+    const limits = { ...LIMITS, backlogBytes, backlogHardBytes: backlogBytes + 4096, backlogTimeoutMs: 400 };
+    const { client, served, peer, peerAddress, relaySocket, allocation, counters, fromJavaScript } = await setUp(UNMETERED, limits);
+    bindToPeer(allocation, peerAddress);
+    client.pause();
+    const payload = Buffer.alloc(1200, 0x55);
+    let sent = 0;
+    let mostQueued = 0;
+    // Bounded: at most 40,000 datagrams (48 MB), enough to fill the kernel's buffers on loopback and the queue behind them.
+    while (sent < 40_000 && counters.streamBacklogDropped === 0) {
+      for (let i = 0; i < 50; i++) peer.send(payload, relaySocket.address().port, "127.0.0.1");
+      sent += 50;
+      await new Promise((resolve) => setImmediate(resolve));
+      mostQueued = Math.max(mostQueued, served.writableLength);
+    }
+    expect(counters.streamBacklogDropped).toBeGreaterThan(0);
+    expect(mostQueued).toBeLessThanOrEqual(backlogBytes);
+    expect(fromJavaScript).toEqual([]);
+    // Nothing drains: the connection is hung up once the deadline passes.
+    expect(await waitUntil(() => served.destroyed, 3_000, 10)).toBe(true);
+    expect(counters.streamClosed.backlog).toBe(1);
   });
 
   it("go when the connection closes, and the allocation still counts what they relayed", async () => {
@@ -215,6 +251,33 @@ describe("channel routes of a TCP client (native TCP and UDP)", () => {
     toJavaScript.length = 0;
     await write(client, Buffer.concat([indication, frame(CHANNEL, "fourth")]));
     expect(await waitFor(() => toJavaScript.length === 2 && toPeer.length === 4)).toBe(true);
+  });
+
+  it("refuse what they cannot route, without throwing: bad numbers and peers, something that is no connection, a closed one", async () => {
+    const { served, link, peerAddress, relaySocket } = await setUp();
+    const routes = link.channelRoutesFrom(relaySocket)!;
+    const before = channelRouteTotals().routes;
+    expect(routes.set(0x3fff, "127.0.0.1", peerAddress.port, 60_000)).toBe(false);
+    expect(routes.set(0x8000, "127.0.0.1", peerAddress.port, 60_000)).toBe(false);
+    expect(routes.set(CHANNEL, "::1", peerAddress.port, 60_000)).toBe(false);
+    expect(routes.set(CHANNEL, "127.0.0.1", 0, 60_000)).toBe(false);
+    expect(routes.set(CHANNEL, "127.0.0.1", peerAddress.port, 0)).toBe(false);
+    for (const notAConnection of [42, {}, "stream", null]) {
+      expect(relaySocket.channelRoutesFromStream(notAConnection as never)!.set(CHANNEL, "127.0.0.1", peerAddress.port, 60_000)).toBe(false);
+    }
+    expect(channelRouteTotals().routes).toBe(before);
+    expect(routes.set(CHANNEL, "127.0.0.1", peerAddress.port, 60_000)).toBe(true);
+    served.destroy();
+    expect(channelRouteTotals().routes).toBe(before);
+    expect(routes.set(CHANNEL, "127.0.0.1", peerAddress.port, 60_000)).toBe(false);
+    expect(link.channelRoutesFrom(relaySocket)).toBeNull();
+  });
+
+  it("are not offered between a native connection and a dgram relay socket", async () => {
+    const { link } = await setUp();
+    const dgramRelay = await openRelayUdpSocket("dgram", 4, "127.0.0.1", 0, RELAY_SOCKET_BUFFER_BYTES);
+    closers.push(() => new Promise<void>((resolve) => dgramRelay.close(() => resolve())));
+    expect(link.channelRoutesFrom(dgramRelay)).toBeNull();
   });
 
   it("are never set under a bandwidth limit, nor for a connection that has closed", async () => {

@@ -11,9 +11,11 @@
  * and its peer's permission are live, with the earlier of their two expiries, and only for an
  * allocation whose every datagram needs no other check (no bandwidth limit).
  *
- * A TCP client's channels are routed on the client's side only (stream-io.c): a ChannelData frame
- * that one read carries whole goes to the peer from the relay socket. The peer's datagrams still go
- * to JavaScript, which holds the connection to its backlog rules (relay/transport/stream.ts).
+ * A TCP client's channels are routed too (stream-io.c): a ChannelData frame that one read of its
+ * connection carries whole goes to the peer from the relay socket, and a datagram from the peer is
+ * written to the connection as padded ChannelData, within the backlog bound JavaScript set for it
+ * (relay/transport/stream.ts; each drop past it is reported to JavaScript, which keeps the rest of
+ * those rules).
  *
  * This file is the data structure alone: a hash table from (listener, client, channel) for a UDP
  * client's side, each TCP connection's own short list for a TCP client's, and each relay socket's

@@ -138,6 +138,11 @@ struct stream_routes *stream_routes_of(napi_env env, napi_value handle);
 /* Sends one ChannelData's data (`length` bytes at `data`) from the route's relay socket to its peer
  * when the route is live; 1 when it did (and counted it), 0 when the frame is JavaScript's. In udp-batch.c. */
 int relay_stream_channel_data(struct channel_route *route, const unsigned char *data, size_t length);
+/* Counts a peer's datagram on a TCP client's route and writes it to the client as ChannelData, or
+ * drops it when the client's backlog is full; 1 when it did, 0 when the connection takes none
+ * (closing, or its peer's side not routed): JavaScript's then. It may call JavaScript (a drop), after
+ * which the route may be gone. In stream-io.c. */
+int relay_to_stream_client(struct channel_route *route, const unsigned char *data, size_t length);
 /* Drops every route of a connection that is closing. In udp-batch.c. */
 void drop_stream_routes(struct stream_routes *routes);
 

@@ -24,6 +24,11 @@
  * A descriptor is closed at once; the handle's reference to its JavaScript object is dropped after
  * the batch, so later events of the same batch never meet a freed handle.
  *
+ * A client's bound channels can be relayed here without JavaScript (channel routes, channel-routes.h):
+ * the connection's frames are followed read by read, and each whole ChannelData frame on a routed
+ * channel goes to its peer from the relay socket (relay_routed_frames); a routed peer's datagram is
+ * written to the connection as ChannelData within the backlog bound JavaScript set (relay_to_stream_client).
+ *
  * The JavaScript side is relay/transport/native-stream.ts; udp-batch.c registers these functions
  * (register_stream_io) in the same addon.
  */
@@ -31,6 +36,7 @@
 #include "native-common.h"
 #include "channel-routes.h"
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -86,9 +92,14 @@ struct stream_handle {
   out_chunk *out_head;
   out_chunk *out_tail;
   size_t queued_bytes;
-  /* Its client's channels routed to peers in C (channel-routes.h; set by udp-batch.c), and its framing. */
+  double written_bytes; /* handed to writeStream or written by a route, queued ones included (Node's bytesWritten) */
+  /* Its client's channels routed in C (channel-routes.h; set by udp-batch.c), and its framing. */
   stream_routes routes;
   frame_cursor cursor;
+  /* The most its queue may hold when a route writes the peer's data to it (JavaScript's backlog
+   * bound, setStreamRouteBacklog); past it the data is dropped and onRouteDrop called. 0: the peer's
+   * side is not routed, and JavaScript writes it. */
+  size_t route_backlog_bytes;
   stream_handle *prev_open;
   stream_handle *next_open;
   stream_handle *next_released; /* closed during a batch: its reference is dropped after it */
@@ -101,6 +112,7 @@ struct stream_state {
   napi_ref on_connection; /* (handle, remoteAddress, remotePort, localAddress, localPort), `this`: the listener's receiver */
   napi_ref on_data;       /* (length): the bytes lie at the start of the receive area; `this`: the connection's receiver */
   napi_ref on_end;        /* (errno): 0 for the peer's end of stream; `this`: the connection's receiver */
+  napi_ref on_route_drop; /* (): a route dropped a peer's data for lack of backlog room; `this`: the connection's receiver */
   napi_ref resource;      /* the callback scope's resource object */
   napi_async_context async_context;
   int epoll_fd;
@@ -461,9 +473,9 @@ static int read_connection(stream_handle *connection, const handlers *js) {
     if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     napi_value argument;
     if (count > 0) {
-      size_t javascripts = relay_routed_frames(connection, area, (size_t)count);
-      if (javascripts > 0) {
-        napi_create_uint32(env, (uint32_t)javascripts, &argument);
+      size_t for_javascript = relay_routed_frames(connection, area, (size_t)count);
+      if (for_javascript > 0) {
+        napi_create_uint32(env, (uint32_t)for_javascript, &argument);
         if (call_handler(env, self, js->on_data, 1, &argument) != 0) return -1;
       }
       if (count < READ_AREA_BYTES) break; /* drained, most likely; the next batch says if not */
@@ -511,6 +523,99 @@ static int flush_out_queue(stream_handle *connection) {
   }
   watch(connection, connection_events(connection));
   return 0;
+}
+
+/*
+ * Copies what `parts` hold past their first `skip` bytes to the end of the connection's queue, which
+ * goes out when the socket is writable; 0 or ENOMEM.
+ */
+static int queue_copy(stream_handle *connection, const struct iovec *parts, int part_count, size_t skip) {
+  size_t length = 0;
+  for (int i = 0; i < part_count; i++) length += parts[i].iov_len;
+  length -= skip;
+  out_chunk *chunk = malloc(sizeof *chunk + length);
+  if (chunk == NULL) return ENOMEM;
+  chunk->next = NULL;
+  chunk->length = length;
+  chunk->sent = 0;
+  size_t filled = 0;
+  for (int i = 0; i < part_count; i++) {
+    size_t part = parts[i].iov_len;
+    if (skip >= part) {
+      skip -= part;
+      continue;
+    }
+    memcpy(chunk->data + filled, (const unsigned char *)parts[i].iov_base + skip, part - skip);
+    filled += part - skip;
+    skip = 0;
+  }
+  if (connection->out_tail != NULL) connection->out_tail->next = chunk;
+  else connection->out_head = chunk;
+  connection->out_tail = chunk;
+  connection->queued_bytes += length;
+  watch(connection, connection_events(connection));
+  return 0;
+}
+
+/* ---- the peer's data from a route ------------------------------------------------------------- */
+
+static stream_handle *connection_of_routes(stream_routes *routes) {
+  return (stream_handle *)((char *)routes - offsetof(stream_handle, routes));
+}
+
+/* Tells JavaScript a route dropped the peer's data (its backlog rules: the drop count, the drain deadline). */
+static void report_route_drop(stream_handle *connection) {
+  stream_state *state = connection->state;
+  if (state->on_route_drop == NULL || connection->self == NULL) return;
+  napi_env env = connection->env;
+  napi_value self, callback;
+  napi_get_reference_value(env, connection->self, &self);
+  napi_get_reference_value(env, state->on_route_drop, &callback);
+  call_handler(env, self, callback, 0, NULL);
+}
+
+/*
+ * A peer's datagram for a TCP client, from its route during a UDP delivery: one ChannelData frame,
+ * padded to 4 bytes (RFC 8656 §12.5), sent at once behind what the queue holds, or queued. Past the
+ * backlog bound it is dropped and JavaScript told, as stream.ts drops what does not fit; that bound
+ * counts the queue, not frames JavaScript gathers for the same connection this turn (at most
+ * stream-batch.ts's 16 KiB more).
+ */
+int relay_to_stream_client(channel_route *route, const unsigned char *data, size_t length) {
+  stream_handle *connection = connection_of_routes(route->stream);
+  if (connection->closing || connection->route_backlog_bytes == 0) return 0;
+  /* Counted whether it goes or is dropped, as the allocation counts what its stream link may drop. */
+  route->packets_to_client++;
+  route->bytes_to_client += (double)length;
+  uint16_t channel = route->channel;
+  size_t padded = (length + 3) & ~(size_t)3;
+  size_t frame_bytes = 4 + padded;
+  if (connection->queued_bytes + frame_bytes > connection->route_backlog_bytes) {
+    report_route_drop(connection);
+    return 1;
+  }
+  unsigned char header[4] = {(unsigned char)(channel >> 8), (unsigned char)channel, (unsigned char)(length >> 8), (unsigned char)length};
+  static const unsigned char padding[3] = {0, 0, 0};
+  struct iovec parts[3] = {{.iov_base = header, .iov_len = 4}, {.iov_base = (void *)data, .iov_len = length}, {.iov_base = (void *)padding, .iov_len = padded - length}};
+  int part_count = padded > length ? 3 : 2;
+  size_t sent = 0;
+  if (connection->out_head == NULL) {
+    struct msghdr message = {.msg_iov = parts, .msg_iovlen = (size_t)part_count};
+    ssize_t count;
+    do count = sendmsg(connection->fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (count < 0 && errno == EINTR);
+    /* A broken connection: the frame is lost with it, and the read side reports the error to JavaScript. */
+    if (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return 1;
+    if (count > 0) sent = (size_t)count;
+  }
+  /* What the kernel did not take waits in the queue (the whole frame, or its rest), in order. */
+  if (sent < frame_bytes && queue_copy(connection, parts, part_count, sent) != 0) {
+    connection->written_bytes += (double)sent;
+    report_route_drop(connection);
+    return 1;
+  }
+  connection->written_bytes += (double)frame_bytes;
+  return 1;
 }
 
 /* ---- the batch -------------------------------------------------------------------------------- */
@@ -574,21 +679,21 @@ static stream_state *state_of(napi_env env, napi_callback_info info, size_t *arg
 }
 
 /*
- * setStreamHandlers(onConnection, onData, onEnd): the handlers of every listener and connection;
- * set once, before listen(). See stream_state for their arguments.
+ * setStreamHandlers(onConnection, onData, onEnd, onRouteDrop): the handlers of every listener and
+ * connection; set once, before listen(). See stream_state for their arguments.
  */
 static napi_value js_set_stream_handlers(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   stream_state *state = state_of(env, info, &argc, argv);
-  for (size_t i = 0; i < 3; i++) {
+  for (size_t i = 0; i < 4; i++) {
     napi_valuetype type = napi_undefined;
-    if (argc < 3 || napi_typeof(env, argv[i], &type) != napi_ok || type != napi_function) {
-      return throw_type(env, "setStreamHandlers(onConnection, onData, onEnd: functions)");
+    if (argc < 4 || napi_typeof(env, argv[i], &type) != napi_ok || type != napi_function) {
+      return throw_type(env, "setStreamHandlers(onConnection, onData, onEnd, onRouteDrop: functions)");
     }
   }
-  napi_ref *slots[3] = {&state->on_connection, &state->on_data, &state->on_end};
-  for (size_t i = 0; i < 3; i++) {
+  napi_ref *slots[4] = {&state->on_connection, &state->on_data, &state->on_end, &state->on_route_drop};
+  for (size_t i = 0; i < 4; i++) {
     if (*slots[i] != NULL) napi_delete_reference(env, *slots[i]);
     napi_create_reference(env, argv[i], 1, slots[i]);
   }
@@ -694,20 +799,9 @@ static napi_value js_write_stream(napi_env env, napi_callback_info info) {
     int error = send_some(connection->fd, start, length, &sent);
     if (error != 0) return errno_value(env, -error);
   }
-  if (sent < length) {
-    size_t rest = length - sent;
-    out_chunk *chunk = malloc(sizeof *chunk + rest);
-    if (chunk == NULL) return errno_value(env, -ENOMEM);
-    chunk->next = NULL;
-    chunk->length = rest;
-    chunk->sent = 0;
-    memcpy(chunk->data, start + sent, rest);
-    if (connection->out_tail != NULL) connection->out_tail->next = chunk;
-    else connection->out_head = chunk;
-    connection->out_tail = chunk;
-    connection->queued_bytes += rest;
-    watch(connection, connection_events(connection));
-  }
+  struct iovec whole = {.iov_base = (void *)start, .iov_len = length};
+  if (sent < length && queue_copy(connection, &whole, 1, sent) != 0) return errno_value(env, -ENOMEM);
+  connection->written_bytes += length;
   napi_value queued;
   napi_create_double(env, (double)connection->queued_bytes, &queued);
   return queued;
@@ -716,6 +810,36 @@ static napi_value js_write_stream(napi_env env, napi_callback_info info) {
 stream_routes *stream_routes_of(napi_env env, napi_value handle) {
   stream_handle *connection = open_handle_of(env, handle, 1);
   return connection == NULL || connection->listening ? NULL : &connection->routes;
+}
+
+/*
+ * setStreamRouteBacklog(handle, bytes): lets routes write a peer's data to this connection while
+ * its queue holds at most `bytes` with the frame (JavaScript's backlog bound); 0 stops it.
+ */
+static napi_value js_set_stream_route_backlog(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  state_of(env, info, &argc, argv);
+  double bytes = -1;
+  if (argc < 2 || napi_get_value_double(env, argv[1], &bytes) != napi_ok || !(bytes >= 0) || bytes > 1073741824.0) {
+    return throw_type(env, "setStreamRouteBacklog(handle, bytes: 0 to 2^30)");
+  }
+  stream_handle *connection = open_handle_of(env, argv[0], 1);
+  if (connection != NULL && !connection->listening) connection->route_backlog_bytes = (size_t)bytes;
+  return NULL;
+}
+
+/* streamWritten(handle) -> bytes written so far, queued ones included, by JavaScript and by routes. */
+static napi_value js_stream_written(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  state_of(env, info, &argc, argv);
+  void *data = NULL;
+  napi_value written;
+  /* Closed handles answer too: the count is read once more when the connection goes. */
+  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) return throw_type(env, "streamWritten(handle)");
+  napi_create_double(env, ((stream_handle *)data)->written_bytes, &written);
+  return written;
 }
 
 /* streamQueued(handle) -> bytes waiting in the connection's queue (0 once closed). */
@@ -793,6 +917,8 @@ int register_stream_io(napi_env env, napi_value exports) {
       {"startStream", NULL, js_start_stream, NULL, NULL, NULL, napi_default, state},
       {"writeStream", NULL, js_write_stream, NULL, NULL, NULL, napi_default, state},
       {"streamQueued", NULL, js_stream_queued, NULL, NULL, NULL, napi_default, state},
+      {"setStreamRouteBacklog", NULL, js_set_stream_route_backlog, NULL, NULL, NULL, napi_default, state},
+      {"streamWritten", NULL, js_stream_written, NULL, NULL, NULL, napi_default, state},
       {"streamLocalAddress", NULL, js_stream_local_address, NULL, NULL, NULL, napi_default, state},
       {"closeStream", NULL, js_close_stream, NULL, NULL, NULL, napi_default, state},
   };

@@ -421,8 +421,13 @@ static int relay_routed(module_state *state, udp_socket *socket, const struct so
   }
   if (socket->routes == NULL || length > 0xffff) return 0;
   channel_route *route = find_peer_route(socket->routes, &from);
-  /* A TCP client's route (no listener) relays its client's side only: the peer's datagrams are JavaScript's. */
-  if (route == NULL || route->listener == NULL || uv_now(state->loop) >= route->expires_at) return 0;
+  if (route == NULL || uv_now(state->loop) >= route->expires_at) return 0;
+  if (route->listener == NULL) {
+    /* A TCP client's (stream-io.c counts it on the route): the call may reach JavaScript, so the route is not touched after it. */
+    if (!relay_to_stream_client(route, bytes, length)) return 0;
+    state->total_routed_to_clients++;
+    return 1;
+  }
   unsigned char header[4];
   write_channel_data_header(header, route->channel, length);
   struct iovec parts[2] = {{.iov_base = header, .iov_len = 4}, {.iov_base = bytes, .iov_len = length}};
@@ -1313,9 +1318,10 @@ static napi_value js_route_channel(napi_env env, napi_callback_info info) {
 
 /*
  * routeStreamChannel(relay, stream, channel, peerAddress, peerPort, lifetimeMs) -> boolean
- * The same for a TCP client on the addon's connection `stream` (stream-io.c), on the client's side
- * only: a ChannelData frame the client sends goes to the peer in C; the peer's datagrams go to
- * JavaScript. False when it cannot be set (a closed socket or connection, as above).
+ * The same for a TCP client on the addon's connection `stream` (stream-io.c): a ChannelData frame
+ * the client sends goes to the peer in C, and the peer's datagrams to the client once JavaScript has
+ * set the connection's backlog bound (setStreamRouteBacklog). False when it cannot be set (a closed
+ * socket or connection, as above).
  */
 static napi_value js_route_stream_channel(napi_env env, napi_callback_info info) {
   size_t argc = 6;
