@@ -146,7 +146,9 @@ int relay_to_stream_client(struct channel_route *route, const unsigned char *dat
 /* Drops every route of a connection that is closing. In udp-batch.c. */
 void drop_stream_routes(struct stream_routes *routes);
 
-/* Adds the TCP stream functions (stream-io.c) to the addon's exports; false when they could not be set up. */
-int register_stream_io(napi_env env, napi_value exports);
+/* Adds the TCP stream functions (stream-io.c) to the addon's exports; their state, or NULL when they could not be set up. */
+struct stream_state *register_stream_io(napi_env env, napi_value exports);
+/* Writes what routes gathered for TCP clients during a UDP delivery (udp-batch.c calls it at the delivery's end). In stream-io.c. */
+void flush_stream_gathers(struct stream_state *streams);
 
 #endif

@@ -47,6 +47,11 @@
 #define READS_PER_EVENT 4
 /* Ready sockets taken per epoll_wait, all handled in one callback scope. */
 #define EVENTS_PER_BATCH 64
+/* What a route gathers for one connection during a UDP delivery before writing it (as stream-batch.ts's
+ * STREAM_BATCH_BYTES): a larger frame is written on its own. */
+#define GATHER_BYTES (16 * 1024)
+/* Gather buffers kept for reuse, shared by every connection (a connection holds one only while it has frames). */
+#define SPARE_GATHERS 64
 /* Connections accepted per readiness of a listener. */
 #define ACCEPTS_PER_EVENT 64
 /* Out of descriptors (EMFILE): a listener stops accepting this long, rather than spin on a
@@ -100,6 +105,10 @@ struct stream_handle {
    * bound, setStreamRouteBacklog); past it the data is dropped and onRouteDrop called. 0: the peer's
    * side is not routed, and JavaScript writes it. */
   size_t route_backlog_bytes;
+  /* The peer's frames routes wrote during this UDP delivery, written out at its end (flush_stream_gathers). */
+  unsigned char *gather;
+  size_t gathered;
+  stream_handle *next_gathering;
   stream_handle *prev_open;
   stream_handle *next_open;
   stream_handle *next_released; /* closed during a batch: its reference is dropped after it */
@@ -123,6 +132,9 @@ struct stream_state {
   stream_handle *open; /* every open handle, closed at environment teardown */
   int delivering;      /* a batch is being handled */
   stream_handle *released;
+  stream_handle *gathering; /* connections with frames gathered by routes, written after the UDP delivery */
+  unsigned char *spare_gathers[SPARE_GATHERS];
+  int spare_gather_count;
   struct epoll_event events[EVENTS_PER_BATCH];
 };
 
@@ -186,6 +198,7 @@ static void finalize_handle(napi_env env, void *data, void *hint) {
   (void)hint;
   stream_handle *handle = data;
   free_out_queue(handle);
+  free(handle->gather);
   free(handle);
 }
 
@@ -229,6 +242,25 @@ static stream_handle *new_handle(napi_env env, stream_state *state, int fd, int 
   return handle;
 }
 
+/* ---- gathering the peer's frames ------------------------------------------------------------- */
+
+/* Gives the connection's gather buffer back (what it holds is dropped) and takes it off the list. */
+static void drop_gather(stream_handle *connection) {
+  stream_state *state = connection->state;
+  if (connection->gather == NULL) return;
+  for (stream_handle **link = &state->gathering; *link != NULL; link = &(*link)->next_gathering) {
+    if (*link == connection) {
+      *link = connection->next_gathering;
+      break;
+    }
+  }
+  connection->next_gathering = NULL;
+  if (state->spare_gather_count < SPARE_GATHERS) state->spare_gathers[state->spare_gather_count++] = connection->gather;
+  else free(connection->gather);
+  connection->gather = NULL;
+  connection->gathered = 0;
+}
+
 /* ---- closing ---------------------------------------------------------------------------------- */
 
 static void release(stream_handle *handle) {
@@ -244,6 +276,7 @@ static void release(stream_handle *handle) {
  */
 static void begin_close(stream_handle *handle, int teardown) {
   drop_stream_routes(&handle->routes);
+  drop_gather(handle);
   watch(handle, 0);
   handle->closing = 1;
   unlink_open(handle);
@@ -575,6 +608,42 @@ static void report_route_drop(stream_handle *connection) {
 }
 
 /*
+ * Writes `parts` (`total` bytes) now, behind what the queue holds, or queues what the kernel does not
+ * take; a broken connection loses them (its read reports the error to JavaScript).
+ */
+static void write_parts(stream_handle *connection, struct iovec *parts, int part_count, size_t total) {
+  size_t sent = 0;
+  if (connection->out_head == NULL) {
+    struct msghdr message = {.msg_iov = parts, .msg_iovlen = (size_t)part_count};
+    ssize_t count;
+    do count = sendmsg(connection->fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (count < 0 && errno == EINTR);
+    if (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return;
+    if (count > 0) sent = (size_t)count;
+  }
+  if (sent < total && queue_copy(connection, parts, part_count, sent) != 0) report_route_drop(connection);
+}
+
+/* Writes what the connection has gathered (counted in written_bytes when gathered). */
+static void write_gathered(stream_handle *connection) {
+  if (connection->gathered == 0 || connection->closing) return;
+  struct iovec whole = {.iov_base = connection->gather, .iov_len = connection->gathered};
+  connection->gathered = 0;
+  write_parts(connection, &whole, 1, whole.iov_len);
+}
+
+/* Gives the connection a gather buffer and puts it on the list, unless it has them; 0 without memory. */
+static int take_gather(stream_handle *connection) {
+  if (connection->gather != NULL) return 1;
+  stream_state *state = connection->state;
+  connection->gather = state->spare_gather_count > 0 ? state->spare_gathers[--state->spare_gather_count] : malloc(GATHER_BYTES);
+  if (connection->gather == NULL) return 0;
+  connection->next_gathering = state->gathering;
+  state->gathering = connection;
+  return 1;
+}
+
+/*
  * A peer's datagram for a TCP client, from its route during a UDP delivery: one ChannelData frame,
  * padded to 4 bytes (RFC 8656 §12.5), sent at once behind what the queue holds, or queued. Past the
  * backlog bound it is dropped and JavaScript told, as stream.ts drops what does not fit; that bound
@@ -590,32 +659,35 @@ int relay_to_stream_client(channel_route *route, const unsigned char *data, size
   uint16_t channel = route->channel;
   size_t padded = (length + 3) & ~(size_t)3;
   size_t frame_bytes = 4 + padded;
-  if (connection->queued_bytes + frame_bytes > connection->route_backlog_bytes) {
+  if (connection->queued_bytes + connection->gathered + frame_bytes > connection->route_backlog_bytes) {
     report_route_drop(connection);
     return 1;
   }
   unsigned char header[4] = {(unsigned char)(channel >> 8), (unsigned char)channel, (unsigned char)(length >> 8), (unsigned char)length};
-  static const unsigned char padding[3] = {0, 0, 0};
-  struct iovec parts[3] = {{.iov_base = header, .iov_len = 4}, {.iov_base = (void *)data, .iov_len = length}, {.iov_base = (void *)padding, .iov_len = padded - length}};
-  int part_count = padded > length ? 3 : 2;
-  size_t sent = 0;
-  if (connection->out_head == NULL) {
-    struct msghdr message = {.msg_iov = parts, .msg_iovlen = (size_t)part_count};
-    ssize_t count;
-    do count = sendmsg(connection->fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (count < 0 && errno == EINTR);
-    /* A broken connection: the frame is lost with it, and the read side reports the error to JavaScript. */
-    if (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return 1;
-    if (count > 0) sent = (size_t)count;
-  }
-  /* What the kernel did not take waits in the queue (the whole frame, or its rest), in order. */
-  if (sent < frame_bytes && queue_copy(connection, parts, part_count, sent) != 0) {
-    connection->written_bytes += (double)sent;
-    report_route_drop(connection);
+  if (connection->gathered + frame_bytes > GATHER_BYTES) write_gathered(connection);
+  if (frame_bytes <= GATHER_BYTES && take_gather(connection)) {
+    /* Gathered, and written with the connection's other frames of this delivery at its end. */
+    unsigned char *at = connection->gather + connection->gathered;
+    memcpy(at, header, 4);
+    memcpy(at + 4, data, length);
+    memset(at + 4 + length, 0, padded - length);
+    connection->gathered += frame_bytes;
+    connection->written_bytes += (double)frame_bytes;
     return 1;
   }
-  connection->written_bytes += (double)frame_bytes;
+  static const unsigned char padding[3] = {0, 0, 0};
+  struct iovec parts[3] = {{.iov_base = header, .iov_len = 4}, {.iov_base = (void *)data, .iov_len = length}, {.iov_base = (void *)padding, .iov_len = padded - length}};
+  write_parts(connection, parts, padded > length ? 3 : 2, frame_bytes);
   return 1;
+}
+
+void flush_stream_gathers(stream_state *state) {
+  if (state == NULL) return;
+  while (state->gathering != NULL) {
+    stream_handle *connection = state->gathering;
+    write_gathered(connection);
+    drop_gather(connection);
+  }
 }
 
 /* ---- the batch -------------------------------------------------------------------------------- */
@@ -879,12 +951,12 @@ static napi_value js_close_stream(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-int register_stream_io(napi_env env, napi_value exports) {
+stream_state *register_stream_io(napi_env env, napi_value exports) {
   stream_state *state = calloc(1, sizeof *state);
   uv_loop_t *loop = NULL;
   if (state == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok) {
     free(state);
-    return 0;
+    return NULL;
   }
   state->env = env;
   state->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -894,7 +966,7 @@ int register_stream_io(napi_env env, napi_value exports) {
   if (state->epoll_fd < 0 || state->poll == NULL || state->pause_timer == NULL || uv_poll_init(loop, state->poll, state->epoll_fd) != 0 ||
       uv_timer_init(loop, state->pause_timer) != 0 || napi_create_buffer(env, READ_AREA_BYTES, (void **)&state->receive_bytes, &area) != napi_ok) {
     /* Nothing was started yet; what was made is leaked rather than risk closing half-made libuv handles. */
-    return 0;
+    return NULL;
   }
   state->poll->data = state;
   state->pause_timer->data = state;
@@ -922,5 +994,5 @@ int register_stream_io(napi_env env, napi_value exports) {
       {"streamLocalAddress", NULL, js_stream_local_address, NULL, NULL, NULL, napi_default, state},
       {"closeStream", NULL, js_close_stream, NULL, NULL, NULL, napi_default, state},
   };
-  return napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) == napi_ok;
+  return napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) == napi_ok ? state : NULL;
 }

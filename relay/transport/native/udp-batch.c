@@ -214,6 +214,7 @@ struct module_state {
   route_table routes;
   uv_loop_t *loop; /* whose clock (uv_now) route expiries are on */
   uint32_t stream_route_count; /* TCP clients' routes, which are not in the table */
+  struct stream_state *streams; /* the TCP side's (stream-io.c), whose routed frames a delivery gathers */
   double total_routed_to_peers;
   double total_routed_to_clients;
 };
@@ -801,6 +802,8 @@ static void deliver_ready(module_state *state, int count) {
    * what they send is deferred as well. */
   napi_close_callback_scope(env, scope);
   state->delivering--;
+  /* What routes gathered for TCP clients goes out now, one write per connection, behind what JavaScript wrote. */
+  flush_stream_gathers(state->streams);
   napi_close_handle_scope(env, handles);
 }
 
@@ -1537,6 +1540,6 @@ NAPI_MODULE_INIT() {
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   /* Without them the relay's TCP runs on Node's net, as on a machine without the addon. */
-  register_stream_io(env, exports);
+  state->streams = register_stream_io(env, exports);
   return exports;
 }
