@@ -4,10 +4,9 @@
  * directions lives here: receive, look up, check, send, with no promise, closure or copy per packet.
  *
  * A client's bound channels can be relayed below JavaScript as well (`ChannelRoutes`, the native
- * addon's channel routes: a UDP client's both ways, a plain TCP client's from the client to the
- * peer): this class sets a channel's route while the channel and its peer's
- * permission both live, until the earlier of their expiries, and only when no datagram needs a
- * check beyond those (no bandwidth limit). The rules stay here; what the routes relay is added to
+ * addon's channel routes, a UDP or plain TCP client's, both ways): this class sets a channel's
+ * route while the channel and its peer's permission both live, until the earlier of their expiries,
+ * and only when no datagram needs a check beyond those (no bandwidth limit). The rules stay here; what the routes relay is added to
  * `traffic` whenever it is read.
  */
 import type { DataPathClock } from "../clock.js";
@@ -51,7 +50,7 @@ export interface ClientLink {
   /**
    * Where this client's bound channels on `relaySocket` can be relayed below JavaScript, or null
    * (relay-udp-socket.ts): a UDP client on a native listener has them, and a TCP client on a native
-   * connection (its side only); a TLS client has none.
+   * connection; a TLS client has none.
    */
   channelRoutesFrom?(relaySocket: RelayUdpSocket): ChannelRoutes | null;
 }

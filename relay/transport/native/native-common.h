@@ -112,6 +112,14 @@ static inline int is_object(napi_env env, napi_value value) {
   return napi_typeof(env, value, &type) == napi_ok && type == napi_object;
 }
 
+/* A ChannelData header (RFC 8656 §12.4): the channel number, then the data's length, both big-endian. */
+static inline void write_channel_data_header(unsigned char header[4], uint32_t channel, size_t length) {
+  header[0] = (unsigned char)(channel >> 8);
+  header[1] = (unsigned char)channel;
+  header[2] = (unsigned char)(length >> 8);
+  header[3] = (unsigned char)length;
+}
+
 static inline napi_value errno_value(napi_env env, int error) {
   napi_value result;
   napi_create_int32(env, error, &result);

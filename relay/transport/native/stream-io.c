@@ -590,6 +590,25 @@ static int queue_copy(stream_handle *connection, const struct iovec *parts, int 
   return 0;
 }
 
+/*
+ * Writes `parts` (`total` bytes) now, behind what the queue holds, and queues what the kernel does not
+ * take; 0, or the errno of a broken connection (EPIPE, ECONNRESET) or of a queue out of memory (ENOMEM).
+ */
+static int write_parts(stream_handle *connection, struct iovec *parts, int part_count, size_t total) {
+  size_t sent = 0;
+  if (connection->out_head == NULL) {
+    /* One send: what a stream socket's send leaves over, the kernel has no room for now. */
+    struct msghdr message = {.msg_iov = parts, .msg_iovlen = (size_t)part_count};
+    ssize_t count;
+    do count = sendmsg(connection->fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (count < 0 && errno == EINTR);
+    if (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return errno;
+    if (count > 0) sent = (size_t)count;
+  }
+  if (sent < total && queue_copy(connection, parts, part_count, sent) != 0) return ENOMEM;
+  return 0;
+}
+
 /* ---- the peer's data from a route ------------------------------------------------------------- */
 
 static stream_handle *connection_of_routes(stream_routes *routes) {
@@ -607,21 +626,10 @@ static void report_route_drop(stream_handle *connection) {
   call_handler(env, self, callback, 0, NULL);
 }
 
-/*
- * Writes `parts` (`total` bytes) now, behind what the queue holds, or queues what the kernel does not
- * take; a broken connection loses them (its read reports the error to JavaScript).
- */
-static void write_parts(stream_handle *connection, struct iovec *parts, int part_count, size_t total) {
-  size_t sent = 0;
-  if (connection->out_head == NULL) {
-    struct msghdr message = {.msg_iov = parts, .msg_iovlen = (size_t)part_count};
-    ssize_t count;
-    do count = sendmsg(connection->fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (count < 0 && errno == EINTR);
-    if (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return;
-    if (count > 0) sent = (size_t)count;
-  }
-  if (sent < total && queue_copy(connection, parts, part_count, sent) != 0) report_route_drop(connection);
+/* Reports a failed write of a route's frames: out of memory for the queue is a drop; a broken
+ * connection loses them, and its read reports the error to JavaScript. */
+static void report_route_write_error(stream_handle *connection, int error) {
+  if (error == ENOMEM) report_route_drop(connection);
 }
 
 /* Writes what the connection has gathered (counted in written_bytes when gathered). */
@@ -629,7 +637,7 @@ static void write_gathered(stream_handle *connection) {
   if (connection->gathered == 0 || connection->closing) return;
   struct iovec whole = {.iov_base = connection->gather, .iov_len = connection->gathered};
   connection->gathered = 0;
-  write_parts(connection, &whole, 1, whole.iov_len);
+  report_route_write_error(connection, write_parts(connection, &whole, 1, whole.iov_len));
 }
 
 /* Gives the connection a gather buffer and puts it on the list, unless it has them; 0 without memory. */
@@ -663,7 +671,8 @@ int relay_to_stream_client(channel_route *route, const unsigned char *data, size
     report_route_drop(connection);
     return 1;
   }
-  unsigned char header[4] = {(unsigned char)(channel >> 8), (unsigned char)channel, (unsigned char)(length >> 8), (unsigned char)length};
+  unsigned char header[4];
+  write_channel_data_header(header, channel, length);
   if (connection->gathered + frame_bytes > GATHER_BYTES) write_gathered(connection);
   if (frame_bytes <= GATHER_BYTES && take_gather(connection)) {
     /* Gathered, and written with the connection's other frames of this delivery at its end. */
@@ -677,7 +686,7 @@ int relay_to_stream_client(channel_route *route, const unsigned char *data, size
   }
   static const unsigned char padding[3] = {0, 0, 0};
   struct iovec parts[3] = {{.iov_base = header, .iov_len = 4}, {.iov_base = (void *)data, .iov_len = length}, {.iov_base = (void *)padding, .iov_len = padded - length}};
-  write_parts(connection, parts, padded > length ? 3 : 2, frame_bytes);
+  report_route_write_error(connection, write_parts(connection, parts, padded > length ? 3 : 2, frame_bytes));
   return 1;
 }
 
@@ -865,14 +874,9 @@ static napi_value js_write_stream(napi_env env, napi_callback_info info) {
     return errno_value(env, -EINVAL);
   }
   if ((size_t)offset + length > byte_length) return errno_value(env, -ERANGE);
-  const unsigned char *start = (const unsigned char *)bytes + offset;
-  size_t sent = 0;
-  if (connection->out_head == NULL) {
-    int error = send_some(connection->fd, start, length, &sent);
-    if (error != 0) return errno_value(env, -error);
-  }
-  struct iovec whole = {.iov_base = (void *)start, .iov_len = length};
-  if (sent < length && queue_copy(connection, &whole, 1, sent) != 0) return errno_value(env, -ENOMEM);
+  struct iovec whole = {.iov_base = (unsigned char *)bytes + offset, .iov_len = length};
+  int error = write_parts(connection, &whole, 1, length);
+  if (error != 0) return errno_value(env, -error);
   connection->written_bytes += length;
   napi_value queued;
   napi_create_double(env, (double)connection->queued_bytes, &queued);

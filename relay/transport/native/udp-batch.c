@@ -323,14 +323,6 @@ static int set_polling(udp_socket *socket, int events);
 
 /* ---- channel routes --------------------------------------------------------------------------- */
 
-/* A ChannelData header (RFC 8656 §12.4): the channel number, then the data's length, both big-endian. */
-static void write_channel_data_header(unsigned char header[4], uint32_t channel, size_t length) {
-  header[0] = (unsigned char)(channel >> 8);
-  header[1] = (unsigned char)channel;
-  header[2] = (unsigned char)(length >> 8);
-  header[3] = (unsigned char)length;
-}
-
 static int send_datagram(udp_socket *socket, const struct iovec *parts, int part_count, const struct sockaddr_storage *to, socklen_t to_length);
 
 /* Keeps what a route relayed since the last collection on its relay socket, for the next one. */
